@@ -1,0 +1,299 @@
+//! AWS clients and the one place that classifies AWS errors.
+//!
+//! Settings come from the standard AWS chain (environment, profile, web identity / IRSA,
+//! ECS task role); `AWS_ENDPOINT_URL` points every client at an emulator such as moto.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::sync::OnceCell;
+
+/// The AWS clients mooring uses, built once from one configuration.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    /// ECS: clusters, services, task definitions.
+    pub ecs: aws_sdk_ecs::Client,
+    /// EC2: subnet and security group lookups.
+    pub ec2: aws_sdk_ec2::Client,
+    /// STS: the account ID, for ARNs mooring has to build.
+    pub sts: aws_sdk_sts::Client,
+    /// The region every client talks to.
+    pub region: String,
+    account: std::sync::Arc<OnceCell<String>>,
+}
+
+impl Aws {
+    /// Loads configuration from the standard chain.
+    pub async fn from_env() -> Result<Aws, AwsError> {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(90))
+                    .build(),
+            )
+            .load()
+            .await;
+        Aws::from_config(&config)
+    }
+
+    /// Builds the clients from an existing configuration (tests pass their own).
+    pub fn from_config(config: &SdkConfig) -> Result<Aws, AwsError> {
+        let region = config
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| AwsError {
+                operation: "configure AWS",
+                code: None,
+                message: "no AWS region configured: set AWS_REGION (or a profile with a region)"
+                    .into(),
+                category: ErrorCategory::Configuration,
+            })?;
+        Ok(Aws {
+            ecs: aws_sdk_ecs::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+            region,
+            account: Default::default(),
+        })
+    }
+
+    /// Assembles clients built elsewhere (canned-response tests).
+    pub fn from_clients(
+        ecs: aws_sdk_ecs::Client,
+        ec2: aws_sdk_ec2::Client,
+        sts: aws_sdk_sts::Client,
+        region: &str,
+    ) -> Aws {
+        Aws {
+            ecs,
+            ec2,
+            sts,
+            region: region.to_string(),
+            account: Default::default(),
+        }
+    }
+
+    /// The account the credentials belong to (asked once, then remembered).
+    pub async fn account_id(&self) -> Result<String, AwsError> {
+        self.account
+            .get_or_try_init(|| async {
+                let out = self
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", e))?;
+                out.account.ok_or_else(|| AwsError {
+                    operation: "sts:GetCallerIdentity",
+                    code: None,
+                    message: "the response has no account".into(),
+                    category: ErrorCategory::Other,
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// The ARN partition of the region (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn partition(&self) -> &'static str {
+        partition_of(&self.region)
+    }
+}
+
+/// The ARN partition a region belongs to.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// What kind of failure an AWS error is; a stable label for metrics and retry decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCategory {
+    /// AWS asked us to slow down.
+    Throttling,
+    /// The thing does not exist.
+    NotFound,
+    /// The credentials may not do this.
+    AccessDenied,
+    /// AWS rejected the request's content.
+    Validation,
+    /// Network, timeout or a 5xx: worth retrying.
+    Transient,
+    /// Missing region, credentials and the like.
+    Configuration,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorCategory {
+    /// The label used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCategory::Throttling => "throttling",
+            ErrorCategory::NotFound => "not_found",
+            ErrorCategory::AccessDenied => "access_denied",
+            ErrorCategory::Validation => "validation",
+            ErrorCategory::Transient => "transient",
+            ErrorCategory::Configuration => "configuration",
+            ErrorCategory::Other => "other",
+        }
+    }
+}
+
+/// A failed AWS call, with the operation it was and a category.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct AwsError {
+    /// `service:Operation`, e.g. `ecs:DescribeServices`.
+    pub operation: &'static str,
+    /// AWS error code, when AWS sent one.
+    pub code: Option<String>,
+    /// The message AWS sent, or a description of the transport failure.
+    pub message: String,
+    /// What kind of failure this is.
+    pub category: ErrorCategory,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failed to call {}: ", self.operation)?;
+        if let Some(code) = &self.code {
+            write!(f, "{code}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl AwsError {
+    /// Classifies an SDK error. This is the only place that decides what an AWS error
+    /// means; callers match on [`AwsError::category`] or, for one operation's own error
+    /// (e.g. `ClusterNotFoundException`), on the typed error before converting.
+    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
+    {
+        let code = err.code().map(str::to_string);
+        let message = err
+            .message()
+            .map(str::to_string)
+            .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
+        let status = match &err {
+            SdkError::ServiceError(_) => None,
+            _ => Some(()),
+        };
+        let category = match (&err, code.as_deref()) {
+            (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _) => {
+                ErrorCategory::Transient
+            }
+            (_, Some(c)) => classify_code(c),
+            (SdkError::ResponseError(_), None) => ErrorCategory::Transient,
+            _ if status.is_some() => ErrorCategory::Transient,
+            _ => ErrorCategory::Other,
+        };
+        AwsError {
+            operation,
+            code,
+            message,
+            category,
+        }
+    }
+}
+
+/// Category of an AWS error code.
+pub fn classify_code(code: &str) -> ErrorCategory {
+    match code {
+        "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "SlowDown"
+        | "PriorRequestNotComplete"
+        | "EC2ThrottledException" => ErrorCategory::Throttling,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "AuthFailure"
+        | "SignatureDoesNotMatch" => ErrorCategory::AccessDenied,
+        "InternalFailure"
+        | "InternalError"
+        | "InternalServerError"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "ServerException"
+        | "RequestTimeout"
+        | "RequestTimeoutException" => ErrorCategory::Transient,
+        c if c.ends_with("NotFoundException") || c.ends_with(".NotFound") || c == "NotFound" => {
+            ErrorCategory::NotFound
+        }
+        "ValidationException"
+        | "ValidationError"
+        | "InvalidParameterException"
+        | "InvalidParameterValue"
+        | "InvalidParameterCombination"
+        | "ClientException" => ErrorCategory::Validation,
+        _ => ErrorCategory::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified() {
+        assert_eq!(
+            classify_code("ThrottlingException"),
+            ErrorCategory::Throttling
+        );
+        assert_eq!(
+            classify_code("ClusterNotFoundException"),
+            ErrorCategory::NotFound
+        );
+        assert_eq!(
+            classify_code("InvalidSubnetID.NotFound"),
+            ErrorCategory::NotFound
+        );
+        assert_eq!(
+            classify_code("AccessDeniedException"),
+            ErrorCategory::AccessDenied
+        );
+        assert_eq!(
+            classify_code("InvalidParameterException"),
+            ErrorCategory::Validation
+        );
+        assert_eq!(classify_code("ServerException"), ErrorCategory::Transient);
+        assert_eq!(classify_code("Weird"), ErrorCategory::Other);
+    }
+
+    #[test]
+    fn partitions() {
+        assert_eq!(partition_of("eu-west-1"), "aws");
+        assert_eq!(partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    }
+}

@@ -1,0 +1,396 @@
+//! The command line: `validate`, `plan`, `apply`, `run`, `schema`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::aws::Aws;
+use crate::manifest::{ManifestErrors, ManifestSet, load_dir};
+use crate::reconcile::diff::show;
+use crate::reconcile::{self, Action, Context, PassReport};
+use crate::resources::reconcilers;
+use crate::status::StatusStore;
+
+/// mooring keeps AWS container stacks (ECS Fargate services and their neighbours) in the
+/// state that YAML manifests in git describe.
+#[derive(Debug, Parser)]
+#[command(name = "mooring", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "MOORING_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output formats of validate, plan and apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+}
+
+/// Daemon modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Correct drift.
+    Enforce,
+    /// Only report drift.
+    Observe,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every manifest under DIR; no AWS calls. Exit 0 valid, 1 invalid.
+    Validate {
+        /// Manifest directory (read recursively).
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Show what apply would change. Exit 0 nothing to do, 2 changes pending, 1 error.
+    Plan {
+        /// Manifest directory (read recursively).
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Make AWS match the manifests once. Exit 0 converged, 1 error.
+    Apply {
+        /// Manifest directory (read recursively).
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Wait for service deployments to finish (and fail if one fails).
+        #[arg(long)]
+        wait: bool,
+        /// How long to wait for deployments, e.g. `10m`.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        wait_timeout: Duration,
+    },
+    /// Run as a daemon: reconcile every interval and serve /status, /healthz, /readyz.
+    Run {
+        /// Manifest directory (re-read every pass).
+        dir: PathBuf,
+        /// Time between passes, e.g. `60s`, `5m`.
+        #[arg(long, default_value = "60s", value_parser = parse_duration, env = "MOORING_INTERVAL")]
+        interval: Duration,
+        /// Address of the HTTP server.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "MOORING_LISTEN")]
+        listen: SocketAddr,
+        /// `enforce` corrects drift, `observe` only reports it.
+        #[arg(long, value_enum, default_value_t = Mode::Enforce, env = "MOORING_MODE")]
+        mode: Mode,
+    },
+    /// Print the JSON Schema of the manifest format (for editors).
+    Schema,
+}
+
+/// Parses `90`, `90s`, `5m`, `1h`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h)"))?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
+    };
+    if d.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// Sets up logging on stderr (`RUST_LOG` filters, default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs a command; returns the process exit code.
+pub async fn execute(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Validate { dir, output } => match load(&dir, output) {
+            Ok(set) => {
+                match output {
+                    Output::Text => println!(
+                        "{}: {} manifest(s) valid (revision {})",
+                        dir.display(),
+                        set.len(),
+                        set.revision
+                    ),
+                    Output::Json => println!(
+                        "{}",
+                        serde_json::json!({"valid": true, "resources": set.len(), "revision": set.revision})
+                    ),
+                }
+                0
+            }
+            Err(code) => code,
+        },
+        Command::Plan { dir, output } => {
+            let Ok(set) = load(&dir, output) else {
+                return 1;
+            };
+            let Some(ctx) = context().await else { return 1 };
+            let recs = reconcilers(&set);
+            let planned = reconcile::plan_all(&ctx, &recs).await;
+            let report = reconcile::report_plan(&set.revision, &recs, &planned);
+            print_report(&report, output, false);
+            if report.has_errors() {
+                1
+            } else if report.has_changes() {
+                2
+            } else {
+                0
+            }
+        }
+        Command::Apply {
+            dir,
+            output,
+            wait,
+            wait_timeout,
+        } => {
+            let Ok(set) = load(&dir, output) else {
+                return 1;
+            };
+            let Some(mut ctx) = context().await else {
+                return 1;
+            };
+            ctx.rollout_wait = wait.then_some(wait_timeout);
+            let report = reconcile::apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+            print_report(&report, output, true);
+            i32::from(report.has_errors())
+        }
+        Command::Run {
+            dir,
+            interval,
+            listen,
+            mode,
+        } => run(dir, interval, listen, mode).await,
+        Command::Schema => {
+            print!("{}", crate::manifest::schema::manifest_schema_text());
+            0
+        }
+    }
+}
+
+/// Loads manifests, printing every error. Returns exit code 1 on errors.
+fn load(dir: &std::path::Path, output: Output) -> Result<ManifestSet, i32> {
+    load_dir(dir).map_err(|ManifestErrors(errors)| {
+        match output {
+            Output::Text => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} error(s); nothing was sent to AWS", errors.len());
+            }
+            Output::Json => println!("{}", serde_json::json!({"valid": false, "errors": errors})),
+        }
+        1
+    })
+}
+
+async fn context() -> Option<Context> {
+    match Aws::from_env().await {
+        Ok(aws) => Some(Context::new(aws)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}
+
+/// Renders a plan or apply report for people.
+pub fn render_report(report: &PassReport, applied: bool) -> String {
+    let mut out = String::new();
+    let (mut create, mut update, mut same, mut failed) = (0, 0, 0, 0);
+    for r in &report.resources {
+        let id = format!("{}/{}", r.kind, r.name);
+        if let Some(e) = &r.error {
+            failed += 1;
+            let _ = writeln!(out, "{id}: error ({}): {}", e.category, e.message);
+            if r.changes.is_empty() {
+                continue;
+            }
+        }
+        let verb = match (r.action, applied && r.applied) {
+            (Action::None, _) => {
+                same += 1;
+                "in sync".to_string()
+            }
+            (Action::Create, done) => {
+                create += 1;
+                if done { "created" } else { "create" }.to_string()
+            }
+            (Action::Update, done) => {
+                update += 1;
+                if done { "updated" } else { "update" }.to_string()
+            }
+        };
+        let rollout = r
+            .rollout
+            .as_ref()
+            .map(|ro| {
+                format!(
+                    " (rollout {}, {}/{} running)",
+                    ro.state, ro.running, ro.desired
+                )
+            })
+            .unwrap_or_default();
+        if r.error.is_none() {
+            let _ = writeln!(out, "{id}: {verb}{rollout}");
+        }
+        for c in &r.changes {
+            if r.action == Action::Create {
+                let _ = writeln!(out, "  + {} = {}", c.field, show(&c.desired));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  ~ {}: {} -> {}",
+                    c.field,
+                    show(&c.live),
+                    show(&c.desired)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{}: {create} to create, {update} to update, {same} in sync, {failed} failed (revision {}).",
+        if applied { "Apply" } else { "Plan" },
+        report.revision
+    );
+    out
+}
+
+fn print_report(report: &PassReport, output: Output, applied: bool) {
+    match output {
+        Output::Text => print!("{}", render_report(report, applied)),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        ),
+    }
+}
+
+async fn run(dir: PathBuf, interval: Duration, listen: SocketAddr, mode: Mode) -> i32 {
+    // Validate before anything else: a daemon that starts on a broken set has nothing to
+    // fall back to.
+    if load(&dir, Output::Text).is_err() {
+        return 1;
+    }
+    let Some(ctx) = context().await else { return 1 };
+    let mode_name = match mode {
+        Mode::Enforce => "enforce",
+        Mode::Observe => "observe",
+    };
+    let status = StatusStore::new(&dir.display().to_string(), mode_name);
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(%listen, error = %e, "failed to bind the HTTP server");
+            return 1;
+        }
+    };
+    info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), mode = mode_name, "serving /status");
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    let mut server_rx = rx.clone();
+    let server = axum::serve(listener, crate::status::router(status.clone()))
+        .with_graceful_shutdown(async move {
+            let _ = server_rx.wait_for(|v| *v).await;
+        });
+    let server = tokio::spawn(async move { server.await });
+    let cfg = reconcile::daemon::DaemonConfig {
+        dir,
+        interval,
+        enforce: mode == Mode::Enforce,
+    };
+    reconcile::daemon::run(cfg, ctx, status, rx).await;
+    match server.await {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            error!(error = %e, "HTTP server failed");
+            1
+        }
+        Err(e) => {
+            error!(error = %e, "HTTP server task failed");
+            1
+        }
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

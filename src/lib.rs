@@ -1,0 +1,14 @@
+//! mooring: a GitOps reconciling operator for AWS container stacks.
+//!
+//! Manifests (`manifest`) describe the desired state; each AWS kind (`resources`) observes,
+//! diffs and applies its resources; the core (`reconcile`) runs passes in dependency order;
+//! `status` serves what the daemon knows; `aws` builds clients and classifies errors.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod aws;
+pub mod cli;
+pub mod manifest;
+pub mod reconcile;
+pub mod resources;
+pub mod status;

@@ -1,0 +1,603 @@
+//! Loading a manifest directory: read every `*.yaml`/`*.yml` below it, check every
+//! document, and return either a whole valid [`ManifestSet`] or every error found.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::error::{Findings, ManifestError, ManifestErrors};
+use super::schema::validator;
+use super::yaml::{YamlDocument, escape_segment, parse_documents};
+use super::{API_VERSION, Document, Kind, Manifest, ManifestSet, Metadata, Origin};
+
+/// Loads and validates every manifest under `dir` (recursively; hidden entries skipped).
+/// Touches no network. On any error, returns all errors and no set.
+pub fn load_dir(dir: &Path) -> Result<ManifestSet, ManifestErrors> {
+    let files = find_files(dir).map_err(|e| {
+        ManifestErrors(vec![ManifestError {
+            file: dir.to_path_buf(),
+            line: 1,
+            col: 1,
+            field: String::new(),
+            message: format!("failed to read manifest directory: {e}"),
+        }])
+    })?;
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => sources.push((file, text)),
+            Err(e) => errors.push(ManifestError {
+                file,
+                line: 1,
+                col: 1,
+                field: String::new(),
+                message: format!("failed to read file: {e}"),
+            }),
+        }
+    }
+    if sources.is_empty() && errors.is_empty() {
+        errors.push(ManifestError {
+            file: dir.to_path_buf(),
+            line: 1,
+            col: 1,
+            field: String::new(),
+            message: "no manifests (*.yaml, *.yml) found".into(),
+        });
+    }
+    match load_sources(&sources) {
+        Ok(set) if errors.is_empty() => Ok(set),
+        Ok(_) => Err(ManifestErrors(errors)),
+        Err(ManifestErrors(more)) => {
+            errors.extend(more);
+            errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+            Err(ManifestErrors(errors))
+        }
+    }
+}
+
+fn find_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let path = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if hidden {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                pending.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// One document that passed the per-document checks, kept with its positions for the
+/// checks across documents.
+struct Checked {
+    file: PathBuf,
+    doc: YamlDocument,
+    kind: Kind,
+    name: String,
+}
+
+/// Validates already-read files (`(path, text)`, in a stable order) into a set.
+pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, ManifestErrors> {
+    let mut errors = Vec::new();
+    let mut set = ManifestSet::default();
+    let mut checked = Vec::new();
+    let mut hasher = Sha256::new();
+
+    for (file, text) in sources {
+        hasher.update(file.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+        let (docs, yaml_errors) = parse_documents(text);
+        errors.extend(yaml_errors.into_iter().map(|e| ManifestError {
+            file: file.clone(),
+            line: e.mark.line,
+            col: e.mark.col,
+            field: String::new(),
+            message: e.message,
+        }));
+        for doc in docs {
+            if doc.value.is_null() {
+                continue; // an empty document, e.g. after a trailing `---`
+            }
+            let mut f = Findings::new(file, &doc);
+            let kind = check_envelope(&doc, &mut f);
+            if let Some(kind) = kind {
+                check_schema(kind, &doc, &mut f);
+                if f.errors.is_empty() {
+                    let origin = Origin {
+                        file: file.clone(),
+                        line: doc.mark_of("").line,
+                    };
+                    match kind {
+                        Kind::Cluster => {
+                            if let Some(m) =
+                                build(&doc, origin, &mut f, |s: &super::ClusterSpec, m, f| {
+                                    s.check(m, f)
+                                })
+                            {
+                                set.clusters.push(m);
+                            }
+                        }
+                        Kind::Service => {
+                            if let Some(m) =
+                                build(&doc, origin, &mut f, |s: &super::ServiceSpec, m, f| {
+                                    s.check(m, f)
+                                })
+                            {
+                                set.services.push(m);
+                            }
+                        }
+                    }
+                }
+            }
+            let ok = f.errors.is_empty();
+            errors.append(&mut f.errors);
+            if let (true, Some(kind)) = (ok, kind) {
+                let name = doc.value["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                checked.push(Checked {
+                    file: file.clone(),
+                    doc,
+                    kind,
+                    name,
+                });
+            }
+        }
+    }
+
+    check_across(&set, &checked, &mut errors);
+
+    if errors.is_empty() {
+        let digest = hasher.finalize();
+        set.revision = format!(
+            "sha256:{}",
+            digest
+                .iter()
+                .take(6)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        Ok(set)
+    } else {
+        errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        errors.dedup();
+        Err(ManifestErrors(errors))
+    }
+}
+
+/// Checks `apiVersion` and `kind`, returning the kind when it is known.
+fn check_envelope(doc: &YamlDocument, f: &mut Findings<'_>) -> Option<Kind> {
+    let Some(obj) = doc.value.as_object() else {
+        f.at(
+            "",
+            "a manifest must be a mapping with apiVersion, kind, metadata and spec",
+        );
+        return None;
+    };
+    match obj.get("apiVersion") {
+        None => f.at(
+            "",
+            format!("missing required field `apiVersion` (use `{API_VERSION}`)"),
+        ),
+        Some(Value::String(v)) if v == API_VERSION => {}
+        Some(other) => f.at(
+            "/apiVersion",
+            format!("unsupported apiVersion {other}; this mooring understands `{API_VERSION}`"),
+        ),
+    }
+    let known = Kind::ALL.map(Kind::as_str).join(", ");
+    match obj.get("kind") {
+        None => {
+            f.at(
+                "",
+                format!("missing required field `kind` (one of {known})"),
+            );
+            None
+        }
+        Some(Value::String(k)) => match Kind::parse(k) {
+            Some(kind) => Some(kind),
+            None => {
+                f.at(
+                    "/kind",
+                    format!("unknown kind `{k}` (known kinds: {known})"),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            f.at("/kind", format!("kind must be a string, not {other}"));
+            None
+        }
+    }
+}
+
+/// Structural validation against the generated schema: unknown fields, wrong types,
+/// missing required fields, out-of-range numbers. Every error, not just the first.
+fn check_schema(kind: Kind, doc: &YamlDocument, f: &mut Findings<'_>) {
+    use jsonschema::error::ValidationErrorKind as K;
+    for err in validator(kind).iter_errors(&doc.value) {
+        let path = err.instance_path().as_str().to_string();
+        if path == "/apiVersion" || path == "/kind" {
+            continue; // reported by check_envelope with a better message
+        }
+        match err.kind() {
+            K::AdditionalProperties { unexpected } => {
+                for key in unexpected {
+                    f.at(
+                        &format!("{path}/{}", escape_segment(key)),
+                        format!("unknown field `{key}`{}", suggestion(kind, &path, key)),
+                    );
+                }
+            }
+            K::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                if path.is_empty() && (name == "apiVersion" || name == "kind") {
+                    continue;
+                }
+                f.at(&path, format!("missing required field `{name}`"));
+            }
+            _ => f.at(&path, err.to_string()),
+        }
+    }
+}
+
+/// "did you mean" for a misspelt field: the known field names at that place that are
+/// one or two edits away.
+fn suggestion(kind: Kind, pointer: &str, key: &str) -> String {
+    let fields = super::schema::fields_at(kind, pointer);
+    let best = fields
+        .iter()
+        .map(|f| (edit_distance(&f.to_lowercase(), &key.to_lowercase()), f))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    match best {
+        Some((_, f)) => format!(" (did you mean `{f}`?)"),
+        None if !fields.is_empty() => format!(" (expected one of: {})", fields.join(", ")),
+        None => String::new(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Deserialises a schema-valid document and runs the kind's own checks.
+fn build<S: DeserializeOwned>(
+    doc: &YamlDocument,
+    origin: Origin,
+    f: &mut Findings<'_>,
+    check: impl Fn(&S, &Metadata, &mut Findings<'_>),
+) -> Option<Manifest<S>> {
+    match serde_json::from_value::<Document<S>>(doc.value.clone()) {
+        Ok(d) => {
+            check(&d.spec, &d.metadata, f);
+            Some(Manifest {
+                metadata: d.metadata,
+                spec: d.spec,
+                origin,
+            })
+        }
+        Err(e) => {
+            f.at("", format!("invalid manifest: {e}"));
+            None
+        }
+    }
+}
+
+/// Checks that span documents: unique names, unique AWS names, references that resolve.
+fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<ManifestError>) {
+    let mut first: BTreeMap<(Kind, &str), &Checked> = BTreeMap::new();
+    for c in checked {
+        if let Some(prev) = first.get(&(c.kind, c.name.as_str())) {
+            let mut f = Findings::new(&c.file, &c.doc);
+            f.at(
+                "/metadata/name",
+                format!(
+                    "duplicate {} `{}` (first defined at {}:{})",
+                    c.kind,
+                    c.name,
+                    prev.file.display(),
+                    prev.doc.mark_of("/metadata/name").line
+                ),
+            );
+            errors.append(&mut f.errors);
+        } else {
+            first.insert((c.kind, c.name.as_str()), c);
+        }
+    }
+    let find = |kind: Kind, name: &str| first.get(&(kind, name)).copied();
+
+    let mut aws_names: BTreeMap<(Kind, String), &str> = BTreeMap::new();
+    for cl in &set.clusters {
+        let aws = cl.spec.aws_name(&cl.metadata).to_string();
+        if let Some(other) = aws_names.insert((Kind::Cluster, aws.clone()), cl.name()) {
+            if let Some(c) = find(Kind::Cluster, cl.name()) {
+                let mut f = Findings::new(&c.file, &c.doc);
+                f.at(
+                    "/metadata/name",
+                    format!("Cluster `{other}` already manages the ECS cluster `{aws}`"),
+                );
+                errors.append(&mut f.errors);
+            }
+        }
+    }
+    let known_clusters: Vec<&str> = set.clusters.iter().map(|c| c.name()).collect();
+    for svc in &set.services {
+        let Some(c) = find(Kind::Service, svc.name()) else {
+            continue;
+        };
+        let mut f = Findings::new(&c.file, &c.doc);
+        match set.cluster(&svc.spec.cluster) {
+            None => f.at(
+                "/spec/cluster",
+                format!(
+                    "no Cluster named `{}` in the manifests (known: {})",
+                    svc.spec.cluster,
+                    if known_clusters.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known_clusters.join(", ")
+                    }
+                ),
+            ),
+            Some(cl) => {
+                let key = format!(
+                    "{}/{}",
+                    cl.spec.aws_name(&cl.metadata),
+                    svc.spec.aws_name(&svc.metadata)
+                );
+                if let Some(other) = aws_names.insert((Kind::Service, key.clone()), svc.name()) {
+                    f.at(
+                        "/metadata/name",
+                        format!("Service `{other}` already manages the ECS service `{key}`"),
+                    );
+                }
+            }
+        }
+        errors.append(&mut f.errors);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(files: &[(&str, &str)]) -> Result<ManifestSet, ManifestErrors> {
+        let sources: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+            .collect();
+        load_sources(&sources)
+    }
+
+    fn errors(files: &[(&str, &str)]) -> Vec<String> {
+        match load(files) {
+            Ok(_) => panic!("expected errors"),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const CLUSTER: &str =
+        "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: prd\nspec: {}\n";
+
+    fn service(extra_spec: &str, td_extra: &str) -> String {
+        format!(
+            "apiVersion: mooring.dev/v1alpha1
+kind: Service
+metadata:
+  name: api
+spec:
+  cluster: prd
+  network:
+    subnets: {{lookup: {{vpc: default}}}}
+    securityGroups: {{lookup: {{vpc: default, names: [default]}}}}
+  taskDefinition:
+    cpu: 256
+    memory: 512
+    container:
+      image: nginx:1.27
+      port: 80
+{td_extra}{extra_spec}"
+        )
+    }
+
+    #[test]
+    fn a_valid_set_loads() {
+        let svc = service("", "");
+        let set = load(&[("a.yaml", CLUSTER), ("b.yaml", &svc)]).unwrap();
+        assert_eq!(set.clusters.len(), 1);
+        assert_eq!(set.services.len(), 1);
+        assert_eq!(set.services[0].origin.line, 1);
+        assert!(set.revision.starts_with("sha256:"));
+        assert_eq!(set.revision.len(), "sha256:".len() + 12);
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_with_position_and_suggestion() {
+        let svc =
+            service("", "      imagePullPolicy: always\n").replace("image: nginx", "imagee: nginx");
+        let errs = errors(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        assert!(
+            errs.iter().any(|e| e.starts_with("svc.yaml:14:7: spec.taskDefinition.container.imagee: unknown field `imagee` (did you mean `image`?)")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with(
+                "svc.yaml:16:7: spec.taskDefinition.container.imagePullPolicy: unknown field"
+            )),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("missing required field `image`")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_negative_counts() {
+        let svc = service("  desiredCount: -1\n", "").replace("cpu: 256", "cpu: lots");
+        let errs = errors(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("svc.yaml:11:5: spec.taskDefinition.cpu:")
+                    && e.contains("not of type")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter().any(
+                |e| e.starts_with("svc.yaml:16:3: spec.desiredCount:") && e.contains("minimum")
+            ),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn impossible_values_are_reported_all_at_once() {
+        let svc = service(
+            "  loadBalancers:\n    - targetGroupArn: not-an-arn\n",
+            "      healthCheck: {httpPath: api/health, intervalSeconds: 1}\n",
+        )
+        .replace("memory: 512", "memory: 4096")
+        .replace("port: 80", "port: 0");
+        let errs = errors(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        let expect = [
+            "svc.yaml:12:5: spec.taskDefinition.memory: Fargate does not run cpu 256 with memory 4096",
+            "svc.yaml:15:7: spec.taskDefinition.container.port: ports are 1-65535",
+            "spec.taskDefinition.container.healthCheck.httpPath: must start with `/`",
+            "spec.taskDefinition.container.healthCheck.intervalSeconds: 1 is outside 5-300",
+            "spec.loadBalancers[0].targetGroupArn: `not-an-arn` is not a target group ARN",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|x| x.contains(e)),
+                "missing {e:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn port_out_of_range_is_a_schema_error() {
+        let svc = service("", "").replace("port: 80", "port: 70000");
+        let errs = errors(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        assert!(
+            errs.iter().any(|e| e
+                .starts_with("svc.yaml:15:7: spec.taskDefinition.container.port:")
+                && e.contains("65535")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn dangling_references_and_duplicates() {
+        let svc = service("", "").replace("cluster: prd", "cluster: staging");
+        let errs = errors(&[("a.yaml", CLUSTER), ("b.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        assert!(
+            errs.iter().any(|e| e.starts_with(
+                "b.yaml:4:3: metadata.name: duplicate Cluster `prd` (first defined at a.yaml:4)"
+            )),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("svc.yaml:6:3: spec.cluster: no Cluster named `staging`")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn envelope_errors() {
+        let bad = "apiVersion: mooring.dev/v2\nkind: Servise\nmetadata: {name: x}\nspec: {}\n---\n- a list\n";
+        let errs = errors(&[("x.yml", bad)]);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("x.yml:1:1: apiVersion: unsupported apiVersion")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("x.yml:2:1: kind: unknown kind `Servise`")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("x.yml:6:1: a manifest must be a mapping")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn exclusive_fields_and_secrets() {
+        let svc = service(
+            "",
+            "      environment: {DB_HOST: db, PORT: 3000, DEBUG: false}\n      secrets:\n        DB_HOST: {ssmParameter: /prd/db/host}\n        JWT: {}\n        KEY: {secretsManagerArn: arn:aws:secretsmanager:eu-west-1:1:secret:k}\n",
+        );
+        let errs = errors(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("secrets.DB_HOST: `DB_HOST` is set both")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("secrets.JWT: set exactly one of")),
+            "{errs:#?}"
+        );
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+    }
+
+    #[test]
+    fn environment_scalars_become_strings() {
+        let svc = service(
+            "",
+            "      environment: {PORT: 3000, DEBUG: false, NAME: x}\n",
+        );
+        let set = load(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]).unwrap();
+        let env = &set.services[0].spec.task_definition.container.environment;
+        assert_eq!(env["PORT"], "3000");
+        assert_eq!(env["DEBUG"], "false");
+    }
+
+    #[test]
+    fn an_empty_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_dir(dir.path()).unwrap_err();
+        assert!(err.0[0].message.contains("no manifests"));
+    }
+
+    #[test]
+    fn edit_distance_works() {
+        assert_eq!(edit_distance("image", "imagee"), 1);
+        assert_eq!(edit_distance("cpu", "memory"), 6);
+    }
+}

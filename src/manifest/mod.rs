@@ -1,0 +1,169 @@
+//! Desired state: the manifest format `mooring.dev/v1alpha1`, its schema, loading and
+//! validation. Nothing here touches the network.
+
+pub mod cluster;
+pub mod error;
+pub mod load;
+pub mod schema;
+pub mod service;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use cluster::ClusterSpec;
+pub use error::{ManifestError, ManifestErrors};
+pub use load::load_dir;
+pub use service::ServiceSpec;
+
+/// The only API version this build understands.
+pub const API_VERSION: &str = "mooring.dev/v1alpha1";
+
+/// The kinds of resources a manifest can describe, in the order they are applied.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Kind {
+    /// An ECS cluster.
+    Cluster,
+    /// An ECS service on Fargate with its task definition.
+    Service,
+}
+
+impl Kind {
+    /// Every kind, in dependency order (a kind only references kinds before it).
+    pub const ALL: [Kind; 2] = [Kind::Cluster, Kind::Service];
+
+    /// The name used in manifests, URLs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Cluster => "Cluster",
+            Kind::Service => "Service",
+        }
+    }
+
+    /// Parses the `kind` field of a manifest.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identity and bookkeeping of a manifest, as in Kubernetes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Name of the resource, unique per kind. Other manifests refer to it by this name; it
+    /// is also the AWS name unless the spec overrides it.
+    #[schemars(length(min = 1, max = 255), pattern(r"^[A-Za-z0-9][A-Za-z0-9_-]*$"))]
+    pub name: String,
+    /// Free-form labels (not sent to AWS).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form annotations (not sent to AWS).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A manifest document: the Kubernetes-style envelope around a kind's spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Document<S> {
+    /// Always `mooring.dev/v1alpha1`.
+    pub api_version: String,
+    /// The kind of resource.
+    pub kind: String,
+    /// Name, labels and annotations.
+    pub metadata: Metadata,
+    /// The desired state of the resource.
+    pub spec: S,
+}
+
+/// Where a manifest was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// The file.
+    pub file: PathBuf,
+    /// Line of the document's first field.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// A validated manifest of one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest<S> {
+    /// Name, labels and annotations.
+    pub metadata: Metadata,
+    /// The validated spec.
+    pub spec: S,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl<S> Manifest<S> {
+    /// The manifest's name.
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+}
+
+/// A whole, validated set of manifests: the desired state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManifestSet {
+    /// ECS clusters.
+    pub clusters: Vec<Manifest<ClusterSpec>>,
+    /// Fargate services.
+    pub services: Vec<Manifest<ServiceSpec>>,
+    /// Content hash of the files the set was loaded from (`sha256:…`, first 12 hex digits).
+    pub revision: String,
+}
+
+impl ManifestSet {
+    /// The cluster manifest called `name`.
+    pub fn cluster(&self, name: &str) -> Option<&Manifest<ClusterSpec>> {
+        self.clusters.iter().find(|c| c.name() == name)
+    }
+
+    /// Number of resources in the set.
+    pub fn len(&self) -> usize {
+        self.clusters.len() + self.services.len()
+    }
+
+    /// True when the set describes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Ownership tag key: present on everything mooring creates.
+pub const TAG_MANAGED_BY: &str = "mooring.dev/managed-by";
+/// Ownership tag key: `Kind/name` of the manifest a resource belongs to.
+pub const TAG_RESOURCE: &str = "mooring.dev/resource";
+/// Value of [`TAG_MANAGED_BY`].
+pub const MANAGED_BY: &str = "mooring";
+
+/// The tags mooring puts on a resource: the manifest's own plus the ownership tags.
+pub fn owned_tags(
+    kind: Kind,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut all = tags.clone();
+    all.insert(TAG_MANAGED_BY.into(), MANAGED_BY.into());
+    all.insert(TAG_RESOURCE.into(), format!("{kind}/{name}"));
+    all
+}

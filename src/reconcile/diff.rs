@@ -1,0 +1,177 @@
+//! The generic, pure part of diffing: both sides of a resource are rendered by its kind
+//! into the same normalised JSON shape, and this module compares them field by field.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One field that differs between the live resource and the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// Dotted path, e.g. `taskDefinition.container.image`.
+    pub field: String,
+    /// What AWS has now (`null` when absent or when the resource does not exist).
+    pub live: Value,
+    /// What the manifest wants.
+    pub desired: Value,
+}
+
+/// Compares `desired` with `live`, both normalised by the kind into the same shape.
+/// Objects are compared key by key over the keys of both sides (a key missing on one side
+/// counts as `null`); anything else is compared as a whole value. The kind decides what
+/// it manages by what it renders: fields it does not manage are left out of both sides,
+/// and maps where others may add entries (tags) are filtered on the live side. With no
+/// live resource every desired leaf is a change.
+pub fn diff(desired: &Value, live: Option<&Value>) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    match live {
+        Some(live) => walk("", desired, live, &mut out),
+        None => creation("", desired, &mut out),
+    }
+    out
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn walk(path: &str, desired: &Value, live: &Value, out: &mut Vec<FieldChange>) {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => {
+            for (k, dv) in d {
+                walk(&join(path, k), dv, l.get(k).unwrap_or(&Value::Null), out);
+            }
+            for (k, lv) in l {
+                if !d.contains_key(k) && !lv.is_null() {
+                    out.push(change(&join(path, k), lv, &Value::Null));
+                }
+            }
+        }
+        (Value::Object(d), Value::Null) if !d.is_empty() => {
+            for (k, dv) in d {
+                walk(&join(path, k), dv, &Value::Null, out);
+            }
+        }
+        _ if desired != live => out.push(change(path, live, desired)),
+        _ => {}
+    }
+}
+
+fn creation(path: &str, desired: &Value, out: &mut Vec<FieldChange>) {
+    match desired {
+        Value::Object(d) => {
+            for (k, dv) in d {
+                creation(&join(path, k), dv, out);
+            }
+        }
+        Value::Null => {}
+        other => out.push(change(path, &Value::Null, other)),
+    }
+}
+
+fn change(path: &str, live: &Value, desired: &Value) -> FieldChange {
+    FieldChange {
+        field: path.to_string(),
+        live: live.clone(),
+        desired: desired.clone(),
+    }
+}
+
+/// Renders a value for people: strings quoted, `null` as `(none)`, long values cut.
+pub fn show(v: &Value) -> String {
+    let s = match v {
+        Value::Null => return "(none)".into(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 200 {
+        let cut: String = s.chars().take(197).collect();
+        format!("{cut}...")
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn equal_documents_have_no_changes() {
+        let d = json!({"a": 1, "b": {"c": [1, 2], "d": null}});
+        assert!(diff(&d, Some(&d.clone())).is_empty());
+    }
+
+    #[test]
+    fn fields_only_live_has_are_changes() {
+        let d = json!({"a": 1, "env": {"X": "1"}});
+        let l = json!({"a": 1, "env": {"X": "1", "Y": "2"}});
+        let c = diff(&d, Some(&l));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].field, "env.Y");
+        assert_eq!(
+            (c[0].live.clone(), c[0].desired.clone()),
+            (json!("2"), json!(null))
+        );
+    }
+
+    #[test]
+    fn nested_changes_are_named_with_old_and_new() {
+        let d = json!({"td": {"container": {"image": "nginx:2", "port": 80}}, "count": 2});
+        let l = json!({"td": {"container": {"image": "nginx:1", "port": 80}}, "count": 3});
+        let mut c = diff(&d, Some(&l));
+        c.sort_by(|a, b| a.field.cmp(&b.field));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].field, "count");
+        assert_eq!(
+            (c[0].live.clone(), c[0].desired.clone()),
+            (json!(3), json!(2))
+        );
+        assert_eq!(c[1].field, "td.container.image");
+        assert_eq!(c[1].live, json!("nginx:1"));
+    }
+
+    #[test]
+    fn explicit_null_means_absent() {
+        let d = json!({"taskRoleArn": null});
+        let l = json!({"taskRoleArn": "arn:aws:iam::1:role/x"});
+        assert_eq!(diff(&d, Some(&l)).len(), 1);
+        assert!(diff(&d, Some(&json!({}))).is_empty());
+    }
+
+    #[test]
+    fn creation_lists_every_desired_leaf() {
+        let d = json!({"a": 1, "b": {"c": "x", "n": null}, "e": {}});
+        let c = diff(&d, None);
+        let fields: Vec<_> = c.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec!["a", "b.c"]);
+    }
+
+    #[test]
+    fn lists_compare_whole() {
+        let d = json!({"subnets": ["a", "b"]});
+        let c = diff(&d, Some(&json!({"subnets": ["a"]})));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].field, "subnets");
+    }
+
+    #[test]
+    fn empty_desired_map_compares_as_value() {
+        let c = diff(&json!({"env": {}}), Some(&json!({"env": {"A": "1"}})));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].field, "env.A");
+        // A missing nested object is compared field by field too.
+        let c = diff(&json!({"hc": {"retries": 3}}), Some(&json!({})));
+        assert_eq!(c[0].field, "hc.retries");
+    }
+
+    #[test]
+    fn show_values() {
+        assert_eq!(show(&json!(null)), "(none)");
+        assert_eq!(show(&json!("a")), "\"a\"");
+        assert!(show(&json!("x".repeat(500))).ends_with("..."));
+    }
+}

@@ -1,0 +1,189 @@
+//! One pass: plan every kind in dependency order, then apply what differs.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{Action, Context, FieldChange, Planned, ReconcileError, Reconciler, Rollout};
+use crate::manifest::Kind;
+
+/// What one pass found and did for one resource.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceReport {
+    /// The kind.
+    pub kind: Kind,
+    /// The manifest's name.
+    pub name: String,
+    /// The AWS identity (ARN or name).
+    pub aws_id: String,
+    /// What the plan said.
+    pub action: Action,
+    /// Fields that differed, live → desired.
+    pub changes: Vec<FieldChange>,
+    /// True when apply ran and succeeded for this resource.
+    pub applied: bool,
+    /// The service rollout, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// The error, when planning or applying failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+/// An error as reported to people and machines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    /// Stable category label.
+    pub category: String,
+    /// The message.
+    pub message: String,
+}
+
+impl From<&ReconcileError> for ErrorReport {
+    fn from(e: &ReconcileError) -> Self {
+        ErrorReport {
+            category: e.category().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The outcome of a plan or apply over a whole manifest set.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassReport {
+    /// Revision of the manifest set.
+    pub revision: String,
+    /// One entry per resource, in dependency order.
+    pub resources: Vec<ResourceReport>,
+}
+
+impl PassReport {
+    /// True when any resource needs a change.
+    pub fn has_changes(&self) -> bool {
+        self.resources.iter().any(|r| r.action != Action::None)
+    }
+
+    /// True when any resource failed.
+    pub fn has_errors(&self) -> bool {
+        self.resources.iter().any(|r| r.error.is_some())
+    }
+}
+
+/// Plans every resource: observe and diff, reads only. Kinds run in dependency order.
+pub async fn plan_all(
+    ctx: &Context,
+    reconcilers: &[Box<dyn Reconciler>],
+) -> Vec<(usize, Result<Planned, (String, ReconcileError)>)> {
+    let mut out = Vec::new();
+    for (i, r) in reconcilers.iter().enumerate() {
+        let span = info_span!("plan", kind = %r.kind());
+        let results = r.plan(ctx).instrument(span).await;
+        for (name, result) in results {
+            out.push((i, result.map_err(|e| (name, e))));
+        }
+    }
+    out
+}
+
+/// Builds the report of a plan without applying anything.
+pub fn report_plan(
+    revision: &str,
+    reconcilers: &[Box<dyn Reconciler>],
+    planned: &[(usize, Result<Planned, (String, ReconcileError)>)],
+) -> PassReport {
+    let resources = planned
+        .iter()
+        .map(|(i, p)| match p {
+            Ok(p) => ResourceReport {
+                kind: p.plan.kind,
+                name: p.plan.name.clone(),
+                aws_id: p.plan.aws_id.clone(),
+                action: p.plan.action,
+                changes: p.plan.changes.clone(),
+                applied: false,
+                rollout: p.plan.rollout.clone(),
+                error: None,
+            },
+            Err((name, e)) => failed(reconcilers[*i].kind(), name, e),
+        })
+        .collect();
+    PassReport {
+        revision: revision.to_string(),
+        resources,
+    }
+}
+
+fn failed(kind: Kind, name: &str, e: &ReconcileError) -> ResourceReport {
+    ResourceReport {
+        kind,
+        name: name.to_string(),
+        aws_id: String::new(),
+        action: Action::None,
+        changes: Vec::new(),
+        applied: false,
+        rollout: None,
+        error: Some(e.into()),
+    }
+}
+
+/// Plans and then applies every resource whose plan has changes, in dependency order.
+/// A resource whose dependency failed in this pass is not applied. `write` false reads and
+/// reports only (observe mode).
+pub async fn apply_all(
+    ctx: &Context,
+    revision: &str,
+    reconcilers: &[Box<dyn Reconciler>],
+    write: bool,
+) -> PassReport {
+    let planned = plan_all(ctx, reconcilers).await;
+    let mut report = report_plan(revision, reconcilers, &planned);
+    if !write {
+        return report;
+    }
+    let mut broken: HashSet<(Kind, String)> = HashSet::new();
+    for ((i, p), entry) in planned.iter().zip(report.resources.iter_mut()) {
+        let r = &reconcilers[*i];
+        let p = match p {
+            Ok(p) => p,
+            Err((name, _)) => {
+                broken.insert((r.kind(), name.clone()));
+                continue;
+            }
+        };
+        if p.plan.action == Action::None {
+            continue;
+        }
+        let name = p.plan.name.clone();
+        if let Some((k, n)) = r
+            .dependencies(&name)
+            .into_iter()
+            .find(|d| broken.contains(d))
+        {
+            let e = ReconcileError::Dependency(format!("{k}/{n}"));
+            warn!(kind = %r.kind(), name = %name, error = %e, "skipped apply");
+            entry.error = Some((&e).into());
+            broken.insert((r.kind(), name));
+            continue;
+        }
+        let span = info_span!("apply", kind = %r.kind(), name = %name, action = ?p.plan.action);
+        match r.apply(ctx, p).instrument(span).await {
+            Ok(applied) => {
+                info!(kind = %r.kind(), name = %name, changes = p.plan.changes.len(), "applied");
+                entry.applied = true;
+                entry.aws_id = applied.aws_id;
+                if applied.rollout.is_some() {
+                    entry.rollout = applied.rollout;
+                }
+            }
+            Err(e) => {
+                warn!(kind = %r.kind(), name = %name, error = %e, category = e.category(), "apply failed");
+                entry.error = Some((&e).into());
+                broken.insert((r.kind(), name));
+            }
+        }
+    }
+    report
+}

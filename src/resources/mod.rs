@@ -1,0 +1,102 @@
+//! One module per AWS kind, each behind [`crate::reconcile::Reconciler`].
+
+pub mod cluster;
+pub mod service;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::manifest::ManifestSet;
+use crate::reconcile::{FieldChange, Reconciler};
+
+/// The reconcilers for a manifest set, in dependency order.
+pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
+    vec![
+        Box::new(cluster::ClusterReconciler::new(set)),
+        Box::new(service::ServiceReconciler::new(set)),
+    ]
+}
+
+/// Renders desired tags as a JSON object.
+pub(crate) fn tags_doc(tags: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        tags.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Renders live tags, keeping only the keys the manifest manages: tags that others (AWS,
+/// cost tooling, people) add are not drift.
+pub(crate) fn live_tags_doc<'a>(
+    live: impl IntoIterator<Item = (&'a str, &'a str)>,
+    desired: &BTreeMap<String, String>,
+) -> Value {
+    let mut out = Map::new();
+    for (k, v) in live {
+        if desired.contains_key(k) {
+            out.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The tags a plan wants set (added or changed), from its `tags.*` changes.
+pub(crate) fn tags_to_set(changes: &[FieldChange]) -> BTreeMap<String, String> {
+    changes
+        .iter()
+        .filter_map(|c| {
+            let key = c.field.strip_prefix("tags.")?;
+            Some((key.to_string(), c.desired.as_str()?.to_string()))
+        })
+        .collect()
+}
+
+/// True when some change is under `prefix` (`prefix` itself or `prefix.…`).
+pub(crate) fn touches(changes: &[FieldChange], prefix: &str) -> bool {
+    changes.iter().any(|c| {
+        c.field == prefix
+            || c.field
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn live_tags_keep_managed_keys_only() {
+        let desired = BTreeMap::from([("team".to_string(), "a".to_string())]);
+        let doc = live_tags_doc([("team", "b"), ("aws:cloudformation", "x")], &desired);
+        assert_eq!(doc, json!({"team": "b"}));
+    }
+
+    #[test]
+    fn tag_changes_and_prefixes() {
+        let changes = vec![
+            FieldChange {
+                field: "tags.mooring.dev/resource".into(),
+                live: json!(null),
+                desired: json!("Service/api"),
+            },
+            FieldChange {
+                field: "taskDefinition.container.image".into(),
+                live: json!("a"),
+                desired: json!("b"),
+            },
+        ];
+        assert_eq!(
+            tags_to_set(&changes)
+                .get("mooring.dev/resource")
+                .map(String::as_str),
+            Some("Service/api")
+        );
+        assert!(touches(&changes, "taskDefinition"));
+        assert!(!touches(&changes, "task"));
+        assert!(touches(&changes, "tags"));
+    }
+}

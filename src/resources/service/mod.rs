@@ -1,0 +1,595 @@
+//! ECS services on Fargate, with their task definitions.
+//!
+//! The baseline for comparing is the task definition the service *runs*, not the newest
+//! revision of its family. A new revision is registered only when the manifest's content
+//! differs from it, and then only if the family's newest revision does not already match
+//! (which makes a re-run after an interrupted apply register nothing).
+
+pub mod network;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
+use aws_sdk_ecs::types::{
+    Compatibility, LaunchType, NetworkMode, Service, ServiceField, Tag, TaskDefinition,
+    TaskDefinitionField,
+};
+use tracing::{debug, info};
+
+use self::network::{Resolver, Target};
+use self::render::{Resolved, desired_doc, desired_tags, live_doc};
+use super::{tags_to_set, touches};
+use crate::aws::{AwsError, ErrorCategory};
+use crate::manifest::{Kind, Manifest, ManifestSet, ServiceSpec};
+use crate::reconcile::diff::diff;
+use crate::reconcile::{
+    Action, Applied, Context, FieldChange, Planned, ReconcileError, Reconciler, ResourcePlan,
+    Rollout,
+};
+
+/// DescribeServices takes at most 10 services per call.
+const DESCRIBE_BATCH: usize = 10;
+
+/// Reconciles `kind: Service` manifests.
+pub struct ServiceReconciler {
+    services: Vec<(Manifest<ServiceSpec>, String)>,
+}
+
+impl ServiceReconciler {
+    /// The reconciler for the set's services (each with its cluster's ECS name).
+    pub fn new(set: &ManifestSet) -> Self {
+        let services = set
+            .services
+            .iter()
+            .map(|m| {
+                let cluster = set
+                    .cluster(&m.spec.cluster)
+                    .map(|c| c.spec.aws_name(&c.metadata).to_string())
+                    .unwrap_or_else(|| m.spec.cluster.clone());
+                (m.clone(), cluster)
+            })
+            .collect();
+        ServiceReconciler { services }
+    }
+}
+
+/// What plan saw of one service.
+struct Observed {
+    manifest: Manifest<ServiceSpec>,
+    cluster: String,
+    resolved: Resolved,
+    live: Option<Service>,
+}
+
+/// The rollout of a live service, from its deployments.
+pub fn rollout_of(s: &Service) -> Option<Rollout> {
+    let deployments = s.deployments();
+    let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"))?;
+    Some(Rollout {
+        state: primary
+            .rollout_state()
+            .map_or("UNKNOWN".to_string(), |r| r.as_str().to_string()),
+        reason: primary.rollout_state_reason().map(str::to_string),
+        running: s.running_count(),
+        desired: s.desired_count(),
+        pending: s.pending_count(),
+        deployments: deployments
+            .iter()
+            .filter(|d| matches!(d.status(), Some("PRIMARY" | "ACTIVE")))
+            .count(),
+        task_definition: primary.task_definition().map(str::to_string),
+    })
+}
+
+impl ServiceReconciler {
+    /// Looks up everything a service's desired state depends on.
+    async fn resolve(
+        &self,
+        ctx: &Context,
+        resolver: &mut Resolver,
+        m: &Manifest<ServiceSpec>,
+    ) -> Result<Resolved, ReconcileError> {
+        let subnets = resolver
+            .resolve(&ctx.aws, Target::Subnets, &m.spec.network.subnets)
+            .await?;
+        let security_groups = resolver
+            .resolve(
+                &ctx.aws,
+                Target::SecurityGroups,
+                &m.spec.network.security_groups,
+            )
+            .await?;
+        let mut secrets = BTreeMap::new();
+        for (name, r) in &m.spec.task_definition.container.secrets {
+            let arn = match (&r.ssm_parameter, &r.secrets_manager_arn) {
+                (Some(p), _) if p.starts_with("arn:") => p.clone(),
+                (Some(p), _) => render::ssm_parameter_arn(
+                    ctx.aws.partition(),
+                    &ctx.aws.region,
+                    &ctx.aws.account_id().await?,
+                    p,
+                ),
+                (None, Some(arn)) => arn.clone(),
+                (None, None) => continue, // rejected by validation
+            };
+            secrets.insert(name.clone(), arn);
+        }
+        Ok(Resolved {
+            subnets,
+            security_groups,
+            secrets,
+            region: ctx.aws.region.clone(),
+        })
+    }
+
+    /// Describes the services of one cluster, 10 per call. Missing ones are left out.
+    async fn describe(
+        ctx: &Context,
+        cluster: &str,
+        names: &[String],
+    ) -> Result<Vec<Service>, AwsError> {
+        let mut found = Vec::new();
+        for chunk in names.chunks(DESCRIBE_BATCH) {
+            let out = ctx
+                .aws
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .include(ServiceField::Tags)
+                .send()
+                .await;
+            match out {
+                Ok(out) => found.extend(out.services.unwrap_or_default()),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(DescribeServicesError::ClusterNotFoundException(_))
+                    ) =>
+                {
+                    // No cluster yet: none of its services exist.
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(AwsError::from_sdk("ecs:DescribeServices", e)),
+            }
+        }
+        // A deleted service lingers as INACTIVE and can be created again.
+        found.retain(|s| s.status() != Some("INACTIVE"));
+        Ok(found)
+    }
+
+    /// A task definition by ARN, from the cache or ECS.
+    async fn task_definition(ctx: &Context, arn: &str) -> Result<Arc<TaskDefinition>, AwsError> {
+        if let Some(td) = ctx
+            .task_definitions
+            .lock()
+            .ok()
+            .and_then(|c| c.get(arn).cloned())
+        {
+            return Ok(td);
+        }
+        let td = describe_task_definition(ctx, arn)
+            .await?
+            .ok_or_else(|| AwsError {
+                operation: "ecs:DescribeTaskDefinition",
+                code: None,
+                message: format!("task definition {arn} does not exist"),
+                category: ErrorCategory::NotFound,
+            })?;
+        Ok(td)
+    }
+}
+
+/// DescribeTaskDefinition for an ARN or a family (newest ACTIVE revision); `None` when
+/// there is none. Caches the result by ARN.
+async fn describe_task_definition(
+    ctx: &Context,
+    arn_or_family: &str,
+) -> Result<Option<Arc<TaskDefinition>>, AwsError> {
+    let out = ctx
+        .aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn_or_family)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await;
+    match out {
+        Ok(out) => {
+            let Some(td) = out.task_definition else {
+                return Ok(None);
+            };
+            let td = Arc::new(td);
+            if let (Some(arn), Ok(mut cache)) =
+                (td.task_definition_arn(), ctx.task_definitions.lock())
+            {
+                cache.insert(arn.to_string(), td.clone());
+            }
+            Ok(Some(td))
+        }
+        Err(e) => {
+            let e = AwsError::from_sdk("ecs:DescribeTaskDefinition", e);
+            // ECS answers an unknown family with a ClientException, moto with a 4xx of
+            // its own; both mean "no such task definition".
+            if matches!(
+                e.category,
+                ErrorCategory::NotFound | ErrorCategory::Validation
+            ) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Reconciler for ServiceReconciler {
+    fn kind(&self) -> Kind {
+        Kind::Service
+    }
+
+    fn dependencies(&self, name: &str) -> Vec<(Kind, String)> {
+        self.services
+            .iter()
+            .filter(|(m, _)| m.name() == name)
+            .map(|(m, _)| (Kind::Cluster, m.spec.cluster.clone()))
+            .collect()
+    }
+
+    async fn plan(&self, ctx: &Context) -> Vec<(String, Result<Planned, ReconcileError>)> {
+        // Batched reads: one DescribeServices per cluster and 10 services.
+        let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (m, cluster) in &self.services {
+            by_cluster
+                .entry(cluster.as_str())
+                .or_default()
+                .push(m.spec.aws_name(&m.metadata).to_string());
+        }
+        let mut live: BTreeMap<(String, String), Service> = BTreeMap::new();
+        let mut failed: BTreeMap<String, ReconcileError> = BTreeMap::new();
+        for (cluster, names) in by_cluster {
+            match Self::describe(ctx, cluster, &names).await {
+                Ok(services) => {
+                    for s in services {
+                        let name = s.service_name().unwrap_or_default().to_string();
+                        live.insert((cluster.to_string(), name), s);
+                    }
+                }
+                Err(e) => {
+                    failed.insert(cluster.to_string(), e.into());
+                }
+            }
+        }
+
+        let mut resolver = Resolver::default();
+        let mut out = Vec::new();
+        for (m, cluster) in &self.services {
+            let name = m.name().to_string();
+            if let Some(e) = failed.get(cluster) {
+                out.push((name, Err(e.clone())));
+                continue;
+            }
+            let result = async {
+                let resolved = self.resolve(ctx, &mut resolver, m).await?;
+                let aws_name = m.spec.aws_name(&m.metadata);
+                let found = live.get(&(cluster.clone(), aws_name.to_string())).cloned();
+                if found.as_ref().is_some_and(|s| s.status() == Some("DRAINING")) {
+                    return Err(ReconcileError::Resolve {
+                        what: format!("service {aws_name}"),
+                        message: "it is being deleted (DRAINING); it can be created again once it is INACTIVE".into(),
+                    });
+                }
+                let live_td = match found.as_ref().and_then(|s| s.task_definition()) {
+                    Some(arn) => Some(Self::task_definition(ctx, arn).await?),
+                    None => None,
+                };
+                let desired = desired_doc(m, &resolved);
+                let live_doc = found.as_ref().map(|s| live_doc(m, s, live_td.as_deref()));
+                let changes = diff(&desired, live_doc.as_ref());
+                let action = match (&found, changes.is_empty()) {
+                    (None, _) => Action::Create,
+                    (Some(_), true) => Action::None,
+                    (Some(_), false) => Action::Update,
+                };
+                debug!(service = aws_name, ?action, changes = changes.len(), "planned");
+                Ok(Planned {
+                    plan: ResourcePlan {
+                        kind: Kind::Service,
+                        name: m.name().to_string(),
+                        aws_id: found
+                            .as_ref()
+                            .and_then(|s| s.service_arn())
+                            .map_or_else(|| format!("{cluster}/{aws_name}"), str::to_string),
+                        action,
+                        changes,
+                        rollout: found.as_ref().and_then(rollout_of),
+                    },
+                    observed: Box::new(Observed {
+                        manifest: m.clone(),
+                        cluster: cluster.clone(),
+                        resolved,
+                        live: found,
+                    }),
+                })
+            }
+            .await;
+            out.push((name, result));
+        }
+        out
+    }
+
+    async fn apply(&self, ctx: &Context, planned: &Planned) -> Result<Applied, ReconcileError> {
+        let Some(obs) = planned.observed.downcast_ref::<Observed>() else {
+            return Err(ReconcileError::NotConverged("plan of another kind".into()));
+        };
+        let changes = &planned.plan.changes;
+        if touches(changes, "launchType") && obs.live.is_some() {
+            return Err(ReconcileError::NotConverged(
+                "the service does not run on Fargate; changing the launch type needs a new service, which mooring does not do on its own".into(),
+            ));
+        }
+        let td_arn = match &obs.live {
+            Some(s) if !touches(changes, "taskDefinition") => {
+                s.task_definition().unwrap_or_default().to_string()
+            }
+            _ => ensure_task_definition(ctx, obs).await?,
+        };
+
+        let mut service = match &obs.live {
+            None => {
+                let created = create_service(ctx, obs, &td_arn).await?;
+                // ECS applies every field at creation. moto ignores some of them
+                // (deploymentConfiguration, healthCheckGracePeriodSeconds,
+                // enableExecuteCommand): compare again and send what is still missing.
+                let td = ServiceReconciler::task_definition(ctx, &td_arn).await?;
+                let remaining = diff(
+                    &desired_doc(&obs.manifest, &obs.resolved),
+                    Some(&live_doc(&obs.manifest, &created, Some(&td))),
+                );
+                if remaining.is_empty() {
+                    created
+                } else {
+                    debug!(
+                        fields = remaining.len(),
+                        "fields not taken at creation, updating"
+                    );
+                    update_service(ctx, obs, &remaining, &td_arn).await?
+                }
+            }
+            Some(_) => update_service(ctx, obs, changes, &td_arn).await?,
+        };
+
+        if let Some(limit) = ctx.rollout_wait {
+            service = wait_for_rollout(ctx, obs, service, limit).await?;
+        }
+        Ok(Applied {
+            aws_id: service.service_arn().unwrap_or_default().to_string(),
+            rollout: rollout_of(&service),
+        })
+    }
+}
+
+/// The ARN of a task definition revision with exactly the manifest's content: the family's
+/// newest revision when it matches, otherwise a newly registered one.
+async fn ensure_task_definition(ctx: &Context, obs: &Observed) -> Result<String, ReconcileError> {
+    let m = &obs.manifest;
+    let family = m.spec.family(&m.metadata);
+    let desired = render::desired_task_definition(m, &obs.resolved);
+    if let Some(latest) = describe_task_definition(ctx, family).await? {
+        let same = diff(
+            &desired,
+            Some(&render::live_task_definition(
+                &latest,
+                m.spec.container_name(),
+            )),
+        );
+        if same.is_empty() {
+            if let Some(arn) = latest.task_definition_arn() {
+                info!(task_definition = arn, "reusing matching revision");
+                return Ok(arn.to_string());
+            }
+        }
+    }
+    let td = &m.spec.task_definition;
+    let out = ctx
+        .aws
+        .ecs
+        .register_task_definition()
+        .family(family)
+        .cpu(td.cpu.to_string())
+        .memory(td.memory.to_string())
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .set_execution_role_arn(td.execution_role_arn.clone())
+        .set_task_role_arn(td.task_role_arn.clone())
+        .container_definitions(render::container_definition(m, &obs.resolved))
+        .set_tags(Some(ecs_tags(&desired_tags(m))))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
+    let registered = out.task_definition.ok_or_else(|| {
+        ReconcileError::NotConverged("RegisterTaskDefinition returned no task definition".into())
+    })?;
+    let arn = registered
+        .task_definition_arn()
+        .unwrap_or_default()
+        .to_string();
+    info!(task_definition = %arn, "registered new revision");
+    if let Ok(mut cache) = ctx.task_definitions.lock() {
+        cache.insert(arn.clone(), Arc::new(registered));
+    }
+    Ok(arn)
+}
+
+fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+async fn create_service(
+    ctx: &Context,
+    obs: &Observed,
+    td_arn: &str,
+) -> Result<Service, ReconcileError> {
+    let m = &obs.manifest;
+    let spec = &m.spec;
+    let lbs = render::load_balancers(spec);
+    let out = ctx
+        .aws
+        .ecs
+        .create_service()
+        .cluster(&obs.cluster)
+        .service_name(spec.aws_name(&m.metadata))
+        .task_definition(td_arn)
+        .desired_count(
+            spec.desired_count
+                .map_or(1, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+        )
+        .launch_type(LaunchType::Fargate)
+        .set_network_configuration(render::network_configuration(spec, &obs.resolved))
+        .deployment_configuration(render::deployment_configuration(spec))
+        .set_health_check_grace_period_seconds(
+            (!lbs.is_empty()).then(|| spec.health_check_grace_period_seconds.unwrap_or(0) as i32),
+        )
+        .enable_execute_command(spec.enable_execute_command)
+        .set_load_balancers((!lbs.is_empty()).then_some(lbs))
+        .set_tags(Some(ecs_tags(&desired_tags(m))))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:CreateService", e))?;
+    let service = out
+        .service
+        .ok_or_else(|| ReconcileError::NotConverged("CreateService returned no service".into()))?;
+    info!(
+        service = service.service_arn().unwrap_or_default(),
+        "created service"
+    );
+    Ok(service)
+}
+
+/// Sends the parts of the service that `changes` touch: UpdateService for settings, and
+/// TagResource for tags. Returns the service as ECS reports it afterwards.
+async fn update_service(
+    ctx: &Context,
+    obs: &Observed,
+    changes: &[FieldChange],
+    td_arn: &str,
+) -> Result<Service, ReconcileError> {
+    let m = &obs.manifest;
+    let spec = &m.spec;
+    let name = spec.aws_name(&m.metadata);
+    let mut req = ctx
+        .aws
+        .ecs
+        .update_service()
+        .cluster(&obs.cluster)
+        .service(name);
+    let mut any = false;
+    if touches(changes, "taskDefinition") {
+        req = req.task_definition(td_arn);
+        any = true;
+    }
+    if touches(changes, "desiredCount") {
+        if let Some(n) = spec.desired_count {
+            req = req.desired_count(i32::try_from(n).unwrap_or(i32::MAX));
+            any = true;
+        }
+    }
+    if touches(changes, "network") {
+        req = req.set_network_configuration(render::network_configuration(spec, &obs.resolved));
+        any = true;
+    }
+    if touches(changes, "deployment") {
+        req = req.deployment_configuration(render::deployment_configuration(spec));
+        any = true;
+    }
+    if touches(changes, "healthCheckGracePeriodSeconds") {
+        req = req.health_check_grace_period_seconds(
+            i32::try_from(spec.health_check_grace_period_seconds.unwrap_or(0)).unwrap_or(i32::MAX),
+        );
+        any = true;
+    }
+    if touches(changes, "enableExecuteCommand") {
+        req = req.enable_execute_command(spec.enable_execute_command);
+        any = true;
+    }
+    if touches(changes, "loadBalancers") {
+        req = req.set_load_balancers(Some(render::load_balancers(spec)));
+        any = true;
+    }
+    let mut service = obs.live.clone();
+    if any {
+        let out = req
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
+        service = out.service;
+        info!(service = name, "updated service");
+    }
+    let tags = tags_to_set(changes);
+    let arn = service
+        .as_ref()
+        .and_then(|s| s.service_arn())
+        .unwrap_or_default()
+        .to_string();
+    if !tags.is_empty() {
+        ctx.aws
+            .ecs
+            .tag_resource()
+            .resource_arn(&arn)
+            .set_tags(Some(ecs_tags(&tags)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
+    }
+    service.ok_or_else(|| ReconcileError::NotConverged("UpdateService returned no service".into()))
+}
+
+/// Polls the service until its deployment completes, fails, or `limit` passes.
+async fn wait_for_rollout(
+    ctx: &Context,
+    obs: &Observed,
+    mut service: Service,
+    limit: Duration,
+) -> Result<Service, ReconcileError> {
+    let started = Instant::now();
+    let name = obs
+        .manifest
+        .spec
+        .aws_name(&obs.manifest.metadata)
+        .to_string();
+    loop {
+        match rollout_of(&service) {
+            Some(r) if r.is_failed() => {
+                return Err(ReconcileError::Rollout(format!(
+                    "deployment of {name} failed: {}",
+                    r.reason.unwrap_or_else(|| "no reason given".into())
+                )));
+            }
+            Some(r) if r.is_complete() => return Ok(service),
+            None => return Ok(service),
+            Some(r) => {
+                if started.elapsed() >= limit {
+                    return Err(ReconcileError::Rollout(format!(
+                        "deployment of {name} still {} after {}s ({} of {} tasks running)",
+                        r.state,
+                        limit.as_secs(),
+                        r.running,
+                        r.desired
+                    )));
+                }
+            }
+        }
+        tokio::time::sleep(ctx.rollout_poll.min(limit)).await;
+        let found =
+            ServiceReconciler::describe(ctx, &obs.cluster, std::slice::from_ref(&name)).await?;
+        service = found.into_iter().next().ok_or_else(|| {
+            ReconcileError::Rollout(format!("service {name} disappeared during its rollout"))
+        })?;
+    }
+}

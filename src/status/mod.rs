@@ -1,0 +1,337 @@
+//! What the daemon knows, shared between the reconcile loop (writer) and the HTTP server
+//! (reader): `GET /status`, `GET /status/{kind}/{name}`, `GET /healthz`, `GET /readyz`.
+
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::manifest::{Kind, ManifestError, ManifestSet};
+use crate::reconcile::{Action, ErrorReport, FieldChange, PassReport, Rollout};
+
+/// The state of one resource as the daemon last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceState {
+    /// Not checked yet.
+    Pending,
+    /// Live matches the manifest.
+    InSync,
+    /// Live differs and was not corrected (observe mode).
+    Drifted,
+    /// A change is being applied.
+    Applying,
+    /// Planning or applying failed.
+    Failed,
+}
+
+/// One resource in `/status`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    /// The kind.
+    pub kind: Kind,
+    /// The manifest's name.
+    pub name: String,
+    /// ARN or AWS name.
+    pub aws_id: String,
+    /// Current state.
+    pub state: ResourceState,
+    /// The last non-empty diff seen (live → desired).
+    pub last_diff: Vec<FieldChange>,
+    /// When it was last compared with AWS (RFC 3339).
+    pub last_checked: Option<String>,
+    /// When mooring last changed it.
+    pub last_applied: Option<String>,
+    /// When a difference with the manifest was last seen.
+    pub last_drifted: Option<String>,
+    /// The last error, if the last pass failed for it.
+    pub last_error: Option<ErrorReport>,
+    /// The service rollout, for services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// Everything `/status` reports.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Where manifests come from.
+    pub source: String,
+    /// `enforce` or `observe`.
+    pub mode: String,
+    /// Revision of the manifest set being reconciled.
+    pub revision: Option<String>,
+    /// Errors of the newest manifest set, when it was rejected (the previous good set keeps
+    /// being reconciled).
+    pub manifest_errors: Vec<ManifestError>,
+    /// When the last full pass finished.
+    pub last_pass: Option<String>,
+    /// How long it took, in milliseconds.
+    pub last_pass_ms: Option<u128>,
+    /// Number of passes since start.
+    pub passes: u64,
+    /// Every resource of the current set.
+    pub resources: Vec<ResourceStatus>,
+}
+
+/// The shared status, cheap to clone.
+#[derive(Clone, Default)]
+pub struct StatusStore {
+    inner: Arc<RwLock<Status>>,
+}
+
+/// Formats a time as RFC 3339 (UTC).
+pub fn rfc3339(t: SystemTime) -> String {
+    aws_smithy_types::DateTime::from(t)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+impl StatusStore {
+    /// A store for a daemon reading `source` in `mode`.
+    pub fn new(source: &str, mode: &str) -> Self {
+        let store = StatusStore::default();
+        store.write(|s| {
+            s.source = source.to_string();
+            s.mode = mode.to_string();
+        });
+        store
+    }
+
+    fn write(&self, f: impl FnOnce(&mut Status)) {
+        // A panic while holding the lock would poison it; the data is still usable.
+        let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard);
+    }
+
+    /// A copy of the current status.
+    pub fn snapshot(&self) -> Status {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A newly loaded, valid set: resources not seen before start as pending, resources no
+    /// longer in the set are dropped.
+    pub fn set_manifests(&self, set: &ManifestSet) {
+        self.write(|s| {
+            s.revision = Some(set.revision.clone());
+            s.manifest_errors.clear();
+            let mut wanted: Vec<(Kind, String)> = set
+                .clusters
+                .iter()
+                .map(|c| (Kind::Cluster, c.name().to_string()))
+                .chain(
+                    set.services
+                        .iter()
+                        .map(|m| (Kind::Service, m.name().to_string())),
+                )
+                .collect();
+            wanted.sort();
+            let mut next = Vec::new();
+            for (kind, name) in wanted {
+                let existing = s
+                    .resources
+                    .iter()
+                    .find(|r| r.kind == kind && r.name == name)
+                    .cloned();
+                next.push(existing.unwrap_or(ResourceStatus {
+                    kind,
+                    name,
+                    aws_id: String::new(),
+                    state: ResourceState::Pending,
+                    last_diff: Vec::new(),
+                    last_checked: None,
+                    last_applied: None,
+                    last_drifted: None,
+                    last_error: None,
+                    rollout: None,
+                }));
+            }
+            s.resources = next;
+        });
+    }
+
+    /// A newer manifest set was rejected.
+    pub fn set_manifest_errors(&self, errors: Vec<ManifestError>) {
+        self.write(|s| s.manifest_errors = errors);
+    }
+
+    /// Records the outcome of a pass.
+    pub fn record_pass(&self, report: &PassReport, started: SystemTime) {
+        let now = SystemTime::now();
+        let stamp = rfc3339(now);
+        self.write(|s| {
+            for r in &report.resources {
+                let Some(entry) = s
+                    .resources
+                    .iter_mut()
+                    .find(|e| e.kind == r.kind && e.name == r.name)
+                else {
+                    continue;
+                };
+                entry.last_checked = Some(stamp.clone());
+                if !r.aws_id.is_empty() {
+                    entry.aws_id = r.aws_id.clone();
+                }
+                if !r.changes.is_empty() {
+                    entry.last_diff = r.changes.clone();
+                    if r.action == Action::Update {
+                        entry.last_drifted = Some(stamp.clone());
+                    }
+                }
+                if r.applied {
+                    entry.last_applied = Some(stamp.clone());
+                }
+                if r.rollout.is_some() {
+                    entry.rollout = r.rollout.clone();
+                }
+                entry.last_error = r.error.clone();
+                entry.state = match (&r.error, r.action, r.applied) {
+                    (Some(_), _, _) => ResourceState::Failed,
+                    (None, Action::None, _) | (None, _, true) => ResourceState::InSync,
+                    (None, _, false) => ResourceState::Drifted,
+                };
+            }
+            s.passes += 1;
+            s.last_pass = Some(stamp);
+            s.last_pass_ms = now.duration_since(started).ok().map(|d| d.as_millis());
+        });
+    }
+
+    /// Marks a resource as being applied.
+    pub fn set_applying(&self, kind: Kind, name: &str) {
+        self.write(|s| {
+            if let Some(e) = s
+                .resources
+                .iter_mut()
+                .find(|e| e.kind == kind && e.name == name)
+            {
+                e.state = ResourceState::Applying;
+            }
+        });
+    }
+}
+
+/// The HTTP API over a status store.
+pub fn router(store: StatusStore) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/status/{kind}/{name}", get(resource))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(store)
+}
+
+async fn status(State(store): State<StatusStore>) -> Json<Status> {
+    Json(store.snapshot())
+}
+
+async fn resource(
+    State(store): State<StatusStore>,
+    Path((kind, name)): Path<(String, String)>,
+) -> Response {
+    let snapshot = store.snapshot();
+    match snapshot
+        .resources
+        .into_iter()
+        .find(|r| r.kind.as_str().eq_ignore_ascii_case(&kind) && r.name == name)
+    {
+        Some(r) => Json(r).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": format!("no {kind} named {name}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn ready(State(store): State<StatusStore>) -> Response {
+    if store.snapshot().passes > 0 {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "first pass not finished\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::ResourceReport;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn set() -> ManifestSet {
+        crate::manifest::load::load_sources(&[(
+            "c.yaml".into(),
+            "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n"
+                .into(),
+        )])
+        .unwrap()
+    }
+
+    async fn get_json(store: &StatusStore, uri: &str) -> (StatusCode, serde_json::Value) {
+        let resp = router(store.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn status_follows_passes() {
+        let store = StatusStore::new("manifests/", "observe");
+        store.set_manifests(&set());
+        let (code, body) = get_json(&store, "/status").await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body["resources"][0]["state"], "pending");
+        assert_eq!(body["mode"], "observe");
+
+        let ready = router(store.clone())
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        let report = PassReport {
+            revision: "r1".into(),
+            resources: vec![ResourceReport {
+                kind: Kind::Cluster,
+                name: "prd".into(),
+                aws_id: "arn:aws:ecs:r:1:cluster/prd".into(),
+                action: Action::Update,
+                changes: vec![FieldChange {
+                    field: "tags.team".into(),
+                    live: serde_json::json!("a"),
+                    desired: serde_json::json!("b"),
+                }],
+                applied: false,
+                rollout: None,
+                error: None,
+            }],
+        };
+        store.record_pass(&report, SystemTime::now());
+        let (_, body) = get_json(&store, "/status/Cluster/prd").await;
+        assert_eq!(body["state"], "drifted");
+        assert_eq!(body["lastDiff"][0]["field"], "tags.team");
+        assert!(body["lastDrifted"].is_string());
+        let (code, _) = get_json(&store, "/status/Service/nope").await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        let ready = router(store.clone())
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::OK);
+    }
+}
