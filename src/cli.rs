@@ -134,6 +134,7 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -274,6 +275,10 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
             .unwrap_or_default();
         if r.error.is_none() {
             let _ = writeln!(out, "{id}: {verb}{rollout}");
+        }
+        if applied && r.applied && r.action == Action::Create {
+            let _ = writeln!(out, "  ({} fields set)", r.changes.len());
+            continue;
         }
         for c in &r.changes {
             if r.action == Action::Create {

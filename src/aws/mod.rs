@@ -3,13 +3,22 @@
 //! Settings come from the standard AWS chain (environment, profile, web identity / IRSA,
 //! ECS task role); `AWS_ENDPOINT_URL` points every client at an emulator such as moto.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::sync::OnceCell;
@@ -25,17 +34,74 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     /// The region every client talks to.
     pub region: String,
-    account: std::sync::Arc<OnceCell<String>>,
+    /// Every call made through these clients, counted.
+    pub calls: ApiCalls,
+    account: Arc<OnceCell<String>>,
+}
+
+/// The HTTPS client every AWS client shares: rustls with ring (no aws-lc build).
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// `(service, operation, outcome)` of an AWS call.
+pub type CallKey = (String, String, &'static str);
+
+/// Counts AWS calls by service, operation and outcome (an SDK interceptor on every client).
+#[derive(Debug, Clone, Default)]
+pub struct ApiCalls {
+    counts: Arc<Mutex<BTreeMap<CallKey, u64>>>,
+}
+
+impl ApiCalls {
+    /// A copy of the counts: `(service, operation, outcome)` → calls, outcome `ok`/`error`.
+    pub fn snapshot(&self) -> BTreeMap<CallKey, u64> {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Calls of one operation (`"ECS"`, `"UpdateService"`), whatever their outcome.
+    pub fn count(&self, service: &str, operation: &str) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|((s, o, _), _)| s == service && o == operation)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+impl Intercept for ApiCalls {
+    fn name(&self) -> &'static str {
+        "mooring::ApiCalls"
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            let outcome = match context.output_or_error() {
+                Some(Ok(_)) => "ok",
+                _ => "error",
+            };
+            if let Ok(mut counts) = self.counts.lock() {
+                *counts
+                    .entry((meta.service().to_string(), meta.name().to_string(), outcome))
+                    .or_default() += 1;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Aws {
     /// Loads configuration from the standard chain.
     pub async fn from_env() -> Result<Aws, AwsError> {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
         let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(http_client())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -60,11 +126,25 @@ impl Aws {
                     .into(),
                 category: ErrorCategory::Configuration,
             })?;
+        let calls = ApiCalls::default();
         Ok(Aws {
-            ecs: aws_sdk_ecs::Client::new(config),
-            ec2: aws_sdk_ec2::Client::new(config),
-            sts: aws_sdk_sts::Client::new(config),
+            ecs: aws_sdk_ecs::Client::from_conf(
+                aws_sdk_ecs::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             region,
+            calls,
             account: Default::default(),
         })
     }
@@ -81,6 +161,7 @@ impl Aws {
             ec2,
             sts,
             region: region.to_string(),
+            calls: ApiCalls::default(),
             account: Default::default(),
         }
     }

@@ -340,15 +340,15 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
     let mut aws_names: BTreeMap<(Kind, String), &str> = BTreeMap::new();
     for cl in &set.clusters {
         let aws = cl.spec.aws_name(&cl.metadata).to_string();
-        if let Some(other) = aws_names.insert((Kind::Cluster, aws.clone()), cl.name()) {
-            if let Some(c) = find(Kind::Cluster, cl.name()) {
-                let mut f = Findings::new(&c.file, &c.doc);
-                f.at(
-                    "/metadata/name",
-                    format!("Cluster `{other}` already manages the ECS cluster `{aws}`"),
-                );
-                errors.append(&mut f.errors);
-            }
+        if let Some(other) = aws_names.insert((Kind::Cluster, aws.clone()), cl.name())
+            && let Some(c) = find(Kind::Cluster, cl.name())
+        {
+            let mut f = Findings::new(&c.file, &c.doc);
+            f.at(
+                "/metadata/name",
+                format!("Cluster `{other}` already manages the ECS cluster `{aws}`"),
+            );
+            errors.append(&mut f.errors);
         }
     }
     let known_clusters: Vec<&str> = set.clusters.iter().map(|c| c.name()).collect();

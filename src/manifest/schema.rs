@@ -15,8 +15,9 @@ use super::{API_VERSION, ClusterSpec, Document, Kind, ServiceSpec};
 /// Where the committed schema lives, relative to the repository root.
 pub const SCHEMA_PATH: &str = "manifests/schema/mooring.schema.json";
 
-fn definitions() -> &'static (Map<String, Value>, Vec<(Kind, String)>) {
-    static DEFS: OnceLock<(Map<String, Value>, Vec<(Kind, String)>)> = OnceLock::new();
+/// Every type's schema by name; each kind's document under the kind's name.
+fn definitions() -> &'static Map<String, Value> {
+    static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
     DEFS.get_or_init(|| {
         let mut generator = SchemaSettings::draft2020_12().into_generator();
         let refs = [
@@ -30,7 +31,6 @@ fn definitions() -> &'static (Map<String, Value>, Vec<(Kind, String)>) {
             ),
         ];
         let mut defs = generator.take_definitions(true);
-        let mut kinds = Vec::new();
         for (kind, reference) in refs {
             let generated = reference
                 .get("$ref")
@@ -53,15 +53,14 @@ fn definitions() -> &'static (Map<String, Value>, Vec<(Kind, String)>) {
                 obj.insert("title".into(), json!(kind.as_str()));
             }
             defs.insert(kind.as_str().to_string(), def);
-            kinds.push((kind, kind.as_str().to_string()));
         }
-        (defs, kinds)
+        defs
     })
 }
 
 /// The schema one document of `kind` is validated against.
 pub fn kind_schema(kind: Kind) -> Value {
-    let (defs, _) = definitions();
+    let defs = definitions();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$ref": format!("#/$defs/{}", kind.as_str()),
@@ -71,13 +70,13 @@ pub fn kind_schema(kind: Kind) -> Value {
 
 /// The editor schema for any manifest document (every kind, chosen by `kind`).
 pub fn manifest_schema() -> Value {
-    let (defs, kinds) = definitions();
-    let branches: Vec<Value> = kinds
+    let defs = definitions();
+    let branches: Vec<Value> = Kind::ALL
         .iter()
-        .map(|(kind, def)| {
+        .map(|kind| {
             json!({
                 "if": {"properties": {"kind": {"const": kind.as_str()}}, "required": ["kind"]},
-                "then": {"$ref": format!("#/$defs/{def}")},
+                "then": {"$ref": format!("#/$defs/{}", kind.as_str())},
             })
         })
         .collect();
@@ -90,7 +89,7 @@ pub fn manifest_schema() -> Value {
         "required": ["apiVersion", "kind", "metadata", "spec"],
         "properties": {
             "apiVersion": {"const": API_VERSION},
-            "kind": {"enum": kinds.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()},
+            "kind": {"enum": Kind::ALL.map(Kind::as_str)},
         },
         "allOf": branches,
         "$defs": defs,
@@ -107,7 +106,7 @@ pub fn manifest_schema_text() -> String {
 /// The field names the schema allows in the object at `pointer` of a `kind` document
 /// (for "did you mean" hints). Empty when the place is not an object with fixed fields.
 pub fn fields_at(kind: Kind, pointer: &str) -> Vec<String> {
-    let (defs, _) = definitions();
+    let defs = definitions();
     let resolve = |mut s: &'static Value| -> &'static Value {
         loop {
             if let Some(r) = s.get("$ref").and_then(Value::as_str) {

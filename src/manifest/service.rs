@@ -330,13 +330,13 @@ impl ServiceSpec {
             ("executionRoleArn", &td.execution_role_arn),
             ("taskRoleArn", &td.task_role_arn),
         ] {
-            if let Some(arn) = arn {
-                if !(arn.starts_with("arn:") && arn.contains(":iam::") && arn.contains(":role/")) {
-                    f.at(
-                        &format!("/spec/taskDefinition/{field}"),
-                        format!("`{arn}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
-                    );
-                }
+            if let Some(arn) = arn
+                && !(arn.starts_with("arn:") && arn.contains(":iam::") && arn.contains(":role/"))
+            {
+                f.at(
+                    &format!("/spec/taskDefinition/{field}"),
+                    format!("`{arn}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+                );
             }
         }
 
@@ -476,19 +476,19 @@ impl ServiceSpec {
                 ("retries", hc.retries, 1, 10),
                 ("startPeriodSeconds", hc.start_period_seconds, 0, 300),
             ] {
-                if let Some(v) = value {
-                    if !(lo..=hi).contains(&v) {
-                        f.at(&format!("{p}/{field}"), format!("{v} is outside {lo}-{hi}"));
-                    }
+                if let Some(v) = value
+                    && !(lo..=hi).contains(&v)
+                {
+                    f.at(&format!("{p}/{field}"), format!("{v} is outside {lo}-{hi}"));
                 }
             }
-            if let (Some(i), Some(t)) = (hc.interval_seconds, hc.timeout_seconds) {
-                if t >= i {
-                    f.at(
-                        &format!("{p}/timeoutSeconds"),
-                        "must be shorter than `intervalSeconds`",
-                    );
-                }
+            if let (Some(i), Some(t)) = (hc.interval_seconds, hc.timeout_seconds)
+                && t >= i
+            {
+                f.at(
+                    &format!("{p}/timeoutSeconds"),
+                    "must be shorter than `intervalSeconds`",
+                );
             }
         }
         if let Some(logs) = &c.logs {
@@ -550,21 +550,21 @@ impl ServiceSpec {
 
     fn check_deployment(&self, f: &mut Findings<'_>) {
         let d = &self.deployment;
-        if let Some(min) = d.minimum_healthy_percent {
-            if min > 100 {
-                f.at(
-                    "/spec/deployment/minimumHealthyPercent",
-                    format!("{min} is outside 0-100"),
-                );
-            }
+        if let Some(min) = d.minimum_healthy_percent
+            && min > 100
+        {
+            f.at(
+                "/spec/deployment/minimumHealthyPercent",
+                format!("{min} is outside 0-100"),
+            );
         }
-        if let Some(max) = d.maximum_percent {
-            if !(100..=200).contains(&max) {
-                f.at(
-                    "/spec/deployment/maximumPercent",
-                    format!("{max} is outside 100-200"),
-                );
-            }
+        if let Some(max) = d.maximum_percent
+            && !(100..=200).contains(&max)
+        {
+            f.at(
+                "/spec/deployment/maximumPercent",
+                format!("{max} is outside 100-200"),
+            );
         }
         if d.minimum_healthy_percent == Some(100) && d.maximum_percent == Some(100) {
             f.at(

@@ -72,11 +72,11 @@ impl PassReport {
     }
 }
 
+/// The plan of one resource, or why it could not be made; with the index of its reconciler.
+pub type PlanOutcome = (usize, Result<Planned, (String, ReconcileError)>);
+
 /// Plans every resource: observe and diff, reads only. Kinds run in dependency order.
-pub async fn plan_all(
-    ctx: &Context,
-    reconcilers: &[Box<dyn Reconciler>],
-) -> Vec<(usize, Result<Planned, (String, ReconcileError)>)> {
+pub async fn plan_all(ctx: &Context, reconcilers: &[Box<dyn Reconciler>]) -> Vec<PlanOutcome> {
     let mut out = Vec::new();
     for (i, r) in reconcilers.iter().enumerate() {
         let span = info_span!("plan", kind = %r.kind());
@@ -92,7 +92,7 @@ pub async fn plan_all(
 pub fn report_plan(
     revision: &str,
     reconcilers: &[Box<dyn Reconciler>],
-    planned: &[(usize, Result<Planned, (String, ReconcileError)>)],
+    planned: &[PlanOutcome],
 ) -> PassReport {
     let resources = planned
         .iter()

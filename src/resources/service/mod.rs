@@ -387,11 +387,11 @@ async fn ensure_task_definition(ctx: &Context, obs: &Observed) -> Result<String,
                 m.spec.container_name(),
             )),
         );
-        if same.is_empty() {
-            if let Some(arn) = latest.task_definition_arn() {
-                info!(task_definition = arn, "reusing matching revision");
-                return Ok(arn.to_string());
-            }
+        if same.is_empty()
+            && let Some(arn) = latest.task_definition_arn()
+        {
+            info!(task_definition = arn, "reusing matching revision");
+            return Ok(arn.to_string());
         }
     }
     let td = &m.spec.task_definition;
@@ -494,11 +494,11 @@ async fn update_service(
         req = req.task_definition(td_arn);
         any = true;
     }
-    if touches(changes, "desiredCount") {
-        if let Some(n) = spec.desired_count {
-            req = req.desired_count(i32::try_from(n).unwrap_or(i32::MAX));
-            any = true;
-        }
+    if touches(changes, "desiredCount")
+        && let Some(n) = spec.desired_count
+    {
+        req = req.desired_count(i32::try_from(n).unwrap_or(i32::MAX));
+        any = true;
     }
     if touches(changes, "network") {
         req = req.set_network_configuration(render::network_configuration(spec, &obs.resolved));

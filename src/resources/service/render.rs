@@ -130,14 +130,13 @@ pub fn container_definition(m: &Manifest<ServiceSpec>, r: &Resolved) -> Containe
             b = b.health_check(hc);
         }
     }
-    if let Some(options) = log_options(spec, r) {
-        if let Ok(lc) = LogConfiguration::builder()
+    if let Some(options) = log_options(spec, r)
+        && let Ok(lc) = LogConfiguration::builder()
             .log_driver(LogDriver::Awslogs)
             .set_options(Some(options.into_iter().collect()))
             .build()
-        {
-            b = b.log_configuration(lc);
-        }
+    {
+        b = b.log_configuration(lc);
     }
     b.build()
 }

@@ -1,0 +1,188 @@
+//! Test harness: one moto server per test binary, on a free loopback port, shared by the
+//! tests of that binary one at a time (each starts with `POST /moto-api/reset`).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ecs::config::Credentials;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// A running moto server.
+pub struct Emulator {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    port: u16,
+    // Holding the child keeps its stdin open; the wrapper shell kills moto when the test
+    // process exits and stdin closes, so no server outlives the tests.
+    _child: Child,
+}
+
+static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+static LOCK: Mutex<()> = Mutex::const_new(());
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn moto_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("MOORING_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let p = root().join(".venv/bin/moto_server");
+    assert!(
+        p.exists(),
+        "moto is not installed: run `scripts/moto.sh install` (or set MOORING_MOTO_SERVER)"
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn spawn() -> Emulator {
+    let port = free_port();
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid"#)
+        .arg(moto_binary())
+        .arg(port.to_string())
+        // New services report 2 running tasks and a COMPLETED rollout (moto never
+        // progresses deployments on its own).
+        .env("MOTO_ECS_SERVICE_RUNNING", "2")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start moto");
+    let started = Instant::now();
+    while http(port, "GET", "/moto-api/").is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "moto did not answer on port {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Emulator {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        port,
+        _child: child,
+    }
+}
+
+/// A minimal HTTP/1.1 request on loopback; returns (status, body).
+pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The shared emulator, reset, with exclusive use until the guard drops.
+pub async fn emulator() -> (MutexGuard<'static, ()>, &'static Emulator) {
+    let guard = LOCK.lock().await;
+    let emu = EMULATOR.get_or_init(spawn);
+    let (status, _) = http(emu.port, "POST", "/moto-api/reset").expect("reset moto");
+    assert_eq!(status, 200, "moto reset");
+    (guard, emu)
+}
+
+impl Emulator {
+    /// SDK configuration for the emulator, with dummy credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .http_client(mooring::aws::http_client())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await
+    }
+
+    /// mooring's clients, with a fresh call counter.
+    pub async fn aws(&self) -> mooring::aws::Aws {
+        mooring::aws::Aws::from_config(&self.sdk_config().await).expect("aws config")
+    }
+
+    /// A plain ECS client: "another client" changing things out of band.
+    pub async fn ecs(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&self.sdk_config().await)
+    }
+
+    /// Runs the mooring binary against the emulator.
+    pub fn mooring(&self, args: &[&str]) -> Output {
+        self.mooring_command(args).output().expect("run mooring")
+    }
+
+    /// The mooring binary as a command, environment set for the emulator.
+    pub fn mooring_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mooring"));
+        cmd.args(args)
+            .current_dir(root())
+            .env_remove("AWS_PROFILE")
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "warn");
+        cmd
+    }
+}
+
+/// A copy of a fixture directory in a temporary directory, to edit.
+pub fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&root().join("tests/fixtures").join(name), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// Replaces `from` with `to` in `file`, failing when `from` is not there.
+pub fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).expect("read");
+    assert!(text.contains(from), "{} has no {from:?}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).expect("write");
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

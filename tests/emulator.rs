@@ -1,0 +1,532 @@
+//! End-to-end runs against moto's server mode, through the real AWS SDK clients.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{ContainerDefinition, ServiceField, TaskDefinitionField};
+use common::{Emulator, edit, emulator, fixture_copy, stderr, stdout};
+use mooring::manifest::{Kind, load_dir};
+use mooring::reconcile::{self, Action, Context, PassReport};
+use mooring::resources::reconcilers;
+
+async fn plan(emu: &Emulator, dir: &Path) -> (PassReport, mooring::aws::Aws) {
+    let set = load_dir(dir).expect("valid manifests");
+    let aws = emu.aws().await;
+    let ctx = Context::new(aws.clone());
+    let recs = reconcilers(&set);
+    let planned = reconcile::plan_all(&ctx, &recs).await;
+    (reconcile::report_plan(&set.revision, &recs, &planned), aws)
+}
+
+async fn apply(emu: &Emulator, dir: &Path) -> (PassReport, mooring::aws::Aws) {
+    let set = load_dir(dir).expect("valid manifests");
+    let aws = emu.aws().await;
+    let ctx = Context::new(aws.clone());
+    let report = reconcile::apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    assert!(!report.has_errors(), "apply failed: {report:#?}");
+    (report, aws)
+}
+
+const WRITES: [&str; 6] = [
+    "CreateCluster",
+    "UpdateCluster",
+    "RegisterTaskDefinition",
+    "CreateService",
+    "UpdateService",
+    "TagResource",
+];
+
+fn writes(aws: &mooring::aws::Aws) -> u64 {
+    WRITES.iter().map(|op| aws.calls.count("ECS", op)).sum()
+}
+
+async fn describe_api(
+    emu: &Emulator,
+) -> (
+    aws_sdk_ecs::types::Service,
+    aws_sdk_ecs::types::TaskDefinition,
+) {
+    let ecs = emu.ecs().await;
+    let out = ecs
+        .describe_services()
+        .cluster("test")
+        .services("api")
+        .include(ServiceField::Tags)
+        .send()
+        .await
+        .expect("describe services");
+    let svc = out.services().first().cloned().expect("service exists");
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(svc.task_definition().expect("task definition"))
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .expect("describe task definition")
+        .task_definition
+        .expect("task definition");
+    (svc, td)
+}
+
+fn image_of(td: &aws_sdk_ecs::types::TaskDefinition) -> String {
+    td.container_definitions()[0]
+        .image()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn creates_from_nothing_then_plans_no_changes() {
+    let (_guard, emu) = emulator().await;
+    let dir = common::root().join("tests/fixtures/basic");
+
+    let (report, _) = plan(emu, &dir).await;
+    let actions: Vec<_> = report
+        .resources
+        .iter()
+        .map(|r| (r.kind, r.action))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            (Kind::Cluster, Action::Create),
+            (Kind::Service, Action::Create)
+        ]
+    );
+
+    let (report, aws) = apply(emu, &dir).await;
+    assert!(report.resources.iter().all(|r| r.applied));
+    assert_eq!(aws.calls.count("ECS", "RegisterTaskDefinition"), 1);
+    assert_eq!(aws.calls.count("ECS", "CreateService"), 1);
+
+    let (svc, td) = describe_api(emu).await;
+    assert_eq!(svc.desired_count(), 2);
+    assert_eq!(svc.launch_type().map(|l| l.as_str()), Some("FARGATE"));
+    assert!(
+        svc.enable_execute_command(),
+        "set after creation despite moto ignoring it on create"
+    );
+    let dc = svc
+        .deployment_configuration()
+        .expect("deployment configuration");
+    assert_eq!(dc.minimum_healthy_percent(), Some(50));
+    assert!(
+        dc.deployment_circuit_breaker()
+            .is_some_and(|c| c.enable() && c.rollback())
+    );
+    let tags: Vec<_> = svc
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+        .collect();
+    assert!(
+        tags.contains(&("mooring.dev/managed-by", "mooring")),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&("mooring.dev/resource", "Service/api")),
+        "{tags:?}"
+    );
+
+    // Subnets were looked up in the default VPC.
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config().await);
+    let vpc = ec2.describe_vpcs().send().await.unwrap();
+    let default_vpc = vpc
+        .vpcs()
+        .iter()
+        .find(|v| v.is_default() == Some(true))
+        .and_then(|v| v.vpc_id())
+        .unwrap()
+        .to_string();
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let mut expected: Vec<String> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| s.vpc_id() == Some(default_vpc.as_str()))
+        .filter_map(|s| s.subnet_id().map(str::to_string))
+        .collect();
+    expected.sort();
+    let mut got = svc
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration())
+        .map(|a| a.subnets().to_vec())
+        .unwrap_or_default();
+    got.sort();
+    assert_eq!(got, expected);
+
+    // The task definition carries what the manifest says, secrets as ARNs.
+    assert_eq!(image_of(&td), "nginx:1.27");
+    assert_eq!(td.cpu(), Some("256"));
+    let c = &td.container_definitions()[0];
+    assert_eq!(c.name(), Some("app"));
+    assert_eq!(
+        c.secrets()[0].value_from(),
+        "arn:aws:ssm:us-east-1:123456789012:parameter/test/db/password"
+    );
+    assert_eq!(
+        c.health_check().map(|h| h.command().to_vec()),
+        Some(vec![
+            "CMD-SHELL".to_string(),
+            "curl -f http://localhost:3000/api/health || exit 1".to_string()
+        ])
+    );
+
+    // Second plan: nothing to do, read calls only, one DescribeServices for the batch.
+    let (report, aws) = plan(emu, &dir).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert!(!report.has_errors());
+    assert_eq!(writes(&aws), 0);
+    assert_eq!(aws.calls.count("ECS", "DescribeServices"), 1);
+    assert_eq!(aws.calls.count("ECS", "DescribeClusters"), 1);
+    let rollout = report.resources[1].rollout.clone().expect("rollout");
+    assert_eq!((rollout.running, rollout.desired), (2, 2));
+}
+
+#[tokio::test]
+async fn out_of_band_changes_are_named_and_reverted() {
+    let (_guard, emu) = emulator().await;
+    let dir = common::root().join("tests/fixtures/basic");
+    apply(emu, &dir).await;
+
+    // Another client registers a revision with another image, points the service at it and
+    // changes the desired count.
+    let ecs = emu.ecs().await;
+    let (_, td) = describe_api(emu).await;
+    let mut container: ContainerDefinition = td.container_definitions()[0].clone();
+    container.image = Some("nginx:hacked".into());
+    let registered = ecs
+        .register_task_definition()
+        .family("api")
+        .cpu("256")
+        .memory("512")
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+        .container_definitions(container)
+        .send()
+        .await
+        .unwrap();
+    let other_arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_string();
+    ecs.update_service()
+        .cluster("test")
+        .service("api")
+        .task_definition(&other_arn)
+        .desired_count(5)
+        .send()
+        .await
+        .unwrap();
+
+    let (report, aws) = plan(emu, &dir).await;
+    let svc = &report.resources[1];
+    assert_eq!(
+        (svc.kind, svc.name.as_str(), svc.action),
+        (Kind::Service, "api", Action::Update)
+    );
+    let fields: Vec<(&str, String, String)> = svc
+        .changes
+        .iter()
+        .map(|c| (c.field.as_str(), c.live.to_string(), c.desired.to_string()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("desiredCount", "5".to_string(), "2".to_string()),
+            (
+                "taskDefinition.container.image",
+                "\"nginx:hacked\"".to_string(),
+                "\"nginx:1.27\"".to_string()
+            ),
+        ]
+    );
+    assert_eq!(writes(&aws), 0, "plan must not write");
+
+    let (_, aws) = apply(emu, &dir).await;
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    let (svc, td) = describe_api(emu).await;
+    assert_eq!(image_of(&td), "nginx:1.27");
+    assert_eq!(svc.desired_count(), 2);
+    assert_ne!(svc.task_definition(), Some(other_arn.as_str()));
+    let (report, _) = plan(emu, &dir).await;
+    assert!(!report.has_changes(), "{report:#?}");
+}
+
+#[tokio::test]
+async fn a_new_image_registers_one_revision_and_updates_once() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    apply(emu, dir.path()).await;
+    let (_, before) = describe_api(emu).await;
+
+    edit(
+        &dir.path().join("service.yaml"),
+        "image: nginx:1.27",
+        "image: nginx:1.28",
+    );
+    let (report, aws) = apply(emu, dir.path()).await;
+    let changed: Vec<&str> = report.resources[1]
+        .changes
+        .iter()
+        .map(|c| c.field.as_str())
+        .collect();
+    assert_eq!(changed, vec!["taskDefinition.container.image"]);
+    assert_eq!(aws.calls.count("ECS", "RegisterTaskDefinition"), 1);
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    assert_eq!(aws.calls.count("ECS", "CreateService"), 0);
+    assert_eq!(aws.calls.count("ECS", "TagResource"), 0);
+
+    let (_, after) = describe_api(emu).await;
+    assert_eq!(image_of(&after), "nginx:1.28");
+    assert_eq!(after.revision(), before.revision() + 1);
+    let revisions = emu
+        .ecs()
+        .await
+        .list_task_definitions()
+        .family_prefix("api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revisions.task_definition_arns().len(), 2);
+
+    // Applying the same manifests again writes nothing.
+    let (report, aws) = apply(emu, dir.path()).await;
+    assert!(!report.has_changes());
+    assert_eq!(writes(&aws), 0);
+}
+
+#[tokio::test]
+async fn invalid_manifests_touch_nothing() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let file = dir.path().join("service.yaml");
+    edit(
+        &file,
+        "      image: nginx:1.27\n",
+        "      image: nginx:1.27\n      imagePullPolicy: always\n",
+    );
+    edit(&file, "desiredCount: 2", "desiredCount: -2");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let path = dir.path().to_str().unwrap();
+
+    for cmd in ["validate", "plan", "apply"] {
+        let out = emu.mooring(&[cmd, path]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {}", stderr(&out));
+        let err = stderr(&out);
+        let unknown = format!(
+            "{}:{}:7: spec.taskDefinition.container.imagePullPolicy: unknown field `imagePullPolicy`",
+            file.display(),
+            line_of("imagePullPolicy")
+        );
+        assert!(
+            err.contains(&unknown),
+            "{cmd}: expected {unknown:?} in {err}"
+        );
+        let negative = format!(
+            "{}:{}:3: spec.desiredCount:",
+            file.display(),
+            line_of("desiredCount")
+        );
+        assert!(
+            err.contains(&negative),
+            "{cmd}: expected {negative:?} in {err}"
+        );
+    }
+    let clusters = emu.ecs().await.list_clusters().send().await.unwrap();
+    assert!(clusters.cluster_arns().is_empty(), "nothing may be created");
+}
+
+#[tokio::test]
+async fn cli_contract_on_the_examples() {
+    let (_guard, emu) = emulator().await;
+    let examples = "manifests/examples";
+    let out = emu.mooring(&["validate", examples]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let out = emu.mooring(&["plan", examples]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Service/salon-backend: create"));
+
+    let out = emu.mooring(&["apply", examples]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    let out = emu.mooring(&["plan", examples, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("plan json");
+    assert!(
+        json["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "none")
+    );
+
+    // Another client points the service at a different task definition.
+    let ecs = emu.ecs().await;
+    let svc = ecs
+        .describe_services()
+        .cluster("salon-prd")
+        .services("salon-backend")
+        .send()
+        .await
+        .unwrap();
+    let td_arn = svc.services()[0].task_definition().unwrap().to_string();
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(&td_arn)
+        .send()
+        .await
+        .unwrap()
+        .task_definition
+        .unwrap();
+    let mut c = td.container_definitions()[0].clone();
+    c.image = Some("nginx:other".into());
+    let other = ecs
+        .register_task_definition()
+        .family("salon-backend")
+        .cpu("512")
+        .memory("1024")
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .container_definitions(c)
+        .send()
+        .await
+        .unwrap();
+    ecs.update_service()
+        .cluster("salon-prd")
+        .service("salon-backend")
+        .task_definition(
+            other
+                .task_definition()
+                .unwrap()
+                .task_definition_arn()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let out = emu.mooring(&["plan", examples]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.contains("Service/salon-backend: update"), "{text}");
+    assert!(
+        text.contains(r#"~ taskDefinition.container.image: "nginx:other" -> "public.ecr.aws/docker/library/node:20-slim""#),
+        "{text}"
+    );
+
+    let out = emu.mooring(&["apply", examples]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let svc = ecs
+        .describe_services()
+        .cluster("salon-prd")
+        .services("salon-backend")
+        .send()
+        .await
+        .unwrap();
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(svc.services()[0].task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        image_of(td.task_definition().unwrap()),
+        "public.ecr.aws/docker/library/node:20-slim"
+    );
+    assert_eq!(emu.mooring(&["plan", examples]).status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn daemon_corrects_drift_serves_status_and_stops_on_sigterm() {
+    let (_guard, emu) = emulator().await;
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = emu
+        .mooring_command(&[
+            "run",
+            "tests/fixtures/basic",
+            "--interval",
+            "1s",
+            "--listen",
+            &listen,
+        ])
+        .spawn()
+        .expect("start daemon");
+
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !cond() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for("readyz", &|| {
+        common::http(port, "GET", "/readyz")
+            .map(|(s, _)| s == 200)
+            .unwrap_or(false)
+    });
+    let (code, body) = common::http(port, "GET", "/healthz").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let status = |path: &str| -> serde_json::Value {
+        let (_, body) = common::http(port, "GET", path).unwrap();
+        serde_json::from_str(&body).unwrap_or_default()
+    };
+    let s = status("/status");
+    assert_eq!(s["mode"], "enforce");
+    assert!(s["revision"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(s["resources"].as_array().unwrap().len(), 2);
+
+    // Out-of-band change: corrected on a later pass, and the diff shows in /status.
+    emu.ecs()
+        .await
+        .update_service()
+        .cluster("test")
+        .service("api")
+        .desired_count(7)
+        .send()
+        .await
+        .unwrap();
+    wait_for("drift to be recorded", &|| {
+        status("/status/Service/api")["lastDrifted"].is_string()
+    });
+    let r = status("/status/Service/api");
+    assert_eq!(r["lastDiff"][0]["field"], "desiredCount");
+    assert_eq!(r["lastDiff"][0]["live"], 7);
+    assert_eq!(r["lastDiff"][0]["desired"], 2);
+    assert_eq!(r["state"], "in_sync");
+    let (svc, _) = describe_api(emu).await;
+    assert_eq!(svc.desired_count(), 2);
+
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "daemon did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
