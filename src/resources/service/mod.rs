@@ -8,6 +8,9 @@
 pub mod network;
 pub mod render;
 
+#[cfg(test)]
+mod mock_tests;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
