@@ -601,3 +601,20 @@ spec:
         assert_eq!(edit_distance("cpu", "memory"), 6);
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::*;
+
+    /// The minimal manifest in the README must stay valid.
+    #[test]
+    fn readme_manifest_is_valid() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let start = readme.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+        let len = readme[start..].find("```").unwrap();
+        let set = load_sources(&[("README.md".into(), readme[start..start + len].to_string())])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(set.len(), 2);
+    }
+}
