@@ -193,7 +193,9 @@ pub async fn execute(cli: Cli) -> i32 {
                 return 1;
             };
             ctx.rollout_wait = wait.then_some(wait_timeout);
-            let report = reconcile::apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+            let recs = reconcilers(&set);
+            let mut report = reconcile::apply_all(&ctx, &set.revision, &recs, true).await;
+            reconcile::verify_converged(&ctx, &recs, &mut report).await;
             print_report(&report, output, true);
             i32::from(report.has_errors())
         }

@@ -26,10 +26,14 @@ pub struct DaemonConfig {
 /// is never cut off half-way by the daemon itself.
 pub async fn run(
     cfg: DaemonConfig,
-    ctx: Context,
+    mut ctx: Context,
     status: StatusStore,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let applying = status.clone();
+    ctx.on_apply = Some(std::sync::Arc::new(move |kind, name| {
+        applying.set_applying(kind, name)
+    }));
     let mut current: Option<ManifestSet> = None;
     loop {
         match load_dir(&cfg.dir) {

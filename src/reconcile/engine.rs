@@ -168,6 +168,9 @@ pub async fn apply_all(
             broken.insert((r.kind(), name));
             continue;
         }
+        if let Some(hook) = &ctx.on_apply {
+            hook(r.kind(), &name);
+        }
         let span = info_span!("apply", kind = %r.kind(), name = %name, action = ?p.plan.action);
         match r.apply(ctx, p).instrument(span).await {
             Ok(applied) => {
@@ -186,4 +189,30 @@ pub async fn apply_all(
         }
     }
     report
+}
+
+/// Plans again after an apply and turns every resource that still differs into a
+/// `not_converged` error: "apply exited 0" then means "AWS now matches".
+pub async fn verify_converged(
+    ctx: &Context,
+    reconcilers: &[Box<dyn Reconciler>],
+    report: &mut PassReport,
+) {
+    if report.has_errors() || !report.resources.iter().any(|r| r.applied) {
+        return;
+    }
+    let planned = plan_all(ctx, reconcilers).await;
+    let after = report_plan(&report.revision, reconcilers, &planned);
+    for (entry, now) in report.resources.iter_mut().zip(after.resources) {
+        if let Some(e) = now.error {
+            entry.error = Some(e);
+        } else if now.action != Action::None {
+            let fields: Vec<&str> = now.changes.iter().map(|c| c.field.as_str()).collect();
+            let e = ReconcileError::NotConverged(format!(
+                "still differs after apply: {}",
+                fields.join(", ")
+            ));
+            entry.error = Some((&e).into());
+        }
+    }
 }

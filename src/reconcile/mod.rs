@@ -15,7 +15,9 @@ use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::Kind;
 
 pub use diff::FieldChange;
-pub use engine::{ErrorReport, PassReport, ResourceReport, apply_all, plan_all, report_plan};
+pub use engine::{
+    ErrorReport, PassReport, ResourceReport, apply_all, plan_all, report_plan, verify_converged,
+};
 
 /// What apply has to do with a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -153,7 +155,12 @@ pub struct Context {
     pub rollout_wait: Option<std::time::Duration>,
     /// How often a rollout is polled while waiting.
     pub rollout_poll: std::time::Duration,
+    /// Called just before a resource is applied (the daemon marks it `applying`).
+    pub on_apply: Option<ApplyHook>,
 }
+
+/// A callback told which resource (`kind`, name) is about to be applied.
+pub type ApplyHook = Arc<dyn Fn(Kind, &str) + Send + Sync>;
 
 impl Context {
     /// A context with empty caches.
@@ -163,6 +170,7 @@ impl Context {
             task_definitions: Mutex::default(),
             rollout_wait: None,
             rollout_poll: std::time::Duration::from_secs(5),
+            on_apply: None,
         }
     }
 }

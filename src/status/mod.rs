@@ -297,6 +297,9 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["resources"][0]["state"], "pending");
         assert_eq!(body["mode"], "observe");
+        store.set_applying(Kind::Cluster, "prd");
+        let (_, body) = get_json(&store, "/status/cluster/prd").await;
+        assert_eq!(body["state"], "applying");
 
         let ready = router(store.clone())
             .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())

@@ -276,3 +276,38 @@ async fn throttling_is_classified_and_fails_only_the_service() {
         err.message
     );
 }
+
+#[tokio::test]
+async fn an_update_that_does_not_stick_is_not_converged() {
+    // ECS accepts the update, but DescribeServices keeps showing the old revision.
+    let mut rules = rollout_rules(vec![]);
+    rules[0] = mock!(Client::describe_services).then_output(|| {
+        DescribeServicesOutput::builder()
+            .services(service(
+                OLD_TD,
+                &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+                2,
+            ))
+            .build()
+    });
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let set = set();
+    let recs = reconcilers(&set);
+    let mut report = apply_all(&ctx, &set.revision, &recs, true).await;
+    assert!(report.resources[1].applied);
+    assert!(!report.has_errors());
+    crate::reconcile::verify_converged(&ctx, &recs, &mut report).await;
+    let err = report.resources[1].error.clone().expect("not converged");
+    assert_eq!(err.category, "not_converged");
+    assert!(
+        err.message.contains("taskDefinition.container.image"),
+        "{}",
+        err.message
+    );
+    assert!(
+        report.resources[0].error.is_none(),
+        "the cluster did converge"
+    );
+}
