@@ -42,8 +42,11 @@ fn writes(aws: &mooring::aws::Aws) -> u64 {
     WRITES.iter().map(|op| aws.calls.count("ECS", op)).sum()
 }
 
-async fn describe_api(
+/// The service and the task definition it runs, as another client sees them.
+async fn describe_service(
     emu: &Emulator,
+    cluster: &str,
+    service: &str,
 ) -> (
     aws_sdk_ecs::types::Service,
     aws_sdk_ecs::types::TaskDefinition,
@@ -51,8 +54,8 @@ async fn describe_api(
     let ecs = emu.ecs().await;
     let out = ecs
         .describe_services()
-        .cluster("test")
-        .services("api")
+        .cluster(cluster)
+        .services(service)
         .include(ServiceField::Tags)
         .send()
         .await
@@ -68,6 +71,58 @@ async fn describe_api(
         .task_definition
         .expect("task definition");
     (svc, td)
+}
+
+async fn describe_api(
+    emu: &Emulator,
+) -> (
+    aws_sdk_ecs::types::Service,
+    aws_sdk_ecs::types::TaskDefinition,
+) {
+    describe_service(emu, "test", "api").await
+}
+
+/// Out of band, as another client would: registers a copy of the running task definition
+/// with another image and points the service at it (and at `desired_count`, if given).
+/// Returns the new revision's ARN.
+async fn swap_image(
+    emu: &Emulator,
+    cluster: &str,
+    service: &str,
+    image: &str,
+    desired_count: Option<i32>,
+) -> String {
+    let ecs = emu.ecs().await;
+    let (_, td) = describe_service(emu, cluster, service).await;
+    let mut container: ContainerDefinition = td.container_definitions()[0].clone();
+    container.image = Some(image.into());
+    let registered = ecs
+        .register_task_definition()
+        .family(td.family().unwrap_or_default())
+        .set_cpu(td.cpu().map(str::to_string))
+        .set_memory(td.memory().map(str::to_string))
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+        .set_task_role_arn(td.task_role_arn().map(str::to_string))
+        .container_definitions(container)
+        .send()
+        .await
+        .expect("register task definition");
+    let arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_string();
+    ecs.update_service()
+        .cluster(cluster)
+        .service(service)
+        .task_definition(&arn)
+        .set_desired_count(desired_count)
+        .send()
+        .await
+        .expect("update service");
+    arn
 }
 
 fn image_of(td: &aws_sdk_ecs::types::TaskDefinition) -> String {
@@ -192,35 +247,7 @@ async fn out_of_band_changes_are_named_and_reverted() {
 
     // Another client registers a revision with another image, points the service at it and
     // changes the desired count.
-    let ecs = emu.ecs().await;
-    let (_, td) = describe_api(emu).await;
-    let mut container: ContainerDefinition = td.container_definitions()[0].clone();
-    container.image = Some("nginx:hacked".into());
-    let registered = ecs
-        .register_task_definition()
-        .family("api")
-        .cpu("256")
-        .memory("512")
-        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
-        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
-        .container_definitions(container)
-        .send()
-        .await
-        .unwrap();
-    let other_arn = registered
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .unwrap()
-        .to_string();
-    ecs.update_service()
-        .cluster("test")
-        .service("api")
-        .task_definition(&other_arn)
-        .desired_count(5)
-        .send()
-        .await
-        .unwrap();
+    let other_arn = swap_image(emu, "test", "api", "nginx:hacked", Some(5)).await;
 
     let (report, aws) = plan(emu, &dir).await;
     let svc = &report.resources[1];
@@ -373,48 +400,7 @@ async fn cli_contract_on_the_examples() {
     );
 
     // Another client points the service at a different task definition.
-    let ecs = emu.ecs().await;
-    let svc = ecs
-        .describe_services()
-        .cluster("salon-prd")
-        .services("salon-backend")
-        .send()
-        .await
-        .unwrap();
-    let td_arn = svc.services()[0].task_definition().unwrap().to_string();
-    let td = ecs
-        .describe_task_definition()
-        .task_definition(&td_arn)
-        .send()
-        .await
-        .unwrap()
-        .task_definition
-        .unwrap();
-    let mut c = td.container_definitions()[0].clone();
-    c.image = Some("nginx:other".into());
-    let other = ecs
-        .register_task_definition()
-        .family("salon-backend")
-        .cpu("512")
-        .memory("1024")
-        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
-        .container_definitions(c)
-        .send()
-        .await
-        .unwrap();
-    ecs.update_service()
-        .cluster("salon-prd")
-        .service("salon-backend")
-        .task_definition(
-            other
-                .task_definition()
-                .unwrap()
-                .task_definition_arn()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    swap_image(emu, "salon-prd", "salon-backend", "nginx:other", None).await;
 
     let out = emu.mooring(&["plan", examples]);
     assert_eq!(out.status.code(), Some(2));
@@ -427,23 +413,8 @@ async fn cli_contract_on_the_examples() {
 
     let out = emu.mooring(&["apply", examples]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let svc = ecs
-        .describe_services()
-        .cluster("salon-prd")
-        .services("salon-backend")
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .describe_task_definition()
-        .task_definition(svc.services()[0].task_definition().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        image_of(td.task_definition().unwrap()),
-        "public.ecr.aws/docker/library/node:20-slim"
-    );
+    let (_, td) = describe_service(emu, "salon-prd", "salon-backend").await;
+    assert_eq!(image_of(&td), "public.ecr.aws/docker/library/node:20-slim");
     assert_eq!(emu.mooring(&["plan", examples]).status.code(), Some(0));
 }
 

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ecs::types::{Cluster, ClusterField, ClusterSetting, ClusterSettingName, Tag};
+use aws_sdk_ecs::types::{Cluster, ClusterField, ClusterSetting, ClusterSettingName};
 use serde_json::{Map, Value, json};
 
-use super::{live_tags_doc, tags_doc, tags_to_set, touches};
+use super::{ecs_tags, live_tags_doc, tags_doc, tags_to_set, touches};
 use crate::aws::AwsError;
 use crate::manifest::{ClusterSpec, Kind, Manifest, ManifestSet, owned_tags};
 use crate::reconcile::diff::diff;
@@ -65,12 +65,6 @@ pub fn live_doc(m: &Manifest<ClusterSpec>, c: &Cluster) -> Value {
     let live = c.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
     doc.insert("tags".into(), live_tags_doc(live, &desired_tags(m)));
     Value::Object(doc)
-}
-
-fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
 }
 
 #[async_trait::async_trait]
@@ -259,7 +253,7 @@ mod tests {
             );
         }
         for (k, v) in tags {
-            b = b.tags(Tag::builder().key(*k).value(*v).build());
+            b = b.tags(aws_sdk_ecs::types::Tag::builder().key(*k).value(*v).build());
         }
         b.build()
     }

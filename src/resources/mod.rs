@@ -18,6 +18,13 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
     ]
 }
 
+/// Tags in ECS's request form.
+pub(crate) fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_ecs::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
 /// Renders desired tags as a JSON object.
 pub(crate) fn tags_doc(tags: &BTreeMap<String, String>) -> Value {
     Value::Object(

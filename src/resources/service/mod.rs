@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
 use aws_sdk_ecs::types::{
-    Compatibility, LaunchType, NetworkMode, Service, ServiceField, Tag, TaskDefinition,
+    Compatibility, LaunchType, NetworkMode, Service, ServiceField, TaskDefinition,
     TaskDefinitionField,
 };
 use tracing::{debug, info};
 
 use self::network::{Resolver, Target};
 use self::render::{Resolved, desired_doc, desired_tags, live_doc};
-use super::{tags_to_set, touches};
+use super::{ecs_tags, tags_to_set, touches};
 use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::{Kind, Manifest, ManifestSet, ServiceSpec};
 use crate::reconcile::diff::diff;
@@ -426,12 +426,6 @@ async fn ensure_task_definition(ctx: &Context, obs: &Observed) -> Result<String,
         cache.insert(arn.clone(), Arc::new(registered));
     }
     Ok(arn)
-}
-
-fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
 }
 
 async fn create_service(
