@@ -170,7 +170,8 @@ pub async fn execute(cli: Cli) -> i32 {
             let Some(ctx) = context().await else { return 1 };
             let recs = reconcilers(&set);
             let planned = reconcile::plan_all(&ctx, &recs).await;
-            let report = reconcile::report_plan(&set.revision, &recs, &planned);
+            let mut report = reconcile::report_plan(&set.revision, &recs, &planned);
+            report.aws_calls = ctx.aws.calls.by_operation();
             print_report(&report, output, false);
             if report.has_errors() {
                 1
@@ -196,6 +197,7 @@ pub async fn execute(cli: Cli) -> i32 {
             let recs = reconcilers(&set);
             let mut report = reconcile::apply_all(&ctx, &set.revision, &recs, true).await;
             reconcile::verify_converged(&ctx, &recs, &mut report).await;
+            report.aws_calls = ctx.aws.calls.by_operation();
             print_report(&report, output, true);
             i32::from(report.has_errors())
         }

@@ -61,6 +61,15 @@ impl ApiCalls {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
+    /// Calls per `Service.Operation`, whatever their outcome.
+    pub fn by_operation(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for ((service, op, _), n) in self.snapshot() {
+            *out.entry(format!("{service}.{op}")).or_default() += n;
+        }
+        out
+    }
+
     /// Calls of one operation (`"ECS"`, `"UpdateService"`), whatever their outcome.
     pub fn count(&self, service: &str, operation: &str) -> u64 {
         self.snapshot()

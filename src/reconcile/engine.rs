@@ -58,6 +58,10 @@ pub struct PassReport {
     pub revision: String,
     /// One entry per resource, in dependency order.
     pub resources: Vec<ResourceReport>,
+    /// AWS calls made, `Service.Operation` → count (filled by the caller that owns the
+    /// clients; empty otherwise).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub aws_calls: std::collections::BTreeMap<String, u64>,
 }
 
 impl PassReport {
@@ -113,6 +117,7 @@ pub fn report_plan(
     PassReport {
         revision: revision.to_string(),
         resources,
+        aws_calls: Default::default(),
     }
 }
 

@@ -323,6 +323,7 @@ mod tests {
                 rollout: None,
                 error: None,
             }],
+            aws_calls: Default::default(),
         };
         store.record_pass(&report, SystemTime::now());
         let (_, body) = get_json(&store, "/status/Cluster/prd").await;

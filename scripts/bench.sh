@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Benchmark: how mooring scales with the number of services, against moto on loopback.
+# Prints, for N services (default 40, in 2 clusters): validate time on a large set, the
+# wall time and peak memory of apply (create from nothing) and of a steady-state plan, and
+# the AWS calls the steady plan made (it must make no writes).
+#
+#   scripts/bench.sh [N]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+n="${1:-40}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mooring/target}"
+cargo build --release --quiet --bin mooring
+bin="$CARGO_TARGET_DIR/release/mooring"
+work="$(mktemp -d)"
+trap 'scripts/moto.sh stop; rm -rf "$work"' EXIT
+
+gen() { # gen DIR COUNT
+  mkdir -p "$1"
+  for c in a b; do
+    printf 'apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: bench-%s}\nspec: {}\n' "$c" >"$1/cluster-$c.yaml"
+  done
+  for i in $(seq 1 "$2"); do
+    c=$([ $((i % 2)) -eq 0 ] && echo a || echo b)
+    cat >"$1/svc-$i.yaml" <<YAML
+apiVersion: mooring.dev/v1alpha1
+kind: Service
+metadata: {name: svc-$i}
+spec:
+  cluster: bench-$c
+  desiredCount: 1
+  network:
+    subnets: {lookup: {vpc: default}}
+    securityGroups: {lookup: {vpc: default, names: [default]}}
+  taskDefinition:
+    cpu: 256
+    memory: 512
+    container:
+      image: nginx:1.27
+      port: 8080
+      environment: {SERVICE: svc-$i, LOG_LEVEL: info}
+      secrets: {DB_PASSWORD: {ssmParameter: /bench/db/password}}
+      healthCheck: {httpPath: /health}
+      logs: {group: /ecs/svc-$i}
+YAML
+  done
+}
+
+measure() { # measure LABEL CMD...  -> prints wall seconds and peak RSS
+  local label="$1"; shift
+  local t0 t1 rss
+  t0=$(date +%s.%N)
+  /usr/bin/time -f '%M' -o "$work/rss" "$@" >"$work/out.json" 2>"$work/err" || true
+  t1=$(date +%s.%N)
+  rss=$(tail -1 "$work/rss")
+  printf '%-34s %8.3f s   peak RSS %6d KiB\n' "$label" "$(echo "$t1 - $t0" | bc)" "$rss"
+}
+
+gen "$work/big" 1000
+measure "validate (1000 services)" "$bin" validate "$work/big"
+
+gen "$work/set" "$n"
+endpoint="$(MOTO_ECS_SERVICE_RUNNING=1 scripts/moto.sh start)"
+export AWS_ENDPOINT_URL="$endpoint" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export RUST_LOG=error
+measure "apply from nothing ($n services)" "$bin" apply "$work/set" --output json
+measure "steady plan ($n services)" "$bin" plan "$work/set" --output json
+python3 - "$work/out.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+changes = sum(1 for r in report["resources"] if r["action"] != "none")
+calls = report.get("awsCalls", {})
+print(f"steady plan: {changes} resources with changes, {sum(calls.values())} AWS calls:")
+for op, count in sorted(calls.items()):
+    print(f"  {op:40} {count}")
+PY
