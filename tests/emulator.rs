@@ -501,3 +501,136 @@ async fn daemon_corrects_drift_serves_status_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[tokio::test]
+async fn parameter_sets_manage_values_and_require_hand_set_secrets() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    std::fs::write(
+        dir.path().join("parameters.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: ParameterSet
+metadata: {name: app}
+spec:
+  path: /test/app
+  parameters:
+    db/host: db.internal
+    db/port: 5432
+  required:
+    db/password: SecureString
+",
+    )
+    .unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "ssmParameter: /test/db/password",
+        "ssmParameter: /test/app/db/password",
+    );
+
+    // The hand-set secret is missing: values are written, the service waits for it.
+    let set = load_dir(dir.path()).unwrap();
+    let ctx = Context::new(emu.aws().await);
+    let report = reconcile::apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    let by_kind = |k: Kind| {
+        report
+            .resources
+            .iter()
+            .find(|r| r.kind == k)
+            .unwrap()
+            .clone()
+    };
+    let params = by_kind(Kind::ParameterSet);
+    assert!(params.applied);
+    let err = params.error.expect("missing required parameter");
+    assert_eq!(err.category, "requirement");
+    assert!(
+        err.message.contains("/test/app/db/password is missing"),
+        "{}",
+        err.message
+    );
+    let svc = by_kind(Kind::Service);
+    assert_eq!(
+        svc.error.map(|e| e.category),
+        Some("dependency".to_string())
+    );
+    assert!(
+        emu.ecs()
+            .await
+            .list_services()
+            .cluster("test")
+            .send()
+            .await
+            .unwrap()
+            .service_arns()
+            .is_empty()
+    );
+    let ssm = aws_sdk_ssm::Client::new(&emu.sdk_config().await);
+    let host = ssm
+        .get_parameter()
+        .name("/test/app/db/host")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        host.parameter().and_then(|p| p.value()),
+        Some("db.internal")
+    );
+    let path = dir.path().to_str().unwrap();
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(1));
+
+    // Someone sets the secret by hand; now everything converges.
+    const SECRET: &str = "s3cr3t-value-never-shown";
+    ssm.put_parameter()
+        .name("/test/app/db/password")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    // An out-of-band value change is named and put back.
+    ssm.put_parameter()
+        .name("/test/app/db/host")
+        .value("evil.example.com")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains(
+            r#"~ parameters./test/app/db/host.value: "evil.example.com" -> "db.internal""#
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let json = emu.mooring(&["plan", path, "--output", "json"]);
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let host = ssm
+        .get_parameter()
+        .name("/test/app/db/host")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        host.parameter().and_then(|p| p.value()),
+        Some("db.internal")
+    );
+
+    // The secret's value never shows, in any output.
+    for o in [&out, &json] {
+        assert!(!stdout(o).contains(SECRET) && !stderr(o).contains(SECRET));
+    }
+}

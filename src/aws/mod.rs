@@ -32,6 +32,8 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     /// STS: the account ID, for ARNs mooring has to build.
     pub sts: aws_sdk_sts::Client,
+    /// SSM Parameter Store.
+    pub ssm: aws_sdk_ssm::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -152,6 +154,11 @@ impl Aws {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             region,
             calls,
             account: Default::default(),
@@ -163,12 +170,14 @@ impl Aws {
         ecs: aws_sdk_ecs::Client,
         ec2: aws_sdk_ec2::Client,
         sts: aws_sdk_sts::Client,
+        ssm: aws_sdk_ssm::Client,
         region: &str,
     ) -> Aws {
         Aws {
             ecs,
             ec2,
             sts,
+            ssm,
             region: region.to_string(),
             calls: ApiCalls::default(),
             account: Default::default(),
@@ -272,6 +281,16 @@ impl fmt::Display for AwsError {
 }
 
 impl AwsError {
+    /// A request mooring could not even build (a missing required field).
+    pub fn invalid_request(operation: &'static str, err: impl fmt::Display) -> AwsError {
+        AwsError {
+            operation,
+            code: None,
+            message: format!("failed to build the request: {err}"),
+            category: ErrorCategory::Validation,
+        }
+    }
+
     /// Classifies an SDK error. This is the only place that decides what an AWS error
     /// means; callers match on [`AwsError::category`] or, for one operation's own error
     /// (e.g. `ClusterNotFoundException`), on the typed error before converting.

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod error;
 pub mod load;
+pub mod parameters;
 pub mod schema;
 pub mod service;
 pub mod yaml;
@@ -13,11 +14,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use cluster::ClusterSpec;
 pub use error::{ManifestError, ManifestErrors};
 pub use load::load_dir;
+pub use parameters::ParameterSetSpec;
 pub use service::ServiceSpec;
 
 /// The only API version this build understands.
@@ -30,18 +32,21 @@ pub const API_VERSION: &str = "mooring.dev/v1alpha1";
 pub enum Kind {
     /// An ECS cluster.
     Cluster,
+    /// SSM parameters under one path: managed values and required hand-set ones.
+    ParameterSet,
     /// An ECS service on Fargate with its task definition.
     Service,
 }
 
 impl Kind {
     /// Every kind, in dependency order (a kind only references kinds before it).
-    pub const ALL: [Kind; 2] = [Kind::Cluster, Kind::Service];
+    pub const ALL: [Kind; 3] = [Kind::Cluster, Kind::ParameterSet, Kind::Service];
 
     /// The name used in manifests, URLs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Cluster => "Cluster",
+            Kind::ParameterSet => "ParameterSet",
             Kind::Service => "Service",
         }
     }
@@ -126,6 +131,8 @@ impl<S> Manifest<S> {
 pub struct ManifestSet {
     /// ECS clusters.
     pub clusters: Vec<Manifest<ClusterSpec>>,
+    /// SSM parameter sets.
+    pub parameter_sets: Vec<Manifest<ParameterSetSpec>>,
     /// Fargate services.
     pub services: Vec<Manifest<ServiceSpec>>,
     /// Content hash of the files the set was loaded from (`sha256:…`, first 12 hex digits).
@@ -138,9 +145,37 @@ impl ManifestSet {
         self.clusters.iter().find(|c| c.name() == name)
     }
 
+    /// The parameter set that declares the SSM parameter `full_name`, managed or required.
+    pub fn parameter_set_declaring(&self, full_name: &str) -> Option<&Manifest<ParameterSetSpec>> {
+        self.parameter_sets
+            .iter()
+            .find(|p| p.spec.declares(full_name))
+    }
+
+    /// Every resource as (kind, name), in dependency order.
+    pub fn ids(&self) -> Vec<(Kind, String)> {
+        let mut ids = Vec::with_capacity(self.len());
+        ids.extend(
+            self.clusters
+                .iter()
+                .map(|m| (Kind::Cluster, m.name().to_string())),
+        );
+        ids.extend(
+            self.parameter_sets
+                .iter()
+                .map(|m| (Kind::ParameterSet, m.name().to_string())),
+        );
+        ids.extend(
+            self.services
+                .iter()
+                .map(|m| (Kind::Service, m.name().to_string())),
+        );
+        ids
+    }
+
     /// Number of resources in the set.
     pub fn len(&self) -> usize {
-        self.clusters.len() + self.services.len()
+        self.clusters.len() + self.parameter_sets.len() + self.services.len()
     }
 
     /// True when the set describes nothing.
@@ -166,4 +201,30 @@ pub fn owned_tags(
     all.insert(TAG_MANAGED_BY.into(), MANAGED_BY.into());
     all.insert(TAG_RESOURCE.into(), format!("{kind}/{name}"));
     all
+}
+
+/// Schema of an environment value: a string, number or boolean.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+pub(crate) enum ScalarSchema {
+    String(String),
+    Number(f64),
+    Bool(bool),
+}
+
+pub(crate) fn scalar_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            serde_json::Value::Number(n) => Ok((k, n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "value of `{k}` must be a string, number or boolean, not {other}"
+            ))),
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use super::{API_VERSION, ClusterSpec, Document, Kind, ServiceSpec};
+use super::{API_VERSION, ClusterSpec, Document, Kind, ParameterSetSpec, ServiceSpec};
 
 /// Where the committed schema lives, relative to the repository root.
 pub const SCHEMA_PATH: &str = "manifests/schema/mooring.schema.json";
@@ -24,6 +24,10 @@ fn definitions() -> &'static Map<String, Value> {
             (
                 Kind::Cluster,
                 generator.subschema_for::<Document<ClusterSpec>>(),
+            ),
+            (
+                Kind::ParameterSet,
+                generator.subschema_for::<Document<ParameterSetSpec>>(),
             ),
             (
                 Kind::Service,

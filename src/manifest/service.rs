@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::Metadata;
 use super::cluster::{check_aws_name, check_tags};
@@ -82,8 +82,8 @@ pub struct ContainerSpec {
     /// Plain environment variables. Values may be written as numbers or booleans; they are
     /// passed as strings.
     #[serde(default)]
-    #[schemars(with = "BTreeMap<String, ScalarSchema>")]
-    #[serde(deserialize_with = "scalar_map")]
+    #[schemars(with = "BTreeMap<String, super::ScalarSchema>")]
+    #[serde(deserialize_with = "super::scalar_map")]
     pub environment: BTreeMap<String, String>,
     /// Environment variables whose values ECS reads from SSM Parameter Store or Secrets
     /// Manager when a task starts. Only the reference lives in git.
@@ -227,30 +227,6 @@ pub struct LoadBalancerSpec {
     /// Container port to register. Defaults to the container's `port`.
     #[serde(default)]
     pub container_port: Option<u16>,
-}
-
-/// Schema of an environment value: a string, number or boolean.
-#[derive(JsonSchema)]
-#[schemars(untagged)]
-#[allow(dead_code)]
-enum ScalarSchema {
-    String(String),
-    Number(f64),
-    Bool(bool),
-}
-
-fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
-    raw.into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => Ok((k, s)),
-            serde_json::Value::Number(n) => Ok((k, n.to_string())),
-            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
-            other => Err(serde::de::Error::custom(format!(
-                "environment value of `{k}` must be a string, number or boolean, not {other}"
-            ))),
-        })
-        .collect()
 }
 
 /// Default container name.

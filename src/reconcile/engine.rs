@@ -109,7 +109,7 @@ pub fn report_plan(
                 changes: p.plan.changes.clone(),
                 applied: false,
                 rollout: p.plan.rollout.clone(),
-                error: None,
+                error: problems_error(&p.plan.problems),
             },
             Err((name, e)) => failed(reconcilers[*i].kind(), name, e),
         })
@@ -119,6 +119,10 @@ pub fn report_plan(
         resources,
         aws_calls: Default::default(),
     }
+}
+
+fn problems_error(problems: &[String]) -> Option<ErrorReport> {
+    (!problems.is_empty()).then(|| (&ReconcileError::Requirement(problems.to_vec())).into())
 }
 
 fn failed(kind: Kind, name: &str, e: &ReconcileError) -> ResourceReport {
@@ -158,10 +162,13 @@ pub async fn apply_all(
                 continue;
             }
         };
+        let name = p.plan.name.clone();
+        if !p.plan.problems.is_empty() {
+            broken.insert((r.kind(), name.clone()));
+        }
         if p.plan.action == Action::None {
             continue;
         }
-        let name = p.plan.name.clone();
         if let Some((k, n)) = r
             .dependencies(&name)
             .into_iter()
@@ -180,6 +187,7 @@ pub async fn apply_all(
         match r.apply(ctx, p).instrument(span).await {
             Ok(applied) => {
                 info!(kind = %r.kind(), name = %name, changes = p.plan.changes.len(), "applied");
+                // Requirement problems stay reported after the fixable part is applied.
                 entry.applied = true;
                 entry.aws_id = applied.aws_id;
                 if applied.rollout.is_some() {

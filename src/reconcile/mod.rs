@@ -80,6 +80,11 @@ pub struct ResourcePlan {
     /// The current rollout, for services.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// What is wrong and cannot be fixed by apply (e.g. a required parameter nobody has
+    /// set). The resource's fixable changes are still applied; the resource then counts as
+    /// failed, and resources that depend on it are not applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// A plan plus what the kind observed, handed back to it by apply so that apply does not
@@ -125,6 +130,9 @@ pub enum ReconcileError {
     /// The deployment failed (circuit breaker) or did not finish in time.
     #[error("failed to roll out: {0}")]
     Rollout(String),
+    /// Something apply must not or cannot fix is wrong (see [`ResourcePlan::problems`]).
+    #[error("{}", .0.join("; "))]
+    Requirement(Vec<String>),
 }
 
 impl ReconcileError {
@@ -136,6 +144,7 @@ impl ReconcileError {
             ReconcileError::Dependency(_) => "dependency",
             ReconcileError::NotConverged(_) => "not_converged",
             ReconcileError::Rollout(_) => "rollout",
+            ReconcileError::Requirement(_) => "requirement",
         }
     }
 

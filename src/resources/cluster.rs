@@ -137,6 +137,7 @@ impl Reconciler for ClusterReconciler {
                     action,
                     changes,
                     rollout: None,
+                    problems: Vec::new(),
                 };
                 let observed = Observed {
                     manifest: m.clone(),

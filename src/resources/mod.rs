@@ -1,6 +1,7 @@
 //! One module per AWS kind, each behind [`crate::reconcile::Reconciler`].
 
 pub mod cluster;
+pub mod parameters;
 pub mod service;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use crate::reconcile::{FieldChange, Reconciler};
 pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
     vec![
         Box::new(cluster::ClusterReconciler::new(set)),
+        Box::new(parameters::ParameterSetReconciler::new(set)),
         Box::new(service::ServiceReconciler::new(set)),
     ]
 }

@@ -121,17 +121,7 @@ impl StatusStore {
         self.write(|s| {
             s.revision = Some(set.revision.clone());
             s.manifest_errors.clear();
-            let mut wanted: Vec<(Kind, String)> = set
-                .clusters
-                .iter()
-                .map(|c| (Kind::Cluster, c.name().to_string()))
-                .chain(
-                    set.services
-                        .iter()
-                        .map(|m| (Kind::Service, m.name().to_string())),
-                )
-                .collect();
-            wanted.sort();
+            let wanted = set.ids();
             let mut next = Vec::new();
             for (kind, name) in wanted {
                 let existing = s

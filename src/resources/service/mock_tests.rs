@@ -138,7 +138,8 @@ fn context(rules: &[&Rule]) -> Context {
     let no_rules: [&Rule; 0] = [];
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &no_rules);
     let sts = mock_client!(aws_sdk_sts, RuleMode::MatchAny, &no_rules);
-    let mut ctx = Context::new(Aws::from_clients(ecs, ec2, sts, "eu-west-1"));
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &no_rules);
+    let mut ctx = Context::new(Aws::from_clients(ecs, ec2, sts, ssm, "eu-west-1"));
     ctx.rollout_wait = Some(Duration::from_secs(30));
     ctx.rollout_poll = Duration::from_millis(1);
     ctx

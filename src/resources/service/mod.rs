@@ -39,6 +39,8 @@ const DESCRIBE_BATCH: usize = 10;
 /// Reconciles `kind: Service` manifests.
 pub struct ServiceReconciler {
     services: Vec<(Manifest<ServiceSpec>, String)>,
+    /// Per service: the manifests it needs applied first.
+    dependencies: BTreeMap<String, Vec<(Kind, String)>>,
 }
 
 impl ServiceReconciler {
@@ -55,7 +57,29 @@ impl ServiceReconciler {
                 (m.clone(), cluster)
             })
             .collect();
-        ServiceReconciler { services }
+        let dependencies = set
+            .services
+            .iter()
+            .map(|m| {
+                let mut deps = vec![(Kind::Cluster, m.spec.cluster.clone())];
+                for secret in m.spec.task_definition.container.secrets.values() {
+                    let declared = secret
+                        .ssm_parameter
+                        .as_deref()
+                        .and_then(|name| set.parameter_set_declaring(name));
+                    if let Some(ps) = declared {
+                        deps.push((Kind::ParameterSet, ps.name().to_string()));
+                    }
+                }
+                deps.sort();
+                deps.dedup();
+                (m.name().to_string(), deps)
+            })
+            .collect();
+        ServiceReconciler {
+            services,
+            dependencies,
+        }
     }
 }
 
@@ -236,11 +260,7 @@ impl Reconciler for ServiceReconciler {
     }
 
     fn dependencies(&self, name: &str) -> Vec<(Kind, String)> {
-        self.services
-            .iter()
-            .filter(|(m, _)| m.name() == name)
-            .map(|(m, _)| (Kind::Cluster, m.spec.cluster.clone()))
-            .collect()
+        self.dependencies.get(name).cloned().unwrap_or_default()
     }
 
     async fn plan(&self, ctx: &Context) -> Vec<(String, Result<Planned, ReconcileError>)> {
@@ -310,6 +330,7 @@ impl Reconciler for ServiceReconciler {
                         action,
                         changes,
                         rollout: found.as_ref().and_then(rollout_of),
+                        problems: Vec::new(),
                     },
                     observed: Box::new(Observed {
                         manifest: m.clone(),
