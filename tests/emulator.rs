@@ -224,7 +224,7 @@ async fn creates_from_nothing_then_plans_no_changes() {
         c.health_check().map(|h| h.command().to_vec()),
         Some(vec![
             "CMD-SHELL".to_string(),
-            "curl -f http://localhost:3000/api/health || exit 1".to_string()
+            "curl -f 'http://localhost:3000/api/health' || exit 1".to_string()
         ])
     );
 

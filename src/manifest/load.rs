@@ -642,7 +642,44 @@ spec:
                 .any(|e| e.contains("secrets.JWT: set exactly one of")),
             "{errs:#?}"
         );
-        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs.iter().any(|e| e
+                .contains("svc.yaml:10:3: spec.taskDefinition: `executionRoleArn` is required")),
+            "{errs:#?}"
+        );
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+    }
+
+    #[test]
+    fn load_balancer_port_must_be_the_mapped_port() {
+        let svc = service(
+            "  loadBalancers:\n    - targetGroupArn: arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/b\n      containerPort: 8080\n",
+            "",
+        );
+        let errs = errors(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        assert!(
+            errs.iter().any(|e| e.contains("spec.loadBalancers[0].containerPort: 8080 is not mapped: the container's `port` is 80")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn health_check_paths_are_url_paths_only() {
+        let svc = service(
+            "",
+            "      healthCheck: {httpPath: \"/health' ; rm -rf /\", timeoutSeconds: 61}\n",
+        );
+        let errs = errors(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("httpPath: may contain only URL path characters")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("timeoutSeconds: 61 is outside 2-60")),
+            "{errs:#?}"
+        );
     }
 
     #[test]
@@ -722,6 +759,7 @@ spec:
   taskDefinition:
     cpu: 256
     memory: 512
+    executionRoleArn: arn:aws:iam::123456789012:role/exec
     container:
       image: api:1
       secrets:
@@ -759,7 +797,7 @@ spec:
         let typo = service("/salon/prd/database/pasword");
         let errs = load(&[("p.yaml", SET), ("s.yaml", &typo)]).unwrap_err().0;
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert_eq!((errs[0].line, errs[0].col), (20, 14));
+        assert_eq!((errs[0].line, errs[0].col), (21, 14));
         assert_eq!(
             errs[0].field,
             "spec.taskDefinition.container.secrets.DB.ssmParameter"

@@ -68,8 +68,9 @@ impl fmt::Display for Kind {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
     /// Name of the resource, unique per kind. Other manifests refer to it by this name; it
-    /// is also the AWS name unless the spec overrides it.
-    #[schemars(length(min = 1, max = 255), pattern(r"^[A-Za-z0-9][A-Za-z0-9_-]*$"))]
+    /// is also the AWS name unless the spec overrides it. At most 200 characters, so that
+    /// the ownership tag `Kind/name` stays within AWS's 256-character tag values.
+    #[schemars(length(min = 1, max = 200), pattern(r"^[A-Za-z0-9][A-Za-z0-9_-]*$"))]
     pub name: String,
     /// Free-form labels (not sent to AWS).
     #[serde(default)]

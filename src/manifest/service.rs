@@ -114,7 +114,7 @@ pub struct SecretRef {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HealthCheckSpec {
     /// HTTP path to probe on the container's port, e.g. `/api/health`. Becomes
-    /// `CMD-SHELL curl -f http://localhost:PORT/PATH || exit 1` (the image needs curl).
+    /// `CMD-SHELL curl -f 'http://localhost:PORT/PATH' || exit 1` (the image needs curl).
     #[serde(default)]
     pub http_path: Option<String>,
     /// Explicit health check command, e.g. `["CMD-SHELL", "wget -q -O- localhost:3000/health"]`.
@@ -123,7 +123,7 @@ pub struct HealthCheckSpec {
     /// Seconds between checks (5-300). AWS default 30.
     #[serde(default)]
     pub interval_seconds: Option<u32>,
-    /// Seconds before a check counts as failed (2-120). AWS default 5.
+    /// Seconds before a check counts as failed (2-60). AWS default 5.
     #[serde(default)]
     pub timeout_seconds: Option<u32>,
     /// Consecutive failures before the container is unhealthy (1-10). AWS default 3.
@@ -316,6 +316,13 @@ impl ServiceSpec {
             }
         }
 
+        let c = &td.container;
+        if td.execution_role_arn.is_none() && (c.logs.is_some() || !c.secrets.is_empty()) {
+            f.at(
+                "/spec/taskDefinition",
+                "`executionRoleArn` is required when the container has `logs` or `secrets` (ECS uses that role to write logs and read secrets)",
+            );
+        }
         self.check_container(f);
         self.check_network(f);
         self.check_deployment(f);
@@ -325,12 +332,6 @@ impl ServiceSpec {
                 f.at(
                     "/spec/healthCheckGracePeriodSeconds",
                     "must be at most 2147483647",
-                );
-            }
-            if self.load_balancers.is_empty() {
-                f.at(
-                    "/spec/healthCheckGracePeriodSeconds",
-                    "only applies to services with `loadBalancers`",
                 );
             }
         }
@@ -344,11 +345,15 @@ impl ServiceSpec {
                     format!("`{}` is not a target group ARN", lb.target_group_arn),
                 );
             }
+            // The task definition maps exactly one port: the container's `port`.
             match (lb.container_port, td.container.port) {
-                (Some(0), _) => f.at(&format!("{p}/containerPort"), "ports are 1-65535"),
-                (None, None) => f.at(
+                (_, None) => f.at(
                     &format!("{p}/containerPort"),
-                    "set `containerPort` here or `port` on the container",
+                    "a load balancer needs the container's `port` (the only port mapped)",
+                ),
+                (Some(lb_port), Some(port)) if lb_port != port => f.at(
+                    &format!("{p}/containerPort"),
+                    format!("{lb_port} is not mapped: the container's `port` is {port}"),
                 ),
                 _ => {}
             }
@@ -425,10 +430,14 @@ impl ServiceSpec {
                     if !path.starts_with('/') {
                         f.at(&format!("{p}/httpPath"), "must start with `/`");
                     }
-                    if path.contains(['\'', '"', ' ', ';', '&', '|', '`', '$']) {
+                    // The path goes inside single quotes in a CMD-SHELL command: only URL
+                    // characters, and never a quote.
+                    let url_char =
+                        |c: char| c.is_ascii_alphanumeric() || "-._~!$&()*+,;=:@/?%".contains(c);
+                    if !path.chars().all(url_char) {
                         f.at(
                             &format!("{p}/httpPath"),
-                            "must not contain spaces, quotes or shell characters",
+                            "may contain only URL path characters (no spaces, quotes or control characters)",
                         );
                     }
                     if c.port.is_none() {
@@ -448,7 +457,7 @@ impl ServiceSpec {
             }
             for (field, value, lo, hi) in [
                 ("intervalSeconds", hc.interval_seconds, 5, 300),
-                ("timeoutSeconds", hc.timeout_seconds, 2, 120),
+                ("timeoutSeconds", hc.timeout_seconds, 2, 60),
                 ("retries", hc.retries, 1, 10),
                 ("startPeriodSeconds", hc.start_period_seconds, 0, 300),
             ] {

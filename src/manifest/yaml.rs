@@ -273,29 +273,20 @@ fn resolve_scalar(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Value {
         "false" | "False" | "FALSE" => return Value::Bool(false),
         _ => {}
     }
-    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && let Ok(i) = text.parse::<i64>()
-    {
-        return Value::Number(i.into());
+    // A number only when it reads back exactly as written: `01234`, `1.10`, `0x1F` or
+    // `1e3` stay strings, so an environment value reaches the container as typed, and a
+    // number field given such a value gets a type error instead of a silent rewrite.
+    if let Ok(i) = text.parse::<i64>() {
+        if i.to_string() == text {
+            return Value::Number(i.into());
+        }
     }
-    if let Some(hex) = text.strip_prefix("0x")
-        && let Ok(i) = i64::from_str_radix(hex, 16)
-    {
-        return Value::Number(i.into());
-    }
-    if let Some(oct) = text.strip_prefix("0o")
-        && let Ok(i) = i64::from_str_radix(oct, 8)
-    {
-        return Value::Number(i.into());
-    }
-    let looks_float = digits.bytes().any(|b| b.is_ascii_digit())
-        && digits
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-    if looks_float && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-        return Value::Number(n);
+    if text.contains('.') {
+        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+            if n.to_string() == text {
+                return Value::Number(n);
+            }
+        }
     }
     Value::String(text.to_string())
 }
@@ -315,11 +306,11 @@ mod tests {
     #[test]
     fn scalars_follow_the_core_schema() {
         let doc = one(
-            "a: 1\nb: -2\nc: 1.5\nd: true\ne: ~\nf: yes\ng: '3'\nh: 0x1f\ni: 1e3\nj: v1.2\nk: !!str 7\n",
+            "a: 1\nb: -2\nc: 1.5\nd: true\ne: ~\nf: yes\ng: '3'\nh: 0x1f\ni: 1e3\nj: v1.2\nk: !!str 7\nl: 01234\nm: 1.10\nn: .inf\n",
         );
         assert_eq!(
             doc.value,
-            json!({"a":1,"b":-2,"c":1.5,"d":true,"e":null,"f":"yes","g":"3","h":31,"i":1000.0,"j":"v1.2","k":"7"})
+            json!({"a":1,"b":-2,"c":1.5,"d":true,"e":null,"f":"yes","g":"3","h":"0x1f","i":"1e3","j":"v1.2","k":"7","l":"01234","m":"1.10","n":".inf"})
         );
     }
 

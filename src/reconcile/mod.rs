@@ -166,6 +166,9 @@ pub struct Context {
     pub rollout_poll: std::time::Duration,
     /// Called just before a resource is applied (the daemon marks it `applying`).
     pub on_apply: Option<ApplyHook>,
+    /// Task definition revisions whose deployment failed (circuit breaker): not deployed
+    /// again, so a daemon does not roll broken tasks out every interval.
+    pub failed_revisions: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A callback told which resource (`kind`, name) is about to be applied.
@@ -180,6 +183,7 @@ impl Context {
             rollout_wait: None,
             rollout_poll: std::time::Duration::from_secs(5),
             on_apply: None,
+            failed_revisions: Mutex::default(),
         }
     }
 }

@@ -231,20 +231,37 @@ async fn apply_waits_for_the_rollout_to_complete() {
 }
 
 #[tokio::test]
-async fn a_circuit_breaker_rollback_fails_the_apply() {
-    let rules = rollout_rules(vec![service(
-        OLD_TD,
-        &[(
-            "PRIMARY",
-            DeploymentRolloutState::Failed,
-            Some("ECS deployment circuit breaker: tasks failed to start."),
-        )],
-        2,
-    )]);
+async fn a_circuit_breaker_rollback_fails_the_apply_and_is_not_redeployed() {
+    // What ECS shows during a rollback: the old revision is PRIMARY again (rolling back),
+    // the new one is ACTIVE with rolloutState FAILED. Then the next pass sees the old
+    // revision alone.
+    let mut rollback = service(OLD_TD, &[], 2);
+    rollback.deployments = Some(vec![
+        Deployment::builder()
+            .status("PRIMARY")
+            .rollout_state(DeploymentRolloutState::InProgress)
+            .task_definition(OLD_TD)
+            .build(),
+        Deployment::builder()
+            .status("ACTIVE")
+            .rollout_state(DeploymentRolloutState::Failed)
+            .rollout_state_reason("ECS deployment circuit breaker: tasks failed to start.")
+            .task_definition(NEW_TD)
+            .build(),
+    ]);
+    let rules = rollout_rules(vec![
+        rollback,
+        service(
+            OLD_TD,
+            &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+            2,
+        ),
+    ]);
     let refs: Vec<&Rule> = rules.iter().collect();
     let ctx = context(&refs);
     let set = set();
-    let report = apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    let recs = reconcilers(&set);
+    let report = apply_all(&ctx, &set.revision, &recs, true).await;
     let err = report.resources[1]
         .error
         .clone()
@@ -252,6 +269,17 @@ async fn a_circuit_breaker_rollback_fails_the_apply() {
     assert_eq!(err.category, "rollout");
     assert!(err.message.contains("circuit breaker"), "{}", err.message);
     assert!(!report.resources[1].applied);
+    assert_eq!(rules[3].num_calls(), 1);
+
+    // The next pass still sees the old image, but does not deploy the failed revision again.
+    let report = apply_all(&ctx, &set.revision, &recs, true).await;
+    let err = report.resources[1].error.clone().expect("refused");
+    assert!(
+        err.message.contains("not deployed again"),
+        "{}",
+        err.message
+    );
+    assert_eq!(rules[3].num_calls(), 1, "no second UpdateService");
 }
 
 #[tokio::test]

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
 use aws_sdk_ecs::types::{
-    Compatibility, LaunchType, NetworkMode, Service, ServiceField, TaskDefinition,
-    TaskDefinitionField,
+    Compatibility, DeploymentRolloutState, LaunchType, NetworkMode, Service, ServiceField,
+    TaskDefinition, TaskDefinitionField,
 };
 use tracing::{debug, info};
 
@@ -306,6 +306,13 @@ impl Reconciler for ServiceReconciler {
                         message: "it is being deleted (DRAINING); it can be created again once it is INACTIVE".into(),
                     });
                 }
+                for d in found.iter().flat_map(|s| s.deployments()) {
+                    if d.rollout_state() == Some(&DeploymentRolloutState::Failed) {
+                        if let Some(arn) = d.task_definition() {
+                            remember_failed(ctx, arn);
+                        }
+                    }
+                }
                 let live_td = match found.as_ref().and_then(|s| s.task_definition()) {
                     Some(arn) => Some(Self::task_definition(ctx, arn).await?),
                     None => None,
@@ -360,7 +367,16 @@ impl Reconciler for ServiceReconciler {
             Some(s) if !touches(changes, "taskDefinition") => {
                 s.task_definition().unwrap_or_default().to_string()
             }
-            _ => ensure_task_definition(ctx, obs).await?,
+            _ => {
+                let arn = ensure_task_definition(ctx, obs).await?;
+                let failed = ctx.failed_revisions.lock().is_ok_and(|f| f.contains(&arn));
+                if failed {
+                    return Err(ReconcileError::Rollout(format!(
+                        "{arn} failed to deploy before (deployment circuit breaker); it is not deployed again until the manifest changes"
+                    )));
+                }
+                arn
+            }
         };
 
         let mut service = match &obs.live {
@@ -388,7 +404,7 @@ impl Reconciler for ServiceReconciler {
         };
 
         if let Some(limit) = ctx.rollout_wait {
-            service = wait_for_rollout(ctx, obs, service, limit).await?;
+            service = wait_for_rollout(ctx, obs, service, &td_arn, limit).await?;
         }
         Ok(Applied {
             aws_id: service.service_arn().unwrap_or_default().to_string(),
@@ -472,7 +488,8 @@ async fn create_service(
         .set_network_configuration(render::network_configuration(spec, &obs.resolved))
         .deployment_configuration(render::deployment_configuration(spec))
         .set_health_check_grace_period_seconds(
-            (!lbs.is_empty()).then(|| spec.health_check_grace_period_seconds.unwrap_or(0) as i32),
+            spec.health_check_grace_period_seconds
+                .map(|g| i32::try_from(g).unwrap_or(i32::MAX)),
         )
         .enable_execute_command(spec.enable_execute_command)
         .set_load_balancers((!lbs.is_empty()).then_some(lbs))
@@ -568,11 +585,30 @@ async fn update_service(
     service.ok_or_else(|| ReconcileError::NotConverged("UpdateService returned no service".into()))
 }
 
-/// Polls the service until its deployment completes, fails, or `limit` passes.
+/// The reason ECS gave up on a deployment of `td_arn` (circuit breaker), if it did.
+fn failed_deployment(s: &Service, td_arn: &str) -> Option<String> {
+    s.deployments()
+        .iter()
+        .find(|d| {
+            d.task_definition() == Some(td_arn)
+                && d.rollout_state() == Some(&DeploymentRolloutState::Failed)
+        })
+        .map(|d| {
+            d.rollout_state_reason()
+                .unwrap_or("no reason given")
+                .to_string()
+        })
+}
+
+/// Polls the service until the deployment of `td_arn` completes, fails, or `limit`
+/// passes. A circuit-breaker rollback shows as the old revision becoming PRIMARY again
+/// and the new one FAILED: both count as failure, and the revision is remembered so that
+/// later passes do not deploy it again.
 async fn wait_for_rollout(
     ctx: &Context,
     obs: &Observed,
     mut service: Service,
+    td_arn: &str,
     limit: Duration,
 ) -> Result<Service, ReconcileError> {
     let started = Instant::now();
@@ -582,26 +618,40 @@ async fn wait_for_rollout(
         .aws_name(&obs.manifest.metadata)
         .to_string();
     loop {
-        match rollout_of(&service) {
-            Some(r) if r.is_failed() => {
-                return Err(ReconcileError::Rollout(format!(
-                    "deployment of {name} failed: {}",
-                    r.reason.unwrap_or_else(|| "no reason given".into())
-                )));
-            }
-            Some(r) if r.is_complete() => return Ok(service),
-            None => return Ok(service),
-            Some(r) => {
-                if started.elapsed() >= limit {
-                    return Err(ReconcileError::Rollout(format!(
-                        "deployment of {name} still {} after {}s ({} of {} tasks running)",
-                        r.state,
-                        limit.as_secs(),
-                        r.running,
-                        r.desired
-                    )));
-                }
-            }
+        if let Some(reason) = failed_deployment(&service, td_arn) {
+            remember_failed(ctx, td_arn);
+            return Err(ReconcileError::Rollout(format!(
+                "deployment of {td_arn} to {name} failed: {reason}"
+            )));
+        }
+        let Some(r) = rollout_of(&service) else {
+            return Ok(service);
+        };
+        if let Some(primary) = r.task_definition.as_deref().filter(|p| *p != td_arn) {
+            remember_failed(ctx, td_arn);
+            return Err(ReconcileError::Rollout(format!(
+                "ECS rolled {name} back to {primary} ({})",
+                r.reason.unwrap_or_else(|| "no reason given".into())
+            )));
+        }
+        if r.is_failed() {
+            remember_failed(ctx, td_arn);
+            return Err(ReconcileError::Rollout(format!(
+                "deployment of {td_arn} to {name} failed: {}",
+                r.reason.unwrap_or_else(|| "no reason given".into())
+            )));
+        }
+        if r.is_complete() {
+            return Ok(service);
+        }
+        if started.elapsed() >= limit {
+            return Err(ReconcileError::Rollout(format!(
+                "deployment of {name} still {} after {}s ({} of {} tasks running)",
+                r.state,
+                limit.as_secs(),
+                r.running,
+                r.desired
+            )));
         }
         tokio::time::sleep(ctx.rollout_poll.min(limit)).await;
         let found =
@@ -609,5 +659,11 @@ async fn wait_for_rollout(
         service = found.into_iter().next().ok_or_else(|| {
             ReconcileError::Rollout(format!("service {name} disappeared during its rollout"))
         })?;
+    }
+}
+
+fn remember_failed(ctx: &Context, td_arn: &str) {
+    if let Ok(mut failed) = ctx.failed_revisions.lock() {
+        failed.insert(td_arn.to_string());
     }
 }

@@ -69,7 +69,7 @@ pub fn health_check_command(spec: &ServiceSpec) -> Option<Vec<String>> {
     let port = c.port.unwrap_or(80);
     Some(vec![
         "CMD-SHELL".into(),
-        format!("curl -f http://localhost:{port}{path} || exit 1"),
+        format!("curl -f 'http://localhost:{port}{path}' || exit 1"),
     ])
 }
 
@@ -692,7 +692,7 @@ spec:
             health_check_command(&m.spec).unwrap(),
             vec![
                 "CMD-SHELL",
-                "curl -f http://localhost:3000/api/health || exit 1"
+                "curl -f 'http://localhost:3000/api/health' || exit 1"
             ]
         );
         let r = resolved();
