@@ -327,13 +327,13 @@ impl ServiceSpec {
         self.check_network(f);
         self.check_deployment(f);
 
-        if let Some(grace) = self.health_check_grace_period_seconds {
-            if grace > 2_147_483_647 {
-                f.at(
-                    "/spec/healthCheckGracePeriodSeconds",
-                    "must be at most 2147483647",
-                );
-            }
+        if let Some(grace) = self.health_check_grace_period_seconds
+            && grace > 2_147_483_647
+        {
+            f.at(
+                "/spec/healthCheckGracePeriodSeconds",
+                "must be at most 2147483647",
+            );
         }
         for (i, lb) in self.load_balancers.iter().enumerate() {
             let p = format!("/spec/loadBalancers/{i}");

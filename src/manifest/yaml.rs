@@ -276,17 +276,16 @@ fn resolve_scalar(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     // A number only when it reads back exactly as written: `01234`, `1.10`, `0x1F` or
     // `1e3` stay strings, so an environment value reaches the container as typed, and a
     // number field given such a value gets a type error instead of a silent rewrite.
-    if let Ok(i) = text.parse::<i64>() {
-        if i.to_string() == text {
-            return Value::Number(i.into());
-        }
+    if let Ok(i) = text.parse::<i64>()
+        && i.to_string() == text
+    {
+        return Value::Number(i.into());
     }
-    if text.contains('.') {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            if n.to_string() == text {
-                return Value::Number(n);
-            }
-        }
+    if text.contains('.')
+        && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64)
+        && n.to_string() == text
+    {
+        return Value::Number(n);
     }
     Value::String(text.to_string())
 }

@@ -307,11 +307,10 @@ impl Reconciler for ServiceReconciler {
                     });
                 }
                 for d in found.iter().flat_map(|s| s.deployments()) {
-                    if d.rollout_state() == Some(&DeploymentRolloutState::Failed) {
-                        if let Some(arn) = d.task_definition() {
+                    if d.rollout_state() == Some(&DeploymentRolloutState::Failed)
+                        && let Some(arn) = d.task_definition() {
                             remember_failed(ctx, arn);
                         }
-                    }
                 }
                 let live_td = match found.as_ref().and_then(|s| s.task_definition()) {
                     Some(arn) => Some(Self::task_definition(ctx, arn).await?),
