@@ -634,3 +634,49 @@ spec:
         assert!(!stdout(o).contains(SECRET) && !stderr(o).contains(SECRET));
     }
 }
+
+#[tokio::test]
+async fn resources_mooring_did_not_create_are_left_alone_unless_adopted() {
+    let (_guard, emu) = emulator().await;
+    let ecs = emu.ecs().await;
+    ecs.create_cluster()
+        .cluster_name("test")
+        .send()
+        .await
+        .unwrap();
+    let dir = fixture_copy("basic");
+    let path = dir.path().to_str().unwrap();
+
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("Cluster/test: error (ownership): not managed: cluster test: it exists but was not created by mooring"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("Service/api: error (dependency)"),
+        "{}",
+        stdout(&out)
+    );
+    let cluster = ecs
+        .describe_clusters()
+        .clusters("test")
+        .include(aws_sdk_ecs::types::ClusterField::Tags)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        cluster.clusters()[0].tags().is_empty(),
+        "no tags were added"
+    );
+
+    edit(
+        &dir.path().join("cluster.yaml"),
+        "  name: test\n",
+        "  name: test\n  annotations:\n    mooring.dev/adopt: \"true\"\n",
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+}

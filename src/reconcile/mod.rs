@@ -130,6 +130,9 @@ pub enum ReconcileError {
     /// The deployment failed (circuit breaker) or did not finish in time.
     #[error("failed to roll out: {0}")]
     Rollout(String),
+    /// The live resource is not mooring's to change.
+    #[error("not managed: {0}")]
+    Ownership(String),
     /// Something apply must not or cannot fix is wrong (see [`ResourcePlan::problems`]).
     #[error("{}", .0.join("; "))]
     Requirement(Vec<String>),
@@ -145,6 +148,7 @@ impl ReconcileError {
             ReconcileError::NotConverged(_) => "not_converged",
             ReconcileError::Rollout(_) => "rollout",
             ReconcileError::Requirement(_) => "requirement",
+            ReconcileError::Ownership(_) => "ownership",
         }
     }
 

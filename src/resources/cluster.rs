@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ecs::types::{Cluster, ClusterField, ClusterSetting, ClusterSettingName};
 use serde_json::{Map, Value, json};
 
-use super::{ecs_tags, live_tags_doc, tags_doc, tags_to_set, touches};
+use super::{ecs_tags, live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
 use crate::aws::AwsError;
 use crate::manifest::{ClusterSpec, Kind, Manifest, ManifestSet, owned_tags};
 use crate::reconcile::diff::diff;
@@ -119,6 +119,17 @@ impl Reconciler for ClusterReconciler {
             .map(|m| {
                 let aws_name = m.spec.aws_name(&m.metadata);
                 let found = live.get(aws_name).cloned();
+                if let Some(conflict) = found.as_ref().and_then(|c| {
+                    let tags = c.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
+                    ownership_conflict(Kind::Cluster, &m.metadata, tags)
+                }) {
+                    return (
+                        m.name().to_string(),
+                        Err(ReconcileError::Ownership(format!(
+                            "cluster {aws_name}: {conflict}"
+                        ))),
+                    );
+                }
                 let desired = desired_doc(m);
                 let changes = diff(&desired, found.as_ref().map(|c| live_doc(m, c)).as_ref());
                 let action = match (&found, changes.is_empty()) {

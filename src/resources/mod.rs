@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::manifest::ManifestSet;
+use crate::manifest::{Kind, ManifestSet, Metadata, TAG_RESOURCE};
 use crate::reconcile::{FieldChange, Reconciler};
 
 /// The reconcilers for a manifest set, in dependency order.
@@ -18,6 +18,41 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
         Box::new(parameters::ParameterSetReconciler::new(set)),
         Box::new(service::ServiceReconciler::new(set)),
     ]
+}
+
+/// Annotation that lets mooring take over a resource it did not create (or one whose
+/// ownership tag names another manifest, e.g. after a rename).
+pub const ADOPT_ANNOTATION: &str = "mooring.dev/adopt";
+
+/// Why mooring must not touch a live resource: it carries no ownership tag, or one that
+/// names another manifest. `None` when it is ours or adoption is asked for.
+pub(crate) fn ownership_conflict<'a>(
+    kind: Kind,
+    metadata: &Metadata,
+    live_tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<String> {
+    if metadata
+        .annotations
+        .get(ADOPT_ANNOTATION)
+        .map(String::as_str)
+        == Some("true")
+    {
+        return None;
+    }
+    let me = format!("{kind}/{}", metadata.name);
+    let owner = live_tags
+        .into_iter()
+        .find(|(k, _)| *k == TAG_RESOURCE)
+        .map(|(_, v)| v.to_string());
+    match owner {
+        Some(owner) if owner == me => None,
+        Some(owner) => Some(format!(
+            "it belongs to {owner} (tag {TAG_RESOURCE}); set the annotation `{ADOPT_ANNOTATION}: \"true\"` if {me} should take it over"
+        )),
+        None => Some(format!(
+            "it exists but was not created by mooring (no {TAG_RESOURCE} tag); set the annotation `{ADOPT_ANNOTATION}: \"true\"` to manage it"
+        )),
+    }
 }
 
 /// Tags in ECS's request form.
@@ -76,6 +111,26 @@ pub(crate) fn touches(changes: &[FieldChange], prefix: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ownership_is_checked_unless_adoption_is_asked_for() {
+        let mut meta = Metadata {
+            name: "api".into(),
+            labels: Default::default(),
+            annotations: Default::default(),
+        };
+        let ours = [("mooring.dev/resource", "Service/api")];
+        assert_eq!(ownership_conflict(Kind::Service, &meta, ours), None);
+        let theirs = [("mooring.dev/resource", "Service/other")];
+        let conflict = ownership_conflict(Kind::Service, &meta, theirs).unwrap();
+        assert!(conflict.contains("belongs to Service/other"), "{conflict}");
+        let foreign = ownership_conflict(Kind::Service, &meta, []).unwrap();
+        assert!(foreign.contains("not created by mooring"), "{foreign}");
+        meta.annotations
+            .insert(ADOPT_ANNOTATION.into(), "true".into());
+        assert_eq!(ownership_conflict(Kind::Service, &meta, theirs), None);
+        assert_eq!(ownership_conflict(Kind::Service, &meta, []), None);
+    }
 
     #[test]
     fn live_tags_keep_managed_keys_only() {

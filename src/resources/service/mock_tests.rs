@@ -340,3 +340,31 @@ async fn an_update_that_does_not_stick_is_not_converged() {
         "the cluster did converge"
     );
 }
+
+#[tokio::test]
+async fn a_matching_newest_revision_is_reused_not_registered_again() {
+    // An earlier apply registered api:2 and was interrupted before UpdateService: the
+    // family's newest revision already has the manifest's content.
+    let mut rules = rollout_rules(vec![service(
+        NEW_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    )]);
+    let newest = mock!(Client::describe_task_definition)
+        .match_requests(|r| r.task_definition() == Some("api"))
+        .then_output(|| {
+            DescribeTaskDefinitionOutput::builder()
+                .task_definition(task_definition(NEW_TD, "api:2"))
+                .build()
+        });
+    rules.insert(0, newest);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let ctx = context(&refs);
+    let set = set();
+    let report = apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error.is_none(), "{report:#?}");
+    assert!(report.resources[1].applied);
+    assert_eq!(rules[0].num_calls(), 1, "the family was looked up");
+    assert_eq!(rules[3].num_calls(), 0, "nothing registered");
+    assert_eq!(rules[4].num_calls(), 1, "the service points at api:2");
+}

@@ -24,7 +24,7 @@ use tracing::{debug, info};
 
 use self::network::{Resolver, Target};
 use self::render::{Resolved, desired_doc, desired_tags, live_doc};
-use super::{ecs_tags, tags_to_set, touches};
+use super::{ecs_tags, ownership_conflict, tags_to_set, touches};
 use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::{Kind, Manifest, ManifestSet, ServiceSpec};
 use crate::reconcile::diff::diff;
@@ -300,6 +300,14 @@ impl Reconciler for ServiceReconciler {
                 let resolved = self.resolve(ctx, &mut resolver, m).await?;
                 let aws_name = m.spec.aws_name(&m.metadata);
                 let found = live.get(&(cluster.clone(), aws_name.to_string())).cloned();
+                if let Some(conflict) = found.as_ref().and_then(|s| {
+                    let tags = s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
+                    ownership_conflict(Kind::Service, &m.metadata, tags)
+                }) {
+                    return Err(ReconcileError::Ownership(format!(
+                        "service {cluster}/{aws_name}: {conflict}"
+                    )));
+                }
                 if found.as_ref().is_some_and(|s| s.status() == Some("DRAINING")) {
                     return Err(ReconcileError::Resolve {
                         what: format!("service {aws_name}"),

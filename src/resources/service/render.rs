@@ -159,6 +159,7 @@ pub fn desired_task_definition(m: &Manifest<ServiceSpec>, r: &Resolved) -> Value
         "taskRoleArn": td.task_role_arn,
         "container": container_doc(&container_definition(m, r)),
         "otherContainers": [],
+        "unmanagedSettings": [],
     })
 }
 
@@ -193,7 +194,96 @@ pub fn live_task_definition(td: &TaskDefinition, container_name: &str) -> Value 
         "taskRoleArn": td.task_role_arn(),
         "container": container,
         "otherContainers": others,
+        "unmanagedSettings": unmanaged_task_settings(td),
     })
+}
+
+/// Container settings that are set but that mooring never sets. The manifest cannot ask
+/// for them, so any of them in a live revision (say an `entryPoint` registered out of
+/// band) is drift; the values are not shown, only the names. AWS's own fillers (`cpu: 0`,
+/// empty lists) do not count.
+fn unmanaged_container_settings(c: &ContainerDefinition) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 26] = [
+        ("cpu", c.cpu() != 0),
+        ("memory", c.memory().is_some()),
+        ("memoryReservation", c.memory_reservation().is_some()),
+        ("entryPoint", !c.entry_point().is_empty()),
+        ("workingDirectory", c.working_directory().is_some()),
+        ("user", c.user().is_some()),
+        ("privileged", c.privileged() == Some(true)),
+        (
+            "readonlyRootFilesystem",
+            c.readonly_root_filesystem() == Some(true),
+        ),
+        ("mountPoints", !c.mount_points().is_empty()),
+        ("volumesFrom", !c.volumes_from().is_empty()),
+        (
+            "dockerLabels",
+            c.docker_labels().is_some_and(|l| !l.is_empty()),
+        ),
+        (
+            "repositoryCredentials",
+            c.repository_credentials().is_some(),
+        ),
+        ("ulimits", !c.ulimits().is_empty()),
+        ("dependsOn", !c.depends_on().is_empty()),
+        ("linuxParameters", c.linux_parameters().is_some()),
+        ("links", !c.links().is_empty()),
+        ("dnsServers", !c.dns_servers().is_empty()),
+        ("extraHosts", !c.extra_hosts().is_empty()),
+        (
+            "dockerSecurityOptions",
+            !c.docker_security_options().is_empty(),
+        ),
+        ("systemControls", !c.system_controls().is_empty()),
+        (
+            "firelensConfiguration",
+            c.firelens_configuration().is_some(),
+        ),
+        (
+            "resourceRequirements",
+            !c.resource_requirements().is_empty(),
+        ),
+        ("environmentFiles", !c.environment_files().is_empty()),
+        ("startTimeout", c.start_timeout().is_some()),
+        ("stopTimeout", c.stop_timeout().is_some()),
+        ("hostname", c.hostname().is_some()),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+}
+
+/// Task-level settings that are set but that mooring never sets (see
+/// [`unmanaged_container_settings`]). Fargate's defaults (Linux/x86-64, 20 GiB of
+/// ephemeral storage) do not count.
+fn unmanaged_task_settings(td: &TaskDefinition) -> Vec<&'static str> {
+    let platform = td.runtime_platform().is_some_and(|p| {
+        p.cpu_architecture().is_some_and(|a| a.as_str() != "X86_64")
+            || p.operating_system_family()
+                .is_some_and(|o| o.as_str() != "LINUX")
+    });
+    let checks: [(&'static str, bool); 7] = [
+        ("volumes", !td.volumes().is_empty()),
+        (
+            "placementConstraints",
+            !td.placement_constraints().is_empty(),
+        ),
+        ("runtimePlatform", platform),
+        (
+            "ephemeralStorage",
+            td.ephemeral_storage()
+                .is_some_and(|e| e.size_in_gib() != 20),
+        ),
+        ("pidMode", td.pid_mode().is_some()),
+        ("ipcMode", td.ipc_mode().is_some()),
+        ("proxyConfiguration", td.proxy_configuration().is_some()),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
 }
 
 /// One container in normalised form; used for both sides, so a registered definition
@@ -245,6 +335,7 @@ fn container_doc(c: &ContainerDefinition) -> Value {
     });
     let command = c.command().to_vec();
     json!({
+        "unmanagedSettings": unmanaged_container_settings(c),
         "name": c.name(),
         "image": c.image(),
         "essential": c.essential().unwrap_or(true),
@@ -659,6 +750,132 @@ spec:
             vec![
                 "taskDefinition.container.environment.DEBUG",
                 "taskDefinition.otherContainers"
+            ]
+        );
+    }
+
+    /// A revision spelt out by hand the way DescribeTaskDefinition returns it (not built
+    /// with this module's own builders): AWS-added fields, other order, `cpu: 0`.
+    #[test]
+    fn a_revision_as_ecs_describes_it_is_in_sync() {
+        use aws_sdk_ecs::types::{Compatibility, NetworkMode, TaskDefinitionStatus};
+        let m = manifest();
+        let r = resolved();
+        let kv = |k: &str, v: &str| KeyValuePair::builder().name(k).value(v).build();
+        let container = ContainerDefinition::builder()
+            .name("app")
+            .image("nginx:1.27")
+            .cpu(0)
+            .essential(true)
+            .port_mappings(
+                PortMapping::builder()
+                    .container_port(3000)
+                    .host_port(3000)
+                    .protocol(TransportProtocol::Tcp)
+                    .build(),
+            )
+            .environment(kv("PORT", "3000"))
+            .environment(kv("NODE_ENV", "production"))
+            .set_mount_points(Some(vec![]))
+            .set_volumes_from(Some(vec![]))
+            .set_system_controls(Some(vec![]))
+            .secrets(
+                Secret::builder()
+                    .name("DB_PASSWORD")
+                    .value_from("arn:aws:ssm:eu-west-1:123456789012:parameter/prd/db/password")
+                    .build()
+                    .unwrap(),
+            )
+            .health_check(
+                HealthCheck::builder()
+                    .command("CMD-SHELL")
+                    .command("curl -f 'http://localhost:3000/api/health' || exit 1")
+                    .interval(30)
+                    .timeout(5)
+                    .retries(3)
+                    .start_period(60)
+                    .build()
+                    .unwrap(),
+            )
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-stream-prefix", "ecs")
+                    .options("awslogs-group", "/ecs/api")
+                    .options("awslogs-region", "eu-west-1")
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let td = TaskDefinition::builder()
+            .task_definition_arn("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:7")
+            .family("api")
+            .revision(7)
+            .status(TaskDefinitionStatus::Active)
+            .container_definitions(container)
+            .execution_role_arn("arn:aws:iam::123456789012:role/exec")
+            .network_mode(NetworkMode::Awsvpc)
+            .set_volumes(Some(vec![]))
+            .set_placement_constraints(Some(vec![]))
+            .compatibilities(Compatibility::Ec2)
+            .compatibilities(Compatibility::Fargate)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("512")
+            .memory("1024")
+            .build();
+        let changes = diff(
+            &desired_task_definition(&m, &r),
+            Some(&live_task_definition(&td, "app")),
+        );
+        assert!(changes.is_empty(), "{changes:#?}");
+    }
+
+    #[test]
+    fn settings_mooring_never_sets_are_drift() {
+        let m = manifest();
+        let r = resolved();
+        let (svc, mut td) = as_aws_returns_it(&m, &r);
+        // AWS fillers are not drift.
+        if let Some(c) = td
+            .container_definitions
+            .as_mut()
+            .and_then(|c| c.first_mut())
+        {
+            c.cpu = 0;
+            c.mount_points = Some(vec![]);
+            c.system_controls = Some(vec![]);
+        }
+        td.volumes = Some(vec![]);
+        assert!(diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td)))).is_empty());
+        // An entry point and a volume registered out of band are.
+        if let Some(c) = td
+            .container_definitions
+            .as_mut()
+            .and_then(|c| c.first_mut())
+        {
+            c.entry_point = Some(vec!["/bin/sh".into(), "-c".into()]);
+        }
+        td.volumes = Some(vec![
+            aws_sdk_ecs::types::Volume::builder()
+                .name("scratch")
+                .build(),
+        ]);
+        let changes = diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td))));
+        let fields: Vec<(&str, String)> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.live.to_string()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                (
+                    "taskDefinition.container.unmanagedSettings",
+                    r#"["entryPoint"]"#.to_string()
+                ),
+                (
+                    "taskDefinition.unmanagedSettings",
+                    r#"["volumes"]"#.to_string()
+                ),
             ]
         );
     }
