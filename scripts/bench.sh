@@ -10,8 +10,15 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 n="${1:-40}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mooring/target}"
-cargo build --release --quiet --bin mooring
-bin="$CARGO_TARGET_DIR/release/mooring"
+# MOORING_PROFILE=debug measures the test build instead (no release build needed).
+profile="${MOORING_PROFILE:-release}"
+if [ "$profile" = release ]; then
+  cargo build --release --quiet --bin mooring
+else
+  cargo build --quiet --bin mooring
+fi
+bin="$CARGO_TARGET_DIR/$profile/mooring"
+echo "binary: $profile build"
 work="$(mktemp -d)"
 trap 'scripts/moto.sh stop; rm -rf "$work"' EXIT
 

@@ -47,19 +47,11 @@ impl Resolver {
             return Ok(ids.clone());
         }
         let vpc = self.vpc_id(aws, &lookup.vpc).await?;
-        let ids = match target {
+        let found = match target {
             Target::Subnets => subnets(aws, &vpc, lookup).await?,
             Target::SecurityGroups => security_groups(aws, &vpc, lookup).await?,
         };
-        if ids.is_empty() {
-            return Err(ReconcileError::Resolve {
-                what: match target {
-                    Target::Subnets => "subnets".into(),
-                    Target::SecurityGroups => "security groups".into(),
-                },
-                message: format!("nothing matches the lookup {}", key.1),
-            });
-        }
+        let ids = check_lookup(target, lookup, &key.1, found)?;
         self.cache.insert(key, ids.clone());
         Ok(ids)
     }
@@ -92,6 +84,53 @@ impl Resolver {
     }
 }
 
+/// The IDs of a lookup's results, sorted, after checking them: every requested name found,
+/// and no more than ECS takes (16 subnets, 5 security groups). `found` is (ID, name).
+pub fn check_lookup(
+    target: Target,
+    lookup: &NetworkLookup,
+    shown: &str,
+    found: Vec<(String, Option<String>)>,
+) -> Result<Vec<String>, ReconcileError> {
+    let (what, limit) = match target {
+        Target::Subnets => ("subnets", 16),
+        Target::SecurityGroups => ("security groups", 5),
+    };
+    let err = |message: String| ReconcileError::Resolve {
+        what: what.into(),
+        message,
+    };
+    let missing: Vec<&str> = lookup
+        .names
+        .iter()
+        .filter(|n| {
+            !found
+                .iter()
+                .any(|(_, name)| name.as_deref() == Some(n.as_str()))
+        })
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(err(format!(
+            "no match for {} in the lookup {shown}",
+            missing.join(", ")
+        )));
+    }
+    let mut ids: Vec<String> = found.into_iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Err(err(format!("nothing matches the lookup {shown}")));
+    }
+    if ids.len() > limit {
+        return Err(err(format!(
+            "the lookup {shown} finds {} {what}; ECS takes at most {limit}: narrow it with `names` or `tags`",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
@@ -116,7 +155,7 @@ async fn subnets(
     aws: &Aws,
     vpc: &str,
     lookup: &NetworkLookup,
-) -> Result<Vec<String>, ReconcileError> {
+) -> Result<Vec<(String, Option<String>)>, ReconcileError> {
     let mut ids = Vec::new();
     let mut token = None;
     loop {
@@ -128,18 +167,20 @@ async fn subnets(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ec2:DescribeSubnets", e))?;
-        ids.extend(
-            out.subnets()
+        ids.extend(out.subnets().iter().filter_map(|s| {
+            let name = s
+                .tags()
                 .iter()
-                .filter_map(|s| s.subnet_id().map(str::to_string)),
-        );
+                .find(|t| t.key() == Some("Name"))
+                .and_then(|t| t.value())
+                .map(str::to_string);
+            Some((s.subnet_id()?.to_string(), name))
+        }));
         token = out.next_token;
         if token.is_none() {
             break;
         }
     }
-    ids.sort();
-    ids.dedup();
     Ok(ids)
 }
 
@@ -147,7 +188,7 @@ async fn security_groups(
     aws: &Aws,
     vpc: &str,
     lookup: &NetworkLookup,
-) -> Result<Vec<String>, ReconcileError> {
+) -> Result<Vec<(String, Option<String>)>, ReconcileError> {
     let mut ids = Vec::new();
     let mut token = None;
     loop {
@@ -159,17 +200,63 @@ async fn security_groups(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
-        ids.extend(
-            out.security_groups()
-                .iter()
-                .filter_map(|g| g.group_id().map(str::to_string)),
-        );
+        ids.extend(out.security_groups().iter().filter_map(|g| {
+            Some((
+                g.group_id()?.to_string(),
+                g.group_name().map(str::to_string),
+            ))
+        }));
         token = out.next_token;
         if token.is_none() {
             break;
         }
     }
-    ids.sort();
-    ids.dedup();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(names: &[&str]) -> NetworkLookup {
+        NetworkLookup {
+            vpc: "default".into(),
+            tags: Default::default(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    fn found(n: usize) -> Vec<(String, Option<String>)> {
+        (0..n)
+            .map(|i| (format!("sg-{i}"), Some(format!("g{i}"))))
+            .collect()
+    }
+
+    #[test]
+    fn lookups_must_find_every_name_and_fit_ecs_limits() {
+        let ids = check_lookup(
+            Target::SecurityGroups,
+            &lookup(&["g1", "g0"]),
+            "x",
+            found(2),
+        )
+        .unwrap();
+        assert_eq!(ids, vec!["sg-0", "sg-1"]);
+        let e = check_lookup(
+            Target::SecurityGroups,
+            &lookup(&["g0", "typo"]),
+            "x",
+            found(1),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no match for typo"), "{e}");
+        let e = check_lookup(Target::SecurityGroups, &lookup(&[]), "x", found(6)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("finds 6 security groups; ECS takes at most 5"),
+            "{e}"
+        );
+        assert!(check_lookup(Target::Subnets, &lookup(&[]), "x", found(6)).is_ok());
+        assert!(check_lookup(Target::Subnets, &lookup(&[]), "x", vec![]).is_err());
+    }
 }
