@@ -42,6 +42,7 @@ spec:
   taskDefinition:
     cpu: 256
     memory: 512
+    executionRoleArn: arn:aws:iam::123456789012:role/exec
     container:
       image: nginx:1.27
       port: 8080
@@ -57,7 +58,14 @@ measure() { # measure LABEL CMD...  -> prints wall seconds and peak RSS
   local label="$1"; shift
   local t0 t1 rss
   t0=$(date +%s.%N)
-  /usr/bin/time -f '%M' -o "$work/rss" "$@" >"$work/out.json" 2>"$work/err" || true
+  local rc=0
+  /usr/bin/time -f '%M' -o "$work/rss" "$@" >"$work/out.json" 2>"$work/err" || rc=$?
+  # plan exits 2 when there are changes; anything else non-zero is a failure.
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then
+    echo "$label failed (exit $rc):" >&2
+    cat "$work/err" "$work/out.json" >&2
+    exit 1
+  fi
   t1=$(date +%s.%N)
   rss=$(tail -1 "$work/rss")
   printf '%-34s %8.3f s   peak RSS %6d KiB\n' "$label" "$(echo "$t1 - $t0" | bc)" "$rss"
