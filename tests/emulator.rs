@@ -680,3 +680,101 @@ async fn resources_mooring_did_not_create_are_left_alone_unless_adopted() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn autoscaling_owns_the_desired_count_and_its_policies_are_kept() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    std::fs::write(
+        dir.path().join("scaling.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: ScalableTarget
+metadata: {name: api}
+spec:
+  service: api
+  minCapacity: 1
+  maxCapacity: 4
+  targetTracking:
+    - {metric: ECSServiceAverageCPUUtilization, targetValue: 80, scaleOutCooldownSeconds: 60}
+    - {metric: ECSServiceAverageMemoryUtilization, targetValue: 80}
+",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    let scaling = aws_sdk_applicationautoscaling::Client::new(&emu.sdk_config().await);
+    use aws_sdk_applicationautoscaling::types::{
+        MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
+        TargetTrackingScalingPolicyConfiguration,
+    };
+    let targets = scaling
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    let t = &targets.scalable_targets()[0];
+    assert_eq!(
+        (t.resource_id(), t.min_capacity(), t.max_capacity()),
+        ("service/test/api", 1, 4)
+    );
+
+    // The scaler (here: another client) changes the desired count: not drift.
+    emu.ecs()
+        .await
+        .update_service()
+        .cluster("test")
+        .service("api")
+        .desired_count(3)
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Someone lowers the CPU target: named, and put back.
+    scaling
+        .put_scaling_policy()
+        .policy_name("mooring-api-cpu")
+        .service_namespace(ServiceNamespace::Ecs)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .resource_id("service/test/api")
+        .policy_type(PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(50.0)
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::EcsServiceAverageCpuUtilization)
+                        .build()
+                        .unwrap(),
+                )
+                .scale_out_cooldown(60)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("~ policies.mooring-api-cpu.targetValue: 50.0 -> 80.0"),
+        "{}",
+        stdout(&out)
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+    let (svc, _) = describe_api(emu).await;
+    assert_eq!(svc.desired_count(), 3, "apply never fights the scaler");
+}

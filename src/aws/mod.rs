@@ -34,6 +34,8 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     /// SSM Parameter Store.
     pub ssm: aws_sdk_ssm::Client,
+    /// Application Auto Scaling.
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -159,6 +161,11 @@ impl Aws {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(
+                aws_sdk_applicationautoscaling::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             region,
             calls,
             account: Default::default(),
@@ -171,6 +178,7 @@ impl Aws {
         ec2: aws_sdk_ec2::Client,
         sts: aws_sdk_sts::Client,
         ssm: aws_sdk_ssm::Client,
+        autoscaling: aws_sdk_applicationautoscaling::Client,
         region: &str,
     ) -> Aws {
         Aws {
@@ -178,6 +186,7 @@ impl Aws {
             ec2,
             sts,
             ssm,
+            autoscaling,
             region: region.to_string(),
             calls: ApiCalls::default(),
             account: Default::default(),

@@ -145,6 +145,16 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                                 set.parameter_sets.push(m);
                             }
                         }
+                        Kind::ScalableTarget => {
+                            if let Some(m) = build(
+                                &doc,
+                                origin,
+                                &mut f,
+                                |s: &super::ScalableTargetSpec, _, f| s.check(f),
+                            ) {
+                                set.scalable_targets.push(m);
+                            }
+                        }
                         Kind::Service => {
                             if let Some(m) =
                                 build(&doc, origin, &mut f, |s: &super::ServiceSpec, m, f| {
@@ -394,6 +404,51 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
             }
         }
         check_secret_references(set, svc, &mut f);
+        errors.append(&mut f.errors);
+    }
+
+    // A scalable target scales one existing service; a service has at most one.
+    let mut scaled: BTreeMap<&str, &str> = BTreeMap::new();
+    for st in &set.scalable_targets {
+        let Some(c) = find(Kind::ScalableTarget, st.name()) else {
+            continue;
+        };
+        let mut f = Findings::new(&c.file, &c.doc);
+        if set.service(&st.spec.service).is_none() {
+            let known: Vec<&str> = set.services.iter().map(|s| s.name()).collect();
+            f.at(
+                "/spec/service",
+                format!(
+                    "no Service named `{}` in the manifests (known: {})",
+                    st.spec.service,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        } else if let Some(count) = set
+            .service(&st.spec.service)
+            .and_then(|svc| svc.spec.desired_count)
+            .filter(|c| !(st.spec.min_capacity..=st.spec.max_capacity).contains(c))
+        {
+            f.at(
+                "/spec/minCapacity",
+                format!(
+                    "Service `{}` starts with desiredCount {count}, outside {}-{}",
+                    st.spec.service, st.spec.min_capacity, st.spec.max_capacity
+                ),
+            );
+        } else if let Some(other) = scaled.insert(st.spec.service.as_str(), st.name()) {
+            f.at(
+                "/spec/service",
+                format!(
+                    "Service `{}` is already scaled by ScalableTarget `{other}`",
+                    st.spec.service
+                ),
+            );
+        }
         errors.append(&mut f.errors);
     }
 
@@ -861,5 +916,98 @@ spec:
                 .any(|e| e.message.contains("also declared by ParameterSet `prd`")),
             "{errs:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod autoscaling_tests {
+    use super::*;
+
+    fn files(target: &str) -> Vec<(PathBuf, String)> {
+        let base = "apiVersion: mooring.dev/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec: {}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Service
+metadata: {name: api}
+spec:
+  cluster: c
+  desiredCount: 2
+  network:
+    subnets: {ids: [subnet-1]}
+    securityGroups: {ids: [sg-1]}
+  taskDefinition:
+    cpu: 256
+    memory: 512
+    container: {image: 'api:1'}
+";
+        vec![
+            ("a.yaml".into(), base.into()),
+            ("t.yaml".into(), target.into()),
+        ]
+    }
+
+    const TARGET: &str = "apiVersion: mooring.dev/v1alpha1
+kind: ScalableTarget
+metadata: {name: api}
+spec:
+  service: api
+  minCapacity: 1
+  maxCapacity: 4
+  targetTracking:
+    - {metric: ECSServiceAverageCPUUtilization, targetValue: 70}
+";
+
+    #[test]
+    fn a_scalable_target_loads() {
+        let set = load_sources(&files(TARGET)).unwrap();
+        assert_eq!(
+            set.scalable_target_for("api").map(|t| t.spec.max_capacity),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn impossible_scaling_is_rejected() {
+        let dangling = TARGET.replace("service: api", "service: apx");
+        let errs = load_sources(&files(&dangling)).unwrap_err().0;
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("t.yaml:5:3: spec.service: no Service named `apx`"),
+            "{errs:?}"
+        );
+        // Checks across documents run once each document is valid on its own.
+        let bad = TARGET
+            .replace("targetValue: 70", "targetValue: 170")
+            .replace("minCapacity: 1", "minCapacity: 5");
+        let errs: Vec<String> = load_sources(&files(&bad))
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for expected in [
+            "t.yaml:6:3: spec.minCapacity: minCapacity 5 is more than maxCapacity 4",
+            "t.yaml:9:49: spec.targetTracking[0].targetValue: 170 is outside 1-100",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(expected)),
+                "missing {expected:?} in {errs:#?}"
+            );
+        }
+        let outside = TARGET.replace("maxCapacity: 4", "maxCapacity: 1");
+        let errs = load_sources(&files(&outside)).unwrap_err().0;
+        assert!(
+            errs[0]
+                .message
+                .contains("starts with desiredCount 2, outside 1-1"),
+            "{errs:?}"
+        );
+        let metric = TARGET.replace("ECSServiceAverageCPUUtilization", "CPU");
+        let errs = load_sources(&files(&metric)).unwrap_err().0;
+        assert_eq!(errs[0].field, "spec.targetTracking[0].metric", "{errs:?}");
     }
 }

@@ -1,6 +1,7 @@
 //! Desired state: the manifest format `mooring.dev/v1alpha1`, its schema, loading and
 //! validation. Nothing here touches the network.
 
+pub mod autoscaling;
 pub mod cluster;
 pub mod error;
 pub mod load;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use autoscaling::ScalableTargetSpec;
 pub use cluster::ClusterSpec;
 pub use error::{ManifestError, ManifestErrors};
 pub use load::load_dir;
@@ -36,11 +38,18 @@ pub enum Kind {
     ParameterSet,
     /// An ECS service on Fargate with its task definition.
     Service,
+    /// Application Auto Scaling of a service's desired count.
+    ScalableTarget,
 }
 
 impl Kind {
     /// Every kind, in dependency order (a kind only references kinds before it).
-    pub const ALL: [Kind; 3] = [Kind::Cluster, Kind::ParameterSet, Kind::Service];
+    pub const ALL: [Kind; 4] = [
+        Kind::Cluster,
+        Kind::ParameterSet,
+        Kind::Service,
+        Kind::ScalableTarget,
+    ];
 
     /// The name used in manifests, URLs and metrics.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +57,7 @@ impl Kind {
             Kind::Cluster => "Cluster",
             Kind::ParameterSet => "ParameterSet",
             Kind::Service => "Service",
+            Kind::ScalableTarget => "ScalableTarget",
         }
     }
 
@@ -136,6 +146,8 @@ pub struct ManifestSet {
     pub parameter_sets: Vec<Manifest<ParameterSetSpec>>,
     /// Fargate services.
     pub services: Vec<Manifest<ServiceSpec>>,
+    /// Autoscaling of services.
+    pub scalable_targets: Vec<Manifest<ScalableTargetSpec>>,
     /// Content hash of the files the set was loaded from (`sha256:…`, first 12 hex digits).
     pub revision: String,
 }
@@ -171,12 +183,32 @@ impl ManifestSet {
                 .iter()
                 .map(|m| (Kind::Service, m.name().to_string())),
         );
+        ids.extend(
+            self.scalable_targets
+                .iter()
+                .map(|m| (Kind::ScalableTarget, m.name().to_string())),
+        );
         ids
+    }
+
+    /// The scalable target of the service manifest `service`, if it is autoscaled.
+    pub fn scalable_target_for(&self, service: &str) -> Option<&Manifest<ScalableTargetSpec>> {
+        self.scalable_targets
+            .iter()
+            .find(|t| t.spec.service == service)
+    }
+
+    /// The service manifest called `name`.
+    pub fn service(&self, name: &str) -> Option<&Manifest<ServiceSpec>> {
+        self.services.iter().find(|s| s.name() == name)
     }
 
     /// Number of resources in the set.
     pub fn len(&self) -> usize {
-        self.clusters.len() + self.parameter_sets.len() + self.services.len()
+        self.clusters.len()
+            + self.parameter_sets.len()
+            + self.services.len()
+            + self.scalable_targets.len()
     }
 
     /// True when the set describes nothing.

@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use super::{API_VERSION, ClusterSpec, Document, Kind, ParameterSetSpec, ServiceSpec};
+use super::{
+    API_VERSION, ClusterSpec, Document, Kind, ParameterSetSpec, ScalableTargetSpec, ServiceSpec,
+};
 
 /// Where the committed schema lives, relative to the repository root.
 pub const SCHEMA_PATH: &str = "manifests/schema/mooring.schema.json";
@@ -32,6 +34,10 @@ fn definitions() -> &'static Map<String, Value> {
             (
                 Kind::Service,
                 generator.subschema_for::<Document<ServiceSpec>>(),
+            ),
+            (
+                Kind::ScalableTarget,
+                generator.subschema_for::<Document<ScalableTargetSpec>>(),
             ),
         ];
         let mut defs = generator.take_definitions(true);

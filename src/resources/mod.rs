@@ -1,5 +1,6 @@
 //! One module per AWS kind, each behind [`crate::reconcile::Reconciler`].
 
+pub mod autoscaling;
 pub mod cluster;
 pub mod parameters;
 pub mod service;
@@ -17,6 +18,7 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
         Box::new(cluster::ClusterReconciler::new(set)),
         Box::new(parameters::ParameterSetReconciler::new(set)),
         Box::new(service::ServiceReconciler::new(set)),
+        Box::new(autoscaling::ScalableTargetReconciler::new(set)),
     ]
 }
 

@@ -139,7 +139,12 @@ fn context(rules: &[&Rule]) -> Context {
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &no_rules);
     let sts = mock_client!(aws_sdk_sts, RuleMode::MatchAny, &no_rules);
     let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &no_rules);
-    let mut ctx = Context::new(Aws::from_clients(ecs, ec2, sts, ssm, "eu-west-1"));
+    let scaling = mock_client!(
+        aws_sdk_applicationautoscaling,
+        RuleMode::MatchAny,
+        &no_rules
+    );
+    let mut ctx = Context::new(Aws::from_clients(ecs, ec2, sts, ssm, scaling, "eu-west-1"));
     ctx.rollout_wait = Some(Duration::from_secs(30));
     ctx.rollout_poll = Duration::from_millis(1);
     ctx

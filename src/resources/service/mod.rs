@@ -41,6 +41,8 @@ pub struct ServiceReconciler {
     services: Vec<(Manifest<ServiceSpec>, String)>,
     /// Per service: the manifests it needs applied first.
     dependencies: BTreeMap<String, Vec<(Kind, String)>>,
+    /// Per service: the task count it starts with.
+    initial_counts: BTreeMap<String, i32>,
 }
 
 impl ServiceReconciler {
@@ -54,7 +56,27 @@ impl ServiceReconciler {
                     .cluster(&m.spec.cluster)
                     .map(|c| c.spec.aws_name(&c.metadata).to_string())
                     .unwrap_or_else(|| m.spec.cluster.clone());
-                (m.clone(), cluster)
+                let mut m = m.clone();
+                if set.scalable_target_for(m.name()).is_some() {
+                    // The desired count belongs to the scaler: not compared, never set
+                    // after creation.
+                    m.spec.desired_count = None;
+                }
+                (m, cluster)
+            })
+            .collect();
+        let initial_counts = set
+            .services
+            .iter()
+            .map(|m| {
+                let scaler_min = set
+                    .scalable_target_for(m.name())
+                    .map(|t| t.spec.min_capacity);
+                let count = m.spec.desired_count.or(scaler_min).unwrap_or(1);
+                (
+                    m.name().to_string(),
+                    i32::try_from(count).unwrap_or(i32::MAX),
+                )
             })
             .collect();
         let dependencies = set
@@ -79,6 +101,7 @@ impl ServiceReconciler {
         ServiceReconciler {
             services,
             dependencies,
+            initial_counts,
         }
     }
 }
@@ -87,6 +110,7 @@ impl ServiceReconciler {
 struct Observed {
     manifest: Manifest<ServiceSpec>,
     cluster: String,
+    initial_count: i32,
     resolved: Resolved,
     live: Option<Service>,
 }
@@ -349,6 +373,7 @@ impl Reconciler for ServiceReconciler {
                     observed: Box::new(Observed {
                         manifest: m.clone(),
                         cluster: cluster.clone(),
+                        initial_count: self.initial_counts.get(m.name()).copied().unwrap_or(1),
                         resolved,
                         live: found,
                     }),
@@ -487,10 +512,7 @@ async fn create_service(
         .cluster(&obs.cluster)
         .service_name(spec.aws_name(&m.metadata))
         .task_definition(td_arn)
-        .desired_count(
-            spec.desired_count
-                .map_or(1, |n| i32::try_from(n).unwrap_or(i32::MAX)),
-        )
+        .desired_count(obs.initial_count)
         .launch_type(LaunchType::Fargate)
         .set_network_configuration(render::network_configuration(spec, &obs.resolved))
         .deployment_configuration(render::deployment_configuration(spec))
