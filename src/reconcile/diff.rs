@@ -30,6 +30,47 @@ pub fn diff(desired: &Value, live: Option<&Value>) -> Vec<FieldChange> {
     out
 }
 
+/// Annotation naming fields whose differences are not drift, comma-separated dotted
+/// paths as plan prints them (`desiredCount`, `tags.cost-center`). A path covers
+/// everything below it.
+pub const IGNORE_ANNOTATION: &str = "mooring.dev/ignore";
+
+/// The fields a manifest's [`IGNORE_ANNOTATION`] names.
+pub fn ignored_fields(meta: &crate::manifest::Metadata) -> Vec<String> {
+    meta.annotations
+        .get(IGNORE_ANNOTATION)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// [`diff`], without the changes the manifest says to ignore. A resource that does not
+/// exist yet is created whole: nothing is ignored then.
+pub fn diff_managed(
+    meta: &crate::manifest::Metadata,
+    desired: &Value,
+    live: Option<&Value>,
+) -> Vec<FieldChange> {
+    let mut changes = diff(desired, live);
+    let ignored = ignored_fields(meta);
+    if live.is_some() && !ignored.is_empty() {
+        changes.retain(|c| {
+            !ignored.iter().any(|i| {
+                c.field == *i
+                    || c.field
+                        .strip_prefix(i.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        });
+    }
+    changes
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
@@ -166,6 +207,25 @@ mod tests {
         // A missing nested object is compared field by field too.
         let c = diff(&json!({"hc": {"retries": 3}}), Some(&json!({})));
         assert_eq!(c[0].field, "hc.retries");
+    }
+
+    #[test]
+    fn ignored_fields_are_not_changes_except_at_creation() {
+        let mut meta = crate::manifest::Metadata {
+            name: "x".into(),
+            labels: Default::default(),
+            annotations: Default::default(),
+        };
+        meta.annotations
+            .insert(IGNORE_ANNOTATION.into(), "desiredCount, tags".into());
+        let d = json!({"desiredCount": 2, "tags": {"a": "1"}, "image": "x:2", "desiredCountX": 1});
+        let l = json!({"desiredCount": 5, "tags": {"a": "2"}, "image": "x:1", "desiredCountX": 2});
+        let fields: Vec<String> = diff_managed(&meta, &d, Some(&l))
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, vec!["image", "desiredCountX"]);
+        assert_eq!(diff_managed(&meta, &d, None).len(), 4);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracing::info;
 use crate::aws::AwsError;
 use crate::manifest::autoscaling::{DEFAULT_COOLDOWN, TargetTrackingSpec};
 use crate::manifest::{Kind, Manifest, ManifestSet, ScalableTargetSpec};
-use crate::reconcile::diff::diff;
+use crate::reconcile::diff::diff_managed;
 use crate::reconcile::{
     Action, Applied, Context, Planned, ReconcileError, Reconciler, ResourcePlan,
 };
@@ -244,7 +244,8 @@ impl Reconciler for ScalableTargetReconciler {
                     .filter(|p| p.resource_id() == id)
                     .cloned()
                     .collect();
-                let changes = diff(
+                let changes = diff_managed(
+                    &m.metadata,
                     &desired_doc(m),
                     target.map(|t| live_doc(m, t, &mine)).as_ref(),
                 );
@@ -348,6 +349,7 @@ impl Reconciler for ScalableTargetReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::diff::diff;
     use crate::manifest::autoscaling::ScalingMetric;
     use crate::manifest::{Metadata, Origin};
 

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{ecs_tags, live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
 use crate::aws::AwsError;
 use crate::manifest::{ClusterSpec, Kind, Manifest, ManifestSet, owned_tags};
-use crate::reconcile::diff::diff;
+use crate::reconcile::diff::diff_managed;
 use crate::reconcile::{
     Action, Applied, Context, Planned, ReconcileError, Reconciler, ResourcePlan,
 };
@@ -131,7 +131,11 @@ impl Reconciler for ClusterReconciler {
                     );
                 }
                 let desired = desired_doc(m);
-                let changes = diff(&desired, found.as_ref().map(|c| live_doc(m, c)).as_ref());
+                let changes = diff_managed(
+                    &m.metadata,
+                    &desired,
+                    found.as_ref().map(|c| live_doc(m, c)).as_ref(),
+                );
                 let action = match (&found, changes.is_empty()) {
                     (None, _) => Action::Create,
                     (Some(_), true) => Action::None,
@@ -230,6 +234,7 @@ impl Reconciler for ClusterReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::diff::diff;
     use crate::manifest::cluster::ContainerInsights;
     use crate::manifest::{Metadata, Origin};
 

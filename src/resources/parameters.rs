@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::aws::AwsError;
 use crate::manifest::{Kind, Manifest, ManifestSet, ParameterSetSpec, owned_tags};
-use crate::reconcile::diff::diff;
+use crate::reconcile::diff::diff_managed;
 use crate::reconcile::{
     Action, Applied, Context, Planned, ReconcileError, Reconciler, ResourcePlan,
 };
@@ -195,7 +195,11 @@ impl Reconciler for ParameterSetReconciler {
                 .await
                 .map_err(ReconcileError::from)
                 .map(|live| {
-                    let changes = diff(&desired_doc(&m.spec), Some(&live_doc(&m.spec, &live)));
+                    let changes = diff_managed(
+                        &m.metadata,
+                        &desired_doc(&m.spec),
+                        Some(&live_doc(&m.spec, &live)),
+                    );
                     let missing = m
                         .spec
                         .parameters
@@ -270,6 +274,7 @@ impl Reconciler for ParameterSetReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::diff::diff;
     use crate::manifest::parameters::ParameterType;
 
     fn spec() -> ParameterSetSpec {

@@ -27,7 +27,7 @@ use self::render::{Resolved, desired_doc, desired_tags, live_doc};
 use super::{ecs_tags, ownership_conflict, tags_to_set, touches};
 use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::{Kind, Manifest, ManifestSet, ServiceSpec};
-use crate::reconcile::diff::diff;
+use crate::reconcile::diff::{diff, diff_managed};
 use crate::reconcile::{
     Action, Applied, Context, FieldChange, Planned, ReconcileError, Reconciler, ResourcePlan,
     Rollout,
@@ -350,7 +350,7 @@ impl Reconciler for ServiceReconciler {
                 };
                 let desired = desired_doc(m, &resolved);
                 let live_doc = found.as_ref().map(|s| live_doc(m, s, live_td.as_deref()));
-                let changes = diff(&desired, live_doc.as_ref());
+                let changes = diff_managed(&m.metadata, &desired, live_doc.as_ref());
                 let action = match (&found, changes.is_empty()) {
                     (None, _) => Action::Create,
                     (Some(_), true) => Action::None,
