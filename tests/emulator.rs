@@ -778,3 +778,126 @@ spec:
     let (svc, _) = describe_api(emu).await;
     assert_eq!(svc.desired_count(), 3, "apply never fights the scaler");
 }
+
+#[tokio::test]
+async fn target_groups_round_trip_and_refuse_replacement() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    std::fs::write(
+        dir.path().join("target-group.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: api}
+spec:
+  port: 3000
+  vpc: default
+  healthCheck: {path: /api/health, matcher: 200-299, intervalSeconds: 15}
+",
+    )
+    .unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "  enableExecuteCommand: true\n",
+        "  enableExecuteCommand: true\n  healthCheckGracePeriodSeconds: 60\n  loadBalancers:\n    - targetGroup: api\n",
+    );
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let tgs = elb
+        .describe_target_groups()
+        .names("api")
+        .send()
+        .await
+        .unwrap();
+    let tg = &tgs.target_groups()[0];
+    let arn = tg.target_group_arn().unwrap().to_string();
+    assert_eq!(tg.health_check_path(), Some("/api/health"));
+    assert_eq!(tg.target_type().map(|t| t.as_str()), Some("ip"));
+    let (svc, _) = describe_api(emu).await;
+    assert_eq!(
+        svc.load_balancers()[0].target_group_arn(),
+        Some(arn.as_str())
+    );
+    assert_eq!(svc.load_balancers()[0].container_port(), Some(3000));
+
+    // Someone points the health check elsewhere: named and put back.
+    elb.modify_target_group()
+        .target_group_arn(&arn)
+        .health_check_path("/health")
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains(r#"~ healthCheck.path: "/health" -> "/api/health""#),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(emu.mooring(&["apply", path]).status.code(), Some(0));
+    let tgs = elb
+        .describe_target_groups()
+        .names("api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tgs.target_groups()[0].health_check_path(),
+        Some("/api/health")
+    );
+
+    // A new port needs a new target group: reported, refused, nothing changed.
+    edit(
+        &dir.path().join("target-group.yaml"),
+        "port: 3000",
+        "port: 8080",
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(
+            "TargetGroup/api: error (requirement): changing port needs a new target group"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let tgs = elb
+        .describe_target_groups()
+        .names("api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tgs.target_groups()[0].port(), Some(3000));
+}
+
+#[tokio::test]
+async fn mismatched_health_check_paths_are_rejected_before_aws() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    std::fs::write(
+        dir.path().join("target-group.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: TargetGroup\nmetadata: {name: api}\nspec:\n  port: 3000\n  vpc: default\n  healthCheck: {path: /health}\n",
+    )
+    .unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "  enableExecuteCommand: true\n",
+        "  enableExecuteCommand: true\n  loadBalancers:\n    - targetGroup: api\n",
+    );
+    let out = emu.mooring(&["plan", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("spec.loadBalancers[0].targetGroup: TargetGroup `api` checks `/health` but the container's health check calls `/api/health`"),
+        "{}",
+        stderr(&out)
+    );
+}

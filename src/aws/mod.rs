@@ -36,6 +36,8 @@ pub struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     /// Application Auto Scaling.
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    /// Elastic Load Balancing v2: target groups.
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -166,6 +168,11 @@ impl Aws {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             region,
             calls,
             account: Default::default(),
@@ -179,6 +186,7 @@ impl Aws {
         sts: aws_sdk_sts::Client,
         ssm: aws_sdk_ssm::Client,
         autoscaling: aws_sdk_applicationautoscaling::Client,
+        elbv2: aws_sdk_elasticloadbalancingv2::Client,
         region: &str,
     ) -> Aws {
         Aws {
@@ -187,6 +195,7 @@ impl Aws {
             sts,
             ssm,
             autoscaling,
+            elbv2,
             region: region.to_string(),
             calls: ApiCalls::default(),
             account: Default::default(),

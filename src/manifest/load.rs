@@ -145,6 +145,15 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                                 set.parameter_sets.push(m);
                             }
                         }
+                        Kind::TargetGroup => {
+                            if let Some(m) =
+                                build(&doc, origin, &mut f, |s: &super::TargetGroupSpec, m, f| {
+                                    s.check(m, f)
+                                })
+                            {
+                                set.target_groups.push(m);
+                            }
+                        }
                         Kind::ScalableTarget => {
                             if let Some(m) = build(
                                 &doc,
@@ -404,6 +413,7 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
             }
         }
         check_secret_references(set, svc, &mut f);
+        check_target_groups(set, svc, &mut f);
         errors.append(&mut f.errors);
     }
 
@@ -474,6 +484,56 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
             }
         }
         errors.append(&mut f.errors);
+    }
+}
+
+/// A service's target groups must exist, and when both the container and the target group
+/// check an HTTP path, it must be the same path: a mismatch (`/health` vs `/api/health`)
+/// keeps tasks failing load balancer checks and restarting.
+fn check_target_groups(
+    set: &ManifestSet,
+    svc: &super::Manifest<super::ServiceSpec>,
+    f: &mut Findings<'_>,
+) {
+    let container_path = svc
+        .spec
+        .task_definition
+        .container
+        .health_check
+        .as_ref()
+        .and_then(|h| h.http_path.as_deref());
+    for (i, lb) in svc.spec.load_balancers.iter().enumerate() {
+        let Some(name) = &lb.target_group else {
+            continue;
+        };
+        let pointer = format!("/spec/loadBalancers/{i}/targetGroup");
+        match set.target_group(name) {
+            None => {
+                let known: Vec<&str> = set.target_groups.iter().map(|t| t.name()).collect();
+                f.at(
+                    &pointer,
+                    format!(
+                        "no TargetGroup named `{name}` in the manifests (known: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            Some(tg) => {
+                let tg_path = tg.spec.health_check_path();
+                if let Some(path) = container_path.filter(|p| *p != tg_path) {
+                    f.at(
+                        &pointer,
+                        format!(
+                            "TargetGroup `{name}` checks `{tg_path}` but the container's health check calls `{path}`; use the same path for both"
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod load;
 pub mod parameters;
 pub mod schema;
 pub mod service;
+pub mod target_group;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub use error::{ManifestError, ManifestErrors};
 pub use load::load_dir;
 pub use parameters::ParameterSetSpec;
 pub use service::ServiceSpec;
+pub use target_group::TargetGroupSpec;
 
 /// The only API version this build understands.
 pub const API_VERSION: &str = "mooring.dev/v1alpha1";
@@ -36,6 +38,8 @@ pub enum Kind {
     Cluster,
     /// SSM parameters under one path: managed values and required hand-set ones.
     ParameterSet,
+    /// An ELBv2 target group of `ip` targets.
+    TargetGroup,
     /// An ECS service on Fargate with its task definition.
     Service,
     /// Application Auto Scaling of a service's desired count.
@@ -44,9 +48,10 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in dependency order (a kind only references kinds before it).
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Cluster,
         Kind::ParameterSet,
+        Kind::TargetGroup,
         Kind::Service,
         Kind::ScalableTarget,
     ];
@@ -56,6 +61,7 @@ impl Kind {
         match self {
             Kind::Cluster => "Cluster",
             Kind::ParameterSet => "ParameterSet",
+            Kind::TargetGroup => "TargetGroup",
             Kind::Service => "Service",
             Kind::ScalableTarget => "ScalableTarget",
         }
@@ -144,6 +150,8 @@ pub struct ManifestSet {
     pub clusters: Vec<Manifest<ClusterSpec>>,
     /// SSM parameter sets.
     pub parameter_sets: Vec<Manifest<ParameterSetSpec>>,
+    /// ELBv2 target groups.
+    pub target_groups: Vec<Manifest<TargetGroupSpec>>,
     /// Fargate services.
     pub services: Vec<Manifest<ServiceSpec>>,
     /// Autoscaling of services.
@@ -179,6 +187,11 @@ impl ManifestSet {
                 .map(|m| (Kind::ParameterSet, m.name().to_string())),
         );
         ids.extend(
+            self.target_groups
+                .iter()
+                .map(|m| (Kind::TargetGroup, m.name().to_string())),
+        );
+        ids.extend(
             self.services
                 .iter()
                 .map(|m| (Kind::Service, m.name().to_string())),
@@ -198,6 +211,11 @@ impl ManifestSet {
             .find(|t| t.spec.service == service)
     }
 
+    /// The target group manifest called `name`.
+    pub fn target_group(&self, name: &str) -> Option<&Manifest<TargetGroupSpec>> {
+        self.target_groups.iter().find(|t| t.name() == name)
+    }
+
     /// The service manifest called `name`.
     pub fn service(&self, name: &str) -> Option<&Manifest<ServiceSpec>> {
         self.services.iter().find(|s| s.name() == name)
@@ -207,6 +225,7 @@ impl ManifestSet {
     pub fn len(&self) -> usize {
         self.clusters.len()
             + self.parameter_sets.len()
+            + self.target_groups.len()
             + self.services.len()
             + self.scalable_targets.len()
     }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     API_VERSION, ClusterSpec, Document, Kind, ParameterSetSpec, ScalableTargetSpec, ServiceSpec,
+    TargetGroupSpec,
 };
 
 /// Where the committed schema lives, relative to the repository root.
@@ -30,6 +31,10 @@ fn definitions() -> &'static Map<String, Value> {
             (
                 Kind::ParameterSet,
                 generator.subschema_for::<Document<ParameterSetSpec>>(),
+            ),
+            (
+                Kind::TargetGroup,
+                generator.subschema_for::<Document<TargetGroupSpec>>(),
             ),
             (
                 Kind::Service,

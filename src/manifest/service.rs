@@ -222,8 +222,13 @@ pub struct CircuitBreakerSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LoadBalancerSpec {
-    /// ARN of the target group (`ip` target type).
-    pub target_group_arn: String,
+    /// `metadata.name` of a `TargetGroup` manifest. Exactly one of `targetGroup` and
+    /// `targetGroupArn`.
+    #[serde(default)]
+    pub target_group: Option<String>,
+    /// ARN of a target group mooring does not manage (`ip` target type).
+    #[serde(default)]
+    pub target_group_arn: Option<String>,
     /// Container port to register. Defaults to the container's `port`.
     #[serde(default)]
     pub container_port: Option<u16>,
@@ -337,13 +342,19 @@ impl ServiceSpec {
         }
         for (i, lb) in self.load_balancers.iter().enumerate() {
             let p = format!("/spec/loadBalancers/{i}");
-            if !(lb.target_group_arn.starts_with("arn:")
-                && lb.target_group_arn.contains(":targetgroup/"))
-            {
-                f.at(
-                    &format!("{p}/targetGroupArn"),
-                    format!("`{}` is not a target group ARN", lb.target_group_arn),
-                );
+            match (&lb.target_group, &lb.target_group_arn) {
+                (Some(_), Some(_)) | (None, None) => {
+                    f.at(&p, "set exactly one of `targetGroup` and `targetGroupArn`")
+                }
+                (None, Some(arn)) => {
+                    if !(arn.starts_with("arn:") && arn.contains(":targetgroup/")) {
+                        f.at(
+                            &format!("{p}/targetGroupArn"),
+                            format!("`{arn}` is not a target group ARN"),
+                        );
+                    }
+                }
+                (Some(_), None) => {} // resolved across documents
             }
             // The task definition maps exactly one port: the container's `port`.
             match (lb.container_port, td.container.port) {

@@ -349,9 +349,9 @@ impl Reconciler for ScalableTargetReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::diff::diff;
     use crate::manifest::autoscaling::ScalingMetric;
     use crate::manifest::{Metadata, Origin};
+    use crate::reconcile::diff::diff;
 
     fn manifest() -> Manifest<ScalableTargetSpec> {
         Manifest {

@@ -234,9 +234,9 @@ impl Reconciler for ClusterReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::diff::diff;
     use crate::manifest::cluster::ContainerInsights;
     use crate::manifest::{Metadata, Origin};
+    use crate::reconcile::diff::diff;
 
     fn manifest(ci: Option<ContainerInsights>) -> Manifest<ClusterSpec> {
         Manifest {

@@ -4,6 +4,7 @@ pub mod autoscaling;
 pub mod cluster;
 pub mod parameters;
 pub mod service;
+pub mod target_group;
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,7 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
     vec![
         Box::new(cluster::ClusterReconciler::new(set)),
         Box::new(parameters::ParameterSetReconciler::new(set)),
+        Box::new(target_group::TargetGroupReconciler::new(set)),
         Box::new(service::ServiceReconciler::new(set)),
         Box::new(autoscaling::ScalableTargetReconciler::new(set)),
     ]

@@ -274,8 +274,8 @@ impl Reconciler for ParameterSetReconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::diff::diff;
     use crate::manifest::parameters::ParameterType;
+    use crate::reconcile::diff::diff;
 
     fn spec() -> ParameterSetSpec {
         ParameterSetSpec {

@@ -144,7 +144,20 @@ fn context(rules: &[&Rule]) -> Context {
         RuleMode::MatchAny,
         &no_rules
     );
-    let mut ctx = Context::new(Aws::from_clients(ecs, ec2, sts, ssm, scaling, "eu-west-1"));
+    let elbv2 = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        &no_rules
+    );
+    let mut ctx = Context::new(Aws::from_clients(
+        ecs,
+        ec2,
+        sts,
+        ssm,
+        scaling,
+        elbv2,
+        "eu-west-1",
+    ));
     ctx.rollout_wait = Some(Duration::from_secs(30));
     ctx.rollout_poll = Duration::from_millis(1);
     ctx

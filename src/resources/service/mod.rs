@@ -43,6 +43,8 @@ pub struct ServiceReconciler {
     dependencies: BTreeMap<String, Vec<(Kind, String)>>,
     /// Per service: the task count it starts with.
     initial_counts: BTreeMap<String, i32>,
+    /// `TargetGroup` manifest name → target group name in ELBv2, for those services use.
+    target_group_names: BTreeMap<String, String>,
 }
 
 impl ServiceReconciler {
@@ -93,15 +95,34 @@ impl ServiceReconciler {
                         deps.push((Kind::ParameterSet, ps.name().to_string()));
                     }
                 }
+                for lb in &m.spec.load_balancers {
+                    if let Some(tg) = &lb.target_group {
+                        deps.push((Kind::TargetGroup, tg.clone()));
+                    }
+                }
                 deps.sort();
                 deps.dedup();
                 (m.name().to_string(), deps)
+            })
+            .collect();
+        let target_group_names = set
+            .services
+            .iter()
+            .flat_map(|m| m.spec.load_balancers.iter())
+            .filter_map(|lb| lb.target_group.as_deref())
+            .filter_map(|name| set.target_group(name))
+            .map(|tg| {
+                (
+                    tg.name().to_string(),
+                    tg.spec.aws_name(&tg.metadata).to_string(),
+                )
             })
             .collect();
         ServiceReconciler {
             services,
             dependencies,
             initial_counts,
+            target_group_names,
         }
     }
 }
@@ -141,6 +162,7 @@ impl ServiceReconciler {
         &self,
         ctx: &Context,
         resolver: &mut Resolver,
+        target_groups: &BTreeMap<String, String>,
         m: &Manifest<ServiceSpec>,
     ) -> Result<Resolved, ReconcileError> {
         let subnets = resolver
@@ -173,7 +195,27 @@ impl ServiceReconciler {
             security_groups,
             secrets,
             region: ctx.aws.region.clone(),
+            target_groups: target_groups.clone(),
         })
+    }
+
+    /// ARNs of the target groups the services use, by manifest name; those that do not
+    /// exist yet are left out. One listing, and none when no service uses one.
+    async fn target_group_arns(&self, ctx: &Context) -> Result<BTreeMap<String, String>, AwsError> {
+        if self.target_group_names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let all = super::target_group::list_target_groups(ctx).await?;
+        Ok(self
+            .target_group_names
+            .iter()
+            .filter_map(|(manifest, aws_name)| {
+                let tg = all
+                    .iter()
+                    .find(|t| t.target_group_name() == Some(aws_name.as_str()))?;
+                Some((manifest.clone(), tg.target_group_arn()?.to_string()))
+            })
+            .collect())
     }
 
     /// Describes the services of one cluster, 10 per call. Missing ones are left out.
@@ -312,6 +354,17 @@ impl Reconciler for ServiceReconciler {
             }
         }
 
+        let target_groups = match self.target_group_arns(ctx).await {
+            Ok(t) => t,
+            Err(e) => {
+                let e = ReconcileError::from(e);
+                return self
+                    .services
+                    .iter()
+                    .map(|(m, _)| (m.name().to_string(), Err(e.clone())))
+                    .collect();
+            }
+        };
         let mut resolver = Resolver::default();
         let mut out = Vec::new();
         for (m, cluster) in &self.services {
@@ -321,7 +374,7 @@ impl Reconciler for ServiceReconciler {
                 continue;
             }
             let result = async {
-                let resolved = self.resolve(ctx, &mut resolver, m).await?;
+                let resolved = self.resolve(ctx, &mut resolver, &target_groups, m).await?;
                 let aws_name = m.spec.aws_name(&m.metadata);
                 let found = live.get(&(cluster.clone(), aws_name.to_string())).cloned();
                 if let Some(conflict) = found.as_ref().and_then(|s| {
@@ -395,6 +448,23 @@ impl Reconciler for ServiceReconciler {
                 "the service does not run on Fargate; changing the launch type needs a new service, which mooring does not do on its own".into(),
             ));
         }
+        // A target group created earlier in this apply had no ARN when the service was
+        // planned: look it up now.
+        let mut resolved = obs.resolved.clone();
+        let pending = |r: &Resolved| {
+            obs.manifest
+                .spec
+                .load_balancers
+                .iter()
+                .filter_map(|lb| lb.target_group.clone())
+                .find(|n| !r.target_groups.contains_key(n))
+        };
+        if pending(&resolved).is_some() {
+            resolved.target_groups = self.target_group_arns(ctx).await?;
+            if let Some(name) = pending(&resolved) {
+                return Err(ReconcileError::Dependency(format!("TargetGroup/{name}")));
+            }
+        }
         let td_arn = match &obs.live {
             Some(s) if !touches(changes, "taskDefinition") => {
                 s.task_definition().unwrap_or_default().to_string()
@@ -413,13 +483,13 @@ impl Reconciler for ServiceReconciler {
 
         let mut service = match &obs.live {
             None => {
-                let created = create_service(ctx, obs, &td_arn).await?;
+                let created = create_service(ctx, obs, &resolved, &td_arn).await?;
                 // ECS applies every field at creation. moto ignores some of them
                 // (deploymentConfiguration, healthCheckGracePeriodSeconds,
                 // enableExecuteCommand): compare again and send what is still missing.
                 let td = ServiceReconciler::task_definition(ctx, &td_arn).await?;
                 let remaining = diff(
-                    &desired_doc(&obs.manifest, &obs.resolved),
+                    &desired_doc(&obs.manifest, &resolved),
                     Some(&live_doc(&obs.manifest, &created, Some(&td))),
                 );
                 if remaining.is_empty() {
@@ -429,10 +499,10 @@ impl Reconciler for ServiceReconciler {
                         fields = remaining.len(),
                         "fields not taken at creation, updating"
                     );
-                    update_service(ctx, obs, &remaining, &td_arn).await?
+                    update_service(ctx, obs, &resolved, &remaining, &td_arn).await?
                 }
             }
-            Some(_) => update_service(ctx, obs, changes, &td_arn).await?,
+            Some(_) => update_service(ctx, obs, &resolved, changes, &td_arn).await?,
         };
 
         if let Some(limit) = ctx.rollout_wait {
@@ -500,11 +570,12 @@ async fn ensure_task_definition(ctx: &Context, obs: &Observed) -> Result<String,
 async fn create_service(
     ctx: &Context,
     obs: &Observed,
+    resolved: &Resolved,
     td_arn: &str,
 ) -> Result<Service, ReconcileError> {
     let m = &obs.manifest;
     let spec = &m.spec;
-    let lbs = render::load_balancers(spec);
+    let lbs = render::load_balancers(spec, resolved);
     let out = ctx
         .aws
         .ecs
@@ -514,7 +585,7 @@ async fn create_service(
         .task_definition(td_arn)
         .desired_count(obs.initial_count)
         .launch_type(LaunchType::Fargate)
-        .set_network_configuration(render::network_configuration(spec, &obs.resolved))
+        .set_network_configuration(render::network_configuration(spec, resolved))
         .deployment_configuration(render::deployment_configuration(spec))
         .set_health_check_grace_period_seconds(
             spec.health_check_grace_period_seconds
@@ -541,6 +612,7 @@ async fn create_service(
 async fn update_service(
     ctx: &Context,
     obs: &Observed,
+    resolved: &Resolved,
     changes: &[FieldChange],
     td_arn: &str,
 ) -> Result<Service, ReconcileError> {
@@ -565,7 +637,7 @@ async fn update_service(
         any = true;
     }
     if touches(changes, "network") {
-        req = req.set_network_configuration(render::network_configuration(spec, &obs.resolved));
+        req = req.set_network_configuration(render::network_configuration(spec, resolved));
         any = true;
     }
     if touches(changes, "deployment") {
@@ -583,7 +655,7 @@ async fn update_service(
         any = true;
     }
     if touches(changes, "loadBalancers") {
-        req = req.set_load_balancers(Some(render::load_balancers(spec)));
+        req = req.set_load_balancers(Some(render::load_balancers(spec, resolved)));
         any = true;
     }
     let mut service = obs.live.clone();

@@ -56,7 +56,8 @@ impl Resolver {
         Ok(ids)
     }
 
-    async fn vpc_id(&mut self, aws: &Aws, vpc: &str) -> Result<String, ReconcileError> {
+    /// The ID of `vpc` (`default` or an ID), looked up once per pass.
+    pub async fn vpc_id(&mut self, aws: &Aws, vpc: &str) -> Result<String, ReconcileError> {
         if vpc != "default" {
             return Ok(vpc.to_string());
         }

@@ -32,6 +32,13 @@ pub struct Resolved {
     pub secrets: BTreeMap<String, String>,
     /// The region (default for awslogs).
     pub region: String,
+    /// `TargetGroup` manifest name → ARN, for the target groups that exist.
+    pub target_groups: BTreeMap<String, String>,
+}
+
+/// What plan shows for the ARN of a target group that this apply has yet to create.
+pub fn pending_target_group(name: &str) -> String {
+    format!("(ARN of TargetGroup/{name}, once created)")
 }
 
 /// AWS defaults for container health checks.
@@ -411,12 +418,21 @@ pub fn deployment_configuration(spec: &ServiceSpec) -> DeploymentConfiguration {
 }
 
 /// The load balancer attachments to send.
-pub fn load_balancers(spec: &ServiceSpec) -> Vec<LoadBalancer> {
+pub fn load_balancers(spec: &ServiceSpec, r: &Resolved) -> Vec<LoadBalancer> {
     spec.load_balancers
         .iter()
         .map(|lb| {
+            let arn = match (&lb.target_group_arn, &lb.target_group) {
+                (Some(arn), _) => arn.clone(),
+                (None, Some(name)) => r
+                    .target_groups
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| pending_target_group(name)),
+                (None, None) => String::new(),
+            };
             LoadBalancer::builder()
-                .target_group_arn(&lb.target_group_arn)
+                .target_group_arn(arn)
                 .container_name(spec.container_name())
                 .container_port(i32::from(
                     lb.container_port
@@ -499,7 +515,7 @@ pub fn desired_doc(m: &Manifest<ServiceSpec>, r: &Resolved) -> Value {
     );
     doc.insert(
         "loadBalancers".into(),
-        load_balancers_doc(&load_balancers(spec)),
+        load_balancers_doc(&load_balancers(spec, r)),
     );
     doc.insert("tags".into(), tags_doc(&desired_tags(m)));
     Value::Object(doc)
@@ -607,6 +623,7 @@ spec:
                 ssm_parameter_arn("aws", "eu-west-1", "123456789012", "/prd/db/password"),
             )]),
             region: "eu-west-1".into(),
+            target_groups: BTreeMap::new(),
         }
     }
 
@@ -648,7 +665,7 @@ spec:
             )
             .deployment_configuration(deployment_configuration(&m.spec))
             .health_check_grace_period_seconds(60)
-            .set_load_balancers(Some(load_balancers(&m.spec)))
+            .set_load_balancers(Some(load_balancers(&m.spec, r)))
             .tags(
                 Tag::builder()
                     .key("aws:ecs:clusterName")
