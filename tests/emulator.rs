@@ -901,3 +901,121 @@ async fn mismatched_health_check_paths_are_rejected_before_aws() {
         stderr(&out)
     );
 }
+
+const LOAD_BALANCER: &str = "apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: api}
+spec:
+  port: 3000
+  vpc: default
+  healthCheck: {path: /api/health}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: LoadBalancer
+metadata: {name: api}
+spec:
+  subnets: {lookup: {vpc: default}}
+  securityGroups: {lookup: {vpc: default, names: [default]}}
+  listeners:
+    - port: 443
+      protocol: HTTPS
+      certificateArn: CERTIFICATE
+      defaultAction: {forward: api}
+    - port: 80
+      protocol: HTTP
+      defaultAction: {redirect: {protocol: HTTPS, port: 443}}
+";
+
+#[tokio::test]
+async fn load_balancer_listeners_round_trip() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let cert = emu.certificate("api.example.com");
+    std::fs::write(
+        dir.path().join("load-balancer.yaml"),
+        LOAD_BALANCER.replace("CERTIFICATE", &cert),
+    )
+    .unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "  enableExecuteCommand: true\n",
+        "  enableExecuteCommand: true\n  loadBalancers:\n    - targetGroup: api\n",
+    );
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let lbs = elb
+        .describe_load_balancers()
+        .names("api")
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lbs.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(&lb_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listeners.listeners().len(), 2);
+    let tg_arn = elb
+        .describe_target_groups()
+        .names("api")
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .unwrap();
+    assert_eq!(
+        https.default_actions()[0].target_group_arn(),
+        Some(tg_arn.as_str())
+    );
+
+    // Someone turns the redirect into a forward to the target group: named, put back.
+    let http = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(80))
+        .unwrap();
+    elb.modify_listener()
+        .listener_arn(http.listener_arn().unwrap())
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&tg_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains(r#"~ listeners.80.defaultAction.type: "forward" -> "redirect""#),
+        "{}",
+        stdout(&out)
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+}

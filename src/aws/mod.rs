@@ -374,9 +374,7 @@ pub fn classify_code(code: &str) -> ErrorCategory {
         | "ServerException"
         | "RequestTimeout"
         | "RequestTimeoutException" => ErrorCategory::Transient,
-        c if c.ends_with("NotFoundException") || c.ends_with(".NotFound") || c == "NotFound" => {
-            ErrorCategory::NotFound
-        }
+        c if c.ends_with("NotFoundException") || c.ends_with("NotFound") => ErrorCategory::NotFound,
         "ValidationException"
         | "ValidationError"
         | "InvalidParameterException"
@@ -403,6 +401,10 @@ mod tests {
         );
         assert_eq!(
             classify_code("InvalidSubnetID.NotFound"),
+            ErrorCategory::NotFound
+        );
+        assert_eq!(
+            classify_code("CertificateNotFound"),
             ErrorCategory::NotFound
         );
         assert_eq!(

@@ -154,6 +154,15 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                                 set.target_groups.push(m);
                             }
                         }
+                        Kind::LoadBalancer => {
+                            if let Some(m) =
+                                build(&doc, origin, &mut f, |s: &super::LoadBalancerSpec, m, f| {
+                                    s.check(m, f)
+                                })
+                            {
+                                set.load_balancers.push(m);
+                            }
+                        }
                         Kind::ScalableTarget => {
                             if let Some(m) = build(
                                 &doc,
@@ -458,6 +467,28 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
                     st.spec.service
                 ),
             );
+        }
+        errors.append(&mut f.errors);
+    }
+
+    // Listeners forward to target groups in the manifests.
+    for lb in &set.load_balancers {
+        let Some(c) = find(Kind::LoadBalancer, lb.name()) else {
+            continue;
+        };
+        let mut f = Findings::new(&c.file, &c.doc);
+        for (i, l) in lb.spec.listeners.iter().enumerate() {
+            if let Some(tg) = l
+                .default_action
+                .forward
+                .as_ref()
+                .filter(|tg| set.target_group(tg).is_none())
+            {
+                f.at(
+                    &format!("/spec/listeners/{i}/defaultAction/forward"),
+                    format!("no TargetGroup named `{tg}` in the manifests"),
+                );
+            }
         }
         errors.append(&mut f.errors);
     }

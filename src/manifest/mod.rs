@@ -5,6 +5,7 @@ pub mod autoscaling;
 pub mod cluster;
 pub mod error;
 pub mod load;
+pub mod load_balancer;
 pub mod parameters;
 pub mod schema;
 pub mod service;
@@ -22,6 +23,7 @@ pub use autoscaling::ScalableTargetSpec;
 pub use cluster::ClusterSpec;
 pub use error::{ManifestError, ManifestErrors};
 pub use load::load_dir;
+pub use load_balancer::LoadBalancerSpec;
 pub use parameters::ParameterSetSpec;
 pub use service::ServiceSpec;
 pub use target_group::TargetGroupSpec;
@@ -40,6 +42,8 @@ pub enum Kind {
     ParameterSet,
     /// An ELBv2 target group of `ip` targets.
     TargetGroup,
+    /// An Application Load Balancer and its listeners.
+    LoadBalancer,
     /// An ECS service on Fargate with its task definition.
     Service,
     /// Application Auto Scaling of a service's desired count.
@@ -48,10 +52,11 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in dependency order (a kind only references kinds before it).
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Cluster,
         Kind::ParameterSet,
         Kind::TargetGroup,
+        Kind::LoadBalancer,
         Kind::Service,
         Kind::ScalableTarget,
     ];
@@ -62,6 +67,7 @@ impl Kind {
             Kind::Cluster => "Cluster",
             Kind::ParameterSet => "ParameterSet",
             Kind::TargetGroup => "TargetGroup",
+            Kind::LoadBalancer => "LoadBalancer",
             Kind::Service => "Service",
             Kind::ScalableTarget => "ScalableTarget",
         }
@@ -152,6 +158,8 @@ pub struct ManifestSet {
     pub parameter_sets: Vec<Manifest<ParameterSetSpec>>,
     /// ELBv2 target groups.
     pub target_groups: Vec<Manifest<TargetGroupSpec>>,
+    /// Application Load Balancers.
+    pub load_balancers: Vec<Manifest<LoadBalancerSpec>>,
     /// Fargate services.
     pub services: Vec<Manifest<ServiceSpec>>,
     /// Autoscaling of services.
@@ -192,6 +200,11 @@ impl ManifestSet {
                 .map(|m| (Kind::TargetGroup, m.name().to_string())),
         );
         ids.extend(
+            self.load_balancers
+                .iter()
+                .map(|m| (Kind::LoadBalancer, m.name().to_string())),
+        );
+        ids.extend(
             self.services
                 .iter()
                 .map(|m| (Kind::Service, m.name().to_string())),
@@ -226,6 +239,7 @@ impl ManifestSet {
         self.clusters.len()
             + self.parameter_sets.len()
             + self.target_groups.len()
+            + self.load_balancers.len()
             + self.services.len()
             + self.scalable_targets.len()
     }

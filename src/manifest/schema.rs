@@ -11,8 +11,8 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 use super::{
-    API_VERSION, ClusterSpec, Document, Kind, ParameterSetSpec, ScalableTargetSpec, ServiceSpec,
-    TargetGroupSpec,
+    API_VERSION, ClusterSpec, Document, Kind, LoadBalancerSpec, ParameterSetSpec,
+    ScalableTargetSpec, ServiceSpec, TargetGroupSpec,
 };
 
 /// Where the committed schema lives, relative to the repository root.
@@ -35,6 +35,10 @@ fn definitions() -> &'static Map<String, Value> {
             (
                 Kind::TargetGroup,
                 generator.subschema_for::<Document<TargetGroupSpec>>(),
+            ),
+            (
+                Kind::LoadBalancer,
+                generator.subschema_for::<Document<LoadBalancerSpec>>(),
             ),
             (
                 Kind::Service,

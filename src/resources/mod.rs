@@ -2,6 +2,7 @@
 
 pub mod autoscaling;
 pub mod cluster;
+pub mod load_balancer;
 pub mod parameters;
 pub mod service;
 pub mod target_group;
@@ -19,6 +20,7 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
         Box::new(cluster::ClusterReconciler::new(set)),
         Box::new(parameters::ParameterSetReconciler::new(set)),
         Box::new(target_group::TargetGroupReconciler::new(set)),
+        Box::new(load_balancer::LoadBalancerReconciler::new(set)),
         Box::new(service::ServiceReconciler::new(set)),
         Box::new(autoscaling::ScalableTargetReconciler::new(set)),
     ]

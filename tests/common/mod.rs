@@ -100,6 +100,32 @@ pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String
     Ok((status, body))
 }
 
+/// A JSON-protocol AWS call to moto without an SDK crate for the service (tests only:
+/// moto routes by the credential scope and does not check signatures).
+pub fn aws_json(port: u16, service: &str, target: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: {target}\r\nContent-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// The shared emulator, reset, with exclusive use until the guard drops.
 pub async fn emulator() -> (MutexGuard<'static, ()>, &'static Emulator) {
     let guard = LOCK.lock().await;
@@ -110,6 +136,19 @@ pub async fn emulator() -> (MutexGuard<'static, ()>, &'static Emulator) {
 }
 
 impl Emulator {
+    /// Requests an ACM certificate (moto issues it at once) and returns its ARN.
+    pub fn certificate(&self, domain: &str) -> String {
+        let (status, body) = aws_json(
+            self.port,
+            "acm",
+            "CertificateManager.RequestCertificate",
+            &format!(r#"{{"DomainName": "{domain}"}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        v["CertificateArn"].as_str().expect("arn").to_string()
+    }
+
     /// SDK configuration for the emulator, with dummy credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())

@@ -98,6 +98,17 @@ impl ServiceReconciler {
                 for lb in &m.spec.load_balancers {
                     if let Some(tg) = &lb.target_group {
                         deps.push((Kind::TargetGroup, tg.clone()));
+                        // ECS only attaches target groups that a load balancer uses.
+                        for alb in &set.load_balancers {
+                            let forwards = alb
+                                .spec
+                                .listeners
+                                .iter()
+                                .any(|l| l.default_action.forward.as_ref() == Some(tg));
+                            if forwards {
+                                deps.push((Kind::LoadBalancer, alb.name().to_string()));
+                            }
+                        }
                     }
                 }
                 deps.sort();
