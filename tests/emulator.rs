@@ -1019,3 +1019,160 @@ async fn load_balancer_listeners_round_trip() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
 }
+
+const SCHEDULES: &str = "apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {name: backend}
+spec:
+  apiKey: {headerName: x-api-key, secretArn: SECRET_ARN}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: ApiDestination
+metadata: {name: reset-queue}
+spec:
+  connection: backend
+  endpoint: https://api.example.com/salons/reset-queue
+  httpMethod: POST
+  invocationRateLimitPerSecond: 1
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Rule
+metadata: {name: reset-queue-daily}
+spec:
+  scheduleExpression: cron(0 8 * * ? *)
+  description: Reset the salon queues every day at 08:00 UTC
+  target:
+    apiDestination: reset-queue
+    roleArn: arn:aws:iam::123456789012:role/eventbridge-invoke
+    input: '{}'
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Rule
+metadata: {name: sms-every-minute}
+spec:
+  scheduleExpression: rate(1 minute)
+  target:
+    apiDestination: reset-queue
+    roleArn: arn:aws:iam::123456789012:role/eventbridge-invoke
+";
+
+#[tokio::test]
+async fn schedules_call_the_backend_with_a_key_that_is_never_shown() {
+    let (_guard, emu) = emulator().await;
+    const KEY: &str = "key-value-that-must-never-be-printed";
+    let sm = aws_sdk_secretsmanager::Client::new(&emu.sdk_config().await);
+    let secret = sm
+        .create_secret()
+        .name("prd/backend/api-key")
+        .secret_string(KEY)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schedules.yaml"),
+        SCHEDULES.replace("SECRET_ARN", secret.arn().unwrap()),
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let mut outputs = Vec::new();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    outputs.push(out);
+    let out = emu.mooring(&["plan", path, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    outputs.push(out);
+
+    let eb = aws_sdk_eventbridge::Client::new(&emu.sdk_config().await);
+    let targets = eb
+        .list_targets_by_rule()
+        .rule("reset-queue-daily")
+        .send()
+        .await
+        .unwrap();
+    let dest = eb
+        .describe_api_destination()
+        .name("reset-queue")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        targets.targets()[0].arn(),
+        dest.api_destination_arn().unwrap()
+    );
+    assert_eq!(
+        dest.invocation_endpoint(),
+        Some("https://api.example.com/salons/reset-queue")
+    );
+
+    // Out of band: the daily rule is disabled and the SMS rule slowed down.
+    eb.disable_rule()
+        .name("reset-queue-daily")
+        .send()
+        .await
+        .unwrap();
+    eb.put_rule()
+        .name("sms-every-minute")
+        .schedule_expression("rate(5 minutes)")
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.contains(r#"Rule/reset-queue-daily: update"#), "{text}");
+    assert!(
+        text.contains(r#"~ state: "DISABLED" -> "ENABLED""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"~ scheduleExpression: "rate(5 minutes)" -> "rate(1 minute)""#),
+        "{text}"
+    );
+    outputs.push(out);
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    outputs.push(out);
+    let rule = eb
+        .describe_rule()
+        .name("reset-queue-daily")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
+
+    // The key is rotated: seen from the secret's version, the connection is updated.
+    sm.put_secret_value()
+        .secret_id(secret.arn().unwrap())
+        .secret_string(format!("{KEY}-2"))
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("Connection/backend: update"),
+        "{}",
+        stdout(&out)
+    );
+    outputs.push(out);
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    outputs.push(out);
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    outputs.push(out);
+
+    for o in &outputs {
+        assert!(
+            !stdout(o).contains(KEY) && !stderr(o).contains(KEY),
+            "the key leaked"
+        );
+    }
+}

@@ -36,8 +36,12 @@ pub struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     /// Application Auto Scaling.
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
-    /// Elastic Load Balancing v2: target groups.
+    /// Elastic Load Balancing v2: load balancers, listeners, target groups.
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// EventBridge: connections, API destinations, rules.
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    /// Secrets Manager: the API keys of EventBridge connections.
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -173,6 +177,16 @@ impl Aws {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            secretsmanager: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             region,
             calls,
             account: Default::default(),
@@ -180,6 +194,7 @@ impl Aws {
     }
 
     /// Assembles clients built elsewhere (canned-response tests).
+    #[allow(clippy::too_many_arguments)]
     pub fn from_clients(
         ecs: aws_sdk_ecs::Client,
         ec2: aws_sdk_ec2::Client,
@@ -187,6 +202,8 @@ impl Aws {
         ssm: aws_sdk_ssm::Client,
         autoscaling: aws_sdk_applicationautoscaling::Client,
         elbv2: aws_sdk_elasticloadbalancingv2::Client,
+        eventbridge: aws_sdk_eventbridge::Client,
+        secretsmanager: aws_sdk_secretsmanager::Client,
         region: &str,
     ) -> Aws {
         Aws {
@@ -196,6 +213,8 @@ impl Aws {
             ssm,
             autoscaling,
             elbv2,
+            eventbridge,
+            secretsmanager,
             region: region.to_string(),
             calls: ApiCalls::default(),
             account: Default::default(),

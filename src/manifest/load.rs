@@ -163,6 +163,34 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                                 set.load_balancers.push(m);
                             }
                         }
+                        Kind::Connection => {
+                            if let Some(m) =
+                                build(&doc, origin, &mut f, |s: &super::ConnectionSpec, m, f| {
+                                    s.check(m, f)
+                                })
+                            {
+                                set.connections.push(m);
+                            }
+                        }
+                        Kind::ApiDestination => {
+                            if let Some(m) = build(
+                                &doc,
+                                origin,
+                                &mut f,
+                                |s: &super::ApiDestinationSpec, m, f| s.check(m, f),
+                            ) {
+                                set.api_destinations.push(m);
+                            }
+                        }
+                        Kind::Rule => {
+                            if let Some(m) =
+                                build(&doc, origin, &mut f, |s: &super::RuleSpec, m, f| {
+                                    s.check(m, f)
+                                })
+                            {
+                                set.rules.push(m);
+                            }
+                        }
                         Kind::ScalableTarget => {
                             if let Some(m) = build(
                                 &doc,
@@ -491,6 +519,42 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
             }
         }
         errors.append(&mut f.errors);
+    }
+
+    // Schedule → API destination → connection.
+    for d in &set.api_destinations {
+        let Some(c) = find(Kind::ApiDestination, d.name()) else {
+            continue;
+        };
+        if !set
+            .connections
+            .iter()
+            .any(|x| x.name() == d.spec.connection)
+        {
+            let mut f = Findings::new(&c.file, &c.doc);
+            f.at(
+                "/spec/connection",
+                format!(
+                    "no Connection named `{}` in the manifests",
+                    d.spec.connection
+                ),
+            );
+            errors.append(&mut f.errors);
+        }
+    }
+    for r in &set.rules {
+        let Some(c) = find(Kind::Rule, r.name()) else {
+            continue;
+        };
+        let target = &r.spec.target.api_destination;
+        if !set.api_destinations.iter().any(|x| x.name() == *target) {
+            let mut f = Findings::new(&c.file, &c.doc);
+            f.at(
+                "/spec/target/apiDestination",
+                format!("no ApiDestination named `{target}` in the manifests"),
+            );
+            errors.append(&mut f.errors);
+        }
     }
 
     // One SSM parameter may be declared by one parameter set only.

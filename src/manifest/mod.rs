@@ -7,6 +7,7 @@ pub mod error;
 pub mod load;
 pub mod load_balancer;
 pub mod parameters;
+pub mod schedules;
 pub mod schema;
 pub mod service;
 pub mod target_group;
@@ -25,6 +26,7 @@ pub use error::{ManifestError, ManifestErrors};
 pub use load::load_dir;
 pub use load_balancer::LoadBalancerSpec;
 pub use parameters::ParameterSetSpec;
+pub use schedules::{ApiDestinationSpec, ConnectionSpec, RuleSpec};
 pub use service::ServiceSpec;
 pub use target_group::TargetGroupSpec;
 
@@ -48,17 +50,26 @@ pub enum Kind {
     Service,
     /// Application Auto Scaling of a service's desired count.
     ScalableTarget,
+    /// An EventBridge connection with API-key authorization.
+    Connection,
+    /// An EventBridge API destination (an HTTPS endpoint).
+    ApiDestination,
+    /// A scheduled EventBridge rule calling an API destination.
+    Rule,
 }
 
 impl Kind {
     /// Every kind, in dependency order (a kind only references kinds before it).
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Cluster,
         Kind::ParameterSet,
         Kind::TargetGroup,
         Kind::LoadBalancer,
         Kind::Service,
         Kind::ScalableTarget,
+        Kind::Connection,
+        Kind::ApiDestination,
+        Kind::Rule,
     ];
 
     /// The name used in manifests, URLs and metrics.
@@ -70,6 +81,9 @@ impl Kind {
             Kind::LoadBalancer => "LoadBalancer",
             Kind::Service => "Service",
             Kind::ScalableTarget => "ScalableTarget",
+            Kind::Connection => "Connection",
+            Kind::ApiDestination => "ApiDestination",
+            Kind::Rule => "Rule",
         }
     }
 
@@ -164,6 +178,12 @@ pub struct ManifestSet {
     pub services: Vec<Manifest<ServiceSpec>>,
     /// Autoscaling of services.
     pub scalable_targets: Vec<Manifest<ScalableTargetSpec>>,
+    /// EventBridge connections.
+    pub connections: Vec<Manifest<ConnectionSpec>>,
+    /// EventBridge API destinations.
+    pub api_destinations: Vec<Manifest<ApiDestinationSpec>>,
+    /// EventBridge rules.
+    pub rules: Vec<Manifest<RuleSpec>>,
     /// Content hash of the files the set was loaded from (`sha256:…`, first 12 hex digits).
     pub revision: String,
 }
@@ -214,6 +234,21 @@ impl ManifestSet {
                 .iter()
                 .map(|m| (Kind::ScalableTarget, m.name().to_string())),
         );
+        ids.extend(
+            self.connections
+                .iter()
+                .map(|m| (Kind::Connection, m.name().to_string())),
+        );
+        ids.extend(
+            self.api_destinations
+                .iter()
+                .map(|m| (Kind::ApiDestination, m.name().to_string())),
+        );
+        ids.extend(
+            self.rules
+                .iter()
+                .map(|m| (Kind::Rule, m.name().to_string())),
+        );
         ids
     }
 
@@ -242,6 +277,9 @@ impl ManifestSet {
             + self.load_balancers.len()
             + self.services.len()
             + self.scalable_targets.len()
+            + self.connections.len()
+            + self.api_destinations.len()
+            + self.rules.len()
     }
 
     /// True when the set describes nothing.

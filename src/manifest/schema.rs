@@ -11,8 +11,8 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 use super::{
-    API_VERSION, ClusterSpec, Document, Kind, LoadBalancerSpec, ParameterSetSpec,
-    ScalableTargetSpec, ServiceSpec, TargetGroupSpec,
+    API_VERSION, ApiDestinationSpec, ClusterSpec, ConnectionSpec, Document, Kind, LoadBalancerSpec,
+    ParameterSetSpec, RuleSpec, ScalableTargetSpec, ServiceSpec, TargetGroupSpec,
 };
 
 /// Where the committed schema lives, relative to the repository root.
@@ -48,6 +48,15 @@ fn definitions() -> &'static Map<String, Value> {
                 Kind::ScalableTarget,
                 generator.subschema_for::<Document<ScalableTargetSpec>>(),
             ),
+            (
+                Kind::Connection,
+                generator.subschema_for::<Document<ConnectionSpec>>(),
+            ),
+            (
+                Kind::ApiDestination,
+                generator.subschema_for::<Document<ApiDestinationSpec>>(),
+            ),
+            (Kind::Rule, generator.subschema_for::<Document<RuleSpec>>()),
         ];
         let mut defs = generator.take_definitions(true);
         for (kind, reference) in refs {

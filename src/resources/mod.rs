@@ -2,6 +2,7 @@
 
 pub mod autoscaling;
 pub mod cluster;
+pub mod eventbridge;
 pub mod load_balancer;
 pub mod parameters;
 pub mod service;
@@ -23,6 +24,9 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
         Box::new(load_balancer::LoadBalancerReconciler::new(set)),
         Box::new(service::ServiceReconciler::new(set)),
         Box::new(autoscaling::ScalableTargetReconciler::new(set)),
+        Box::new(eventbridge::ConnectionReconciler::new(set)),
+        Box::new(eventbridge::ApiDestinationReconciler::new(set)),
+        Box::new(eventbridge::RuleReconciler::new(set)),
     ]
 }
 

@@ -149,6 +149,8 @@ fn context(rules: &[&Rule]) -> Context {
         RuleMode::MatchAny,
         &no_rules
     );
+    let eventbridge = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &no_rules);
+    let secrets = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &no_rules);
     let mut ctx = Context::new(Aws::from_clients(
         ecs,
         ec2,
@@ -156,6 +158,8 @@ fn context(rules: &[&Rule]) -> Context {
         ssm,
         scaling,
         elbv2,
+        eventbridge,
+        secrets,
         "eu-west-1",
     ));
     ctx.rollout_wait = Some(Duration::from_secs(30));
