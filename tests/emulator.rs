@@ -1176,3 +1176,79 @@ async fn schedules_call_the_backend_with_a_key_that_is_never_shown() {
         );
     }
 }
+
+#[tokio::test]
+async fn redis_replication_group_round_trip() {
+    let (_guard, emu) = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("redis.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: mooring.dev/v1alpha1
+kind: ReplicationGroup
+metadata: {name: salon-redis}
+spec:
+  engineVersion: '7.1'
+  nodeType: cache.t2.small
+  numCacheClusters: 1
+  securityGroups: {lookup: {vpc: default, names: [default]}}
+  atRestEncryption: true
+  tags: {project: salon}
+",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Out of band: a bigger node type. Named and put back.
+    let ec = aws_sdk_elasticache::Client::new(&emu.sdk_config().await);
+    ec.modify_replication_group()
+        .replication_group_id("salon-redis")
+        .cache_node_type("cache.t2.medium")
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains(r#"~ nodeType: "cache.t2.medium" -> "cache.t2.small""#),
+        "{}",
+        stdout(&out)
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let groups = ec
+        .describe_replication_groups()
+        .replication_group_id("salon-redis")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.replication_groups()[0].cache_node_type(),
+        Some("cache.t2.small")
+    );
+
+    // An engine change would need a new group: reported, refused.
+    edit(
+        &file,
+        "  engineVersion:",
+        "  engine: valkey\n  engineVersion:",
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("ReplicationGroup/salon-redis: error (requirement): changing engine needs a new replication group"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -42,6 +42,8 @@ pub struct Aws {
     pub eventbridge: aws_sdk_eventbridge::Client,
     /// Secrets Manager: the API keys of EventBridge connections.
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// ElastiCache: Redis replication groups.
+    pub elasticache: aws_sdk_elasticache::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -187,6 +189,11 @@ impl Aws {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            elasticache: aws_sdk_elasticache::Client::from_conf(
+                aws_sdk_elasticache::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             region,
             calls,
             account: Default::default(),
@@ -204,6 +211,7 @@ impl Aws {
         elbv2: aws_sdk_elasticloadbalancingv2::Client,
         eventbridge: aws_sdk_eventbridge::Client,
         secretsmanager: aws_sdk_secretsmanager::Client,
+        elasticache: aws_sdk_elasticache::Client,
         region: &str,
     ) -> Aws {
         Aws {
@@ -215,6 +223,7 @@ impl Aws {
             elbv2,
             eventbridge,
             secretsmanager,
+            elasticache,
             region: region.to_string(),
             calls: ApiCalls::default(),
             account: Default::default(),

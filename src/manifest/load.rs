@@ -191,6 +191,16 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                                 set.rules.push(m);
                             }
                         }
+                        Kind::ReplicationGroup => {
+                            if let Some(m) = build(
+                                &doc,
+                                origin,
+                                &mut f,
+                                |s: &super::ReplicationGroupSpec, m, f| s.check(m, f),
+                            ) {
+                                set.replication_groups.push(m);
+                            }
+                        }
                         Kind::ScalableTarget => {
                             if let Some(m) = build(
                                 &doc,

@@ -7,6 +7,7 @@ pub mod error;
 pub mod load;
 pub mod load_balancer;
 pub mod parameters;
+pub mod redis;
 pub mod schedules;
 pub mod schema;
 pub mod service;
@@ -26,6 +27,7 @@ pub use error::{ManifestError, ManifestErrors};
 pub use load::load_dir;
 pub use load_balancer::LoadBalancerSpec;
 pub use parameters::ParameterSetSpec;
+pub use redis::ReplicationGroupSpec;
 pub use schedules::{ApiDestinationSpec, ConnectionSpec, RuleSpec};
 pub use service::ServiceSpec;
 pub use target_group::TargetGroupSpec;
@@ -46,6 +48,8 @@ pub enum Kind {
     TargetGroup,
     /// An Application Load Balancer and its listeners.
     LoadBalancer,
+    /// An ElastiCache Redis replication group.
+    ReplicationGroup,
     /// An ECS service on Fargate with its task definition.
     Service,
     /// Application Auto Scaling of a service's desired count.
@@ -60,11 +64,12 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in dependency order (a kind only references kinds before it).
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Cluster,
         Kind::ParameterSet,
         Kind::TargetGroup,
         Kind::LoadBalancer,
+        Kind::ReplicationGroup,
         Kind::Service,
         Kind::ScalableTarget,
         Kind::Connection,
@@ -79,6 +84,7 @@ impl Kind {
             Kind::ParameterSet => "ParameterSet",
             Kind::TargetGroup => "TargetGroup",
             Kind::LoadBalancer => "LoadBalancer",
+            Kind::ReplicationGroup => "ReplicationGroup",
             Kind::Service => "Service",
             Kind::ScalableTarget => "ScalableTarget",
             Kind::Connection => "Connection",
@@ -174,6 +180,8 @@ pub struct ManifestSet {
     pub target_groups: Vec<Manifest<TargetGroupSpec>>,
     /// Application Load Balancers.
     pub load_balancers: Vec<Manifest<LoadBalancerSpec>>,
+    /// ElastiCache replication groups.
+    pub replication_groups: Vec<Manifest<ReplicationGroupSpec>>,
     /// Fargate services.
     pub services: Vec<Manifest<ServiceSpec>>,
     /// Autoscaling of services.
@@ -223,6 +231,11 @@ impl ManifestSet {
             self.load_balancers
                 .iter()
                 .map(|m| (Kind::LoadBalancer, m.name().to_string())),
+        );
+        ids.extend(
+            self.replication_groups
+                .iter()
+                .map(|m| (Kind::ReplicationGroup, m.name().to_string())),
         );
         ids.extend(
             self.services
@@ -275,6 +288,7 @@ impl ManifestSet {
             + self.parameter_sets.len()
             + self.target_groups.len()
             + self.load_balancers.len()
+            + self.replication_groups.len()
             + self.services.len()
             + self.scalable_targets.len()
             + self.connections.len()

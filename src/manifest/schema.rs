@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     API_VERSION, ApiDestinationSpec, ClusterSpec, ConnectionSpec, Document, Kind, LoadBalancerSpec,
-    ParameterSetSpec, RuleSpec, ScalableTargetSpec, ServiceSpec, TargetGroupSpec,
+    ParameterSetSpec, ReplicationGroupSpec, RuleSpec, ScalableTargetSpec, ServiceSpec,
+    TargetGroupSpec,
 };
 
 /// Where the committed schema lives, relative to the repository root.
@@ -39,6 +40,10 @@ fn definitions() -> &'static Map<String, Value> {
             (
                 Kind::LoadBalancer,
                 generator.subschema_for::<Document<LoadBalancerSpec>>(),
+            ),
+            (
+                Kind::ReplicationGroup,
+                generator.subschema_for::<Document<ReplicationGroupSpec>>(),
             ),
             (
                 Kind::Service,

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod eventbridge;
 pub mod load_balancer;
 pub mod parameters;
+pub mod redis;
 pub mod service;
 pub mod target_group;
 
@@ -22,6 +23,7 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
         Box::new(parameters::ParameterSetReconciler::new(set)),
         Box::new(target_group::TargetGroupReconciler::new(set)),
         Box::new(load_balancer::LoadBalancerReconciler::new(set)),
+        Box::new(redis::ReplicationGroupReconciler::new(set)),
         Box::new(service::ServiceReconciler::new(set)),
         Box::new(autoscaling::ScalableTargetReconciler::new(set)),
         Box::new(eventbridge::ConnectionReconciler::new(set)),

@@ -151,6 +151,7 @@ fn context(rules: &[&Rule]) -> Context {
     );
     let eventbridge = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &no_rules);
     let secrets = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &no_rules);
+    let elasticache = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, &no_rules);
     let mut ctx = Context::new(Aws::from_clients(
         ecs,
         ec2,
@@ -160,6 +161,7 @@ fn context(rules: &[&Rule]) -> Context {
         elbv2,
         eventbridge,
         secrets,
+        elasticache,
         "eu-west-1",
     ));
     ctx.rollout_wait = Some(Duration::from_secs(30));
