@@ -11,6 +11,7 @@ use super::Metadata;
 use super::cluster::check_tags;
 use super::error::Findings;
 use super::service::NetworkSelector;
+use super::target_group::check_elbv2_name;
 
 /// An Application Load Balancer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -151,19 +152,12 @@ impl LoadBalancerSpec {
 
     /// Checks what the schema cannot express.
     pub fn check(&self, meta: &Metadata, f: &mut Findings<'_>) {
-        let name = self.aws_name(meta);
-        let ok = !name.is_empty()
-            && name.len() <= 32
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !name.starts_with('-')
-            && !name.ends_with('-')
-            && !name.starts_with("internal-");
-        if !ok {
-            f.at(
-                "/spec/loadBalancerName",
-                format!("`{name}` is not a valid load balancer name (1-32 letters, digits and inner hyphens)"),
-            );
-        }
+        check_elbv2_name(
+            self.aws_name(meta),
+            "load balancer",
+            "/spec/loadBalancerName",
+            f,
+        );
         for (field, sel) in [
             ("subnets", &self.subnets),
             ("securityGroups", &self.security_groups),

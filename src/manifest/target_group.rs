@@ -97,6 +97,23 @@ pub mod defaults {
     pub const UNHEALTHY: u32 = 2;
 }
 
+/// ELBv2 names (load balancers, target groups): 1-32 letters, digits and inner hyphens,
+/// not starting with `internal-`.
+pub(crate) fn check_elbv2_name(name: &str, what: &str, pointer: &str, f: &mut Findings<'_>) {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.starts_with("internal-");
+    if !ok {
+        f.at(
+            pointer,
+            format!("`{name}` is not a valid {what} name (1-32 letters, digits and inner hyphens)"),
+        );
+    }
+}
+
 impl TargetGroupSpec {
     /// The target group's name in ELBv2.
     pub fn aws_name<'a>(&'a self, meta: &'a Metadata) -> &'a str {
@@ -110,19 +127,12 @@ impl TargetGroupSpec {
 
     /// Checks what the schema cannot express.
     pub fn check(&self, meta: &Metadata, f: &mut Findings<'_>) {
-        let name = self.aws_name(meta);
-        let ok = !name.is_empty()
-            && name.len() <= 32
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !name.starts_with('-')
-            && !name.ends_with('-')
-            && !name.starts_with("internal-");
-        if !ok {
-            f.at(
-                "/spec/targetGroupName",
-                format!("`{name}` is not a valid target group name (1-32 letters, digits and inner hyphens)"),
-            );
-        }
+        check_elbv2_name(
+            self.aws_name(meta),
+            "target group",
+            "/spec/targetGroupName",
+            f,
+        );
         if self.port == 0 {
             f.at("/spec/port", "ports are 1-65535");
         }
