@@ -217,7 +217,14 @@ pub async fn execute(cli: Cli) -> i32 {
 
 /// Loads manifests, printing every error. Returns exit code 1 on errors.
 fn load(dir: &std::path::Path, output: Output) -> Result<ManifestSet, i32> {
-    load_dir(dir).map_err(|ManifestErrors(errors)| {
+    let loaded = load_dir(dir);
+    if let Ok(set) = &loaded {
+        // Warnings go to stderr in both formats: stdout stays one JSON document.
+        for w in &set.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    loaded.map_err(|ManifestErrors(errors)| {
         match output {
             Output::Text => {
                 for e in &errors {

@@ -1252,3 +1252,128 @@ spec:
         stdout(&out)
     );
 }
+
+#[tokio::test]
+async fn security_groups_reference_each_other_by_name() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    // Listed app-first: mooring creates alb first because app's rule names it.
+    std::fs::write(
+        dir.path().join("security-groups.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: SecurityGroup
+metadata: {name: app}
+spec:
+  vpc: default
+  description: the backend's tasks
+  ingress:
+    - {port: 3000, securityGroup: alb, description: from the load balancer}
+  egress:
+    - {ipProtocol: all, cidrIp: 0.0.0.0/0}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: SecurityGroup
+metadata: {name: alb}
+spec:
+  vpc: default
+  ingress:
+    - {port: 443, cidrIp: 0.0.0.0/0}
+    - {port: 80, cidrIp: 0.0.0.0/0}
+",
+    )
+    .unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "lookup: {vpc: default, names: [default]}",
+        "refs: [app]",
+    );
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config().await);
+    let groups = ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values("app")
+                .values("alb")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = |name: &str| {
+        groups
+            .security_groups()
+            .iter()
+            .find(|g| g.group_name() == Some(name))
+            .and_then(|g| g.group_id())
+            .unwrap_or_else(|| panic!("no group {name}"))
+            .to_string()
+    };
+    let (app, alb) = (id("app"), id("alb"));
+    let app_group = groups
+        .security_groups()
+        .iter()
+        .find(|g| g.group_name() == Some("app"))
+        .unwrap();
+    let from: Vec<&str> = app_group.ip_permissions()[0]
+        .user_id_group_pairs()
+        .iter()
+        .filter_map(|p| p.group_id())
+        .collect();
+    assert_eq!(from, [alb.as_str()]);
+    let (svc, _) = describe_api(emu).await;
+    let sgs = svc
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration())
+        .map(|a| a.security_groups().to_vec())
+        .unwrap_or_default();
+    assert_eq!(sgs, [app.as_str()]);
+
+    // Someone opens SSH to the world on the backend: named, and revoked by apply.
+    ec2.authorize_security_group_ingress()
+        .group_id(&app)
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.contains("SecurityGroup/app: update"), "{text}");
+    assert!(
+        text.contains(&format!(
+            r#"~ ingress: ["tcp 22 0.0.0.0/0","tcp 3000 {alb}"] -> ["tcp 3000 {alb}"]"#
+        )),
+        "{text}"
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let after = ec2
+        .describe_security_groups()
+        .group_ids(&app)
+        .send()
+        .await
+        .unwrap();
+    let ports: Vec<Option<i32>> = after.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .map(|p| p.from_port())
+        .collect();
+    assert_eq!(ports, [Some(3000)]);
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+}

@@ -59,6 +59,8 @@ pub struct Findings<'a> {
     doc: &'a YamlDocument,
     /// What was found so far.
     pub errors: Vec<ManifestError>,
+    /// Findings that do not stop the manifest from loading.
+    pub warnings: Vec<ManifestError>,
 }
 
 impl<'a> Findings<'a> {
@@ -68,19 +70,31 @@ impl<'a> Findings<'a> {
             file,
             doc,
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
-    /// Records `message` about the field at `pointer`.
+    /// Records the error `message` about the field at `pointer`.
     pub fn at(&mut self, pointer: &str, message: impl Into<String>) {
+        let e = self.placed(pointer, message.into());
+        self.errors.push(e);
+    }
+
+    /// Records the warning `message` about the field at `pointer`.
+    pub fn warn(&mut self, pointer: &str, message: impl Into<String>) {
+        let w = self.placed(pointer, message.into());
+        self.warnings.push(w);
+    }
+
+    fn placed(&self, pointer: &str, message: String) -> ManifestError {
         let Mark { line, col } = self.doc.mark_of(pointer);
-        self.errors.push(ManifestError {
+        ManifestError {
             file: self.file.to_path_buf(),
             line,
             col,
             field: dotted(pointer),
-            message: message.into(),
-        });
+            message,
+        }
     }
 }
 

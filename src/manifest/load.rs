@@ -98,6 +98,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
     let mut errors = Vec::new();
     let mut set = ManifestSet::default();
     let mut checked = Vec::new();
+    let mut warnings = Vec::new();
     let mut hasher = Sha256::new();
 
     for (file, text) in sources {
@@ -143,6 +144,16 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                                 })
                             {
                                 set.parameter_sets.push(m);
+                            }
+                        }
+                        Kind::SecurityGroup => {
+                            if let Some(m) = build(
+                                &doc,
+                                origin,
+                                &mut f,
+                                |s: &super::SecurityGroupSpec, m, f| s.check(m, f),
+                            ) {
+                                set.security_groups.push(m);
                             }
                         }
                         Kind::TargetGroup => {
@@ -225,6 +236,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
             }
             let ok = f.errors.is_empty();
             errors.append(&mut f.errors);
+            warnings.append(&mut f.warnings);
             if let (true, Some(kind)) = (ok, kind) {
                 let name = doc.value["metadata"]["name"]
                     .as_str()
@@ -241,6 +253,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
     }
 
     check_across(&set, &checked, &mut errors);
+    check_security_groups(&mut set, &checked, &mut errors);
 
     if errors.is_empty() {
         let digest = hasher.finalize();
@@ -252,6 +265,8 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         );
+        warnings.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        set.warnings = warnings;
         Ok(set)
     } else {
         errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
@@ -592,6 +607,158 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
     }
 }
 
+/// Security groups: every group named (by a rule, a service, a load balancer or Redis)
+/// is a `SecurityGroup` manifest, one EC2 group per manifest, and no cycle between rules
+/// (a group is created after the groups its rules name). Sorts the set's groups into that
+/// order.
+fn check_security_groups(
+    set: &mut ManifestSet,
+    checked: &[Checked],
+    errors: &mut Vec<ManifestError>,
+) {
+    let find = |kind: Kind, name: &str| checked.iter().find(|c| c.kind == kind && c.name == name);
+    let known: Vec<String> = set
+        .security_groups
+        .iter()
+        .map(|g| g.name().to_string())
+        .collect();
+    let missing = |name: &str| -> Option<String> {
+        (!known.iter().any(|k| k == name)).then(|| {
+            format!(
+                "no SecurityGroup named `{name}` in the manifests (known: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
+    };
+    let mut refs: Vec<(Kind, &str, String, &[String])> = Vec::new();
+    for s in &set.services {
+        if let Some(r) = &s.spec.network.security_groups.refs {
+            refs.push((
+                Kind::Service,
+                s.name(),
+                "/spec/network/securityGroups/refs".into(),
+                r,
+            ));
+        }
+    }
+    for lb in &set.load_balancers {
+        if let Some(r) = &lb.spec.security_groups.refs {
+            refs.push((
+                Kind::LoadBalancer,
+                lb.name(),
+                "/spec/securityGroups/refs".into(),
+                r,
+            ));
+        }
+    }
+    for rg in &set.replication_groups {
+        if let Some(r) = rg
+            .spec
+            .security_groups
+            .as_ref()
+            .and_then(|s| s.refs.as_ref())
+        {
+            refs.push((
+                Kind::ReplicationGroup,
+                rg.name(),
+                "/spec/securityGroups/refs".into(),
+                r,
+            ));
+        }
+    }
+    for (kind, name, pointer, names) in refs {
+        let Some(c) = find(kind, name) else { continue };
+        let mut f = Findings::new(&c.file, &c.doc);
+        for (i, n) in names.iter().enumerate() {
+            if let Some(message) = missing(n) {
+                f.at(&format!("{pointer}/{i}"), message);
+            }
+        }
+        errors.append(&mut f.errors);
+    }
+
+    let mut aws_names: BTreeMap<(String, String), &str> = BTreeMap::new();
+    for g in &set.security_groups {
+        let Some(c) = find(Kind::SecurityGroup, g.name()) else {
+            continue;
+        };
+        let mut f = Findings::new(&c.file, &c.doc);
+        for (p, rule) in g.spec.rules() {
+            if let Some(message) = rule.security_group.as_deref().and_then(missing) {
+                f.at(&format!("{p}/securityGroup"), message);
+            }
+        }
+        let key = (g.spec.vpc.clone(), g.spec.aws_name(&g.metadata).to_string());
+        if let Some(other) = aws_names.insert(key.clone(), g.name()) {
+            f.at(
+                "/metadata/name",
+                format!(
+                    "SecurityGroup `{other}` already manages the group `{}` in VPC `{}`",
+                    key.1, key.0
+                ),
+            );
+        }
+        errors.append(&mut f.errors);
+    }
+
+    // Order: a group after every group its rules name (itself aside). What cannot be
+    // ordered is a cycle.
+    let mut ordered: Vec<super::Manifest<super::SecurityGroupSpec>> = Vec::new();
+    let mut rest = std::mem::take(&mut set.security_groups);
+    while !rest.is_empty() {
+        let ready = rest.iter().position(|g| {
+            g.spec.references().all(|r| {
+                r == g.name()
+                    || ordered.iter().any(|o| o.name() == r)
+                    || !known.iter().any(|k| k == r)
+            })
+        });
+        match ready {
+            Some(i) => ordered.push(rest.remove(i)),
+            None => {
+                for g in &rest {
+                    let Some(c) = find(Kind::SecurityGroup, g.name()) else {
+                        continue;
+                    };
+                    let mut f = Findings::new(&c.file, &c.doc);
+                    let waiting: Vec<&str> = g
+                        .spec
+                        .references()
+                        .filter(|r| *r != g.name() && rest.iter().any(|o| o.name() == *r))
+                        .collect();
+                    let pointer = g
+                        .spec
+                        .rules()
+                        .find(|(_, r)| {
+                            r.security_group
+                                .as_deref()
+                                .is_some_and(|n| waiting.contains(&n))
+                        })
+                        .map_or_else(
+                            || "/spec".to_string(),
+                            |(p, _)| format!("{p}/securityGroup"),
+                        );
+                    f.at(
+                        &pointer,
+                        format!(
+                            "the rules of SecurityGroup `{}` and {} name each other in a cycle; break it (e.g. allow a CIDR block on one side)",
+                            g.name(),
+                            waiting.join(", ")
+                        ),
+                    );
+                    errors.append(&mut f.errors);
+                }
+                ordered.append(&mut rest);
+            }
+        }
+    }
+    set.security_groups = ordered;
+}
+
 /// A service's target groups must exist, and when both the container and the target group
 /// check an HTTP path, it must be the same path: a mismatch (`/health` vs `/api/health`)
 /// keeps tasks failing load balancer checks and restarting.
@@ -718,6 +885,95 @@ spec:
       port: 80
 {td_extra}{extra_spec}"
         )
+    }
+
+    fn security_group(name: &str, ingress_from: &[&str]) -> String {
+        let rules: String = ingress_from
+            .iter()
+            .map(|g| format!("    - {{port: 443, securityGroup: {g}}}\n"))
+            .collect();
+        let rules = if rules.is_empty() {
+            " []\n".to_string()
+        } else {
+            format!("\n{rules}")
+        };
+        format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {{name: {name}}}\nspec:\n  vpc: default\n  ingress:{rules}"
+        )
+    }
+
+    #[test]
+    fn security_groups_are_ordered_by_reference_and_cycles_rejected() {
+        // Listed in the wrong order on purpose: redis ← app ← alb.
+        let (redis, app, alb) = (
+            security_group("redis", &["app"]),
+            security_group("app", &["alb", "app"]),
+            security_group("alb", &[]),
+        );
+        let set = load(&[("1.yaml", &redis), ("2.yaml", &app), ("3.yaml", &alb)]).unwrap();
+        let order: Vec<&str> = set.security_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(order, ["alb", "app", "redis"]);
+
+        let a = security_group("a", &["b"]);
+        let b = security_group("b", &["a"]);
+        let errs = errors(&[("a.yaml", &a), ("b.yaml", &b)]);
+        assert!(
+            errs.iter().any(|e| e.starts_with("a.yaml:7:19: spec.ingress[0].securityGroup: the rules of SecurityGroup `a` and b name each other in a cycle")),
+            "{errs:#?}"
+        );
+        let dangling = security_group("a", &["nope"]);
+        let errs = errors(&[("a.yaml", &dangling)]);
+        assert!(
+            errs[0].contains("spec.ingress[0].securityGroup: no SecurityGroup named `nope` in the manifests (known: a)"),
+            "{errs:#?}"
+        );
+        let svc = service("", "").replace(
+            "securityGroups: {lookup: {vpc: default, names: [default]}}",
+            "securityGroups: {refs: [app]}",
+        );
+        let errs = errors(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]);
+        assert!(
+            errs.iter().any(|e| e.starts_with(
+                "svc.yaml:9:29: spec.network.securityGroups.refs[0]: no SecurityGroup named `app`"
+            )),
+            "{errs:#?}"
+        );
+        assert!(
+            load(&[
+                ("a.yaml", CLUSTER),
+                ("svc.yaml", &svc),
+                ("sg.yaml", &alb.replace("alb", "app"))
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_curl_health_check_on_an_alpine_image_is_a_warning() {
+        let svc = service("", "      healthCheck: {httpPath: /health}\n")
+            .replace("image: nginx:1.27", "image: node:20-alpine");
+        let set = load(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]).unwrap();
+        assert_eq!(set.warnings.len(), 1, "{:?}", set.warnings);
+        let w = set.warnings[0].to_string();
+        assert!(
+            w.starts_with("svc.yaml:16:7: spec.taskDefinition.container.healthCheck: the health check runs curl, but `node:20-alpine` looks Alpine-based"),
+            "{w}"
+        );
+        assert!(
+            w.contains("wget -q -O /dev/null http://localhost:80/health"),
+            "{w}"
+        );
+        // wget on Alpine, or curl on a slim image: nothing to say.
+        let wget = service(
+            "",
+            "      healthCheck: {command: [CMD-SHELL, wget -q -O- localhost/health]}\n",
+        )
+        .replace("image: nginx:1.27", "image: node:20-alpine");
+        let slim = service("", "      healthCheck: {httpPath: /health}\n");
+        for ok in [wget, slim] {
+            let set = load(&[("a.yaml", CLUSTER), ("svc.yaml", &ok)]).unwrap();
+            assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+        }
     }
 
     #[test]

@@ -158,17 +158,8 @@ impl LoadBalancerSpec {
             "/spec/loadBalancerName",
             f,
         );
-        for (field, sel) in [
-            ("subnets", &self.subnets),
-            ("securityGroups", &self.security_groups),
-        ] {
-            if sel.ids.is_some() == sel.lookup.is_some() {
-                f.at(
-                    &format!("/spec/{field}"),
-                    "set exactly one of `ids` and `lookup`",
-                );
-            }
-        }
+        self.subnets.check("/spec/subnets", false, f);
+        self.security_groups.check("/spec/securityGroups", true, f);
         if self.subnets.ids.as_ref().is_some_and(|ids| ids.len() < 2) {
             f.at(
                 "/spec/subnets/ids",

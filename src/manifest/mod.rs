@@ -10,6 +10,7 @@ pub mod parameters;
 pub mod redis;
 pub mod schedules;
 pub mod schema;
+pub mod security_group;
 pub mod service;
 pub mod target_group;
 pub mod yaml;
@@ -29,6 +30,7 @@ pub use load_balancer::LoadBalancerSpec;
 pub use parameters::ParameterSetSpec;
 pub use redis::ReplicationGroupSpec;
 pub use schedules::{ApiDestinationSpec, ConnectionSpec, RuleSpec};
+pub use security_group::SecurityGroupSpec;
 pub use service::ServiceSpec;
 pub use target_group::TargetGroupSpec;
 
@@ -44,6 +46,8 @@ pub enum Kind {
     Cluster,
     /// SSM parameters under one path: managed values and required hand-set ones.
     ParameterSet,
+    /// A VPC security group and its rules.
+    SecurityGroup,
     /// An ELBv2 target group of `ip` targets.
     TargetGroup,
     /// An Application Load Balancer and its listeners.
@@ -64,9 +68,10 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in dependency order (a kind only references kinds before it).
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Cluster,
         Kind::ParameterSet,
+        Kind::SecurityGroup,
         Kind::TargetGroup,
         Kind::LoadBalancer,
         Kind::ReplicationGroup,
@@ -82,6 +87,7 @@ impl Kind {
         match self {
             Kind::Cluster => "Cluster",
             Kind::ParameterSet => "ParameterSet",
+            Kind::SecurityGroup => "SecurityGroup",
             Kind::TargetGroup => "TargetGroup",
             Kind::LoadBalancer => "LoadBalancer",
             Kind::ReplicationGroup => "ReplicationGroup",
@@ -176,6 +182,8 @@ pub struct ManifestSet {
     pub clusters: Vec<Manifest<ClusterSpec>>,
     /// SSM parameter sets.
     pub parameter_sets: Vec<Manifest<ParameterSetSpec>>,
+    /// Security groups, each after the groups its rules name.
+    pub security_groups: Vec<Manifest<SecurityGroupSpec>>,
     /// ELBv2 target groups.
     pub target_groups: Vec<Manifest<TargetGroupSpec>>,
     /// Application Load Balancers.
@@ -194,6 +202,9 @@ pub struct ManifestSet {
     pub rules: Vec<Manifest<RuleSpec>>,
     /// Content hash of the files the set was loaded from (`sha256:…`, first 12 hex digits).
     pub revision: String,
+    /// Findings that do not stop the set from loading (e.g. a health check that calls a
+    /// tool the image probably lacks), for people to read.
+    pub warnings: Vec<ManifestError>,
 }
 
 impl ManifestSet {
@@ -221,6 +232,11 @@ impl ManifestSet {
             self.parameter_sets
                 .iter()
                 .map(|m| (Kind::ParameterSet, m.name().to_string())),
+        );
+        ids.extend(
+            self.security_groups
+                .iter()
+                .map(|m| (Kind::SecurityGroup, m.name().to_string())),
         );
         ids.extend(
             self.target_groups
@@ -272,6 +288,11 @@ impl ManifestSet {
             .find(|t| t.spec.service == service)
     }
 
+    /// The security group manifest called `name`.
+    pub fn security_group(&self, name: &str) -> Option<&Manifest<SecurityGroupSpec>> {
+        self.security_groups.iter().find(|g| g.name() == name)
+    }
+
     /// The target group manifest called `name`.
     pub fn target_group(&self, name: &str) -> Option<&Manifest<TargetGroupSpec>> {
         self.target_groups.iter().find(|t| t.name() == name)
@@ -286,6 +307,7 @@ impl ManifestSet {
     pub fn len(&self) -> usize {
         self.clusters.len()
             + self.parameter_sets.len()
+            + self.security_groups.len()
             + self.target_groups.len()
             + self.load_balancers.len()
             + self.replication_groups.len()

@@ -216,13 +216,8 @@ impl ReplicationGroupSpec {
         if self.snapshot_retention_limit > 35 {
             f.at("/spec/snapshotRetentionLimit", "at most 35 days");
         }
-        if let Some(sel) = &self.security_groups
-            && sel.ids.is_some() == sel.lookup.is_some()
-        {
-            f.at(
-                "/spec/securityGroups",
-                "set exactly one of `ids` and `lookup`",
-            );
+        if let Some(sel) = &self.security_groups {
+            sel.check("/spec/securityGroups", true, f);
         }
         check_tags(&self.tags, "/spec/tags", f);
     }

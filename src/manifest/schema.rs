@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     API_VERSION, ApiDestinationSpec, ClusterSpec, ConnectionSpec, Document, Kind, LoadBalancerSpec,
-    ParameterSetSpec, ReplicationGroupSpec, RuleSpec, ScalableTargetSpec, ServiceSpec,
-    TargetGroupSpec,
+    ParameterSetSpec, ReplicationGroupSpec, RuleSpec, ScalableTargetSpec, SecurityGroupSpec,
+    ServiceSpec, TargetGroupSpec,
 };
 
 /// Where the committed schema lives, relative to the repository root.
@@ -32,6 +32,10 @@ fn definitions() -> &'static Map<String, Value> {
             (
                 Kind::ParameterSet,
                 generator.subschema_for::<Document<ParameterSetSpec>>(),
+            ),
+            (
+                Kind::SecurityGroup,
+                generator.subschema_for::<Document<SecurityGroupSpec>>(),
             ),
             (
                 Kind::TargetGroup,

@@ -164,8 +164,9 @@ pub struct NetworkSpec {
     pub assign_public_ip: bool,
 }
 
-/// Subnets or security groups: by ID, or looked up so manifests stay portable between
-/// accounts. Exactly one of `ids` and `lookup`.
+/// Subnets or security groups: by ID, looked up so manifests stay portable between
+/// accounts, or (security groups only) `SecurityGroup` manifests by name. Exactly one of
+/// `ids`, `lookup` and `refs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkSelector {
@@ -175,6 +176,91 @@ pub struct NetworkSelector {
     /// Look the IDs up at reconcile time.
     #[serde(default)]
     pub lookup: Option<NetworkLookup>,
+    /// `SecurityGroup` manifests, by name: the groups mooring manages.
+    #[serde(default)]
+    pub refs: Option<Vec<String>>,
+}
+
+/// True when an image reference names an Alpine base (`node:20-alpine`,
+/// `alpine:3.20`, `…/app:1.2-alpine3.19`).
+fn is_alpine(image: &str) -> bool {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.split([':', '-', '@', '.'])
+        .any(|part| part.starts_with("alpine"))
+}
+
+impl NetworkSelector {
+    /// The `SecurityGroup` manifests the selector names, as dependencies.
+    pub fn dependencies(&self) -> impl Iterator<Item = (super::Kind, String)> + '_ {
+        self.refs
+            .iter()
+            .flatten()
+            .map(|r| (super::Kind::SecurityGroup, r.clone()))
+    }
+
+    /// Checks the selector at `p`: one way of selecting, IDs that look like IDs, at most
+    /// 16 subnets and 5 security groups (the limits of ECS and ELBv2).
+    pub fn check(&self, p: &str, security_groups: bool, f: &mut Findings<'_>) {
+        let (prefix, limit) = if security_groups {
+            ("sg-", 5)
+        } else {
+            ("subnet-", 16)
+        };
+        let set = [
+            self.ids.is_some(),
+            self.lookup.is_some(),
+            self.refs.is_some(),
+        ];
+        if set.iter().filter(|x| **x).count() != 1 {
+            f.at(
+                p,
+                if security_groups {
+                    "set exactly one of `ids`, `lookup` and `refs`"
+                } else {
+                    "set exactly one of `ids` and `lookup`"
+                },
+            );
+            return;
+        }
+        if let Some(ids) = &self.ids {
+            if ids.is_empty() {
+                f.at(&format!("{p}/ids"), "must list at least one ID");
+            }
+            if ids.len() > limit {
+                f.at(&format!("{p}/ids"), format!("at most {limit}"));
+            }
+            for (i, id) in ids.iter().enumerate() {
+                if !id.starts_with(prefix) {
+                    f.at(
+                        &format!("{p}/ids/{i}"),
+                        format!("`{id}` does not look like a `{prefix}…` ID"),
+                    );
+                }
+            }
+        }
+        if let Some(lookup) = &self.lookup
+            && lookup.vpc != "default"
+            && !lookup.vpc.starts_with("vpc-")
+        {
+            f.at(
+                &format!("{p}/lookup/vpc"),
+                "must be `default` or a VPC ID (`vpc-…`)",
+            );
+        }
+        if let Some(refs) = &self.refs {
+            if !security_groups {
+                f.at(
+                    &format!("{p}/refs"),
+                    "only security groups can be named by manifest; use `ids` or `lookup`",
+                );
+            } else if refs.is_empty() || refs.len() > limit {
+                f.at(
+                    &format!("{p}/refs"),
+                    format!("name 1-{limit} SecurityGroup manifests"),
+                );
+            }
+        }
+    }
 }
 
 /// A lookup of subnets or security groups in one VPC.
@@ -383,6 +469,27 @@ impl ServiceSpec {
         if c.port == Some(0) {
             f.at(&format!("{base}/port"), "ports are 1-65535");
         }
+        if let Some(hc) = &c.health_check
+            && is_alpine(&c.image)
+        {
+            let curl = hc.http_path.is_some()
+                || hc
+                    .command
+                    .iter()
+                    .flatten()
+                    .any(|part| part.split_whitespace().any(|w| w == "curl"));
+            if curl {
+                let path = hc.http_path.as_deref().unwrap_or("/health");
+                let port = c.port.unwrap_or(80);
+                f.warn(
+                    &format!("{base}/healthCheck"),
+                    format!(
+                        "the health check runs curl, but `{}` looks Alpine-based and Alpine images ship without curl: every check would fail and ECS would keep replacing the tasks. Install curl in the image, or check with BusyBox wget: `command: [CMD-SHELL, \"wget -q -O /dev/null http://localhost:{port}{path} || exit 1\"]`",
+                        c.image
+                    ),
+                );
+            }
+        }
         for name in c.environment.keys().chain(c.secrets.keys()) {
             if !is_env_name(name) {
                 let p = if c.environment.contains_key(name) {
@@ -504,44 +611,12 @@ impl ServiceSpec {
     }
 
     fn check_network(&self, f: &mut Findings<'_>) {
-        for (field, sel, prefix) in [
-            ("subnets", &self.network.subnets, "subnet-"),
-            ("securityGroups", &self.network.security_groups, "sg-"),
-        ] {
-            let p = format!("/spec/network/{field}");
-            match (&sel.ids, &sel.lookup) {
-                (Some(_), Some(_)) | (None, None) => {
-                    f.at(&p, "set exactly one of `ids` and `lookup`")
-                }
-                (Some(ids), None) => {
-                    if ids.is_empty() {
-                        f.at(&format!("{p}/ids"), "must list at least one ID");
-                    }
-                    if ids.len() > 16 && field == "subnets" || ids.len() > 5 && field != "subnets" {
-                        f.at(
-                            &format!("{p}/ids"),
-                            "ECS allows at most 16 subnets and 5 security groups",
-                        );
-                    }
-                    for (i, id) in ids.iter().enumerate() {
-                        if !id.starts_with(prefix) {
-                            f.at(
-                                &format!("{p}/ids/{i}"),
-                                format!("`{id}` does not look like a `{prefix}…` ID"),
-                            );
-                        }
-                    }
-                }
-                (None, Some(lookup)) => {
-                    if lookup.vpc != "default" && !lookup.vpc.starts_with("vpc-") {
-                        f.at(
-                            &format!("{p}/lookup/vpc"),
-                            "must be `default` or a VPC ID (`vpc-…`)",
-                        );
-                    }
-                }
-            }
-        }
+        self.network
+            .subnets
+            .check("/spec/network/subnets", false, f);
+        self.network
+            .security_groups
+            .check("/spec/network/securityGroups", true, f);
     }
 
     fn check_deployment(&self, f: &mut Findings<'_>) {

@@ -40,6 +40,9 @@ pub async fn run(
             Ok(set) => {
                 if current.as_ref().map(|c| &c.revision) != Some(&set.revision) {
                     info!(revision = %set.revision, resources = set.len(), "loaded manifests");
+                    for w in &set.warnings {
+                        warn!(warning = %w, "manifest warning");
+                    }
                 }
                 status.set_manifests(&set);
                 current = Some(set);

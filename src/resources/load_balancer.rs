@@ -15,7 +15,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use serde_json::{Map, Value, json};
 use tracing::info;
 
-use super::service::network::{Resolver, Target};
+use super::service::network::{Resolver, Target, settle};
 use super::{live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
 use crate::aws::AwsError;
 use crate::manifest::load_balancer::{
@@ -380,6 +380,9 @@ impl Reconciler for LoadBalancerReconciler {
             .filter_map(|l| l.default_action.forward.clone())
             .map(|tg| (Kind::TargetGroup, tg))
             .collect();
+        for m in self.manifests.iter().filter(|m| m.name() == name) {
+            deps.extend(m.spec.security_groups.dependencies());
+        }
         deps.sort();
         deps.dedup();
         deps
@@ -461,6 +464,12 @@ impl Reconciler for LoadBalancerReconciler {
             // Created earlier in this apply.
             resolved.target_groups = self.target_group_arns(ctx).await?;
         }
+        resolved.security_groups = settle(
+            &ctx.aws,
+            Some(&m.spec.security_groups),
+            &resolved.security_groups,
+        )
+        .await?;
         let tag = |k: &String, v: &String| Tag::builder().key(k).value(v).build();
         let arn = match &obs.arn {
             Some(arn) => arn.clone(),

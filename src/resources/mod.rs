@@ -6,6 +6,7 @@ pub mod eventbridge;
 pub mod load_balancer;
 pub mod parameters;
 pub mod redis;
+pub mod security_group;
 pub mod service;
 pub mod target_group;
 
@@ -21,6 +22,7 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn Reconciler>> {
     vec![
         Box::new(cluster::ClusterReconciler::new(set)),
         Box::new(parameters::ParameterSetReconciler::new(set)),
+        Box::new(security_group::SecurityGroupReconciler::new(set)),
         Box::new(target_group::TargetGroupReconciler::new(set)),
         Box::new(load_balancer::LoadBalancerReconciler::new(set)),
         Box::new(redis::ReplicationGroupReconciler::new(set)),

@@ -13,7 +13,7 @@ use aws_sdk_elasticache::types::{CacheCluster, ReplicationGroup, Tag};
 use serde_json::{Map, Value, json};
 use tracing::info;
 
-use super::service::network::{Resolver, Target};
+use super::service::network::{Resolver, Target, settle};
 use super::{live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
 use crate::aws::AwsError;
 use crate::manifest::redis::ReplicationGroupSpec;
@@ -232,8 +232,13 @@ impl Reconciler for ReplicationGroupReconciler {
         Kind::ReplicationGroup
     }
 
-    fn dependencies(&self, _name: &str) -> Vec<(Kind, String)> {
-        Vec::new()
+    fn dependencies(&self, name: &str) -> Vec<(Kind, String)> {
+        self.manifests
+            .iter()
+            .filter(|m| m.name() == name)
+            .filter_map(|m| m.spec.security_groups.as_ref())
+            .flat_map(|s| s.dependencies())
+            .collect()
     }
 
     async fn plan(&self, ctx: &Context) -> Vec<(String, Result<Planned, ReconcileError>)> {
@@ -374,7 +379,9 @@ impl Reconciler for ReplicationGroupReconciler {
         let m = &obs.manifest;
         let s = &m.spec;
         let id = s.aws_name(&m.metadata);
-        let sgs = (!obs.security_groups.is_empty()).then(|| obs.security_groups.clone());
+        let security_groups =
+            settle(&ctx.aws, s.security_groups.as_ref(), &obs.security_groups).await?;
+        let sgs = (!security_groups.is_empty()).then(|| security_groups.clone());
         let num = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
         let Some(arn) = &obs.arn else {
             let tags: Vec<Tag> = desired_tags(m)
@@ -450,7 +457,7 @@ impl Reconciler for ReplicationGroupReconciler {
                 req = req.snapshot_retention_limit(num(s.snapshot_retention_limit));
             }
             if touches(changes, "securityGroups") {
-                req = req.set_security_group_ids(Some(obs.security_groups.clone()));
+                req = req.set_security_group_ids(Some(security_groups.clone()));
             }
             req.send()
                 .await

@@ -86,6 +86,7 @@ impl ServiceReconciler {
             .iter()
             .map(|m| {
                 let mut deps = vec![(Kind::Cluster, m.spec.cluster.clone())];
+                deps.extend(m.spec.network.security_groups.dependencies());
                 for secret in m.spec.task_definition.container.secrets.values() {
                     let declared = secret
                         .ssm_parameter
@@ -476,6 +477,12 @@ impl Reconciler for ServiceReconciler {
                 return Err(ReconcileError::Dependency(format!("TargetGroup/{name}")));
             }
         }
+        resolved.security_groups = network::settle(
+            &ctx.aws,
+            Some(&obs.manifest.spec.network.security_groups),
+            &resolved.security_groups,
+        )
+        .await?;
         let td_arn = match &obs.live {
             Some(s) if !touches(changes, "taskDefinition") => {
                 s.task_definition().unwrap_or_default().to_string()

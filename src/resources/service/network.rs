@@ -1,12 +1,13 @@
 //! Subnet and security group lookups, so manifests can say "the default VPC's subnets"
 //! instead of account-specific IDs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{Filter, SecurityGroup};
 
 use crate::aws::{Aws, AwsError};
 use crate::manifest::service::{NetworkLookup, NetworkSelector};
+use crate::manifest::{Kind, MANAGED_BY, TAG_MANAGED_BY, TAG_RESOURCE};
 use crate::reconcile::ReconcileError;
 
 /// Which EC2 collection a selector picks from.
@@ -23,6 +24,42 @@ pub enum Target {
 pub struct Resolver {
     cache: HashMap<(Target, String), Vec<String>>,
     default_vpc: Option<String>,
+    /// `SecurityGroup/name` → ID of every group mooring manages, listed once.
+    managed_groups: Option<BTreeMap<String, String>>,
+}
+
+/// What plan shows for the ID of a security group that this apply has yet to create.
+pub fn pending_security_group(name: &str) -> String {
+    format!("(ID of SecurityGroup/{name}, once created)")
+}
+
+/// True when `ids` holds a [`pending_security_group`] placeholder.
+pub fn has_pending(ids: &[String]) -> bool {
+    ids.iter().any(|id| id.starts_with('('))
+}
+
+/// The IDs of a selector whose groups plan found missing, looked up again at apply time
+/// (they may have been created earlier in this apply). Still missing: a dependency error.
+pub async fn settle(
+    aws: &Aws,
+    selector: Option<&NetworkSelector>,
+    ids: &[String],
+) -> Result<Vec<String>, ReconcileError> {
+    let Some(selector) = selector.filter(|_| has_pending(ids)) else {
+        return Ok(ids.to_vec());
+    };
+    let ids = Resolver::default()
+        .resolve(aws, Target::SecurityGroups, selector)
+        .await?;
+    match selector
+        .refs
+        .iter()
+        .flatten()
+        .find(|r| ids.contains(&pending_security_group(r)))
+    {
+        Some(name) => Err(ReconcileError::Dependency(format!("SecurityGroup/{name}"))),
+        None => Ok(ids),
+    }
 }
 
 impl Resolver {
@@ -35,6 +72,21 @@ impl Resolver {
     ) -> Result<Vec<String>, ReconcileError> {
         if let Some(ids) = &selector.ids {
             let mut ids = ids.clone();
+            ids.sort();
+            ids.dedup();
+            return Ok(ids);
+        }
+        if let Some(refs) = &selector.refs {
+            let groups = self.managed_groups(aws).await?;
+            let mut ids: Vec<String> = refs
+                .iter()
+                .map(|name| {
+                    groups
+                        .get(&format!("{}/{name}", Kind::SecurityGroup))
+                        .cloned()
+                        .unwrap_or_else(|| pending_security_group(name))
+                })
+                .collect();
             ids.sort();
             ids.dedup();
             return Ok(ids);
@@ -54,6 +106,34 @@ impl Resolver {
         let ids = check_lookup(target, lookup, &key.1, found)?;
         self.cache.insert(key, ids.clone());
         Ok(ids)
+    }
+
+    /// Every security group mooring manages, by its ownership tag (`SecurityGroup/name`).
+    /// One paginated DescribeSecurityGroups per pass.
+    pub async fn managed_groups(
+        &mut self,
+        aws: &Aws,
+    ) -> Result<&BTreeMap<String, String>, ReconcileError> {
+        if self.managed_groups.is_none() {
+            let mut found = BTreeMap::new();
+            for g in describe_security_groups(
+                aws,
+                vec![filter(&format!("tag:{TAG_MANAGED_BY}"), MANAGED_BY)],
+            )
+            .await?
+            {
+                let owner = g
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(TAG_RESOURCE))
+                    .and_then(|t| t.value());
+                if let (Some(owner), Some(id)) = (owner, g.group_id()) {
+                    found.insert(owner.to_string(), id.to_string());
+                }
+            }
+            self.managed_groups = Some(found);
+        }
+        Ok(self.managed_groups.get_or_insert_default())
     }
 
     /// The ID of `vpc` (`default` or an ID), looked up once per pass.
@@ -132,7 +212,8 @@ pub fn check_lookup(
     Ok(ids)
 }
 
-fn filter(name: &str, value: &str) -> Filter {
+/// An EC2 filter with one value.
+pub fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
@@ -190,29 +271,43 @@ async fn security_groups(
     vpc: &str,
     lookup: &NetworkLookup,
 ) -> Result<Vec<(String, Option<String>)>, ReconcileError> {
-    let mut ids = Vec::new();
+    Ok(
+        describe_security_groups(aws, filters(vpc, lookup, "group-name"))
+            .await?
+            .iter()
+            .filter_map(|g| {
+                Some((
+                    g.group_id()?.to_string(),
+                    g.group_name().map(str::to_string),
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// DescribeSecurityGroups with `filters`, every page.
+pub async fn describe_security_groups(
+    aws: &Aws,
+    filters: Vec<Filter>,
+) -> Result<Vec<SecurityGroup>, AwsError> {
+    let mut out = Vec::new();
     let mut token = None;
     loop {
-        let out = aws
+        let page = aws
             .ec2
             .describe_security_groups()
-            .set_filters(Some(filters(vpc, lookup, "group-name")))
+            .set_filters(Some(filters.clone()))
             .set_next_token(token)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
-        ids.extend(out.security_groups().iter().filter_map(|g| {
-            Some((
-                g.group_id()?.to_string(),
-                g.group_name().map(str::to_string),
-            ))
-        }));
-        token = out.next_token;
+        out.extend(page.security_groups().iter().cloned());
+        token = page.next_token;
         if token.is_none() {
             break;
         }
     }
-    Ok(ids)
+    Ok(out)
 }
 
 #[cfg(test)]

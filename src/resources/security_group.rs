@@ -1,0 +1,684 @@
+//! VPC security groups (`kind: SecurityGroup`).
+//!
+//! Reads: one DescribeSecurityGroups for every managed name, plus one for the IDs of the
+//! groups that rules name (mooring's ownership tag). Rules are compared as a set, one
+//! entry per (protocol, ports, peer), the way EC2 stores them; a group's rules are all
+//! mooring's, so a rule added by hand is drift and is revoked. Rule descriptions are set
+//! when a rule is added and not compared.
+//!
+//! Name, description and VPC cannot change in place: such a change is reported as a
+//! replacement and refused (the rules and tags are still brought in line).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, ResourceType, SecurityGroup, Tag, TagSpecification, UserIdGroupPair,
+};
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::service::network::{Resolver, describe_security_groups};
+use super::{live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
+use crate::aws::AwsError;
+use crate::manifest::security_group::{Peer, SecurityGroupRule, SecurityGroupSpec};
+use crate::manifest::{Kind, Manifest, ManifestSet, owned_tags};
+use crate::reconcile::diff::diff_managed;
+use crate::reconcile::{
+    Action, Applied, Context, Planned, ReconcileError, Reconciler, ResourcePlan,
+};
+
+/// Fields EC2 cannot change on an existing group.
+const REPLACEMENT_FIELDS: [&str; 2] = ["description", "vpcId"];
+
+/// Reconciles `kind: SecurityGroup` manifests.
+pub struct SecurityGroupReconciler {
+    manifests: Vec<Manifest<SecurityGroupSpec>>,
+}
+
+impl SecurityGroupReconciler {
+    /// The reconciler for the set's security groups (already ordered so that a group
+    /// comes after the groups its rules name).
+    pub fn new(set: &ManifestSet) -> Self {
+        SecurityGroupReconciler {
+            manifests: set.security_groups.clone(),
+        }
+    }
+}
+
+/// The other end of a rule, as EC2 identifies it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum PeerId {
+    Cidr(String),
+    Group(String),
+    /// A `SecurityGroup` manifest whose group does not exist yet.
+    Pending(String),
+    /// What EC2 may hold but manifests cannot say (IPv6, prefix lists): always drift.
+    Other(String),
+}
+
+/// One rule as EC2 stores it: protocol (`tcp`, `udp`, `icmp`, `-1`), port range, peer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Rule {
+    protocol: String,
+    from: i32,
+    to: i32,
+    peer: PeerId,
+    description: Option<String>,
+}
+
+impl Rule {
+    /// The identity EC2 matches rules by (descriptions aside).
+    fn key(&self) -> (String, i32, i32, PeerId) {
+        (self.protocol.clone(), self.from, self.to, self.peer.clone())
+    }
+
+    /// How plan shows the rule: `tcp 443 0.0.0.0/0`, `all sg-0abc`.
+    fn shown(&self) -> String {
+        let protocol = if self.protocol == "-1" {
+            "all"
+        } else {
+            &self.protocol
+        };
+        let ports = match (self.from, self.to) {
+            (-1, _) => String::new(),
+            (a, b) if a == b => format!(" {a}"),
+            (a, b) => format!(" {a}-{b}"),
+        };
+        let peer = match &self.peer {
+            PeerId::Cidr(c) => c.clone(),
+            PeerId::Group(g) => g.clone(),
+            PeerId::Pending(name) => format!("(SecurityGroup/{name}, once created)"),
+            PeerId::Other(o) => o.clone(),
+        };
+        format!("{protocol}{ports} {peer}")
+    }
+
+    fn permission(&self) -> IpPermission {
+        let mut p = IpPermission::builder().ip_protocol(&self.protocol);
+        if self.protocol != "-1" {
+            p = p.from_port(self.from).to_port(self.to);
+        }
+        match &self.peer {
+            PeerId::Cidr(c) => p.ip_ranges(
+                IpRange::builder()
+                    .cidr_ip(c)
+                    .set_description(self.description.clone())
+                    .build(),
+            ),
+            PeerId::Group(g) => p.user_id_group_pairs(
+                UserIdGroupPair::builder()
+                    .group_id(g)
+                    .set_description(self.description.clone())
+                    .build(),
+            ),
+            PeerId::Pending(_) | PeerId::Other(_) => p,
+        }
+        .build()
+    }
+}
+
+/// The rules a manifest asks for, with manifest names resolved through `groups`
+/// (`SecurityGroup/name` → ID); `own` is the group's own ID when it exists.
+fn desired_rules(
+    rules: &[SecurityGroupRule],
+    groups: &BTreeMap<String, String>,
+    own: (&str, Option<&str>),
+) -> BTreeSet<Rule> {
+    rules
+        .iter()
+        .filter_map(|r| {
+            let (from, to) = r.ports();
+            let peer = match r.peer()? {
+                Peer::Cidr(c) => PeerId::Cidr(c.to_string()),
+                Peer::Id(id) => PeerId::Group(id.to_string()),
+                Peer::Manifest(name) if name == own.0 => own.1.map_or_else(
+                    || PeerId::Pending(name.into()),
+                    |id| PeerId::Group(id.into()),
+                ),
+                Peer::Manifest(name) => groups
+                    .get(&format!("{}/{name}", Kind::SecurityGroup))
+                    .map_or_else(
+                        || PeerId::Pending(name.into()),
+                        |id| PeerId::Group(id.clone()),
+                    ),
+            };
+            Some(Rule {
+                protocol: r.ip_protocol.as_ec2().to_string(),
+                from,
+                to,
+                peer,
+                description: r.description.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The rules EC2 holds, one per peer.
+fn live_rules(permissions: &[IpPermission]) -> BTreeSet<Rule> {
+    let mut out = BTreeSet::new();
+    for p in permissions {
+        let protocol = match p.ip_protocol().unwrap_or("-1") {
+            "6" => "tcp",
+            "17" => "udp",
+            "1" => "icmp",
+            other => other,
+        }
+        .to_string();
+        let (from, to) = if protocol == "-1" {
+            (-1, -1)
+        } else {
+            (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1))
+        };
+        let rule = |peer| Rule {
+            protocol: protocol.clone(),
+            from,
+            to,
+            peer,
+            description: None,
+        };
+        for r in p.ip_ranges() {
+            if let Some(c) = r.cidr_ip() {
+                out.insert(rule(PeerId::Cidr(c.to_string())));
+            }
+        }
+        for g in p.user_id_group_pairs() {
+            if let Some(id) = g.group_id() {
+                out.insert(rule(PeerId::Group(id.to_string())));
+            }
+        }
+        for r in p.ipv6_ranges() {
+            out.insert(rule(PeerId::Other(format!(
+                "{} (IPv6)",
+                r.cidr_ipv6().unwrap_or_default()
+            ))));
+        }
+        for l in p.prefix_list_ids() {
+            out.insert(rule(PeerId::Other(format!(
+                "{} (prefix list)",
+                l.prefix_list_id().unwrap_or_default()
+            ))));
+        }
+    }
+    out
+}
+
+fn shown(rules: &BTreeSet<Rule>) -> Value {
+    let mut v: Vec<String> = rules.iter().map(Rule::shown).collect();
+    v.sort();
+    v.dedup();
+    json!(v)
+}
+
+fn desired_tags(m: &Manifest<SecurityGroupSpec>) -> BTreeMap<String, String> {
+    owned_tags(Kind::SecurityGroup, m.name(), &m.spec.tags)
+}
+
+struct Observed {
+    manifest: Manifest<SecurityGroupSpec>,
+    vpc_id: String,
+    id: Option<String>,
+    ingress: (BTreeSet<Rule>, BTreeSet<Rule>),
+    egress: Option<(BTreeSet<Rule>, BTreeSet<Rule>)>,
+}
+
+/// Desired and live rules of one direction, descriptions dropped from the live side's
+/// comparison key.
+fn differences(desired: &BTreeSet<Rule>, live: &BTreeSet<Rule>) -> (Vec<Rule>, Vec<Rule>) {
+    let live_keys: BTreeSet<_> = live.iter().map(Rule::key).collect();
+    let desired_keys: BTreeSet<_> = desired.iter().map(Rule::key).collect();
+    let add = desired
+        .iter()
+        .filter(|r| !live_keys.contains(&r.key()))
+        .cloned()
+        .collect();
+    let remove = live
+        .iter()
+        .filter(|r| !desired_keys.contains(&r.key()))
+        .cloned()
+        .collect();
+    (add, remove)
+}
+
+#[async_trait::async_trait]
+impl Reconciler for SecurityGroupReconciler {
+    fn kind(&self) -> Kind {
+        Kind::SecurityGroup
+    }
+
+    fn dependencies(&self, name: &str) -> Vec<(Kind, String)> {
+        let mut deps: Vec<(Kind, String)> = self
+            .manifests
+            .iter()
+            .filter(|m| m.name() == name)
+            .flat_map(|m| m.spec.references())
+            .filter(|r| *r != name)
+            .map(|r| (Kind::SecurityGroup, r.to_string()))
+            .collect();
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
+    async fn plan(&self, ctx: &Context) -> Vec<(String, Result<Planned, ReconcileError>)> {
+        if self.manifests.is_empty() {
+            return Vec::new();
+        }
+        let mut resolver = Resolver::default();
+        let names: Vec<String> = self
+            .manifests
+            .iter()
+            .map(|m| m.spec.aws_name(&m.metadata).to_string())
+            .collect();
+        let read = async {
+            let found = describe_security_groups(
+                &ctx.aws,
+                vec![
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("group-name")
+                        .set_values(Some(names))
+                        .build(),
+                ],
+            )
+            .await?;
+            let managed = resolver.managed_groups(&ctx.aws).await?.clone();
+            Ok::<_, ReconcileError>((found, managed))
+        }
+        .await;
+        let (found, managed) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                return self
+                    .manifests
+                    .iter()
+                    .map(|m| (m.name().to_string(), Err(e.clone())))
+                    .collect();
+            }
+        };
+        let mut out = Vec::new();
+        for m in &self.manifests {
+            let result = async {
+                let vpc_id = resolver.vpc_id(&ctx.aws, &m.spec.vpc).await?;
+                let name = m.spec.aws_name(&m.metadata);
+                let live = found
+                    .iter()
+                    .find(|g| g.group_name() == Some(name) && g.vpc_id() == Some(vpc_id.as_str()));
+                plan_one(m, &vpc_id, live, &managed)
+            }
+            .await;
+            out.push((m.name().to_string(), result));
+        }
+        out
+    }
+
+    async fn apply(&self, ctx: &Context, planned: &Planned) -> Result<Applied, ReconcileError> {
+        let Some(obs) = planned.observed.downcast_ref::<Observed>() else {
+            return Err(ReconcileError::NotConverged("plan of another kind".into()));
+        };
+        let m = &obs.manifest;
+        let ec2 = &ctx.aws.ec2;
+        let id = match &obs.id {
+            Some(id) => id.clone(),
+            None => {
+                let tags: Vec<Tag> = desired_tags(m)
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect();
+                let out = ec2
+                    .create_security_group()
+                    .group_name(m.spec.aws_name(&m.metadata))
+                    .description(m.spec.description(&m.metadata))
+                    .vpc_id(&obs.vpc_id)
+                    .tag_specifications(
+                        TagSpecification::builder()
+                            .resource_type(ResourceType::SecurityGroup)
+                            .set_tags(Some(tags))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:CreateSecurityGroup", e))?;
+                let id = out.group_id().unwrap_or_default().to_string();
+                info!(security_group = %id, "created security group");
+                id
+            }
+        };
+        // Groups named by rules may have been created earlier in this apply, and the
+        // group's own ID is known now.
+        let pending =
+            |rules: &BTreeSet<Rule>| rules.iter().any(|r| matches!(r.peer, PeerId::Pending(_)));
+        let needs_lookup =
+            pending(&obs.ingress.0) || obs.egress.as_ref().is_some_and(|e| pending(&e.0));
+        let groups = if needs_lookup {
+            Resolver::default().managed_groups(&ctx.aws).await?.clone()
+        } else {
+            BTreeMap::new()
+        };
+        let own = (m.name(), Some(id.as_str()));
+        let settle = |rules: &[SecurityGroupRule], planned: &BTreeSet<Rule>| {
+            if !needs_lookup {
+                return Ok(planned.clone());
+            }
+            let rules = desired_rules(rules, &groups, own);
+            match rules.iter().find_map(|r| match &r.peer {
+                PeerId::Pending(name) => Some(name.clone()),
+                _ => None,
+            }) {
+                Some(name) => Err(ReconcileError::Dependency(format!("SecurityGroup/{name}"))),
+                None => Ok(rules),
+            }
+        };
+
+        let ingress = settle(&m.spec.ingress, &obs.ingress.0)?;
+        let (add, remove) = differences(&ingress, &obs.ingress.1);
+        if !add.is_empty() {
+            ec2.authorize_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(add.iter().map(Rule::permission).collect()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:AuthorizeSecurityGroupIngress", e))?;
+        }
+        if !remove.is_empty() {
+            ec2.revoke_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(remove.iter().map(Rule::permission).collect()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:RevokeSecurityGroupIngress", e))?;
+        }
+        if let (Some(rules), Some((planned_egress, mut live))) =
+            (m.spec.egress.as_deref(), obs.egress.clone())
+        {
+            if obs.id.is_none() {
+                // EC2 gives a new group "all traffic to anywhere"; it goes unless asked for.
+                live = live_rules(&[IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build()]);
+            }
+            let egress = settle(rules, &planned_egress)?;
+            let (add, remove) = differences(&egress, &live);
+            if !add.is_empty() {
+                ec2.authorize_security_group_egress()
+                    .group_id(&id)
+                    .set_ip_permissions(Some(add.iter().map(Rule::permission).collect()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:AuthorizeSecurityGroupEgress", e))?;
+            }
+            if !remove.is_empty() {
+                ec2.revoke_security_group_egress()
+                    .group_id(&id)
+                    .set_ip_permissions(Some(remove.iter().map(Rule::permission).collect()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ec2:RevokeSecurityGroupEgress", e))?;
+            }
+        }
+        let tags = tags_to_set(&planned.plan.changes);
+        if obs.id.is_some() && !tags.is_empty() {
+            ec2.create_tags()
+                .resources(&id)
+                .set_tags(Some(
+                    tags.iter()
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                        .collect(),
+                ))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:CreateTags", e))?;
+        }
+        Ok(Applied {
+            aws_id: id,
+            rollout: None,
+        })
+    }
+}
+
+/// Plans one group: pure, given what was read.
+fn plan_one(
+    m: &Manifest<SecurityGroupSpec>,
+    vpc_id: &str,
+    live: Option<&SecurityGroup>,
+    managed: &BTreeMap<String, String>,
+) -> Result<Planned, ReconcileError> {
+    let name = m.spec.aws_name(&m.metadata);
+    if let Some(conflict) = live.and_then(|g| {
+        ownership_conflict(
+            Kind::SecurityGroup,
+            &m.metadata,
+            g.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
+        )
+    }) {
+        return Err(ReconcileError::Ownership(format!(
+            "security group {name}: {conflict}"
+        )));
+    }
+    let id = live.and_then(|g| g.group_id());
+    let own = (m.name(), id);
+    let ingress = desired_rules(&m.spec.ingress, managed, own);
+    let egress = m
+        .spec
+        .egress
+        .as_deref()
+        .map(|rules| desired_rules(rules, managed, own));
+    let live_ingress = live.map(|g| live_rules(g.ip_permissions()));
+    let live_egress = live.map(|g| live_rules(g.ip_permissions_egress()));
+
+    let mut desired = json!({
+        "description": m.spec.description(&m.metadata),
+        "vpcId": vpc_id,
+        "ingress": shown(&ingress),
+        "tags": tags_doc(&desired_tags(m)),
+    });
+    let live_doc = live.map(|g| {
+        let mut doc = json!({
+            "description": g.description(),
+            "vpcId": g.vpc_id(),
+            "ingress": shown(live_ingress.as_ref().unwrap_or(&BTreeSet::new())),
+            "tags": live_tags_doc(
+                g.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
+                &desired_tags(m),
+            ),
+        });
+        if egress.is_some() {
+            doc["egress"] = shown(live_egress.as_ref().unwrap_or(&BTreeSet::new()));
+        }
+        doc
+    });
+    if let Some(e) = &egress {
+        desired["egress"] = shown(e);
+    }
+    let changes = diff_managed(&m.metadata, &desired, live_doc.as_ref());
+    let action = match (live, changes.is_empty()) {
+        (None, _) => Action::Create,
+        (Some(_), true) => Action::None,
+        (Some(_), false) => Action::Update,
+    };
+    let replace: Vec<&str> = if live.is_some() {
+        REPLACEMENT_FIELDS
+            .into_iter()
+            .filter(|f| touches(&changes, f))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let problems = if replace.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "changing {} needs a new security group (replacement), which mooring does not do on its own: create one under a new name and point its users at it",
+            replace.join(", ")
+        )]
+    };
+    Ok(Planned {
+        plan: ResourcePlan {
+            kind: Kind::SecurityGroup,
+            name: m.name().to_string(),
+            aws_id: id.unwrap_or(name).to_string(),
+            action,
+            changes,
+            rollout: None,
+            problems,
+        },
+        observed: Box::new(Observed {
+            manifest: m.clone(),
+            vpc_id: vpc_id.to_string(),
+            id: id.map(str::to_string),
+            ingress: (ingress, live_ingress.unwrap_or_default()),
+            egress: egress.map(|e| (e, live_egress.unwrap_or_default())),
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load::load_sources;
+
+    fn manifest(spec: &str) -> Manifest<SecurityGroupSpec> {
+        let text = format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {{name: app}}\nspec:\n  vpc: default\n{spec}"
+        );
+        let lb = "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: alb}\nspec:\n  vpc: default\n";
+        load_sources(&[("a.yaml".into(), lb.into()), ("sg.yaml".into(), text)])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .security_group("app")
+            .cloned()
+            .expect("app")
+    }
+
+    fn ec2_group(ingress: Vec<IpPermission>, egress: Vec<IpPermission>) -> SecurityGroup {
+        let m = manifest("");
+        SecurityGroup::builder()
+            .group_id("sg-app")
+            .group_name("app")
+            .description("Managed by mooring (app)")
+            .vpc_id("vpc-1")
+            .set_ip_permissions(Some(ingress))
+            .set_ip_permissions_egress(Some(egress))
+            .set_tags(Some(
+                desired_tags(&m)
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build()
+    }
+
+    fn managed() -> BTreeMap<String, String> {
+        BTreeMap::from([("SecurityGroup/alb".to_string(), "sg-alb".to_string())])
+    }
+
+    #[test]
+    fn rules_compare_as_sets_of_protocol_ports_and_peer() {
+        let m = manifest(
+            "  ingress:\n    - {port: 3000, securityGroup: alb, description: from the ALB}\n    - {port: 3000, securityGroup: app}\n",
+        );
+        // EC2 groups both peers of one port range into one permission, with a description.
+        let live = ec2_group(
+            vec![
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(3000)
+                    .to_port(3000)
+                    .user_id_group_pairs(
+                        UserIdGroupPair::builder()
+                            .group_id("sg-app")
+                            .description("x")
+                            .build(),
+                    )
+                    .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-alb").build())
+                    .build(),
+            ],
+            vec![
+                IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build(),
+            ],
+        );
+        let p = plan_one(&m, "vpc-1", Some(&live), &managed()).unwrap();
+        assert_eq!(p.plan.action, Action::None, "{:?}", p.plan.changes);
+
+        // A hand-added rule and a lost one are both named, with the peer.
+        let drifted = ec2_group(
+            vec![
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build(),
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(3000)
+                    .to_port(3000)
+                    .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-app").build())
+                    .build(),
+            ],
+            vec![],
+        );
+        let p = plan_one(&m, "vpc-1", Some(&drifted), &managed()).unwrap();
+        assert_eq!(p.plan.action, Action::Update);
+        assert_eq!(p.plan.changes.len(), 1, "{:?}", p.plan.changes);
+        assert_eq!(p.plan.changes[0].field, "ingress");
+        assert_eq!(
+            p.plan.changes[0].live,
+            json!(["tcp 22 0.0.0.0/0", "tcp 3000 sg-app"])
+        );
+        assert_eq!(
+            p.plan.changes[0].desired,
+            json!(["tcp 3000 sg-alb", "tcp 3000 sg-app"])
+        );
+        let obs = p.observed.downcast_ref::<Observed>().unwrap();
+        let (add, remove) = differences(&obs.ingress.0, &obs.ingress.1);
+        assert_eq!(
+            add.iter().map(Rule::shown).collect::<Vec<_>>(),
+            ["tcp 3000 sg-alb"]
+        );
+        assert_eq!(
+            remove.iter().map(Rule::shown).collect::<Vec<_>>(),
+            ["tcp 22 0.0.0.0/0"]
+        );
+    }
+
+    #[test]
+    fn groups_not_created_yet_show_as_pending_and_replacement_fields_are_refused() {
+        let m = manifest(
+            "  description: new words\n  ingress:\n    - {port: 3000, securityGroup: alb}\n",
+        );
+        let p = plan_one(&m, "vpc-1", None, &BTreeMap::new()).unwrap();
+        assert_eq!(p.plan.action, Action::Create);
+        let ingress = p
+            .plan
+            .changes
+            .iter()
+            .find(|c| c.field == "ingress")
+            .unwrap();
+        assert_eq!(
+            ingress.desired,
+            json!(["tcp 3000 (SecurityGroup/alb, once created)"])
+        );
+        let live = ec2_group(vec![], vec![]);
+        let p = plan_one(&m, "vpc-1", Some(&live), &managed()).unwrap();
+        assert!(p.plan.problems[0].contains("changing description needs a new security group"));
+        // Managed egress is compared; unmanaged egress is not.
+        let m = manifest("  egress: []\n");
+        let live = ec2_group(
+            vec![],
+            vec![
+                IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build(),
+            ],
+        );
+        let changes = plan_one(&m, "vpc-1", Some(&live), &managed())
+            .unwrap()
+            .plan
+            .changes;
+        assert_eq!(changes[0].field, "egress");
+        assert_eq!(changes[0].live, json!(["all 0.0.0.0/0"]));
+    }
+}
