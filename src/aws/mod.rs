@@ -44,6 +44,8 @@ pub struct Aws {
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// ElastiCache: Redis replication groups.
     pub elasticache: aws_sdk_elasticache::Client,
+    /// Certificate Manager: HTTPS listener certificates named by domain.
+    pub acm: aws_sdk_acm::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -194,40 +196,15 @@ impl Aws {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            acm: aws_sdk_acm::Client::from_conf(
+                aws_sdk_acm::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             region,
             calls,
             account: Default::default(),
         })
-    }
-
-    /// Assembles clients built elsewhere (canned-response tests).
-    #[allow(clippy::too_many_arguments)]
-    pub fn from_clients(
-        ecs: aws_sdk_ecs::Client,
-        ec2: aws_sdk_ec2::Client,
-        sts: aws_sdk_sts::Client,
-        ssm: aws_sdk_ssm::Client,
-        autoscaling: aws_sdk_applicationautoscaling::Client,
-        elbv2: aws_sdk_elasticloadbalancingv2::Client,
-        eventbridge: aws_sdk_eventbridge::Client,
-        secretsmanager: aws_sdk_secretsmanager::Client,
-        elasticache: aws_sdk_elasticache::Client,
-        region: &str,
-    ) -> Aws {
-        Aws {
-            ecs,
-            ec2,
-            sts,
-            ssm,
-            autoscaling,
-            elbv2,
-            eventbridge,
-            secretsmanager,
-            elasticache,
-            region: region.to_string(),
-            calls: ApiCalls::default(),
-            account: Default::default(),
-        }
     }
 
     /// The account the credentials belong to (asked once, then remembered).

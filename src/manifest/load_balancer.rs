@@ -65,14 +65,27 @@ pub struct ListenerSpec {
     pub port: u16,
     /// `HTTP` or `HTTPS`.
     pub protocol: ListenerProtocol,
-    /// ACM certificate ARN; required for HTTPS.
+    /// ACM certificate ARN. An HTTPS listener needs this or `certificate`.
     #[serde(default)]
     pub certificate_arn: Option<String>,
+    /// The ACM certificate found by domain at reconcile time (an `ISSUED` certificate
+    /// whose domain or alternative names include it), so manifests stay portable between
+    /// accounts.
+    #[serde(default)]
+    pub certificate: Option<CertificateLookup>,
     /// TLS policy for HTTPS. Default `ELBSecurityPolicy-TLS13-1-2-2021-06`.
     #[serde(default)]
     pub ssl_policy: Option<String>,
     /// What the listener does with every request.
     pub default_action: ListenerAction,
+}
+
+/// An ACM certificate, looked up by domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CertificateLookup {
+    /// Domain the certificate is for, e.g. `api.example.com`.
+    pub domain_name: String,
 }
 
 /// Listener protocols of an Application Load Balancer.
@@ -183,12 +196,16 @@ impl LoadBalancerSpec {
                 );
             }
             ports.push(l.port);
-            match (l.protocol, &l.certificate_arn) {
-                (ListenerProtocol::HTTPS, None) => f.at(
-                    &format!("{p}/certificateArn"),
-                    "an HTTPS listener needs an ACM certificate ARN",
+            match (l.protocol, &l.certificate_arn, &l.certificate) {
+                (ListenerProtocol::HTTPS, None, None) => f.at(
+                    p.as_str(),
+                    "an HTTPS listener needs a certificate: `certificateArn` or `certificate: {domainName: …}`",
                 ),
-                (ListenerProtocol::HTTPS, Some(arn))
+                (ListenerProtocol::HTTPS, Some(_), Some(_)) => f.at(
+                    &format!("{p}/certificate"),
+                    "set `certificateArn` or `certificate`, not both",
+                ),
+                (ListenerProtocol::HTTPS, Some(arn), None)
                     if !(arn.starts_with("arn:") && arn.contains(":acm:")) =>
                 {
                     f.at(
@@ -196,8 +213,16 @@ impl LoadBalancerSpec {
                         format!("`{arn}` is not an ACM certificate ARN"),
                     )
                 }
-                (ListenerProtocol::HTTP, Some(_)) => f.at(
-                    &format!("{p}/certificateArn"),
+                (ListenerProtocol::HTTPS, None, Some(c))
+                    if c.domain_name.is_empty() || c.domain_name.contains(char::is_whitespace) =>
+                {
+                    f.at(
+                        &format!("{p}/certificate/domainName"),
+                        "must be a domain name such as `api.example.com`",
+                    )
+                }
+                (ListenerProtocol::HTTP, Some(_), _) | (ListenerProtocol::HTTP, _, Some(_)) => f.at(
+                    p.as_str(),
                     "only HTTPS listeners take a certificate",
                 ),
                 _ => {}
@@ -258,6 +283,7 @@ spec:
     fn https_and_redirect_listeners_are_valid() {
         let ok = "    - {port: 443, protocol: HTTPS, certificateArn: 'arn:aws:acm:eu-west-1:1:certificate/x', defaultAction: {forward: api}}
     - {port: 80, protocol: HTTP, defaultAction: {redirect: {protocol: HTTPS, port: 443}}}
+    - {port: 8443, protocol: HTTPS, certificate: {domainName: api.example.com}, defaultAction: {forward: api}}
 ";
         assert!(errors(ok).is_empty(), "{:?}", errors(ok));
     }
@@ -267,14 +293,18 @@ spec:
         let bad = "    - {port: 443, protocol: HTTPS, defaultAction: {forward: web}}
     - {port: 80, protocol: HTTP, sslPolicy: x, defaultAction: {redirect: {protocol: HTTP, port: 80}}}
     - {port: 80, protocol: HTTP, defaultAction: {}}
+    - {port: 8443, protocol: HTTPS, certificate: {domainName: a.example}, certificateArn: 'arn:aws:acm:eu-west-1:1:certificate/x', defaultAction: {forward: web}}
+    - {port: 8080, protocol: HTTP, certificate: {domainName: a.example}, defaultAction: {forward: web}}
 ";
         let errs = errors(bad);
         for expected in [
-            "lb.yaml:13:7: spec.listeners[0].certificateArn: an HTTPS listener needs an ACM certificate ARN",
+            "lb.yaml:13:7: spec.listeners[0]: an HTTPS listener needs a certificate: `certificateArn` or `certificate: {domainName: …}`",
             "spec.listeners[1].sslPolicy: only HTTPS listeners take a TLS policy",
             "spec.listeners[1].defaultAction.redirect: redirects to itself",
             "spec.listeners[2].port: a second listener on port 80",
             "spec.listeners[2].defaultAction: set exactly one of `forward` and `redirect`",
+            "spec.listeners[3].certificate: set `certificateArn` or `certificate`, not both",
+            "spec.listeners[4]: only HTTPS listeners take a certificate",
         ] {
             assert!(
                 errs.iter().any(|e| e.contains(expected)),

@@ -30,8 +30,9 @@ pub struct ConnectionSpec {
 pub struct ApiKeySpec {
     /// HTTP header that carries the key, e.g. `x-api-key`.
     pub header_name: String,
-    /// ARN of the Secrets Manager secret holding the key.
-    pub secret_arn: String,
+    /// The Secrets Manager secret holding the key: its name (e.g. `salon/prd/scheduler-key`)
+    /// or its ARN, as Secrets Manager's `SecretId` takes either.
+    pub secret_id: String,
     /// When the secret is a JSON object: the key of the field holding the API key.
     #[serde(default)]
     pub secret_key: Option<String>,
@@ -179,10 +180,23 @@ impl ConnectionSpec {
         if !header_ok {
             f.at("/spec/apiKey/headerName", "must be an HTTP header name");
         }
-        if !(k.secret_arn.starts_with("arn:") && k.secret_arn.contains(":secretsmanager:")) {
+        let id = &k.secret_id;
+        if id.starts_with("arn:") {
+            if !id.contains(":secretsmanager:") {
+                f.at(
+                    "/spec/apiKey/secretId",
+                    format!("`{id}` is not a Secrets Manager secret ARN"),
+                );
+            }
+        } else if id.is_empty()
+            || id.len() > 512
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+        {
             f.at(
-                "/spec/apiKey/secretArn",
-                format!("`{}` is not a Secrets Manager secret ARN", k.secret_arn),
+                "/spec/apiKey/secretId",
+                format!("`{id}` is not a secret name (letters, digits and /_+=.@-) or ARN"),
             );
         }
     }
@@ -412,7 +426,7 @@ mod manifest_tests {
 kind: Connection
 metadata: {name: backend}
 spec:
-  apiKey: {headerName: 'x api key', secretArn: 'arn:aws:ssm:eu-west-1:1:parameter/x'}
+  apiKey: {headerName: 'x api key', secretId: 'arn:aws:ssm:eu-west-1:1:parameter/x'}
 ---
 apiVersion: mooring.dev/v1alpha1
 kind: ApiDestination
@@ -436,7 +450,7 @@ spec:
         let errs = errors(text);
         for expected in [
             "s.yaml:5:12: spec.apiKey.headerName: must be an HTTP header name",
-            "spec.apiKey.secretArn: `arn:aws:ssm:eu-west-1:1:parameter/x` is not a Secrets Manager secret ARN",
+            "spec.apiKey.secretId: `arn:aws:ssm:eu-west-1:1:parameter/x` is not a Secrets Manager secret ARN",
             "s.yaml:12:3: spec.endpoint: `http://api.example.com/jobs` is not an https:// URL",
             "spec.invocationRateLimitPerSecond: 500 is outside 1-300",
             "s.yaml:20:3: spec.scheduleExpression: `rate(1 minutes)`: EventBridge wants the singular",

@@ -104,8 +104,8 @@ impl ConnectionReconciler {
 pub fn connection_description(m: &Manifest<ConnectionSpec>, version: &str) -> String {
     let k = &m.spec.api_key;
     let source = match &k.secret_key {
-        Some(key) => format!("{}#{key}", k.secret_arn),
-        None => k.secret_arn.clone(),
+        Some(key) => format!("{}#{key}", k.secret_id),
+        None => k.secret_id.clone(),
     };
     format!(
         "{}; key from {source} version {version}",
@@ -162,7 +162,7 @@ async fn api_key_value(
         .aws
         .secretsmanager
         .get_secret_value()
-        .secret_id(&k.secret_arn)
+        .secret_id(&k.secret_id)
         .version_id(version)
         .send()
         .await
@@ -177,14 +177,14 @@ async fn api_key_value(
                 // Never echo the secret: only say what was expected.
                 ReconcileError::Requirement(vec![format!(
                     "the secret {} is not a JSON object with a string field `{key}`",
-                    k.secret_arn
+                    k.secret_id
                 )])
             })?,
     };
     if value.is_empty() {
         return Err(ReconcileError::Requirement(vec![format!(
             "the secret {} holds an empty API key",
-            k.secret_arn
+            k.secret_id
         )]));
     }
     Ok(value)
@@ -205,7 +205,7 @@ impl Reconciler for ConnectionReconciler {
         for m in &self.manifests {
             let name = m.spec.aws_name(&m.metadata);
             let result = async {
-                let version = current_secret_version(ctx, &m.spec.api_key.secret_arn).await?;
+                let version = current_secret_version(ctx, &m.spec.api_key.secret_id).await?;
                 let live = ctx
                     .aws
                     .eventbridge

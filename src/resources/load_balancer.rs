@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_acm::types::{CertificateStatus, CertificateSummary};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action as ElbAction, ActionTypeEnum, Certificate, Listener, LoadBalancer,
     LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, RedirectActionConfig,
@@ -62,6 +63,8 @@ pub struct Resolved {
     pub security_groups: Vec<String>,
     /// `TargetGroup` manifest name → ARN.
     pub target_groups: BTreeMap<String, String>,
+    /// Listener port → certificate ARN, for HTTPS listeners.
+    pub certificates: BTreeMap<u16, String>,
 }
 
 fn desired_tags(m: &Manifest<LoadBalancerSpec>) -> BTreeMap<String, String> {
@@ -102,7 +105,7 @@ pub fn desired_doc(m: &Manifest<LoadBalancerSpec>, r: &Resolved) -> Value {
                 l.port.to_string(),
                 json!({
                     "protocol": l.protocol.as_str(),
-                    "certificateArn": l.certificate_arn,
+                    "certificateArn": r.certificates.get(&l.port),
                     "sslPolicy": https.then(|| l.ssl_policy.as_deref().unwrap_or(DEFAULT_SSL_POLICY)),
                     "defaultAction": action_doc(l, r),
                 }),
@@ -237,6 +240,29 @@ struct Observed {
     listeners: Vec<Listener>,
 }
 
+/// Every `ISSUED` certificate in ACM (pages of 1000).
+async fn issued_certificates(ctx: &Context) -> Result<Vec<CertificateSummary>, AwsError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = ctx
+            .aws
+            .acm
+            .list_certificates()
+            .certificate_statuses(CertificateStatus::Issued)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("acm:ListCertificates", e))?;
+        out.extend(page.certificate_summary_list().iter().cloned());
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 async fn list_load_balancers(ctx: &Context) -> Result<Vec<LoadBalancer>, AwsError> {
     let mut out = Vec::new();
     let mut marker = None;
@@ -282,6 +308,52 @@ impl LoadBalancerReconciler {
             .collect())
     }
 
+    /// The certificate of every HTTPS listener: as written, or the newest `ISSUED` ACM
+    /// certificate for the domain (one ListCertificates per load balancer that asks).
+    async fn certificates(
+        &self,
+        ctx: &Context,
+        m: &Manifest<LoadBalancerSpec>,
+    ) -> Result<BTreeMap<u16, String>, ReconcileError> {
+        let mut out = BTreeMap::new();
+        let mut issued = None;
+        for l in &m.spec.listeners {
+            if let Some(arn) = &l.certificate_arn {
+                out.insert(l.port, arn.clone());
+            }
+            let Some(lookup) = &l.certificate else {
+                continue;
+            };
+            if issued.is_none() {
+                issued = Some(issued_certificates(ctx).await?);
+            }
+            let found = issued
+                .iter()
+                .flatten()
+                .filter(|c| {
+                    c.domain_name() == Some(lookup.domain_name.as_str())
+                        || c.subject_alternative_name_summaries()
+                            .contains(&lookup.domain_name)
+                })
+                .max_by_key(|c| (c.not_after().map(|t| t.secs()), c.certificate_arn()));
+            match found.and_then(|c| c.certificate_arn()) {
+                Some(arn) => {
+                    out.insert(l.port, arn.to_string());
+                }
+                None => {
+                    return Err(ReconcileError::Resolve {
+                        what: format!("the certificate of listener {}", l.port),
+                        message: format!(
+                            "no ISSUED ACM certificate for {} in {}",
+                            lookup.domain_name, ctx.aws.region
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn plan_one(
         &self,
         ctx: &Context,
@@ -311,6 +383,7 @@ impl LoadBalancerReconciler {
                 .resolve(&ctx.aws, Target::SecurityGroups, &m.spec.security_groups)
                 .await?,
             target_groups: target_groups.clone(),
+            certificates: self.certificates(ctx, m).await?,
         };
         let arn = found
             .and_then(|lb| lb.load_balancer_arn())
@@ -528,9 +601,9 @@ impl Reconciler for LoadBalancerReconciler {
                 continue;
             }
             let https = l.protocol == ListenerProtocol::HTTPS;
-            let certs = l
-                .certificate_arn
-                .as_ref()
+            let certs = resolved
+                .certificates
+                .get(&l.port)
                 .map(|c| vec![Certificate::builder().certificate_arn(c).build()]);
             let policy = https.then(|| {
                 l.ssl_policy

@@ -165,6 +165,20 @@ impl Emulator {
         mooring::aws::Aws::from_config(&self.sdk_config().await).expect("aws config")
     }
 
+    /// Sets what people set by hand for the example stacks (scripts/seed-emulator.py: the
+    /// required SecureStrings, the schedules' API key, ACM certificates). Returns what the
+    /// script printed.
+    pub fn seed_examples(&self) -> String {
+        let out = Command::new(root().join(".venv/bin/python"))
+            .arg(root().join("scripts/seed-emulator.py"))
+            .arg(&self.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .expect("run scripts/seed-emulator.py");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    }
+
     /// A plain ECS client: "another client" changing things out of band.
     pub async fn ecs(&self) -> aws_sdk_ecs::Client {
         aws_sdk_ecs::Client::new(&self.sdk_config().await)
@@ -224,4 +238,17 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A child process (the daemon) that is killed when the test ends, passed or failed: a
+/// daemon left behind would keep reconciling the shared emulator under later tests.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

@@ -135,35 +135,16 @@ fn cluster_rule() -> Rule {
 
 fn context(rules: &[&Rule]) -> Context {
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, rules);
-    let no_rules: [&Rule; 0] = [];
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &no_rules);
-    let sts = mock_client!(aws_sdk_sts, RuleMode::MatchAny, &no_rules);
-    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &no_rules);
-    let scaling = mock_client!(
-        aws_sdk_applicationautoscaling,
-        RuleMode::MatchAny,
-        &no_rules
-    );
-    let elbv2 = mock_client!(
-        aws_sdk_elasticloadbalancingv2,
-        RuleMode::MatchAny,
-        &no_rules
-    );
-    let eventbridge = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &no_rules);
-    let secrets = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &no_rules);
-    let elasticache = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, &no_rules);
-    let mut ctx = Context::new(Aws::from_clients(
-        ecs,
-        ec2,
-        sts,
-        ssm,
-        scaling,
-        elbv2,
-        eventbridge,
-        secrets,
-        elasticache,
-        "eu-west-1",
-    ));
+    // Every other client points at a closed loopback port: a call this test did not
+    // expect fails fast instead of reaching out.
+    let config = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let mut aws = Aws::from_config(&config).expect("config");
+    aws.ecs = ecs;
+    let mut ctx = Context::new(aws);
     ctx.rollout_wait = Some(Duration::from_secs(30));
     ctx.rollout_poll = Duration::from_millis(1);
     ctx

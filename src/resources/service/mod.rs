@@ -45,6 +45,91 @@ pub struct ServiceReconciler {
     initial_counts: BTreeMap<String, i32>,
     /// `TargetGroup` manifest name → target group name in ELBv2, for those services use.
     target_group_names: BTreeMap<String, String>,
+    /// SSM parameters (names) and Secrets Manager secrets (ARNs) that services read and
+    /// no `ParameterSet` declares: their existence is checked on every plan.
+    external: External,
+}
+
+/// Secrets services read from outside the manifests.
+#[derive(Default)]
+struct External {
+    parameters: Vec<String>,
+    secrets: Vec<String>,
+}
+
+/// The SSM parameter name in a `valueFrom` (a name or a parameter ARN).
+fn parameter_name(value_from: &str) -> String {
+    match value_from.split_once(":parameter") {
+        Some((prefix, name)) if prefix.starts_with("arn:") => name.to_string(),
+        _ => value_from.to_string(),
+    }
+}
+
+/// The secret ARN in a `valueFrom`, without ECS's `:json-key:stage:version` suffix.
+fn secret_arn(value_from: &str) -> String {
+    value_from
+        .splitn(8, ':')
+        .take(7)
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The referenced parameters and secrets that do not exist. Metadata only: no value is
+/// read. One DescribeParameters per 50 names, one DescribeSecret per secret.
+async fn missing_secrets(
+    ctx: &Context,
+    external: &External,
+) -> Result<std::collections::BTreeSet<String>, AwsError> {
+    let mut missing: std::collections::BTreeSet<String> =
+        external.parameters.iter().cloned().collect();
+    for chunk in external.parameters.chunks(50) {
+        let mut token = None;
+        loop {
+            let out = ctx
+                .aws
+                .ssm
+                .describe_parameters()
+                .parameter_filters(
+                    aws_sdk_ssm::types::ParameterStringFilter::builder()
+                        .key("Name")
+                        .option("Equals")
+                        .set_values(Some(chunk.to_vec()))
+                        .build()
+                        .map_err(|e| AwsError::invalid_request("ssm:DescribeParameters", e))?,
+                )
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ssm:DescribeParameters", e))?;
+            for p in out.parameters() {
+                if let Some(name) = p.name() {
+                    missing.remove(name);
+                }
+            }
+            token = out.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    for arn in &external.secrets {
+        let out = ctx
+            .aws
+            .secretsmanager
+            .describe_secret()
+            .secret_id(arn)
+            .send()
+            .await;
+        if let Err(e) = out {
+            let e = AwsError::from_sdk("secretsmanager:DescribeSecret", e);
+            if e.category == ErrorCategory::NotFound {
+                missing.insert(arn.clone());
+            } else {
+                return Err(e);
+            }
+        }
+    }
+    Ok(missing)
 }
 
 impl ServiceReconciler {
@@ -130,11 +215,30 @@ impl ServiceReconciler {
                 )
             })
             .collect();
+        let mut external = External::default();
+        for m in &set.services {
+            for secret in m.spec.task_definition.container.secrets.values() {
+                if let Some(p) = &secret.ssm_parameter {
+                    let name = parameter_name(p);
+                    if set.parameter_set_declaring(&name).is_none() {
+                        external.parameters.push(name);
+                    }
+                }
+                if let Some(arn) = &secret.secrets_manager_arn {
+                    external.secrets.push(secret_arn(arn));
+                }
+            }
+        }
+        external.parameters.sort();
+        external.parameters.dedup();
+        external.secrets.sort();
+        external.secrets.dedup();
         ServiceReconciler {
             services,
             dependencies,
             initial_counts,
             target_group_names,
+            external,
         }
     }
 }
@@ -377,12 +481,46 @@ impl Reconciler for ServiceReconciler {
                     .collect();
             }
         };
+        let missing = match missing_secrets(ctx, &self.external).await {
+            Ok(m) => m,
+            Err(e) => {
+                let e = ReconcileError::from(e);
+                return self
+                    .services
+                    .iter()
+                    .map(|(m, _)| (m.name().to_string(), Err(e.clone())))
+                    .collect();
+            }
+        };
         let mut resolver = Resolver::default();
         let mut out = Vec::new();
         for (m, cluster) in &self.services {
             let name = m.name().to_string();
             if let Some(e) = failed.get(cluster) {
                 out.push((name, Err(e.clone())));
+                continue;
+            }
+            let absent: Vec<String> = m
+                .spec
+                .task_definition
+                .container
+                .secrets
+                .iter()
+                .filter_map(|(env, r)| {
+                    if let Some(p) = &r.ssm_parameter {
+                        let p = parameter_name(p);
+                        return missing.contains(&p).then(|| {
+                            format!("secret {env}: the SSM parameter {p} does not exist, so tasks could not start; create it, or declare it in a ParameterSet")
+                        });
+                    }
+                    let arn = secret_arn(r.secrets_manager_arn.as_deref()?);
+                    missing.contains(&arn).then(|| {
+                        format!("secret {env}: the Secrets Manager secret {arn} does not exist, so tasks could not start")
+                    })
+                })
+                .collect();
+            if !absent.is_empty() {
+                out.push((name, Err(ReconcileError::Requirement(absent))));
                 continue;
             }
             let result = async {
@@ -784,5 +922,22 @@ async fn wait_for_rollout(
 fn remember_failed(ctx: &Context, td_arn: &str) {
     if let Ok(mut failed) = ctx.failed_revisions.lock() {
         failed.insert(td_arn.to_string());
+    }
+}
+
+#[cfg(test)]
+mod secret_ref_tests {
+    use super::*;
+
+    #[test]
+    fn value_from_forms() {
+        assert_eq!(parameter_name("/prd/db/password"), "/prd/db/password");
+        assert_eq!(
+            parameter_name("arn:aws:ssm:eu-west-1:1:parameter/prd/db/password"),
+            "/prd/db/password"
+        );
+        let arn = "arn:aws:secretsmanager:eu-west-1:1:secret:prd/db-AbCdEf";
+        assert_eq!(secret_arn(arn), arn);
+        assert_eq!(secret_arn(&format!("{arn}:password::")), arn);
     }
 }
