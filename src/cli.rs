@@ -274,6 +274,10 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
                 update += 1;
                 if done { "updated" } else { "update" }.to_string()
             }
+            (Action::Replace, done) => {
+                update += 1;
+                if done { "replaced" } else { "replace" }.to_string()
+            }
         };
         let rollout = r
             .rollout

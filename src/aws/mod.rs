@@ -379,7 +379,13 @@ pub fn classify_code(code: &str) -> ErrorCategory {
         | "ServerException"
         | "RequestTimeout"
         | "RequestTimeoutException" => ErrorCategory::Transient,
-        c if c.ends_with("NotFoundException") || c.ends_with("NotFound") => ErrorCategory::NotFound,
+        // ElastiCache says `…NotFoundFault`.
+        c if c.ends_with("NotFoundException")
+            || c.ends_with("NotFound")
+            || c.ends_with("NotFoundFault") =>
+        {
+            ErrorCategory::NotFound
+        }
         "ValidationException"
         | "ValidationError"
         | "InvalidParameterException"

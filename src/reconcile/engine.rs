@@ -141,7 +141,51 @@ fn failed(kind: Kind, name: &str, e: &ReconcileError) -> ResourceReport {
 /// Plans and then applies every resource whose plan has changes, in dependency order.
 /// A resource whose dependency failed in this pass is not applied. `write` false reads and
 /// reports only (observe mode).
+///
+/// A replacement gives a resource a new ARN or ID that resources planned after it may
+/// still hold (a service keeps the old target group's ARN): when one happened, the pass
+/// plans and applies once more, and the report shows the later outcome of each resource
+/// that the second round touched.
 pub async fn apply_all(
+    ctx: &Context,
+    revision: &str,
+    reconcilers: &[Box<dyn Reconciler>],
+    write: bool,
+) -> PassReport {
+    let mut report = apply_round(ctx, revision, reconcilers, write).await;
+    let replaced = report
+        .resources
+        .iter()
+        .any(|r| r.applied && r.error.is_none() && r.action == Action::Replace);
+    if write && replaced {
+        info!("a resource was replaced: one more round for the resources that refer to it");
+        let again = apply_round(ctx, revision, reconcilers, write).await;
+        for later in again.resources {
+            if !(later.applied || later.error.is_some()) {
+                continue;
+            }
+            if let Some(entry) = report
+                .resources
+                .iter_mut()
+                .find(|r| r.kind == later.kind && r.name == later.name)
+            {
+                entry.changes.extend(later.changes);
+                entry.applied |= later.applied;
+                entry.error = later.error;
+                entry.aws_id = later.aws_id;
+                if entry.action == Action::None {
+                    entry.action = later.action;
+                }
+                if later.rollout.is_some() {
+                    entry.rollout = later.rollout;
+                }
+            }
+        }
+    }
+    report
+}
+
+async fn apply_round(
     ctx: &Context,
     revision: &str,
     reconcilers: &[Box<dyn Reconciler>],

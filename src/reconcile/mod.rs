@@ -27,6 +27,9 @@ pub enum Action {
     Create,
     /// It exists and some fields differ.
     Update,
+    /// Some fields that differ cannot change in place: it has to be deleted and created
+    /// again. Apply does that only when the manifest allows replacement.
+    Replace,
     /// Live matches the manifest.
     None,
 }

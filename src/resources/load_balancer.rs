@@ -17,7 +17,9 @@ use serde_json::{Map, Value, json};
 use tracing::info;
 
 use super::service::network::{Resolver, Target, settle};
-use super::{live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
+use super::{
+    live_tags_doc, ownership_conflict, replacement, replacing, tags_doc, tags_to_set, touches,
+};
 use crate::aws::AwsError;
 use crate::manifest::load_balancer::{
     DEFAULT_SSL_POLICY, ListenerProtocol, ListenerSpec, LoadBalancerSpec, RedirectStatus,
@@ -411,13 +413,13 @@ impl LoadBalancerReconciler {
             (Some(_), true) => Action::None,
             (Some(_), false) => Action::Update,
         };
-        let problems = if found.is_some()
-            && (touches(&changes, "scheme") || touches(&changes, "type"))
-        {
-            vec!["changing the scheme or type needs a new load balancer (replacement); mooring does not replace load balancers yet".to_string()]
-        } else {
-            Vec::new()
-        };
+        let (action, problems) = replacement(
+            &m.metadata,
+            action,
+            &changes,
+            &["scheme", "type"],
+            "load balancer (with a new DNS name; its listeners go with the old one)",
+        );
         Ok(Planned {
             plan: ResourcePlan {
                 kind: Kind::LoadBalancer,
@@ -544,7 +546,19 @@ impl Reconciler for LoadBalancerReconciler {
         )
         .await?;
         let tag = |k: &String, v: &String| Tag::builder().key(k).value(v).build();
-        let arn = match &obs.arn {
+        let replace = replacing(planned);
+        if let (true, Some(old)) = (replace, &obs.arn) {
+            ctx.aws
+                .elbv2
+                .delete_load_balancer()
+                .load_balancer_arn(old)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteLoadBalancer", e))?;
+            info!(load_balancer = %old, "deleted load balancer, to replace it");
+        }
+        let existing = obs.arn.as_ref().filter(|_| !replace);
+        let arn = match existing {
             Some(arn) => arn.clone(),
             None => {
                 let out = ctx
@@ -575,7 +589,7 @@ impl Reconciler for LoadBalancerReconciler {
             }
         };
         let changes = &planned.plan.changes;
-        let creating = obs.arn.is_none();
+        let creating = existing.is_none();
         if !creating && touches(changes, "subnets") {
             ctx.aws
                 .elbv2
@@ -610,12 +624,13 @@ impl Reconciler for LoadBalancerReconciler {
                     .clone()
                     .unwrap_or_else(|| DEFAULT_SSL_POLICY.into())
             });
-            let existing = obs
+            let listener = obs
                 .listeners
                 .iter()
+                .filter(|_| !creating)
                 .find(|x| x.port() == Some(i32::from(l.port)))
                 .and_then(|x| x.listener_arn());
-            match existing {
+            match listener {
                 Some(listener) => {
                     ctx.aws
                         .elbv2

@@ -69,6 +69,59 @@ pub(crate) fn ownership_conflict<'a>(
     }
 }
 
+/// Annotation that lets apply replace (delete, then create) a resource when a field that
+/// AWS cannot change in place differs. Without it such a change is refused.
+pub const ALLOW_REPLACEMENT_ANNOTATION: &str = "mooring.dev/allow-replacement";
+
+/// True when the manifest allows replacement.
+pub(crate) fn allows_replacement(metadata: &Metadata) -> bool {
+    metadata
+        .annotations
+        .get(ALLOW_REPLACEMENT_ANNOTATION)
+        .map(String::as_str)
+        == Some("true")
+}
+
+/// The action and problems of a plan whose changes may touch fields that cannot change
+/// in place (`fixed`): [`Action::Replace`] when the resource exists and one of them
+/// differs, with a problem that makes apply refuse unless the manifest allows it.
+/// `what` names the resource and what a replacement loses.
+pub(crate) fn replacement(
+    metadata: &Metadata,
+    action: crate::reconcile::Action,
+    changes: &[FieldChange],
+    fixed: &[&str],
+    what: &str,
+) -> (crate::reconcile::Action, Vec<String>) {
+    use crate::reconcile::Action;
+    if action != Action::Update {
+        return (action, Vec::new());
+    }
+    let touched: Vec<&str> = fixed
+        .iter()
+        .copied()
+        .filter(|f| touches(changes, f))
+        .collect();
+    if touched.is_empty() {
+        return (action, Vec::new());
+    }
+    let problems = if allows_replacement(metadata) {
+        Vec::new()
+    } else {
+        vec![format!(
+            "changing {} needs a new {what}; apply replaces it (deletes it, then creates it) only when the manifest has the annotation `{ALLOW_REPLACEMENT_ANNOTATION}: \"true\"`",
+            touched.join(", ")
+        )]
+    };
+    (Action::Replace, problems)
+}
+
+/// True when apply is to replace the planned resource: the plan says so and nothing
+/// refused it.
+pub(crate) fn replacing(planned: &crate::reconcile::Planned) -> bool {
+    planned.plan.action == crate::reconcile::Action::Replace && planned.plan.problems.is_empty()
+}
+
 /// Tags in ECS's request form.
 pub(crate) fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_ecs::types::Tag> {
     tags.iter()

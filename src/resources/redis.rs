@@ -8,14 +8,17 @@
 //! no security groups at all is not compared on them.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use aws_sdk_elasticache::types::{CacheCluster, ReplicationGroup, Tag};
 use serde_json::{Map, Value, json};
 use tracing::info;
 
 use super::service::network::{Resolver, Target, settle};
-use super::{live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
-use crate::aws::AwsError;
+use super::{
+    live_tags_doc, ownership_conflict, replacement, replacing, tags_doc, tags_to_set, touches,
+};
+use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::redis::ReplicationGroupSpec;
 use crate::manifest::{Kind, Manifest, ManifestSet, owned_tags};
 use crate::reconcile::diff::diff_managed;
@@ -226,6 +229,49 @@ async fn list_clusters(ctx: &Context) -> Result<Vec<CacheCluster>, AwsError> {
     Ok(out)
 }
 
+/// How long a replacement waits for ElastiCache to finish deleting the old group.
+const DELETE_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// Deletes a replication group (no final snapshot: the manifest allowed replacement) and
+/// waits until ElastiCache no longer knows it, so the ID can be used again.
+async fn delete_and_wait(ctx: &Context, id: &str) -> Result<(), ReconcileError> {
+    ctx.aws
+        .elasticache
+        .delete_replication_group()
+        .replication_group_id(id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticache:DeleteReplicationGroup", e))?;
+    info!(replication_group = %id, "deleting replication group, to replace it");
+    let started = Instant::now();
+    loop {
+        let out = ctx
+            .aws
+            .elasticache
+            .describe_replication_groups()
+            .replication_group_id(id)
+            .send()
+            .await;
+        match out {
+            Err(e) => {
+                let e = AwsError::from_sdk("elasticache:DescribeReplicationGroups", e);
+                if e.category == ErrorCategory::NotFound {
+                    return Ok(());
+                }
+                return Err(e.into());
+            }
+            Ok(o) if o.replication_groups().is_empty() => return Ok(()),
+            Ok(_) if started.elapsed() > DELETE_WAIT => {
+                return Err(ReconcileError::NotConverged(format!(
+                    "replication group {id} was still being deleted after {} minutes; it is created again on a later pass",
+                    DELETE_WAIT.as_secs() / 60
+                )));
+            }
+            Ok(_) => tokio::time::sleep(ctx.rollout_poll).await,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Reconciler for ReplicationGroupReconciler {
     fn kind(&self) -> Kind {
@@ -333,21 +379,15 @@ impl Reconciler for ReplicationGroupReconciler {
                     (Some(_), true) => Action::None,
                     (Some(_), false) => Action::Update,
                 };
-                let mut problems = Vec::new();
-                if rg.is_some() {
-                    let replace: Vec<&str> = REPLACEMENT_FIELDS
-                        .into_iter()
-                        .filter(|f| touches(&changes, f))
-                        .collect();
-                    if !replace.is_empty() {
-                        problems.push(format!(
-                            "changing {} needs a new replication group (replacement); mooring does not replace replication groups yet",
-                            replace.join(", ")
-                        ));
-                    }
-                    if touches(&changes, "numCacheClusters") {
-                        problems.push("changing numCacheClusters (adding or removing replicas) is not supported yet".into());
-                    }
+                let (action, mut problems) = replacement(
+                    &m.metadata,
+                    action,
+                    &changes,
+                    &REPLACEMENT_FIELDS,
+                    "replication group (its data is lost unless restored from a snapshot)",
+                );
+                if rg.is_some() && touches(&changes, "numCacheClusters") {
+                    problems.push("changing numCacheClusters (adding or removing replicas) is not supported yet".into());
                 }
                 Ok(Planned {
                     plan: ResourcePlan {
@@ -383,7 +423,12 @@ impl Reconciler for ReplicationGroupReconciler {
             settle(&ctx.aws, s.security_groups.as_ref(), &obs.security_groups).await?;
         let sgs = (!security_groups.is_empty()).then(|| security_groups.clone());
         let num = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-        let Some(arn) = &obs.arn else {
+        let mut arn = obs.arn.clone();
+        if replacing(planned) && arn.is_some() {
+            delete_and_wait(ctx, id).await?;
+            arn = None;
+        }
+        let Some(arn) = &arn else {
             let tags: Vec<Tag> = desired_tags(m)
                 .iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -494,6 +539,113 @@ mod tests {
     use aws_sdk_elasticache::types::{
         AutomaticFailoverStatus, Endpoint, NodeGroup, SecurityGroupMembership,
     };
+
+    /// Replacement waits for ElastiCache to forget the old group (minutes on AWS; moto
+    /// keeps it `deleting` for ever, hence canned responses).
+    #[tokio::test]
+    async fn replacement_waits_until_the_old_group_is_gone() {
+        use aws_sdk_elasticache::Client;
+        use aws_sdk_elasticache::operation::delete_replication_group::DeleteReplicationGroupOutput;
+        use aws_sdk_elasticache::operation::describe_replication_groups::{
+            DescribeReplicationGroupsError, DescribeReplicationGroupsOutput,
+        };
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let delete = mock!(Client::delete_replication_group)
+            .match_requests(|r| r.replication_group_id() == Some("cache"))
+            .then_output(|| DeleteReplicationGroupOutput::builder().build());
+        let describe = mock!(Client::describe_replication_groups)
+            .sequence()
+            .output(|| {
+                DescribeReplicationGroupsOutput::builder()
+                    .replication_groups(
+                        ReplicationGroup::builder()
+                            .replication_group_id("cache")
+                            .status("deleting")
+                            .build(),
+                    )
+                    .build()
+            })
+            .times(2)
+            .error(|| {
+                DescribeReplicationGroupsError::generic(
+                    ErrorMetadata::builder()
+                        .code("ReplicationGroupNotFoundFault")
+                        .message("ReplicationGroup cache not found.")
+                        .build(),
+                )
+            })
+            .build();
+        let client = mock_client!(
+            aws_sdk_elasticache,
+            RuleMode::MatchAny,
+            [&delete, &describe]
+        );
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let mut aws = crate::aws::Aws::from_config(&config).unwrap();
+        aws.elasticache = client;
+        let mut ctx = Context::new(aws);
+        ctx.rollout_poll = Duration::from_millis(1);
+        delete_and_wait(&ctx, "cache").await.unwrap();
+        assert_eq!(delete.num_calls(), 1);
+        assert_eq!(
+            describe.num_calls(),
+            3,
+            "polled until ElastiCache forgot the group"
+        );
+    }
+
+    #[test]
+    fn replacement_fields_make_a_replace_plan_refused_unless_allowed() {
+        let m = manifest();
+        let changes = vec![crate::reconcile::FieldChange {
+            field: "engine".into(),
+            live: json!("redis"),
+            desired: json!("valkey"),
+        }];
+        let (action, problems) = replacement(
+            &m.metadata,
+            Action::Update,
+            &changes,
+            &REPLACEMENT_FIELDS,
+            "group",
+        );
+        assert_eq!(action, Action::Replace);
+        assert!(
+            problems[0].contains("mooring.dev/allow-replacement"),
+            "{problems:?}"
+        );
+        let mut allowed = m.metadata.clone();
+        allowed
+            .annotations
+            .insert("mooring.dev/allow-replacement".into(), "true".into());
+        let (action, problems) = replacement(
+            &allowed,
+            Action::Update,
+            &changes,
+            &REPLACEMENT_FIELDS,
+            "group",
+        );
+        assert_eq!((action, problems.len()), (Action::Replace, 0));
+        let node_type = vec![crate::reconcile::FieldChange {
+            field: "nodeType".into(),
+            live: json!("cache.t2.small"),
+            desired: json!("cache.t3.small"),
+        }];
+        let (action, _) = replacement(
+            &m.metadata,
+            Action::Update,
+            &node_type,
+            &REPLACEMENT_FIELDS,
+            "group",
+        );
+        assert_eq!(action, Action::Update, "node types change in place");
+    }
 
     fn manifest() -> Manifest<ReplicationGroupSpec> {
         let text = "apiVersion: mooring.dev/v1alpha1\nkind: ReplicationGroup\nmetadata: {name: cache}\nspec:\n  engineVersion: '7.1'\n  nodeType: cache.t2.small\n  numCacheClusters: 2\n  automaticFailover: true\n  securityGroups: {ids: [sg-1]}\n";

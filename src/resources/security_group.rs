@@ -6,8 +6,8 @@
 //! mooring's, so a rule added by hand is drift and is revoked. Rule descriptions are set
 //! when a rule is added and not compared.
 //!
-//! Name, description and VPC cannot change in place: such a change is reported as a
-//! replacement and refused (the rules and tags are still brought in line).
+//! Description and VPC cannot change in place: such a change is planned as a replacement,
+//! refused (the rules and tags are still brought in line) unless the manifest allows it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use super::service::network::{Resolver, describe_security_groups};
-use super::{live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
+use super::{live_tags_doc, ownership_conflict, replacement, replacing, tags_doc, tags_to_set};
 use crate::aws::AwsError;
 use crate::manifest::security_group::{Peer, SecurityGroupRule, SecurityGroupSpec};
 use crate::manifest::{Kind, Manifest, ManifestSet, owned_tags};
@@ -316,7 +316,17 @@ impl Reconciler for SecurityGroupReconciler {
         };
         let m = &obs.manifest;
         let ec2 = &ctx.aws.ec2;
-        let id = match &obs.id {
+        let replace = replacing(planned);
+        if let (true, Some(old)) = (replace, &obs.id) {
+            ec2.delete_security_group()
+                .group_id(old)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ec2:DeleteSecurityGroup", e))?;
+            info!(security_group = %old, "deleted security group, to replace it");
+        }
+        let existing = obs.id.as_ref().filter(|_| !replace);
+        let id = match existing {
             Some(id) => id.clone(),
             None => {
                 let tags: Vec<Tag> = desired_tags(m)
@@ -369,7 +379,11 @@ impl Reconciler for SecurityGroupReconciler {
         };
 
         let ingress = settle(&m.spec.ingress, &obs.ingress.0)?;
-        let (add, remove) = differences(&ingress, &obs.ingress.1);
+        let live_ingress = match existing {
+            Some(_) => obs.ingress.1.clone(),
+            None => BTreeSet::new(),
+        };
+        let (add, remove) = differences(&ingress, &live_ingress);
         if !add.is_empty() {
             ec2.authorize_security_group_ingress()
                 .group_id(&id)
@@ -389,7 +403,7 @@ impl Reconciler for SecurityGroupReconciler {
         if let (Some(rules), Some((planned_egress, mut live))) =
             (m.spec.egress.as_deref(), obs.egress.clone())
         {
-            if obs.id.is_none() {
+            if existing.is_none() {
                 // EC2 gives a new group "all traffic to anywhere"; it goes unless asked for.
                 live = live_rules(&[IpPermission::builder()
                     .ip_protocol("-1")
@@ -416,7 +430,7 @@ impl Reconciler for SecurityGroupReconciler {
             }
         }
         let tags = tags_to_set(&planned.plan.changes);
-        if obs.id.is_some() && !tags.is_empty() {
+        if existing.is_some() && !tags.is_empty() {
             ec2.create_tags()
                 .resources(&id)
                 .set_tags(Some(
@@ -495,22 +509,13 @@ fn plan_one(
         (Some(_), true) => Action::None,
         (Some(_), false) => Action::Update,
     };
-    let replace: Vec<&str> = if live.is_some() {
-        REPLACEMENT_FIELDS
-            .into_iter()
-            .filter(|f| touches(&changes, f))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let problems = if replace.is_empty() {
-        Vec::new()
-    } else {
-        vec![format!(
-            "changing {} needs a new security group (replacement), which mooring does not do on its own: create one under a new name and point its users at it",
-            replace.join(", ")
-        )]
-    };
+    let (action, problems) = replacement(
+        &m.metadata,
+        action,
+        &changes,
+        &REPLACEMENT_FIELDS,
+        "security group (EC2 refuses to delete one that is still in use)",
+    );
     Ok(Planned {
         plan: ResourcePlan {
             kind: Kind::SecurityGroup,

@@ -3,9 +3,10 @@
 //! Reads: one paginated DescribeTargetGroups for all of them (asking by name fails the
 //! whole call when one is missing), one DescribeTags per 20 that exist.
 //!
-//! Name, protocol, port, VPC and target type cannot change in place: such a change is
-//! reported in plan as needing a replacement and apply refuses it (the rest of the
-//! changes, e.g. the health check, are still applied). Replacing is not implemented yet.
+//! Protocol, port, VPC and target type cannot change in place: such a change is planned
+//! as a replacement, which apply refuses (the rest of the changes, e.g. the health check,
+//! are still applied) unless the manifest allows it; then the target group is deleted
+//! and created again. ELBv2 refuses to delete a target group a listener forwards to.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,9 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use super::service::network::Resolver;
-use super::{live_tags_doc, ownership_conflict, tags_doc, tags_to_set, touches};
+use super::{
+    live_tags_doc, ownership_conflict, replacement, replacing, tags_doc, tags_to_set, touches,
+};
 use crate::aws::AwsError;
 use crate::manifest::target_group::{TargetGroupSpec, defaults};
 use crate::manifest::{Kind, Manifest, ManifestSet, owned_tags};
@@ -202,7 +205,9 @@ impl Reconciler for TargetGroupReconciler {
                     ownership_conflict(
                         Kind::TargetGroup,
                         &m.metadata,
-                        live_tags.iter().filter_map(|t| Some((t.key()?, t.value()?))),
+                        live_tags
+                            .iter()
+                            .filter_map(|t| Some((t.key()?, t.value()?))),
                     )
                 }) {
                     return Err(ReconcileError::Ownership(format!(
@@ -220,22 +225,13 @@ impl Reconciler for TargetGroupReconciler {
                     (Some(_), true) => Action::None,
                     (Some(_), false) => Action::Update,
                 };
-                let replace: Vec<&str> = if tg.is_some() {
-                    REPLACEMENT_FIELDS
-                        .into_iter()
-                        .filter(|f| touches(&changes, f))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let problems = if replace.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![format!(
-                        "changing {} needs a new target group (replacement); mooring does not replace target groups yet: create one under a new name and point the service at it",
-                        replace.join(", ")
-                    )]
-                };
+                let (action, problems) = replacement(
+                    &m.metadata,
+                    action,
+                    &changes,
+                    &REPLACEMENT_FIELDS,
+                    "target group (ELBv2 refuses to delete one a listener still forwards to)",
+                );
                 Ok(Planned {
                     plan: ResourcePlan {
                         kind: Kind::TargetGroup,
@@ -274,7 +270,19 @@ impl Reconciler for TargetGroupReconciler {
             .http_code(hc.matcher.as_deref().unwrap_or(defaults::MATCHER))
             .build();
         let tag = |k: &String, v: &String| Tag::builder().key(k).value(v).build();
-        let Some(arn) = &obs.arn else {
+        let mut arn = obs.arn.clone();
+        if let (true, Some(old)) = (replacing(planned), &arn) {
+            ctx.aws
+                .elbv2
+                .delete_target_group()
+                .target_group_arn(old)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e))?;
+            info!(target_group = %old, "deleted target group, to replace it");
+            arn = None;
+        }
+        let Some(arn) = &arn else {
             let out = ctx
                 .aws
                 .elbv2

@@ -170,7 +170,7 @@ impl StatusStore {
                 }
                 if !r.changes.is_empty() {
                     entry.last_diff = r.changes.clone();
-                    if r.action == Action::Update {
+                    if matches!(r.action, Action::Update | Action::Replace) {
                         entry.last_drifted = Some(stamp.clone());
                     }
                 }
