@@ -6,9 +6,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod aws;
 pub mod cli;
+pub mod config;
 pub mod manifest;
+pub mod metrics;
 pub mod reconcile;
 pub mod resources;
 pub mod status;

@@ -46,6 +46,8 @@ pub struct Aws {
     pub elasticache: aws_sdk_elasticache::Client,
     /// Certificate Manager: HTTPS listener certificates named by domain.
     pub acm: aws_sdk_acm::Client,
+    /// SNS: alert topics.
+    pub sns: aws_sdk_sns::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -198,6 +200,11 @@ impl Aws {
             ),
             acm: aws_sdk_acm::Client::from_conf(
                 aws_sdk_acm::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(config)
                     .interceptor(calls.clone())
                     .build(),
             ),

@@ -121,6 +121,39 @@ fn change(path: &str, live: &Value, desired: &Value) -> FieldChange {
     }
 }
 
+/// Words in a field path that mark its value as secret.
+const SECRET_WORDS: [&str; 6] = [
+    "password", "secret", "token", "apikey", "api-key", "private",
+];
+
+/// The changes with the values of secret-looking fields (`…password…`, `…token…`,
+/// `…apiKey…`) replaced by `(redacted)`: for status and alerts, a safety net on top of
+/// mooring never reading secret values in the first place.
+pub fn redact(changes: &[FieldChange]) -> Vec<FieldChange> {
+    changes
+        .iter()
+        .map(|c| {
+            let field = c.field.to_lowercase().replace('_', "");
+            if SECRET_WORDS.iter().any(|w| field.contains(w)) {
+                let hide = |v: &Value| {
+                    if v.is_null() {
+                        Value::Null
+                    } else {
+                        Value::String("(redacted)".into())
+                    }
+                };
+                FieldChange {
+                    field: c.field.clone(),
+                    live: hide(&c.live),
+                    desired: hide(&c.desired),
+                }
+            } else {
+                c.clone()
+            }
+        })
+        .collect()
+}
+
 /// Renders a value for people: strings quoted, `null` as `(none)`, long values cut.
 pub fn show(v: &Value) -> String {
     let s = match v {
@@ -226,6 +259,25 @@ mod tests {
             .collect();
         assert_eq!(fields, vec!["image", "desiredCountX"]);
         assert_eq!(diff_managed(&meta, &d, None).len(), 4);
+    }
+
+    #[test]
+    fn secret_looking_fields_are_redacted() {
+        let changes = vec![
+            FieldChange {
+                field: "parameters./prd/db/password.value".into(),
+                live: serde_json::json!("hunter2"),
+                desired: serde_json::json!("x"),
+            },
+            FieldChange {
+                field: "desiredCount".into(),
+                live: serde_json::json!(1),
+                desired: serde_json::json!(2),
+            },
+        ];
+        let r = redact(&changes);
+        assert_eq!(r[0].live, serde_json::json!("(redacted)"));
+        assert_eq!(r[1], changes[1]);
     }
 
     #[test]

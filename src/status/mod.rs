@@ -169,7 +169,7 @@ impl StatusStore {
                     entry.aws_id = r.aws_id.clone();
                 }
                 if !r.changes.is_empty() {
-                    entry.last_diff = r.changes.clone();
+                    entry.last_diff = crate::reconcile::diff::redact(&r.changes);
                     if matches!(r.action, Action::Update | Action::Replace) {
                         entry.last_drifted = Some(stamp.clone());
                     }
