@@ -110,7 +110,7 @@ impl Metrics {
             failures.clone(),
         );
         let pass_duration =
-            Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0].into_iter());
+            Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]);
         registry.register(
             "pass_duration_seconds",
             "Duration of a full reconcile pass",
