@@ -99,9 +99,19 @@ pub enum Command {
         /// Address of the HTTP server.
         #[arg(long, default_value = "127.0.0.1:8080", env = "MOORING_LISTEN")]
         listen: SocketAddr,
-        /// `enforce` corrects drift, `observe` only reports it.
+        /// `enforce` corrects drift, `observe` only reports it (a resource's
+        /// `mooring.dev/mode` annotation overrides this).
         #[arg(long, value_enum, default_value_t = Mode::Enforce, env = "MOORING_MODE")]
         mode: Mode,
+        /// Operator configuration: alert sinks, the webhook secret (see README).
+        #[arg(long, env = "MOORING_CONFIG")]
+        config: Option<PathBuf>,
+        /// After SIGTERM, how long the apply in flight may take to finish.
+        #[arg(long, default_value = "30s", value_parser = parse_duration, env = "MOORING_SHUTDOWN_GRACE")]
+        shutdown_grace: Duration,
+        /// Shortest wait before a failed resource is applied again (doubles up to 10 minutes).
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        backoff: Duration,
     },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
@@ -207,7 +217,21 @@ pub async fn execute(cli: Cli) -> i32 {
             interval,
             listen,
             mode,
-        } => run(dir, interval, listen, mode).await,
+            config,
+            shutdown_grace,
+            backoff,
+        } => {
+            run(RunArgs {
+                dir,
+                interval,
+                listen,
+                mode,
+                config,
+                shutdown_grace,
+                backoff,
+            })
+            .await
+        }
         Command::Schema => {
             print!("{}", crate::manifest::schema::manifest_schema_text());
             0
@@ -329,43 +353,132 @@ fn print_report(report: &PassReport, output: Output, applied: bool) {
     }
 }
 
-async fn run(dir: PathBuf, interval: Duration, listen: SocketAddr, mode: Mode) -> i32 {
+/// Settings of `mooring run`.
+struct RunArgs {
+    dir: PathBuf,
+    interval: Duration,
+    listen: SocketAddr,
+    mode: Mode,
+    config: Option<PathBuf>,
+    shutdown_grace: Duration,
+    backoff: Duration,
+}
+
+async fn run(args: RunArgs) -> i32 {
     // Validate before anything else: a daemon that starts on a broken set has nothing to
     // fall back to.
-    if load(&dir, Output::Text).is_err() {
+    if load(&args.dir, Output::Text).is_err() {
         return 1;
     }
+    let config = match &args.config {
+        Some(path) => match crate::config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        },
+        None => crate::config::OperatorConfig::default(),
+    };
     let Some(ctx) = context().await else { return 1 };
-    let mode_name = match mode {
+    let mode_name = match args.mode {
         Mode::Enforce => "enforce",
         Mode::Observe => "observe",
     };
-    let status = StatusStore::new(&dir.display().to_string(), mode_name);
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let sinks = match crate::alerts::Sinks::from_config(&config.alerts, Some(ctx.aws.sns.clone())) {
+        Ok(s) => s,
         Err(e) => {
-            error!(%listen, error = %e, "failed to bind the HTTP server");
+            eprintln!("error: alert sinks: {e}");
             return 1;
         }
     };
-    info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), mode = mode_name, "serving /status");
+    let webhook_secret = match config.webhook.as_ref().map(|w| w.secret.resolve()) {
+        Some(Ok(secret)) => Some(std::sync::Arc::new(secret.into_bytes())),
+        Some(Err(e)) => {
+            eprintln!("error: webhook.secret: {e}");
+            return 1;
+        }
+        None => None,
+    };
+    let status = StatusStore::new(&args.dir.display().to_string(), mode_name);
+    let trigger = std::sync::Arc::new(tokio::sync::Notify::new());
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(listen = %args.listen, error = %e, "failed to bind the HTTP server");
+            return 1;
+        }
+    };
+    info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), mode = mode_name, "serving /status and /metrics");
+    // Edits in the manifest directory start a pass at once. Only writes count: mooring's
+    // own reads (open, access time) must not wake it. The loop waits a moment after a
+    // wake-up, so a burst of writes (an editor, a git checkout) makes one pass.
+    let watch_trigger = trigger.clone();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        use notify::EventKind;
+        use notify::event::ModifyKind;
+        if let Ok(e) = event
+            && matches!(
+                e.kind,
+                EventKind::Create(_)
+                    | EventKind::Remove(_)
+                    | EventKind::Modify(
+                        ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
+                    )
+            )
+        {
+            watch_trigger.notify_one();
+        }
+    });
+    let _watcher = match watcher {
+        Ok(mut w) => {
+            use notify::Watcher;
+            match w.watch(&args.dir, notify::RecursiveMode::Recursive) {
+                Ok(()) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the manifest directory; changes are seen every interval");
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no file watcher; changes are seen every interval");
+            None
+        }
+    };
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = tx.send(true);
     });
+    let app = crate::status::http::App {
+        status: status.clone(),
+        metrics: metrics.clone(),
+        trigger: trigger.clone(),
+        webhook_secret,
+    };
     let mut server_rx = rx.clone();
-    let server = axum::serve(listener, crate::status::router(status.clone()))
-        .with_graceful_shutdown(async move {
+    let server = axum::serve(listener, crate::status::http::router(app)).with_graceful_shutdown(
+        async move {
             let _ = server_rx.wait_for(|v| *v).await;
-        });
+        },
+    );
     let server = tokio::spawn(async move { server.await });
     let cfg = reconcile::daemon::DaemonConfig {
-        dir,
-        interval,
-        enforce: mode == Mode::Enforce,
+        source: reconcile::daemon::Source::Dir(args.dir),
+        interval: args.interval,
+        enforce: args.mode == Mode::Enforce,
+        grace: args.shutdown_grace,
+        backoff: (args.backoff, Duration::from_secs(600).max(args.backoff)),
     };
-    reconcile::daemon::run(cfg, ctx, status, rx).await;
+    let shared = reconcile::daemon::Shared {
+        alerter: crate::alerts::Alerter::start(sinks, metrics.clone()),
+        status,
+        metrics,
+        trigger,
+    };
+    reconcile::daemon::run(cfg, ctx, shared, rx).await;
     match server.await {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
@@ -379,7 +492,6 @@ async fn run(dir: PathBuf, interval: Duration, listen: SocketAddr, mode: Mode) -
     }
 }
 
-/// Resolves on SIGTERM or ctrl-c.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

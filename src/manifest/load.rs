@@ -234,6 +234,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                     }
                 }
             }
+            check_annotations(&doc, &mut f);
             let ok = f.errors.is_empty();
             errors.append(&mut f.errors);
             warnings.append(&mut f.warnings);
@@ -272,6 +273,40 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
         errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         errors.dedup();
         Err(ManifestErrors(errors))
+    }
+}
+
+/// mooring's own annotations take known values only: a typo must not silently turn a
+/// resource back to enforce mode.
+fn check_annotations(doc: &YamlDocument, f: &mut Findings<'_>) {
+    let Some(annotations) = doc.value["metadata"]["annotations"].as_object() else {
+        return;
+    };
+    let allowed: [(&str, &[&str]); 4] = [
+        (super::MODE_ANNOTATION, &["enforce", "observe"]),
+        (super::PAUSED_ANNOTATION, &["true", "false"]),
+        ("mooring.dev/adopt", &["true", "false"]),
+        ("mooring.dev/allow-replacement", &["true", "false"]),
+    ];
+    for (key, value) in annotations {
+        let pointer = format!("/metadata/annotations/{}", escape_segment(key));
+        match allowed.iter().find(|(k, _)| k == key) {
+            Some((_, values)) if !value.as_str().is_some_and(|v| values.contains(&v)) => {
+                f.at(
+                    &pointer,
+                    format!("must be one of: {} (as a quoted string)", values.join(", ")),
+                );
+            }
+            Some(_) => {}
+            None if key.starts_with("mooring.dev/") && key != "mooring.dev/ignore" => f.at(
+                &pointer,
+                format!(
+                    "unknown mooring annotation; known: {}, mooring.dev/ignore",
+                    allowed.map(|(k, _)| k).join(", ")
+                ),
+            ),
+            None => {}
+        }
     }
 }
 
@@ -974,6 +1009,33 @@ spec:
             let set = load(&[("a.yaml", CLUSTER), ("svc.yaml", &ok)]).unwrap();
             assert!(set.warnings.is_empty(), "{:?}", set.warnings);
         }
+    }
+
+    #[test]
+    fn mooring_annotations_take_known_values_only() {
+        let ok = CLUSTER.replace(
+            "  name: prd\n",
+            "  name: prd\n  annotations: {mooring.dev/mode: observe, mooring.dev/paused: 'true'}\n",
+        );
+        let set = load(&[("a.yaml", &ok)]).unwrap();
+        assert_eq!(set.clusters[0].metadata.enforce(), Some(false));
+        assert!(set.clusters[0].metadata.paused());
+        let bad = CLUSTER.replace(
+            "  name: prd\n",
+            "  name: prd\n  annotations: {mooring.dev/mode: enforcing, mooring.dev/pause: 'true'}\n",
+        );
+        let errs = errors(&[("a.yaml", &bad)]);
+        assert!(
+            errs.iter().any(|e| e.contains(
+                "metadata.annotations.mooring.dev/mode: must be one of: enforce, observe"
+            )),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter().any(|e| e
+                .contains("metadata.annotations.mooring.dev/pause: unknown mooring annotation")),
+            "{errs:#?}"
+        );
     }
 
     #[test]

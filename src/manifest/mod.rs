@@ -220,65 +220,32 @@ impl ManifestSet {
             .find(|p| p.spec.declares(full_name))
     }
 
+    /// Every resource's metadata with its kind, in dependency order.
+    pub fn metadata(&self) -> Vec<(Kind, &Metadata)> {
+        fn each<'a, S>(kind: Kind, ms: &'a [Manifest<S>], out: &mut Vec<(Kind, &'a Metadata)>) {
+            out.extend(ms.iter().map(|m| (kind, &m.metadata)));
+        }
+        let mut out = Vec::with_capacity(self.len());
+        each(Kind::Cluster, &self.clusters, &mut out);
+        each(Kind::ParameterSet, &self.parameter_sets, &mut out);
+        each(Kind::SecurityGroup, &self.security_groups, &mut out);
+        each(Kind::TargetGroup, &self.target_groups, &mut out);
+        each(Kind::LoadBalancer, &self.load_balancers, &mut out);
+        each(Kind::ReplicationGroup, &self.replication_groups, &mut out);
+        each(Kind::Service, &self.services, &mut out);
+        each(Kind::ScalableTarget, &self.scalable_targets, &mut out);
+        each(Kind::Connection, &self.connections, &mut out);
+        each(Kind::ApiDestination, &self.api_destinations, &mut out);
+        each(Kind::Rule, &self.rules, &mut out);
+        out
+    }
+
     /// Every resource as (kind, name), in dependency order.
     pub fn ids(&self) -> Vec<(Kind, String)> {
-        let mut ids = Vec::with_capacity(self.len());
-        ids.extend(
-            self.clusters
-                .iter()
-                .map(|m| (Kind::Cluster, m.name().to_string())),
-        );
-        ids.extend(
-            self.parameter_sets
-                .iter()
-                .map(|m| (Kind::ParameterSet, m.name().to_string())),
-        );
-        ids.extend(
-            self.security_groups
-                .iter()
-                .map(|m| (Kind::SecurityGroup, m.name().to_string())),
-        );
-        ids.extend(
-            self.target_groups
-                .iter()
-                .map(|m| (Kind::TargetGroup, m.name().to_string())),
-        );
-        ids.extend(
-            self.load_balancers
-                .iter()
-                .map(|m| (Kind::LoadBalancer, m.name().to_string())),
-        );
-        ids.extend(
-            self.replication_groups
-                .iter()
-                .map(|m| (Kind::ReplicationGroup, m.name().to_string())),
-        );
-        ids.extend(
-            self.services
-                .iter()
-                .map(|m| (Kind::Service, m.name().to_string())),
-        );
-        ids.extend(
-            self.scalable_targets
-                .iter()
-                .map(|m| (Kind::ScalableTarget, m.name().to_string())),
-        );
-        ids.extend(
-            self.connections
-                .iter()
-                .map(|m| (Kind::Connection, m.name().to_string())),
-        );
-        ids.extend(
-            self.api_destinations
-                .iter()
-                .map(|m| (Kind::ApiDestination, m.name().to_string())),
-        );
-        ids.extend(
-            self.rules
-                .iter()
-                .map(|m| (Kind::Rule, m.name().to_string())),
-        );
-        ids
+        self.metadata()
+            .into_iter()
+            .map(|(k, m)| (k, m.name.clone()))
+            .collect()
     }
 
     /// The scalable target of the service manifest `service`, if it is autoscaled.
@@ -328,6 +295,28 @@ impl ManifestSet {
 pub const TAG_MANAGED_BY: &str = "mooring.dev/managed-by";
 /// Ownership tag key: `Kind/name` of the manifest a resource belongs to.
 pub const TAG_RESOURCE: &str = "mooring.dev/resource";
+/// Annotation: `observe` (report drift, change nothing) or `enforce` for this resource,
+/// whatever the daemon's mode.
+pub const MODE_ANNOTATION: &str = "mooring.dev/mode";
+/// Annotation: `"true"` pauses the resource: it is still checked, never changed.
+pub const PAUSED_ANNOTATION: &str = "mooring.dev/paused";
+
+impl Metadata {
+    /// The mode this resource asks for, if any (`true` = enforce).
+    pub fn enforce(&self) -> Option<bool> {
+        match self.annotations.get(MODE_ANNOTATION).map(String::as_str) {
+            Some("enforce") => Some(true),
+            Some("observe") => Some(false),
+            _ => None,
+        }
+    }
+
+    /// True when the resource is paused.
+    pub fn paused(&self) -> bool {
+        self.annotations.get(PAUSED_ANNOTATION).map(String::as_str) == Some("true")
+    }
+}
+
 /// Value of [`TAG_MANAGED_BY`].
 pub const MANAGED_BY: &str = "mooring";
 

@@ -1,42 +1,159 @@
-//! `mooring run`: reload the manifests, reconcile, report, sleep, again — until shutdown.
+//! `mooring run`: load the manifests, reconcile, report, wait — until shutdown.
+//!
+//! A pass runs every `interval` (±10 % jitter, so replicas and restarts spread out), at once
+//! when the manifest directory changes (debounced file watch) or a signed webhook arrives.
+//! A resource that failed is not applied again until its backoff (exponential with jitter,
+//! reset by a success) has passed; it is still checked every pass. Observe mode, per
+//! resource or global, and paused resources are checked and reported, never changed.
+//! SIGTERM stops new applies at once, lets the one in flight finish within `grace`, and
+//! returns.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::{Notify, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::{Context, apply_all};
-use crate::manifest::{ManifestSet, load_dir};
+use super::{Context, PassReport, apply_selected};
+use crate::alerts::{Alerter, Episodes};
+use crate::manifest::{Kind, ManifestErrors, ManifestSet, load_dir};
+use crate::metrics::Metrics;
 use crate::resources::reconcilers;
 use crate::status::StatusStore;
 
-/// Settings of the loop.
-#[derive(Debug, Clone)]
-pub struct DaemonConfig {
-    /// Manifest directory, re-read every pass.
-    pub dir: PathBuf,
-    /// Time between passes.
-    pub interval: Duration,
-    /// Correct drift (`true`) or only report it.
-    pub enforce: bool,
+/// Where manifests come from.
+pub enum Source {
+    /// A directory, re-read every pass and watched for changes.
+    Dir(PathBuf),
 }
 
-/// Runs passes until `shutdown` turns true. A pass in progress finishes first, so an apply
-/// is never cut off half-way by the daemon itself.
+/// Settings of the loop.
+pub struct DaemonConfig {
+    /// Where manifests come from.
+    pub source: Source,
+    /// Time between passes (jittered ±10 %).
+    pub interval: Duration,
+    /// Correct drift (`true`) or only report it, unless a resource says otherwise.
+    pub enforce: bool,
+    /// How long an apply in flight may take to finish after SIGTERM.
+    pub grace: Duration,
+    /// Shortest and longest wait before a failed resource is applied again.
+    pub backoff: (Duration, Duration),
+}
+
+/// What the loop shares with the HTTP server and the alert task.
+pub struct Shared {
+    /// Status for `/status`.
+    pub status: StatusStore,
+    /// Metrics for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Alert delivery.
+    pub alerter: Alerter,
+    /// Wakes the loop (webhook, file watch).
+    pub trigger: Arc<Notify>,
+}
+
+/// Per-resource backoff after failures.
+struct Backoff {
+    until: Instant,
+    delays: backon::ExponentialBackoff,
+}
+
+/// Failed resources and when they may be applied again.
+struct Backoffs {
+    builder: ExponentialBuilder,
+    failing: HashMap<(Kind, String), Backoff>,
+}
+
+impl Backoffs {
+    fn new((min, max): (Duration, Duration)) -> Backoffs {
+        Backoffs {
+            builder: ExponentialBuilder::default()
+                .with_min_delay(min)
+                .with_max_delay(max)
+                .without_max_times()
+                .with_jitter(),
+            failing: HashMap::new(),
+        }
+    }
+
+    fn waiting(&self, kind: Kind, name: &str) -> bool {
+        self.failing
+            .get(&(kind, name.to_string()))
+            .is_some_and(|b| Instant::now() < b.until)
+    }
+
+    /// Failures start or extend a backoff; a clean result resets it. A resource waiting
+    /// for a failed dependency is not failing itself.
+    fn update(&mut self, report: &PassReport) {
+        for r in &report.resources {
+            let id = (r.kind, r.name.clone());
+            match &r.error {
+                Some(e) if e.category != "dependency" => {
+                    let entry = self.failing.entry(id).or_insert_with(|| Backoff {
+                        until: Instant::now(),
+                        delays: self.builder.build(),
+                    });
+                    if Instant::now() >= entry.until {
+                        let delay = entry.delays.next().unwrap_or(Duration::from_secs(300));
+                        entry.until = Instant::now() + delay;
+                        info!(kind = %r.kind, name = %r.name, ?delay, "backing off");
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.failing.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+/// How long a trigger waits for more changes before the pass starts.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+fn jittered(interval: Duration) -> Duration {
+    let factor = 0.9 + fastrand::f64() * 0.2;
+    interval.mul_f64(factor)
+}
+
+/// Loads the manifests: `(set or errors, revision to report)`. A git source reports the
+/// commit it fetched.
+async fn load(source: &mut Source) -> (Result<ManifestSet, ManifestErrors>, Option<String>) {
+    match source {
+        Source::Dir(dir) => (load_dir(dir), None),
+    }
+}
+
+/// Runs passes until `shutdown` turns true.
 pub async fn run(
-    cfg: DaemonConfig,
+    mut cfg: DaemonConfig,
     mut ctx: Context,
-    status: StatusStore,
+    shared: Shared,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Shared {
+        status,
+        metrics,
+        alerter,
+        trigger,
+    } = shared;
     let applying = status.clone();
-    ctx.on_apply = Some(std::sync::Arc::new(move |kind, name| {
+    ctx.on_apply = Some(Arc::new(move |kind, name| {
         applying.set_applying(kind, name)
     }));
+    let source_label = status.snapshot().source;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut backoffs = Backoffs::new(cfg.backoff);
+    let mut episodes = Episodes::default();
     let mut current: Option<ManifestSet> = None;
     loop {
-        match load_dir(&cfg.dir) {
+        let (loaded, _commit) = load(&mut cfg.source).await;
+        match loaded {
             Ok(set) => {
                 if current.as_ref().map(|c| &c.revision) != Some(&set.revision) {
                     info!(revision = %set.revision, resources = set.len(), "loaded manifests");
@@ -44,21 +161,78 @@ pub async fn run(
                         warn!(warning = %w, "manifest warning");
                     }
                 }
-                status.set_manifests(&set);
+                if let Some(a) = episodes.accepted(&source_label, &set.revision) {
+                    alerter.send(a);
+                }
+                status.set_manifests(&set, cfg.enforce);
+                metrics.set_revision(&source_label, &set.revision);
                 current = Some(set);
             }
             Err(errors) => {
                 // A broken manifest set is rejected whole; the last good one keeps running.
                 error!(errors = errors.0.len(), first = %errors.0.first().map(|e| e.to_string()).unwrap_or_default(), "rejected manifest set");
+                metrics.record_rejected_set();
+                let revision = current
+                    .as_ref()
+                    .map(|c| c.revision.clone())
+                    .unwrap_or_default();
+                if let Some(a) = episodes.rejected(&errors.0, &source_label, &revision) {
+                    alerter.send(a);
+                }
                 status.set_manifest_errors(errors.0);
             }
         }
         if let Some(set) = &current {
             let started = SystemTime::now();
-            let span = info_span!("pass", revision = %set.revision);
-            let report = apply_all(&ctx, &set.revision, &reconcilers(set), cfg.enforce)
-                .instrument(span)
-                .await;
+            let clock = Instant::now();
+            let calls_before: u64 = ctx.aws.calls.snapshot().values().sum();
+            let ok_before = ok_calls(&ctx);
+            let modes: HashMap<(Kind, String), (bool, bool)> = set
+                .metadata()
+                .into_iter()
+                .map(|(k, m)| {
+                    (
+                        (k, m.name.clone()),
+                        (m.enforce().unwrap_or(cfg.enforce), m.paused()),
+                    )
+                })
+                .collect();
+            let waiting: std::collections::HashSet<(Kind, String)> = modes
+                .keys()
+                .filter(|(k, n)| backoffs.waiting(*k, n))
+                .cloned()
+                .collect();
+            let may_apply = |kind: Kind, name: &str| {
+                let (enforce, paused) = modes
+                    .get(&(kind, name.to_string()))
+                    .copied()
+                    .unwrap_or((cfg.enforce, false));
+                enforce
+                    && !paused
+                    && !waiting.contains(&(kind, name.to_string()))
+                    && !stopping.load(Ordering::SeqCst)
+            };
+            let recs = reconcilers(set);
+            let pass = apply_selected(&ctx, &set.revision, &recs, &may_apply)
+                .instrument(info_span!("pass", revision = %set.revision));
+            tokio::pin!(pass);
+            let report = tokio::select! {
+                r = &mut pass => r,
+                _ = wait_true(&mut shutdown) => {
+                    // No new applies from now on; the one in flight may finish.
+                    stopping.store(true, Ordering::SeqCst);
+                    info!(grace = ?cfg.grace, "shutting down: letting the apply in flight finish");
+                    match tokio::time::timeout(cfg.grace, &mut pass).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            // Dropping the pass cancels the call in flight; every apply is
+                            // idempotent, so the next start carries on from AWS's state.
+                            warn!(grace = ?cfg.grace, "the apply in flight did not finish in time; stopping anyway");
+                            return;
+                        }
+                    }
+                }
+            };
             let failed = report
                 .resources
                 .iter()
@@ -67,15 +241,94 @@ pub async fn run(
             if failed > 0 {
                 warn!(failed, "pass finished with failures");
             }
-            status.record_pass(&report, started);
+            let reachable = ok_calls(&ctx) > ok_before
+                || ctx.aws.calls.snapshot().values().sum::<u64>() == calls_before;
+            status.record_pass(
+                &report,
+                started,
+                &|k, n| modes.get(&(k, n.to_string())).is_some_and(|m| m.1),
+                reachable,
+            );
+            metrics.record_pass(&report, &source_label, clock.elapsed(), cfg.enforce);
+            metrics.record_calls(&ctx.aws.calls.snapshot());
+            for alert in episodes.observe(&report, &source_label) {
+                alerter.send(alert);
+            }
+            backoffs.update(&report);
         }
         tokio::select! {
-            _ = tokio::time::sleep(cfg.interval) => {}
-            _ = shutdown.changed() => {}
+            _ = tokio::time::sleep(jittered(cfg.interval)) => {}
+            _ = trigger.notified() => {
+                // Let a burst of changes settle into one pass.
+                tokio::time::sleep(DEBOUNCE).await;
+                info!("reconcile triggered");
+            }
+            _ = wait_true(&mut shutdown) => {}
         }
         if *shutdown.borrow() {
             info!("shutting down");
             return;
+        }
+    }
+}
+
+fn ok_calls(ctx: &Context) -> u64 {
+    ctx.aws
+        .calls
+        .snapshot()
+        .iter()
+        .filter(|((_, _, outcome), _)| *outcome == "ok")
+        .map(|(_, n)| n)
+        .sum()
+}
+
+async fn wait_true(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::{Action, ErrorReport, ResourceReport};
+
+    fn report(error: Option<&str>) -> PassReport {
+        PassReport {
+            revision: "r".into(),
+            resources: vec![ResourceReport {
+                kind: Kind::Service,
+                name: "api".into(),
+                aws_id: String::new(),
+                action: Action::Update,
+                changes: Vec::new(),
+                applied: false,
+                rollout: None,
+                error: error.map(|c| ErrorReport {
+                    category: c.into(),
+                    message: "x".into(),
+                }),
+            }],
+            aws_calls: Default::default(),
+        }
+    }
+
+    #[test]
+    fn failures_back_off_and_success_resets() {
+        let mut b = Backoffs::new((Duration::from_secs(60), Duration::from_secs(600)));
+        assert!(!b.waiting(Kind::Service, "api"));
+        b.update(&report(Some("throttling")));
+        assert!(b.waiting(Kind::Service, "api"));
+        assert!(!b.waiting(Kind::Service, "other"));
+        b.update(&report(None));
+        assert!(!b.waiting(Kind::Service, "api"));
+        // Waiting for a dependency is not a failure of its own.
+        b.update(&report(Some("dependency")));
+        assert!(!b.waiting(Kind::Service, "api"));
+        for _ in 0..100 {
+            let d = jittered(Duration::from_secs(60));
+            assert!(
+                d >= Duration::from_secs(54) && d <= Duration::from_secs(66),
+                "{d:?}"
+            );
         }
     }
 }

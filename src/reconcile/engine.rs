@@ -152,14 +152,29 @@ pub async fn apply_all(
     reconcilers: &[Box<dyn Reconciler>],
     write: bool,
 ) -> PassReport {
-    let mut report = apply_round(ctx, revision, reconcilers, write).await;
+    apply_selected(ctx, revision, reconcilers, &|_, _| write).await
+}
+
+/// Which resources a pass may change: `(kind, name)` → apply or only report.
+pub type ApplyPolicy<'a> = &'a (dyn Fn(Kind, &str) -> bool + Sync);
+
+/// [`apply_all`], asking `may_apply` before changing each resource (observe mode, paused
+/// resources, backoff after failures, shutdown). Resources it refuses are planned and
+/// reported, not applied.
+pub async fn apply_selected(
+    ctx: &Context,
+    revision: &str,
+    reconcilers: &[Box<dyn Reconciler>],
+    may_apply: ApplyPolicy<'_>,
+) -> PassReport {
+    let mut report = apply_round(ctx, revision, reconcilers, may_apply).await;
     let replaced = report
         .resources
         .iter()
         .any(|r| r.applied && r.error.is_none() && r.action == Action::Replace);
-    if write && replaced {
+    if replaced {
         info!("a resource was replaced: one more round for the resources that refer to it");
-        let again = apply_round(ctx, revision, reconcilers, write).await;
+        let again = apply_round(ctx, revision, reconcilers, may_apply).await;
         for later in again.resources {
             if !(later.applied || later.error.is_some()) {
                 continue;
@@ -189,13 +204,10 @@ async fn apply_round(
     ctx: &Context,
     revision: &str,
     reconcilers: &[Box<dyn Reconciler>],
-    write: bool,
+    may_apply: ApplyPolicy<'_>,
 ) -> PassReport {
     let planned = plan_all(ctx, reconcilers).await;
     let mut report = report_plan(revision, reconcilers, &planned);
-    if !write {
-        return report;
-    }
     let mut broken: HashSet<(Kind, String)> = HashSet::new();
     for ((i, p), entry) in planned.iter().zip(report.resources.iter_mut()) {
         let r = &reconcilers[*i];
@@ -211,6 +223,14 @@ async fn apply_round(
             broken.insert((r.kind(), name.clone()));
         }
         if p.plan.action == Action::None {
+            continue;
+        }
+        if !may_apply(r.kind(), &name) {
+            // Reported as drift and left alone. What depends on it waits only when it
+            // does not exist yet.
+            if p.plan.action == Action::Create {
+                broken.insert((r.kind(), name));
+            }
             continue;
         }
         if let Some((k, n)) = r

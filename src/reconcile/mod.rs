@@ -16,7 +16,8 @@ use crate::manifest::Kind;
 
 pub use diff::FieldChange;
 pub use engine::{
-    ErrorReport, PassReport, ResourceReport, apply_all, plan_all, report_plan, verify_converged,
+    ApplyPolicy, ErrorReport, PassReport, ResourceReport, apply_all, apply_selected, plan_all,
+    report_plan, verify_converged,
 };
 
 /// What apply has to do with a resource.

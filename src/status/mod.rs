@@ -1,14 +1,13 @@
 //! What the daemon knows, shared between the reconcile loop (writer) and the HTTP server
-//! (reader): `GET /status`, `GET /status/{kind}/{name}`, `GET /healthz`, `GET /readyz`.
+//! (reader): `GET /status`, `GET /status/{kind}/{name}`, `GET /healthz`, `GET /readyz`,
+//! `GET /metrics`, and `POST /reconcile` (a git-push webhook, HMAC-signed).
 
+pub mod http;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::manifest::{Kind, ManifestError, ManifestSet};
@@ -28,6 +27,10 @@ pub enum ResourceState {
     Applying,
     /// Planning or applying failed.
     Failed,
+    /// Paused by its manifest: checked, never changed.
+    Paused,
+    /// No longer in the manifests. Kept in AWS (mooring does not prune).
+    Orphaned,
 }
 
 /// One resource in `/status`.
@@ -42,6 +45,8 @@ pub struct ResourceStatus {
     pub aws_id: String,
     /// Current state.
     pub state: ResourceState,
+    /// `enforce` or `observe`, for this resource.
+    pub mode: String,
     /// The last non-empty diff seen (live → desired).
     pub last_diff: Vec<FieldChange>,
     /// When it was last compared with AWS (RFC 3339).
@@ -76,8 +81,46 @@ pub struct Status {
     pub last_pass_ms: Option<u128>,
     /// Number of passes since start.
     pub passes: u64,
-    /// Every resource of the current set.
+    /// True when the last pass reached AWS (some call answered).
+    pub aws_reachable: bool,
+    /// Every resource of the current set, then orphans.
     pub resources: Vec<ResourceStatus>,
+    /// Recent events per `Kind/name`, newest last (shown by `/status/{kind}/{name}`).
+    #[serde(skip)]
+    pub events: BTreeMap<String, VecDeque<Event>>,
+}
+
+/// Something that happened to a resource.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// When (RFC 3339).
+    pub at: String,
+    /// What: `drifted`, `applied`, `failed`, `in_sync`, `orphaned`.
+    pub what: String,
+    /// Details: the fields that differed, or the error.
+    pub detail: String,
+}
+
+/// How many events each resource keeps.
+pub const EVENTS_KEPT: usize = 20;
+
+fn push_event(s: &mut Status, kind: Kind, name: &str, what: &str, detail: String, at: &str) {
+    let events = s.events.entry(format!("{kind}/{name}")).or_default();
+    if events
+        .back()
+        .is_some_and(|e| e.what == what && e.detail == detail)
+    {
+        return; // the same state again: one event per change of state
+    }
+    events.push_back(Event {
+        at: at.to_string(),
+        what: what.to_string(),
+        detail,
+    });
+    while events.len() > EVENTS_KEPT {
+        events.pop_front();
+    }
 }
 
 /// The shared status, cheap to clone.
@@ -115,32 +158,64 @@ impl StatusStore {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// A newly loaded, valid set: resources not seen before start as pending, resources no
-    /// longer in the set are dropped.
-    pub fn set_manifests(&self, set: &ManifestSet) {
+    /// A newly loaded, valid set: resources not seen before start as pending; resources no
+    /// longer in the set stay listed as orphaned (mooring does not delete them).
+    pub fn set_manifests(&self, set: &ManifestSet, global_enforce: bool) {
+        let stamp = rfc3339(SystemTime::now());
         self.write(|s| {
             s.revision = Some(set.revision.clone());
             s.manifest_errors.clear();
-            let wanted = set.ids();
             let mut next = Vec::new();
-            for (kind, name) in wanted {
-                let existing = s
+            for (kind, meta) in set.metadata() {
+                let name = meta.name.clone();
+                let mode = if meta.enforce().unwrap_or(global_enforce) {
+                    "enforce"
+                } else {
+                    "observe"
+                };
+                let mut entry = s
                     .resources
                     .iter()
                     .find(|r| r.kind == kind && r.name == name)
-                    .cloned();
-                next.push(existing.unwrap_or(ResourceStatus {
-                    kind,
-                    name,
-                    aws_id: String::new(),
-                    state: ResourceState::Pending,
-                    last_diff: Vec::new(),
-                    last_checked: None,
-                    last_applied: None,
-                    last_drifted: None,
-                    last_error: None,
-                    rollout: None,
-                }));
+                    .cloned()
+                    .unwrap_or(ResourceStatus {
+                        kind,
+                        name,
+                        aws_id: String::new(),
+                        state: ResourceState::Pending,
+                        mode: String::new(),
+                        last_diff: Vec::new(),
+                        last_checked: None,
+                        last_applied: None,
+                        last_drifted: None,
+                        last_error: None,
+                        rollout: None,
+                    });
+                entry.mode = mode.to_string();
+                if entry.state == ResourceState::Orphaned {
+                    entry.state = ResourceState::Pending;
+                }
+                next.push(entry);
+            }
+            let gone: Vec<ResourceStatus> = s
+                .resources
+                .iter()
+                .filter(|r| !next.iter().any(|n| n.kind == r.kind && n.name == r.name))
+                .cloned()
+                .collect();
+            for mut r in gone {
+                if r.state != ResourceState::Orphaned {
+                    push_event(
+                        s,
+                        r.kind,
+                        &r.name,
+                        "orphaned",
+                        "removed from the manifests; left in AWS".into(),
+                        &stamp,
+                    );
+                }
+                r.state = ResourceState::Orphaned;
+                next.push(r);
             }
             s.resources = next;
         });
@@ -151,8 +226,14 @@ impl StatusStore {
         self.write(|s| s.manifest_errors = errors);
     }
 
-    /// Records the outcome of a pass.
-    pub fn record_pass(&self, report: &PassReport, started: SystemTime) {
+    /// Records the outcome of a pass. `paused` says which resources are paused.
+    pub fn record_pass(
+        &self,
+        report: &PassReport,
+        started: SystemTime,
+        paused: &dyn Fn(Kind, &str) -> bool,
+        aws_reachable: bool,
+    ) {
         let now = SystemTime::now();
         let stamp = rfc3339(now);
         self.write(|s| {
@@ -168,8 +249,9 @@ impl StatusStore {
                 if !r.aws_id.is_empty() {
                     entry.aws_id = r.aws_id.clone();
                 }
-                if !r.changes.is_empty() {
-                    entry.last_diff = crate::reconcile::diff::redact(&r.changes);
+                let diff = crate::reconcile::diff::redact(&r.changes);
+                if !diff.is_empty() {
+                    entry.last_diff = diff.clone();
                     if matches!(r.action, Action::Update | Action::Replace) {
                         entry.last_drifted = Some(stamp.clone());
                     }
@@ -184,13 +266,34 @@ impl StatusStore {
                 entry.state = match (&r.error, r.action, r.applied) {
                     (Some(_), _, _) => ResourceState::Failed,
                     (None, Action::None, _) | (None, _, true) => ResourceState::InSync,
+                    (None, _, false) if paused(r.kind, &r.name) => ResourceState::Paused,
                     (None, _, false) => ResourceState::Drifted,
                 };
+                let fields = || {
+                    diff.iter()
+                        .map(|c| c.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let (what, detail) = match (&r.error, r.action, r.applied) {
+                    (Some(e), _, _) => ("failed", format!("{} ({})", e.message, e.category)),
+                    (None, Action::None, _) => ("in_sync", String::new()),
+                    (None, _, true) => ("applied", fields()),
+                    (None, _, false) => ("drifted", fields()),
+                };
+                let (kind, name) = (r.kind, r.name.clone());
+                push_event(s, kind, &name, what, detail, &stamp);
             }
             s.passes += 1;
+            s.aws_reachable = aws_reachable;
             s.last_pass = Some(stamp);
             s.last_pass_ms = now.duration_since(started).ok().map(|d| d.as_millis());
         });
+    }
+
+    /// Where manifests come from and which revision of them (a git commit) is in use.
+    pub fn set_source(&self, source: &str) {
+        self.write(|s| s.source = source.to_string());
     }
 
     /// Marks a resource as being applied.
@@ -207,53 +310,13 @@ impl StatusStore {
     }
 }
 
-/// The HTTP API over a status store.
-pub fn router(store: StatusStore) -> Router {
-    Router::new()
-        .route("/status", get(status))
-        .route("/status/{kind}/{name}", get(resource))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .with_state(store)
-}
-
-async fn status(State(store): State<StatusStore>) -> Json<Status> {
-    Json(store.snapshot())
-}
-
-async fn resource(
-    State(store): State<StatusStore>,
-    Path((kind, name)): Path<(String, String)>,
-) -> Response {
-    let snapshot = store.snapshot();
-    match snapshot
-        .resources
-        .into_iter()
-        .find(|r| r.kind.as_str().eq_ignore_ascii_case(&kind) && r.name == name)
-    {
-        Some(r) => Json(r).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("no {kind} named {name}")})),
-        )
-            .into_response(),
-    }
-}
-
-async fn ready(State(store): State<StatusStore>) -> Response {
-    if store.snapshot().passes > 0 {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "first pass not finished\n").into_response()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::reconcile::ResourceReport;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
+    use http::router;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
@@ -266,8 +329,17 @@ mod tests {
         .unwrap()
     }
 
+    fn app(store: &StatusStore) -> http::App {
+        http::App {
+            status: store.clone(),
+            metrics: Default::default(),
+            trigger: Default::default(),
+            webhook_secret: None,
+        }
+    }
+
     async fn get_json(store: &StatusStore, uri: &str) -> (StatusCode, serde_json::Value) {
-        let resp = router(store.clone())
+        let resp = router(app(store))
             .oneshot(Request::get(uri).body(Body::empty()).unwrap())
             .await
             .unwrap();
@@ -282,7 +354,7 @@ mod tests {
     #[tokio::test]
     async fn status_follows_passes() {
         let store = StatusStore::new("manifests/", "observe");
-        store.set_manifests(&set());
+        store.set_manifests(&set(), false);
         let (code, body) = get_json(&store, "/status").await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["resources"][0]["state"], "pending");
@@ -291,7 +363,7 @@ mod tests {
         let (_, body) = get_json(&store, "/status/cluster/prd").await;
         assert_eq!(body["state"], "applying");
 
-        let ready = router(store.clone())
+        let ready = router(app(&store))
             .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
             .await
             .unwrap();
@@ -315,14 +387,14 @@ mod tests {
             }],
             aws_calls: Default::default(),
         };
-        store.record_pass(&report, SystemTime::now());
+        store.record_pass(&report, SystemTime::now(), &|_, _| false, true);
         let (_, body) = get_json(&store, "/status/Cluster/prd").await;
         assert_eq!(body["state"], "drifted");
         assert_eq!(body["lastDiff"][0]["field"], "tags.team");
         assert!(body["lastDrifted"].is_string());
         let (code, _) = get_json(&store, "/status/Service/nope").await;
         assert_eq!(code, StatusCode::NOT_FOUND);
-        let ready = router(store.clone())
+        let ready = router(app(&store))
             .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
             .await
             .unwrap();

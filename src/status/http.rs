@@ -1,0 +1,209 @@
+//! The daemon's HTTP surface. Everything is read-only except `POST /reconcile`, which only
+//! wakes the loop, and only for a request signed with the webhook secret.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use super::StatusStore;
+use crate::metrics::Metrics;
+
+/// Largest request body accepted (a git-push payload is well below).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct App {
+    /// The status the loop writes.
+    pub status: StatusStore,
+    /// The metrics the loop updates.
+    pub metrics: Arc<Metrics>,
+    /// Wakes the loop for a pass now.
+    pub trigger: Arc<Notify>,
+    /// The git-push webhook secret; without one, `POST /reconcile` is refused.
+    pub webhook_secret: Option<Arc<Vec<u8>>>,
+}
+
+/// The router: `/status`, `/status/{kind}/{name}`, `/healthz`, `/readyz`, `/metrics`,
+/// `POST /reconcile`.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/status/{kind}/{name}", get(resource))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/reconcile", post(reconcile))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(app)
+}
+
+async fn status(State(app): State<App>) -> Response {
+    Json(app.status.snapshot()).into_response()
+}
+
+async fn resource(State(app): State<App>, Path((kind, name)): Path<(String, String)>) -> Response {
+    let snapshot = app.status.snapshot();
+    let Some(r) = snapshot
+        .resources
+        .iter()
+        .find(|r| r.kind.as_str().eq_ignore_ascii_case(&kind) && r.name == name)
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": format!("no {kind} named {name}")})),
+        )
+            .into_response();
+    };
+    let mut body = serde_json::to_value(r).unwrap_or_default();
+    let events = snapshot
+        .events
+        .get(&format!("{}/{}", r.kind, r.name))
+        .map(|e| e.iter().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    body["events"] = serde_json::to_value(events).unwrap_or_default();
+    Json(body).into_response()
+}
+
+async fn ready(State(app): State<App>) -> Response {
+    let s = app.status.snapshot();
+    if s.passes == 0 {
+        (StatusCode::SERVICE_UNAVAILABLE, "first pass not finished\n").into_response()
+    } else if !s.aws_reachable {
+        (StatusCode::SERVICE_UNAVAILABLE, "AWS not reachable\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// True when `signature` (`sha256=<hex>`, GitHub's `X-Hub-Signature-256`) is the
+/// HMAC-SHA256 of `body` under `secret`. Compared in constant time.
+pub fn signature_valid(secret: &[u8], body: &[u8], signature: &str) -> bool {
+    let Some(hex_digest) = signature.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_digest.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+async fn reconcile(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(secret) = &app.webhook_secret else {
+        return (
+            StatusCode::FORBIDDEN,
+            "no webhook secret configured: POST /reconcile is off\n",
+        )
+            .into_response();
+    };
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    match signature {
+        None => (StatusCode::UNAUTHORIZED, "missing X-Hub-Signature-256\n").into_response(),
+        Some(sig) if !signature_valid(secret, &body, sig) => {
+            tracing::warn!("refused a webhook call with a bad signature");
+            (StatusCode::UNAUTHORIZED, "bad signature\n").into_response()
+        }
+        Some(_) => {
+            app.trigger.notify_one();
+            (StatusCode::ACCEPTED, "reconcile scheduled\n").into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn sign(secret: &[u8], body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn signatures_are_checked_like_github_does() {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        assert!(signature_valid(b"s3cret", body, &sign(b"s3cret", body)));
+        assert!(!signature_valid(b"s3cret", body, &sign(b"other", body)));
+        assert!(!signature_valid(b"s3cret", b"{}", &sign(b"s3cret", body)));
+        assert!(!signature_valid(b"s3cret", body, "sha1=abc"));
+        assert!(!signature_valid(b"s3cret", body, "sha256=not-hex"));
+    }
+
+    #[tokio::test]
+    async fn reconcile_needs_a_valid_signature_and_wakes_the_loop() {
+        let trigger = Arc::new(Notify::new());
+        let app = App {
+            status: StatusStore::default(),
+            metrics: Default::default(),
+            trigger: trigger.clone(),
+            webhook_secret: Some(Arc::new(b"s3cret".to_vec())),
+        };
+        let call = |sig: Option<String>| {
+            let mut req = Request::post("/reconcile");
+            if let Some(sig) = sig {
+                req = req.header("X-Hub-Signature-256", sig);
+            }
+            router(app.clone()).oneshot(req.body(Body::from("payload")).unwrap())
+        };
+        assert_eq!(call(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        let bad = call(Some(sign(b"wrong", b"payload"))).await.unwrap();
+        assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+        // Nothing was triggered by the refused calls.
+        let woken = tokio::time::timeout(std::time::Duration::from_millis(20), trigger.notified());
+        assert!(woken.await.is_err());
+        let ok = call(Some(sign(b"s3cret", b"payload"))).await.unwrap();
+        assert_eq!(ok.status(), StatusCode::ACCEPTED);
+        let woken = tokio::time::timeout(std::time::Duration::from_millis(200), trigger.notified());
+        assert!(woken.await.is_ok());
+
+        let off = App {
+            webhook_secret: None,
+            ..app.clone()
+        };
+        let resp = router(off)
+            .oneshot(Request::post("/reconcile").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let big = vec![b'x'; BODY_LIMIT + 1];
+        let resp = router(app.clone())
+            .oneshot(
+                Request::post("/reconcile")
+                    .header("X-Hub-Signature-256", sign(b"s3cret", &big))
+                    .body(Body::from(big))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

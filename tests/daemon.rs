@@ -1,0 +1,378 @@
+//! `mooring run` against moto: drift corrected within an interval with one alert and one
+//! resolved message, observe mode, rejected manifest sets, the signed webhook, /metrics,
+//! SIGTERM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Emulator, KillOnDrop, Receiver, edit, emulator, fixture_copy};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+const SECRET: &str = "webhook-test-secret";
+
+struct Daemon {
+    port: u16,
+    process: KillOnDrop,
+    alerts: Receiver,
+    _config: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `mooring run DIR` with a webhook alert sink and the webhook secret.
+    fn start(emu: &Emulator, dir: &str, extra: &[&str]) -> Daemon {
+        let alerts = Receiver::start();
+        let config = tempfile::tempdir().unwrap();
+        let file = config.path().join("mooring.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "alerts:\n  webhooks:\n    - url: {{value: '{}'}}\n  slack:\n    - webhookUrl: {{env: TEST_SLACK_URL}}\nwebhook:\n  secret: {{env: TEST_WEBHOOK_SECRET}}\n",
+                alerts.url
+            ),
+        )
+        .unwrap();
+        let port = common::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "run",
+            dir,
+            "--interval",
+            "2s",
+            "--listen",
+            &listen,
+            "--config",
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let process = KillOnDrop(
+            emu.mooring_command(&args)
+                .env("TEST_WEBHOOK_SECRET", SECRET)
+                .env("TEST_SLACK_URL", &alerts.url)
+                .spawn()
+                .expect("start daemon"),
+        );
+        let d = Daemon {
+            port,
+            process,
+            alerts,
+            _config: config,
+        };
+        d.wait_for("readyz", || {
+            common::http(port, "GET", "/readyz").is_ok_and(|(s, _)| s == 200)
+        });
+        d
+    }
+
+    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
+        let started = Instant::now();
+        while !cond() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}; alerts so far: {:#?}; status: {}",
+                self.alerts.json(),
+                self.get("/status")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn get(&self, path: &str) -> serde_json::Value {
+        let (_, body) = common::http(self.port, "GET", path).unwrap();
+        serde_json::from_str(&body).unwrap_or_default()
+    }
+
+    /// Alerts about `resource` received by the JSON webhook (Slack gets the same ones as
+    /// text).
+    fn alerts_for(&self, resource: &str) -> Vec<serde_json::Value> {
+        self.alerts
+            .json()
+            .into_iter()
+            .filter(|a| a["resource"] == resource && a.get("kind").is_some())
+            .collect()
+    }
+
+    fn stop(mut self) {
+        let pid = self.process.0.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.process.0.try_wait().unwrap() {
+                assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "daemon did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn sign(body: &str, secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn desired_count(emu: &Emulator) -> i32 {
+    emu.ecs()
+        .await
+        .describe_services()
+        .cluster("test")
+        .services("api")
+        .send()
+        .await
+        .unwrap()
+        .services()[0]
+        .desired_count()
+}
+
+async fn scale_out_of_band(emu: &Emulator, count: i32) {
+    emu.ecs()
+        .await
+        .update_service()
+        .cluster("test")
+        .service("api")
+        .desired_count(count)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn drift_is_corrected_with_one_alert_and_one_resolved_message() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(emu, dir.path().to_str().unwrap(), &[]);
+    assert!(
+        d.alerts_for("Service/api").is_empty(),
+        "creation is not drift"
+    );
+
+    scale_out_of_band(emu, 7).await;
+    d.wait_for("the resolved message", || {
+        d.alerts_for("Service/api")
+            .iter()
+            .any(|a| a["kind"] == "resolved")
+    });
+    assert_eq!(desired_count(emu).await, 2);
+    let r = d.get("/status/Service/api");
+    assert_eq!(r["state"], "in_sync");
+    assert_eq!(r["mode"], "enforce");
+    assert_eq!(r["lastDiff"][0]["field"], "desiredCount");
+    let events: Vec<&str> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    assert!(events.ends_with(&["applied", "in_sync"]), "{events:?}");
+
+    // Two more intervals: still one alert and one resolved message for the episode.
+    std::thread::sleep(Duration::from_secs(5));
+    let alerts = d.alerts_for("Service/api");
+    let kinds: Vec<&str> = alerts.iter().filter_map(|a| a["kind"].as_str()).collect();
+    assert_eq!(kinds, ["drift", "resolved"], "{alerts:#?}");
+    assert_eq!(alerts[0]["corrected"], true);
+    assert_eq!(alerts[0]["changes"][0]["field"], "desiredCount");
+    assert!(
+        alerts[0]["revision"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    // Slack got readable text for both.
+    let texts: Vec<String> = d
+        .alerts
+        .json()
+        .iter()
+        .filter_map(|a| a["text"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("Service/api drifted from git (corrected)")
+                && t.contains("• desiredCount: 7 → 2")),
+        "{texts:#?}"
+    );
+
+    // /metrics is Prometheus text and counts the AWS calls.
+    let (code, text) = common::http(d.port, "GET", "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let mut samples = 0;
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, value) = line.rsplit_once(' ').expect("`name value`");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        assert!(name.starts_with("mooring_"), "{line}");
+        samples += 1;
+    }
+    assert!(samples > 10 && text.ends_with("# EOF\n"), "{text}");
+    let describe = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "mooring_aws_calls_total{service=\"ECS\",operation=\"DescribeServices\",outcome=\"ok\"}",
+            )
+        })
+        .expect("DescribeServices counted");
+    assert!(describe.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap() >= 3.0);
+    assert!(text.contains("mooring_resource_drifted{kind=\"Service\",name=\"api\"} 0"));
+    assert!(text.contains("mooring_reconciles_total{kind=\"Service\"}"));
+
+    // The git-push webhook: refused without or with a wrong signature, accepted signed.
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let (code, _) = common::post(d.port, "/reconcile", &[], body).unwrap();
+    assert_eq!(code, 401);
+    let wrong = sign(body, "not-the-secret");
+    let (code, _) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &wrong)],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    let passes = d.get("/status")["passes"].as_u64().unwrap();
+    let good = sign(body, SECRET);
+    let (code, _) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &good)],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 202);
+    d.wait_for("the triggered pass", || {
+        d.get("/status")["passes"].as_u64().unwrap() > passes
+    });
+
+    d.stop();
+}
+
+#[tokio::test]
+async fn observe_mode_reports_drift_and_changes_nothing() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    // Create the stack first; the daemon then only watches.
+    let out = emu.mooring(&["apply", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let d = Daemon::start(emu, dir.path().to_str().unwrap(), &["--mode", "observe"]);
+    scale_out_of_band(emu, 7).await;
+    d.wait_for("the drift alert", || {
+        !d.alerts_for("Service/api").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        desired_count(emu).await,
+        7,
+        "observe mode never changes AWS"
+    );
+    let r = d.get("/status/Service/api");
+    assert_eq!(r["state"], "drifted");
+    assert_eq!(r["mode"], "observe");
+    let alerts = d.alerts_for("Service/api");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["kind"], "drift");
+    assert_eq!(alerts[0]["corrected"], false);
+
+    // Someone puts it back: the episode is resolved.
+    scale_out_of_band(emu, 2).await;
+    d.wait_for("the resolved message", || {
+        d.alerts_for("Service/api").len() == 2
+    });
+    d.stop();
+}
+
+#[tokio::test]
+async fn a_broken_manifest_set_is_rejected_and_the_last_good_one_keeps_running() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(emu, dir.path().to_str().unwrap(), &[]);
+    let revision = d.get("/status")["revision"].clone();
+
+    // A new image together with a typo: the whole set is refused, AWS keeps the old image.
+    let file = dir.path().join("service.yaml");
+    edit(
+        &file,
+        "image: nginx:1.27",
+        "image: nginx:1.28\n      imagePullPolicy: always",
+    );
+    d.wait_for("the manifest errors in /status", || {
+        d.get("/status")["manifestErrors"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    });
+    let s = d.get("/status");
+    let e = &s["manifestErrors"][0];
+    assert!(e["file"].as_str().unwrap().ends_with("service.yaml"));
+    assert_eq!(e["line"], 23);
+    assert_eq!(e["field"], "spec.taskDefinition.container.imagePullPolicy");
+    assert_eq!(s["revision"], revision, "the last good set keeps running");
+    d.wait_for("the rejected-set alert", || {
+        d.alerts
+            .json()
+            .iter()
+            .any(|a| a["kind"] == "manifest_rejected")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (svc, _) = {
+        let ecs = emu.ecs().await;
+        let s = ecs
+            .describe_services()
+            .cluster("test")
+            .services("api")
+            .send()
+            .await
+            .unwrap();
+        let td = ecs
+            .describe_task_definition()
+            .task_definition(s.services()[0].task_definition().unwrap())
+            .send()
+            .await
+            .unwrap();
+        (s, td)
+    };
+    let td_arn = svc.services()[0].task_definition().unwrap().to_string();
+    assert!(
+        td_arn.ends_with(":1"),
+        "no new revision registered: {td_arn}"
+    );
+    let rejected = d
+        .alerts
+        .json()
+        .iter()
+        .filter(|a| a["kind"] == "manifest_rejected")
+        .count();
+    assert_eq!(rejected, 1, "one alert per rejected set, not one per pass");
+
+    // Fixed: the file watch picks it up, the new image rolls out, the episode resolves.
+    edit(&file, "\n      imagePullPolicy: always", "");
+    d.wait_for("the fixed set", || {
+        d.get("/status")["manifestErrors"]
+            .as_array()
+            .is_some_and(|e| e.is_empty())
+            && d.get("/status")["revision"] != revision
+    });
+    d.wait_for("the new image", || {
+        d.get("/status/Service/api")["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["what"] == "applied"))
+    });
+    assert!(
+        d.alerts
+            .json()
+            .iter()
+            .any(|a| a["kind"] == "resolved" && a["resolves"] == "manifest_rejected")
+    );
+    d.stop();
+}
