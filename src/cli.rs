@@ -89,10 +89,30 @@ pub enum Command {
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         wait_timeout: Duration,
     },
-    /// Run as a daemon: reconcile every interval and serve /status, /healthz, /readyz.
+    /// Run as a daemon: reconcile every interval and serve /status, /metrics, /healthz,
+    /// /readyz and POST /reconcile.
     Run {
-        /// Manifest directory (re-read every pass).
-        dir: PathBuf,
+        /// Manifest directory (re-read every pass, watched for changes). Not with `--git`.
+        #[arg(required_unless_present = "git", conflicts_with = "git")]
+        dir: Option<PathBuf>,
+        /// Follow a git repository instead: its URL (https://, or a local path / file://
+        /// for tests; credentials in the URL are never shown).
+        #[arg(long, env = "MOORING_GIT_URL")]
+        git: Option<String>,
+        /// The branch to follow.
+        #[arg(
+            long,
+            default_value = "main",
+            env = "MOORING_GIT_BRANCH",
+            requires = "git"
+        )]
+        branch: String,
+        /// The manifest directory inside the repository.
+        #[arg(long, default_value = ".", env = "MOORING_GIT_PATH", requires = "git")]
+        path: PathBuf,
+        /// Where the clone and the checked-out manifests live.
+        #[arg(long, env = "MOORING_WORK_DIR", requires = "git")]
+        work_dir: Option<PathBuf>,
         /// Time between passes, e.g. `60s`, `5m`.
         #[arg(long, default_value = "60s", value_parser = parse_duration, env = "MOORING_INTERVAL")]
         interval: Duration,
@@ -214,6 +234,10 @@ pub async fn execute(cli: Cli) -> i32 {
         }
         Command::Run {
             dir,
+            git,
+            branch,
+            path,
+            work_dir,
             interval,
             listen,
             mode,
@@ -221,8 +245,19 @@ pub async fn execute(cli: Cli) -> i32 {
             shutdown_grace,
             backoff,
         } => {
+            let source = match (dir, git) {
+                (_, Some(url)) => {
+                    let work_dir =
+                        work_dir.unwrap_or_else(|| std::env::temp_dir().join("mooring-git"));
+                    reconcile::daemon::Source::Git(std::sync::Arc::new(std::sync::Mutex::new(
+                        crate::source::git::GitSource::new(&url, &branch, &path, &work_dir),
+                    )))
+                }
+                (Some(dir), None) => reconcile::daemon::Source::Dir(dir),
+                (None, None) => return 1, // clap requires one of them
+            };
             run(RunArgs {
-                dir,
+                source,
                 interval,
                 listen,
                 mode,
@@ -355,7 +390,7 @@ fn print_report(report: &PassReport, output: Output, applied: bool) {
 
 /// Settings of `mooring run`.
 struct RunArgs {
-    dir: PathBuf,
+    source: reconcile::daemon::Source,
     interval: Duration,
     listen: SocketAddr,
     mode: Mode,
@@ -365,11 +400,29 @@ struct RunArgs {
 }
 
 async fn run(args: RunArgs) -> i32 {
-    // Validate before anything else: a daemon that starts on a broken set has nothing to
-    // fall back to.
-    if load(&args.dir, Output::Text).is_err() {
-        return 1;
+    // Load and validate before anything else: a daemon that starts on a broken set has
+    // nothing to fall back to.
+    match reconcile::daemon::load(&args.source).await {
+        Ok(set) => {
+            for w in &set.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        Err(ManifestErrors(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s); nothing was sent to AWS", errors.len());
+            return 1;
+        }
     }
+    let source_label = match &args.source {
+        reconcile::daemon::Source::Dir(dir) => dir.display().to_string(),
+        reconcile::daemon::Source::Git(git) => git
+            .lock()
+            .map(|g| g.label())
+            .unwrap_or_else(|_| "git".to_string()),
+    };
     let config = match &args.config {
         Some(path) => match crate::config::load(path) {
             Ok(c) => c,
@@ -401,7 +454,7 @@ async fn run(args: RunArgs) -> i32 {
         }
         None => None,
     };
-    let status = StatusStore::new(&args.dir.display().to_string(), mode_name);
+    let status = StatusStore::new(&source_label, mode_name);
     let trigger = std::sync::Arc::new(tokio::sync::Notify::new());
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
@@ -415,6 +468,10 @@ async fn run(args: RunArgs) -> i32 {
     // own reads (open, access time) must not wake it. The loop waits a moment after a
     // wake-up, so a burst of writes (an editor, a git checkout) makes one pass.
     let watch_trigger = trigger.clone();
+    let watched = match &args.source {
+        reconcile::daemon::Source::Dir(dir) => Some(dir.clone()),
+        reconcile::daemon::Source::Git(_) => None,
+    };
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         use notify::EventKind;
         use notify::event::ModifyKind;
@@ -431,10 +488,11 @@ async fn run(args: RunArgs) -> i32 {
             watch_trigger.notify_one();
         }
     });
-    let _watcher = match watcher {
-        Ok(mut w) => {
+    let _watcher = match (watcher, watched) {
+        (_, None) => None,
+        (Ok(mut w), Some(dir)) => {
             use notify::Watcher;
-            match w.watch(&args.dir, notify::RecursiveMode::Recursive) {
+            match w.watch(&dir, notify::RecursiveMode::Recursive) {
                 Ok(()) => Some(w),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch the manifest directory; changes are seen every interval");
@@ -442,7 +500,7 @@ async fn run(args: RunArgs) -> i32 {
                 }
             }
         }
-        Err(e) => {
+        (Err(e), Some(_)) => {
             tracing::warn!(error = %e, "no file watcher; changes are seen every interval");
             None
         }
@@ -466,7 +524,7 @@ async fn run(args: RunArgs) -> i32 {
     );
     let server = tokio::spawn(async move { server.await });
     let cfg = reconcile::daemon::DaemonConfig {
-        source: reconcile::daemon::Source::Dir(args.dir),
+        source: args.source,
         interval: args.interval,
         enforce: args.mode == Mode::Enforce,
         grace: args.shutdown_grace,

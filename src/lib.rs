@@ -2,7 +2,8 @@
 //!
 //! Manifests (`manifest`) describe the desired state; each AWS kind (`resources`) observes,
 //! diffs and applies its resources; the core (`reconcile`) runs passes in dependency order;
-//! `status` serves what the daemon knows; `aws` builds clients and classifies errors.
+//! `status` serves what the daemon knows; `aws` builds clients and classifies errors; `source`
+//! fetches manifests from a git branch.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -14,4 +15,5 @@ pub mod manifest;
 pub mod metrics;
 pub mod reconcile;
 pub mod resources;
+pub mod source;
 pub mod status;

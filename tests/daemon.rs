@@ -22,6 +22,11 @@ struct Daemon {
 impl Daemon {
     /// Starts `mooring run DIR` with a webhook alert sink and the webhook secret.
     fn start(emu: &Emulator, dir: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with(emu, &[dir], extra)
+    }
+
+    /// Starts `mooring run SOURCE…` (a directory, or `--git URL …`).
+    fn start_with(emu: &Emulator, source: &[&str], extra: &[&str]) -> Daemon {
         let alerts = Receiver::start();
         let config = tempfile::tempdir().unwrap();
         let file = config.path().join("mooring.yaml");
@@ -35,16 +40,16 @@ impl Daemon {
         .unwrap();
         let port = common::free_port();
         let listen = format!("127.0.0.1:{port}");
-        let mut args = vec![
-            "run",
-            dir,
+        let mut args = vec!["run"];
+        args.extend_from_slice(source);
+        args.extend_from_slice(&[
             "--interval",
             "2s",
             "--listen",
             &listen,
             "--config",
             file.to_str().unwrap(),
-        ];
+        ]);
         args.extend_from_slice(extra);
         let process = KillOnDrop(
             emu.mooring_command(&args)
@@ -373,6 +378,116 @@ async fn a_broken_manifest_set_is_rejected_and_the_last_good_one_keeps_running()
             .json()
             .iter()
             .any(|a| a["kind"] == "resolved" && a["resolves"] == "manifest_rejected")
+    );
+    d.stop();
+}
+
+/// Runs git in `repo` with a fixed identity (tests only; mooring itself never shells out).
+fn git(repo: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", repo)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn a_git_branch_is_followed_commit_by_commit() {
+    let (_guard, emu) = emulator().await;
+    let repo = tempfile::tempdir().unwrap();
+    let manifests = repo.path().join("deploy/prd");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let fixture = fixture_copy("basic");
+    for f in std::fs::read_dir(fixture.path()).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), manifests.join(f.file_name())).unwrap();
+    }
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "first"]);
+    let first = git(repo.path(), &["rev-parse", "HEAD"]);
+
+    let work = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", repo.path().display());
+    let d = Daemon::start_with(
+        emu,
+        &[
+            "--git",
+            &url,
+            "--branch",
+            "main",
+            "--path",
+            "deploy/prd",
+            "--work-dir",
+            work.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let s = d.get("/status");
+    assert_eq!(s["revision"], first.as_str());
+    assert_eq!(s["source"], format!("{url}#main:deploy/prd").as_str());
+
+    // A commit that changes the image: fetched, applied, its SHA in /status.
+    edit(
+        &manifests.join("service.yaml"),
+        "image: nginx:1.27",
+        "image: nginx:1.28",
+    );
+    git(repo.path(), &["commit", "-q", "-am", "new image"]);
+    let second = git(repo.path(), &["rev-parse", "HEAD"]);
+    d.wait_for("the new commit", || {
+        d.get("/status")["revision"] == second.as_str()
+    });
+    d.wait_for("the new image", || {
+        d.get("/status/Service/api")["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["what"] == "applied"))
+    });
+    let ecs = emu.ecs().await;
+    let svc = ecs
+        .describe_services()
+        .cluster("test")
+        .services("api")
+        .send()
+        .await
+        .unwrap();
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(svc.services()[0].task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        td.task_definition().unwrap().container_definitions()[0].image(),
+        Some("nginx:1.28")
+    );
+
+    // A bad commit is rejected; the previous commit keeps being reconciled.
+    edit(&manifests.join("service.yaml"), "cpu: 256", "cpu: 333");
+    git(repo.path(), &["commit", "-q", "-am", "bad cpu"]);
+    d.wait_for("the rejection", || {
+        d.get("/status")["manifestErrors"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    });
+    let s = d.get("/status");
+    assert_eq!(s["revision"], second.as_str());
+    assert!(
+        s["manifestErrors"][0]["field"] == "spec.taskDefinition.cpu",
+        "{}",
+        s["manifestErrors"]
     );
     d.stop();
 }

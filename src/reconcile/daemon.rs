@@ -29,6 +29,47 @@ use crate::status::StatusStore;
 pub enum Source {
     /// A directory, re-read every pass and watched for changes.
     Dir(PathBuf),
+    /// A git branch, fetched every pass (cloned on the first); the commit is the revision.
+    Git(Arc<std::sync::Mutex<crate::source::git::GitSource>>),
+}
+
+/// Loads the manifests from `source`. A git source's set carries the fetched commit as
+/// its revision; a failed fetch is reported like an invalid set (the last good set keeps
+/// running).
+pub async fn load(source: &Source) -> Result<ManifestSet, ManifestErrors> {
+    match source {
+        Source::Dir(dir) => load_dir(dir),
+        Source::Git(git) => {
+            let git = git.clone();
+            let fetched = tokio::task::spawn_blocking(move || {
+                let mut g = git.lock().unwrap_or_else(|p| p.into_inner());
+                let url = g.redacted_url().to_string();
+                (g.sync(), url)
+            })
+            .await;
+            let (synced, url) = match fetched {
+                Ok(r) => r,
+                Err(e) => return Err(one_error("git", format!("the fetch task failed: {e}"))),
+            };
+            match synced {
+                Ok(s) => load_dir(&s.dir).map(|mut set| {
+                    set.revision = s.commit;
+                    set
+                }),
+                Err(e) => Err(one_error(&url, e.to_string())),
+            }
+        }
+    }
+}
+
+fn one_error(file: &str, message: String) -> ManifestErrors {
+    ManifestErrors(vec![crate::manifest::ManifestError {
+        file: PathBuf::from(file),
+        line: 1,
+        col: 1,
+        field: String::new(),
+        message,
+    }])
 }
 
 /// Settings of the loop.
@@ -121,17 +162,9 @@ fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(factor)
 }
 
-/// Loads the manifests: `(set or errors, revision to report)`. A git source reports the
-/// commit it fetched.
-async fn load(source: &mut Source) -> (Result<ManifestSet, ManifestErrors>, Option<String>) {
-    match source {
-        Source::Dir(dir) => (load_dir(dir), None),
-    }
-}
-
 /// Runs passes until `shutdown` turns true.
 pub async fn run(
-    mut cfg: DaemonConfig,
+    cfg: DaemonConfig,
     mut ctx: Context,
     shared: Shared,
     mut shutdown: watch::Receiver<bool>,
@@ -152,8 +185,7 @@ pub async fn run(
     let mut episodes = Episodes::default();
     let mut current: Option<ManifestSet> = None;
     loop {
-        let (loaded, _commit) = load(&mut cfg.source).await;
-        match loaded {
+        match load(&cfg.source).await {
             Ok(set) => {
                 if current.as_ref().map(|c| &c.revision) != Some(&set.revision) {
                     info!(revision = %set.revision, resources = set.len(), "loaded manifests");

@@ -1,0 +1,632 @@
+//! A git branch followed as plain files.
+//!
+//! [`GitSource::sync`] keeps a bare repository in the work dir (`repo.git`) and fetches the one
+//! branch into it; the first fetch into the empty repository is the clone. It then reads the
+//! tree of the branch tip and writes the blobs under `path` to `work_dir/<short SHA>/` (the
+//! first 12 hex digits): into a temporary directory first, renamed when complete, so a reader
+//! never sees a half-written set. Once the new directory is in place the older ones go.
+//!
+//! Transport is gitoxide (`gix`), in Rust. HTTPS goes through reqwest with rustls on ring.
+//! `file://` URLs and local paths are another matter: gix serves them by running
+//! `git-upload-pack`, so those need `git` on `PATH` (the tests use them). Credentials come only
+//! from the URL (`https://user:token@host/org/repo.git`); git credential helpers, prompts and
+//! the user's or system git configuration are never consulted. Every URL this module shows is
+//! redacted ([`redact_url`]).
+
+use std::borrow::Cow;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use gix::bstr::{BStr, ByteSlice};
+use gix::objs::tree::EntryKind;
+use gix::remote::Direction;
+
+/// The bare repository inside the work dir.
+const REPO_DIR: &str = "repo.git";
+/// Prefix of directories being written; never a valid short SHA, so readers can tell.
+const TMP_PREFIX: &str = ".tmp-";
+/// Hex digits of the commit in a materialised directory's name.
+const SHORT_LEN: usize = 12;
+
+/// A git branch to follow, materialised as plain files.
+///
+/// One `GitSource` per work dir: two of them sharing a directory would remove each other's
+/// materialised sets.
+pub struct GitSource {
+    url: String,
+    redacted_url: String,
+    branch: String,
+    path: PathBuf,
+    work_dir: PathBuf,
+    current: Option<Synced>,
+}
+
+impl std::fmt::Debug for GitSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, so the URL's credentials stay out of logs.
+        f.debug_struct("GitSource")
+            .field("url", &self.redacted_url)
+            .field("branch", &self.branch)
+            .field("path", &self.path)
+            .field("work_dir", &self.work_dir)
+            .field("current", &self.current)
+            .finish()
+    }
+}
+
+/// The files of one commit, written out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced {
+    /// The directory holding the files of `path` at `commit` (`work_dir/<short SHA>`).
+    pub dir: PathBuf,
+    /// The full SHA of the commit, 40 hex digits.
+    pub commit: String,
+}
+
+/// Why a sync failed. The caller keeps its last good set; URLs in these are redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The remote could not be reached, or the fetch itself failed.
+    #[error("git {url}: cannot fetch branch {branch}: {message}")]
+    Fetch {
+        /// The remote, redacted.
+        url: String,
+        /// The branch followed.
+        branch: String,
+        /// What gix reported, with credentials scrubbed.
+        message: String,
+    },
+    /// The remote has no such branch.
+    #[error("git {url}: branch {branch} does not exist on the remote")]
+    BranchNotFound {
+        /// The remote, redacted.
+        url: String,
+        /// The branch followed.
+        branch: String,
+    },
+    /// The commit has nothing at `path`.
+    #[error("git {url} branch {branch} at {commit}: path {path} does not exist in the commit")]
+    PathNotFound {
+        /// The remote, redacted.
+        url: String,
+        /// The branch followed.
+        branch: String,
+        /// The commit fetched.
+        commit: String,
+        /// The path inside the repository.
+        path: String,
+    },
+    /// `path` names a file (or a symlink, or a submodule), not a directory.
+    #[error("git {url} branch {branch} at {commit}: path {path} is not a directory")]
+    NotADirectory {
+        /// The remote, redacted.
+        url: String,
+        /// The branch followed.
+        branch: String,
+        /// The commit fetched.
+        commit: String,
+        /// The path inside the repository.
+        path: String,
+    },
+    /// `path` leaves the repository (`..`).
+    #[error("git {url} branch {branch}: path {path} must stay inside the repository (no `..`)")]
+    InvalidPath {
+        /// The remote, redacted.
+        url: String,
+        /// The branch followed.
+        branch: String,
+        /// The path as given.
+        path: String,
+    },
+    /// An object of the fetched commit could not be read from the local repository.
+    #[error("git {url} branch {branch} at {commit}: cannot read {what}: {message}")]
+    Read {
+        /// The remote, redacted.
+        url: String,
+        /// The branch followed.
+        branch: String,
+        /// The commit fetched.
+        commit: String,
+        /// Which object (the commit, its tree, a path).
+        what: String,
+        /// What gix reported.
+        message: String,
+    },
+    /// The local bare repository could not be opened or created.
+    #[error("git {url}: cannot use the local repository {dir}: {message}")]
+    Repo {
+        /// The remote, redacted.
+        url: String,
+        /// The repository directory.
+        dir: PathBuf,
+        /// What gix reported.
+        message: String,
+    },
+    /// Writing the files (or cleaning up) failed.
+    #[error("git {url}: cannot write {path}: {source}")]
+    Io {
+        /// The remote, redacted.
+        url: String,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl GitSource {
+    /// Follow `branch` of `url`, materialising the directory `path` of the repository (empty or
+    /// `.` for all of it) under `work_dir`. Nothing happens until [`GitSource::sync`].
+    ///
+    /// `branch` may be given as `main` or `refs/heads/main`. `url` may carry credentials
+    /// (`https://user:token@host/…`); they are never shown.
+    pub fn new(url: &str, branch: &str, path: &Path, work_dir: &Path) -> GitSource {
+        let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+        GitSource {
+            url: url.to_string(),
+            redacted_url: redact_url(url),
+            branch: branch.to_string(),
+            path: path.to_path_buf(),
+            work_dir: work_dir.to_path_buf(),
+            current: None,
+        }
+    }
+
+    /// How status and metrics name the source: `URL#branch:path`, credentials redacted.
+    pub fn label(&self) -> String {
+        format!(
+            "{}#{}:{}",
+            self.redacted_url(),
+            self.branch,
+            self.path.display()
+        )
+    }
+
+    /// The remote with any credentials replaced by `***`, for logs and status.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    /// Blocking (callers use `spawn_blocking`): clone on first call, fetch afterwards; write the
+    /// files of `path` at the branch tip into a directory under the work dir and return it with
+    /// the commit. The same commit again returns the same directory without rewriting it.
+    pub fn sync(&mut self) -> Result<Synced, GitError> {
+        // reqwest builds its TLS configuration from the process-wide rustls provider; ring is the
+        // one the AWS client uses too. An error means a provider is installed already: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+
+        let rel = self.relative_path()?;
+        fs::create_dir_all(&self.work_dir).map_err(|e| self.io(&self.work_dir, e))?;
+        let repo = self.open_repo()?;
+        let tip = self.fetch(&repo)?;
+        let commit = tip.to_string();
+
+        if let Some(current) = &self.current
+            && current.commit == commit
+            && current.dir.is_dir()
+        {
+            return Ok(current.clone());
+        }
+
+        let dir = self.work_dir.join(&commit[..SHORT_LEN]);
+        self.materialise(&repo, tip, &rel, &commit, &dir)?;
+        self.remove_others(&dir);
+        let synced = Synced { dir, commit };
+        self.current = Some(synced.clone());
+        Ok(synced)
+    }
+
+    /// `path` relative to the repository root: `.` and a leading `/` dropped, `..` refused.
+    fn relative_path(&self) -> Result<PathBuf, GitError> {
+        let mut rel = PathBuf::new();
+        for component in self.path.components() {
+            match component {
+                Component::Normal(part) => rel.push(part),
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+                Component::ParentDir => {
+                    return Err(GitError::InvalidPath {
+                        url: self.redacted_url.clone(),
+                        branch: self.branch.clone(),
+                        path: self.path.display().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(rel)
+    }
+
+    /// Open the bare repository, creating it if missing and recreating it if unreadable (it is
+    /// only a cache of the remote).
+    fn open_repo(&self) -> Result<gix::Repository, GitError> {
+        let dir = self.work_dir.join(REPO_DIR);
+        let repo_err = |err: gix::Error| GitError::Repo {
+            url: self.redacted_url.clone(),
+            dir: dir.clone(),
+            message: render(&err),
+        };
+        if dir.exists() {
+            match gix::open_opts(&dir, gix::open::Options::isolated()) {
+                Ok(repo) => return Ok(repo),
+                Err(err) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        error = %render(&err),
+                        "git: local repository unreadable, cloning again"
+                    );
+                    fs::remove_dir_all(&dir).map_err(|e| self.io(&dir, e))?;
+                }
+            }
+        }
+        // Isolated: no system, user or environment git configuration, and no run of the `git`
+        // binary to find the installation's configuration.
+        gix::ThreadSafeRepository::init_opts(
+            &dir,
+            gix::create::Kind::Bare,
+            gix::create::Options::default(),
+            gix::open::Options::isolated(),
+        )
+        .map(gix::Repository::from)
+        .map_err(repo_err)
+    }
+
+    /// Fetch the branch into `refs/remotes/origin/<branch>` and return the commit it points at.
+    fn fetch(&self, repo: &gix::Repository) -> Result<gix::ObjectId, GitError> {
+        let fetch_err = |err: gix::Error| GitError::Fetch {
+            url: self.redacted_url.clone(),
+            branch: self.branch.clone(),
+            message: scrub(&render(&err), &self.url),
+        };
+        let wanted = format!("refs/heads/{}", self.branch);
+        let refspec = format!("+{wanted}:refs/remotes/origin/{}", self.branch);
+        let remote = repo
+            .remote_at(self.url.as_str())
+            .map_err(fetch_err)?
+            .with_refspecs([refspec.as_str()], Direction::Fetch)
+            .map_err(fetch_err)?
+            .with_fetch_tags(gix::remote::fetch::Tags::None);
+        let prepare = remote
+            .connect(Direction::Fetch)
+            .map_err(fetch_err)?
+            .with_credentials(credentials_from_url_only)
+            .prepare_fetch(gix::progress::Discard, Default::default())
+            .map_err(fetch_err)?;
+        let tip = prepare
+            .ref_map()
+            .mappings
+            .iter()
+            .find(|mapping| mapping.remote.as_name() == Some(wanted.as_bytes().as_bstr()))
+            .and_then(|mapping| mapping.remote.as_id())
+            .map(ToOwned::to_owned);
+        let Some(tip) = tip else {
+            return Err(GitError::BranchNotFound {
+                url: self.redacted_url.clone(),
+                branch: self.branch.clone(),
+            });
+        };
+        let interrupt = AtomicBool::new(false);
+        prepare
+            .receive(gix::progress::Discard, &interrupt)
+            .map_err(fetch_err)?;
+        Ok(tip)
+    }
+
+    /// Write the tree at `rel` of commit `tip` to `dir`, through a temporary directory.
+    fn materialise(
+        &self,
+        repo: &gix::Repository,
+        tip: gix::ObjectId,
+        rel: &Path,
+        commit: &str,
+        dir: &Path,
+    ) -> Result<(), GitError> {
+        let path = rel.display().to_string();
+        let tree = repo
+            .find_commit(tip)
+            .and_then(|c| c.tree())
+            .map_err(|e| self.read_err(commit, "the commit's tree", &e))?;
+        let subtree = if rel.as_os_str().is_empty() {
+            tree.id
+        } else {
+            let entry = tree
+                .lookup_entry_by_path(rel)
+                .map_err(|e| self.read_err(commit, &format!("path {path}"), &e))?;
+            match entry {
+                Some(entry) if entry.mode().is_tree() => entry.object_id(),
+                Some(_) => {
+                    return Err(GitError::NotADirectory {
+                        url: self.redacted_url.clone(),
+                        branch: self.branch.clone(),
+                        commit: commit.to_string(),
+                        path,
+                    });
+                }
+                None => {
+                    return Err(GitError::PathNotFound {
+                        url: self.redacted_url.clone(),
+                        branch: self.branch.clone(),
+                        commit: commit.to_string(),
+                        path,
+                    });
+                }
+            }
+        };
+
+        let tmp = self.work_dir.join(format!(
+            "{TMP_PREFIX}{}-{}",
+            &commit[..SHORT_LEN],
+            std::process::id()
+        ));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| self.io(&tmp, e))?;
+        }
+        fs::create_dir(&tmp).map_err(|e| self.io(&tmp, e))?;
+        if let Err(err) = self.write_tree(repo, subtree, &tmp, commit) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(err);
+        }
+        // Only after a restart (or a vanished `current`) can the directory exist already; it
+        // is complete then, but may hold another `path`, so it is replaced.
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(|e| self.io(dir, e))?;
+        }
+        fs::rename(&tmp, dir).map_err(|e| self.io(dir, e))
+    }
+
+    /// Write the blobs of tree `id` into the existing directory `dir`, recursively.
+    fn write_tree(
+        &self,
+        repo: &gix::Repository,
+        id: gix::ObjectId,
+        dir: &Path,
+        commit: &str,
+    ) -> Result<(), GitError> {
+        let tree = repo
+            .find_tree(id)
+            .map_err(|e| self.read_err(commit, &format!("tree {id}"), &e))?;
+        let entries: Vec<(EntryKind, gix::bstr::BString, gix::ObjectId)> = tree
+            .decode()
+            .map_err(|e| self.read_err(commit, &format!("tree {id}"), &e))?
+            .entries
+            .iter()
+            .map(|e| (e.mode.kind(), e.filename.to_owned(), e.oid.to_owned()))
+            .collect();
+        for (kind, name, oid) in entries {
+            let Some(file_name) = safe_file_name(name.as_bstr()) else {
+                tracing::warn!(commit, name = %name, "git: skipping a tree entry with an unusable name");
+                continue;
+            };
+            let target = dir.join(file_name);
+            match kind {
+                EntryKind::Tree => {
+                    fs::create_dir(&target).map_err(|e| self.io(&target, e))?;
+                    self.write_tree(repo, oid, &target, commit)?;
+                }
+                EntryKind::Blob | EntryKind::BlobExecutable => {
+                    let blob = repo
+                        .find_blob(oid)
+                        .map_err(|e| self.read_err(commit, &format!("blob {oid}"), &e))?;
+                    fs::write(&target, &blob.data).map_err(|e| self.io(&target, e))?;
+                    #[cfg(unix)]
+                    if kind == EntryKind::BlobExecutable {
+                        use std::os::unix::fs::PermissionsExt;
+                        fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                            .map_err(|e| self.io(&target, e))?;
+                    }
+                }
+                EntryKind::Link | EntryKind::Commit => {
+                    // A symlink could point outside the set, a submodule is another repository.
+                    tracing::warn!(
+                        commit,
+                        path = %target.display(),
+                        "git: skipping a symlink or submodule"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove materialised and temporary directories other than `keep`. Failures are logged:
+    /// the new set is in place either way.
+    fn remove_others(&self, keep: &Path) {
+        let Ok(entries) = fs::read_dir(&self.work_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path == keep {
+                continue;
+            }
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let materialised =
+                name.len() == SHORT_LEN && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if !(materialised || name.starts_with(TMP_PREFIX)) {
+                continue;
+            }
+            if let Err(err) = fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %err, "git: cannot remove an old set");
+            }
+        }
+    }
+
+    fn io(&self, path: &Path, source: std::io::Error) -> GitError {
+        GitError::Io {
+            url: self.redacted_url.clone(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn read_err(&self, commit: &str, what: &str, err: &gix::Error) -> GitError {
+        GitError::Read {
+            url: self.redacted_url.clone(),
+            branch: self.branch.clone(),
+            commit: commit.to_string(),
+            what: what.to_string(),
+            message: render(err),
+        }
+    }
+}
+
+/// The credentials callback: none beyond the URL's, and never a prompt or a helper program.
+fn credentials_from_url_only(
+    action: gix::credentials::helper::Action,
+) -> gix::Result<Option<gix::credentials::protocol::Outcome>> {
+    match action {
+        gix::credentials::helper::Action::Get(_) => Err(gix::error::unauthenticated(
+            "the remote wants credentials: mooring only uses those in the URL \
+             (https://user:token@host/...)",
+        )
+        .unauthenticated_error()),
+        _ => Ok(None),
+    }
+}
+
+/// A tree entry's name as a single path component, or `None` for names that could escape
+/// the directory (`..`, separators) or that the platform cannot represent.
+fn safe_file_name(name: &BStr) -> Option<&Path> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(&b'/') || name.contains(&0) {
+        return None;
+    }
+    #[cfg(windows)]
+    if name.contains(&b'\\') {
+        return None;
+    }
+    gix::path::from_byte_slice(name).ok()
+}
+
+/// A gix error with its causes, one line.
+fn render(err: &gix::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.iter_errors() {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.contains(&text) {
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// `url` with its user information (`user:password@`, or a token as user name) replaced by
+/// `***`. URLs without `scheme://` (like `git@host:org/repo`) carry no password and are kept.
+pub fn redact_url(url: &str) -> String {
+    match userinfo(url) {
+        Some((start, end)) => format!("{}***{}", &url[..start], &url[end..]),
+        None => url.to_string(),
+    }
+}
+
+/// Byte range of the user information of `url` (without the `@`), if any.
+fn userinfo(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')? + start;
+    Some((start, at))
+}
+
+/// Remove the credentials of `url` from `text` wherever they appear: the whole user
+/// information, and the secret alone (the password, or a token given as the user name) in
+/// raw and percent-decoded form.
+fn scrub(text: &str, url: &str) -> String {
+    let Some((start, end)) = userinfo(url) else {
+        return text.to_string();
+    };
+    let info = &url[start..end];
+    let secret = info.split_once(':').map_or(info, |(_, password)| password);
+    let mut out = text.replace(info, "***");
+    for candidate in [Cow::Borrowed(secret), percent_decode(secret)] {
+        // A short secret would blank out ordinary words; the user information as a whole was
+        // replaced above in any case.
+        if candidate.len() >= 4 {
+            out = out.replace(candidate.as_ref(), "***");
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = s
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_user_information() {
+        assert_eq!(
+            redact_url("https://user:secret@example.com/org/repo.git"),
+            "https://***@example.com/org/repo.git"
+        );
+        assert_eq!(
+            redact_url("https://ghp_token@example.com/org/repo.git"),
+            "https://***@example.com/org/repo.git"
+        );
+        assert_eq!(
+            redact_url("https://example.com/org/repo.git"),
+            "https://example.com/org/repo.git"
+        );
+        assert_eq!(
+            redact_url("https://example.com/a@b/repo.git"),
+            "https://example.com/a@b/repo.git"
+        );
+        assert_eq!(
+            redact_url("git@example.com:org/repo.git"),
+            "git@example.com:org/repo.git"
+        );
+    }
+
+    #[test]
+    fn scrubs_secrets_in_any_form() {
+        let url = "https://user:s%65cret-1@example.com/repo.git";
+        let text = "failed for https://user:s%65cret-1@example.com/repo.git (secret-1, s%65cret-1)";
+        let out = scrub(text, url);
+        assert!(
+            !out.contains("secret-1") && !out.contains("s%65cret-1"),
+            "{out}"
+        );
+        assert!(out.contains("https://***@example.com/repo.git"), "{out}");
+    }
+
+    #[test]
+    fn refuses_unsafe_names() {
+        for name in ["", ".", "..", "a/b", "a\0b"] {
+            assert!(
+                safe_file_name(name.as_bytes().as_bstr()).is_none(),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            safe_file_name(b"a.yaml".as_bstr()),
+            Some(Path::new("a.yaml"))
+        );
+    }
+}
