@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::aws::Aws;
-use crate::manifest::{ManifestErrors, ManifestSet, load_dir};
+use crate::manifest::{Kind, ManifestErrors, ManifestSet, load_dir};
 use crate::reconcile::diff::show;
 use crate::reconcile::{self, Action, Context, PassReport};
 use crate::resources::reconcilers;
@@ -24,6 +24,15 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "MOORING_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Most AWS requests per second, all services together (retries included); keeps a
+    /// large stack under AWS's API rate limits.
+    #[arg(
+        long,
+        default_value_t = 20.0,
+        global = true,
+        env = "MOORING_AWS_RATE_LIMIT"
+    )]
+    pub aws_rate_limit: f64,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -58,6 +67,8 @@ pub enum Mode {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of `Run` does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Check every manifest under DIR; no AWS calls. Exit 0 valid, 1 invalid.
     Validate {
@@ -129,12 +140,29 @@ pub enum Command {
         /// After SIGTERM, how long the apply in flight may take to finish.
         #[arg(long, default_value = "30s", value_parser = parse_duration, env = "MOORING_SHUTDOWN_GRACE")]
         shutdown_grace: Duration,
+        /// Check one kind on its own interval, e.g. `Service=30s` or `Rule=5m` (repeatable).
+        #[arg(long = "kind-interval", value_parser = parse_kind_interval)]
+        kind_intervals: Vec<(Kind, Duration)>,
         /// Shortest wait before a failed resource is applied again (doubles up to 10 minutes).
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         backoff: Duration,
     },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
+}
+
+/// Parses `Kind=duration`, e.g. `Service=30s`.
+pub fn parse_kind_interval(s: &str) -> Result<(Kind, Duration), String> {
+    let (kind, every) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected KIND=DURATION, e.g. Service=30s"))?;
+    let kind = Kind::parse(kind.trim()).ok_or_else(|| {
+        format!(
+            "unknown kind `{kind}` (known: {})",
+            Kind::ALL.map(Kind::as_str).join(", ")
+        )
+    })?;
+    Ok((kind, parse_duration(every.trim())?))
 }
 
 /// Parses `90`, `90s`, `5m`, `1h`, `250ms`.
@@ -175,6 +203,7 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs a command; returns the process exit code.
 pub async fn execute(cli: Cli) -> i32 {
+    let rate = Some(cli.aws_rate_limit).filter(|r| *r > 0.0);
     match cli.command {
         Command::Validate { dir, output } => match load(&dir, output) {
             Ok(set) => {
@@ -198,7 +227,9 @@ pub async fn execute(cli: Cli) -> i32 {
             let Ok(set) = load(&dir, output) else {
                 return 1;
             };
-            let Some(ctx) = context().await else { return 1 };
+            let Some(ctx) = context(rate).await else {
+                return 1;
+            };
             let recs = reconcilers(&set);
             let planned = reconcile::plan_all(&ctx, &recs).await;
             let mut report = reconcile::report_plan(&set.revision, &recs, &planned);
@@ -221,7 +252,7 @@ pub async fn execute(cli: Cli) -> i32 {
             let Ok(set) = load(&dir, output) else {
                 return 1;
             };
-            let Some(mut ctx) = context().await else {
+            let Some(mut ctx) = context(rate).await else {
                 return 1;
             };
             ctx.rollout_wait = wait.then_some(wait_timeout);
@@ -244,6 +275,7 @@ pub async fn execute(cli: Cli) -> i32 {
             config,
             shutdown_grace,
             backoff,
+            kind_intervals,
         } => {
             let source = match (dir, git) {
                 (_, Some(url)) => {
@@ -257,6 +289,7 @@ pub async fn execute(cli: Cli) -> i32 {
                 (None, None) => return 1, // clap requires one of them
             };
             run(RunArgs {
+                rate,
                 source,
                 interval,
                 listen,
@@ -264,6 +297,7 @@ pub async fn execute(cli: Cli) -> i32 {
                 config,
                 shutdown_grace,
                 backoff,
+                kind_intervals,
             })
             .await
         }
@@ -297,8 +331,8 @@ fn load(dir: &std::path::Path, output: Output) -> Result<ManifestSet, i32> {
     })
 }
 
-async fn context() -> Option<Context> {
-    match Aws::from_env().await {
+async fn context(rate: Option<f64>) -> Option<Context> {
+    match Aws::from_env(rate).await {
         Ok(aws) => Some(Context::new(aws)),
         Err(e) => {
             eprintln!("error: {e}");
@@ -390,6 +424,7 @@ fn print_report(report: &PassReport, output: Output, applied: bool) {
 
 /// Settings of `mooring run`.
 struct RunArgs {
+    rate: Option<f64>,
     source: reconcile::daemon::Source,
     interval: Duration,
     listen: SocketAddr,
@@ -397,6 +432,7 @@ struct RunArgs {
     config: Option<PathBuf>,
     shutdown_grace: Duration,
     backoff: Duration,
+    kind_intervals: Vec<(Kind, Duration)>,
 }
 
 async fn run(args: RunArgs) -> i32 {
@@ -433,7 +469,9 @@ async fn run(args: RunArgs) -> i32 {
         },
         None => crate::config::OperatorConfig::default(),
     };
-    let Some(ctx) = context().await else { return 1 };
+    let Some(ctx) = context(args.rate).await else {
+        return 1;
+    };
     let mode_name = match args.mode {
         Mode::Enforce => "enforce",
         Mode::Observe => "observe",
@@ -526,6 +564,7 @@ async fn run(args: RunArgs) -> i32 {
     let cfg = reconcile::daemon::DaemonConfig {
         source: args.source,
         interval: args.interval,
+        kind_intervals: args.kind_intervals.into_iter().collect(),
         enforce: args.mode == Mode::Enforce,
         grace: args.shutdown_grace,
         backoff: (args.backoff, Duration::from_secs(600).max(args.backoff)),
@@ -574,6 +613,20 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_intervals() {
+        assert_eq!(
+            parse_kind_interval("Service=30s").unwrap(),
+            (Kind::Service, Duration::from_secs(30))
+        );
+        assert!(
+            parse_kind_interval("Servise=30s")
+                .unwrap_err()
+                .contains("unknown kind")
+        );
+        assert!(parse_kind_interval("Service").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -62,8 +62,98 @@ pub fn http_client() -> SharedHttpClient {
         .build_https()
 }
 
+/// `inner`, but no more than `rate` requests per second over all clients (a token bucket
+/// with a burst of one second's worth): a global limit that stays under AWS's API rate
+/// limits however many resources a pass touches.
+pub fn rate_limited(inner: SharedHttpClient, rate: f64) -> SharedHttpClient {
+    SharedHttpClient::new(RateLimited {
+        inner,
+        bucket: Arc::new(TokenBucket::new(rate)),
+    })
+}
+
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    state: Mutex<(f64, std::time::Instant)>,
+}
+
+impl TokenBucket {
+    fn new(rate: f64) -> TokenBucket {
+        let rate = rate.max(0.1);
+        TokenBucket {
+            rate,
+            state: Mutex::new((rate.max(1.0), std::time::Instant::now())),
+        }
+    }
+
+    /// Takes a token, or says how long to wait for one.
+    fn take(&self) -> Option<Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = &mut *state;
+        let now = std::time::Instant::now();
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.rate.max(1.0));
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
+        }
+    }
+
+    async fn acquire(&self) {
+        while let Some(wait) = self.take() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RateLimited {
+    inner: SharedHttpClient,
+    bucket: Arc<TokenBucket>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for RateLimited {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(LimitedConnector {
+            inner: self.inner.http_connector(settings, components),
+            bucket: self.bucket.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct LimitedConnector {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+    bucket: Arc<TokenBucket>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for LimitedConnector {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let bucket = self.bucket.clone();
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
+            bucket.acquire().await;
+            inner.call(request).await
+        })
+    }
+}
+
 /// `(service, operation, outcome)` of an AWS call.
 pub type CallKey = (String, String, &'static str);
+
+/// The outcome recorded for an attempt AWS throttled (the SDK retries it, slower).
+pub const THROTTLED: &str = "throttled";
 
 /// Counts AWS calls by service, operation and outcome (an SDK interceptor on every client).
 #[derive(Debug, Clone, Default)]
@@ -77,10 +167,14 @@ impl ApiCalls {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// Calls per `Service.Operation`, whatever their outcome.
+    /// Calls per `Service.Operation`, whatever their outcome (throttled attempts that
+    /// were retried are not extra calls).
     pub fn by_operation(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for ((service, op, _), n) in self.snapshot() {
+        for ((service, op, outcome), n) in self.snapshot() {
+            if outcome == THROTTLED {
+                continue;
+            }
             *out.entry(format!("{service}.{op}")).or_default() += n;
         }
         out
@@ -90,7 +184,7 @@ impl ApiCalls {
     pub fn count(&self, service: &str, operation: &str) -> u64 {
         self.snapshot()
             .iter()
-            .filter(|((s, o, _), _)| s == service && o == operation)
+            .filter(|((s, o, outcome), _)| s == service && o == operation && *outcome != THROTTLED)
             .map(|(_, n)| n)
             .sum()
     }
@@ -99,6 +193,35 @@ impl ApiCalls {
 impl Intercept for ApiCalls {
     fn name(&self) -> &'static str {
         "mooring::ApiCalls"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let throttled = context.response().is_some_and(|r| {
+            let status = r.status().as_u16();
+            let error_type = r
+                .headers()
+                .get("x-amzn-errortype")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            status == 429 || error_type.contains("throttl") || error_type.contains("limitexceeded")
+        });
+        if let (true, Some(meta)) = (throttled, cfg.load::<Metadata>())
+            && let Ok(mut counts) = self.counts.lock()
+        {
+            *counts
+                .entry((
+                    meta.service().to_string(),
+                    meta.name().to_string(),
+                    THROTTLED,
+                ))
+                .or_default() += 1;
+        }
+        Ok(())
     }
 
     fn read_after_execution(
@@ -123,10 +246,18 @@ impl Intercept for ApiCalls {
 }
 
 impl Aws {
-    /// Loads configuration from the standard chain.
-    pub async fn from_env() -> Result<Aws, AwsError> {
+    /// Loads configuration from the standard chain. `calls_per_second` caps every AWS
+    /// request (attempts included) of every client together.
+    pub async fn from_env(calls_per_second: Option<f64>) -> Result<Aws, AwsError> {
+        let http = match calls_per_second {
+            Some(rate) => rate_limited(http_client(), rate),
+            None => http_client(),
+        };
         let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
+            .http_client(http)
+            // Throttling slows mooring down instead of failing resources: the adaptive
+            // mode adds a client-side rate limiter that backs off when AWS throttles.
+            .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(5))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -406,6 +537,22 @@ pub fn classify_code(code: &str) -> ErrorCategory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_bucket_allows_a_burst_then_paces() {
+        let bucket = TokenBucket::new(10.0);
+        for _ in 0..10 {
+            assert_eq!(bucket.take(), None);
+        }
+        let wait = bucket.take().expect("the eleventh request waits");
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(
+            bucket.take(),
+            None,
+            "a token came back after 1/rate seconds"
+        );
+    }
 
     #[test]
     fn codes_are_classified() {

@@ -76,8 +76,10 @@ fn one_error(file: &str, message: String) -> ManifestErrors {
 pub struct DaemonConfig {
     /// Where manifests come from.
     pub source: Source,
-    /// Time between passes (jittered ±10 %).
+    /// Time between checks of a resource (jittered ±10 %).
     pub interval: Duration,
+    /// Kinds checked on their own interval instead.
+    pub kind_intervals: HashMap<Kind, Duration>,
     /// Correct drift (`true`) or only report it, unless a resource says otherwise.
     pub enforce: bool,
     /// How long an apply in flight may take to finish after SIGTERM.
@@ -184,10 +186,14 @@ pub async fn run(
     let mut backoffs = Backoffs::new(cfg.backoff);
     let mut episodes = Episodes::default();
     let mut current: Option<ManifestSet> = None;
+    // When each kind is due for its next check; a trigger or a new revision checks all.
+    let mut next_due: HashMap<Kind, Instant> = HashMap::new();
+    let mut everything = true;
     loop {
         match load(&cfg.source).await {
             Ok(set) => {
                 if current.as_ref().map(|c| &c.revision) != Some(&set.revision) {
+                    everything = true;
                     info!(revision = %set.revision, resources = set.len(), "loaded manifests");
                     for w in &set.warnings {
                         warn!(warning = %w, "manifest warning");
@@ -244,7 +250,20 @@ pub async fn run(
                     && !waiting.contains(&(kind, name.to_string()))
                     && !stopping.load(Ordering::SeqCst)
             };
-            let recs = reconcilers(set);
+            let now = Instant::now();
+            let recs: Vec<_> = reconcilers(set)
+                .into_iter()
+                .filter(|r| everything || next_due.get(&r.kind()).is_none_or(|t| *t <= now))
+                .collect();
+            for r in &recs {
+                let every = cfg
+                    .kind_intervals
+                    .get(&r.kind())
+                    .copied()
+                    .unwrap_or(cfg.interval);
+                next_due.insert(r.kind(), now + jittered(every));
+            }
+            everything = false;
             let pass = apply_selected(&ctx, &set.revision, &recs, &may_apply)
                 .instrument(info_span!("pass", revision = %set.revision));
             tokio::pin!(pass);
@@ -288,12 +307,21 @@ pub async fn run(
             }
             backoffs.update(&report);
         }
+        // Until the next kind is due (at most one interval: the manifests are re-read
+        // then, too).
+        let until = next_due
+            .values()
+            .min()
+            .copied()
+            .unwrap_or_else(|| Instant::now() + cfg.interval)
+            .min(Instant::now() + cfg.interval);
         tokio::select! {
-            _ = tokio::time::sleep(jittered(cfg.interval)) => {}
+            _ = tokio::time::sleep_until(until.max(Instant::now() + DEBOUNCE).into()) => {}
             _ = trigger.notified() => {
                 // Let a burst of changes settle into one pass.
                 tokio::time::sleep(DEBOUNCE).await;
                 info!("reconcile triggered");
+                everything = true;
             }
             _ = wait_true(&mut shutdown) => {}
         }
