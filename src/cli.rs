@@ -25,10 +25,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "MOORING_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Most AWS requests per second, all services together (retries included); keeps a
-    /// large stack under AWS's API rate limits.
+    /// large stack under AWS's API rate limits. 0 turns the limit off.
     #[arg(
         long,
-        default_value_t = 20.0,
+        default_value_t = 50.0,
         global = true,
         env = "MOORING_AWS_RATE_LIMIT"
     )]
