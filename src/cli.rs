@@ -140,6 +140,10 @@ pub enum Command {
         /// After SIGTERM, how long the apply in flight may take to finish.
         #[arg(long, default_value = "30s", value_parser = parse_duration, env = "MOORING_SHUTDOWN_GRACE")]
         shutdown_grace: Duration,
+        /// Delete resources that carry mooring's ownership tags but are in no manifest
+        /// (enforce mode only; services, target groups and security groups).
+        #[arg(long, env = "MOORING_PRUNE")]
+        prune: bool,
         /// Check one kind on its own interval, e.g. `Service=30s` or `Rule=5m` (repeatable).
         #[arg(long = "kind-interval", value_parser = parse_kind_interval)]
         kind_intervals: Vec<(Kind, Duration)>,
@@ -276,6 +280,7 @@ pub async fn execute(cli: Cli) -> i32 {
             shutdown_grace,
             backoff,
             kind_intervals,
+            prune,
         } => {
             let source = match (dir, git) {
                 (_, Some(url)) => {
@@ -298,6 +303,7 @@ pub async fn execute(cli: Cli) -> i32 {
                 shutdown_grace,
                 backoff,
                 kind_intervals,
+                prune,
             })
             .await
         }
@@ -433,6 +439,7 @@ struct RunArgs {
     shutdown_grace: Duration,
     backoff: Duration,
     kind_intervals: Vec<(Kind, Duration)>,
+    prune: bool,
 }
 
 async fn run(args: RunArgs) -> i32 {
@@ -568,6 +575,7 @@ async fn run(args: RunArgs) -> i32 {
         enforce: args.mode == Mode::Enforce,
         grace: args.shutdown_grace,
         backoff: (args.backoff, Duration::from_secs(600).max(args.backoff)),
+        prune: args.prune,
     };
     let shared = reconcile::daemon::Shared {
         alerter: crate::alerts::Alerter::start(sinks, metrics.clone()),

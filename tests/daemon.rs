@@ -28,12 +28,31 @@ impl Daemon {
     /// Starts `mooring run SOURCE…` (a directory, or `--git URL …`).
     fn start_with(emu: &Emulator, source: &[&str], extra: &[&str]) -> Daemon {
         let alerts = Receiver::start();
+        // An SNS topic in moto: Publish is real, what it received is not readable, so the
+        // tests check the delivery counter.
+        let topic = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Runtime::new().unwrap().block_on(async {
+                    aws_sdk_sns::Client::new(&emu.sdk_config().await)
+                        .create_topic()
+                        .name("mooring-alerts")
+                        .send()
+                        .await
+                        .unwrap()
+                        .topic_arn()
+                        .unwrap()
+                        .to_string()
+                })
+            })
+            .join()
+            .unwrap()
+        });
         let config = tempfile::tempdir().unwrap();
         let file = config.path().join("mooring.yaml");
         std::fs::write(
             &file,
             format!(
-                "alerts:\n  webhooks:\n    - url: {{value: '{}'}}\n  slack:\n    - webhookUrl: {{env: TEST_SLACK_URL}}\nwebhook:\n  secret: {{env: TEST_WEBHOOK_SECRET}}\n",
+                "alerts:\n  webhooks:\n    - url: {{value: '{}'}}\n  slack:\n    - webhookUrl: {{env: TEST_SLACK_URL}}\n  sns:\n    - topicArn: {topic}\nwebhook:\n  secret: {{env: TEST_WEBHOOK_SECRET}}\n",
                 alerts.url
             ),
         )
@@ -233,6 +252,16 @@ async fn drift_is_corrected_with_one_alert_and_one_resolved_message() {
     assert!(describe.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap() >= 3.0);
     assert!(text.contains("mooring_resource_drifted{kind=\"Service\",name=\"api\"} 0"));
     assert!(text.contains("mooring_reconciles_total{kind=\"Service\"}"));
+    let sns = text
+        .lines()
+        .find(|l| {
+            l.starts_with("mooring_alert_deliveries_total{sink=\"sns\",outcome=\"delivered\"}")
+        })
+        .expect("SNS deliveries counted");
+    assert!(
+        sns.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap() >= 2.0,
+        "{sns}"
+    );
 
     // The git-push webhook: refused without or with a wrong signature, accepted signed.
     let body = r#"{"ref":"refs/heads/main"}"#;
@@ -488,6 +517,143 @@ async fn a_git_branch_is_followed_commit_by_commit() {
         s["manifestErrors"][0]["field"] == "spec.taskDefinition.cpu",
         "{}",
         s["manifestErrors"]
+    );
+    d.stop();
+}
+
+#[tokio::test]
+async fn removed_resources_are_kept_as_orphans_and_pruned_only_when_asked() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let extra = dir.path().join("old.yaml");
+    std::fs::write(
+        &extra,
+        "apiVersion: mooring.dev/v1alpha1
+kind: SecurityGroup
+metadata: {name: old}
+spec:
+  vpc: default
+  ingress:
+    - {port: 8080, cidrIp: 10.0.0.0/8}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: old}
+spec:
+  port: 8080
+  vpc: default
+",
+    )
+    .unwrap();
+    let old_service = dir.path().join("old-service.yaml");
+    let service = std::fs::read_to_string(dir.path().join("service.yaml")).unwrap();
+    std::fs::write(
+        &old_service,
+        service.replace("name: api\n", "name: old-api\n"),
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    let service_active = |name: &'static str| async move {
+        emu.ecs()
+            .await
+            .describe_services()
+            .cluster("test")
+            .services(name)
+            .send()
+            .await
+            .unwrap()
+            .services()
+            .iter()
+            .any(|s| s.status() == Some("ACTIVE"))
+    };
+    assert!(service_active("old-api").await);
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config().await);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let group_exists = || async {
+        ec2.describe_security_groups()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-name")
+                    .values("old")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+            .len()
+            == 1
+    };
+    let target_group_exists = || async {
+        elb.describe_target_groups()
+            .send()
+            .await
+            .unwrap()
+            .target_groups()
+            .iter()
+            .any(|t| t.target_group_name() == Some("old"))
+    };
+
+    // Without --prune: removed from git, reported as orphaned, kept.
+    let d = Daemon::start(emu, path, &[]);
+    std::fs::remove_file(&extra).unwrap();
+    std::fs::remove_file(&old_service).unwrap();
+    d.wait_for("the orphans", || {
+        d.get("/status/SecurityGroup/old")["state"] == "orphaned"
+            && d.get("/status/TargetGroup/old")["state"] == "orphaned"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(group_exists().await && target_group_exists().await);
+    assert!(service_active("old-api").await);
+    d.stop();
+
+    // With --prune: what carries mooring's tags and is in no manifest goes; the rest stays.
+    let d = Daemon::start(emu, path, &["--prune"]);
+    d.wait_for("the prune events", || {
+        ["SecurityGroup/old", "TargetGroup/old", "Service/old-api"]
+            .iter()
+            .all(|r| {
+                d.get(&format!("/status/{r}"))["events"]
+                    .as_array()
+                    .is_some_and(|e| {
+                        e.iter()
+                            .any(|e| e["what"] == "prune" && e["detail"] == "pruned")
+                    })
+            })
+    });
+    assert!(
+        !group_exists().await,
+        "the orphaned security group is deleted"
+    );
+    assert!(
+        !target_group_exists().await,
+        "the orphaned target group is deleted"
+    );
+    assert!(
+        !service_active("old-api").await,
+        "the orphaned service is deleted"
+    );
+    assert_eq!(
+        desired_count(emu).await,
+        2,
+        "the service in the manifests stays"
+    );
+    let default_group = ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values("default")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !default_group.security_groups().is_empty(),
+        "untagged groups are never touched"
     );
     d.stop();
 }

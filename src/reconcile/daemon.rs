@@ -86,6 +86,9 @@ pub struct DaemonConfig {
     pub grace: Duration,
     /// Shortest and longest wait before a failed resource is applied again.
     pub backoff: (Duration, Duration),
+    /// Delete resources that carry mooring's ownership tag but are in no manifest (only
+    /// in enforce mode, only kinds that can list what they own).
+    pub prune: bool,
 }
 
 /// What the loop shares with the HTTP server and the alert task.
@@ -306,6 +309,9 @@ pub async fn run(
                 alerter.send(alert);
             }
             backoffs.update(&report);
+            if cfg.prune && cfg.enforce && !stopping.load(Ordering::SeqCst) {
+                prune(&ctx, set, &status).await;
+            }
         }
         // Until the next kind is due (at most one interval: the manifests are re-read
         // then, too).
@@ -328,6 +334,40 @@ pub async fn run(
         if *shutdown.borrow() {
             info!("shutting down");
             return;
+        }
+    }
+}
+
+/// Deletes what carries mooring's ownership tag but is in no manifest, dependents first
+/// (services before their target groups and security groups). A resource whose manifest
+/// is paused or in observe mode is in the set, so never pruned.
+async fn prune(ctx: &Context, set: &ManifestSet, status: &StatusStore) {
+    let wanted: std::collections::HashSet<(Kind, String)> = set.ids().into_iter().collect();
+    for r in reconcilers(set).iter().rev() {
+        let Some(owned) = r.owned(ctx).await else {
+            continue;
+        };
+        let owned = match owned {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(kind = %r.kind(), error = %e, "cannot list owned resources for pruning");
+                continue;
+            }
+        };
+        for o in owned {
+            if wanted.contains(&(r.kind(), o.name.clone())) {
+                continue;
+            }
+            match r.delete(ctx, &o).await {
+                Ok(()) => {
+                    info!(kind = %r.kind(), name = %o.name, aws_id = %o.aws_id, "pruned");
+                    status.record_orphan(r.kind(), &o.name, &o.aws_id, "pruned");
+                }
+                Err(e) => {
+                    warn!(kind = %r.kind(), name = %o.name, error = %e, "prune failed");
+                    status.record_orphan(r.kind(), &o.name, &o.aws_id, &format!("failed: {e}"));
+                }
+            }
         }
     }
 }

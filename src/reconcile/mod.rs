@@ -213,4 +213,31 @@ pub trait Reconciler: Send + Sync {
 
     /// The manifests another resource of this kind depends on (`Kind`, name).
     fn dependencies(&self, name: &str) -> Vec<(Kind, String)>;
+
+    /// Every live resource of this kind that carries mooring's ownership tag, whatever
+    /// manifest it names; `None` when the kind cannot list them (pruning is not supported
+    /// for it).
+    async fn owned(&self, _ctx: &Context) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        None
+    }
+
+    /// Deletes a resource [`Reconciler::owned`] found (pruning). Only called for
+    /// resources whose ownership tag names a manifest that is no longer in the set.
+    async fn delete(&self, _ctx: &Context, owned: &Owned) -> Result<(), ReconcileError> {
+        Err(ReconcileError::NotConverged(format!(
+            "pruning is not supported for {}",
+            owned.aws_id
+        )))
+    }
+}
+
+/// A live resource that carries mooring's ownership tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    /// The manifest name its `mooring.dev/resource` tag names.
+    pub name: String,
+    /// Its ARN or ID.
+    pub aws_id: String,
+    /// Where it lives, when deleting needs it (a service's cluster).
+    pub scope: Option<String>,
 }

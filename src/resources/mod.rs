@@ -122,6 +122,18 @@ pub(crate) fn replacing(planned: &crate::reconcile::Planned) -> bool {
     planned.plan.action == crate::reconcile::Action::Replace && planned.plan.problems.is_empty()
 }
 
+/// The manifest name a `mooring.dev/resource` tag value names for `kind`
+/// (`SecurityGroup/app` → `app`).
+pub(crate) fn owner_name<'a>(
+    kind: Kind,
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<String> {
+    let prefix = format!("{kind}/");
+    tags.into_iter()
+        .find(|(k, _)| *k == TAG_RESOURCE)
+        .and_then(|(_, v)| v.strip_prefix(prefix.as_str()).map(str::to_string))
+}
+
 /// Tags in ECS's request form.
 pub(crate) fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_ecs::types::Tag> {
     tags.iter()

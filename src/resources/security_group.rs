@@ -18,13 +18,15 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use super::service::network::{Resolver, describe_security_groups};
-use super::{live_tags_doc, ownership_conflict, replacement, replacing, tags_doc, tags_to_set};
+use super::{
+    live_tags_doc, owner_name, ownership_conflict, replacement, replacing, tags_doc, tags_to_set,
+};
 use crate::aws::AwsError;
 use crate::manifest::security_group::{Peer, SecurityGroupRule, SecurityGroupSpec};
 use crate::manifest::{Kind, Manifest, ManifestSet, owned_tags};
 use crate::reconcile::diff::diff_managed;
 use crate::reconcile::{
-    Action, Applied, Context, Planned, ReconcileError, Reconciler, ResourcePlan,
+    Action, Applied, Context, Owned, Planned, ReconcileError, Reconciler, ResourcePlan,
 };
 
 /// Fields EC2 cannot change on an existing group.
@@ -257,6 +259,44 @@ impl Reconciler for SecurityGroupReconciler {
         deps.sort();
         deps.dedup();
         deps
+    }
+
+    async fn owned(&self, ctx: &Context) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        let groups = describe_security_groups(
+            &ctx.aws,
+            vec![super::service::network::filter(
+                &format!("tag:{}", crate::manifest::TAG_MANAGED_BY),
+                crate::manifest::MANAGED_BY,
+            )],
+        )
+        .await;
+        Some(groups.map_err(Into::into).map(|groups| {
+            groups
+                .iter()
+                .filter_map(|g| {
+                    let name = owner_name(
+                        Kind::SecurityGroup,
+                        g.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
+                    )?;
+                    Some(Owned {
+                        name,
+                        aws_id: g.group_id()?.to_string(),
+                        scope: None,
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    async fn delete(&self, ctx: &Context, owned: &Owned) -> Result<(), ReconcileError> {
+        ctx.aws
+            .ec2
+            .delete_security_group()
+            .group_id(&owned.aws_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ec2:DeleteSecurityGroup", e))?;
+        Ok(())
     }
 
     async fn plan(&self, ctx: &Context) -> Vec<(String, Result<Planned, ReconcileError>)> {

@@ -18,14 +18,15 @@ use tracing::info;
 
 use super::service::network::Resolver;
 use super::{
-    live_tags_doc, ownership_conflict, replacement, replacing, tags_doc, tags_to_set, touches,
+    live_tags_doc, owner_name, ownership_conflict, replacement, replacing, tags_doc, tags_to_set,
+    touches,
 };
 use crate::aws::AwsError;
 use crate::manifest::target_group::{TargetGroupSpec, defaults};
 use crate::manifest::{Kind, Manifest, ManifestSet, owned_tags};
 use crate::reconcile::diff::diff_managed;
 use crate::reconcile::{
-    Action, Applied, Context, Planned, ReconcileError, Reconciler, ResourcePlan,
+    Action, Applied, Context, Owned, Planned, ReconcileError, Reconciler, ResourcePlan,
 };
 
 /// DescribeTags takes at most 20 ARNs per call.
@@ -135,6 +136,53 @@ impl Reconciler for TargetGroupReconciler {
 
     fn dependencies(&self, _name: &str) -> Vec<(Kind, String)> {
         Vec::new()
+    }
+
+    async fn owned(&self, ctx: &Context) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        let listed = async {
+            let all = list_target_groups(ctx).await?;
+            let arns: Vec<String> = all
+                .iter()
+                .filter_map(|t| t.target_group_arn().map(str::to_string))
+                .collect();
+            let mut owned = Vec::new();
+            for chunk in arns.chunks(TAGS_BATCH) {
+                let out = ctx
+                    .aws
+                    .elbv2
+                    .describe_tags()
+                    .set_resource_arns(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
+                for d in out.tag_descriptions() {
+                    let name = owner_name(
+                        Kind::TargetGroup,
+                        d.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
+                    );
+                    if let (Some(name), Some(arn)) = (name, d.resource_arn()) {
+                        owned.push(Owned {
+                            name,
+                            aws_id: arn.to_string(),
+                            scope: None,
+                        });
+                    }
+                }
+            }
+            Ok::<_, AwsError>(owned)
+        };
+        Some(listed.await.map_err(Into::into))
+    }
+
+    async fn delete(&self, ctx: &Context, owned: &Owned) -> Result<(), ReconcileError> {
+        ctx.aws
+            .elbv2
+            .delete_target_group()
+            .target_group_arn(&owned.aws_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e))?;
+        Ok(())
     }
 
     async fn plan(&self, ctx: &Context) -> Vec<(String, Result<Planned, ReconcileError>)> {

@@ -291,6 +291,30 @@ impl StatusStore {
         });
     }
 
+    /// A resource that carries mooring's ownership tag but is in no manifest: listed as
+    /// orphaned, with what pruning did (`pruned`, or why it failed).
+    pub fn record_orphan(&self, kind: Kind, name: &str, aws_id: &str, outcome: &str) {
+        let stamp = rfc3339(SystemTime::now());
+        self.write(|s| {
+            if !s.resources.iter().any(|r| r.kind == kind && r.name == name) {
+                s.resources.push(ResourceStatus {
+                    kind,
+                    name: name.to_string(),
+                    aws_id: aws_id.to_string(),
+                    state: ResourceState::Orphaned,
+                    mode: "enforce".into(),
+                    last_diff: Vec::new(),
+                    last_checked: Some(stamp.clone()),
+                    last_applied: None,
+                    last_drifted: None,
+                    last_error: None,
+                    rollout: None,
+                });
+            }
+            push_event(s, kind, name, "prune", outcome.to_string(), &stamp);
+        });
+    }
+
     /// Where manifests come from and which revision of them (a git commit) is in use.
     pub fn set_source(&self, source: &str) {
         self.write(|s| s.source = source.to_string());

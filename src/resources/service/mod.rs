@@ -24,13 +24,13 @@ use tracing::{debug, info};
 
 use self::network::{Resolver, Target};
 use self::render::{Resolved, desired_doc, desired_tags, live_doc};
-use super::{ecs_tags, ownership_conflict, tags_to_set, touches};
+use super::{ecs_tags, owner_name, ownership_conflict, tags_to_set, touches};
 use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::{Kind, Manifest, ManifestSet, ServiceSpec};
 use crate::reconcile::diff::{diff, diff_managed};
 use crate::reconcile::{
-    Action, Applied, Context, FieldChange, Planned, ReconcileError, Reconciler, ResourcePlan,
-    Rollout,
+    Action, Applied, Context, FieldChange, Owned, Planned, ReconcileError, Reconciler,
+    ResourcePlan, Rollout,
 };
 
 /// DescribeServices takes at most 10 services per call.
@@ -48,6 +48,8 @@ pub struct ServiceReconciler {
     /// SSM parameters (names) and Secrets Manager secrets (ARNs) that services read and
     /// no `ParameterSet` declares: their existence is checked on every plan.
     external: External,
+    /// ECS names of every cluster in the set: where owned services are looked for.
+    clusters: Vec<String>,
 }
 
 /// Secrets services read from outside the manifests.
@@ -239,6 +241,11 @@ impl ServiceReconciler {
             initial_counts,
             target_group_names,
             external,
+            clusters: set
+                .clusters
+                .iter()
+                .map(|c| c.spec.aws_name(&c.metadata).to_string())
+                .collect(),
         }
     }
 }
@@ -443,6 +450,73 @@ impl Reconciler for ServiceReconciler {
 
     fn dependencies(&self, name: &str) -> Vec<(Kind, String)> {
         self.dependencies.get(name).cloned().unwrap_or_default()
+    }
+
+    async fn owned(&self, ctx: &Context) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        let listed = async {
+            let mut owned = Vec::new();
+            for cluster in &self.clusters {
+                let mut arns = Vec::new();
+                let mut token = None;
+                loop {
+                    let out = ctx
+                        .aws
+                        .ecs
+                        .list_services()
+                        .cluster(cluster)
+                        .set_next_token(token)
+                        .send()
+                        .await;
+                    let out = match out {
+                        Ok(o) => o,
+                        Err(e) => {
+                            let e = AwsError::from_sdk("ecs:ListServices", e);
+                            if e.category == ErrorCategory::NotFound {
+                                break; // no cluster, no services
+                            }
+                            return Err(e);
+                        }
+                    };
+                    arns.extend(out.service_arns().iter().cloned());
+                    token = out.next_token;
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                for s in Self::describe(ctx, cluster, &arns).await? {
+                    if s.status() != Some("ACTIVE") {
+                        continue; // already being deleted
+                    }
+                    let name = owner_name(
+                        Kind::Service,
+                        s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
+                    );
+                    if let (Some(name), Some(arn)) = (name, s.service_arn()) {
+                        owned.push(Owned {
+                            name,
+                            aws_id: arn.to_string(),
+                            scope: Some(cluster.clone()),
+                        });
+                    }
+                }
+            }
+            Ok::<_, AwsError>(owned)
+        };
+        Some(listed.await.map_err(Into::into))
+    }
+
+    async fn delete(&self, ctx: &Context, owned: &Owned) -> Result<(), ReconcileError> {
+        // `force`: stop its tasks rather than require a scale-down to 0 first.
+        ctx.aws
+            .ecs
+            .delete_service()
+            .set_cluster(owned.scope.clone())
+            .service(&owned.aws_id)
+            .force(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DeleteService", e))?;
+        Ok(())
     }
 
     async fn plan(&self, ctx: &Context) -> Vec<(String, Result<Planned, ReconcileError>)> {
