@@ -19,7 +19,7 @@ use crate::status::StatusStore;
 /// mooring keeps AWS container stacks (ECS Fargate services and their neighbours) in the
 /// state that YAML manifests in git describe.
 #[derive(Debug, Parser)]
-#[command(name = "mooring", version, about)]
+#[command(name = "mooring", version = VERSION, about)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "MOORING_LOG_FORMAT")]
@@ -37,6 +37,14 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The version and the git revision it was built from, e.g. `0.1.0 (rev 39ee907a1b2c)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (rev ",
+    env!("MOORING_REVISION"),
+    ")"
+);
 
 /// Log formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -150,6 +158,14 @@ pub enum Command {
         /// Shortest wait before a failed resource is applied again (doubles up to 10 minutes).
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         backoff: Duration,
+    },
+    /// Print the IAM policy (JSON) that exactly these manifests need.
+    IamPolicy {
+        /// Manifest directory (read recursively).
+        dir: PathBuf,
+        /// Operator config: adds `sns:Publish` on its alert topics.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
@@ -306,6 +322,35 @@ pub async fn execute(cli: Cli) -> i32 {
                 prune,
             })
             .await
+        }
+        Command::IamPolicy { dir, config } => {
+            let Ok(set) = load(&dir, Output::Text) else {
+                return 1;
+            };
+            let mut policy = crate::iam::policy(&set);
+            if let Some(path) = config {
+                match crate::config::load(&path) {
+                    Ok(c) => {
+                        let topics: Vec<String> =
+                            c.alerts.sns.iter().map(|s| s.topic_arn.clone()).collect();
+                        if let (Some(st), Some(list)) = (
+                            crate::iam::alert_statement(&topics),
+                            policy["Statement"].as_array_mut(),
+                        ) {
+                            list.push(st);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 1;
+                    }
+                }
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&policy).unwrap_or_default()
+            );
+            0
         }
         Command::Schema => {
             print!("{}", crate::manifest::schema::manifest_schema_text());
@@ -621,6 +666,16 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_names_the_revision() {
+        assert!(VERSION.starts_with(env!("CARGO_PKG_VERSION")));
+        let rev = VERSION.split("(rev ").nth(1).unwrap().trim_end_matches(')');
+        assert!(
+            rev == "unknown" || (rev.len() == 12 && rev.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{VERSION}"
+        );
+    }
 
     #[test]
     fn kind_intervals() {

@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod iam;
 pub mod manifest;
 pub mod metrics;
 pub mod reconcile;

@@ -1610,3 +1610,49 @@ async fn secrets_from_outside_the_manifests_must_exist() {
     assert!(!stdout(&out).contains("hunter2"));
     assert!(!stderr(&out).contains("hunter2"));
 }
+
+#[tokio::test]
+async fn iam_policy_names_only_the_services_a_stack_uses() {
+    let (_guard, emu) = emulator().await;
+    let services = |dir: &str| -> std::collections::BTreeSet<String> {
+        let out = emu.mooring(&["iam-policy", dir]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let policy: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        assert_eq!(policy["Version"], "2012-10-17");
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["Action"].as_array().unwrap().clone())
+            .filter_map(|a| {
+                a.as_str()
+                    .and_then(|a| a.split(':').next())
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    let examples = services("manifests/examples");
+    for s in [
+        "ecs",
+        "ec2",
+        "elasticloadbalancing",
+        "elasticache",
+        "events",
+        "ssm",
+    ] {
+        assert!(examples.contains(s), "{s} missing from {examples:?}");
+    }
+    let own = services("manifests/mooring-on-ecs");
+    for s in ["elasticache", "events", "application-autoscaling", "acm"] {
+        assert!(
+            !own.contains(s),
+            "{s} in the policy of a stack that does not use it: {own:?}"
+        );
+    }
+    let out = emu.mooring(&["--version"]);
+    assert!(
+        stdout(&out).starts_with("mooring 0.1.0 (rev "),
+        "{}",
+        stdout(&out)
+    );
+}

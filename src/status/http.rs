@@ -19,6 +19,9 @@ use crate::metrics::Metrics;
 /// Largest request body accepted (a git-push payload is well below).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// Longest a request may take, body included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct App {
@@ -43,6 +46,13 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .route("/reconcile", post(reconcile))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async { StatusCode::REQUEST_TIMEOUT },
+                ))
+                .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
+        )
         .with_state(app)
 }
 

@@ -66,6 +66,8 @@ pub struct ResourceStatus {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// mooring's version and git revision.
+    pub version: String,
     /// Where manifests come from.
     pub source: String,
     /// `enforce` or `observe`.
@@ -141,6 +143,7 @@ impl StatusStore {
     pub fn new(source: &str, mode: &str) -> Self {
         let store = StatusStore::default();
         store.write(|s| {
+            s.version = crate::cli::VERSION.to_string();
             s.source = source.to_string();
             s.mode = mode.to_string();
         });

@@ -1,0 +1,590 @@
+//! `mooring iam-policy DIR`: the IAM policy exactly the given manifests need. Actions are
+//! grouped per kind; writes are scoped to the resources' ARNs (built from their names),
+//! or to mooring's ownership tag where AWS does not know the ARN in advance (security
+//! groups); reads that AWS does not scope stay on `*`. Region and account are `*`: the
+//! manifests do not name them.
+//!
+//! A unit test reads every resource module's source and checks that each AWS operation it
+//! calls is in its kind's actions, so the policy cannot fall behind the code.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::manifest::{Kind, MANAGED_BY, ManifestSet, TAG_MANAGED_BY};
+
+/// The actions one kind's reconciler may call (what the code calls, plus what AWS checks
+/// behind it: tagging on create, CloudWatch alarms behind target tracking, the secret
+/// EventBridge keeps for a connection).
+pub fn actions(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Cluster => &[
+            "ecs:DescribeClusters",
+            "ecs:CreateCluster",
+            "ecs:UpdateCluster",
+            "ecs:TagResource",
+        ],
+        Kind::ParameterSet => &[
+            "ssm:DescribeParameters",
+            "ssm:GetParameters",
+            "ssm:PutParameter",
+            "ssm:AddTagsToResource",
+        ],
+        Kind::SecurityGroup => &[
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeVpcs",
+            "ec2:CreateSecurityGroup",
+            "ec2:CreateTags",
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:RevokeSecurityGroupIngress",
+            "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupEgress",
+            "ec2:DeleteSecurityGroup",
+        ],
+        Kind::TargetGroup => &[
+            "elasticloadbalancing:DescribeTargetGroups",
+            "elasticloadbalancing:DescribeTags",
+            "ec2:DescribeVpcs",
+            "elasticloadbalancing:CreateTargetGroup",
+            "elasticloadbalancing:ModifyTargetGroup",
+            "elasticloadbalancing:DeleteTargetGroup",
+            "elasticloadbalancing:AddTags",
+        ],
+        Kind::LoadBalancer => &[
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeTags",
+            "elasticloadbalancing:DescribeTargetGroups",
+            "acm:ListCertificates",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeVpcs",
+            "elasticloadbalancing:CreateLoadBalancer",
+            "elasticloadbalancing:DeleteLoadBalancer",
+            "elasticloadbalancing:SetSubnets",
+            "elasticloadbalancing:SetSecurityGroups",
+            "elasticloadbalancing:CreateListener",
+            "elasticloadbalancing:ModifyListener",
+            "elasticloadbalancing:AddTags",
+        ],
+        Kind::ReplicationGroup => &[
+            "elasticache:DescribeReplicationGroups",
+            "elasticache:DescribeCacheClusters",
+            "elasticache:ListTagsForResource",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeVpcs",
+            "elasticache:CreateReplicationGroup",
+            "elasticache:ModifyReplicationGroup",
+            "elasticache:DeleteReplicationGroup",
+            "elasticache:AddTagsToResource",
+        ],
+        Kind::Service => &[
+            "ecs:DescribeServices",
+            "ecs:ListServices",
+            "ecs:DescribeTaskDefinition",
+            "ecs:RegisterTaskDefinition",
+            "ecs:CreateService",
+            "ecs:UpdateService",
+            "ecs:DeleteService",
+            "ecs:TagResource",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeVpcs",
+            "elasticloadbalancing:DescribeTargetGroups",
+            "ssm:DescribeParameters",
+            "secretsmanager:DescribeSecret",
+            "sts:GetCallerIdentity",
+            "iam:PassRole",
+        ],
+        Kind::ScalableTarget => &[
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DescribeScalingPolicies",
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:PutScalingPolicy",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DeleteAlarms",
+            "iam:CreateServiceLinkedRole",
+        ],
+        Kind::Connection => &[
+            "events:DescribeConnection",
+            "events:CreateConnection",
+            "events:UpdateConnection",
+            "events:ListTagsForResource",
+            "events:TagResource",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:CreateSecret",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:UpdateSecret",
+            "secretsmanager:DeleteSecret",
+            "secretsmanager:TagResource",
+        ],
+        Kind::ApiDestination => &[
+            "events:DescribeApiDestination",
+            "events:DescribeConnection",
+            "events:CreateApiDestination",
+            "events:UpdateApiDestination",
+            "events:ListTagsForResource",
+            "events:TagResource",
+        ],
+        Kind::Rule => &[
+            "events:DescribeRule",
+            "events:ListTargetsByRule",
+            "events:DescribeApiDestination",
+            "events:ListTagsForResource",
+            "events:PutRule",
+            "events:PutTargets",
+            "events:TagResource",
+            "iam:PassRole",
+        ],
+    }
+}
+
+/// Actions AWS does not scope to a resource (or that mooring calls before it knows the
+/// ARN): always on `*`.
+fn unscoped(action: &str) -> bool {
+    let (_, op) = action.split_once(':').unwrap_or(("", action));
+    op.starts_with("Describe")
+        || op.starts_with("List")
+        || matches!(
+            action,
+            "ecs:RegisterTaskDefinition"
+                | "sts:GetCallerIdentity"
+                | "cloudwatch:PutMetricAlarm"
+                | "cloudwatch:DeleteAlarms"
+                | "application-autoscaling:RegisterScalableTarget"
+                | "application-autoscaling:PutScalingPolicy"
+        )
+}
+
+fn statement(sid: String, actions: Vec<&str>, resources: Vec<String>) -> Value {
+    let mut actions = actions;
+    actions.sort_unstable();
+    actions.dedup();
+    let mut resources = resources;
+    resources.sort();
+    resources.dedup();
+    json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources})
+}
+
+/// The policy document for `set`.
+pub fn policy(set: &ManifestSet) -> Value {
+    let mut statements = Vec::new();
+    let present: BTreeSet<Kind> = set.metadata().into_iter().map(|(k, _)| k).collect();
+    // Reads on `*`, one statement for all kinds.
+    let reads: Vec<&str> = present
+        .iter()
+        .flat_map(|k| actions(*k).iter().copied())
+        .filter(|a| unscoped(a))
+        .collect();
+    if !reads.is_empty() {
+        statements.push(statement("Read".into(), reads, vec!["*".into()]));
+    }
+    let arn = |service: &str, rest: String| format!("arn:aws:{service}:*:*:{rest}");
+    let writes = |kind: Kind| -> Vec<&str> {
+        actions(kind)
+            .iter()
+            .copied()
+            .filter(|a| !unscoped(a) && !a.starts_with("iam:") && !a.starts_with("secretsmanager:"))
+            .collect()
+    };
+    for kind in &present {
+        let kind = *kind;
+        let resources: Vec<String> = match kind {
+            Kind::Cluster => set
+                .clusters
+                .iter()
+                .map(|c| arn("ecs", format!("cluster/{}", c.spec.aws_name(&c.metadata))))
+                .collect(),
+            Kind::ParameterSet => set
+                .parameter_sets
+                .iter()
+                .map(|p| {
+                    arn(
+                        "ssm",
+                        format!("parameter/{}/*", p.spec.path.trim_matches('/')),
+                    )
+                })
+                .collect(),
+            Kind::SecurityGroup => Vec::new(), // by tag, below
+            Kind::TargetGroup => set
+                .target_groups
+                .iter()
+                .map(|t| {
+                    arn(
+                        "elasticloadbalancing",
+                        format!("targetgroup/{}/*", t.spec.aws_name(&t.metadata)),
+                    )
+                })
+                .collect(),
+            Kind::LoadBalancer => set
+                .load_balancers
+                .iter()
+                .flat_map(|l| {
+                    let name = l.spec.aws_name(&l.metadata).to_string();
+                    [
+                        arn("elasticloadbalancing", format!("loadbalancer/app/{name}/*")),
+                        arn("elasticloadbalancing", format!("listener/app/{name}/*")),
+                    ]
+                })
+                .collect(),
+            Kind::ReplicationGroup => set
+                .replication_groups
+                .iter()
+                .flat_map(|r| {
+                    let id = r.spec.aws_name(&r.metadata).to_string();
+                    [
+                        arn("elasticache", format!("replicationgroup:{id}")),
+                        arn("elasticache", format!("cluster:{id}-*")),
+                        arn("elasticache", "subnetgroup:*".into()),
+                        arn("elasticache", "parametergroup:*".into()),
+                        arn("elasticache", "securitygroup:*".into()),
+                    ]
+                })
+                .collect(),
+            Kind::Service => set
+                .services
+                .iter()
+                .flat_map(|s| {
+                    let cluster = set
+                        .cluster(&s.spec.cluster)
+                        .map(|c| c.spec.aws_name(&c.metadata).to_string())
+                        .unwrap_or_else(|| s.spec.cluster.clone());
+                    [
+                        arn(
+                            "ecs",
+                            format!("service/{cluster}/{}", s.spec.aws_name(&s.metadata)),
+                        ),
+                        arn(
+                            "ecs",
+                            format!("task-definition/{}:*", s.spec.family(&s.metadata)),
+                        ),
+                        arn("ecs", format!("cluster/{cluster}")),
+                    ]
+                })
+                .collect(),
+            Kind::ScalableTarget => Vec::new(),
+            Kind::Connection => set
+                .connections
+                .iter()
+                .map(|c| {
+                    arn(
+                        "events",
+                        format!("connection/{}/*", c.spec.aws_name(&c.metadata)),
+                    )
+                })
+                .collect(),
+            Kind::ApiDestination => set
+                .api_destinations
+                .iter()
+                .map(|d| {
+                    arn(
+                        "events",
+                        format!("api-destination/{}/*", d.spec.aws_name(&d.metadata)),
+                    )
+                })
+                .collect(),
+            Kind::Rule => set
+                .rules
+                .iter()
+                .map(|r| arn("events", format!("rule/{}", r.spec.aws_name(&r.metadata))))
+                .collect(),
+        };
+        let w = writes(kind);
+        if kind == Kind::SecurityGroup {
+            // IDs are unknown until created: create only with the ownership tag, change
+            // only what carries it.
+            statements.push(json!({
+                "Sid": "SecurityGroupCreate",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateSecurityGroup", "ec2:CreateTags"],
+                "Resource": ["arn:aws:ec2:*:*:security-group/*"],
+                "Condition": {"StringEquals": {format!("aws:RequestTag/{TAG_MANAGED_BY}"): MANAGED_BY}},
+            }));
+            statements.push(json!({
+                "Sid": "SecurityGroupInVpc",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateSecurityGroup"],
+                "Resource": ["arn:aws:ec2:*:*:vpc/*"],
+            }));
+            let owned: Vec<&str> = w
+                .into_iter()
+                .filter(|a| *a != "ec2:CreateSecurityGroup")
+                .collect();
+            statements.push(json!({
+                "Sid": "SecurityGroupOwned",
+                "Effect": "Allow",
+                "Action": owned,
+                "Resource": ["arn:aws:ec2:*:*:security-group/*"],
+                "Condition": {"StringEquals": {format!("aws:ResourceTag/{TAG_MANAGED_BY}"): MANAGED_BY}},
+            }));
+        } else if !w.is_empty() && !resources.is_empty() {
+            statements.push(statement(format!("{kind}Write"), w, resources));
+        }
+    }
+    // What other principals' resources mooring touches on the kinds' behalf.
+    let mut pass_ecs: Vec<String> = set
+        .services
+        .iter()
+        .flat_map(|s| {
+            [
+                s.spec.task_definition.execution_role_arn.clone(),
+                s.spec.task_definition.task_role_arn.clone(),
+            ]
+        })
+        .flatten()
+        .collect();
+    pass_ecs.sort();
+    pass_ecs.dedup();
+    if !pass_ecs.is_empty() {
+        statements.push(json!({
+            "Sid": "PassTaskRoles",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": pass_ecs,
+            "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        }));
+    }
+    let mut pass_events: Vec<String> = set
+        .rules
+        .iter()
+        .map(|r| r.spec.target.role_arn.clone())
+        .collect();
+    pass_events.sort();
+    pass_events.dedup();
+    if !pass_events.is_empty() {
+        statements.push(json!({
+            "Sid": "PassRuleRoles",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": pass_events,
+            "Condition": {"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}},
+        }));
+    }
+    let mut secrets: Vec<String> = set
+        .services
+        .iter()
+        .flat_map(|s| s.spec.task_definition.container.secrets.values())
+        .filter_map(|r| r.secrets_manager_arn.clone())
+        .map(|a| a.splitn(8, ':').take(7).collect::<Vec<_>>().join(":"))
+        .collect();
+    for c in &set.connections {
+        let id = &c.spec.api_key.secret_id;
+        secrets.push(if id.starts_with("arn:") {
+            id.clone()
+        } else {
+            // Secrets Manager appends six random characters to a secret's name.
+            arn("secretsmanager", format!("secret:{id}-??????"))
+        });
+    }
+    secrets.sort();
+    secrets.dedup();
+    if !secrets.is_empty() {
+        let mut read = vec!["secretsmanager:DescribeSecret"];
+        if !set.connections.is_empty() {
+            read.push("secretsmanager:GetSecretValue");
+        }
+        statements.push(statement("ReadReferencedSecrets".into(), read, secrets));
+    }
+    if !set.connections.is_empty() {
+        statements.push(statement(
+            "ConnectionSecrets".into(),
+            vec![
+                "secretsmanager:CreateSecret",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecret",
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:DeleteSecret",
+                "secretsmanager:TagResource",
+            ],
+            vec![arn("secretsmanager", "secret:events!connection/*".into())],
+        ));
+    }
+    if !set.scalable_targets.is_empty() {
+        statements.push(json!({
+            "Sid": "AutoScalingServiceLinkedRole",
+            "Effect": "Allow",
+            "Action": ["iam:CreateServiceLinkedRole"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"iam:AWSServiceName": "ecs.application-autoscaling.amazonaws.com"}},
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// The statement the daemon needs for its SNS alert topics.
+pub fn alert_statement(topics: &[String]) -> Option<Value> {
+    (!topics.is_empty()).then(|| {
+        json!({"Sid": "AlertTopics", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": topics})
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load::load_sources;
+
+    /// Each resource module and the kinds its calls serve.
+    const SOURCES: [(&str, &str, &[Kind]); 13] = [
+        (
+            "cluster.rs",
+            include_str!("resources/cluster.rs"),
+            &[Kind::Cluster],
+        ),
+        (
+            "parameters.rs",
+            include_str!("resources/parameters.rs"),
+            &[Kind::ParameterSet],
+        ),
+        (
+            "security_group.rs",
+            include_str!("resources/security_group.rs"),
+            &[Kind::SecurityGroup],
+        ),
+        (
+            "target_group.rs",
+            include_str!("resources/target_group.rs"),
+            &[Kind::TargetGroup],
+        ),
+        (
+            "load_balancer.rs",
+            include_str!("resources/load_balancer.rs"),
+            &[Kind::LoadBalancer],
+        ),
+        (
+            "redis.rs",
+            include_str!("resources/redis.rs"),
+            &[Kind::ReplicationGroup],
+        ),
+        (
+            "service/mod.rs",
+            include_str!("resources/service/mod.rs"),
+            &[Kind::Service],
+        ),
+        (
+            "service/render.rs",
+            include_str!("resources/service/render.rs"),
+            &[Kind::Service],
+        ),
+        (
+            "autoscaling.rs",
+            include_str!("resources/autoscaling.rs"),
+            &[Kind::ScalableTarget],
+        ),
+        (
+            "eventbridge.rs",
+            include_str!("resources/eventbridge.rs"),
+            &[Kind::Connection, Kind::ApiDestination, Kind::Rule],
+        ),
+        // Lookups every kind with network settings makes.
+        (
+            "service/network.rs",
+            include_str!("resources/service/network.rs"),
+            &[
+                Kind::Service,
+                Kind::LoadBalancer,
+                Kind::ReplicationGroup,
+                Kind::SecurityGroup,
+            ],
+        ),
+        // The account ID, for the SSM parameter ARNs of service secrets.
+        ("aws/mod.rs", include_str!("aws/mod.rs"), &[Kind::Service]),
+        ("resources/mod.rs", include_str!("resources/mod.rs"), &[]),
+    ];
+
+    const SERVICES: [&str; 11] = [
+        "acm",
+        "application-autoscaling",
+        "ec2",
+        "ecs",
+        "elasticache",
+        "elasticloadbalancing",
+        "events",
+        "secretsmanager",
+        "sns",
+        "ssm",
+        "sts",
+    ];
+
+    /// Every `"service:Operation"` string literal in a source file.
+    fn operations(source: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for piece in source.split('"').skip(1).step_by(2) {
+            if let Some((service, op)) = piece.split_once(':')
+                && SERVICES.contains(&service)
+                && !op.is_empty()
+                && op.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && op.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                out.insert(piece.to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_operation_the_code_calls_is_in_its_kinds_policy() {
+        let mut seen = 0;
+        for (file, source, kinds) in SOURCES {
+            for op in operations(source) {
+                seen += 1;
+                if op == "sns:Publish" {
+                    continue; // the daemon's alerts, not a kind: alert_statement
+                }
+                assert!(!kinds.is_empty(), "{file} calls {op} but serves no kind");
+                for kind in kinds {
+                    // A module serving several kinds: the op must be in at least one.
+                    if kinds.len() > 1 {
+                        continue;
+                    }
+                    assert!(
+                        actions(*kind).contains(&op.as_str()),
+                        "{file} calls {op}, which is not in the {kind} policy"
+                    );
+                }
+                if kinds.len() > 1 {
+                    assert!(
+                        kinds.iter().any(|k| actions(*k).contains(&op.as_str())),
+                        "{file} calls {op}, which none of {kinds:?} allows"
+                    );
+                }
+            }
+        }
+        assert!(seen > 60, "the scan found only {seen} operations");
+    }
+
+    #[test]
+    fn the_policy_names_only_what_the_manifests_use_and_scopes_writes() {
+        let text =
+            "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n";
+        let set = load_sources(&[("c.yaml".into(), text.into())]).unwrap();
+        let p = policy(&set);
+        let all: Vec<&str> = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                s["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_str)
+            })
+            .collect();
+        assert!(all.iter().all(|a| a.starts_with("ecs:")), "{all:?}");
+        let write = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "ClusterWrite")
+            .unwrap();
+        assert_eq!(write["Resource"], json!(["arn:aws:ecs:*:*:cluster/prd"]));
+        assert!(
+            !write["Action"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("ecs:DescribeClusters"))
+        );
+    }
+}
