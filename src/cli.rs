@@ -152,6 +152,26 @@ pub enum Command {
         /// (enforce mode only; services, target groups and security groups).
         #[arg(long, env = "MOORING_PRUNE")]
         prune: bool,
+        /// Leader election: only the replica holding the lease (a DynamoDB item) applies;
+        /// the others stand by and take over when it expires.
+        #[arg(
+            long,
+            env = "MOORING_LEADER_ELECTION",
+            requires_if("true", "lease_table")
+        )]
+        leader_election: bool,
+        /// The lease table (partition key `name`, a string).
+        #[arg(long, env = "MOORING_LEASE_TABLE")]
+        lease_table: Option<String>,
+        /// The lease's name: one per stack that replicas share.
+        #[arg(long, default_value = "mooring", env = "MOORING_LEASE_NAME")]
+        lease_name: String,
+        /// How long a lease lasts without renewal (renewed every third of it).
+        #[arg(long, default_value = "15s", value_parser = parse_duration, env = "MOORING_LEASE_DURATION")]
+        lease_duration: Duration,
+        /// This replica's name in the lease (default: the host name).
+        #[arg(long, env = "MOORING_REPLICA_ID")]
+        replica_id: Option<String>,
         /// Check one kind on its own interval, e.g. `Service=30s` or `Rule=5m` (repeatable).
         #[arg(long = "kind-interval", value_parser = parse_kind_interval)]
         kind_intervals: Vec<(Kind, Duration)>,
@@ -297,6 +317,11 @@ pub async fn execute(cli: Cli) -> i32 {
             backoff,
             kind_intervals,
             prune,
+            leader_election,
+            lease_table,
+            lease_name,
+            lease_duration,
+            replica_id,
         } => {
             let source = match (dir, git) {
                 (_, Some(url)) => {
@@ -320,6 +345,16 @@ pub async fn execute(cli: Cli) -> i32 {
                 backoff,
                 kind_intervals,
                 prune,
+                lease: lease_table.filter(|_| leader_election).map(|table| {
+                    crate::lease::LeaseConfig {
+                        table,
+                        name: lease_name,
+                        holder: replica_id
+                            .or_else(|| std::env::var("HOSTNAME").ok())
+                            .unwrap_or_else(|| format!("mooring-{}", std::process::id())),
+                        duration: lease_duration,
+                    }
+                }),
             })
             .await
         }
@@ -485,6 +520,7 @@ struct RunArgs {
     backoff: Duration,
     kind_intervals: Vec<(Kind, Duration)>,
     prune: bool,
+    lease: Option<crate::lease::LeaseConfig>,
 }
 
 async fn run(args: RunArgs) -> i32 {
@@ -622,13 +658,47 @@ async fn run(args: RunArgs) -> i32 {
         backoff: (args.backoff, Duration::from_secs(600).max(args.backoff)),
         prune: args.prune,
     };
+    let lease = args
+        .lease
+        .map(|l| crate::lease::Lease::new(l, ctx.aws.dynamodb.clone()));
+    if let Some(lease) = lease.clone() {
+        // Renew (or, on standby, try to take over) every third of the lease, between
+        // passes too; winning it starts a pass at once.
+        let (trigger, metrics, status, mut stop) =
+            (trigger.clone(), metrics.clone(), status.clone(), rx.clone());
+        let every = lease.renew_every();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.wait_for(|v| *v) => return,
+                }
+                let was = lease.is_leader();
+                if let Err(e) = lease.refresh().await {
+                    tracing::warn!(error = %e, "cannot renew the lease");
+                }
+                metrics.set_leader(lease.is_leader());
+                status.set_leadership(lease.leadership());
+                if !was && lease.is_leader() {
+                    trigger.notify_one();
+                }
+            }
+        });
+    } else {
+        metrics.set_leader(true);
+    }
     let shared = reconcile::daemon::Shared {
         alerter: crate::alerts::Alerter::start(sinks, metrics.clone()),
         status,
         metrics,
         trigger,
+        lease: lease.clone(),
     };
     reconcile::daemon::run(cfg, ctx, shared, rx).await;
+    if let Some(lease) = lease {
+        // Hand over at once instead of making a standby wait for the lease to expire.
+        lease.release().await;
+    }
     match server.await {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {

@@ -158,6 +158,28 @@ async fn desired_count(emu: &Emulator) -> i32 {
         .desired_count()
 }
 
+/// The image of the task definition the fixture's service runs.
+async fn service_image(emu: &Emulator) -> String {
+    let ecs = emu.ecs().await;
+    let svc = ecs
+        .describe_services()
+        .cluster("test")
+        .services("api")
+        .send()
+        .await
+        .unwrap();
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(svc.services()[0].task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    td.task_definition().unwrap().container_definitions()[0]
+        .image()
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn scale_out_of_band(emu: &Emulator, count: i32) {
     emu.ecs()
         .await
@@ -397,11 +419,15 @@ async fn a_broken_manifest_set_is_rejected_and_the_last_good_one_keeps_running()
             .is_some_and(|e| e.is_empty())
             && d.get("/status")["revision"] != revision
     });
-    d.wait_for("the new image", || {
-        d.get("/status/Service/api")["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["what"] == "applied"))
-    });
+    // (Creation was an `applied` event too: ask AWS, not the event list.)
+    let started = Instant::now();
+    while service_image(emu).await != "nginx:1.28" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the new image never rolled out"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert!(
         d.alerts
             .json()
@@ -479,29 +505,15 @@ async fn a_git_branch_is_followed_commit_by_commit() {
     d.wait_for("the new commit", || {
         d.get("/status")["revision"] == second.as_str()
     });
-    d.wait_for("the new image", || {
-        d.get("/status/Service/api")["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["what"] == "applied"))
-    });
-    let ecs = emu.ecs().await;
-    let svc = ecs
-        .describe_services()
-        .cluster("test")
-        .services("api")
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .describe_task_definition()
-        .task_definition(svc.services()[0].task_definition().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        td.task_definition().unwrap().container_definitions()[0].image(),
-        Some("nginx:1.28")
-    );
+    // (Creation was an `applied` event too: ask AWS, not the event list.)
+    let started = Instant::now();
+    while service_image(emu).await != "nginx:1.28" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the new image never rolled out"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 
     // A bad commit is rejected; the previous commit keeps being reconciled.
     edit(&manifests.join("service.yaml"), "cpu: 256", "cpu: 333");
@@ -656,4 +668,146 @@ spec:
         "untagged groups are never touched"
     );
     d.stop();
+}
+
+async fn lease_table(emu: &Emulator) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    aws_sdk_dynamodb::Client::new(&emu.sdk_config().await)
+        .create_table()
+        .table_name("mooring-leases")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("name")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("name")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The lease protocol against moto's DynamoDB, one request at a time (moto's conditional
+/// writes are not atomic under concurrent requests).
+#[tokio::test]
+async fn the_lease_goes_to_one_replica_and_moves_when_it_expires() {
+    use mooring::lease::{Lease, LeaseConfig};
+    let (_guard, emu) = emulator().await;
+    lease_table(emu).await;
+    let client = aws_sdk_dynamodb::Client::new(&emu.sdk_config().await);
+    let lease = |holder: &str| {
+        Lease::new(
+            LeaseConfig {
+                table: "mooring-leases".into(),
+                name: "salon".into(),
+                holder: holder.into(),
+                duration: Duration::from_millis(1500),
+            },
+            client.clone(),
+        )
+    };
+    let (a, b) = (lease("a"), lease("b"));
+    assert!(a.refresh().await.unwrap());
+    assert!(!b.refresh().await.unwrap());
+    assert_eq!(b.leadership().holder.as_deref(), Some("a"));
+    assert_eq!(a.token(), Some(1));
+    assert!(a.refresh().await.unwrap(), "renewal keeps it");
+    assert_eq!(a.token(), Some(1), "renewal keeps the token");
+
+    // a stops renewing (paused): after the lease time b takes over with a new token, and
+    // a, waking up, is no longer leader by its own clock nor by the table.
+    std::thread::sleep(Duration::from_millis(1700));
+    assert!(!a.is_leader(), "a's own clock says its lease ran out");
+    assert!(b.refresh().await.unwrap());
+    assert_eq!(b.token(), Some(2), "the fencing token grows on takeover");
+    assert!(!a.refresh().await.unwrap());
+    assert_eq!(a.token(), None);
+
+    // Released on shutdown: the next replica does not wait for expiry.
+    b.release().await;
+    assert!(!b.is_leader());
+    assert!(a.refresh().await.unwrap());
+    assert_eq!(a.token(), Some(3));
+
+    // A missing table is a clear error.
+    let lost = Lease::new(
+        LeaseConfig {
+            table: "no-such-table".into(),
+            name: "salon".into(),
+            holder: "c".into(),
+            duration: Duration::from_secs(5),
+        },
+        client.clone(),
+    );
+    let e = lost.refresh().await.unwrap_err();
+    assert!(e.to_string().contains("no-such-table"), "{e}");
+}
+
+#[tokio::test]
+async fn of_two_daemons_one_applies_and_the_other_takes_over() {
+    let (_guard, emu) = emulator().await;
+    lease_table(emu).await;
+    let dir = fixture_copy("basic");
+    let path = dir.path().to_str().unwrap();
+    let election = |id: &'static str| {
+        [
+            "--leader-election",
+            "--lease-table",
+            "mooring-leases",
+            "--lease-duration",
+            "3s",
+            "--replica-id",
+            id,
+        ]
+    };
+    let a = Daemon::start(emu, path, &election("a"));
+    let b = Daemon::start(emu, path, &election("b"));
+    let leader_of = |d: &Daemon| d.get("/status")["leadership"]["leader"] == true;
+    a.wait_for("one leader", || leader_of(&a) != leader_of(&b));
+    let (leader, standby) = if leader_of(&a) { (a, b) } else { (b, a) };
+    assert_eq!(standby.get("/status")["leadership"]["leader"], false);
+    let (_, metrics) = common::http(standby.port, "GET", "/metrics").unwrap();
+    assert!(metrics.contains("mooring_leader 0"), "{metrics}");
+
+    scale_out_of_band(emu, 7).await;
+    leader.wait_for("the correction", || {
+        leader
+            .alerts_for("Service/api")
+            .iter()
+            .any(|x| x["kind"] == "resolved")
+    });
+    let applied_by = |d: &Daemon| {
+        d.get("/status/Service/api")["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["what"] == "applied"))
+    };
+    assert!(applied_by(&leader));
+    assert!(!applied_by(&standby), "the standby never applies");
+
+    // The leader dies without releasing the lease: the standby takes over once it expires.
+    let mut dead = leader;
+    let _ = dead.process.0.kill();
+    let _ = dead.process.0.wait();
+    let killed_at = Instant::now();
+    standby.wait_for("the takeover", || leader_of(&standby));
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(3 + 3),
+        "took {:?}",
+        killed_at.elapsed()
+    );
+    assert_eq!(standby.get("/status")["leadership"]["token"], 2);
+    scale_out_of_band(emu, 5).await;
+    standby.wait_for("the new leader's correction", || applied_by(&standby));
+    assert_eq!(desired_count(emu).await, 2);
+    standby.stop();
 }

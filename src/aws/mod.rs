@@ -48,6 +48,8 @@ pub struct Aws {
     pub acm: aws_sdk_acm::Client,
     /// SNS: alert topics.
     pub sns: aws_sdk_sns::Client,
+    /// DynamoDB: the leader-election lease.
+    pub dynamodb: aws_sdk_dynamodb::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -336,6 +338,11 @@ impl Aws {
             ),
             sns: aws_sdk_sns::Client::from_conf(
                 aws_sdk_sns::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(config)
                     .interceptor(calls.clone())
                     .build(),
             ),

@@ -99,8 +99,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Alert delivery.
     pub alerter: Alerter,
-    /// Wakes the loop (webhook, file watch).
+    /// Wakes the loop (webhook, file watch, leadership won).
     pub trigger: Arc<Notify>,
+    /// With leader election: only the lease holder applies.
+    pub lease: Option<crate::lease::Lease>,
 }
 
 /// Per-resource backoff after failures.
@@ -179,6 +181,7 @@ pub async fn run(
         metrics,
         alerter,
         trigger,
+        lease,
     } = shared;
     let applying = status.clone();
     ctx.on_apply = Some(Arc::new(move |kind, name| {
@@ -224,6 +227,13 @@ pub async fn run(
             }
         }
         if let Some(set) = &current {
+            if let Some(lease) = &lease {
+                if let Err(e) = lease.refresh().await {
+                    warn!(error = %e, "cannot read the lease: standing by");
+                }
+                metrics.set_leader(lease.is_leader());
+                status.set_leadership(lease.leadership());
+            }
             let started = SystemTime::now();
             let clock = Instant::now();
             let calls_before: u64 = ctx.aws.calls.snapshot().values().sum();
@@ -248,7 +258,10 @@ pub async fn run(
                     .get(&(kind, name.to_string()))
                     .copied()
                     .unwrap_or((cfg.enforce, false));
+                // The lease is checked at each apply: a leader paused past its lease
+                // applies nothing when it wakes.
                 enforce
+                    && lease.as_ref().is_none_or(|l| l.is_leader())
                     && !paused
                     && !waiting.contains(&(kind, name.to_string()))
                     && !stopping.load(Ordering::SeqCst)
@@ -309,7 +322,8 @@ pub async fn run(
                 alerter.send(alert);
             }
             backoffs.update(&report);
-            if cfg.prune && cfg.enforce && !stopping.load(Ordering::SeqCst) {
+            let leading = lease.as_ref().is_none_or(|l| l.is_leader());
+            if cfg.prune && cfg.enforce && leading && !stopping.load(Ordering::SeqCst) {
                 prune(&ctx, set, &status).await;
             }
         }

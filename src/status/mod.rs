@@ -85,6 +85,9 @@ pub struct Status {
     pub passes: u64,
     /// True when the last pass reached AWS (some call answered).
     pub aws_reachable: bool,
+    /// With leader election: whether this replica leads (applies) or stands by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leadership: Option<crate::lease::Leadership>,
     /// Every resource of the current set, then orphans.
     pub resources: Vec<ResourceStatus>,
     /// Recent events per `Kind/name`, newest last (shown by `/status/{kind}/{name}`).
@@ -316,6 +319,11 @@ impl StatusStore {
             }
             push_event(s, kind, name, "prune", outcome.to_string(), &stamp);
         });
+    }
+
+    /// Leadership, with leader election on.
+    pub fn set_leadership(&self, leadership: crate::lease::Leadership) {
+        self.write(|s| s.leadership = Some(leadership));
     }
 
     /// Where manifests come from and which revision of them (a git commit) is in use.
