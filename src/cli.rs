@@ -186,6 +186,9 @@ pub enum Command {
         /// Operator config: adds `sns:Publish` on its alert topics.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Leader election's lease table: adds `dynamodb:GetItem`/`PutItem` on it.
+        #[arg(long)]
+        lease_table: Option<String>,
     },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
@@ -358,7 +361,11 @@ pub async fn execute(cli: Cli) -> i32 {
             })
             .await
         }
-        Command::IamPolicy { dir, config } => {
+        Command::IamPolicy {
+            dir,
+            config,
+            lease_table,
+        } => {
             let Ok(set) = load(&dir, Output::Text) else {
                 return 1;
             };
@@ -380,6 +387,9 @@ pub async fn execute(cli: Cli) -> i32 {
                         return 1;
                     }
                 }
+            }
+            if let (Some(table), Some(list)) = (lease_table, policy["Statement"].as_array_mut()) {
+                list.push(crate::iam::lease_statement(&table));
             }
             println!(
                 "{}",

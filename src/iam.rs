@@ -413,6 +413,16 @@ pub fn policy(set: &ManifestSet) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// The statement leader election needs: read and conditionally write its lease item.
+pub fn lease_statement(table: &str) -> Value {
+    json!({
+        "Sid": "LeaderLease",
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+        "Resource": [format!("arn:aws:dynamodb:*:*:table/{table}")],
+    })
+}
+
 /// The statement the daemon needs for its SNS alert topics.
 pub fn alert_statement(topics: &[String]) -> Option<Value> {
     (!topics.is_empty()).then(|| {
@@ -493,9 +503,10 @@ mod tests {
         ("resources/mod.rs", include_str!("resources/mod.rs"), &[]),
     ];
 
-    const SERVICES: [&str; 11] = [
+    const SERVICES: [&str; 12] = [
         "acm",
         "application-autoscaling",
+        "dynamodb",
         "ec2",
         "ecs",
         "elasticache",
@@ -506,6 +517,23 @@ mod tests {
         "ssm",
         "sts",
     ];
+
+    #[test]
+    fn the_lease_statement_covers_the_lease_code() {
+        let st = lease_statement("mooring-leases");
+        let ops = operations(include_str!("lease.rs"));
+        assert!(!ops.is_empty());
+        for op in ops {
+            assert!(
+                st["Action"].as_array().unwrap().contains(&json!(op)),
+                "lease.rs calls {op}"
+            );
+        }
+        assert_eq!(
+            st["Resource"],
+            json!(["arn:aws:dynamodb:*:*:table/mooring-leases"])
+        );
+    }
 
     /// Every `"service:Operation"` string literal in a source file.
     fn operations(source: &str) -> BTreeSet<String> {
