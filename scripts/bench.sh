@@ -27,6 +27,9 @@ gen() { # gen DIR COUNT
   for c in a b; do
     printf 'apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: bench-%s}\nspec: {}\n' "$c" >"$1/cluster-$c.yaml"
   done
+  # The services' secret comes from a managed parameter (secrets from outside the
+  # manifests must exist, and the emulator starts empty).
+  printf 'apiVersion: mooring.dev/v1alpha1\nkind: ParameterSet\nmetadata: {name: bench}\nspec:\n  path: /bench\n  parameters: {db/host: db.internal}\n' >"$1/parameters.yaml"
   for i in $(seq 1 "$2"); do
     c=$([ $((i % 2)) -eq 0 ] && echo a || echo b)
     cat >"$1/svc-$i.yaml" <<YAML
@@ -47,7 +50,7 @@ spec:
       image: nginx:1.27
       port: 8080
       environment: {SERVICE: svc-$i, LOG_LEVEL: info}
-      secrets: {DB_PASSWORD: {ssmParameter: /bench/db/password}}
+      secrets: {DB_HOST: {ssmParameter: /bench/db/host}}
       healthCheck: {httpPath: /health}
       logs: {group: /ecs/svc-$i}
 YAML
@@ -78,6 +81,9 @@ gen "$work/set" "$n"
 endpoint="$(MOTO_ECS_SERVICE_RUNNING=1 scripts/moto.sh start)"
 export AWS_ENDPOINT_URL="$endpoint" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 export RUST_LOG=error
+# mooring's own speed, not the default 50 requests/s limit (set MOORING_AWS_RATE_LIMIT to
+# measure with a limit).
+export MOORING_AWS_RATE_LIMIT="${MOORING_AWS_RATE_LIMIT:-0}"
 measure "apply from nothing ($n services)" "$bin" apply "$work/set" --output json
 measure "steady plan ($n services)" "$bin" plan "$work/set" --output json
 python3 - "$work/out.json" <<'PY'

@@ -84,6 +84,7 @@ pub struct Metrics {
     rejected_sets: Counter,
     alerts: Family<AlertLabels, Counter>,
     leader: Gauge,
+    acquisitions: Counter,
     seen_calls: Mutex<BTreeMap<CallKey, u64>>,
 }
 
@@ -158,7 +159,13 @@ impl Metrics {
             "1 when this replica applies changes, 0 on standby",
             leader.clone(),
         );
-        leader.set(1);
+
+        let acquisitions = Counter::default();
+        registry.register(
+            "leader_acquisitions",
+            "Times this replica became leader (handovers to it)",
+            acquisitions.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -171,6 +178,7 @@ impl Metrics {
             rejected_sets,
             alerts,
             leader,
+            acquisitions,
             seen_calls: Mutex::default(),
         }
     }
@@ -256,9 +264,11 @@ impl Metrics {
             .inc();
     }
 
-    /// Leadership of this replica.
+    /// Leadership of this replica; a change to leader counts as an acquisition.
     pub fn set_leader(&self, leader: bool) {
-        self.leader.set(i64::from(leader));
+        if self.leader.set(i64::from(leader)) == 0 && leader {
+            self.acquisitions.inc();
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -806,6 +806,12 @@ async fn of_two_daemons_one_applies_and_the_other_takes_over() {
         killed_at.elapsed()
     );
     assert_eq!(standby.get("/status")["leadership"]["token"], 2);
+    let (_, metrics) = common::http(standby.port, "GET", "/metrics").unwrap();
+    assert!(metrics.contains("mooring_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains("mooring_leader_acquisitions_total 1"),
+        "{metrics}"
+    );
     scale_out_of_band(emu, 5).await;
     standby.wait_for("the new leader's correction", || applied_by(&standby));
     assert_eq!(desired_count(emu).await, 2);
