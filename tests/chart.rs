@@ -875,16 +875,10 @@ fn deployment_is_locked_down_and_probed() {
     }
 }
 
-/// Env vars the deployment may set that need not be `mooring run` arguments: the region, the
-/// log filter, the HMAC secret the operator config names, and leader election (being added
-/// to the binary; accepted whether or not the CLI reads them yet).
-const NOT_CLI_ENV: &[&str] = &[
-    "AWS_REGION",
-    "RUST_LOG",
-    "MOORING_LEADER_ELECTION",
-    "MOORING_LEASE_TABLE",
-    "MOORING_WEBHOOK_SECRET",
-];
+/// Env vars the deployment may set that are not `mooring run` arguments: the region and the
+/// log filter (read by the AWS SDK and tracing), and the HMAC secret the operator config
+/// names.
+const NOT_CLI_ENV: &[&str] = &["AWS_REGION", "RUST_LOG", "MOORING_WEBHOOK_SECRET"];
 
 #[test]
 fn deployment_env_vars_are_read_by_the_binary() {
