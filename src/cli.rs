@@ -352,9 +352,13 @@ pub async fn execute(cli: Cli) -> i32 {
                     crate::lease::LeaseConfig {
                         table,
                         name: lease_name,
+                        // The pod or task name; failing that a random name (a PID
+                        // is 1 in every container, and two replicas with one name
+                        // would both lead).
                         holder: replica_id
                             .or_else(|| std::env::var("HOSTNAME").ok())
-                            .unwrap_or_else(|| format!("mooring-{}", std::process::id())),
+                            .filter(|h| !h.is_empty())
+                            .unwrap_or_else(|| format!("mooring-{:016x}", fastrand::u64(..))),
                         duration: lease_duration,
                     }
                 }),

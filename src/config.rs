@@ -113,6 +113,29 @@ impl Secret {
     }
 }
 
+/// serde quotes the offending value in some errors (`invalid type: string "https://…"`);
+/// in this file that value may be a secret written inline by mistake.
+fn hide_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        let (before, after) = rest.split_at(start + "string \"".len());
+        out.push_str(before);
+        match after.find('"') {
+            Some(end) => {
+                out.push_str("(value hidden)\"");
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("(value hidden)");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Loads and checks a configuration file; every secret must resolve now, so a daemon
 /// never starts with an alert sink it cannot use.
 pub fn load(path: &Path) -> Result<OperatorConfig, String> {
@@ -132,7 +155,7 @@ pub fn load(path: &Path) -> Result<OperatorConfig, String> {
         return Ok(OperatorConfig::default());
     };
     let config: OperatorConfig = serde_json::from_value(doc.value.clone())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| format!("{}: {}", path.display(), hide_values(&e.to_string())))?;
     let mut secrets: Vec<(String, &Secret)> = Vec::new();
     for (i, w) in config.alerts.webhooks.iter().enumerate() {
         secrets.push((format!("alerts.webhooks[{i}].url"), &w.url));
@@ -197,6 +220,14 @@ mod tests {
         );
         std::fs::write(&cfg, "alerts:\n  sns:\n    - topicArn: mooring\n").unwrap();
         assert!(load(&cfg).unwrap_err().contains("is not an SNS topic ARN"));
+        std::fs::write(
+            &cfg,
+            "alerts:\n  slack:\n    - webhookUrl: https://hooks.slack.example/T/B/secret-token\n",
+        )
+        .unwrap();
+        let e = load(&cfg).unwrap_err();
+        assert!(!e.contains("secret-token"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
         std::fs::write(&cfg, "alerts:\n  slak: []\n").unwrap();
         assert!(load(&cfg).unwrap_err().contains("unknown field `slak`"));
     }

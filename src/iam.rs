@@ -268,21 +268,24 @@ pub fn policy(set: &ManifestSet) -> Value {
             Kind::Connection => set
                 .connections
                 .iter()
-                .map(|c| {
-                    arn(
-                        "events",
-                        format!("connection/{}/*", c.spec.aws_name(&c.metadata)),
-                    )
+                .flat_map(|c| {
+                    // The ARN ends in the name on create and in name/UUID afterwards.
+                    let name = c.spec.aws_name(&c.metadata);
+                    [
+                        arn("events", format!("connection/{name}")),
+                        arn("events", format!("connection/{name}/*")),
+                    ]
                 })
                 .collect(),
             Kind::ApiDestination => set
                 .api_destinations
                 .iter()
-                .map(|d| {
-                    arn(
-                        "events",
-                        format!("api-destination/{}/*", d.spec.aws_name(&d.metadata)),
-                    )
+                .flat_map(|d| {
+                    let name = d.spec.aws_name(&d.metadata);
+                    [
+                        arn("events", format!("api-destination/{name}")),
+                        arn("events", format!("api-destination/{name}/*")),
+                    ]
                 })
                 .collect(),
             Kind::Rule => set
@@ -298,9 +301,21 @@ pub fn policy(set: &ManifestSet) -> Value {
             statements.push(json!({
                 "Sid": "SecurityGroupCreate",
                 "Effect": "Allow",
-                "Action": ["ec2:CreateSecurityGroup", "ec2:CreateTags"],
+                "Action": ["ec2:CreateSecurityGroup"],
                 "Resource": ["arn:aws:ec2:*:*:security-group/*"],
                 "Condition": {"StringEquals": {format!("aws:RequestTag/{TAG_MANAGED_BY}"): MANAGED_BY}},
+            }));
+            // Tags only as part of creating a group: the role cannot tag someone else's
+            // group as mooring's and then change it.
+            statements.push(json!({
+                "Sid": "SecurityGroupTagOnCreate",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateTags"],
+                "Resource": ["arn:aws:ec2:*:*:security-group/*"],
+                "Condition": {"StringEquals": {
+                    "ec2:CreateAction": "CreateSecurityGroup",
+                    format!("aws:RequestTag/{TAG_MANAGED_BY}"): MANAGED_BY,
+                }},
             }));
             statements.push(json!({
                 "Sid": "SecurityGroupInVpc",

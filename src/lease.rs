@@ -122,6 +122,11 @@ pub struct Lease {
     config: LeaseConfig,
     client: aws_sdk_dynamodb::Client,
     state: Arc<Mutex<State>>,
+    /// One refresh at a time (the loop and the renewal task both refresh): two racing
+    /// conditional writes of the same replica would make it lose to itself.
+    busy: Arc<tokio::sync::Mutex<()>>,
+    /// Set by [`Lease::release`]: no refresh takes the lease back afterwards.
+    released: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn now_ms() -> u64 {
@@ -138,6 +143,8 @@ impl Lease {
             config,
             client,
             state: Arc::default(),
+            busy: Arc::default(),
+            released: Arc::default(),
         }
     }
 
@@ -178,6 +185,10 @@ impl Lease {
     /// Reads the lease and renews, creates or takes it over as [`decide`] says. Returns
     /// whether this replica leads afterwards.
     pub async fn refresh(&self) -> Result<bool, AwsError> {
+        let _one = self.busy.lock().await;
+        if self.released.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(false);
+        }
         let me = self.config.holder.clone();
         let item = self.read().await?;
         let sent = Instant::now();
@@ -241,6 +252,9 @@ impl Lease {
 
     /// Gives the lease up (on shutdown), so a standby takes over at once.
     pub async fn release(&self) {
+        let _one = self.busy.lock().await;
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let token = self.state().token;
         if let Some(token) = token {
             let me = self.config.holder.clone();

@@ -793,6 +793,11 @@ async fn of_two_daemons_one_applies_and_the_other_takes_over() {
     };
     assert!(applied_by(&leader));
     assert!(!applied_by(&standby), "the standby never applies");
+    assert!(
+        standby.alerts_for("Service/api").is_empty(),
+        "only the leader sends alerts: {:#?}",
+        standby.alerts.json()
+    );
 
     // The leader dies without releasing the lease: the standby takes over once it expires.
     let mut dead = leader;

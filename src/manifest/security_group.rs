@@ -206,7 +206,15 @@ fn is_ipv4_cidr(s: &str) -> bool {
     let Some((ip, len)) = s.split_once('/') else {
         return false;
     };
-    ip.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 32)
+    // The network address itself: EC2 rejects (or rewrites) `10.0.0.5/16`, which would be
+    // a failure or a drift that never clears.
+    match (ip.parse::<std::net::Ipv4Addr>(), len.parse::<u32>()) {
+        (Ok(ip), Ok(len)) if len <= 32 => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(ip) & !mask == 0
+        }
+        _ => false,
+    }
 }
 
 impl SecurityGroupSpec {
@@ -308,7 +316,7 @@ mod tests {
     fn rules_need_one_peer_and_sane_ports() {
         assert!(errors("  vpc: default\n  ingress:\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {ipProtocol: all, securityGroupId: sg-1}\n").is_empty());
         let errs = errors(
-            "  vpc: main\n  ingress:\n    - {port: 443}\n    - {port: 80, cidrIp: 0.0.0.0/0, securityGroupId: sg-1}\n    - {fromPort: 90, toPort: 80, cidrIp: 10.0.0.0/33}\n    - {ipProtocol: all, port: 1, securityGroupId: x-1}\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {port: 443, cidrIp: 0.0.0.0/0}\n",
+            "  vpc: main\n  ingress:\n    - {port: 443}\n    - {port: 80, cidrIp: 0.0.0.0/0, securityGroupId: sg-1}\n    - {fromPort: 90, toPort: 80, cidrIp: 10.0.0.0/33}\n    - {ipProtocol: all, port: 1, securityGroupId: x-1}\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {port: 22, cidrIp: 10.0.0.5/16}\n",
         );
         for expected in [
             "sg.yaml:5:3: spec.vpc: must be `default` or a VPC ID",
@@ -319,6 +327,7 @@ mod tests {
             "spec.ingress[3]: `all` rules take no ports",
             "spec.ingress[3].securityGroupId: `x-1` does not look like a security group ID",
             "spec.ingress[5]: the same rule as spec.ingress[4]",
+            "spec.ingress[6].cidrIp: `10.0.0.5/16` is not an IPv4 CIDR block",
         ] {
             assert!(
                 errs.iter().any(|e| e.contains(expected)),

@@ -205,7 +205,9 @@ pub async fn run(
                         warn!(warning = %w, "manifest warning");
                     }
                 }
-                if let Some(a) = episodes.accepted(&source_label, &set.revision) {
+                if let Some(a) = episodes.accepted(&source_label, &set.revision)
+                    && leads(&lease)
+                {
                     alerter.send(a);
                 }
                 status.set_manifests(&set, cfg.enforce);
@@ -220,7 +222,9 @@ pub async fn run(
                     .as_ref()
                     .map(|c| c.revision.clone())
                     .unwrap_or_default();
-                if let Some(a) = episodes.rejected(&errors.0, &source_label, &revision) {
+                if let Some(a) = episodes.rejected(&errors.0, &source_label, &revision)
+                    && leads(&lease)
+                {
                     alerter.send(a);
                 }
                 status.set_manifest_errors(errors.0);
@@ -318,13 +322,31 @@ pub async fn run(
             );
             metrics.record_pass(&report, &source_label, clock.elapsed(), cfg.enforce);
             metrics.record_calls(&ctx.aws.calls.snapshot());
-            for alert in episodes.observe(&report, &source_label) {
-                alerter.send(alert);
+            // A resource held back by its backoff was not tried: its failure episode and
+            // backoff stay as they are until it is.
+            let mut tried = report.clone();
+            tried
+                .resources
+                .retain(|r| !waiting.contains(&(r.kind, r.name.clone())));
+            // Every replica tracks episodes (a new leader closes what the old one opened);
+            // only the leader sends.
+            let alerts = episodes.observe(&tried, &source_label);
+            if leads(&lease) {
+                for alert in alerts {
+                    alerter.send(alert);
+                }
             }
-            backoffs.update(&report);
-            let leading = lease.as_ref().is_none_or(|l| l.is_leader());
-            if cfg.prune && cfg.enforce && leading && !stopping.load(Ordering::SeqCst) {
-                prune(&ctx, set, &status).await;
+            backoffs.update(&tried);
+            if report
+                .resources
+                .iter()
+                .any(|r| r.applied && r.action == super::Action::Replace)
+            {
+                // Resources of kinds not due this pass may hold the replaced ARN.
+                everything = true;
+            }
+            if cfg.prune && cfg.enforce && leads(&lease) && !stopping.load(Ordering::SeqCst) {
+                prune(&ctx, set, &status, &|| leads(&lease)).await;
             }
         }
         // Until the next kind is due (at most one interval: the manifests are re-read
@@ -355,7 +377,12 @@ pub async fn run(
 /// Deletes what carries mooring's ownership tag but is in no manifest, dependents first
 /// (services before their target groups and security groups). A resource whose manifest
 /// is paused or in observe mode is in the set, so never pruned.
-async fn prune(ctx: &Context, set: &ManifestSet, status: &StatusStore) {
+async fn prune(
+    ctx: &Context,
+    set: &ManifestSet,
+    status: &StatusStore,
+    leading: &(dyn Fn() -> bool + Sync),
+) {
     let wanted: std::collections::HashSet<(Kind, String)> = set.ids().into_iter().collect();
     for r in reconcilers(set).iter().rev() {
         let Some(owned) = r.owned(ctx).await else {
@@ -372,6 +399,10 @@ async fn prune(ctx: &Context, set: &ManifestSet, status: &StatusStore) {
             if wanted.contains(&(r.kind(), o.name.clone())) {
                 continue;
             }
+            if !leading() {
+                warn!("lost the lease while pruning: stopping");
+                return;
+            }
             match r.delete(ctx, &o).await {
                 Ok(()) => {
                     info!(kind = %r.kind(), name = %o.name, aws_id = %o.aws_id, "pruned");
@@ -384,6 +415,11 @@ async fn prune(ctx: &Context, set: &ManifestSet, status: &StatusStore) {
             }
         }
     }
+}
+
+/// True when this replica may change AWS: no leader election, or it holds the lease.
+fn leads(lease: &Option<crate::lease::Lease>) -> bool {
+    lease.as_ref().is_none_or(|l| l.is_leader())
 }
 
 fn ok_calls(ctx: &Context) -> u64 {

@@ -184,7 +184,11 @@ pub async fn apply_selected(
                 .iter_mut()
                 .find(|r| r.kind == later.kind && r.name == later.name)
             {
-                entry.changes.extend(later.changes);
+                for c in later.changes {
+                    if !entry.changes.iter().any(|e| e.field == c.field) {
+                        entry.changes.push(c);
+                    }
+                }
                 entry.applied |= later.applied;
                 entry.error = later.error;
                 entry.aws_id = later.aws_id;

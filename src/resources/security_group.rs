@@ -54,8 +54,10 @@ enum PeerId {
     Group(String),
     /// A `SecurityGroup` manifest whose group does not exist yet.
     Pending(String),
-    /// What EC2 may hold but manifests cannot say (IPv6, prefix lists): always drift.
-    Other(String),
+    /// An IPv6 block: manifests cannot name one, so a live one is drift (and revoked).
+    Ipv6(String),
+    /// A managed prefix list: likewise.
+    PrefixList(String),
 }
 
 /// One rule as EC2 stores it: protocol (`tcp`, `udp`, `icmp`, `-1`), port range, peer.
@@ -90,7 +92,8 @@ impl Rule {
             PeerId::Cidr(c) => c.clone(),
             PeerId::Group(g) => g.clone(),
             PeerId::Pending(name) => format!("(SecurityGroup/{name}, once created)"),
-            PeerId::Other(o) => o.clone(),
+            PeerId::Ipv6(c) => format!("{c} (IPv6)"),
+            PeerId::PrefixList(p) => format!("{p} (prefix list)"),
         };
         format!("{protocol}{ports} {peer}")
     }
@@ -113,7 +116,17 @@ impl Rule {
                     .set_description(self.description.clone())
                     .build(),
             ),
-            PeerId::Pending(_) | PeerId::Other(_) => p,
+            PeerId::Ipv6(c) => p.ipv6_ranges(
+                aws_sdk_ec2::types::Ipv6Range::builder()
+                    .cidr_ipv6(c)
+                    .build(),
+            ),
+            PeerId::PrefixList(id) => p.prefix_list_ids(
+                aws_sdk_ec2::types::PrefixListId::builder()
+                    .prefix_list_id(id)
+                    .build(),
+            ),
+            PeerId::Pending(_) => p,
         }
         .build()
     }
@@ -189,16 +202,14 @@ fn live_rules(permissions: &[IpPermission]) -> BTreeSet<Rule> {
             }
         }
         for r in p.ipv6_ranges() {
-            out.insert(rule(PeerId::Other(format!(
-                "{} (IPv6)",
-                r.cidr_ipv6().unwrap_or_default()
-            ))));
+            if let Some(c) = r.cidr_ipv6() {
+                out.insert(rule(PeerId::Ipv6(c.to_string())));
+            }
         }
         for l in p.prefix_list_ids() {
-            out.insert(rule(PeerId::Other(format!(
-                "{} (prefix list)",
-                l.prefix_list_id().unwrap_or_default()
-            ))));
+            if let Some(id) = l.prefix_list_id() {
+                out.insert(rule(PeerId::PrefixList(id.to_string())));
+            }
         }
     }
     out
@@ -613,6 +624,41 @@ mod tests {
 
     fn managed() -> BTreeMap<String, String> {
         BTreeMap::from([("SecurityGroup/alb".to_string(), "sg-alb".to_string())])
+    }
+
+    #[test]
+    fn ipv6_and_prefix_list_rules_are_drift_that_can_be_revoked() {
+        let m = manifest("");
+        let live = ec2_group(
+            vec![
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(443)
+                    .to_port(443)
+                    .ipv6_ranges(
+                        aws_sdk_ec2::types::Ipv6Range::builder()
+                            .cidr_ipv6("::/0")
+                            .build(),
+                    )
+                    .prefix_list_ids(
+                        aws_sdk_ec2::types::PrefixListId::builder()
+                            .prefix_list_id("pl-1")
+                            .build(),
+                    )
+                    .build(),
+            ],
+            vec![],
+        );
+        let p = plan_one(&m, "vpc-1", Some(&live), &managed()).unwrap();
+        assert_eq!(
+            p.plan.changes[0].live,
+            json!(["tcp 443 ::/0 (IPv6)", "tcp 443 pl-1 (prefix list)"])
+        );
+        let obs = p.observed.downcast_ref::<Observed>().unwrap();
+        let (_, remove) = differences(&obs.ingress.0, &obs.ingress.1);
+        let perms: Vec<IpPermission> = remove.iter().map(Rule::permission).collect();
+        assert_eq!(perms[0].ipv6_ranges()[0].cidr_ipv6(), Some("::/0"));
+        assert_eq!(perms[1].prefix_list_ids()[0].prefix_list_id(), Some("pl-1"));
     }
 
     #[test]
