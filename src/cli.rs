@@ -675,12 +675,19 @@ async fn run(args: RunArgs) -> i32 {
     let lease = args
         .lease
         .map(|l| crate::lease::Lease::new(l, ctx.aws.dynamodb.clone()));
+    let heartbeat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+        reconcile::daemon::unix_now(),
+    ));
     if let Some(lease) = lease.clone() {
         // Renew (or, on standby, try to take over) every third of the lease, between
         // passes too; winning it starts a pass at once.
         let (trigger, metrics, status, mut stop) =
             (trigger.clone(), metrics.clone(), status.clone(), rx.clone());
         let every = lease.renew_every();
+        let (beat, stuck_after) = (
+            heartbeat.clone(),
+            (args.interval * 3 + args.shutdown_grace).as_secs(),
+        );
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -688,6 +695,14 @@ async fn run(args: RunArgs) -> i32 {
                     _ = stop.wait_for(|v| *v) => return,
                 }
                 let was = lease.is_leader();
+                let idle = reconcile::daemon::unix_now()
+                    .saturating_sub(beat.load(std::sync::atomic::Ordering::SeqCst));
+                if idle > stuck_after {
+                    // The loop is stuck (a hung fetch or AWS call): stop renewing, so the
+                    // lease runs out and a standby takes over.
+                    tracing::error!(idle, "the reconcile loop is stuck: not renewing the lease");
+                    continue;
+                }
                 if let Err(e) = lease.refresh().await {
                     tracing::warn!(error = %e, "cannot renew the lease");
                 }
@@ -707,6 +722,7 @@ async fn run(args: RunArgs) -> i32 {
         metrics,
         trigger,
         lease: lease.clone(),
+        heartbeat,
     };
     reconcile::daemon::run(cfg, ctx, shared, rx).await;
     if let Some(lease) = lease {

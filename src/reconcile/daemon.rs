@@ -103,6 +103,9 @@ pub struct Shared {
     pub trigger: Arc<Notify>,
     /// With leader election: only the lease holder applies.
     pub lease: Option<crate::lease::Lease>,
+    /// When the loop last started a round (Unix seconds): the lease renewal stops when the
+    /// loop is stuck (e.g. a hung fetch), so a standby can take over.
+    pub heartbeat: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Per-resource backoff after failures.
@@ -182,6 +185,7 @@ pub async fn run(
         alerter,
         trigger,
         lease,
+        heartbeat,
     } = shared;
     let applying = status.clone();
     ctx.on_apply = Some(Arc::new(move |kind, name| {
@@ -196,6 +200,7 @@ pub async fn run(
     let mut next_due: HashMap<Kind, Instant> = HashMap::new();
     let mut everything = true;
     loop {
+        heartbeat.store(unix_now(), Ordering::SeqCst);
         match load(&cfg.source).await {
             Ok(set) => {
                 if current.as_ref().map(|c| &c.revision) != Some(&set.revision) {
@@ -415,6 +420,14 @@ async fn prune(
             }
         }
     }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// True when this replica may change AWS: no leader election, or it holds the lease.
