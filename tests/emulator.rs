@@ -1565,6 +1565,35 @@ spec:
         .collect();
     assert_eq!(ports, [Some(3000)]);
     assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    // A new name is the same group (found by its ownership tag), which EC2 cannot rename:
+    // a replacement, refused; no second group appears.
+    edit(
+        &dir.path().join("security-groups.yaml"),
+        "metadata: {name: alb}\nspec:\n",
+        "metadata: {name: alb}\nspec:\n  groupName: alb-v2\n",
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(
+            "SecurityGroup/alb: error (requirement): changing groupName needs a new security group"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let renamed = ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values("alb-v2")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(renamed.security_groups().is_empty(), "no second group");
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
 //! VPC security groups (`kind: SecurityGroup`).
 //!
-//! Reads: one DescribeSecurityGroups for every managed name, plus one for the IDs of the
-//! groups that rules name (mooring's ownership tag). Rules are compared as a set, one
+//! Reads: one DescribeSecurityGroups for mooring's groups (by ownership tag: how a group is
+//! found first, so a renamed group is still its manifest's) and one for the manifests'
+//! names (a group to adopt). Rules are compared as a set, one
 //! entry per (protocol, ports, peer), the way EC2 stores them; a group's rules are all
 //! mooring's, so a rule added by hand is drift and is revoked. Rule descriptions are set
 //! when a rule is added and not compared.
 //!
-//! Description and VPC cannot change in place: such a change is planned as a replacement,
+//! Name, description and VPC cannot change in place: such a change is planned as a replacement,
 //! refused (the rules and tags are still brought in line) unless the manifest allows it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,14 +24,14 @@ use super::{
 };
 use crate::aws::AwsError;
 use crate::manifest::security_group::{Peer, SecurityGroupRule, SecurityGroupSpec};
-use crate::manifest::{Kind, Manifest, ManifestSet, owned_tags};
+use crate::manifest::{Kind, Manifest, ManifestSet, TAG_RESOURCE, owned_tags};
 use crate::reconcile::diff::diff_managed;
 use crate::reconcile::{
     Action, Applied, Context, Owned, Planned, ReconcileError, Reconciler, ResourcePlan,
 };
 
 /// Fields EC2 cannot change on an existing group.
-const REPLACEMENT_FIELDS: [&str; 2] = ["description", "vpcId"];
+const REPLACEMENT_FIELDS: [&str; 3] = ["groupName", "description", "vpcId"];
 
 /// Reconciles `kind: SecurityGroup` manifests.
 pub struct SecurityGroupReconciler {
@@ -321,7 +322,7 @@ impl Reconciler for SecurityGroupReconciler {
             .map(|m| m.spec.aws_name(&m.metadata).to_string())
             .collect();
         let read = async {
-            let found = describe_security_groups(
+            let named = describe_security_groups(
                 &ctx.aws,
                 vec![
                     aws_sdk_ec2::types::Filter::builder()
@@ -331,11 +332,18 @@ impl Reconciler for SecurityGroupReconciler {
                 ],
             )
             .await?;
-            let managed = resolver.managed_groups(&ctx.aws).await?.clone();
-            Ok::<_, ReconcileError>((found, managed))
+            let owned = describe_security_groups(
+                &ctx.aws,
+                vec![super::service::network::filter(
+                    &format!("tag:{}", crate::manifest::TAG_MANAGED_BY),
+                    crate::manifest::MANAGED_BY,
+                )],
+            )
+            .await?;
+            Ok::<_, ReconcileError>((named, owned))
         }
         .await;
-        let (found, managed) = match read {
+        let (named, owned) = match read {
             Ok(r) => r,
             Err(e) => {
                 return self
@@ -345,14 +353,41 @@ impl Reconciler for SecurityGroupReconciler {
                     .collect();
             }
         };
+        let owner = |g: &SecurityGroup| {
+            g.tags()
+                .iter()
+                .find(|t| t.key() == Some(TAG_RESOURCE))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        let managed: BTreeMap<String, String> = owned
+            .iter()
+            .filter_map(|g| Some((owner(g)?, g.group_id()?.to_string())))
+            .collect();
         let mut out = Vec::new();
         for m in &self.manifests {
             let result = async {
                 let vpc_id = resolver.vpc_id(&ctx.aws, &m.spec.vpc).await?;
                 let name = m.spec.aws_name(&m.metadata);
-                let live = found
+                // Ours by the ownership tag first: a renamed group, or one in another VPC,
+                // is still this manifest's (and plans as a replacement), not a new one.
+                let me = format!("{}/{}", Kind::SecurityGroup, m.name());
+                let mine: Vec<&SecurityGroup> = owned
                     .iter()
-                    .find(|g| g.group_name() == Some(name) && g.vpc_id() == Some(vpc_id.as_str()));
+                    .filter(|g| owner(g).as_deref() == Some(me.as_str()))
+                    .collect();
+                if mine.len() > 1 {
+                    let ids: Vec<&str> = mine.iter().filter_map(|g| g.group_id()).collect();
+                    return Err(ReconcileError::Ownership(format!(
+                        "security groups {} all carry {TAG_RESOURCE}={me}; delete or untag all but one",
+                        ids.join(", ")
+                    )));
+                }
+                let live = mine.first().copied().or_else(|| {
+                    named.iter().find(|g| {
+                        g.group_name() == Some(name) && g.vpc_id() == Some(vpc_id.as_str())
+                    })
+                });
                 plan_one(m, &vpc_id, live, &managed)
             }
             .await;
@@ -531,6 +566,7 @@ fn plan_one(
     let live_egress = live.map(|g| live_rules(g.ip_permissions_egress()));
 
     let mut desired = json!({
+        "groupName": name,
         "description": m.spec.description(&m.metadata),
         "vpcId": vpc_id,
         "ingress": shown(&ingress),
@@ -538,6 +574,7 @@ fn plan_one(
     });
     let live_doc = live.map(|g| {
         let mut doc = json!({
+            "groupName": g.group_name(),
             "description": g.description(),
             "vpcId": g.vpc_id(),
             "ingress": shown(live_ingress.as_ref().unwrap_or(&BTreeSet::new())),
