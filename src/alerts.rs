@@ -65,6 +65,28 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// An alert with no details yet, stamped now.
+    fn new(
+        kind: AlertKind,
+        resolves: Option<AlertKind>,
+        resource: Option<String>,
+        source: &str,
+        revision: &str,
+    ) -> Alert {
+        Alert {
+            kind,
+            resolves,
+            resource,
+            source: source.to_string(),
+            revision: revision.to_string(),
+            changes: Vec::new(),
+            corrected: None,
+            error: None,
+            manifest_errors: Vec::new(),
+            at: rfc3339(SystemTime::now()),
+        }
+    }
+
     /// A readable one-paragraph text (Slack, SNS).
     pub fn text(&self) -> String {
         let what = self.resource.as_deref().unwrap_or("the manifest set");
@@ -129,21 +151,17 @@ pub struct Episodes {
 impl Episodes {
     /// The alerts a pass calls for. `enforce` says whether drift was meant to be corrected.
     pub fn observe(&mut self, report: &PassReport, source: &str) -> Vec<Alert> {
-        let at = rfc3339(SystemTime::now());
         let mut out = Vec::new();
         for r in &report.resources {
             let id = (r.kind, r.name.clone());
-            let alert = |kind, resolves| Alert {
-                kind,
-                resolves,
-                resource: Some(format!("{}/{}", r.kind, r.name)),
-                source: source.to_string(),
-                revision: report.revision.clone(),
-                changes: Vec::new(),
-                corrected: None,
-                error: None,
-                manifest_errors: Vec::new(),
-                at: at.clone(),
+            let alert = |kind, resolves| {
+                Alert::new(
+                    kind,
+                    resolves,
+                    Some(format!("{}/{}", r.kind, r.name)),
+                    source,
+                    &report.revision,
+                )
             };
             // Created again after it was once in sync: deleted out of band, which is drift.
             let drift = match r.action {
@@ -191,33 +209,21 @@ impl Episodes {
             return None;
         }
         self.rejected = Some(errors.to_vec());
-        Some(Alert {
-            kind: AlertKind::ManifestRejected,
-            resolves: None,
-            resource: None,
-            source: source.to_string(),
-            revision: revision.to_string(),
-            changes: Vec::new(),
-            corrected: None,
-            error: None,
-            manifest_errors: errors.iter().map(ToString::to_string).collect(),
-            at: rfc3339(SystemTime::now()),
-        })
+        let mut alert = Alert::new(AlertKind::ManifestRejected, None, None, source, revision);
+        alert.manifest_errors = errors.iter().map(ToString::to_string).collect();
+        Some(alert)
     }
 
     /// A valid set loaded: closes a rejected-set episode.
     pub fn accepted(&mut self, source: &str, revision: &str) -> Option<Alert> {
-        self.rejected.take().map(|_| Alert {
-            kind: AlertKind::Resolved,
-            resolves: Some(AlertKind::ManifestRejected),
-            resource: None,
-            source: source.to_string(),
-            revision: revision.to_string(),
-            changes: Vec::new(),
-            corrected: None,
-            error: None,
-            manifest_errors: Vec::new(),
-            at: rfc3339(SystemTime::now()),
+        self.rejected.take().map(|_| {
+            Alert::new(
+                AlertKind::Resolved,
+                Some(AlertKind::ManifestRejected),
+                None,
+                source,
+                revision,
+            )
         })
     }
 }

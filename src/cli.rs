@@ -410,7 +410,14 @@ pub async fn execute(cli: Cli) -> i32 {
 
 /// Loads manifests, printing every error. Returns exit code 1 on errors.
 fn load(dir: &std::path::Path, output: Output) -> Result<ManifestSet, i32> {
-    let loaded = load_dir(dir);
+    report_loaded(load_dir(dir), output)
+}
+
+/// Prints a loaded set's warnings, or its errors; exit code 1 on errors.
+fn report_loaded(
+    loaded: Result<ManifestSet, ManifestErrors>,
+    output: Output,
+) -> Result<ManifestSet, i32> {
     if let Ok(set) = &loaded {
         // Warnings go to stderr in both formats: stdout stays one JSON document.
         for w in &set.warnings {
@@ -540,19 +547,8 @@ struct RunArgs {
 async fn run(args: RunArgs) -> i32 {
     // Load and validate before anything else: a daemon that starts on a broken set has
     // nothing to fall back to.
-    match reconcile::daemon::load(&args.source).await {
-        Ok(set) => {
-            for w in &set.warnings {
-                eprintln!("warning: {w}");
-            }
-        }
-        Err(ManifestErrors(errors)) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!("{} error(s); nothing was sent to AWS", errors.len());
-            return 1;
-        }
+    if report_loaded(reconcile::daemon::load(&args.source).await, Output::Text).is_err() {
+        return 1;
     }
     let source_label = match &args.source {
         reconcile::daemon::Source::Dir(dir) => dir.display().to_string(),

@@ -382,7 +382,7 @@ pub fn policy(set: &ManifestSet) -> Value {
         .iter()
         .flat_map(|s| s.spec.task_definition.container.secrets.values())
         .filter_map(|r| r.secrets_manager_arn.clone())
-        .map(|a| a.splitn(8, ':').take(7).collect::<Vec<_>>().join(":"))
+        .map(|a| crate::resources::service::secret_arn(&a))
         .collect();
     for c in &set.connections {
         let id = &c.spec.api_key.secret_id;

@@ -54,11 +54,7 @@ pub(crate) fn ownership_conflict<'a>(
         return None;
     }
     let me = format!("{kind}/{}", metadata.name);
-    let owner = live_tags
-        .into_iter()
-        .find(|(k, _)| *k == TAG_RESOURCE)
-        .map(|(_, v)| v.to_string());
-    match owner {
+    match resource_tag(live_tags) {
         Some(owner) if owner == me => None,
         Some(owner) => Some(format!(
             "it belongs to {owner} (tag {TAG_RESOURCE}); set the annotation `{ADOPT_ANNOTATION}: \"true\"` if {me} should take it over"
@@ -122,6 +118,15 @@ pub(crate) fn replacing(planned: &crate::reconcile::Planned) -> bool {
     planned.plan.action == crate::reconcile::Action::Replace && planned.plan.problems.is_empty()
 }
 
+/// The value of the `mooring.dev/resource` ownership tag (`Kind/name`), if any.
+pub(crate) fn resource_tag<'a>(
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<&'a str> {
+    tags.into_iter()
+        .find(|(k, _)| *k == TAG_RESOURCE)
+        .map(|(_, v)| v)
+}
+
 /// The manifest name a `mooring.dev/resource` tag value names for `kind`
 /// (`SecurityGroup/app` → `app`).
 pub(crate) fn owner_name<'a>(
@@ -129,9 +134,7 @@ pub(crate) fn owner_name<'a>(
     tags: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Option<String> {
     let prefix = format!("{kind}/");
-    tags.into_iter()
-        .find(|(k, _)| *k == TAG_RESOURCE)
-        .and_then(|(_, v)| v.strip_prefix(prefix.as_str()).map(str::to_string))
+    resource_tag(tags).and_then(|v| v.strip_prefix(prefix.as_str()).map(str::to_string))
 }
 
 /// Tags in ECS's request form.

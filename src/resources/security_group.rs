@@ -18,7 +18,9 @@ use aws_sdk_ec2::types::{
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::service::network::{Resolver, describe_security_groups};
+use super::service::network::{
+    Resolver, describe_security_groups, group_owner, mooring_groups, owners,
+};
 use super::{
     live_tags_doc, owner_name, ownership_conflict, replacement, replacing, tags_doc, tags_to_set,
 };
@@ -274,30 +276,26 @@ impl Reconciler for SecurityGroupReconciler {
     }
 
     async fn owned(&self, ctx: &Context) -> Option<Result<Vec<Owned>, ReconcileError>> {
-        let groups = describe_security_groups(
-            &ctx.aws,
-            vec![super::service::network::filter(
-                &format!("tag:{}", crate::manifest::TAG_MANAGED_BY),
-                crate::manifest::MANAGED_BY,
-            )],
+        Some(
+            mooring_groups(&ctx.aws)
+                .await
+                .map_err(Into::into)
+                .map(|groups| {
+                    groups
+                        .iter()
+                        .filter_map(|g| {
+                            Some(Owned {
+                                name: owner_name(
+                                    Kind::SecurityGroup,
+                                    g.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
+                                )?,
+                                aws_id: g.group_id()?.to_string(),
+                                scope: None,
+                            })
+                        })
+                        .collect()
+                }),
         )
-        .await;
-        Some(groups.map_err(Into::into).map(|groups| {
-            groups
-                .iter()
-                .filter_map(|g| {
-                    let name = owner_name(
-                        Kind::SecurityGroup,
-                        g.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
-                    )?;
-                    Some(Owned {
-                        name,
-                        aws_id: g.group_id()?.to_string(),
-                        scope: None,
-                    })
-                })
-                .collect()
-        }))
     }
 
     async fn delete(&self, ctx: &Context, owned: &Owned) -> Result<(), ReconcileError> {
@@ -332,14 +330,7 @@ impl Reconciler for SecurityGroupReconciler {
                 ],
             )
             .await?;
-            let owned = describe_security_groups(
-                &ctx.aws,
-                vec![super::service::network::filter(
-                    &format!("tag:{}", crate::manifest::TAG_MANAGED_BY),
-                    crate::manifest::MANAGED_BY,
-                )],
-            )
-            .await?;
+            let owned = mooring_groups(&ctx.aws).await?;
             Ok::<_, ReconcileError>((named, owned))
         }
         .await;
@@ -353,17 +344,7 @@ impl Reconciler for SecurityGroupReconciler {
                     .collect();
             }
         };
-        let owner = |g: &SecurityGroup| {
-            g.tags()
-                .iter()
-                .find(|t| t.key() == Some(TAG_RESOURCE))
-                .and_then(|t| t.value())
-                .map(str::to_string)
-        };
-        let managed: BTreeMap<String, String> = owned
-            .iter()
-            .filter_map(|g| Some((owner(g)?, g.group_id()?.to_string())))
-            .collect();
+        let managed = owners(&owned);
         let mut out = Vec::new();
         for m in &self.manifests {
             let result = async {
@@ -374,7 +355,7 @@ impl Reconciler for SecurityGroupReconciler {
                 let me = format!("{}/{}", Kind::SecurityGroup, m.name());
                 let mine: Vec<&SecurityGroup> = owned
                     .iter()
-                    .filter(|g| owner(g).as_deref() == Some(me.as_str()))
+                    .filter(|g| group_owner(g) == Some(me.as_str()))
                     .collect();
                 if mine.len() > 1 {
                     let ids: Vec<&str> = mine.iter().filter_map(|g| g.group_id()).collect();

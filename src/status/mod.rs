@@ -62,6 +62,25 @@ pub struct ResourceStatus {
     pub rollout: Option<Rollout>,
 }
 
+impl ResourceStatus {
+    /// A resource not checked yet, in `state`.
+    fn new(kind: Kind, name: String, state: ResourceState) -> ResourceStatus {
+        ResourceStatus {
+            kind,
+            name,
+            aws_id: String::new(),
+            state,
+            mode: String::new(),
+            last_diff: Vec::new(),
+            last_checked: None,
+            last_applied: None,
+            last_drifted: None,
+            last_error: None,
+            rollout: None,
+        }
+    }
+}
+
 /// Everything `/status` reports.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -184,19 +203,7 @@ impl StatusStore {
                     .iter()
                     .find(|r| r.kind == kind && r.name == name)
                     .cloned()
-                    .unwrap_or(ResourceStatus {
-                        kind,
-                        name,
-                        aws_id: String::new(),
-                        state: ResourceState::Pending,
-                        mode: String::new(),
-                        last_diff: Vec::new(),
-                        last_checked: None,
-                        last_applied: None,
-                        last_drifted: None,
-                        last_error: None,
-                        rollout: None,
-                    });
+                    .unwrap_or_else(|| ResourceStatus::new(kind, name, ResourceState::Pending));
                 entry.mode = mode.to_string();
                 if entry.state == ResourceState::Orphaned {
                     entry.state = ResourceState::Pending;
@@ -303,19 +310,12 @@ impl StatusStore {
         let stamp = rfc3339(SystemTime::now());
         self.write(|s| {
             if !s.resources.iter().any(|r| r.kind == kind && r.name == name) {
-                s.resources.push(ResourceStatus {
-                    kind,
-                    name: name.to_string(),
-                    aws_id: aws_id.to_string(),
-                    state: ResourceState::Orphaned,
-                    mode: "enforce".into(),
-                    last_diff: Vec::new(),
-                    last_checked: Some(stamp.clone()),
-                    last_applied: None,
-                    last_drifted: None,
-                    last_error: None,
-                    rollout: None,
-                });
+                let mut orphan =
+                    ResourceStatus::new(kind, name.to_string(), ResourceState::Orphaned);
+                orphan.aws_id = aws_id.to_string();
+                orphan.mode = "enforce".into();
+                orphan.last_checked = Some(stamp.clone());
+                s.resources.push(orphan);
             }
             push_event(s, kind, name, "prune", outcome.to_string(), &stamp);
         });

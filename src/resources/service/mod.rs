@@ -68,7 +68,7 @@ fn parameter_name(value_from: &str) -> String {
 }
 
 /// The secret ARN in a `valueFrom`, without ECS's `:json-key:stage:version` suffix.
-fn secret_arn(value_from: &str) -> String {
+pub(crate) fn secret_arn(value_from: &str) -> String {
     value_from
         .splitn(8, ':')
         .take(7)

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{Filter, SecurityGroup};
 
 use crate::aws::{Aws, AwsError};
 use crate::manifest::service::{NetworkLookup, NetworkSelector};
-use crate::manifest::{Kind, MANAGED_BY, TAG_MANAGED_BY, TAG_RESOURCE};
+use crate::manifest::{Kind, MANAGED_BY, TAG_MANAGED_BY};
 use crate::reconcile::ReconcileError;
 
 /// Which EC2 collection a selector picks from.
@@ -115,23 +115,7 @@ impl Resolver {
         aws: &Aws,
     ) -> Result<&BTreeMap<String, String>, ReconcileError> {
         if self.managed_groups.is_none() {
-            let mut found = BTreeMap::new();
-            for g in describe_security_groups(
-                aws,
-                vec![filter(&format!("tag:{TAG_MANAGED_BY}"), MANAGED_BY)],
-            )
-            .await?
-            {
-                let owner = g
-                    .tags()
-                    .iter()
-                    .find(|t| t.key() == Some(TAG_RESOURCE))
-                    .and_then(|t| t.value());
-                if let (Some(owner), Some(id)) = (owner, g.group_id()) {
-                    found.insert(owner.to_string(), id.to_string());
-                }
-            }
-            self.managed_groups = Some(found);
+            self.managed_groups = Some(owners(&mooring_groups(aws).await?));
         }
         Ok(self.managed_groups.get_or_insert_default())
     }
@@ -264,6 +248,28 @@ async fn subnets(
         }
     }
     Ok(ids)
+}
+
+/// Every security group that carries mooring's `managed-by` tag (one paginated call).
+pub async fn mooring_groups(aws: &Aws) -> Result<Vec<SecurityGroup>, AwsError> {
+    describe_security_groups(
+        aws,
+        vec![filter(&format!("tag:{TAG_MANAGED_BY}"), MANAGED_BY)],
+    )
+    .await
+}
+
+/// A group's ownership tag value (`SecurityGroup/name`).
+pub fn group_owner(g: &SecurityGroup) -> Option<&str> {
+    crate::resources::resource_tag(g.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))))
+}
+
+/// Ownership tag value → group ID.
+pub fn owners(groups: &[SecurityGroup]) -> BTreeMap<String, String> {
+    groups
+        .iter()
+        .filter_map(|g| Some((group_owner(g)?.to_string(), g.group_id()?.to_string())))
+        .collect()
 }
 
 async fn security_groups(
