@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Emulator, KillOnDrop, Receiver, edit, emulator, fixture_copy};
+use common::{Emulator, KillOnDrop, Receiver, describe_service, edit, emulator, fixture_copy};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -158,26 +158,20 @@ async fn desired_count(emu: &Emulator) -> i32 {
         .desired_count()
 }
 
-/// The image of the task definition the fixture's service runs.
-async fn service_image(emu: &Emulator) -> String {
-    let ecs = emu.ecs().await;
-    let svc = ecs
-        .describe_services()
-        .cluster("test")
-        .services("api")
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .describe_task_definition()
-        .task_definition(svc.services()[0].task_definition().unwrap())
-        .send()
-        .await
-        .unwrap();
-    td.task_definition().unwrap().container_definitions()[0]
-        .image()
-        .unwrap_or_default()
-        .to_string()
+/// Waits until the fixture's service runs a task definition with `image`.
+async fn wait_for_image(emu: &Emulator, image: &str) {
+    let started = Instant::now();
+    loop {
+        let (_, td) = describe_service(emu, "test", "api").await;
+        if td.container_definitions()[0].image() == Some(image) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the new image never rolled out"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 async fn scale_out_of_band(emu: &Emulator, count: i32) {
@@ -381,24 +375,8 @@ async fn a_broken_manifest_set_is_rejected_and_the_last_good_one_keeps_running()
             .any(|a| a["kind"] == "manifest_rejected")
     });
     std::thread::sleep(Duration::from_secs(3));
-    let (svc, _) = {
-        let ecs = emu.ecs().await;
-        let s = ecs
-            .describe_services()
-            .cluster("test")
-            .services("api")
-            .send()
-            .await
-            .unwrap();
-        let td = ecs
-            .describe_task_definition()
-            .task_definition(s.services()[0].task_definition().unwrap())
-            .send()
-            .await
-            .unwrap();
-        (s, td)
-    };
-    let td_arn = svc.services()[0].task_definition().unwrap().to_string();
+    let (svc, _) = describe_service(emu, "test", "api").await;
+    let td_arn = svc.task_definition().unwrap().to_string();
     assert!(
         td_arn.ends_with(":1"),
         "no new revision registered: {td_arn}"
@@ -420,14 +398,7 @@ async fn a_broken_manifest_set_is_rejected_and_the_last_good_one_keeps_running()
             && d.get("/status")["revision"] != revision
     });
     // (Creation was an `applied` event too: ask AWS, not the event list.)
-    let started = Instant::now();
-    while service_image(emu).await != "nginx:1.28" {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the new image never rolled out"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_image(emu, "nginx:1.28").await;
     assert!(
         d.alerts
             .json()
@@ -506,14 +477,7 @@ async fn a_git_branch_is_followed_commit_by_commit() {
         d.get("/status")["revision"] == second.as_str()
     });
     // (Creation was an `applied` event too: ask AWS, not the event list.)
-    let started = Instant::now();
-    while service_image(emu).await != "nginx:1.28" {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the new image never rolled out"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_image(emu, "nginx:1.28").await;
 
     // A bad commit is rejected; the previous commit keeps being reconciled.
     edit(&manifests.join("service.yaml"), "cpu: 256", "cpu: 333");

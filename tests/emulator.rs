@@ -5,8 +5,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::{ContainerDefinition, ServiceField, TaskDefinitionField};
-use common::{Emulator, edit, emulator, fixture_copy, stderr, stdout};
+use aws_sdk_ecs::types::ContainerDefinition;
+use common::{Emulator, describe_service, edit, emulator, fixture_copy, stderr, stdout};
 use mooring::manifest::{Kind, load_dir};
 use mooring::reconcile::{self, Action, Context, PassReport};
 use mooring::resources::reconcilers;
@@ -52,36 +52,6 @@ fn writes(aws: &mooring::aws::Aws) -> u64 {
 }
 
 /// The service and the task definition it runs, as another client sees them.
-async fn describe_service(
-    emu: &Emulator,
-    cluster: &str,
-    service: &str,
-) -> (
-    aws_sdk_ecs::types::Service,
-    aws_sdk_ecs::types::TaskDefinition,
-) {
-    let ecs = emu.ecs().await;
-    let out = ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .include(ServiceField::Tags)
-        .send()
-        .await
-        .expect("describe services");
-    let svc = out.services().first().cloned().expect("service exists");
-    let td = ecs
-        .describe_task_definition()
-        .task_definition(svc.task_definition().expect("task definition"))
-        .include(TaskDefinitionField::Tags)
-        .send()
-        .await
-        .expect("describe task definition")
-        .task_definition
-        .expect("task definition");
-    (svc, td)
-}
-
 async fn describe_api(
     emu: &Emulator,
 ) -> (

@@ -80,24 +80,7 @@ fn spawn() -> Emulator {
 
 /// A minimal HTTP/1.1 request on loopback; returns (status, body).
 pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)?;
-    let status = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    request(port, method, path, &[], "")
 }
 
 /// A JSON-protocol AWS call to moto without an SDK crate for the service (tests only:
@@ -260,6 +243,17 @@ pub fn post(
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    request(port, "POST", path, headers, body)
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns (status, body).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let extra: String = headers
@@ -268,7 +262,7 @@ pub fn post(
         .collect();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut buf = String::new();
@@ -349,4 +343,35 @@ impl Receiver {
             .filter_map(|b| serde_json::from_str(b).ok())
             .collect()
     }
+}
+
+/// A service and the task definition it runs, as another client sees them.
+pub async fn describe_service(
+    emu: &Emulator,
+    cluster: &str,
+    service: &str,
+) -> (
+    aws_sdk_ecs::types::Service,
+    aws_sdk_ecs::types::TaskDefinition,
+) {
+    let ecs = emu.ecs().await;
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .expect("describe services");
+    let svc = out.services().first().cloned().expect("service exists");
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(svc.task_definition().expect("task definition"))
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .expect("describe task definition")
+        .task_definition
+        .expect("task definition");
+    (svc, td)
 }
