@@ -15,7 +15,7 @@ use crate::config::AlertsConfig;
 use crate::manifest::{Kind, ManifestError};
 use crate::metrics::Metrics;
 use crate::reconcile::diff::redact;
-use crate::reconcile::{Action, ErrorReport, FieldChange, PassReport};
+use crate::reconcile::{Action, Failure, FieldChange, Hold, Outcome, PassReport};
 use crate::status::rfc3339;
 
 /// What an alert is about.
@@ -54,9 +54,12 @@ pub struct Alert {
     /// For drift: whether mooring corrected it (enforce mode) or only reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub corrected: Option<bool>,
-    /// For failures.
+    /// For drift left in place: why (observe mode, paused, backoff, standby…).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorReport>,
+    pub held: Option<Hold>,
+    /// For failures (and drift whose correction failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
     /// For rejected manifest sets: the errors, `file:line:col: field: message`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub manifest_errors: Vec<String>,
@@ -81,6 +84,7 @@ impl Alert {
             revision: revision.to_string(),
             changes: Vec::new(),
             corrected: None,
+            held: None,
             error: None,
             manifest_errors: Vec::new(),
             at: rfc3339(SystemTime::now()),
@@ -93,10 +97,11 @@ impl Alert {
         let mut out = match (self.kind, self.resolves) {
             (AlertKind::Drift, _) => format!(
                 ":warning: {what} drifted from git ({})",
-                if self.corrected == Some(true) {
-                    "corrected"
-                } else {
-                    "not corrected: observe mode or paused"
+                match (self.corrected, self.held, &self.error) {
+                    (Some(true), _, _) => "corrected".to_string(),
+                    (_, Some(h), _) => format!("not corrected: {}", h.describe()),
+                    (_, None, Some(_)) => "not corrected: the apply failed".to_string(),
+                    _ => "not corrected".to_string(),
                 }
             ),
             (AlertKind::Failure, _) => format!(":x: {what} failed to reconcile"),
@@ -170,28 +175,36 @@ impl Episodes {
                 Action::None => false,
             };
             // A resource waiting for a failed dependency is not its own failure.
-            let failure = r.error.as_ref().is_some_and(|e| e.category != "dependency");
+            let failure = match &r.outcome {
+                Outcome::Failed { failure } => Some(failure.clone()),
+                _ => None,
+            };
+            let error = r.error();
             let open = self.open.entry(id.clone()).or_default();
             if drift && !open.drift {
                 open.drift = true;
                 let mut a = alert(AlertKind::Drift, None);
                 a.changes = redact(&r.changes);
-                a.corrected = Some(r.applied && r.error.is_none());
+                a.corrected = Some(r.applied && error.is_none());
+                if let Outcome::Held { why } = r.outcome {
+                    a.held = Some(why);
+                }
+                a.error = failure.clone();
                 out.push(a);
-            } else if !drift && open.drift && r.error.is_none() {
+            } else if !drift && open.drift && error.is_none() {
                 open.drift = false;
                 out.push(alert(AlertKind::Resolved, Some(AlertKind::Drift)));
             }
-            if failure && !open.failure {
+            if failure.is_some() && !open.failure {
                 open.failure = true;
                 let mut a = alert(AlertKind::Failure, None);
-                a.error = r.error.clone();
+                a.error = failure;
                 out.push(a);
-            } else if r.error.is_none() && open.failure {
+            } else if error.is_none() && open.failure {
                 open.failure = false;
                 out.push(alert(AlertKind::Resolved, Some(AlertKind::Failure)));
             }
-            if r.action == Action::None && r.error.is_none() {
+            if r.action == Action::None && error.is_none() {
                 self.seen_in_sync.insert(id);
             }
         }
@@ -409,10 +422,10 @@ async fn post_json(url: String, body: String) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::ResourceReport;
+    use crate::reconcile::{Category, ResourceReport};
     use serde_json::json;
 
-    fn pass(action: Action, applied: bool, error: Option<&str>) -> PassReport {
+    fn pass(action: Action, applied: bool, error: Option<Category>) -> PassReport {
         PassReport {
             revision: "sha256:1".into(),
             resources: vec![ResourceReport {
@@ -427,10 +440,20 @@ mod tests {
                 }],
                 applied,
                 rollout: None,
-                error: error.map(|c| ErrorReport {
-                    category: c.into(),
-                    message: "boom".into(),
-                }),
+                outcome: match error {
+                    Some(Category::Dependency) => Outcome::Blocked {
+                        on: "Cluster/prd".into(),
+                        why: "failed: boom".into(),
+                    },
+                    Some(category) => Outcome::Failed {
+                        failure: Failure {
+                            category,
+                            message: "boom".into(),
+                        },
+                    },
+                    None if action == Action::None || applied => Outcome::InSync,
+                    None => Outcome::Held { why: Hold::Observe },
+                },
             }],
             aws_calls: Default::default(),
         }
@@ -456,6 +479,11 @@ mod tests {
         assert_eq!(kinds(&first), [(AlertKind::Drift, None)]);
         assert_eq!(first[0].corrected, Some(false));
         assert!(
+            first[0].text().contains("not corrected: observe mode"),
+            "{}",
+            first[0].text()
+        );
+        assert!(
             first[0].text().contains("• desiredCount: 7 → 2"),
             "{}",
             first[0].text()
@@ -474,11 +502,17 @@ mod tests {
         assert_eq!(recreated[0].corrected, Some(true));
         // Failures: once, then resolved once; dependency waits are not failures.
         let mut e = Episodes::default();
-        let failed = e.observe(&pass(Action::None, false, Some("throttling")), "dir");
+        let failed = e.observe(
+            &pass(Action::None, false, Some(Category::Throttling)),
+            "dir",
+        );
         assert_eq!(kinds(&failed), [(AlertKind::Failure, None)]);
         assert!(
-            e.observe(&pass(Action::None, false, Some("throttling")), "dir")
-                .is_empty()
+            e.observe(
+                &pass(Action::None, false, Some(Category::Throttling)),
+                "dir"
+            )
+            .is_empty()
         );
         let ok = e.observe(&pass(Action::None, false, None), "dir");
         assert_eq!(
@@ -486,8 +520,11 @@ mod tests {
             [(AlertKind::Resolved, Some(AlertKind::Failure))]
         );
         assert!(
-            e.observe(&pass(Action::None, false, Some("dependency")), "dir")
-                .is_empty()
+            e.observe(
+                &pass(Action::None, false, Some(Category::Dependency)),
+                "dir"
+            )
+            .is_empty()
         );
     }
 

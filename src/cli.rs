@@ -10,10 +10,10 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::aws::Aws;
+use crate::kinds::reconcilers;
 use crate::manifest::{Kind, ManifestErrors, ManifestSet, load_dir};
 use crate::reconcile::diff::show;
-use crate::reconcile::{self, Action, Context, PassReport};
-use crate::resources::reconcilers;
+use crate::reconcile::{self, Action, Context, Cx, PassCache, PassReport};
 use crate::status::StatusStore;
 
 /// mooring keeps AWS container stacks (ECS Fargate services and their neighbours) in the
@@ -152,6 +152,10 @@ pub enum Command {
         /// (enforce mode only; services, target groups and security groups).
         #[arg(long, env = "MOORING_PRUNE")]
         prune: bool,
+        /// Let `--prune` delete all, or more than half, of what the stack owns (refused
+        /// otherwise, so a manifest set emptied by mistake does not wipe the stack).
+        #[arg(long, env = "MOORING_ALLOW_EMPTY_PRUNE", requires = "prune")]
+        allow_empty_prune: bool,
         /// Leader election: only the replica holding the lease (a DynamoDB item) applies;
         /// the others stand by and take over when it expires.
         #[arg(
@@ -202,7 +206,11 @@ pub fn parse_kind_interval(s: &str) -> Result<(Kind, Duration), String> {
     let kind = Kind::parse(kind.trim()).ok_or_else(|| {
         format!(
             "unknown kind `{kind}` (known: {})",
-            Kind::ALL.map(Kind::as_str).join(", ")
+            Kind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })?;
     Ok((kind, parse_duration(every.trim())?))
@@ -274,7 +282,13 @@ pub async fn execute(cli: Cli) -> i32 {
                 return 1;
             };
             let recs = reconcilers(&set);
-            let planned = reconcile::plan_all(&ctx, &recs).await;
+            let cache = PassCache::default();
+            let cx = Cx {
+                ctx: &ctx,
+                set: &set,
+                cache: &cache,
+            };
+            let planned = reconcile::plan_all(&cx, &recs).await;
             let mut report = reconcile::report_plan(&set.revision, &recs, &planned);
             report.aws_calls = ctx.aws.calls.by_operation();
             print_report(&report, output, false);
@@ -300,8 +314,8 @@ pub async fn execute(cli: Cli) -> i32 {
             };
             ctx.rollout_wait = wait.then_some(wait_timeout);
             let recs = reconcilers(&set);
-            let mut report = reconcile::apply_all(&ctx, &set.revision, &recs, true).await;
-            reconcile::verify_converged(&ctx, &recs, &mut report).await;
+            let mut report = reconcile::apply_all(&ctx, &set, &recs, true).await;
+            reconcile::verify_converged(&ctx, &set, &recs, &mut report).await;
             report.aws_calls = ctx.aws.calls.by_operation();
             print_report(&report, output, true);
             i32::from(report.has_errors())
@@ -320,6 +334,7 @@ pub async fn execute(cli: Cli) -> i32 {
             backoff,
             kind_intervals,
             prune,
+            allow_empty_prune,
             leader_election,
             lease_table,
             lease_name,
@@ -348,6 +363,7 @@ pub async fn execute(cli: Cli) -> i32 {
                 backoff,
                 kind_intervals,
                 prune,
+                allow_empty_prune,
                 lease: lease_table.filter(|_| leader_election).map(|table| {
                     crate::lease::LeaseConfig {
                         table,
@@ -451,32 +467,34 @@ async fn context(rate: Option<f64>) -> Option<Context> {
 /// Renders a plan or apply report for people.
 pub fn render_report(report: &PassReport, applied: bool) -> String {
     let mut out = String::new();
-    let (mut create, mut update, mut same, mut failed) = (0, 0, 0, 0);
+    let (mut create, mut update, mut replace, mut same, mut failed) = (0, 0, 0, 0, 0);
     for r in &report.resources {
-        let id = format!("{}/{}", r.kind, r.name);
-        if let Some(e) = &r.error {
+        let id = r.id();
+        let error = r.error();
+        if let Some(e) = &error {
             failed += 1;
             let _ = writeln!(out, "{id}: error ({}): {}", e.category, e.message);
             if r.changes.is_empty() {
                 continue;
             }
         }
-        let verb = match (r.action, applied && r.applied) {
-            (Action::None, _) => {
+        let done = applied && r.applied;
+        let verb = match r.action {
+            Action::None => {
                 same += 1;
-                "in sync".to_string()
+                "in sync"
             }
-            (Action::Create, done) => {
+            Action::Create => {
                 create += 1;
-                if done { "created" } else { "create" }.to_string()
+                if done { "created" } else { "create" }
             }
-            (Action::Update, done) => {
+            Action::Update => {
                 update += 1;
-                if done { "updated" } else { "update" }.to_string()
+                if done { "updated" } else { "update" }
             }
-            (Action::Replace, done) => {
-                update += 1;
-                if done { "replaced" } else { "replace" }.to_string()
+            Action::Replace => {
+                replace += 1;
+                if done { "replaced" } else { "replace" }
             }
         };
         let rollout = r
@@ -489,10 +507,10 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
                 )
             })
             .unwrap_or_default();
-        if r.error.is_none() {
+        if error.is_none() {
             let _ = writeln!(out, "{id}: {verb}{rollout}");
         }
-        if applied && r.applied && r.action == Action::Create {
+        if done && r.action == Action::Create {
             let _ = writeln!(out, "  ({} fields set)", r.changes.len());
             continue;
         }
@@ -510,9 +528,14 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
             }
         }
     }
+    let summary = if applied {
+        format!("{create} created, {update} updated, {replace} replaced")
+    } else {
+        format!("{create} to create, {update} to update, {replace} to replace")
+    };
     let _ = writeln!(
         out,
-        "\n{}: {create} to create, {update} to update, {same} in sync, {failed} failed (revision {}).",
+        "\n{}: {summary}, {same} in sync, {failed} failed (revision {}).",
         if applied { "Apply" } else { "Plan" },
         report.revision
     );
@@ -541,6 +564,7 @@ struct RunArgs {
     backoff: Duration,
     kind_intervals: Vec<(Kind, Duration)>,
     prune: bool,
+    allow_empty_prune: bool,
     lease: Option<crate::lease::LeaseConfig>,
 }
 
@@ -600,46 +624,9 @@ async fn run(args: RunArgs) -> i32 {
         }
     };
     info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), mode = mode_name, "serving /status and /metrics");
-    // Edits in the manifest directory start a pass at once. Only writes count: mooring's
-    // own reads (open, access time) must not wake it. The loop waits a moment after a
-    // wake-up, so a burst of writes (an editor, a git checkout) makes one pass.
-    let watch_trigger = trigger.clone();
-    let watched = match &args.source {
-        reconcile::daemon::Source::Dir(dir) => Some(dir.clone()),
+    let _watcher = match &args.source {
+        reconcile::daemon::Source::Dir(dir) => reconcile::watch::watch(dir, trigger.clone()),
         reconcile::daemon::Source::Git(_) => None,
-    };
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        use notify::EventKind;
-        use notify::event::ModifyKind;
-        if let Ok(e) = event
-            && matches!(
-                e.kind,
-                EventKind::Create(_)
-                    | EventKind::Remove(_)
-                    | EventKind::Modify(
-                        ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
-                    )
-            )
-        {
-            watch_trigger.notify_one();
-        }
-    });
-    let _watcher = match (watcher, watched) {
-        (_, None) => None,
-        (Ok(mut w), Some(dir)) => {
-            use notify::Watcher;
-            match w.watch(&dir, notify::RecursiveMode::Recursive) {
-                Ok(()) => Some(w),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch the manifest directory; changes are seen every interval");
-                    None
-                }
-            }
-        }
-        (Err(e), Some(_)) => {
-            tracing::warn!(error = %e, "no file watcher; changes are seen every interval");
-            None
-        }
     };
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -667,6 +654,7 @@ async fn run(args: RunArgs) -> i32 {
         grace: args.shutdown_grace,
         backoff: (args.backoff, Duration::from_secs(600).max(args.backoff)),
         prune: args.prune,
+        allow_empty_prune: args.allow_empty_prune,
     };
     let lease = args
         .lease
@@ -674,43 +662,17 @@ async fn run(args: RunArgs) -> i32 {
     let heartbeat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
         reconcile::daemon::unix_now(),
     ));
-    if let Some(lease) = lease.clone() {
-        // Renew (or, on standby, try to take over) every third of the lease, between
-        // passes too; winning it starts a pass at once.
-        let (trigger, metrics, status, mut stop) =
-            (trigger.clone(), metrics.clone(), status.clone(), rx.clone());
-        let every = lease.renew_every();
-        let (beat, stuck_after) = (
-            heartbeat.clone(),
-            (args.interval * 3 + args.shutdown_grace).as_secs(),
-        );
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stop.wait_for(|v| *v) => return,
-                }
-                let was = lease.is_leader();
-                let idle = reconcile::daemon::unix_now()
-                    .saturating_sub(beat.load(std::sync::atomic::Ordering::SeqCst));
-                if idle > stuck_after {
-                    // The loop is stuck (a hung fetch or AWS call): stop renewing, so the
-                    // lease runs out and a standby takes over.
-                    tracing::error!(idle, "the reconcile loop is stuck: not renewing the lease");
-                    continue;
-                }
-                if let Err(e) = lease.refresh().await {
-                    tracing::warn!(error = %e, "cannot renew the lease");
-                }
-                metrics.set_leader(lease.is_leader());
-                status.set_leadership(lease.leadership());
-                if !was && lease.is_leader() {
-                    trigger.notify_one();
-                }
-            }
-        });
-    } else {
-        metrics.set_leader(true);
+    match lease.clone() {
+        Some(lease) => reconcile::leadership::spawn_renewal(reconcile::leadership::Renewal {
+            lease,
+            trigger: trigger.clone(),
+            metrics: metrics.clone(),
+            status: status.clone(),
+            stop: rx.clone(),
+            heartbeat: heartbeat.clone(),
+            stuck_after: args.interval * 3 + args.shutdown_grace,
+        }),
+        None => metrics.set_leader(true),
     }
     let shared = reconcile::daemon::Shared {
         alerter: crate::alerts::Alerter::start(sinks, metrics.clone()),

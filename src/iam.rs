@@ -13,132 +13,10 @@ use serde_json::{Value, json};
 
 use crate::manifest::{Kind, MANAGED_BY, ManifestSet, TAG_MANAGED_BY};
 
-/// The actions one kind's reconciler may call (what the code calls, plus what AWS checks
-/// behind it: tagging on create, CloudWatch alarms behind target tracking, the secret
-/// EventBridge keeps for a connection).
-pub fn actions(kind: Kind) -> &'static [&'static str] {
-    match kind {
-        Kind::Cluster => &[
-            "ecs:DescribeClusters",
-            "ecs:CreateCluster",
-            "ecs:UpdateCluster",
-            "ecs:TagResource",
-        ],
-        Kind::ParameterSet => &[
-            "ssm:DescribeParameters",
-            "ssm:GetParameters",
-            "ssm:PutParameter",
-            "ssm:AddTagsToResource",
-        ],
-        Kind::SecurityGroup => &[
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeVpcs",
-            "ec2:CreateSecurityGroup",
-            "ec2:CreateTags",
-            "ec2:AuthorizeSecurityGroupIngress",
-            "ec2:RevokeSecurityGroupIngress",
-            "ec2:AuthorizeSecurityGroupEgress",
-            "ec2:RevokeSecurityGroupEgress",
-            "ec2:DeleteSecurityGroup",
-        ],
-        Kind::TargetGroup => &[
-            "elasticloadbalancing:DescribeTargetGroups",
-            "elasticloadbalancing:DescribeTags",
-            "ec2:DescribeVpcs",
-            "elasticloadbalancing:CreateTargetGroup",
-            "elasticloadbalancing:ModifyTargetGroup",
-            "elasticloadbalancing:DeleteTargetGroup",
-            "elasticloadbalancing:AddTags",
-        ],
-        Kind::LoadBalancer => &[
-            "elasticloadbalancing:DescribeLoadBalancers",
-            "elasticloadbalancing:DescribeListeners",
-            "elasticloadbalancing:DescribeTags",
-            "elasticloadbalancing:DescribeTargetGroups",
-            "acm:ListCertificates",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeVpcs",
-            "elasticloadbalancing:CreateLoadBalancer",
-            "elasticloadbalancing:DeleteLoadBalancer",
-            "elasticloadbalancing:SetSubnets",
-            "elasticloadbalancing:SetSecurityGroups",
-            "elasticloadbalancing:CreateListener",
-            "elasticloadbalancing:ModifyListener",
-            "elasticloadbalancing:AddTags",
-        ],
-        Kind::ReplicationGroup => &[
-            "elasticache:DescribeReplicationGroups",
-            "elasticache:DescribeCacheClusters",
-            "elasticache:ListTagsForResource",
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeVpcs",
-            "elasticache:CreateReplicationGroup",
-            "elasticache:ModifyReplicationGroup",
-            "elasticache:DeleteReplicationGroup",
-            "elasticache:AddTagsToResource",
-        ],
-        Kind::Service => &[
-            "ecs:DescribeServices",
-            "ecs:ListServices",
-            "ecs:DescribeTaskDefinition",
-            "ecs:RegisterTaskDefinition",
-            "ecs:CreateService",
-            "ecs:UpdateService",
-            "ecs:DeleteService",
-            "ecs:TagResource",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeVpcs",
-            "elasticloadbalancing:DescribeTargetGroups",
-            "ssm:DescribeParameters",
-            "secretsmanager:DescribeSecret",
-            "sts:GetCallerIdentity",
-            "iam:PassRole",
-        ],
-        Kind::ScalableTarget => &[
-            "application-autoscaling:DescribeScalableTargets",
-            "application-autoscaling:DescribeScalingPolicies",
-            "application-autoscaling:RegisterScalableTarget",
-            "application-autoscaling:PutScalingPolicy",
-            "cloudwatch:DescribeAlarms",
-            "cloudwatch:PutMetricAlarm",
-            "cloudwatch:DeleteAlarms",
-            "iam:CreateServiceLinkedRole",
-        ],
-        Kind::Connection => &[
-            "events:DescribeConnection",
-            "events:CreateConnection",
-            "events:UpdateConnection",
-            "events:ListTagsForResource",
-            "events:TagResource",
-            "secretsmanager:DescribeSecret",
-            "secretsmanager:GetSecretValue",
-            "secretsmanager:CreateSecret",
-            "secretsmanager:PutSecretValue",
-            "secretsmanager:UpdateSecret",
-            "secretsmanager:DeleteSecret",
-            "secretsmanager:TagResource",
-        ],
-        Kind::ApiDestination => &[
-            "events:DescribeApiDestination",
-            "events:DescribeConnection",
-            "events:CreateApiDestination",
-            "events:UpdateApiDestination",
-            "events:ListTagsForResource",
-            "events:TagResource",
-        ],
-        Kind::Rule => &[
-            "events:DescribeRule",
-            "events:ListTargetsByRule",
-            "events:DescribeApiDestination",
-            "events:ListTagsForResource",
-            "events:PutRule",
-            "events:PutTargets",
-            "events:TagResource",
-            "iam:PassRole",
-        ],
-    }
+/// `arn:aws:<service>:*:*:<rest>`: region and account are `*`, the manifests do not name
+/// them.
+pub(crate) fn arn(service: &str, rest: &str) -> String {
+    format!("arn:aws:{service}:*:*:{rest}")
 }
 
 /// Actions AWS does not scope to a resource (or that mooring calls before it knows the
@@ -175,15 +53,14 @@ pub fn policy(set: &ManifestSet) -> Value {
     // Reads on `*`, one statement for all kinds.
     let reads: Vec<&str> = present
         .iter()
-        .flat_map(|k| actions(*k).iter().copied())
+        .flat_map(|k| k.actions().iter().copied())
         .filter(|a| unscoped(a))
         .collect();
     if !reads.is_empty() {
         statements.push(statement("Read".into(), reads, vec!["*".into()]));
     }
-    let arn = |service: &str, rest: String| format!("arn:aws:{service}:*:*:{rest}");
     let writes = |kind: Kind| -> Vec<&str> {
-        actions(kind)
+        kind.actions()
             .iter()
             .copied()
             .filter(|a| !unscoped(a) && !a.starts_with("iam:") && !a.starts_with("secretsmanager:"))
@@ -191,109 +68,7 @@ pub fn policy(set: &ManifestSet) -> Value {
     };
     for kind in &present {
         let kind = *kind;
-        let resources: Vec<String> = match kind {
-            Kind::Cluster => set
-                .clusters
-                .iter()
-                .map(|c| arn("ecs", format!("cluster/{}", c.spec.aws_name(&c.metadata))))
-                .collect(),
-            Kind::ParameterSet => set
-                .parameter_sets
-                .iter()
-                .map(|p| {
-                    arn(
-                        "ssm",
-                        format!("parameter/{}/*", p.spec.path.trim_matches('/')),
-                    )
-                })
-                .collect(),
-            Kind::SecurityGroup => Vec::new(), // by tag, below
-            Kind::TargetGroup => set
-                .target_groups
-                .iter()
-                .map(|t| {
-                    arn(
-                        "elasticloadbalancing",
-                        format!("targetgroup/{}/*", t.spec.aws_name(&t.metadata)),
-                    )
-                })
-                .collect(),
-            Kind::LoadBalancer => set
-                .load_balancers
-                .iter()
-                .flat_map(|l| {
-                    let name = l.spec.aws_name(&l.metadata).to_string();
-                    [
-                        arn("elasticloadbalancing", format!("loadbalancer/app/{name}/*")),
-                        arn("elasticloadbalancing", format!("listener/app/{name}/*")),
-                    ]
-                })
-                .collect(),
-            Kind::ReplicationGroup => set
-                .replication_groups
-                .iter()
-                .flat_map(|r| {
-                    let id = r.spec.aws_name(&r.metadata).to_string();
-                    [
-                        arn("elasticache", format!("replicationgroup:{id}")),
-                        arn("elasticache", format!("cluster:{id}-*")),
-                        arn("elasticache", "subnetgroup:*".into()),
-                        arn("elasticache", "parametergroup:*".into()),
-                        arn("elasticache", "securitygroup:*".into()),
-                    ]
-                })
-                .collect(),
-            Kind::Service => set
-                .services
-                .iter()
-                .flat_map(|s| {
-                    let cluster = set
-                        .cluster(&s.spec.cluster)
-                        .map(|c| c.spec.aws_name(&c.metadata).to_string())
-                        .unwrap_or_else(|| s.spec.cluster.clone());
-                    [
-                        arn(
-                            "ecs",
-                            format!("service/{cluster}/{}", s.spec.aws_name(&s.metadata)),
-                        ),
-                        arn(
-                            "ecs",
-                            format!("task-definition/{}:*", s.spec.family(&s.metadata)),
-                        ),
-                        arn("ecs", format!("cluster/{cluster}")),
-                    ]
-                })
-                .collect(),
-            Kind::ScalableTarget => Vec::new(),
-            Kind::Connection => set
-                .connections
-                .iter()
-                .flat_map(|c| {
-                    // The ARN ends in the name on create and in name/UUID afterwards.
-                    let name = c.spec.aws_name(&c.metadata);
-                    [
-                        arn("events", format!("connection/{name}")),
-                        arn("events", format!("connection/{name}/*")),
-                    ]
-                })
-                .collect(),
-            Kind::ApiDestination => set
-                .api_destinations
-                .iter()
-                .flat_map(|d| {
-                    let name = d.spec.aws_name(&d.metadata);
-                    [
-                        arn("events", format!("api-destination/{name}")),
-                        arn("events", format!("api-destination/{name}/*")),
-                    ]
-                })
-                .collect(),
-            Kind::Rule => set
-                .rules
-                .iter()
-                .map(|r| arn("events", format!("rule/{}", r.spec.aws_name(&r.metadata))))
-                .collect(),
-        };
+        let resources = kind.visit(&mut IamResources(set));
         let w = writes(kind);
         if kind == Kind::SecurityGroup {
             // IDs are unknown until created: create only with the ownership tag, change
@@ -382,7 +157,7 @@ pub fn policy(set: &ManifestSet) -> Value {
         .iter()
         .flat_map(|s| s.spec.task_definition.container.secrets.values())
         .filter_map(|r| r.secrets_manager_arn.clone())
-        .map(|a| crate::resources::service::secret_arn(&a))
+        .map(|a| crate::kinds::service::secret_arn(&a))
         .collect();
     for c in &set.connections {
         let id = &c.spec.api_key.secret_id;
@@ -390,7 +165,7 @@ pub fn policy(set: &ManifestSet) -> Value {
             id.clone()
         } else {
             // Secrets Manager appends six random characters to a secret's name.
-            arn("secretsmanager", format!("secret:{id}-??????"))
+            arn("secretsmanager", &format!("secret:{id}-??????"))
         });
     }
     secrets.sort();
@@ -413,7 +188,7 @@ pub fn policy(set: &ManifestSet) -> Value {
                 "secretsmanager:DeleteSecret",
                 "secretsmanager:TagResource",
             ],
-            vec![arn("secretsmanager", "secret:events!connection/*".into())],
+            vec![arn("secretsmanager", "secret:events!connection/*")],
         ));
     }
     if !set.scalable_targets.is_empty() {
@@ -426,6 +201,16 @@ pub fn policy(set: &ManifestSet) -> Value {
         }));
     }
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// A kind's write resources.
+struct IamResources<'a>(&'a ManifestSet);
+
+impl crate::kinds::Visitor for IamResources<'_> {
+    type Out = Vec<String>;
+    fn visit<K: crate::kinds::Declared>(&mut self) -> Vec<String> {
+        K::iam_resources(self.0)
+    }
 }
 
 /// The statement leader election needs: read and conditionally write its lease item.
@@ -448,75 +233,47 @@ pub fn alert_statement(topics: &[String]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::load::load_sources;
+    use crate::manifest::load::load_with_stack;
 
-    /// Each resource module and the kinds its calls serve.
-    const SOURCES: [(&str, &str, &[Kind]); 13] = [
-        (
-            "cluster.rs",
-            include_str!("resources/cluster.rs"),
-            &[Kind::Cluster],
-        ),
-        (
-            "parameters.rs",
-            include_str!("resources/parameters.rs"),
-            &[Kind::ParameterSet],
-        ),
-        (
-            "security_group.rs",
-            include_str!("resources/security_group.rs"),
-            &[Kind::SecurityGroup],
-        ),
-        (
-            "target_group.rs",
-            include_str!("resources/target_group.rs"),
-            &[Kind::TargetGroup],
-        ),
-        (
-            "load_balancer.rs",
-            include_str!("resources/load_balancer.rs"),
-            &[Kind::LoadBalancer],
-        ),
-        (
-            "redis.rs",
-            include_str!("resources/redis.rs"),
-            &[Kind::ReplicationGroup],
-        ),
-        (
-            "service/mod.rs",
-            include_str!("resources/service/mod.rs"),
-            &[Kind::Service],
-        ),
-        (
-            "service/render.rs",
-            include_str!("resources/service/render.rs"),
-            &[Kind::Service],
-        ),
-        (
-            "autoscaling.rs",
-            include_str!("resources/autoscaling.rs"),
-            &[Kind::ScalableTarget],
-        ),
-        (
-            "eventbridge.rs",
-            include_str!("resources/eventbridge.rs"),
-            &[Kind::Connection, Kind::ApiDestination, Kind::Rule],
-        ),
-        // Lookups every kind with network settings makes.
-        (
-            "service/network.rs",
-            include_str!("resources/service/network.rs"),
-            &[
-                Kind::Service,
-                Kind::LoadBalancer,
-                Kind::ReplicationGroup,
-                Kind::SecurityGroup,
-            ],
-        ),
-        // The account ID, for the SSM parameter ARNs of service secrets.
-        ("aws/mod.rs", include_str!("aws/mod.rs"), &[Kind::Service]),
-        ("resources/mod.rs", include_str!("resources/mod.rs"), &[]),
-    ];
+    /// Every source file of a kind's folder, and the shared modules with the kinds their
+    /// calls serve: each operation a file names must be in (one of) its kinds' actions.
+    fn sources() -> Vec<(String, String, Vec<Kind>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            let dir = root.join("kinds").join(kind.module());
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.display().to_string(), text, vec![*kind]));
+            }
+        }
+        let shared: [(&str, &[Kind]); 4] = [
+            // Lookups every kind with network settings makes.
+            (
+                "kinds/network.rs",
+                &[
+                    Kind::Service,
+                    Kind::LoadBalancer,
+                    Kind::ReplicationGroup,
+                    Kind::SecurityGroup,
+                    Kind::TargetGroup,
+                ],
+            ),
+            (
+                "kinds/eventbridge.rs",
+                &[Kind::Connection, Kind::ApiDestination, Kind::Rule],
+            ),
+            // The account ID, for the SSM parameter ARNs of service secrets.
+            ("aws/mod.rs", &[Kind::Service]),
+            ("kinds/mod.rs", &[]),
+        ];
+        for (file, kinds) in shared {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            out.push((file.to_string(), text, kinds.to_vec()));
+        }
+        out
+    }
 
     const SERVICES: [&str; 12] = [
         "acm",
@@ -569,26 +326,26 @@ mod tests {
     #[test]
     fn every_operation_the_code_calls_is_in_its_kinds_policy() {
         let mut seen = 0;
-        for (file, source, kinds) in SOURCES {
-            for op in operations(source) {
+        for (file, source, kinds) in sources() {
+            for op in operations(&source) {
                 seen += 1;
                 if op == "sns:Publish" {
                     continue; // the daemon's alerts, not a kind: alert_statement
                 }
                 assert!(!kinds.is_empty(), "{file} calls {op} but serves no kind");
-                for kind in kinds {
+                for kind in &kinds {
                     // A module serving several kinds: the op must be in at least one.
                     if kinds.len() > 1 {
                         continue;
                     }
                     assert!(
-                        actions(*kind).contains(&op.as_str()),
+                        kind.actions().contains(&op.as_str()),
                         "{file} calls {op}, which is not in the {kind} policy"
                     );
                 }
                 if kinds.len() > 1 {
                     assert!(
-                        kinds.iter().any(|k| actions(*k).contains(&op.as_str())),
+                        kinds.iter().any(|k| k.actions().contains(&op.as_str())),
                         "{file} calls {op}, which none of {kinds:?} allows"
                     );
                 }
@@ -601,7 +358,7 @@ mod tests {
     fn the_policy_names_only_what_the_manifests_use_and_scopes_writes() {
         let text =
             "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n";
-        let set = load_sources(&[("c.yaml".into(), text.into())]).unwrap();
+        let set = load_with_stack(&[("c.yaml".into(), text.into())]).unwrap();
         let p = policy(&set);
         let all: Vec<&str> = p["Statement"]
             .as_array()

@@ -1,6 +1,6 @@
 //! mooring: a GitOps reconciling operator for AWS container stacks.
 //!
-//! Manifests (`manifest`) describe the desired state; each AWS kind (`resources`) observes,
+//! Manifests (`manifest`) describe the desired state; each AWS kind (`kinds`) observes,
 //! diffs and applies its resources; the core (`reconcile`) runs passes in dependency order;
 //! `status` serves what the daemon knows; `aws` builds clients and classifies errors; `source`
 //! fetches manifests from a git branch.
@@ -12,10 +12,10 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod iam;
+pub mod kinds;
 pub mod lease;
 pub mod manifest;
 pub mod metrics;
 pub mod reconcile;
-pub mod resources;
 pub mod source;
 pub mod status;

@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::aws::CallKey;
-use crate::reconcile::{Action, PassReport};
+use crate::reconcile::PassReport;
 
 /// Labels of a reconcile of one kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -184,27 +184,26 @@ impl Metrics {
     }
 
     /// Records a finished pass: per-resource outcomes, drift, duration, the revision.
-    pub fn record_pass(&self, report: &PassReport, source: &str, took: Duration, enforce: bool) {
+    pub fn record_pass(&self, report: &PassReport, source: &str, took: Duration) {
         for r in &report.resources {
             let kind = r.kind.to_string();
             self.reconciles
                 .get_or_create(&KindLabels { kind: kind.clone() })
                 .inc();
-            if let Some(e) = &r.error {
+            if let Some(e) = r.error() {
                 self.failures
                     .get_or_create(&FailureLabels {
                         kind: kind.clone(),
-                        category: e.category.clone(),
+                        category: e.category.as_str().to_string(),
                     })
                     .inc();
             }
-            let drifting = r.action != Action::None && !(enforce && r.applied);
             self.drifted
                 .get_or_create(&ResourceLabels {
                     kind,
                     name: r.name.clone(),
                 })
-                .set(i64::from(drifting));
+                .set(i64::from(r.drifted()));
         }
         self.pass_duration.observe(took.as_secs_f64());
         if !report.has_errors() {
@@ -288,9 +287,9 @@ pub type SharedMetrics = Arc<Metrics>;
 mod tests {
     use super::*;
     use crate::manifest::Kind;
-    use crate::reconcile::{ErrorReport, ResourceReport};
+    use crate::reconcile::{Action, Category, Failure, Hold, Outcome, ResourceReport};
 
-    fn report(action: Action, applied: bool, error: Option<&str>) -> PassReport {
+    fn report(action: Action, applied: bool, error: Option<Category>) -> PassReport {
         PassReport {
             revision: "sha256:abc".into(),
             resources: vec![ResourceReport {
@@ -301,10 +300,16 @@ mod tests {
                 changes: Vec::new(),
                 applied,
                 rollout: None,
-                error: error.map(|c| ErrorReport {
-                    category: c.into(),
-                    message: "x".into(),
-                }),
+                outcome: match error {
+                    Some(category) => Outcome::Failed {
+                        failure: Failure {
+                            category,
+                            message: "x".into(),
+                        },
+                    },
+                    None if action == Action::None || applied => Outcome::InSync,
+                    None => Outcome::Held { why: Hold::Observe },
+                },
             }],
             aws_calls: Default::default(),
         }
@@ -317,7 +322,6 @@ mod tests {
             &report(Action::Update, false, None),
             "dir",
             Duration::from_millis(300),
-            false,
         );
         let mut calls = BTreeMap::new();
         calls.insert(("ECS".to_string(), "DescribeServices".to_string(), "ok"), 3);
@@ -325,10 +329,9 @@ mod tests {
         calls.insert(("ECS".to_string(), "DescribeServices".to_string(), "ok"), 5);
         m.record_calls(&calls);
         m.record_pass(
-            &report(Action::None, false, Some("throttling")),
+            &report(Action::None, false, Some(Category::Throttling)),
             "dir",
             Duration::from_millis(300),
-            false,
         );
         let text = m.encode();
         for line in [

@@ -7,16 +7,22 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::ContainerDefinition;
 use common::{Emulator, describe_service, edit, emulator, fixture_copy, stderr, stdout};
+use mooring::kinds::reconcilers;
 use mooring::manifest::{Kind, load_dir};
-use mooring::reconcile::{self, Action, Context, PassReport};
-use mooring::resources::reconcilers;
+use mooring::reconcile::{self, Action, Category, Context, Cx, PassCache, PassReport};
 
 async fn plan(emu: &Emulator, dir: &Path) -> (PassReport, mooring::aws::Aws) {
     let set = load_dir(dir).expect("valid manifests");
     let aws = emu.aws().await;
     let ctx = Context::new(aws.clone());
     let recs = reconcilers(&set);
-    let planned = reconcile::plan_all(&ctx, &recs).await;
+    let cache = PassCache::default();
+    let cx = Cx {
+        ctx: &ctx,
+        set: &set,
+        cache: &cache,
+    };
+    let planned = reconcile::plan_all(&cx, &recs).await;
     (reconcile::report_plan(&set.revision, &recs, &planned), aws)
 }
 
@@ -24,7 +30,7 @@ async fn apply(emu: &Emulator, dir: &Path) -> (PassReport, mooring::aws::Aws) {
     let set = load_dir(dir).expect("valid manifests");
     let aws = emu.aws().await;
     let ctx = Context::new(aws.clone());
-    let report = reconcile::apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    let report = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
     assert!(!report.has_errors(), "apply failed: {report:#?}");
     (report, aws)
 }
@@ -652,7 +658,7 @@ spec:
     // The hand-set secret is missing: values are written, the service waits for it.
     let set = load_dir(dir.path()).unwrap();
     let ctx = Context::new(emu.aws().await);
-    let report = reconcile::apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    let report = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
     let by_kind = |k: Kind| {
         report
             .resources
@@ -663,18 +669,15 @@ spec:
     };
     let params = by_kind(Kind::ParameterSet);
     assert!(params.applied);
-    let err = params.error.expect("missing required parameter");
-    assert_eq!(err.category, "requirement");
+    let err = params.error().expect("missing required parameter");
+    assert_eq!(err.category, Category::Requirement);
     assert!(
         err.message.contains("/test/app/db/password is missing"),
         "{}",
         err.message
     );
     let svc = by_kind(Kind::Service);
-    assert_eq!(
-        svc.error.map(|e| e.category),
-        Some("dependency".to_string())
-    );
+    assert_eq!(svc.error().map(|e| e.category), Some(Category::Dependency));
     assert!(
         emu.ecs()
             .await

@@ -406,6 +406,8 @@ pub enum ErrorCategory {
     Transient,
     /// Missing region, credentials and the like.
     Configuration,
+    /// This replica does not hold the lease: the write was not sent.
+    Fenced,
     /// Anything else.
     Other,
 }
@@ -420,6 +422,7 @@ impl ErrorCategory {
             ErrorCategory::Validation => "validation",
             ErrorCategory::Transient => "transient",
             ErrorCategory::Configuration => "configuration",
+            ErrorCategory::Fenced => "fenced",
             ErrorCategory::Other => "other",
         }
     }

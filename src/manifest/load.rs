@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::annotations::{CHOICES, KNOWN};
 use super::error::{Findings, ManifestError, ManifestErrors};
 use super::schema::validator;
 use super::yaml::{YamlDocument, escape_segment, parse_documents};
-use super::{API_VERSION, Document, Kind, Manifest, ManifestSet, Metadata, Origin};
+use super::{API_VERSION, Document, Kind, Manifest, ManifestSet, Origin};
+use crate::kinds::{Declared, Reference, Visitor};
 
 /// Loads and validates every manifest under `dir` (recursively; hidden entries skipped).
 /// Touches no network. On any error, returns all errors and no set.
@@ -40,13 +41,13 @@ pub fn load_dir(dir: &Path) -> Result<ManifestSet, ManifestErrors> {
         }
     }
     if sources.is_empty() && errors.is_empty() {
-        errors.push(ManifestError {
+        return Err(ManifestErrors(vec![ManifestError {
             file: dir.to_path_buf(),
             line: 1,
             col: 1,
             field: String::new(),
             message: "no manifests (*.yaml, *.yml) found".into(),
-        });
+        }]));
     }
     match load_sources(&sources) {
         Ok(set) if errors.is_empty() => Ok(set),
@@ -93,11 +94,31 @@ struct Checked {
     name: String,
 }
 
+/// A `kind: Stack` document: where it was, and the name it gives.
+struct StackDoc {
+    file: PathBuf,
+    doc: YamlDocument,
+    name: String,
+}
+
+/// [`load_sources`] with a `kind: Stack` document (stack `test`) added as `stack.yaml`: for
+/// tests of single documents.
+#[doc(hidden)]
+pub fn load_with_stack(sources: &[(PathBuf, String)]) -> Result<ManifestSet, ManifestErrors> {
+    let mut all = sources.to_vec();
+    all.push((
+        PathBuf::from("stack.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata: {name: test}\n".into(),
+    ));
+    load_sources(&all)
+}
+
 /// Validates already-read files (`(path, text)`, in a stable order) into a set.
 pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, ManifestErrors> {
     let mut errors = Vec::new();
     let mut set = ManifestSet::default();
     let mut checked = Vec::new();
+    let mut stacks: Vec<StackDoc> = Vec::new();
     let mut warnings = Vec::new();
     let mut hasher = Sha256::new();
 
@@ -119,121 +140,38 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
                 continue; // an empty document, e.g. after a trailing `---`
             }
             let mut f = Findings::new(file, &doc);
-            let kind = check_envelope(&doc, &mut f);
-            if let Some(kind) = kind {
-                check_schema(kind, &doc, &mut f);
-                if f.errors.is_empty() {
-                    let origin = Origin {
-                        file: file.clone(),
-                        line: doc.mark_of("").line,
-                    };
-                    match kind {
-                        Kind::Cluster => {
-                            if let Some(m) =
-                                build(&doc, origin, &mut f, |s: &super::ClusterSpec, m, f| {
-                                    s.check(m, f)
-                                })
-                            {
-                                set.clusters.push(m);
-                            }
-                        }
-                        Kind::ParameterSet => {
-                            if let Some(m) =
-                                build(&doc, origin, &mut f, |s: &super::ParameterSetSpec, _, f| {
-                                    s.check(f)
-                                })
-                            {
-                                set.parameter_sets.push(m);
-                            }
-                        }
-                        Kind::SecurityGroup => {
-                            if let Some(m) = build(
-                                &doc,
-                                origin,
-                                &mut f,
-                                |s: &super::SecurityGroupSpec, m, f| s.check(m, f),
-                            ) {
-                                set.security_groups.push(m);
-                            }
-                        }
-                        Kind::TargetGroup => {
-                            if let Some(m) =
-                                build(&doc, origin, &mut f, |s: &super::TargetGroupSpec, m, f| {
-                                    s.check(m, f)
-                                })
-                            {
-                                set.target_groups.push(m);
-                            }
-                        }
-                        Kind::LoadBalancer => {
-                            if let Some(m) =
-                                build(&doc, origin, &mut f, |s: &super::LoadBalancerSpec, m, f| {
-                                    s.check(m, f)
-                                })
-                            {
-                                set.load_balancers.push(m);
-                            }
-                        }
-                        Kind::Connection => {
-                            if let Some(m) =
-                                build(&doc, origin, &mut f, |s: &super::ConnectionSpec, m, f| {
-                                    s.check(m, f)
-                                })
-                            {
-                                set.connections.push(m);
-                            }
-                        }
-                        Kind::ApiDestination => {
-                            if let Some(m) = build(
-                                &doc,
-                                origin,
-                                &mut f,
-                                |s: &super::ApiDestinationSpec, m, f| s.check(m, f),
-                            ) {
-                                set.api_destinations.push(m);
-                            }
-                        }
-                        Kind::Rule => {
-                            if let Some(m) =
-                                build(&doc, origin, &mut f, |s: &super::RuleSpec, m, f| {
-                                    s.check(m, f)
-                                })
-                            {
-                                set.rules.push(m);
-                            }
-                        }
-                        Kind::ReplicationGroup => {
-                            if let Some(m) = build(
-                                &doc,
-                                origin,
-                                &mut f,
-                                |s: &super::ReplicationGroupSpec, m, f| s.check(m, f),
-                            ) {
-                                set.replication_groups.push(m);
-                            }
-                        }
-                        Kind::ScalableTarget => {
-                            if let Some(m) = build(
-                                &doc,
-                                origin,
-                                &mut f,
-                                |s: &super::ScalableTargetSpec, _, f| s.check(f),
-                            ) {
-                                set.scalable_targets.push(m);
-                            }
-                        }
-                        Kind::Service => {
-                            if let Some(m) =
-                                build(&doc, origin, &mut f, |s: &super::ServiceSpec, m, f| {
-                                    s.check(m, f)
-                                })
-                            {
-                                set.services.push(m);
-                            }
-                        }
+            let kind = match check_envelope(&doc, &mut f) {
+                Some(Envelope::Stack) => {
+                    let name = super::stack::check(&doc, &mut f);
+                    let ok = f.errors.is_empty();
+                    errors.append(&mut f.errors);
+                    if let (true, Some(name)) = (ok, name) {
+                        stacks.push(StackDoc {
+                            file: file.clone(),
+                            doc,
+                            name,
+                        });
                     }
+                    continue;
                 }
-            }
+                Some(Envelope::Kind(kind)) => {
+                    check_schema(kind, &doc, &mut f);
+                    if f.errors.is_empty() {
+                        let origin = Origin {
+                            file: file.clone(),
+                            line: doc.mark_of("").line,
+                        };
+                        kind.visit(&mut Build {
+                            doc: &doc,
+                            origin,
+                            f: &mut f,
+                            set: &mut set,
+                        });
+                    }
+                    Some(kind)
+                }
+                None => None,
+            };
             check_annotations(&doc, &mut f);
             let ok = f.errors.is_empty();
             errors.append(&mut f.errors);
@@ -253,8 +191,38 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
         }
     }
 
+    match stacks.as_slice() {
+        [] => errors.push(ManifestError {
+            file: sources
+                .first()
+                .and_then(|(f, _)| f.parent())
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            line: 1,
+            col: 1,
+            field: String::new(),
+            message: "no `kind: Stack` document: every manifest set names its stack (`apiVersion: mooring.dev/v1alpha1`, `kind: Stack`, `metadata: {name: my-stack}`), so that mooring tells its resources from other stacks' in the same account".into(),
+        }),
+        [one] => set.stack = one.name.clone(),
+        [first, rest @ ..] => {
+            for other in rest {
+                let mut f = Findings::new(&other.file, &other.doc);
+                f.at(
+                    "/kind",
+                    format!(
+                        "a manifest set is one stack, and `{}` is already named at {}:{}",
+                        first.name,
+                        first.file.display(),
+                        first.doc.mark_of("").line
+                    ),
+                );
+                errors.append(&mut f.errors);
+            }
+        }
+    }
+
     check_across(&set, &checked, &mut errors);
-    check_security_groups(&mut set, &checked, &mut errors);
+    order_within_kinds(&mut set, &checked, &mut errors);
 
     if errors.is_empty() {
         let digest = hasher.finalize();
@@ -276,21 +244,42 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
     }
 }
 
+/// Builds one schema-valid document of the visited kind into the set, with the kind's own
+/// checks.
+struct Build<'a, 'f> {
+    doc: &'a YamlDocument,
+    origin: Origin,
+    f: &'a mut Findings<'f>,
+    set: &'a mut ManifestSet,
+}
+
+impl Visitor for Build<'_, '_> {
+    type Out = ();
+    fn visit<K: Declared>(&mut self) {
+        match serde_json::from_value::<Document<K::Spec>>(self.doc.value.clone()) {
+            Ok(d) => {
+                let m = Manifest {
+                    metadata: d.metadata,
+                    spec: d.spec,
+                    origin: self.origin.clone(),
+                };
+                K::check(&m, self.f);
+                K::manifests_mut(self.set).push(m);
+            }
+            Err(e) => self.f.at("", format!("invalid manifest: {e}")),
+        }
+    }
+}
+
 /// mooring's own annotations take known values only: a typo must not silently turn a
 /// resource back to enforce mode.
 fn check_annotations(doc: &YamlDocument, f: &mut Findings<'_>) {
     let Some(annotations) = doc.value["metadata"]["annotations"].as_object() else {
         return;
     };
-    let allowed: [(&str, &[&str]); 4] = [
-        (super::MODE_ANNOTATION, &["enforce", "observe"]),
-        (super::PAUSED_ANNOTATION, &["true", "false"]),
-        ("mooring.dev/adopt", &["true", "false"]),
-        ("mooring.dev/allow-replacement", &["true", "false"]),
-    ];
     for (key, value) in annotations {
         let pointer = format!("/metadata/annotations/{}", escape_segment(key));
-        match allowed.iter().find(|(k, _)| k == key) {
+        match CHOICES.iter().find(|(k, _)| k == key) {
             Some((_, values)) if !value.as_str().is_some_and(|v| values.contains(&v)) => {
                 f.at(
                     &pointer,
@@ -298,12 +287,9 @@ fn check_annotations(doc: &YamlDocument, f: &mut Findings<'_>) {
                 );
             }
             Some(_) => {}
-            None if key.starts_with("mooring.dev/") && key != "mooring.dev/ignore" => f.at(
+            None if key.starts_with("mooring.dev/") && !KNOWN.contains(&key.as_str()) => f.at(
                 &pointer,
-                format!(
-                    "unknown mooring annotation; known: {}, mooring.dev/ignore",
-                    allowed.map(|(k, _)| k).join(", ")
-                ),
+                format!("unknown mooring annotation; known: {}", KNOWN.join(", ")),
             ),
             None => {}
         }
@@ -311,7 +297,15 @@ fn check_annotations(doc: &YamlDocument, f: &mut Findings<'_>) {
 }
 
 /// Checks `apiVersion` and `kind`, returning the kind when it is known.
-fn check_envelope(doc: &YamlDocument, f: &mut Findings<'_>) -> Option<Kind> {
+/// What a document's `kind` says it is.
+enum Envelope {
+    /// The stack's own document.
+    Stack,
+    /// A resource.
+    Kind(Kind),
+}
+
+fn check_envelope(doc: &YamlDocument, f: &mut Findings<'_>) -> Option<Envelope> {
     let Some(obj) = doc.value.as_object() else {
         f.at(
             "",
@@ -330,7 +324,10 @@ fn check_envelope(doc: &YamlDocument, f: &mut Findings<'_>) -> Option<Kind> {
             format!("unsupported apiVersion {other}; this mooring understands `{API_VERSION}`"),
         ),
     }
-    let known = Kind::ALL.map(Kind::as_str).join(", ");
+    let known = std::iter::once(super::stack::KIND)
+        .chain(Kind::ALL.iter().map(|k| k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     match obj.get("kind") {
         None => {
             f.at(
@@ -339,8 +336,9 @@ fn check_envelope(doc: &YamlDocument, f: &mut Findings<'_>) -> Option<Kind> {
             );
             None
         }
+        Some(Value::String(k)) if k == super::stack::KIND => Some(Envelope::Stack),
         Some(Value::String(k)) => match Kind::parse(k) {
-            Some(kind) => Some(kind),
+            Some(kind) => Some(Envelope::Kind(kind)),
             None => {
                 f.at(
                     "/kind",
@@ -416,30 +414,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Deserialises a schema-valid document and runs the kind's own checks.
-fn build<S: DeserializeOwned>(
-    doc: &YamlDocument,
-    origin: Origin,
-    f: &mut Findings<'_>,
-    check: impl Fn(&S, &Metadata, &mut Findings<'_>),
-) -> Option<Manifest<S>> {
-    match serde_json::from_value::<Document<S>>(doc.value.clone()) {
-        Ok(d) => {
-            check(&d.spec, &d.metadata, f);
-            Some(Manifest {
-                metadata: d.metadata,
-                spec: d.spec,
-                origin,
-            })
-        }
-        Err(e) => {
-            f.at("", format!("invalid manifest: {e}"));
-            None
-        }
-    }
-}
-
-/// Checks that span documents: unique names, unique AWS names, references that resolve.
+/// Checks that span documents, kind by kind: unique names, unique AWS identities,
+/// references that resolve, and each kind's own checks against the set.
 fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<ManifestError>) {
     let mut first: BTreeMap<(Kind, &str), &Checked> = BTreeMap::new();
     for c in checked {
@@ -460,422 +436,137 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
             first.insert((c.kind, c.name.as_str()), c);
         }
     }
-    let find = |kind: Kind, name: &str| first.get(&(kind, name)).copied();
-
-    let mut aws_names: BTreeMap<(Kind, String), &str> = BTreeMap::new();
-    for cl in &set.clusters {
-        let aws = cl.spec.aws_name(&cl.metadata).to_string();
-        if let Some(other) = aws_names.insert((Kind::Cluster, aws.clone()), cl.name())
-            && let Some(c) = find(Kind::Cluster, cl.name())
-        {
-            let mut f = Findings::new(&c.file, &c.doc);
-            f.at(
-                "/metadata/name",
-                format!("Cluster `{other}` already manages the ECS cluster `{aws}`"),
-            );
-            errors.append(&mut f.errors);
-        }
+    let mut names: BTreeMap<Kind, Vec<&str>> = BTreeMap::new();
+    for (kind, meta) in set.metadata() {
+        names.entry(kind).or_default().push(meta.name.as_str());
     }
-    let known_clusters: Vec<&str> = set.clusters.iter().map(|c| c.name()).collect();
-    for svc in &set.services {
-        let Some(c) = find(Kind::Service, svc.name()) else {
-            continue;
-        };
-        let mut f = Findings::new(&c.file, &c.doc);
-        match set.cluster(&svc.spec.cluster) {
-            None => f.at(
-                "/spec/cluster",
-                format!(
-                    "no Cluster named `{}` in the manifests (known: {})",
-                    svc.spec.cluster,
-                    if known_clusters.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known_clusters.join(", ")
-                    }
-                ),
-            ),
-            Some(cl) => {
-                let key = format!(
-                    "{}/{}",
-                    cl.spec.aws_name(&cl.metadata),
-                    svc.spec.aws_name(&svc.metadata)
-                );
-                if let Some(other) = aws_names.insert((Kind::Service, key.clone()), svc.name()) {
-                    f.at(
-                        "/metadata/name",
-                        format!("Service `{other}` already manages the ECS service `{key}`"),
-                    );
-                }
-            }
-        }
-        check_secret_references(set, svc, &mut f);
-        check_target_groups(set, svc, &mut f);
-        errors.append(&mut f.errors);
-    }
-
-    // A scalable target scales one existing service; a service has at most one.
-    let mut scaled: BTreeMap<&str, &str> = BTreeMap::new();
-    for st in &set.scalable_targets {
-        let Some(c) = find(Kind::ScalableTarget, st.name()) else {
-            continue;
-        };
-        let mut f = Findings::new(&c.file, &c.doc);
-        if set.service(&st.spec.service).is_none() {
-            let known: Vec<&str> = set.services.iter().map(|s| s.name()).collect();
-            f.at(
-                "/spec/service",
-                format!(
-                    "no Service named `{}` in the manifests (known: {})",
-                    st.spec.service,
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            );
-        } else if let Some(count) = set
-            .service(&st.spec.service)
-            .and_then(|svc| svc.spec.desired_count)
-            .filter(|c| !(st.spec.min_capacity..=st.spec.max_capacity).contains(c))
-        {
-            f.at(
-                "/spec/minCapacity",
-                format!(
-                    "Service `{}` starts with desiredCount {count}, outside {}-{}",
-                    st.spec.service, st.spec.min_capacity, st.spec.max_capacity
-                ),
-            );
-        } else if let Some(other) = scaled.insert(st.spec.service.as_str(), st.name()) {
-            f.at(
-                "/spec/service",
-                format!(
-                    "Service `{}` is already scaled by ScalableTarget `{other}`",
-                    st.spec.service
-                ),
-            );
-        }
-        errors.append(&mut f.errors);
-    }
-
-    // Listeners forward to target groups in the manifests.
-    for lb in &set.load_balancers {
-        let Some(c) = find(Kind::LoadBalancer, lb.name()) else {
-            continue;
-        };
-        let mut f = Findings::new(&c.file, &c.doc);
-        for (i, l) in lb.spec.listeners.iter().enumerate() {
-            if let Some(tg) = l
-                .default_action
-                .forward
-                .as_ref()
-                .filter(|tg| set.target_group(tg).is_none())
-            {
-                f.at(
-                    &format!("/spec/listeners/{i}/defaultAction/forward"),
-                    format!("no TargetGroup named `{tg}` in the manifests"),
-                );
-            }
-        }
-        errors.append(&mut f.errors);
-    }
-
-    // Schedule → API destination → connection.
-    for d in &set.api_destinations {
-        let Some(c) = find(Kind::ApiDestination, d.name()) else {
-            continue;
-        };
-        if !set
-            .connections
-            .iter()
-            .any(|x| x.name() == d.spec.connection)
-        {
-            let mut f = Findings::new(&c.file, &c.doc);
-            f.at(
-                "/spec/connection",
-                format!(
-                    "no Connection named `{}` in the manifests",
-                    d.spec.connection
-                ),
-            );
-            errors.append(&mut f.errors);
-        }
-    }
-    for r in &set.rules {
-        let Some(c) = find(Kind::Rule, r.name()) else {
-            continue;
-        };
-        let target = &r.spec.target.api_destination;
-        if !set.api_destinations.iter().any(|x| x.name() == *target) {
-            let mut f = Findings::new(&c.file, &c.doc);
-            f.at(
-                "/spec/target/apiDestination",
-                format!("no ApiDestination named `{target}` in the manifests"),
-            );
-            errors.append(&mut f.errors);
-        }
-    }
-
-    // One SSM parameter may be declared by one parameter set only.
-    let mut declared: BTreeMap<String, &str> = BTreeMap::new();
-    for ps in &set.parameter_sets {
-        let Some(c) = find(Kind::ParameterSet, ps.name()) else {
-            continue;
-        };
-        let mut f = Findings::new(&c.file, &c.doc);
-        for (section, names) in [
-            ("parameters", ps.spec.parameters.keys().collect::<Vec<_>>()),
-            ("required", ps.spec.required.keys().collect()),
-        ] {
-            for name in names {
-                let full = ps.spec.full_name(name);
-                if let Some(other) = declared.insert(full.clone(), ps.name()) {
-                    f.at(
-                        &format!("/spec/{section}/{}", escape_segment(name)),
-                        format!("`{full}` is also declared by ParameterSet `{other}`"),
-                    );
-                }
-            }
-        }
-        errors.append(&mut f.errors);
+    for kind in Kind::ALL {
+        kind.visit(&mut Across {
+            set,
+            first: &first,
+            names: &names,
+            errors,
+        });
     }
 }
 
-/// Security groups: every group named (by a rule, a service, a load balancer or Redis)
-/// is a `SecurityGroup` manifest, one EC2 group per manifest, and no cycle between rules
-/// (a group is created after the groups its rules name). Sorts the set's groups into that
-/// order.
-fn check_security_groups(
-    set: &mut ManifestSet,
-    checked: &[Checked],
-    errors: &mut Vec<ManifestError>,
-) {
-    let find = |kind: Kind, name: &str| checked.iter().find(|c| c.kind == kind && c.name == name);
-    let known: Vec<String> = set
-        .security_groups
-        .iter()
-        .map(|g| g.name().to_string())
-        .collect();
-    let missing = |name: &str| -> Option<String> {
-        (!known.iter().any(|k| k == name)).then(|| {
-            format!(
-                "no SecurityGroup named `{name}` in the manifests (known: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
+struct Across<'a> {
+    set: &'a ManifestSet,
+    first: &'a BTreeMap<(Kind, &'a str), &'a Checked>,
+    names: &'a BTreeMap<Kind, Vec<&'a str>>,
+    errors: &'a mut Vec<ManifestError>,
+}
+
+impl Visitor for Across<'_> {
+    type Out = ();
+    fn visit<K: Declared>(&mut self) {
+        let mut identities: BTreeMap<String, &str> = BTreeMap::new();
+        for m in K::manifests(self.set) {
+            let Some(c) = self.first.get(&(K::KIND, m.name())) else {
+                continue;
+            };
+            let mut f = Findings::new(&c.file, &c.doc);
+            let identity = K::identity(m, self.set);
+            if let Some(other) = identities.insert(identity.clone(), m.name())
+                && other != m.name()
+            {
+                f.at(
+                    "/metadata/name",
+                    format!("{} `{other}` already manages {identity}", K::KIND),
+                );
+            }
+            for r in K::references(m) {
+                let known = self.names.get(&r.kind).cloned().unwrap_or_default();
+                if !known.contains(&r.name.as_str()) {
+                    f.at(
+                        &r.pointer,
+                        format!(
+                            "no {} named `{}` in the manifests (known: {})",
+                            r.kind,
+                            r.name,
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
                 }
-            )
-        })
-    };
-    let mut refs: Vec<(Kind, &str, String, &[String])> = Vec::new();
-    for s in &set.services {
-        if let Some(r) = &s.spec.network.security_groups.refs {
-            refs.push((
-                Kind::Service,
-                s.name(),
-                "/spec/network/securityGroups/refs".into(),
-                r,
-            ));
-        }
-    }
-    for lb in &set.load_balancers {
-        if let Some(r) = &lb.spec.security_groups.refs {
-            refs.push((
-                Kind::LoadBalancer,
-                lb.name(),
-                "/spec/securityGroups/refs".into(),
-                r,
-            ));
-        }
-    }
-    for rg in &set.replication_groups {
-        if let Some(r) = rg
-            .spec
-            .security_groups
-            .as_ref()
-            .and_then(|s| s.refs.as_ref())
-        {
-            refs.push((
-                Kind::ReplicationGroup,
-                rg.name(),
-                "/spec/securityGroups/refs".into(),
-                r,
-            ));
-        }
-    }
-    for (kind, name, pointer, names) in refs {
-        let Some(c) = find(kind, name) else { continue };
-        let mut f = Findings::new(&c.file, &c.doc);
-        for (i, n) in names.iter().enumerate() {
-            if let Some(message) = missing(n) {
-                f.at(&format!("{pointer}/{i}"), message);
             }
+            K::check_set(m, self.set, &mut f);
+            self.errors.append(&mut f.errors);
         }
-        errors.append(&mut f.errors);
     }
+}
 
-    let mut aws_names: BTreeMap<(String, String), &str> = BTreeMap::new();
-    for g in &set.security_groups {
-        let Some(c) = find(Kind::SecurityGroup, g.name()) else {
-            continue;
-        };
-        let mut f = Findings::new(&c.file, &c.doc);
-        for (p, rule) in g.spec.rules() {
-            if let Some(message) = rule.security_group.as_deref().and_then(missing) {
-                f.at(&format!("{p}/securityGroup"), message);
-            }
-        }
-        let key = (g.spec.vpc.clone(), g.spec.aws_name(&g.metadata).to_string());
-        if let Some(other) = aws_names.insert(key.clone(), g.name()) {
-            f.at(
-                "/metadata/name",
-                format!(
-                    "SecurityGroup `{other}` already manages the group `{}` in VPC `{}`",
-                    key.1, key.0
-                ),
-            );
-        }
-        errors.append(&mut f.errors);
+/// Orders each kind's manifests so that one comes after the manifests of its own kind that
+/// it references (a security group after the groups its rules name); what cannot be
+/// ordered is a cycle, reported at the reference.
+fn order_within_kinds(set: &mut ManifestSet, checked: &[Checked], errors: &mut Vec<ManifestError>) {
+    struct Order<'a> {
+        set: &'a mut ManifestSet,
+        checked: &'a [Checked],
+        errors: &'a mut Vec<ManifestError>,
     }
-
-    // Order: a group after every group its rules name (itself aside). What cannot be
-    // ordered is a cycle.
-    let mut ordered: Vec<super::Manifest<super::SecurityGroupSpec>> = Vec::new();
-    let mut rest = std::mem::take(&mut set.security_groups);
-    while !rest.is_empty() {
-        let ready = rest.iter().position(|g| {
-            g.spec.references().all(|r| {
-                r == g.name()
-                    || ordered.iter().any(|o| o.name() == r)
-                    || !known.iter().any(|k| k == r)
-            })
-        });
-        match ready {
-            Some(i) => ordered.push(rest.remove(i)),
-            None => {
-                for g in &rest {
-                    let Some(c) = find(Kind::SecurityGroup, g.name()) else {
+    impl Visitor for Order<'_> {
+        type Out = ();
+        fn visit<K: Declared>(&mut self) {
+            let refs = |m: &Manifest<K::Spec>| -> Vec<Reference> {
+                K::references(m)
+                    .into_iter()
+                    .filter(|r| r.kind == K::KIND && r.name != m.metadata.name)
+                    .collect()
+            };
+            let mut rest = std::mem::take(K::manifests_mut(self.set));
+            let known: Vec<String> = rest.iter().map(|m| m.metadata.name.clone()).collect();
+            let mut ordered: Vec<Manifest<K::Spec>> = Vec::with_capacity(rest.len());
+            while !rest.is_empty() {
+                let ready = rest.iter().position(|m| {
+                    refs(m).iter().all(|r| {
+                        ordered.iter().any(|o| o.metadata.name == r.name)
+                            || !known.contains(&r.name)
+                    })
+                });
+                if let Some(i) = ready {
+                    ordered.push(rest.remove(i));
+                    continue;
+                }
+                for m in &rest {
+                    let waiting: Vec<Reference> = refs(m)
+                        .into_iter()
+                        .filter(|r| rest.iter().any(|o| o.metadata.name == r.name))
+                        .collect();
+                    let Some(c) = self
+                        .checked
+                        .iter()
+                        .find(|c| c.kind == K::KIND && c.name == m.metadata.name)
+                    else {
                         continue;
                     };
                     let mut f = Findings::new(&c.file, &c.doc);
-                    let waiting: Vec<&str> = g
-                        .spec
-                        .references()
-                        .filter(|r| *r != g.name() && rest.iter().any(|o| o.name() == *r))
-                        .collect();
-                    let pointer = g
-                        .spec
-                        .rules()
-                        .find(|(_, r)| {
-                            r.security_group
-                                .as_deref()
-                                .is_some_and(|n| waiting.contains(&n))
-                        })
-                        .map_or_else(
-                            || "/spec".to_string(),
-                            |(p, _)| format!("{p}/securityGroup"),
-                        );
+                    let names: Vec<&str> = waiting.iter().map(|r| r.name.as_str()).collect();
                     f.at(
-                        &pointer,
+                        waiting.first().map_or("/spec", |r| r.pointer.as_str()),
                         format!(
-                            "the rules of SecurityGroup `{}` and {} name each other in a cycle; break it (e.g. allow a CIDR block on one side)",
-                            g.name(),
-                            waiting.join(", ")
+                            "{} `{}` and {} name each other in a cycle, so neither can be created first; break it (e.g. allow a CIDR block on one side)",
+                            K::KIND,
+                            m.metadata.name,
+                            names.join(", ")
                         ),
                     );
-                    errors.append(&mut f.errors);
+                    self.errors.append(&mut f.errors);
                 }
                 ordered.append(&mut rest);
             }
+            *K::manifests_mut(self.set) = ordered;
         }
     }
-    set.security_groups = ordered;
-}
-
-/// A service's target groups must exist, and when both the container and the target group
-/// check an HTTP path, it must be the same path: a mismatch (`/health` vs `/api/health`)
-/// keeps tasks failing load balancer checks and restarting.
-fn check_target_groups(
-    set: &ManifestSet,
-    svc: &super::Manifest<super::ServiceSpec>,
-    f: &mut Findings<'_>,
-) {
-    let container_path = svc
-        .spec
-        .task_definition
-        .container
-        .health_check
-        .as_ref()
-        .and_then(|h| h.http_path.as_deref());
-    for (i, lb) in svc.spec.load_balancers.iter().enumerate() {
-        let Some(name) = &lb.target_group else {
-            continue;
-        };
-        let pointer = format!("/spec/loadBalancers/{i}/targetGroup");
-        match set.target_group(name) {
-            None => {
-                let known: Vec<&str> = set.target_groups.iter().map(|t| t.name()).collect();
-                f.at(
-                    &pointer,
-                    format!(
-                        "no TargetGroup named `{name}` in the manifests (known: {})",
-                        if known.is_empty() {
-                            "none".into()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                );
-            }
-            Some(tg) => {
-                let tg_path = tg.spec.health_check_path();
-                if let Some(path) = container_path.filter(|p| *p != tg_path) {
-                    f.at(
-                        &pointer,
-                        format!(
-                            "TargetGroup `{name}` checks `{tg_path}` but the container's health check calls `{path}`; use the same path for both"
-                        ),
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// A secret read from an SSM parameter under a path that a ParameterSet manages must be
-/// declared there (managed or required): a typo would otherwise only show when tasks fail
-/// to start. Parameters outside every managed path are the user's own business.
-fn check_secret_references(
-    set: &ManifestSet,
-    svc: &super::Manifest<super::ServiceSpec>,
-    f: &mut Findings<'_>,
-) {
-    for (env, secret) in &svc.spec.task_definition.container.secrets {
-        let Some(name) = &secret.ssm_parameter else {
-            continue;
-        };
-        if name.starts_with("arn:") || set.parameter_set_declaring(name).is_some() {
-            continue;
-        }
-        if let Some(owner) = set
-            .parameter_sets
-            .iter()
-            .find(|p| p.spec.relative(name).is_some())
-        {
-            f.at(
-                &format!(
-                    "/spec/taskDefinition/container/secrets/{}/ssmParameter",
-                    escape_segment(env)
-                ),
-                format!(
-                    "`{name}` is under the path `{}` of ParameterSet `{}` but not declared there; add it to its `parameters` or `required`",
-                    owner.spec.path,
-                    owner.name()
-                ),
-            );
-        }
+    for kind in Kind::ALL {
+        kind.visit(&mut Order {
+            set,
+            checked,
+            errors,
+        });
     }
 }
 
@@ -888,7 +579,7 @@ mod tests {
             .iter()
             .map(|(p, t)| (PathBuf::from(p), t.to_string()))
             .collect();
-        load_sources(&sources)
+        load_with_stack(&sources)
     }
 
     fn errors(files: &[(&str, &str)]) -> Vec<String> {
@@ -953,7 +644,7 @@ spec:
         let b = security_group("b", &["a"]);
         let errs = errors(&[("a.yaml", &a), ("b.yaml", &b)]);
         assert!(
-            errs.iter().any(|e| e.starts_with("a.yaml:7:19: spec.ingress[0].securityGroup: the rules of SecurityGroup `a` and b name each other in a cycle")),
+            errs.iter().any(|e| e.starts_with("a.yaml:7:19: spec.ingress[0].securityGroup: SecurityGroup `a` and b name each other in a cycle")),
             "{errs:#?}"
         );
         let dangling = security_group("a", &["nope"]);
@@ -1257,7 +948,7 @@ mod readme_tests {
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         let start = readme.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
         let len = readme[start..].find("```").unwrap();
-        let set = load_sources(&[("README.md".into(), readme[start..start + len].to_string())])
+        let set = load_with_stack(&[("README.md".into(), readme[start..start + len].to_string())])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(set.len(), 2);
     }
@@ -1311,7 +1002,7 @@ spec:
             .iter()
             .map(|(p, t)| (PathBuf::from(p), t.to_string()))
             .collect();
-        load_sources(&sources)
+        load_with_stack(&sources)
     }
 
     #[test]
@@ -1321,7 +1012,7 @@ spec:
         assert_eq!(ps.parameters["database/port"], "5432");
         assert_eq!(
             ps.required["database/password"],
-            super::super::parameters::ParameterType::SecureString
+            crate::kinds::parameter_set::spec::ParameterType::SecureString
         );
     }
 
@@ -1445,7 +1136,7 @@ spec:
 
     #[test]
     fn a_scalable_target_loads() {
-        let set = load_sources(&files(TARGET)).unwrap();
+        let set = load_with_stack(&files(TARGET)).unwrap();
         assert_eq!(
             set.scalable_target_for("api").map(|t| t.spec.max_capacity),
             Some(4)
@@ -1455,7 +1146,7 @@ spec:
     #[test]
     fn impossible_scaling_is_rejected() {
         let dangling = TARGET.replace("service: api", "service: apx");
-        let errs = load_sources(&files(&dangling)).unwrap_err().0;
+        let errs = load_with_stack(&files(&dangling)).unwrap_err().0;
         assert!(
             errs[0]
                 .to_string()
@@ -1466,7 +1157,7 @@ spec:
         let bad = TARGET
             .replace("targetValue: 70", "targetValue: 170")
             .replace("minCapacity: 1", "minCapacity: 5");
-        let errs: Vec<String> = load_sources(&files(&bad))
+        let errs: Vec<String> = load_with_stack(&files(&bad))
             .unwrap_err()
             .0
             .iter()
@@ -1482,7 +1173,7 @@ spec:
             );
         }
         let outside = TARGET.replace("maxCapacity: 4", "maxCapacity: 1");
-        let errs = load_sources(&files(&outside)).unwrap_err().0;
+        let errs = load_with_stack(&files(&outside)).unwrap_err().0;
         assert!(
             errs[0]
                 .message
@@ -1490,7 +1181,7 @@ spec:
             "{errs:?}"
         );
         let metric = TARGET.replace("ECSServiceAverageCPUUtilization", "CPU");
-        let errs = load_sources(&files(&metric)).unwrap_err().0;
+        let errs = load_with_stack(&files(&metric)).unwrap_err().0;
         assert_eq!(errs[0].field, "spec.targetTracking[0].metric", "{errs:?}");
     }
 }

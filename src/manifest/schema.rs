@@ -10,11 +10,11 @@ use std::sync::OnceLock;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use super::{
-    API_VERSION, ApiDestinationSpec, ClusterSpec, ConnectionSpec, Document, Kind, LoadBalancerSpec,
-    ParameterSetSpec, ReplicationGroupSpec, RuleSpec, ScalableTargetSpec, SecurityGroupSpec,
-    ServiceSpec, TargetGroupSpec,
-};
+use super::{API_VERSION, Document, Kind};
+use crate::kinds::{Declared, Visitor};
+
+/// The name of the stack document's definition.
+const STACK: &str = super::stack::KIND;
 
 /// Where the committed schema lives, relative to the repository root.
 pub const SCHEMA_PATH: &str = "manifests/schema/mooring.schema.json";
@@ -24,49 +24,21 @@ fn definitions() -> &'static Map<String, Value> {
     static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
     DEFS.get_or_init(|| {
         let mut generator = SchemaSettings::draft2020_12().into_generator();
-        let refs = [
-            (
-                Kind::Cluster,
-                generator.subschema_for::<Document<ClusterSpec>>(),
-            ),
-            (
-                Kind::ParameterSet,
-                generator.subschema_for::<Document<ParameterSetSpec>>(),
-            ),
-            (
-                Kind::SecurityGroup,
-                generator.subschema_for::<Document<SecurityGroupSpec>>(),
-            ),
-            (
-                Kind::TargetGroup,
-                generator.subschema_for::<Document<TargetGroupSpec>>(),
-            ),
-            (
-                Kind::LoadBalancer,
-                generator.subschema_for::<Document<LoadBalancerSpec>>(),
-            ),
-            (
-                Kind::ReplicationGroup,
-                generator.subschema_for::<Document<ReplicationGroupSpec>>(),
-            ),
-            (
-                Kind::Service,
-                generator.subschema_for::<Document<ServiceSpec>>(),
-            ),
-            (
-                Kind::ScalableTarget,
-                generator.subschema_for::<Document<ScalableTargetSpec>>(),
-            ),
-            (
-                Kind::Connection,
-                generator.subschema_for::<Document<ConnectionSpec>>(),
-            ),
-            (
-                Kind::ApiDestination,
-                generator.subschema_for::<Document<ApiDestinationSpec>>(),
-            ),
-            (Kind::Rule, generator.subschema_for::<Document<RuleSpec>>()),
-        ];
+        struct Refs<'a>(&'a mut schemars::SchemaGenerator);
+        impl Visitor for Refs<'_> {
+            type Out = schemars::Schema;
+            fn visit<K: Declared>(&mut self) -> schemars::Schema {
+                self.0.subschema_for::<Document<K::Spec>>()
+            }
+        }
+        let mut refs: Vec<(&'static str, schemars::Schema)> = Kind::ALL
+            .iter()
+            .map(|k| (k.as_str(), k.visit(&mut Refs(&mut generator))))
+            .collect();
+        refs.push((
+            STACK,
+            generator.subschema_for::<super::stack::StackDocument>(),
+        ));
         let mut defs = generator.take_definitions(true);
         for (kind, reference) in refs {
             let generated = reference
@@ -83,24 +55,24 @@ fn definitions() -> &'static Map<String, Value> {
                 );
                 props.insert(
                     "kind".into(),
-                    json!({"description": "The kind of resource.", "const": kind.as_str()}),
+                    json!({"description": "The kind of resource.", "const": kind}),
                 );
             }
             if let Some(obj) = def.as_object_mut() {
-                obj.insert("title".into(), json!(kind.as_str()));
+                obj.insert("title".into(), json!(kind));
             }
-            defs.insert(kind.as_str().to_string(), def);
+            defs.insert(kind.to_string(), def);
         }
         defs
     })
 }
 
-/// The schema one document of `kind` is validated against.
-pub fn kind_schema(kind: Kind) -> Value {
+/// The schema one document of `kind` (a kind's name, or `Stack`) is validated against.
+pub fn kind_schema(kind: &str) -> Value {
     let defs = definitions();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$ref": format!("#/$defs/{}", kind.as_str()),
+        "$ref": format!("#/$defs/{kind}"),
         "$defs": defs,
     })
 }
@@ -108,12 +80,15 @@ pub fn kind_schema(kind: Kind) -> Value {
 /// The editor schema for any manifest document (every kind, chosen by `kind`).
 pub fn manifest_schema() -> Value {
     let defs = definitions();
-    let branches: Vec<Value> = Kind::ALL
+    let names: Vec<&str> = std::iter::once(STACK)
+        .chain(Kind::ALL.iter().map(|k| k.as_str()))
+        .collect();
+    let branches: Vec<Value> = names
         .iter()
         .map(|kind| {
             json!({
-                "if": {"properties": {"kind": {"const": kind.as_str()}}, "required": ["kind"]},
-                "then": {"$ref": format!("#/$defs/{}", kind.as_str())},
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"$ref": format!("#/$defs/{kind}")},
             })
         })
         .collect();
@@ -123,10 +98,10 @@ pub fn manifest_schema() -> Value {
         "title": "mooring manifest (mooring.dev/v1alpha1)",
         "description": "One document of a mooring manifest set. Generated by `mooring schema`; do not edit.",
         "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "required": ["apiVersion", "kind", "metadata"],
         "properties": {
             "apiVersion": {"const": API_VERSION},
-            "kind": {"enum": Kind::ALL.map(Kind::as_str)},
+            "kind": {"enum": names},
         },
         "allOf": branches,
         "$defs": defs,
@@ -187,24 +162,26 @@ pub fn fields_at(kind: Kind, pointer: &str) -> Vec<String> {
 
 /// A compiled validator per kind, built once.
 pub(crate) fn validator(kind: Kind) -> &'static jsonschema::Validator {
-    static VALIDATORS: OnceLock<Vec<(Kind, jsonschema::Validator)>> = OnceLock::new();
-    let all = VALIDATORS.get_or_init(|| {
-        Kind::ALL
-            .into_iter()
-            .map(|k| {
-                // The schema is generated from our own types: failing to compile it is a bug
-                // caught by the tests, not a runtime condition.
-                #[allow(clippy::expect_used)]
-                let v =
-                    jsonschema::validator_for(&kind_schema(k)).expect("generated schema compiles");
-                (k, v)
-            })
-            .collect()
-    });
-    all.iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, v)| v)
-        .unwrap_or(&all[0].1)
+    static VALIDATORS: OnceLock<Vec<jsonschema::Validator>> = OnceLock::new();
+    let all = VALIDATORS.get_or_init(|| Kind::ALL.iter().map(|k| compile(k.as_str())).collect());
+    let i = Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or_default();
+    &all[i]
+}
+
+/// The validator of the stack document.
+pub(crate) fn stack_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| compile(STACK))
+}
+
+fn compile(kind: &str) -> jsonschema::Validator {
+    // The schema is generated from our own types: failing to compile it is a bug caught by
+    // the tests, not a runtime condition.
+    #[allow(clippy::expect_used)]
+    jsonschema::validator_for(&kind_schema(kind)).expect("generated schema compiles")
 }
 
 #[cfg(test)]
@@ -227,6 +204,7 @@ mod tests {
     fn every_kind_has_a_definition_and_validator() {
         let schema = manifest_schema();
         for kind in Kind::ALL {
+            let kind = *kind;
             assert!(schema["$defs"][kind.as_str()]["properties"]["spec"].is_object());
             // Compiles, and rejects a document without spec.
             let doc = json!({"apiVersion": API_VERSION, "kind": kind.as_str(), "metadata": {"name": "x"}});

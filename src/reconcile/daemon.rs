@@ -18,11 +18,14 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::{Context, PassReport, apply_selected};
+use super::engine::Gates;
+use super::{
+    Action, Context, Cx, Hold, Outcome, PassCache, PassReport, ResourceReport, apply_selected,
+};
 use crate::alerts::{Alerter, Episodes};
+use crate::kinds::reconcilers;
 use crate::manifest::{Kind, ManifestErrors, ManifestSet, load_dir};
 use crate::metrics::Metrics;
-use crate::resources::reconcilers;
 use crate::status::StatusStore;
 
 /// Where manifests come from.
@@ -86,9 +89,12 @@ pub struct DaemonConfig {
     pub grace: Duration,
     /// Shortest and longest wait before a failed resource is applied again.
     pub backoff: (Duration, Duration),
-    /// Delete resources that carry mooring's ownership tag but are in no manifest (only
-    /// in enforce mode, only kinds that can list what they own).
+    /// Delete resources that carry this stack's ownership tags but are in no manifest
+    /// (only in enforce mode, only kinds that can list what they own).
     pub prune: bool,
+    /// Let prune delete everything, or most of what, the stack owns (a set emptied by
+    /// mistake must not wipe the stack).
+    pub allow_empty_prune: bool,
 }
 
 /// What the loop shares with the HTTP server and the alert task.
@@ -112,9 +118,12 @@ pub struct Shared {
 struct Backoff {
     until: Instant,
     delays: backon::ExponentialBackoff,
+    /// Set for failures only a manifest change can fix: the manifest's fingerprint then;
+    /// the resource waits until it changes.
+    until_changed: Option<u64>,
 }
 
-/// Failed resources and when they may be applied again.
+/// Failed resources and when they may be applied again: the error policy.
 struct Backoffs {
     builder: ExponentialBuilder,
     failing: HashMap<(Kind, String), Backoff>,
@@ -132,31 +141,43 @@ impl Backoffs {
         }
     }
 
-    fn waiting(&self, kind: Kind, name: &str) -> bool {
+    /// True while `(kind, name)` waits: for its backoff, or (for failures only a change
+    /// can fix) for its manifest, whose fingerprint is now `fingerprint`, to change.
+    fn waiting(&self, kind: Kind, name: &str, fingerprint: Option<u64>) -> bool {
         self.failing
             .get(&(kind, name.to_string()))
-            .is_some_and(|b| Instant::now() < b.until)
+            .is_some_and(|b| match b.until_changed {
+                Some(was) => fingerprint == Some(was),
+                None => Instant::now() < b.until,
+            })
     }
 
-    /// Failures start or extend a backoff; a clean result resets it. A resource waiting
-    /// for a failed dependency is not failing itself.
-    fn update(&mut self, report: &PassReport) {
+    /// Failed applies start or extend a backoff; a clean result resets it. Failures of
+    /// planning (a read error, a missing secret) are seen again every pass anyway and a
+    /// resource blocked by a dependency is not failing itself: neither backs off.
+    fn update(&mut self, report: &PassReport, fingerprints: &HashMap<(Kind, String), u64>) {
         for r in &report.resources {
             let id = (r.kind, r.name.clone());
-            match &r.error {
-                Some(e) if e.category != "dependency" => {
+            match &r.outcome {
+                Outcome::Failed { failure } if r.action != Action::None || r.applied => {
+                    let fingerprint = fingerprints.get(&id).copied();
                     let entry = self.failing.entry(id).or_insert_with(|| Backoff {
                         until: Instant::now(),
                         delays: self.builder.build(),
+                        until_changed: None,
                     });
-                    if Instant::now() >= entry.until {
+                    if failure.category.needs_change() {
+                        entry.until_changed = fingerprint;
+                        info!(kind = %r.kind, name = %r.name, category = %failure.category, "not applied again until its manifest changes");
+                    } else if Instant::now() >= entry.until {
+                        entry.until_changed = None;
                         let delay = entry.delays.next().unwrap_or(Duration::from_secs(300));
                         entry.until = Instant::now() + delay;
                         info!(kind = %r.kind, name = %r.name, ?delay, "backing off");
                     }
                 }
-                Some(_) => {}
-                None => {
+                Outcome::Failed { .. } | Outcome::Blocked { .. } | Outcome::Held { .. } => {}
+                Outcome::InSync | Outcome::Applied => {
                     self.failing.remove(&id);
                 }
             }
@@ -172,6 +193,24 @@ fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(factor)
 }
 
+/// The loop's state between passes.
+struct Daemon {
+    cfg: DaemonConfig,
+    ctx: Context,
+    shared: Shared,
+    source_label: String,
+    stopping: Arc<AtomicBool>,
+    backoffs: Backoffs,
+    prune_backoffs: Backoffs,
+    episodes: Episodes,
+    gates: Gates,
+    current: Option<ManifestSet>,
+    /// When each kind is due for its next check.
+    next_due: HashMap<Kind, Instant>,
+    /// Check every kind in the next pass (a trigger, a new revision, a replacement).
+    everything: bool,
+}
+
 /// Runs passes until `shutdown` turns true.
 pub async fn run(
     cfg: DaemonConfig,
@@ -179,246 +218,377 @@ pub async fn run(
     shared: Shared,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Shared {
-        status,
-        metrics,
-        alerter,
-        trigger,
-        lease,
-        heartbeat,
-    } = shared;
-    let applying = status.clone();
+    let applying = shared.status.clone();
     ctx.on_apply = Some(Arc::new(move |kind, name| {
         applying.set_applying(kind, name)
     }));
-    let source_label = status.snapshot().source;
-    let stopping = Arc::new(AtomicBool::new(false));
-    let mut backoffs = Backoffs::new(cfg.backoff);
-    let mut episodes = Episodes::default();
-    let mut current: Option<ManifestSet> = None;
-    // When each kind is due for its next check; a trigger or a new revision checks all.
-    let mut next_due: HashMap<Kind, Instant> = HashMap::new();
-    let mut everything = true;
+    let source_label = shared.status.snapshot().source;
+    let mut d = Daemon {
+        backoffs: Backoffs::new(cfg.backoff),
+        prune_backoffs: Backoffs::new(cfg.backoff),
+        cfg,
+        ctx,
+        shared,
+        source_label,
+        stopping: Arc::new(AtomicBool::new(false)),
+        episodes: Episodes::default(),
+        gates: Gates::default(),
+        current: None,
+        next_due: HashMap::new(),
+        everything: true,
+    };
     loop {
-        heartbeat.store(unix_now(), Ordering::SeqCst);
-        match load(&cfg.source).await {
-            Ok(set) => {
-                if current.as_ref().map(|c| &c.revision) != Some(&set.revision) {
-                    everything = true;
-                    info!(revision = %set.revision, resources = set.len(), "loaded manifests");
-                    for w in &set.warnings {
-                        warn!(warning = %w, "manifest warning");
-                    }
-                }
-                if let Some(a) = episodes.accepted(&source_label, &set.revision)
-                    && leads(&lease)
-                {
-                    alerter.send(a);
-                }
-                status.set_manifests(&set, cfg.enforce);
-                metrics.set_revision(&source_label, &set.revision);
-                current = Some(set);
-            }
-            Err(errors) => {
-                // A broken manifest set is rejected whole; the last good one keeps running.
-                error!(errors = errors.0.len(), first = %errors.0.first().map(|e| e.to_string()).unwrap_or_default(), "rejected manifest set");
-                metrics.record_rejected_set();
-                let revision = current
-                    .as_ref()
-                    .map(|c| c.revision.clone())
-                    .unwrap_or_default();
-                if let Some(a) = episodes.rejected(&errors.0, &source_label, &revision)
-                    && leads(&lease)
-                {
-                    alerter.send(a);
-                }
-                status.set_manifest_errors(errors.0);
-            }
-        }
-        if let Some(set) = &current {
-            if let Some(lease) = &lease {
-                if let Err(e) = lease.refresh().await {
-                    warn!(error = %e, "cannot read the lease: standing by");
-                }
-                metrics.set_leader(lease.is_leader());
-                status.set_leadership(lease.leadership());
-            }
-            let started = SystemTime::now();
-            let clock = Instant::now();
-            let calls_before: u64 = ctx.aws.calls.snapshot().values().sum();
-            let ok_before = ok_calls(&ctx);
-            let modes: HashMap<(Kind, String), (bool, bool)> = set
-                .metadata()
-                .into_iter()
-                .map(|(k, m)| {
-                    (
-                        (k, m.name.clone()),
-                        (m.enforce().unwrap_or(cfg.enforce), m.paused()),
-                    )
-                })
-                .collect();
-            let waiting: std::collections::HashSet<(Kind, String)> = modes
-                .keys()
-                .filter(|(k, n)| backoffs.waiting(*k, n))
-                .cloned()
-                .collect();
-            let may_apply = |kind: Kind, name: &str| {
-                let (enforce, paused) = modes
-                    .get(&(kind, name.to_string()))
-                    .copied()
-                    .unwrap_or((cfg.enforce, false));
-                // The lease is checked at each apply: a leader paused past its lease
-                // applies nothing when it wakes.
-                enforce
-                    && lease.as_ref().is_none_or(|l| l.is_leader())
-                    && !paused
-                    && !waiting.contains(&(kind, name.to_string()))
-                    && !stopping.load(Ordering::SeqCst)
+        d.shared.heartbeat.store(unix_now(), Ordering::SeqCst);
+        d.reload().await;
+        if d.current.is_some() {
+            d.refresh_lease().await;
+            let Some(report) = d.pass(&mut shutdown).await else {
+                return; // the apply in flight did not finish within the grace
             };
-            let now = Instant::now();
-            let recs: Vec<_> = reconcilers(set)
-                .into_iter()
-                .filter(|r| everything || next_due.get(&r.kind()).is_none_or(|t| *t <= now))
-                .collect();
-            for r in &recs {
-                let every = cfg
-                    .kind_intervals
-                    .get(&r.kind())
-                    .copied()
-                    .unwrap_or(cfg.interval);
-                next_due.insert(r.kind(), now + jittered(every));
-            }
-            everything = false;
-            let pass = apply_selected(&ctx, &set.revision, &recs, &may_apply)
-                .instrument(info_span!("pass", revision = %set.revision));
-            tokio::pin!(pass);
-            let report = tokio::select! {
-                r = &mut pass => r,
-                _ = wait_true(&mut shutdown) => {
-                    // No new applies from now on; the one in flight may finish.
-                    stopping.store(true, Ordering::SeqCst);
-                    info!(grace = ?cfg.grace, "shutting down: letting the apply in flight finish");
-                    match tokio::time::timeout(cfg.grace, &mut pass).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            // Dropping the pass cancels the call in flight; every apply is
-                            // idempotent, so the next start carries on from AWS's state.
-                            warn!(grace = ?cfg.grace, "the apply in flight did not finish in time; stopping anyway");
-                            return;
-                        }
-                    }
-                }
-            };
-            let failed = report
-                .resources
-                .iter()
-                .filter(|r| r.error.is_some())
-                .count();
-            if failed > 0 {
-                warn!(failed, "pass finished with failures");
-            }
-            let reachable = ok_calls(&ctx) > ok_before
-                || ctx.aws.calls.snapshot().values().sum::<u64>() == calls_before;
-            status.record_pass(
-                &report,
-                started,
-                &|k, n| modes.get(&(k, n.to_string())).is_some_and(|m| m.1),
-                reachable,
-            );
-            metrics.record_pass(&report, &source_label, clock.elapsed(), cfg.enforce);
-            metrics.record_calls(&ctx.aws.calls.snapshot());
-            // A resource held back by its backoff was not tried: its failure episode and
-            // backoff stay as they are until it is.
-            let mut tried = report.clone();
-            tried
-                .resources
-                .retain(|r| !waiting.contains(&(r.kind, r.name.clone())));
-            // Every replica tracks episodes (a new leader closes what the old one opened);
-            // only the leader sends.
-            let alerts = episodes.observe(&tried, &source_label);
-            if leads(&lease) {
-                for alert in alerts {
-                    alerter.send(alert);
-                }
-            }
-            backoffs.update(&tried);
-            if report
-                .resources
-                .iter()
-                .any(|r| r.applied && r.action == super::Action::Replace)
-            {
-                // Resources of kinds not due this pass may hold the replaced ARN.
-                everything = true;
-            }
-            if cfg.prune && cfg.enforce && leads(&lease) && !stopping.load(Ordering::SeqCst) {
-                prune(&ctx, set, &status, &|| leads(&lease)).await;
+            d.record(&report);
+            if d.cfg.prune && d.cfg.enforce && d.leads() && !d.stopping.load(Ordering::SeqCst) {
+                d.prune().await;
             }
         }
-        // Until the next kind is due (at most one interval: the manifests are re-read
-        // then, too).
-        let until = next_due
-            .values()
-            .min()
-            .copied()
-            .unwrap_or_else(|| Instant::now() + cfg.interval)
-            .min(Instant::now() + cfg.interval);
-        tokio::select! {
-            _ = tokio::time::sleep_until(until.max(Instant::now() + DEBOUNCE).into()) => {}
-            _ = trigger.notified() => {
-                // Let a burst of changes settle into one pass.
-                tokio::time::sleep(DEBOUNCE).await;
-                info!("reconcile triggered");
-                everything = true;
-            }
-            _ = wait_true(&mut shutdown) => {}
-        }
-        if *shutdown.borrow() {
+        if !d.wait(&mut shutdown).await {
             info!("shutting down");
             return;
         }
     }
 }
 
-/// Deletes what carries mooring's ownership tag but is in no manifest, dependents first
-/// (services before their target groups and security groups). A resource whose manifest
-/// is paused or in observe mode is in the set, so never pruned.
-async fn prune(
-    ctx: &Context,
-    set: &ManifestSet,
-    status: &StatusStore,
-    leading: &(dyn Fn() -> bool + Sync),
-) {
-    let wanted: std::collections::HashSet<(Kind, String)> = set.ids().into_iter().collect();
-    for r in reconcilers(set).iter().rev() {
-        let Some(owned) = r.owned(ctx).await else {
-            continue;
-        };
-        let owned = match owned {
-            Ok(o) => o,
-            Err(e) => {
-                warn!(kind = %r.kind(), error = %e, "cannot list owned resources for pruning");
-                continue;
+impl Daemon {
+    fn leads(&self) -> bool {
+        leads(&self.shared.lease)
+    }
+
+    /// Step 1: load the manifests; a broken set is rejected whole and the last good one
+    /// keeps running.
+    async fn reload(&mut self) {
+        let Shared {
+            status,
+            metrics,
+            alerter,
+            lease,
+            ..
+        } = &self.shared;
+        match load(&self.cfg.source).await {
+            Ok(set) => {
+                if self.current.as_ref().map(|c| &c.revision) != Some(&set.revision) {
+                    self.everything = true;
+                    info!(revision = %set.revision, stack = %set.stack, resources = set.len(), "loaded manifests");
+                    for w in &set.warnings {
+                        warn!(warning = %w, "manifest warning");
+                    }
+                }
+                if let Some(a) = self.episodes.accepted(&self.source_label, &set.revision)
+                    && leads(lease)
+                {
+                    alerter.send(a);
+                }
+                status.set_manifests(&set, self.cfg.enforce);
+                metrics.set_revision(&self.source_label, &set.revision);
+                self.gates.retain(&set);
+                self.current = Some(set);
+            }
+            Err(errors) => {
+                error!(errors = errors.0.len(), first = %errors.0.first().map(|e| e.to_string()).unwrap_or_default(), "rejected manifest set");
+                metrics.record_rejected_set();
+                let revision = self
+                    .current
+                    .as_ref()
+                    .map(|c| c.revision.clone())
+                    .unwrap_or_default();
+                if let Some(a) = self
+                    .episodes
+                    .rejected(&errors.0, &self.source_label, &revision)
+                    && leads(lease)
+                {
+                    alerter.send(a);
+                }
+                status.set_manifest_errors(errors.0);
+            }
+        }
+    }
+
+    /// Step 2: with leader election, read the lease before deciding who applies.
+    async fn refresh_lease(&self) {
+        if let Some(lease) = &self.shared.lease {
+            if let Err(e) = lease.refresh().await {
+                warn!(error = %e, "cannot read the lease: standing by");
+            }
+            self.shared.metrics.set_leader(lease.is_leader());
+            self.shared.status.set_leadership(lease.leadership());
+        }
+    }
+
+    /// Step 3: plan the kinds that are due and apply what the policy allows. `None` when
+    /// shutdown cut an apply short.
+    async fn pass(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<PassReport> {
+        let set = self.current.as_ref()?;
+        let fingerprints = set.fingerprints();
+        let modes: HashMap<(Kind, String), (bool, bool)> = set
+            .metadata()
+            .into_iter()
+            .map(|(k, m)| {
+                (
+                    (k, m.name.clone()),
+                    (m.enforce().unwrap_or(self.cfg.enforce), m.paused()),
+                )
+            })
+            .collect();
+        let waiting: std::collections::HashSet<(Kind, String)> = modes
+            .keys()
+            .filter(|(k, n)| {
+                self.backoffs
+                    .waiting(*k, n, fingerprints.get(&(*k, n.clone())).copied())
+            })
+            .cloned()
+            .collect();
+        let (lease, stopping, enforce) = (&self.shared.lease, &self.stopping, self.cfg.enforce);
+        let policy = |kind: Kind, name: &str| -> Option<Hold> {
+            let id = (kind, name.to_string());
+            let (enforce, paused) = modes.get(&id).copied().unwrap_or((enforce, false));
+            if paused {
+                Some(Hold::Paused)
+            } else if !enforce {
+                Some(Hold::Observe)
+            } else if stopping.load(Ordering::SeqCst) {
+                Some(Hold::Stopping)
+            } else if !leads(lease) {
+                // Checked at each apply: a leader paused past its lease applies nothing
+                // when it wakes.
+                Some(Hold::Standby)
+            } else if waiting.contains(&id) {
+                Some(Hold::Backoff)
+            } else {
+                None
             }
         };
-        for o in owned {
-            if wanted.contains(&(r.kind(), o.name.clone())) {
+        let now = Instant::now();
+        let recs: Vec<_> = reconcilers(set)
+            .into_iter()
+            .filter(|r| self.everything || self.next_due.get(&r.kind()).is_none_or(|t| *t <= now))
+            .collect();
+        for r in &recs {
+            let every = self
+                .cfg
+                .kind_intervals
+                .get(&r.kind())
+                .copied()
+                .unwrap_or(self.cfg.interval);
+            self.next_due.insert(r.kind(), now + jittered(every));
+        }
+        self.everything = false;
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let calls_before: u64 = self.ctx.aws.calls.snapshot().values().sum();
+        let ok_before = ok_calls(&self.ctx);
+        let pass = apply_selected(&self.ctx, set, &recs, &policy, &mut self.gates)
+            .instrument(info_span!("pass", revision = %set.revision));
+        tokio::pin!(pass);
+        let mut report = tokio::select! {
+            r = &mut pass => r,
+            _ = wait_true(shutdown) => {
+                // No new applies from now on; the one in flight may finish.
+                self.stopping.store(true, Ordering::SeqCst);
+                info!(grace = ?self.cfg.grace, "shutting down: letting the apply in flight finish");
+                match tokio::time::timeout(self.cfg.grace, &mut pass).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // Dropping the pass cancels the call in flight; every apply is
+                        // idempotent, so the next start carries on from AWS's state.
+                        warn!(grace = ?self.cfg.grace, "the apply in flight did not finish in time; stopping anyway");
+                        return None;
+                    }
+                }
+            }
+        };
+        // Resources held back by their backoff were not tried: their episode and backoff
+        // stay as they are until they are.
+        for r in &mut report.resources {
+            if waiting.contains(&(r.kind, r.name.clone()))
+                && matches!(r.outcome, Outcome::Held { .. })
+            {
+                r.outcome = Outcome::Held { why: Hold::Backoff };
+            }
+        }
+        let failed = report
+            .resources
+            .iter()
+            .filter(|r| r.error().is_some())
+            .count();
+        if failed > 0 {
+            warn!(failed, "pass finished with failures");
+        }
+        let reachable = ok_calls(&self.ctx) > ok_before
+            || self.ctx.aws.calls.snapshot().values().sum::<u64>() == calls_before;
+        self.shared.status.record_pass(&report, started, reachable);
+        self.shared
+            .metrics
+            .record_pass(&report, &self.source_label, clock.elapsed());
+        self.shared
+            .metrics
+            .record_calls(&self.ctx.aws.calls.snapshot());
+        self.backoffs.update(&report, &fingerprints);
+        Some(report)
+    }
+
+    /// Step 4: alerts for the episodes the pass opened or closed.
+    fn record(&mut self, report: &PassReport) {
+        // Every replica tracks episodes (a new leader closes what the old one opened);
+        // only the leader sends.
+        let alerts = self.episodes.observe(report, &self.source_label);
+        if self.leads() {
+            for alert in alerts {
+                self.shared.alerter.send(alert);
+            }
+        }
+        if report
+            .resources
+            .iter()
+            .any(|r| r.applied && r.action == Action::Replace)
+        {
+            // Resources of kinds not due this pass may hold the replaced ARN.
+            self.everything = true;
+        }
+    }
+
+    /// Step 5: delete what carries this stack's ownership tags but is in no manifest,
+    /// dependents first (services before their target groups and security groups). A
+    /// resource whose manifest is paused or in observe mode is in the set, so never
+    /// pruned. Refuses to delete all, or most, of what the stack owns unless allowed.
+    async fn prune(&mut self) {
+        let Some(set) = self.current.as_ref() else {
+            return;
+        };
+        let cache = PassCache::default();
+        let cx = Cx {
+            ctx: &self.ctx,
+            set,
+            cache: &cache,
+        };
+        let wanted: std::collections::HashSet<(Kind, String)> = set.ids().into_iter().collect();
+        let recs = reconcilers(set);
+        let mut owned_total = 0;
+        let mut orphans = Vec::new();
+        for (i, r) in recs.iter().enumerate().rev() {
+            let Some(owned) = r.owned(&cx).await else {
                 continue;
-            }
-            if !leading() {
-                warn!("lost the lease while pruning: stopping");
-                return;
-            }
-            match r.delete(ctx, &o).await {
-                Ok(()) => {
-                    info!(kind = %r.kind(), name = %o.name, aws_id = %o.aws_id, "pruned");
-                    status.record_orphan(r.kind(), &o.name, &o.aws_id, "pruned");
+            };
+            match owned {
+                Ok(owned) => {
+                    owned_total += owned.len();
+                    orphans.extend(
+                        owned
+                            .into_iter()
+                            .filter(|o| !wanted.contains(&(r.kind(), o.name.clone())))
+                            .map(|o| (i, o)),
+                    );
                 }
                 Err(e) => {
-                    warn!(kind = %r.kind(), name = %o.name, error = %e, "prune failed");
-                    status.record_orphan(r.kind(), &o.name, &o.aws_id, &format!("failed: {e}"));
+                    warn!(kind = %r.kind(), error = %e, "cannot list owned resources for pruning: pruning nothing this pass");
+                    return;
                 }
             }
         }
+        if orphans.is_empty() {
+            return;
+        }
+        if orphans.len() * 2 > owned_total && !self.cfg.allow_empty_prune {
+            warn!(
+                orphans = orphans.len(),
+                owned = owned_total,
+                "not pruning: that would delete more than half of what the stack owns (use --allow-empty-prune if that is meant)"
+            );
+            for (i, o) in &orphans {
+                self.shared.status.record_orphan(
+                    recs[*i].kind(),
+                    &o.name,
+                    &o.aws_id,
+                    &format!(
+                        "not pruned: {} of the {owned_total} resources the stack `{}` owns would go; --allow-empty-prune allows it",
+                        orphans.len(),
+                        set.stack
+                    ),
+                );
+            }
+            return;
+        }
+        let none = HashMap::new();
+        for (i, o) in orphans {
+            let r = &recs[i];
+            let key = format!("prune:{}", o.name);
+            if self.prune_backoffs.waiting(r.kind(), &key, None) {
+                continue;
+            }
+            if !leads(&self.shared.lease) {
+                warn!("lost the lease while pruning: stopping");
+                return;
+            }
+            let result = r.delete(&cx, &o).await;
+            let entry = ResourceReport {
+                kind: r.kind(),
+                name: key,
+                aws_id: o.aws_id.clone(),
+                action: Action::Update,
+                changes: Vec::new(),
+                applied: result.is_ok(),
+                rollout: None,
+                outcome: match &result {
+                    Ok(()) => Outcome::Applied,
+                    Err(e) => Outcome::Failed { failure: e.into() },
+                },
+            };
+            self.prune_backoffs.update(
+                &PassReport {
+                    revision: set.revision.clone(),
+                    resources: vec![entry],
+                    aws_calls: Default::default(),
+                },
+                &none,
+            );
+            match result {
+                Ok(()) => {
+                    info!(kind = %r.kind(), name = %o.name, aws_id = %o.aws_id, "pruned");
+                    self.shared
+                        .status
+                        .record_orphan(r.kind(), &o.name, &o.aws_id, "pruned");
+                }
+                Err(e) => {
+                    warn!(kind = %r.kind(), name = %o.name, error = %e, "prune failed: backing off");
+                    self.shared.status.record_orphan(
+                        r.kind(),
+                        &o.name,
+                        &o.aws_id,
+                        &format!("failed: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Step 6: sleep until the next kind is due (at most one interval: the manifests are
+    /// re-read then, too), a trigger, or shutdown. False at shutdown.
+    async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let until = self
+            .next_due
+            .values()
+            .min()
+            .copied()
+            .unwrap_or_else(|| Instant::now() + self.cfg.interval)
+            .min(Instant::now() + self.cfg.interval);
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.max(Instant::now() + DEBOUNCE).into()) => {}
+            _ = self.shared.trigger.notified() => {
+                // Let a burst of changes settle into one pass.
+                tokio::time::sleep(DEBOUNCE).await;
+                info!("reconcile triggered");
+                self.everything = true;
+            }
+            _ = wait_true(shutdown) => {}
+        }
+        !*shutdown.borrow()
     }
 }
 
@@ -452,9 +622,9 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::{Action, ErrorReport, ResourceReport};
+    use crate::reconcile::{Category, Failure};
 
-    fn report(error: Option<&str>) -> PassReport {
+    fn report(outcome: Outcome) -> PassReport {
         PassReport {
             revision: "r".into(),
             resources: vec![ResourceReport {
@@ -465,27 +635,40 @@ mod tests {
                 changes: Vec::new(),
                 applied: false,
                 rollout: None,
-                error: error.map(|c| ErrorReport {
-                    category: c.into(),
-                    message: "x".into(),
-                }),
+                outcome,
             }],
             aws_calls: Default::default(),
         }
     }
 
+    fn failed(category: Category) -> Outcome {
+        Outcome::Failed {
+            failure: Failure {
+                category,
+                message: "x".into(),
+            },
+        }
+    }
+
     #[test]
     fn failures_back_off_and_success_resets() {
+        let prints = HashMap::from([((Kind::Service, "api".to_string()), 1)]);
         let mut b = Backoffs::new((Duration::from_secs(60), Duration::from_secs(600)));
-        assert!(!b.waiting(Kind::Service, "api"));
-        b.update(&report(Some("throttling")));
-        assert!(b.waiting(Kind::Service, "api"));
-        assert!(!b.waiting(Kind::Service, "other"));
-        b.update(&report(None));
-        assert!(!b.waiting(Kind::Service, "api"));
+        assert!(!b.waiting(Kind::Service, "api", Some(1)));
+        b.update(&report(failed(Category::Throttling)), &prints);
+        assert!(b.waiting(Kind::Service, "api", Some(1)));
+        assert!(!b.waiting(Kind::Service, "other", Some(1)));
+        b.update(&report(Outcome::Applied), &prints);
+        assert!(!b.waiting(Kind::Service, "api", Some(1)));
         // Waiting for a dependency is not a failure of its own.
-        b.update(&report(Some("dependency")));
-        assert!(!b.waiting(Kind::Service, "api"));
+        b.update(
+            &report(Outcome::Blocked {
+                on: "Cluster/prd".into(),
+                why: "failed".into(),
+            }),
+            &prints,
+        );
+        assert!(!b.waiting(Kind::Service, "api", Some(1)));
         for _ in 0..100 {
             let d = jittered(Duration::from_secs(60));
             assert!(
@@ -493,5 +676,25 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    #[test]
+    fn failures_only_a_change_can_fix_wait_for_the_manifest_to_change() {
+        let prints = HashMap::from([((Kind::Service, "api".to_string()), 1)]);
+        let mut b = Backoffs::new((Duration::from_millis(1), Duration::from_millis(1)));
+        b.update(&report(failed(Category::Validation)), &prints);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            b.waiting(Kind::Service, "api", Some(1)),
+            "not retried after the backoff: only a change can fix it"
+        );
+        assert!(
+            !b.waiting(Kind::Service, "api", Some(2)),
+            "a new manifest is tried"
+        );
+        // A transient failure is tried again once its short backoff has passed.
+        b.update(&report(failed(Category::Transient)), &prints);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!b.waiting(Kind::Service, "api", Some(1)));
     }
 }

@@ -1,90 +1,28 @@
-//! One pass: plan every kind in dependency order, then apply what differs.
+//! One pass: plan every kind in dependency order, then apply what differs, and say for each
+//! resource what became of it ([`Outcome`]).
+//!
+//! Dependency gates hold across passes: a resource is applied only while every resource it
+//! depends on was, the last time it was checked, in place and mooring's. The daemon keeps
+//! those states ([`Gates`]) from pass to pass, so a kind checked on its own interval never
+//! acts on a resource whose dependency failed, is missing or was refused as not managed.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Action, Context, FieldChange, Planned, ReconcileError, Reconciler, Rollout};
-use crate::manifest::Kind;
-
-/// What one pass found and did for one resource.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceReport {
-    /// The kind.
-    pub kind: Kind,
-    /// The manifest's name.
-    pub name: String,
-    /// The AWS identity (ARN or name).
-    pub aws_id: String,
-    /// What the plan said.
-    pub action: Action,
-    /// Fields that differed, live → desired.
-    pub changes: Vec<FieldChange>,
-    /// True when apply ran and succeeded for this resource.
-    pub applied: bool,
-    /// The service rollout, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<Rollout>,
-    /// The error, when planning or applying failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorReport>,
-}
-
-/// An error as reported to people and machines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ErrorReport {
-    /// Stable category label.
-    pub category: String,
-    /// The message.
-    pub message: String,
-}
-
-impl From<&ReconcileError> for ErrorReport {
-    fn from(e: &ReconcileError) -> Self {
-        ErrorReport {
-            category: e.category().to_string(),
-            message: e.to_string(),
-        }
-    }
-}
-
-/// The outcome of a plan or apply over a whole manifest set.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PassReport {
-    /// Revision of the manifest set.
-    pub revision: String,
-    /// One entry per resource, in dependency order.
-    pub resources: Vec<ResourceReport>,
-    /// AWS calls made, `Service.Operation` → count (filled by the caller that owns the
-    /// clients; empty otherwise).
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub aws_calls: std::collections::BTreeMap<String, u64>,
-}
-
-impl PassReport {
-    /// True when any resource needs a change.
-    pub fn has_changes(&self) -> bool {
-        self.resources.iter().any(|r| r.action != Action::None)
-    }
-
-    /// True when any resource failed.
-    pub fn has_errors(&self) -> bool {
-        self.resources.iter().any(|r| r.error.is_some())
-    }
-}
+use super::outcome::{Category, Failure, Hold, Outcome, PassReport, ResourceReport};
+use super::{Action, Context, Cx, PassCache, Planned, ReconcileError, Reconciler};
+use crate::manifest::{Kind, ManifestSet};
 
 /// The plan of one resource, or why it could not be made; with the index of its reconciler.
 pub type PlanOutcome = (usize, Result<Planned, (String, ReconcileError)>);
 
 /// Plans every resource: observe and diff, reads only. Kinds run in dependency order.
-pub async fn plan_all(ctx: &Context, reconcilers: &[Box<dyn Reconciler>]) -> Vec<PlanOutcome> {
+pub async fn plan_all(cx: &Cx<'_>, reconcilers: &[Box<dyn Reconciler>]) -> Vec<PlanOutcome> {
     let mut out = Vec::new();
     for (i, r) in reconcilers.iter().enumerate() {
         let span = info_span!("plan", kind = %r.kind());
-        let results = r.plan(ctx).instrument(span).await;
+        let results = r.plan(cx).instrument(span).await;
         for (name, result) in results {
             out.push((i, result.map_err(|e| (name, e))));
         }
@@ -101,16 +39,7 @@ pub fn report_plan(
     let resources = planned
         .iter()
         .map(|(i, p)| match p {
-            Ok(p) => ResourceReport {
-                kind: p.plan.kind,
-                name: p.plan.name.clone(),
-                aws_id: p.plan.aws_id.clone(),
-                action: p.plan.action,
-                changes: p.plan.changes.clone(),
-                applied: false,
-                rollout: p.plan.rollout.clone(),
-                error: problems_error(&p.plan.problems),
-            },
+            Ok(p) => planned_report(p, Hold::Plan),
             Err((name, e)) => failed(reconcilers[*i].kind(), name, e),
         })
         .collect();
@@ -121,8 +50,31 @@ pub fn report_plan(
     }
 }
 
-fn problems_error(problems: &[String]) -> Option<ErrorReport> {
-    (!problems.is_empty()).then(|| (&ReconcileError::Requirement(problems.to_vec())).into())
+/// The report of a planned resource that is not applied (yet): in sync, failed for its
+/// problems, or held for `hold`.
+fn planned_report(p: &Planned, hold: Hold) -> ResourceReport {
+    let outcome = if let Some(f) = problems_failure(p) {
+        Outcome::Failed { failure: f }
+    } else if p.plan.action == Action::None {
+        Outcome::InSync
+    } else {
+        Outcome::Held { why: hold }
+    };
+    ResourceReport {
+        kind: p.plan.kind,
+        name: p.plan.name.clone(),
+        aws_id: p.plan.aws_id.clone(),
+        action: p.plan.action,
+        changes: p.plan.changes.clone(),
+        applied: false,
+        rollout: p.plan.rollout.clone(),
+        outcome,
+    }
+}
+
+fn problems_failure(p: &Planned) -> Option<Failure> {
+    (!p.plan.problems.is_empty())
+        .then(|| (&ReconcileError::Problems(p.plan.problems.clone())).into())
 }
 
 fn failed(kind: Kind, name: &str, e: &ReconcileError) -> ResourceReport {
@@ -134,49 +86,97 @@ fn failed(kind: Kind, name: &str, e: &ReconcileError) -> ResourceReport {
         changes: Vec::new(),
         applied: false,
         rollout: None,
-        error: Some(e.into()),
+        outcome: Outcome::Failed { failure: e.into() },
+    }
+}
+
+/// Whether each resource was in place and mooring's when last checked: what dependency
+/// gates go by. Kept across passes by the daemon.
+#[derive(Debug, Default, Clone)]
+pub struct Gates {
+    last: HashMap<(Kind, String), Result<(), String>>,
+}
+
+impl Gates {
+    /// Records what a report says about each of its resources.
+    pub fn record(&mut self, report: &PassReport) {
+        for r in &report.resources {
+            self.record_one(r);
+        }
+    }
+
+    fn record_one(&mut self, r: &ResourceReport) {
+        let ready = match &r.outcome {
+            Outcome::InSync | Outcome::Applied => Ok(()),
+            // Left as it is: usable unless it does not exist.
+            Outcome::Held { why } if r.action == Action::Create => {
+                Err(format!("does not exist yet ({})", why.describe()))
+            }
+            Outcome::Held { .. } => Ok(()),
+            Outcome::Blocked { on, .. } => Err(format!("waits for {on}")),
+            Outcome::Failed { failure } => Err(format!("failed: {}", failure.message)),
+        };
+        self.last.insert((r.kind, r.name.clone()), ready);
+    }
+
+    /// The first of `deps` that is not ready, with why.
+    pub fn blocking(&self, deps: &[(Kind, String)]) -> Option<(String, String)> {
+        deps.iter()
+            .find_map(|(k, n)| match self.last.get(&(*k, n.clone())) {
+                Some(Ok(())) => None,
+                Some(Err(why)) => Some((format!("{k}/{n}"), why.clone())),
+                None => Some((format!("{k}/{n}"), "has not been checked yet".to_string())),
+            })
+    }
+
+    /// Forgets resources that are no longer in the set.
+    pub fn retain(&mut self, set: &ManifestSet) {
+        let ids: std::collections::HashSet<(Kind, String)> = set.ids().into_iter().collect();
+        self.last.retain(|id, _| ids.contains(id));
     }
 }
 
 /// Plans and then applies every resource whose plan has changes, in dependency order.
-/// A resource whose dependency failed in this pass is not applied. `write` false reads and
-/// reports only (observe mode).
+/// `write` false reads and reports only (observe mode).
+pub async fn apply_all(
+    ctx: &Context,
+    set: &ManifestSet,
+    reconcilers: &[Box<dyn Reconciler>],
+    write: bool,
+) -> PassReport {
+    let hold = |_: Kind, _: &str| (!write).then_some(Hold::Observe);
+    apply_selected(ctx, set, reconcilers, &hold, &mut Gates::default()).await
+}
+
+/// Which resources a pass may change: `None` to apply, or why it is held.
+pub type ApplyPolicy<'a> = &'a (dyn Fn(Kind, &str) -> Option<Hold> + Sync);
+
+/// [`apply_all`], asking `policy` before changing each resource (observe mode, paused
+/// resources, backoff after failures, standby, shutdown), and gating each resource on the
+/// state of its dependencies in `gates` (this pass's, or the last one's for kinds not
+/// checked this pass). Resources it holds are planned and reported, not applied.
 ///
 /// A replacement gives a resource a new ARN or ID that resources planned after it may
 /// still hold (a service keeps the old target group's ARN): when one happened, the pass
 /// plans and applies once more, and the report shows the later outcome of each resource
 /// that the second round touched.
-pub async fn apply_all(
-    ctx: &Context,
-    revision: &str,
-    reconcilers: &[Box<dyn Reconciler>],
-    write: bool,
-) -> PassReport {
-    apply_selected(ctx, revision, reconcilers, &|_, _| write).await
-}
-
-/// Which resources a pass may change: `(kind, name)` → apply or only report.
-pub type ApplyPolicy<'a> = &'a (dyn Fn(Kind, &str) -> bool + Sync);
-
-/// [`apply_all`], asking `may_apply` before changing each resource (observe mode, paused
-/// resources, backoff after failures, shutdown). Resources it refuses are planned and
-/// reported, not applied.
 pub async fn apply_selected(
     ctx: &Context,
-    revision: &str,
+    set: &ManifestSet,
     reconcilers: &[Box<dyn Reconciler>],
-    may_apply: ApplyPolicy<'_>,
+    policy: ApplyPolicy<'_>,
+    gates: &mut Gates,
 ) -> PassReport {
-    let mut report = apply_round(ctx, revision, reconcilers, may_apply).await;
+    let mut report = apply_round(ctx, set, reconcilers, policy, gates).await;
     let replaced = report
         .resources
         .iter()
-        .any(|r| r.applied && r.error.is_none() && r.action == Action::Replace);
+        .any(|r| r.applied && r.action == Action::Replace);
     if replaced {
         info!("a resource was replaced: one more round for the resources that refer to it");
-        let again = apply_round(ctx, revision, reconcilers, may_apply).await;
+        let again = apply_round(ctx, set, reconcilers, policy, gates).await;
         for later in again.resources {
-            if !(later.applied || later.error.is_some()) {
+            if !(later.applied || later.error().is_some()) {
                 continue;
             }
             if let Some(entry) = report
@@ -190,7 +190,7 @@ pub async fn apply_selected(
                     }
                 }
                 entry.applied |= later.applied;
-                entry.error = later.error;
+                entry.outcome = later.outcome;
                 entry.aws_id = later.aws_id;
                 if entry.action == Action::None {
                     entry.action = later.action;
@@ -206,94 +206,123 @@ pub async fn apply_selected(
 
 async fn apply_round(
     ctx: &Context,
-    revision: &str,
+    set: &ManifestSet,
     reconcilers: &[Box<dyn Reconciler>],
-    may_apply: ApplyPolicy<'_>,
+    policy: ApplyPolicy<'_>,
+    gates: &mut Gates,
 ) -> PassReport {
-    let planned = plan_all(ctx, reconcilers).await;
-    let mut report = report_plan(revision, reconcilers, &planned);
-    let mut broken: HashSet<(Kind, String)> = HashSet::new();
-    for ((i, p), entry) in planned.iter().zip(report.resources.iter_mut()) {
+    let cache = PassCache::default();
+    let cx = Cx {
+        ctx,
+        set,
+        cache: &cache,
+    };
+    let planned = plan_all(&cx, reconcilers).await;
+    let mut resources = Vec::with_capacity(planned.len());
+    for (i, p) in &planned {
         let r = &reconcilers[*i];
         let p = match p {
             Ok(p) => p,
-            Err((name, _)) => {
-                broken.insert((r.kind(), name.clone()));
+            Err((name, e)) => {
+                let entry = failed(r.kind(), name, e);
+                gates.record_one(&entry);
+                resources.push(entry);
                 continue;
             }
         };
         let name = p.plan.name.clone();
-        if !p.plan.problems.is_empty() {
-            broken.insert((r.kind(), name.clone()));
-        }
+        let mut entry = planned_report(p, Hold::Plan);
         if p.plan.action == Action::None {
+            gates.record_one(&entry);
+            resources.push(entry);
             continue;
         }
-        if !may_apply(r.kind(), &name) {
-            // Reported as drift and left alone. What depends on it waits only when it
-            // does not exist yet.
-            if p.plan.action == Action::Create {
-                broken.insert((r.kind(), name));
-            }
+        if let Some(hold) = policy(r.kind(), &name) {
+            // Reported as drift and left alone.
+            entry = planned_report(p, hold);
+            gates.record_one(&entry);
+            resources.push(entry);
             continue;
         }
-        if let Some((k, n)) = r
-            .dependencies(&name)
-            .into_iter()
-            .find(|d| broken.contains(d))
-        {
-            let e = ReconcileError::Dependency(format!("{k}/{n}"));
-            warn!(kind = %r.kind(), name = %name, error = %e, "skipped apply");
-            entry.error = Some((&e).into());
-            broken.insert((r.kind(), name));
+        if let Some((on, why)) = gates.blocking(&r.dependencies(set, &name)) {
+            warn!(kind = %r.kind(), name = %name, dependency = %on, why = %why, "not applied: a dependency is not ready");
+            entry.outcome = Outcome::Blocked { on, why };
+            gates.record_one(&entry);
+            resources.push(entry);
             continue;
         }
         if let Some(hook) = &ctx.on_apply {
             hook(r.kind(), &name);
         }
         let span = info_span!("apply", kind = %r.kind(), name = %name, action = ?p.plan.action);
-        match r.apply(ctx, p).instrument(span).await {
+        match r.apply(&cx, p).instrument(span).await {
             Ok(applied) => {
                 info!(kind = %r.kind(), name = %name, changes = p.plan.changes.len(), "applied");
-                // Requirement problems stay reported after the fixable part is applied.
+                // What was read before may have changed: later resources read afresh.
+                cache.clear();
                 entry.applied = true;
                 entry.aws_id = applied.aws_id;
                 if applied.rollout.is_some() {
                     entry.rollout = applied.rollout;
                 }
+                // Requirement problems stay reported after the fixable part is applied.
+                entry.outcome = match problems_failure(p) {
+                    Some(failure) => Outcome::Failed { failure },
+                    None => Outcome::Applied,
+                };
+            }
+            Err(e) if e.category() == Category::Fenced => {
+                warn!(kind = %r.kind(), name = %name, error = %e, "not applied: lost the lease");
+                entry.outcome = Outcome::Held { why: Hold::Standby };
             }
             Err(e) => {
-                warn!(kind = %r.kind(), name = %name, error = %e, category = e.category(), "apply failed");
-                entry.error = Some((&e).into());
-                broken.insert((r.kind(), name));
+                warn!(kind = %r.kind(), name = %name, error = %e, category = %e.category(), "apply failed");
+                entry.outcome = Outcome::Failed {
+                    failure: (&e).into(),
+                };
             }
         }
+        gates.record_one(&entry);
+        resources.push(entry);
     }
-    report
+    PassReport {
+        revision: set.revision.clone(),
+        resources,
+        aws_calls: Default::default(),
+    }
 }
 
 /// Plans again after an apply and turns every resource that still differs into a
-/// `not_converged` error: "apply exited 0" then means "AWS now matches".
+/// `not_converged` failure: "apply exited 0" then means "AWS now matches".
 pub async fn verify_converged(
     ctx: &Context,
+    set: &ManifestSet,
     reconcilers: &[Box<dyn Reconciler>],
     report: &mut PassReport,
 ) {
     if report.has_errors() || !report.resources.iter().any(|r| r.applied) {
         return;
     }
-    let planned = plan_all(ctx, reconcilers).await;
+    let cache = PassCache::default();
+    let cx = Cx {
+        ctx,
+        set,
+        cache: &cache,
+    };
+    let planned = plan_all(&cx, reconcilers).await;
     let after = report_plan(&report.revision, reconcilers, &planned);
     for (entry, now) in report.resources.iter_mut().zip(after.resources) {
-        if let Some(e) = now.error {
-            entry.error = Some(e);
+        if let Some(failure) = now.error() {
+            entry.outcome = Outcome::Failed { failure };
         } else if now.action != Action::None {
             let fields: Vec<&str> = now.changes.iter().map(|c| c.field.as_str()).collect();
             let e = ReconcileError::NotConverged(format!(
                 "still differs after apply: {}",
                 fields.join(", ")
             ));
-            entry.error = Some((&e).into());
+            entry.outcome = Outcome::Failed {
+                failure: (&e).into(),
+            };
         }
     }
 }

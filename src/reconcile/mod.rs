@@ -1,24 +1,28 @@
 //! The reconcile core: plan (observe + diff) and apply, kind by kind in dependency order.
-//! The engine knows nothing about ECS; each kind plugs in through [`Reconciler`].
+//! The engine knows nothing about ECS; each kind plugs in through [`Reconciler`], which
+//! [`crate::kinds::Typed`] implements once for every kind.
 
+pub mod cache;
 pub mod daemon;
 pub mod diff;
 pub mod engine;
+pub mod leadership;
+pub mod outcome;
+pub mod watch;
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::aws::{AwsError, ErrorCategory};
-use crate::manifest::Kind;
+use crate::aws::AwsError;
+use crate::manifest::{Kind, ManifestSet};
 
+pub use cache::PassCache;
 pub use diff::FieldChange;
 pub use engine::{
-    ApplyPolicy, ErrorReport, PassReport, ResourceReport, apply_all, apply_selected, plan_all,
-    report_plan, verify_converged,
+    ApplyPolicy, Gates, apply_all, apply_selected, plan_all, report_plan, verify_converged,
 };
+pub use outcome::{Category, Failure, Hold, Outcome, PassReport, ResourceReport};
 
 /// What apply has to do with a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,18 +89,19 @@ pub struct ResourcePlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
     /// What is wrong and cannot be fixed by apply (e.g. a required parameter nobody has
-    /// set). The resource's fixable changes are still applied; the resource then counts as
-    /// failed, and resources that depend on it are not applied.
+    /// set, a replacement the manifest does not allow). The resource's fixable changes are
+    /// still applied; the resource then counts as failed, and resources that depend on it
+    /// are not applied.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 /// A plan plus what the kind observed, handed back to it by apply so that apply does not
-/// read everything again.
+/// read everything again. Only [`crate::kinds::Typed`] looks inside `observed`.
 pub struct Planned {
     /// The plan.
     pub plan: ResourcePlan,
-    /// Kind-private observations.
+    /// What the kind observed, in its own type.
     pub observed: Box<dyn Any + Send + Sync>,
 }
 
@@ -109,6 +114,33 @@ pub struct Applied {
     /// The rollout after apply, for services.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+}
+
+/// Something about a resource that apply must not or cannot fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// [`Category::Requirement`] or [`Category::Replacement`].
+    pub category: Category,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl Problem {
+    /// An unmet requirement (e.g. a required secret nobody set).
+    pub fn requirement(message: impl Into<String>) -> Problem {
+        Problem {
+            category: Category::Requirement,
+            message: message.into(),
+        }
+    }
+
+    /// A replacement the manifest does not allow.
+    pub fn replacement(message: impl Into<String>) -> Problem {
+        Problem {
+            category: Category::Replacement,
+            message: message.into(),
+        }
+    }
 }
 
 /// Why a reconcile step failed.
@@ -125,8 +157,8 @@ pub enum ReconcileError {
         /// Why it failed.
         message: String,
     },
-    /// A resource this one needs failed earlier in the pass.
-    #[error("not applied: {0} failed earlier in this pass")]
+    /// A resource this one needs is not ready (created later in this apply, or failed).
+    #[error("not applied: {0} is not ready")]
     Dependency(String),
     /// AWS accepted the change but the live state still differs afterwards.
     #[error("failed to converge: {0}")]
@@ -138,66 +170,85 @@ pub enum ReconcileError {
     #[error("not managed: {0}")]
     Ownership(String),
     /// Something apply must not or cannot fix is wrong (see [`ResourcePlan::problems`]).
-    #[error("{}", .0.join("; "))]
-    Requirement(Vec<String>),
+    #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Problems(Vec<Problem>),
 }
 
 impl ReconcileError {
-    /// A stable label for metrics and status.
-    pub fn category(&self) -> &'static str {
-        match self {
-            ReconcileError::Aws(e) => e.category.as_str(),
-            ReconcileError::Resolve { .. } => "resolve",
-            ReconcileError::Dependency(_) => "dependency",
-            ReconcileError::NotConverged(_) => "not_converged",
-            ReconcileError::Rollout(_) => "rollout",
-            ReconcileError::Requirement(_) => "requirement",
-            ReconcileError::Ownership(_) => "ownership",
-        }
+    /// An unmet requirement, e.g. a secret nobody has set.
+    pub fn requirement(message: impl Into<String>) -> ReconcileError {
+        ReconcileError::Problems(vec![Problem::requirement(message)])
     }
 
-    /// True when trying again later may succeed without a manifest change.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, ReconcileError::Aws(e) if matches!(e.category, ErrorCategory::Throttling | ErrorCategory::Transient))
+    /// What kind of failure this is.
+    pub fn category(&self) -> Category {
+        match self {
+            ReconcileError::Aws(e) => e.category.into(),
+            ReconcileError::Resolve { .. } => Category::Resolve,
+            ReconcileError::Dependency(_) => Category::Dependency,
+            ReconcileError::NotConverged(_) => Category::NotConverged,
+            ReconcileError::Rollout(_) => Category::Rollout,
+            ReconcileError::Ownership(_) => Category::Ownership,
+            ReconcileError::Problems(p) => p
+                .iter()
+                .map(|p| p.category)
+                .find(|c| *c == Category::Replacement)
+                .unwrap_or(Category::Requirement),
+        }
     }
 }
 
-/// Shared state of reconcile passes: the AWS clients and caches that outlive a pass.
+/// Shared state of reconcile passes: the AWS clients and what outlives a pass.
 pub struct Context {
     /// AWS clients.
     pub aws: crate::aws::Aws,
-    /// Task definitions by ARN. Revisions are immutable, so entries never go stale.
-    pub task_definitions: Mutex<HashMap<String, Arc<aws_sdk_ecs::types::TaskDefinition>>>,
+    /// Each kind's own state across passes (e.g. ECS task definitions by ARN).
+    pub states: crate::kinds::KindStates,
     /// How long `apply` waits for service rollouts (`None`: do not wait).
     pub rollout_wait: Option<std::time::Duration>,
     /// How often a rollout is polled while waiting.
     pub rollout_poll: std::time::Duration,
     /// Called just before a resource is applied (the daemon marks it `applying`).
     pub on_apply: Option<ApplyHook>,
-    /// Task definition revisions whose deployment failed (circuit breaker): not deployed
-    /// again, so a daemon does not roll broken tasks out every interval.
-    pub failed_revisions: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A callback told which resource (`kind`, name) is about to be applied.
-pub type ApplyHook = Arc<dyn Fn(Kind, &str) + Send + Sync>;
+pub type ApplyHook = std::sync::Arc<dyn Fn(Kind, &str) + Send + Sync>;
 
 impl Context {
-    /// A context with empty caches.
+    /// A context with empty state.
     pub fn new(aws: crate::aws::Aws) -> Context {
         Context {
             aws,
-            task_definitions: Mutex::default(),
+            states: Default::default(),
             rollout_wait: None,
             rollout_poll: std::time::Duration::from_secs(5),
             on_apply: None,
-            failed_revisions: Mutex::default(),
         }
     }
 }
 
-/// One kind's reconcile logic, over all of that kind's manifests at once (so reads can be
-/// batched).
+/// What a kind sees during one round of a pass: the clients and lasting state, the
+/// manifest set, and the reads shared by every kind this round.
+#[derive(Clone, Copy)]
+pub struct Cx<'a> {
+    /// Clients and state that outlive the pass.
+    pub ctx: &'a Context,
+    /// The manifests.
+    pub set: &'a ManifestSet,
+    /// Reads shared this round.
+    pub cache: &'a PassCache,
+}
+
+impl<'a> Cx<'a> {
+    /// The AWS clients.
+    pub fn aws(&self) -> &'a crate::aws::Aws {
+        &self.ctx.aws
+    }
+}
+
+/// One kind's reconcile logic over all of that kind's manifests at once (so reads can be
+/// batched), as the engine sees it. Every kind gets it from [`crate::kinds::Typed`].
 #[async_trait::async_trait]
 pub trait Reconciler: Send + Sync {
     /// The kind this reconciler handles.
@@ -205,25 +256,24 @@ pub trait Reconciler: Send + Sync {
 
     /// Observes every resource of the kind and diffs it against its manifest. Reads only.
     /// One entry per manifest, named; a failed read fails only the resources it concerns.
-    async fn plan(&self, ctx: &Context) -> Vec<(String, Result<Planned, ReconcileError>)>;
+    async fn plan(&self, cx: &Cx<'_>) -> Vec<(String, Result<Planned, ReconcileError>)>;
 
     /// Makes one resource match its manifest. Idempotent: safe to run again after any
     /// interruption.
-    async fn apply(&self, ctx: &Context, planned: &Planned) -> Result<Applied, ReconcileError>;
+    async fn apply(&self, cx: &Cx<'_>, planned: &Planned) -> Result<Applied, ReconcileError>;
 
-    /// The manifests another resource of this kind depends on (`Kind`, name).
-    fn dependencies(&self, name: &str) -> Vec<(Kind, String)>;
+    /// The manifests the resource `name` of this kind depends on (`Kind`, name).
+    fn dependencies(&self, set: &ManifestSet, name: &str) -> Vec<(Kind, String)>;
 
-    /// Every live resource of this kind that carries mooring's ownership tag, whatever
-    /// manifest it names; `None` when the kind cannot list them (pruning is not supported
-    /// for it).
-    async fn owned(&self, _ctx: &Context) -> Option<Result<Vec<Owned>, ReconcileError>> {
+    /// Every live resource of this kind that carries this stack's ownership tags, whatever
+    /// manifest it names; `None` when the kind cannot list them (not pruned).
+    async fn owned(&self, _cx: &Cx<'_>) -> Option<Result<Vec<Owned>, ReconcileError>> {
         None
     }
 
     /// Deletes a resource [`Reconciler::owned`] found (pruning). Only called for
     /// resources whose ownership tag names a manifest that is no longer in the set.
-    async fn delete(&self, _ctx: &Context, owned: &Owned) -> Result<(), ReconcileError> {
+    async fn delete(&self, _cx: &Cx<'_>, owned: &Owned) -> Result<(), ReconcileError> {
         Err(ReconcileError::NotConverged(format!(
             "pruning is not supported for {}",
             owned.aws_id
@@ -231,7 +281,7 @@ pub trait Reconciler: Send + Sync {
     }
 }
 
-/// A live resource that carries mooring's ownership tag.
+/// A live resource that carries this stack's ownership tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owned {
     /// The manifest name its `mooring.dev/resource` tag names.

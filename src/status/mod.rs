@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::manifest::{Kind, ManifestError, ManifestSet};
-use crate::reconcile::{Action, ErrorReport, FieldChange, PassReport, Rollout};
+use crate::reconcile::{Failure, FieldChange, Hold, Outcome, PassReport, Rollout};
 
 /// The state of one resource as the daemon last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,15 +21,17 @@ pub enum ResourceState {
     Pending,
     /// Live matches the manifest.
     InSync,
-    /// Live differs and was not corrected (observe mode).
+    /// Live differs and was not corrected (observe mode, backoff, standby).
     Drifted,
+    /// Not applied: a resource it depends on is failed, missing or not mooring's.
+    Blocked,
     /// A change is being applied.
     Applying,
     /// Planning or applying failed.
     Failed,
     /// Paused by its manifest: checked, never changed.
     Paused,
-    /// No longer in the manifests. Kept in AWS (mooring does not prune).
+    /// No longer in the manifests. Kept in AWS unless pruning deletes it.
     Orphaned,
 }
 
@@ -55,8 +57,11 @@ pub struct ResourceStatus {
     pub last_applied: Option<String>,
     /// When a difference with the manifest was last seen.
     pub last_drifted: Option<String>,
-    /// The last error, if the last pass failed for it.
-    pub last_error: Option<ErrorReport>,
+    /// The last error, if the last pass failed for it (or a dependency blocked it).
+    pub last_error: Option<Failure>,
+    /// Why a difference was left in place, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
     /// The service rollout, for services.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
@@ -76,6 +81,7 @@ impl ResourceStatus {
             last_applied: None,
             last_drifted: None,
             last_error: None,
+            held: None,
             rollout: None,
         }
     }
@@ -239,14 +245,8 @@ impl StatusStore {
         self.write(|s| s.manifest_errors = errors);
     }
 
-    /// Records the outcome of a pass. `paused` says which resources are paused.
-    pub fn record_pass(
-        &self,
-        report: &PassReport,
-        started: SystemTime,
-        paused: &dyn Fn(Kind, &str) -> bool,
-        aws_reachable: bool,
-    ) {
+    /// Records the outcome of a pass.
+    pub fn record_pass(&self, report: &PassReport, started: SystemTime, aws_reachable: bool) {
         let now = SystemTime::now();
         let stamp = rfc3339(now);
         self.write(|s| {
@@ -263,11 +263,14 @@ impl StatusStore {
                     entry.aws_id = r.aws_id.clone();
                 }
                 let diff = crate::reconcile::diff::redact(&r.changes);
-                if !diff.is_empty() {
-                    entry.last_diff = diff.clone();
-                    if matches!(r.action, Action::Update | Action::Replace) {
-                        entry.last_drifted = Some(stamp.clone());
-                    }
+                // The last diff is the one still open: a resource in sync shows none.
+                entry.last_diff = if r.drifted() {
+                    diff.clone()
+                } else {
+                    Vec::new()
+                };
+                if r.saw_drift() {
+                    entry.last_drifted = Some(stamp.clone());
                 }
                 if r.applied {
                     entry.last_applied = Some(stamp.clone());
@@ -275,12 +278,17 @@ impl StatusStore {
                 if r.rollout.is_some() {
                     entry.rollout = r.rollout.clone();
                 }
-                entry.last_error = r.error.clone();
-                entry.state = match (&r.error, r.action, r.applied) {
-                    (Some(_), _, _) => ResourceState::Failed,
-                    (None, Action::None, _) | (None, _, true) => ResourceState::InSync,
-                    (None, _, false) if paused(r.kind, &r.name) => ResourceState::Paused,
-                    (None, _, false) => ResourceState::Drifted,
+                entry.last_error = r.error();
+                entry.held = match r.outcome {
+                    Outcome::Held { why } => Some(why),
+                    _ => None,
+                };
+                entry.state = match &r.outcome {
+                    Outcome::Failed { .. } => ResourceState::Failed,
+                    Outcome::Blocked { .. } => ResourceState::Blocked,
+                    Outcome::InSync | Outcome::Applied => ResourceState::InSync,
+                    Outcome::Held { why: Hold::Paused } => ResourceState::Paused,
+                    Outcome::Held { .. } => ResourceState::Drifted,
                 };
                 let fields = || {
                     diff.iter()
@@ -288,11 +296,17 @@ impl StatusStore {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
-                let (what, detail) = match (&r.error, r.action, r.applied) {
-                    (Some(e), _, _) => ("failed", format!("{} ({})", e.message, e.category)),
-                    (None, Action::None, _) => ("in_sync", String::new()),
-                    (None, _, true) => ("applied", fields()),
-                    (None, _, false) => ("drifted", fields()),
+                let (what, detail) = match &r.outcome {
+                    Outcome::Failed { failure } => (
+                        "failed",
+                        format!("{} ({})", failure.message, failure.category),
+                    ),
+                    Outcome::Blocked { on, why } => ("blocked", format!("{on} {why}")),
+                    Outcome::InSync => ("in_sync", String::new()),
+                    Outcome::Applied => ("applied", fields()),
+                    Outcome::Held { why } => {
+                        ("drifted", format!("{} ({})", fields(), why.describe()))
+                    }
                 };
                 let (kind, name) = (r.kind, r.name.clone());
                 push_event(s, kind, &name, what, detail, &stamp);
@@ -304,7 +318,7 @@ impl StatusStore {
         });
     }
 
-    /// A resource that carries mooring's ownership tag but is in no manifest: listed as
+    /// A resource that carries this stack's ownership tags but is in no manifest: listed as
     /// orphaned, with what pruning did (`pruned`, or why it failed).
     pub fn record_orphan(&self, kind: Kind, name: &str, aws_id: &str, outcome: &str) {
         let stamp = rfc3339(SystemTime::now());
@@ -348,7 +362,7 @@ impl StatusStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::ResourceReport;
+    use crate::reconcile::{Action, ResourceReport};
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use http::router;
@@ -356,7 +370,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn set() -> ManifestSet {
-        crate::manifest::load::load_sources(&[(
+        crate::manifest::load::load_with_stack(&[(
             "c.yaml".into(),
             "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n"
                 .into(),
@@ -418,11 +432,11 @@ mod tests {
                 }],
                 applied: false,
                 rollout: None,
-                error: None,
+                outcome: Outcome::Held { why: Hold::Observe },
             }],
             aws_calls: Default::default(),
         };
-        store.record_pass(&report, SystemTime::now(), &|_, _| false, true);
+        store.record_pass(&report, SystemTime::now(), true);
         let (_, body) = get_json(&store, "/status/Cluster/prd").await;
         assert_eq!(body["state"], "drifted");
         assert_eq!(body["lastDiff"][0]["field"], "tags.team");

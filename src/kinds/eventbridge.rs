@@ -1,0 +1,1 @@
+//! What the three EventBridge kinds (`Connection`, `ApiDestination`, `Rule`) share.

@@ -1,0 +1,127 @@
+//! `kind: ScalableTarget` — Application Auto Scaling of a service's desired count, with
+//! target-tracking policies on CPU and memory.
+//!
+//! When a service has a scalable target, its desired count belongs to the scaler: a
+//! changed count is not drift and apply never sets it (except once, at creation).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::error::Findings;
+
+/// Scaling of one service's desired count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScalableTargetSpec {
+    /// `metadata.name` of the `Service` manifest whose desired count is scaled.
+    pub service: String,
+    /// Fewest tasks.
+    pub min_capacity: u32,
+    /// Most tasks.
+    pub max_capacity: u32,
+    /// Target-tracking policies, at most one per metric.
+    #[serde(default)]
+    pub target_tracking: Vec<TargetTrackingSpec>,
+}
+
+/// A target-tracking scaling policy on a predefined ECS metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetTrackingSpec {
+    /// The metric to track.
+    pub metric: ScalingMetric,
+    /// The value to keep the metric at, in percent (1-100).
+    pub target_value: f64,
+    /// Seconds after a scale-in before another one. AWS default 300.
+    #[serde(default)]
+    pub scale_in_cooldown_seconds: Option<u32>,
+    /// Seconds after a scale-out before another one. AWS default 300.
+    #[serde(default)]
+    pub scale_out_cooldown_seconds: Option<u32>,
+    /// Only ever scale out with this policy.
+    #[serde(default)]
+    pub disable_scale_in: bool,
+}
+
+/// Predefined ECS service metrics.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum ScalingMetric {
+    /// Average CPU utilisation of the service's tasks.
+    ECSServiceAverageCPUUtilization,
+    /// Average memory utilisation of the service's tasks.
+    ECSServiceAverageMemoryUtilization,
+}
+
+impl ScalingMetric {
+    /// The predefined metric type's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScalingMetric::ECSServiceAverageCPUUtilization => "ECSServiceAverageCPUUtilization",
+            ScalingMetric::ECSServiceAverageMemoryUtilization => {
+                "ECSServiceAverageMemoryUtilization"
+            }
+        }
+    }
+
+    /// Short form used in policy names.
+    pub fn short(self) -> &'static str {
+        match self {
+            ScalingMetric::ECSServiceAverageCPUUtilization => "cpu",
+            ScalingMetric::ECSServiceAverageMemoryUtilization => "memory",
+        }
+    }
+}
+
+/// Default cooldown of target-tracking policies.
+pub const DEFAULT_COOLDOWN: u32 = 300;
+
+impl ScalableTargetSpec {
+    /// Checks what the schema cannot express.
+    pub fn check(&self, f: &mut Findings<'_>) {
+        if self.min_capacity > self.max_capacity {
+            f.at(
+                "/spec/minCapacity",
+                format!(
+                    "minCapacity {} is more than maxCapacity {}",
+                    self.min_capacity, self.max_capacity
+                ),
+            );
+        }
+        if self.max_capacity == 0 {
+            f.at("/spec/maxCapacity", "must be at least 1");
+        }
+        if self.max_capacity > 5000 {
+            f.at(
+                "/spec/maxCapacity",
+                "ECS runs at most 5000 tasks per service",
+            );
+        }
+        let mut seen = Vec::new();
+        for (i, t) in self.target_tracking.iter().enumerate() {
+            let p = format!("/spec/targetTracking/{i}");
+            if !(1.0..=100.0).contains(&t.target_value) {
+                f.at(
+                    &format!("{p}/targetValue"),
+                    format!("{} is outside 1-100 (percent)", t.target_value),
+                );
+            }
+            for (field, v) in [
+                ("scaleInCooldownSeconds", t.scale_in_cooldown_seconds),
+                ("scaleOutCooldownSeconds", t.scale_out_cooldown_seconds),
+            ] {
+                if v.is_some_and(|v| v > 86_400) {
+                    f.at(&format!("{p}/{field}"), "at most 86400 seconds (one day)");
+                }
+            }
+            if seen.contains(&t.metric) {
+                f.at(
+                    &format!("{p}/metric"),
+                    format!("a second policy on {}", t.metric.as_str()),
+                );
+            }
+            seen.push(t.metric);
+        }
+    }
+}

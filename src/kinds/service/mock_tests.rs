@@ -1,0 +1,375 @@
+//! Canned-response tests (aws-smithy-mocks) for what moto cannot show: deployments that
+//! progress, circuit-breaker rollbacks, throttling. Real SDK clients, no network.
+
+use std::time::Duration;
+
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::operation::describe_services::{DescribeServicesError, DescribeServicesOutput};
+use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
+use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
+use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+use aws_sdk_ecs::types::{
+    ContainerDefinition, Deployment, DeploymentRolloutState, Service, TaskDefinition,
+};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+
+use crate::aws::Aws;
+use crate::manifest::load::load_with_stack;
+use crate::reconcile::{Action, Context, apply_all};
+use crate::resources::reconcilers;
+
+const MANIFESTS: &str = "apiVersion: mooring.dev/v1alpha1
+kind: Cluster
+metadata: {name: prd}
+spec: {}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Service
+metadata: {name: api}
+spec:
+  cluster: prd
+  desiredCount: 2
+  network:
+    subnets: {ids: [subnet-1]}
+    securityGroups: {ids: [sg-1]}
+  taskDefinition:
+    cpu: 256
+    memory: 512
+    container: {image: 'api:2', port: 3000}
+";
+
+const OLD_TD: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/api:1";
+const NEW_TD: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/api:2";
+
+fn task_definition(arn: &str, image: &str) -> TaskDefinition {
+    TaskDefinition::builder()
+        .task_definition_arn(arn)
+        .family("api")
+        .cpu("256")
+        .memory("512")
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image(image)
+                .port_mappings(
+                    aws_sdk_ecs::types::PortMapping::builder()
+                        .container_port(3000)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+fn service(
+    td: &str,
+    deployments: &[(&str, DeploymentRolloutState, Option<&str>)],
+    running: i32,
+) -> Service {
+    let mut b = Service::builder()
+        .service_name("api")
+        .service_arn("arn:aws:ecs:eu-west-1:123456789012:service/prd/api")
+        .status("ACTIVE")
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .task_definition(td)
+        .desired_count(2)
+        .running_count(running)
+        .network_configuration(
+            aws_sdk_ecs::types::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                        .subnets("subnet-1")
+                        .security_groups("sg-1")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        );
+    for (status, state, reason) in deployments {
+        b = b.deployments(
+            Deployment::builder()
+                .status(*status)
+                .rollout_state(state.clone())
+                .set_rollout_state_reason(reason.map(str::to_string))
+                .task_definition(td)
+                .build(),
+        );
+    }
+    for (k, v) in [
+        ("mooring.dev/managed-by", "mooring"),
+        ("mooring.dev/resource", "Service/api"),
+    ] {
+        b = b.tags(aws_sdk_ecs::types::Tag::builder().key(k).value(v).build());
+    }
+    b.build()
+}
+
+fn cluster_rule() -> Rule {
+    mock!(Client::describe_clusters).then_output(|| {
+        aws_sdk_ecs::operation::describe_clusters::DescribeClustersOutput::builder()
+            .clusters(
+                aws_sdk_ecs::types::Cluster::builder()
+                    .cluster_name("prd")
+                    .cluster_arn("arn:aws:ecs:eu-west-1:123456789012:cluster/prd")
+                    .status("ACTIVE")
+                    .tags(
+                        aws_sdk_ecs::types::Tag::builder()
+                            .key("mooring.dev/managed-by")
+                            .value("mooring")
+                            .build(),
+                    )
+                    .tags(
+                        aws_sdk_ecs::types::Tag::builder()
+                            .key("mooring.dev/resource")
+                            .value("Cluster/prd")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    })
+}
+
+fn context(rules: &[&Rule]) -> Context {
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, rules);
+    // Every other client points at a closed loopback port: a call this test did not
+    // expect fails fast instead of reaching out.
+    let config = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let mut aws = Aws::from_config(&config).expect("config");
+    aws.ecs = ecs;
+    let mut ctx = Context::new(aws);
+    ctx.rollout_wait = Some(Duration::from_secs(30));
+    ctx.rollout_poll = Duration::from_millis(1);
+    ctx
+}
+
+/// The image changes; ECS registers api:2, starts a deployment, and then reports
+/// `after_update` from DescribeServices while apply waits.
+fn rollout_rules(after_update: Vec<Service>) -> Vec<Rule> {
+    let describe = {
+        let mut seq = mock!(Client::describe_services).sequence().output(|| {
+            DescribeServicesOutput::builder()
+                .services(service(
+                    OLD_TD,
+                    &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+                    2,
+                ))
+                .build()
+        });
+        for s in after_update {
+            seq = seq.output(move || {
+                DescribeServicesOutput::builder()
+                    .services(s.clone())
+                    .build()
+            });
+        }
+        seq.build()
+    };
+    let old_td = mock!(Client::describe_task_definition).then_output(|| {
+        DescribeTaskDefinitionOutput::builder()
+            .task_definition(task_definition(OLD_TD, "api:1"))
+            .build()
+    });
+    let register = mock!(Client::register_task_definition).then_output(|| {
+        RegisterTaskDefinitionOutput::builder()
+            .task_definition(task_definition(NEW_TD, "api:2"))
+            .build()
+    });
+    let update = mock!(Client::update_service)
+        .match_requests(|r| r.task_definition() == Some(NEW_TD))
+        .then_output(|| {
+            UpdateServiceOutput::builder()
+                .service(service(
+                    NEW_TD,
+                    &[
+                        ("PRIMARY", DeploymentRolloutState::InProgress, None),
+                        ("ACTIVE", DeploymentRolloutState::Completed, None),
+                    ],
+                    2,
+                ))
+                .build()
+        });
+    vec![describe, old_td, register, update, cluster_rule()]
+}
+
+fn set() -> crate::manifest::ManifestSet {
+    load_with_stack(&[("m.yaml".into(), MANIFESTS.into())]).unwrap()
+}
+
+#[tokio::test]
+async fn apply_waits_for_the_rollout_to_complete() {
+    let rules = rollout_rules(vec![
+        service(
+            NEW_TD,
+            &[
+                ("PRIMARY", DeploymentRolloutState::InProgress, None),
+                ("ACTIVE", DeploymentRolloutState::Completed, None),
+            ],
+            1,
+        ),
+        service(
+            NEW_TD,
+            &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+            2,
+        ),
+    ]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let ctx = context(&refs);
+    let set = set();
+    let report = apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    let svc = &report.resources[1];
+    assert_eq!(svc.action, Action::Update);
+    assert!(svc.error.is_none(), "{svc:#?}");
+    let rollout = svc.rollout.clone().unwrap();
+    assert_eq!(rollout.state, "COMPLETED");
+    assert_eq!(rollout.task_definition.as_deref(), Some(NEW_TD));
+    assert_eq!(rules[0].num_calls(), 3, "plan read + two polls");
+    assert_eq!(rules[2].num_calls(), 1, "one new revision");
+    assert_eq!(rules[3].num_calls(), 1, "one service update");
+}
+
+#[tokio::test]
+async fn a_circuit_breaker_rollback_fails_the_apply_and_is_not_redeployed() {
+    // What ECS shows during a rollback: the old revision is PRIMARY again (rolling back),
+    // the new one is ACTIVE with rolloutState FAILED. Then the next pass sees the old
+    // revision alone.
+    let mut rollback = service(OLD_TD, &[], 2);
+    rollback.deployments = Some(vec![
+        Deployment::builder()
+            .status("PRIMARY")
+            .rollout_state(DeploymentRolloutState::InProgress)
+            .task_definition(OLD_TD)
+            .build(),
+        Deployment::builder()
+            .status("ACTIVE")
+            .rollout_state(DeploymentRolloutState::Failed)
+            .rollout_state_reason("ECS deployment circuit breaker: tasks failed to start.")
+            .task_definition(NEW_TD)
+            .build(),
+    ]);
+    let rules = rollout_rules(vec![
+        rollback,
+        service(
+            OLD_TD,
+            &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+            2,
+        ),
+    ]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let ctx = context(&refs);
+    let set = set();
+    let recs = reconcilers(&set);
+    let report = apply_all(&ctx, &set.revision, &recs, true).await;
+    let err = report.resources[1]
+        .error
+        .clone()
+        .expect("rollout failure is an error");
+    assert_eq!(err.category, "rollout");
+    assert!(err.message.contains("circuit breaker"), "{}", err.message);
+    assert!(!report.resources[1].applied);
+    assert_eq!(rules[3].num_calls(), 1);
+
+    // The next pass still sees the old image, but does not deploy the failed revision again.
+    let report = apply_all(&ctx, &set.revision, &recs, true).await;
+    let err = report.resources[1].error.clone().expect("refused");
+    assert!(
+        err.message.contains("not deployed again"),
+        "{}",
+        err.message
+    );
+    assert_eq!(rules[3].num_calls(), 1, "no second UpdateService");
+}
+
+#[tokio::test]
+async fn throttling_is_classified_and_fails_only_the_service() {
+    let throttled = mock!(Client::describe_services).then_error(|| {
+        DescribeServicesError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let cluster = cluster_rule();
+    let ctx = context(&[&throttled, &cluster]);
+    let set = set();
+    let report = apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    assert!(report.resources[0].error.is_none());
+    let err = report.resources[1].error.clone().expect("throttled");
+    assert_eq!(err.category, "throttling");
+    assert!(
+        err.message.contains("ecs:DescribeServices"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn an_update_that_does_not_stick_is_not_converged() {
+    // ECS accepts the update, but DescribeServices keeps showing the old revision.
+    let mut rules = rollout_rules(vec![]);
+    rules[0] = mock!(Client::describe_services).then_output(|| {
+        DescribeServicesOutput::builder()
+            .services(service(
+                OLD_TD,
+                &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+                2,
+            ))
+            .build()
+    });
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let set = set();
+    let recs = reconcilers(&set);
+    let mut report = apply_all(&ctx, &set.revision, &recs, true).await;
+    assert!(report.resources[1].applied);
+    assert!(!report.has_errors());
+    crate::reconcile::verify_converged(&ctx, &recs, &mut report).await;
+    let err = report.resources[1].error.clone().expect("not converged");
+    assert_eq!(err.category, "not_converged");
+    assert!(
+        err.message.contains("taskDefinition.container.image"),
+        "{}",
+        err.message
+    );
+    assert!(
+        report.resources[0].error.is_none(),
+        "the cluster did converge"
+    );
+}
+
+#[tokio::test]
+async fn a_matching_newest_revision_is_reused_not_registered_again() {
+    // An earlier apply registered api:2 and was interrupted before UpdateService: the
+    // family's newest revision already has the manifest's content.
+    let mut rules = rollout_rules(vec![service(
+        NEW_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    )]);
+    let newest = mock!(Client::describe_task_definition)
+        .match_requests(|r| r.task_definition() == Some("api"))
+        .then_output(|| {
+            DescribeTaskDefinitionOutput::builder()
+                .task_definition(task_definition(NEW_TD, "api:2"))
+                .build()
+        });
+    rules.insert(0, newest);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let ctx = context(&refs);
+    let set = set();
+    let report = apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error.is_none(), "{report:#?}");
+    assert!(report.resources[1].applied);
+    assert_eq!(rules[0].num_calls(), 1, "the family was looked up");
+    assert_eq!(rules[3].num_calls(), 0, "nothing registered");
+    assert_eq!(rules[4].num_calls(), 1, "the service points at api:2");
+}

@@ -1,0 +1,440 @@
+//! The shape of a kind: [`Declared`] (the manifest side: spec, checks, references, IAM)
+//! and [`Resource`] (the AWS side: observe, render, apply), and [`Typed`], which turns any
+//! [`Resource`] into the engine's [`Reconciler`]: the plan skeleton (read errors fail every
+//! manifest of the kind, ownership and adoption, the diff with `ignore`, replacement and
+//! problems) is written once, here.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::ownership::{self, Ownership};
+use crate::manifest::error::Findings;
+use crate::manifest::{Kind, Manifest, ManifestSet};
+use crate::reconcile::diff::{diff_managed, ignored_fields};
+use crate::reconcile::{
+    Action, Applied, Cx, Owned, Planned, Problem, ReconcileError, Reconciler, ResourcePlan, Rollout,
+};
+
+/// A reference from one manifest to another, by name: checked to exist when the set loads,
+/// and (by default) a dependency: the named resource is applied first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// JSON pointer of the field that names it (where an error is reported).
+    pub pointer: String,
+    /// The kind it names.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+}
+
+impl Reference {
+    /// A reference at `pointer` to the `kind` manifest `name`.
+    pub fn new(pointer: impl Into<String>, kind: Kind, name: impl Into<String>) -> Reference {
+        Reference {
+            pointer: pointer.into(),
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+/// Where a kind's manifests live in a [`ManifestSet`] (implemented by the registry).
+pub trait InSet: 'static {
+    /// The kind.
+    const KIND: Kind;
+    /// The manifest's `spec`.
+    type Spec: DeserializeOwned + Serialize + JsonSchema + Clone + Debug + PartialEq + Send + Sync;
+    /// The kind's manifests in `set`.
+    fn manifests(set: &ManifestSet) -> &[Manifest<Self::Spec>];
+    /// The kind's manifests in `set`, to add to.
+    fn manifests_mut(set: &mut ManifestSet) -> &mut Vec<Manifest<Self::Spec>>;
+}
+
+/// The manifest side of a kind: pure, no I/O.
+pub trait Declared: InSet {
+    /// The AWS actions the kind's code calls (checked by a test against its sources), plus
+    /// what AWS checks behind them; `mooring iam-policy` grants them.
+    const ACTIONS: &'static [&'static str];
+    /// What the kind keeps from pass to pass (e.g. task definitions by ARN).
+    type State: Default + Send + Sync;
+
+    /// Checks one manifest beyond what the schema says (ranges, formats, combinations).
+    fn check(_m: &Manifest<Self::Spec>, _f: &mut Findings<'_>) {}
+
+    /// The other manifests this one names. The loader checks each exists.
+    fn references(_m: &Manifest<Self::Spec>) -> Vec<Reference> {
+        Vec::new()
+    }
+
+    /// Checks against the rest of the set (beyond references existing).
+    fn check_set(_m: &Manifest<Self::Spec>, _set: &ManifestSet, _f: &mut Findings<'_>) {}
+
+    /// What identifies the resource in AWS (e.g. `cluster/service`); two manifests of a kind
+    /// must not share it.
+    fn identity(m: &Manifest<Self::Spec>, set: &ManifestSet) -> String;
+
+    /// The manifests that must be in place before this one is applied.
+    fn dependencies(m: &Manifest<Self::Spec>, _set: &ManifestSet) -> Vec<(Kind, String)> {
+        let mut deps: Vec<(Kind, String)> = Self::references(m)
+            .into_iter()
+            .filter(|r| !(r.kind == Self::KIND && r.name == m.metadata.name))
+            .map(|r| (r.kind, r.name))
+            .collect();
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
+    /// The ARNs the kind's writes are scoped to in the IAM policy (empty: writes on `*`, or
+    /// scoped otherwise by `mooring iam-policy`).
+    fn iam_resources(_set: &ManifestSet) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The engine's view of the kind for one pass over `set`.
+    fn reconciler(set: &ManifestSet) -> Box<dyn Reconciler>;
+}
+
+/// What apply is asked to do for one resource.
+pub struct Change<'a, D> {
+    /// The manifest's document, with ignored fields taking the live values (so apply does
+    /// not touch what `mooring.dev/ignore` names).
+    pub desired: &'a D,
+    /// The live document; `None` when the resource does not exist.
+    pub live: Option<&'a D>,
+    /// True when the resource must be deleted and created again (allowed by the manifest).
+    pub replace: bool,
+}
+
+impl<D: PartialEq> Change<'_, D> {
+    /// True when `field` of the desired document differs from the live one (or the
+    /// resource does not exist).
+    pub fn differs<T: PartialEq + ?Sized>(&self, field: impl Fn(&D) -> &T) -> bool {
+        self.live.is_none_or(|l| field(self.desired) != field(l))
+    }
+}
+
+/// The AWS side of a kind: one batched read, one observation per manifest, the normalised
+/// documents compared, and apply.
+#[async_trait::async_trait]
+pub trait Resource: Declared {
+    /// What one batched read returns for all of the kind's manifests.
+    type Live: Send + Sync;
+    /// One resource as observed: its live state and whatever its desired state was
+    /// resolved against (IDs, ARNs).
+    type Observed: Send + Sync;
+    /// The normalised document plan compares. Fields mooring does not manage are not in
+    /// it; defaults AWS fills are filled on the desired side.
+    type Doc: Serialize + DeserializeOwned + PartialEq + Clone + Send + Sync;
+
+    /// Reads what the kind needs for all of `manifests` at once.
+    async fn read(
+        cx: &Cx<'_>,
+        manifests: &[Manifest<Self::Spec>],
+    ) -> Result<Self::Live, ReconcileError>;
+
+    /// Observes one resource, from the batched read plus per-resource lookups.
+    async fn observe(
+        cx: &Cx<'_>,
+        m: &Manifest<Self::Spec>,
+        live: &Self::Live,
+    ) -> Result<Self::Observed, ReconcileError>;
+
+    /// Who the live resource says it belongs to; `None` when it does not exist.
+    fn ownership(obs: &Self::Observed) -> Option<Ownership>;
+
+    /// The manifest, rendered (pure).
+    fn desired(set: &ManifestSet, m: &Manifest<Self::Spec>, obs: &Self::Observed) -> Self::Doc;
+
+    /// The live resource in the same shape (pure); `None` when it does not exist.
+    fn live(set: &ManifestSet, m: &Manifest<Self::Spec>, obs: &Self::Observed)
+    -> Option<Self::Doc>;
+
+    /// The resource's ARN, or the name it will get.
+    fn aws_id(set: &ManifestSet, m: &Manifest<Self::Spec>, obs: &Self::Observed) -> String;
+
+    /// The fields that differ and that AWS cannot change in place, with what a replacement
+    /// loses (e.g. "target group (ELBv2 refuses…)").
+    fn replacement(_desired: &Self::Doc, _live: &Self::Doc) -> (Vec<&'static str>, &'static str) {
+        (Vec::new(), "")
+    }
+
+    /// What is wrong that apply must not fix (e.g. a required parameter nobody set).
+    fn problems(_m: &Manifest<Self::Spec>, _obs: &Self::Observed) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// The deployment under way, for services.
+    fn rollout(_obs: &Self::Observed) -> Option<Rollout> {
+        None
+    }
+
+    /// Makes one resource match its manifest. Idempotent.
+    async fn apply(
+        cx: &Cx<'_>,
+        m: &Manifest<Self::Spec>,
+        obs: &Self::Observed,
+        change: &Change<'_, Self::Doc>,
+    ) -> Result<Applied, ReconcileError>;
+
+    /// Every live resource of the kind that carries this stack's ownership tags; `None`
+    /// when the kind cannot list them (it is not pruned).
+    async fn owned(_cx: &Cx<'_>) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        None
+    }
+
+    /// Deletes an owned resource that no manifest names any more (pruning).
+    async fn delete(_cx: &Cx<'_>, owned: &Owned) -> Result<(), ReconcileError> {
+        Err(ReconcileError::NotConverged(format!(
+            "pruning is not supported for {}",
+            owned.aws_id
+        )))
+    }
+}
+
+/// What plan hands to apply for one resource of kind `R`.
+struct Observation<R: Resource> {
+    index: usize,
+    obs: R::Observed,
+    desired: R::Doc,
+    live: Option<R::Doc>,
+}
+
+/// Any [`Resource`] as the engine's [`Reconciler`].
+pub struct Typed<R>(PhantomData<fn() -> R>);
+
+impl<R: Resource> Typed<R> {
+    /// The reconciler of kind `R`.
+    pub fn boxed() -> Box<dyn Reconciler> {
+        Box::new(Typed::<R>(PhantomData))
+    }
+}
+
+fn to_json<T: Serialize>(doc: &T) -> Value {
+    serde_json::to_value(doc).unwrap_or(Value::Null)
+}
+
+/// `desired` with every field `mooring.dev/ignore` names set to its live value, so apply
+/// leaves those fields as they are.
+fn effective<D: Serialize + DeserializeOwned + Clone>(
+    ignored: &[String],
+    desired: &D,
+    live: Option<&D>,
+) -> D {
+    let Some(live) = live.filter(|_| !ignored.is_empty()) else {
+        return desired.clone();
+    };
+    let mut d = to_json(desired);
+    let l = to_json(live);
+    for path in ignored {
+        let pointer: String = path
+            .split('.')
+            .map(|seg| format!("/{}", crate::manifest::yaml::escape_segment(seg)))
+            .collect();
+        let live_value = l.pointer(&pointer).cloned().unwrap_or(Value::Null);
+        if let Some(slot) = d.pointer_mut(&pointer) {
+            *slot = live_value;
+        }
+    }
+    serde_json::from_value(d).unwrap_or_else(|_| desired.clone())
+}
+
+impl<R: Resource> Typed<R> {
+    fn plan_one(
+        set: &ManifestSet,
+        index: usize,
+        m: &Manifest<R::Spec>,
+        obs: R::Observed,
+    ) -> Result<Planned, ReconcileError> {
+        let stack = set.stack.as_str();
+        if let Some(conflict) =
+            R::ownership(&obs).and_then(|o| ownership::conflict(R::KIND, &m.metadata, stack, &o))
+        {
+            return Err(ReconcileError::Ownership(format!(
+                "{} {}: {conflict}",
+                R::KIND,
+                R::identity(m, set)
+            )));
+        }
+        let desired = R::desired(set, m, &obs);
+        let live = R::live(set, m, &obs);
+        let changes = diff_managed(
+            &m.metadata,
+            &to_json(&desired),
+            live.as_ref().map(to_json).as_ref(),
+        );
+        let mut action = match (&live, changes.is_empty()) {
+            (None, _) => Action::Create,
+            (Some(_), true) => Action::None,
+            (Some(_), false) => Action::Update,
+        };
+        let mut problems = R::problems(m, &obs);
+        if let Some(l) = live.as_ref().filter(|_| action == Action::Update) {
+            let eff = effective(&ignored_fields(&m.metadata), &desired, Some(l));
+            let (fixed, what) = R::replacement(&eff, l);
+            if !fixed.is_empty() {
+                action = Action::Replace;
+                if !ownership::allows_replacement(&m.metadata) {
+                    problems.push(Problem::replacement(format!(
+                        "changing {} needs a new {what}; apply replaces it (deletes it, then creates it) only when the manifest has the annotation `{}: \"true\"`",
+                        fixed.join(", "),
+                        crate::manifest::annotations::ALLOW_REPLACEMENT
+                    )));
+                }
+            }
+        }
+        Ok(Planned {
+            plan: ResourcePlan {
+                kind: R::KIND,
+                name: m.metadata.name.clone(),
+                aws_id: R::aws_id(set, m, &obs),
+                action,
+                changes,
+                rollout: R::rollout(&obs),
+                problems,
+            },
+            observed: Box::new(Observation::<R> {
+                index,
+                obs,
+                desired,
+                live,
+            }),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<R: Resource> Reconciler for Typed<R> {
+    fn kind(&self) -> Kind {
+        R::KIND
+    }
+
+    fn dependencies(&self, set: &ManifestSet, name: &str) -> Vec<(Kind, String)> {
+        R::manifests(set)
+            .iter()
+            .find(|m| m.metadata.name == name)
+            .map(|m| R::dependencies(m, set))
+            .unwrap_or_default()
+    }
+
+    async fn plan(&self, cx: &Cx<'_>) -> Vec<(String, Result<Planned, ReconcileError>)> {
+        let manifests = R::manifests(cx.set);
+        if manifests.is_empty() {
+            return Vec::new();
+        }
+        let live = match R::read(cx, manifests).await {
+            Ok(live) => live,
+            Err(e) => {
+                return manifests
+                    .iter()
+                    .map(|m| (m.metadata.name.clone(), Err(e.clone())))
+                    .collect();
+            }
+        };
+        let mut out = Vec::with_capacity(manifests.len());
+        for (index, m) in manifests.iter().enumerate() {
+            let planned = match R::observe(cx, m, &live).await {
+                Ok(obs) => Self::plan_one(cx.set, index, m, obs),
+                Err(e) => Err(e),
+            };
+            out.push((m.metadata.name.clone(), planned));
+        }
+        out
+    }
+
+    async fn apply(&self, cx: &Cx<'_>, planned: &Planned) -> Result<Applied, ReconcileError> {
+        let Some(o) = planned.observed.downcast_ref::<Observation<R>>() else {
+            return Err(ReconcileError::NotConverged(format!(
+                "the plan of {}/{} is not a {} plan",
+                planned.plan.kind,
+                planned.plan.name,
+                R::KIND
+            )));
+        };
+        let Some(m) = R::manifests(cx.set).get(o.index) else {
+            return Err(ReconcileError::NotConverged(format!(
+                "{}/{} is no longer in the manifests",
+                R::KIND,
+                planned.plan.name
+            )));
+        };
+        let desired = effective(&ignored_fields(&m.metadata), &o.desired, o.live.as_ref());
+        let change = Change {
+            desired: &desired,
+            live: o.live.as_ref(),
+            replace: planned.plan.action == Action::Replace && planned.plan.problems.is_empty(),
+        };
+        R::apply(cx, m, &o.obs, &change).await
+    }
+
+    async fn owned(&self, cx: &Cx<'_>) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        R::owned(cx).await
+    }
+
+    async fn delete(&self, cx: &Cx<'_>, owned: &Owned) -> Result<(), ReconcileError> {
+        R::delete(cx, owned).await
+    }
+}
+
+/// A visit of one kind's types: the registry dispatches a [`Kind`] value to
+/// `visit::<that kind's unit>()`, so per-kind code (loading, schema, IAM) is written once,
+/// generically.
+pub trait Visitor {
+    /// What a visit returns.
+    type Out;
+    /// Visits kind `K`.
+    fn visit<K: Declared>(&mut self) -> Self::Out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Doc {
+        desired_count: Option<u32>,
+        image: String,
+        tags: std::collections::BTreeMap<String, String>,
+    }
+
+    #[test]
+    fn ignored_fields_keep_their_live_values_for_apply() {
+        let desired = Doc {
+            desired_count: Some(2),
+            image: "app:2".into(),
+            tags: [("team".to_string(), "a".to_string())].into(),
+        };
+        let live = Doc {
+            desired_count: Some(5),
+            image: "app:1".into(),
+            tags: [("team".to_string(), "b".to_string())].into(),
+        };
+        let ignored = vec!["desiredCount".to_string(), "tags.team".to_string()];
+        let eff = effective(&ignored, &desired, Some(&live));
+        assert_eq!(eff.desired_count, Some(5));
+        assert_eq!(eff.tags["team"], "b");
+        assert_eq!(
+            eff.image, "app:2",
+            "fields not ignored keep the manifest's value"
+        );
+        assert_eq!(
+            effective(&ignored, &desired, None),
+            desired,
+            "nothing is ignored when creating"
+        );
+        let change = Change {
+            desired: &eff,
+            live: Some(&live),
+            replace: false,
+        };
+        assert!(change.differs(|d| &d.image));
+        assert!(!change.differs(|d| &d.desired_count));
+    }
+}
