@@ -10,8 +10,22 @@
 
 pub mod spec;
 
+use std::collections::BTreeMap;
+
+use aws_sdk_ssm::types::{ParameterStringFilter, ParameterType as SsmType, Tag};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::ownership::{Ownership, owned_tags};
+use super::{Change, Resource};
+use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
+use crate::reconcile::{Applied, Cx, Problem, ReconcileError, Reconciler};
+use spec::ParameterSetSpec;
+
+/// GetParameters takes at most 10 names per call.
+const GET_BATCH: usize = 10;
 
 /// The `ParameterSet` kind.
 pub struct Unit;
@@ -63,7 +77,347 @@ impl crate::kinds::Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        crate::kinds::unconverted(Kind::ParameterSet)
+    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
+        super::Typed::<Unit>::boxed()
+    }
+}
+
+/// What AWS has for one parameter name. `value` is only ever read for `String`
+/// parameters that the manifest manages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveParameter {
+    /// SSM type.
+    pub kind: String,
+    /// Value, for managed `String` parameters.
+    pub value: Option<String>,
+}
+
+/// The managed parameters as plan compares them: full name → type and value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Doc {
+    /// Full name → what it holds (`None`: it does not exist).
+    pub parameters: BTreeMap<String, Option<Value>>,
+}
+
+/// One managed parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Value {
+    /// SSM type (`String` for managed values).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The value (`None` for a parameter of another type: its value is never read).
+    pub value: Option<String>,
+}
+
+/// What apply cannot fix: missing or mistyped required parameters, and managed names that
+/// exist as SecureString (mooring will not overwrite a secret with a plain value).
+pub fn problems(spec: &ParameterSetSpec, live: &BTreeMap<String, LiveParameter>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (rel, want) in &spec.required {
+        let full = spec.full_name(rel);
+        match live.get(&full) {
+            None => out.push(Problem::requirement(format!(
+                "required parameter {full} is missing: set it by hand as {} (mooring never writes it)",
+                want.as_str()
+            ))),
+            Some(p) if p.kind != want.as_str() => out.push(Problem::requirement(format!(
+                "required parameter {full} is a {}, expected {}",
+                p.kind,
+                want.as_str()
+            ))),
+            Some(_) => {}
+        }
+    }
+    for rel in spec.parameters.keys() {
+        let full = spec.full_name(rel);
+        if live.get(&full).is_some_and(|p| p.kind == "SecureString") {
+            out.push(Problem::requirement(format!(
+                "parameter {full} exists as a SecureString; mooring will not overwrite it with a plain String"
+            )));
+        }
+    }
+    out
+}
+
+#[async_trait::async_trait]
+impl Resource for Unit {
+    /// Nothing is shared between sets: each lists its own path.
+    type Live = ();
+    /// Every parameter under the set's path, by full name.
+    type Observed = BTreeMap<String, LiveParameter>;
+    type Doc = Doc;
+
+    async fn read(_cx: &Cx<'_>, _manifests: &[Manifest<ParameterSetSpec>]) -> Result<(), ReconcileError> {
+        Ok(())
+    }
+
+    /// One DescribeParameters listing of the path (metadata only), then GetParameters for
+    /// the managed plain names, 10 per call, without decryption.
+    async fn observe(
+        cx: &Cx<'_>,
+        m: &Manifest<ParameterSetSpec>,
+        _live: &(),
+    ) -> Result<Self::Observed, ReconcileError> {
+        let spec = &m.spec;
+        let ssm = &cx.aws().ssm;
+        let listed = ssm
+            .describe_parameters()
+            .parameter_filters(
+                ParameterStringFilter::builder()
+                    .key("Path")
+                    .option("Recursive")
+                    .values(&spec.path)
+                    .build()
+                    .map_err(|e| AwsError::invalid_request("ssm:DescribeParameters", e))?,
+            )
+            .max_results(50)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("ssm:DescribeParameters", e))?;
+        let mut live: BTreeMap<String, LiveParameter> = listed
+            .iter()
+            .flat_map(|page| page.parameters())
+            .filter_map(|p| {
+                Some((
+                    p.name()?.to_string(),
+                    LiveParameter {
+                        kind: p.r#type()?.as_str().to_string(),
+                        value: None,
+                    },
+                ))
+            })
+            .collect();
+        let names: Vec<String> = spec
+            .parameters
+            .keys()
+            .map(|rel| spec.full_name(rel))
+            .filter(|n| live.get(n).is_some_and(|p| p.kind == "String"))
+            .collect();
+        for chunk in names.chunks(GET_BATCH) {
+            let out = ssm
+                .get_parameters()
+                .set_names(Some(chunk.to_vec()))
+                .with_decryption(false)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ssm:GetParameters", e))?;
+            for p in out.parameters() {
+                if let (Some(name), Some(value)) = (p.name(), p.value())
+                    && let Some(entry) = live.get_mut(name)
+                {
+                    entry.value = Some(value.to_string());
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    /// Parameters carry tags from their creation only; their owner is not checked (a set
+    /// manages values by name under its path).
+    fn ownership(_obs: &Self::Observed) -> Option<Ownership> {
+        None
+    }
+
+    fn desired(_set: &ManifestSet, m: &Manifest<ParameterSetSpec>, _obs: &Self::Observed) -> Doc {
+        let spec = &m.spec;
+        Doc {
+            parameters: spec
+                .parameters
+                .iter()
+                .map(|(rel, v)| {
+                    (
+                        spec.full_name(rel),
+                        Some(Value {
+                            kind: "String".into(),
+                            value: Some(v.clone()),
+                        }),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// `None` (the set is created) when none of its managed parameters exists.
+    fn live(_set: &ManifestSet, m: &Manifest<ParameterSetSpec>, obs: &Self::Observed) -> Option<Doc> {
+        let spec = &m.spec;
+        let full: Vec<String> = spec.parameters.keys().map(|rel| spec.full_name(rel)).collect();
+        if !full.is_empty() && full.iter().all(|n| !obs.contains_key(n)) {
+            return None;
+        }
+        Some(Doc {
+            parameters: full
+                .into_iter()
+                .map(|name| {
+                    let v = obs.get(&name).map(|p| Value {
+                        kind: p.kind.clone(),
+                        value: p.value.clone(),
+                    });
+                    (name, v)
+                })
+                .collect(),
+        })
+    }
+
+    fn aws_id(_set: &ManifestSet, m: &Manifest<ParameterSetSpec>, _obs: &Self::Observed) -> String {
+        m.spec.path.clone()
+    }
+
+    fn problems(m: &Manifest<ParameterSetSpec>, obs: &Self::Observed) -> Vec<Problem> {
+        problems(&m.spec, obs)
+    }
+
+    async fn apply(
+        cx: &Cx<'_>,
+        m: &Manifest<ParameterSetSpec>,
+        obs: &Self::Observed,
+        change: &Change<'_, Doc>,
+    ) -> Result<Applied, ReconcileError> {
+        let Doc { parameters } = change.desired;
+        let tags: Vec<Tag> = owned_tags(Kind::ParameterSet, &cx.set.stack, m.name(), &m.spec.tags)
+            .iter()
+            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+            .collect();
+        for (full, want) in parameters {
+            let Some(Value {
+                kind: _,
+                value: Some(value),
+            }) = want
+            else {
+                continue;
+            };
+            let current = obs.get(full);
+            if current.is_some_and(|p| p.kind == "String" && p.value.as_ref() == Some(value)) {
+                continue;
+            }
+            if current.is_some_and(|p| p.kind == "SecureString") {
+                continue; // reported as a problem; never overwrite a secret
+            }
+            let exists = current.is_some();
+            // SSM refuses tags together with Overwrite: tags go on at creation only.
+            cx.aws()
+                .ssm
+                .put_parameter()
+                .name(full)
+                .value(value)
+                .r#type(SsmType::String)
+                .overwrite(exists)
+                .set_tags((!exists).then(|| tags.clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ssm:PutParameter", e))?;
+            info!(parameter = %full, created = !exists, "wrote parameter");
+        }
+        Ok(Applied {
+            aws_id: m.spec.path.clone(),
+            rollout: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Origin;
+    use crate::reconcile::diff::diff;
+    use serde_json::json;
+    use spec::ParameterType;
+
+    fn manifest() -> Manifest<ParameterSetSpec> {
+        Manifest {
+            metadata: crate::manifest::Metadata {
+                name: "config".into(),
+                labels: Default::default(),
+                annotations: Default::default(),
+            },
+            spec: ParameterSetSpec {
+                path: "/app/prd".into(),
+                parameters: BTreeMap::from([
+                    ("db/host".into(), "db.internal".into()),
+                    ("db/port".into(), "5432".into()),
+                ]),
+                required: BTreeMap::from([("db/password".into(), ParameterType::SecureString)]),
+                tags: BTreeMap::new(),
+            },
+            origin: Origin {
+                file: "p.yaml".into(),
+                line: 1,
+            },
+        }
+    }
+
+    fn live(entries: &[(&str, &str, Option<&str>)]) -> BTreeMap<String, LiveParameter> {
+        entries
+            .iter()
+            .map(|(n, k, v)| {
+                (
+                    n.to_string(),
+                    LiveParameter {
+                        kind: k.to_string(),
+                        value: v.map(str::to_string),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn changes(obs: &BTreeMap<String, LiveParameter>) -> Vec<crate::reconcile::FieldChange> {
+        let set = ManifestSet::default();
+        let m = manifest();
+        let d = serde_json::to_value(Unit::desired(&set, &m, obs)).unwrap();
+        let l = Unit::live(&set, &m, obs).map(|l| serde_json::to_value(l).unwrap());
+        diff(&d, l.as_ref())
+    }
+
+    #[test]
+    fn in_sync_parameters_have_no_changes_or_problems() {
+        let l = live(&[
+            ("/app/prd/db/host", "String", Some("db.internal")),
+            ("/app/prd/db/port", "String", Some("5432")),
+            ("/app/prd/db/password", "SecureString", None),
+            ("/app/prd/unmanaged", "String", Some("x")),
+        ]);
+        assert!(changes(&l).is_empty());
+        assert!(problems(&manifest().spec, &l).is_empty());
+    }
+
+    #[test]
+    fn changed_and_missing_values_are_named() {
+        let l = live(&[("/app/prd/db/host", "String", Some("old.internal"))]);
+        let c = changes(&l);
+        let fields: Vec<&str> = c.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "parameters./app/prd/db/host.value",
+                "parameters./app/prd/db/port.type",
+                "parameters./app/prd/db/port.value"
+            ]
+        );
+        assert_eq!(c[0].live, json!("old.internal"));
+        // Nothing there at all: the set is created.
+        assert!(Unit::live(&ManifestSet::default(), &manifest(), &live(&[])).is_none());
+    }
+
+    #[test]
+    fn required_parameters_are_checked_without_values() {
+        let spec = manifest().spec;
+        let missing = problems(&spec, &live(&[]));
+        assert_eq!(missing.len(), 1);
+        assert!(missing[0].message.contains("/app/prd/db/password is missing"));
+        let wrong = problems(&spec, &live(&[("/app/prd/db/password", "String", None)]));
+        assert!(
+            wrong[0].message.contains("is a String, expected SecureString"),
+            "{wrong:?}"
+        );
+        let secret = problems(
+            &spec,
+            &live(&[
+                ("/app/prd/db/password", "SecureString", None),
+                ("/app/prd/db/host", "SecureString", None),
+            ]),
+        );
+        assert!(secret[0].message.contains("will not overwrite it"), "{secret:?}");
     }
 }

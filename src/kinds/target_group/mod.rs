@@ -10,8 +10,22 @@
 
 pub mod spec;
 
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, Tag, TargetGroup, TargetTypeEnum};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
+use super::{Change, Resource};
+use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
+use crate::reconcile::{Applied, Cx, Owned, ReconcileError, Reconciler};
+use spec::{TargetGroupSpec, defaults};
+
+/// DescribeTags takes at most 20 ARNs per call.
+const TAGS_BATCH: usize = 20;
 
 /// The `TargetGroup` kind.
 pub struct Unit;
@@ -48,8 +62,8 @@ impl crate::kinds::Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        crate::kinds::unconverted(Kind::TargetGroup)
+    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
+        super::Typed::<Unit>::boxed()
     }
 }
 
@@ -108,4 +122,483 @@ pub async fn arns(
             Some((manifest.to_string(), tg.target_group_arn()?.to_string()))
         })
         .collect())
+}
+
+/// A target group in the shape plan compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Doc {
+    /// `HTTP` or `HTTPS` (cannot change in place).
+    pub protocol: Option<String>,
+    /// The traffic port (cannot change in place).
+    pub port: Option<i32>,
+    /// The VPC (cannot change in place).
+    pub vpc_id: Option<String>,
+    /// Always `ip` (cannot change in place).
+    pub target_type: Option<String>,
+    /// The health check.
+    pub health_check: HealthCheck,
+    /// Tags the manifest manages.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A target group's health check, AWS defaults filled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// On: a target group whose checks are off sends traffic to dead tasks.
+    pub enabled: Option<bool>,
+    /// Protocol of the check.
+    pub protocol: Option<String>,
+    /// Port of the check: `traffic-port` (another port makes every target unhealthy).
+    pub port: Option<String>,
+    /// Path.
+    pub path: Option<String>,
+    /// HTTP codes that count as healthy.
+    pub matcher: Option<String>,
+    /// Seconds between checks.
+    pub interval_seconds: Option<i32>,
+    /// Seconds before a check fails.
+    pub timeout_seconds: Option<i32>,
+    /// Checks in a row to become healthy.
+    pub healthy_threshold: Option<i32>,
+    /// Checks in a row to become unhealthy.
+    pub unhealthy_threshold: Option<i32>,
+}
+
+/// What plan saw of one target group.
+pub struct Observed {
+    /// The VPC it belongs in (resolved from the manifest).
+    vpc_id: String,
+    /// The live target group and its tags.
+    live: Option<(TargetGroup, Vec<Tag>)>,
+}
+
+fn to_i32(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+fn desired_tags(set: &ManifestSet, m: &Manifest<TargetGroupSpec>) -> BTreeMap<String, String> {
+    owned_tags(Kind::TargetGroup, &set.stack, m.name(), &m.spec.tags)
+}
+
+/// The tags of target groups by ARN, 20 per DescribeTags call.
+async fn tags_of(cx: &Cx<'_>, arns: &[String]) -> Result<HashMap<String, Vec<Tag>>, AwsError> {
+    let mut out = HashMap::new();
+    for chunk in arns.chunks(TAGS_BATCH) {
+        let described = cx
+            .aws()
+            .elbv2
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
+        for d in described.tag_descriptions() {
+            if let Some(arn) = d.resource_arn() {
+                out.insert(arn.to_string(), d.tags().to_vec());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
+}
+
+#[async_trait::async_trait]
+impl Resource for Unit {
+    /// The manifests' live target groups by manifest name, with their tags.
+    type Live = HashMap<String, (TargetGroup, Vec<Tag>)>;
+    type Observed = Observed;
+    type Doc = Doc;
+
+    async fn read(
+        cx: &Cx<'_>,
+        manifests: &[Manifest<TargetGroupSpec>],
+    ) -> Result<Self::Live, ReconcileError> {
+        let all = list(cx).await?;
+        let found: Vec<(String, TargetGroup)> = manifests
+            .iter()
+            .filter_map(|m| {
+                let name = m.spec.aws_name(&m.metadata);
+                all.iter()
+                    .find(|tg| tg.target_group_name() == Some(name))
+                    .map(|tg| (m.name().to_string(), tg.clone()))
+            })
+            .collect();
+        let arns: Vec<String> = found
+            .iter()
+            .filter_map(|(_, tg)| tg.target_group_arn().map(str::to_string))
+            .collect();
+        let mut tags = tags_of(cx, &arns).await?;
+        Ok(found
+            .into_iter()
+            .map(|(name, tg)| {
+                let t = tg
+                    .target_group_arn()
+                    .and_then(|arn| tags.remove(arn))
+                    .unwrap_or_default();
+                (name, (tg, t))
+            })
+            .collect())
+    }
+
+    async fn observe(
+        cx: &Cx<'_>,
+        m: &Manifest<TargetGroupSpec>,
+        live: &Self::Live,
+    ) -> Result<Observed, ReconcileError> {
+        Ok(Observed {
+            vpc_id: super::network::vpc_id(cx, &m.spec.vpc).await?,
+            live: live.get(m.name()).cloned(),
+        })
+    }
+
+    fn ownership(obs: &Observed) -> Option<Ownership> {
+        obs.live.as_ref().map(|(_, tags)| Ownership::from_tags(pairs(tags)))
+    }
+
+    fn desired(set: &ManifestSet, m: &Manifest<TargetGroupSpec>, obs: &Observed) -> Doc {
+        let s = &m.spec;
+        let hc = &s.health_check;
+        Doc {
+            protocol: Some(s.protocol.as_str().to_string()),
+            port: Some(i32::from(s.port)),
+            vpc_id: Some(obs.vpc_id.clone()),
+            target_type: Some("ip".into()),
+            health_check: HealthCheck {
+                enabled: Some(true),
+                protocol: Some(s.protocol.as_str().to_string()),
+                port: Some(TRAFFIC_PORT.into()),
+                path: Some(s.health_check_path().to_string()),
+                matcher: Some(hc.matcher.clone().unwrap_or_else(|| defaults::MATCHER.into())),
+                interval_seconds: Some(to_i32(hc.interval_seconds.unwrap_or(defaults::INTERVAL))),
+                timeout_seconds: Some(to_i32(hc.timeout_seconds.unwrap_or(defaults::TIMEOUT))),
+                healthy_threshold: Some(to_i32(hc.healthy_threshold.unwrap_or(defaults::HEALTHY))),
+                unhealthy_threshold: Some(to_i32(
+                    hc.unhealthy_threshold.unwrap_or(defaults::UNHEALTHY),
+                )),
+            },
+            tags: desired_tags(set, m),
+        }
+    }
+
+    fn live(set: &ManifestSet, m: &Manifest<TargetGroupSpec>, obs: &Observed) -> Option<Doc> {
+        let (tg, tags) = obs.live.as_ref()?;
+        Some(Doc {
+            protocol: tg.protocol().map(|p| p.as_str().to_string()),
+            port: tg.port(),
+            vpc_id: tg.vpc_id().map(str::to_string),
+            target_type: tg.target_type().map(|t| t.as_str().to_string()),
+            health_check: HealthCheck {
+                // ELBv2 always reports both; an answer without them means the defaults.
+                enabled: Some(tg.health_check_enabled().unwrap_or(true)),
+                protocol: tg.health_check_protocol().map(|p| p.as_str().to_string()),
+                port: Some(tg.health_check_port().unwrap_or(TRAFFIC_PORT).to_string()),
+                path: tg.health_check_path().map(str::to_string),
+                matcher: tg.matcher().and_then(|m| m.http_code()).map(str::to_string),
+                interval_seconds: tg.health_check_interval_seconds(),
+                timeout_seconds: tg.health_check_timeout_seconds(),
+                healthy_threshold: tg.healthy_threshold_count(),
+                unhealthy_threshold: tg.unhealthy_threshold_count(),
+            },
+            tags: managed_tags(pairs(tags), &desired_tags(set, m)),
+        })
+    }
+
+    fn aws_id(_set: &ManifestSet, m: &Manifest<TargetGroupSpec>, obs: &Observed) -> String {
+        obs.live
+            .as_ref()
+            .and_then(|(tg, _)| tg.target_group_arn())
+            .unwrap_or(m.spec.aws_name(&m.metadata))
+            .to_string()
+    }
+
+    fn replacement(desired: &Doc, live: &Doc) -> (Vec<&'static str>, &'static str) {
+        let mut fixed = Vec::new();
+        if desired.protocol != live.protocol {
+            fixed.push("protocol");
+        }
+        if desired.port != live.port {
+            fixed.push("port");
+        }
+        if desired.vpc_id != live.vpc_id {
+            fixed.push("vpcId");
+        }
+        if desired.target_type != live.target_type {
+            fixed.push("targetType");
+        }
+        (
+            fixed,
+            "target group (ELBv2 refuses to delete one a listener still forwards to)",
+        )
+    }
+
+    async fn apply(
+        cx: &Cx<'_>,
+        m: &Manifest<TargetGroupSpec>,
+        obs: &Observed,
+        change: &Change<'_, Doc>,
+    ) -> Result<Applied, ReconcileError> {
+        let Doc {
+            protocol,
+            port,
+            vpc_id,
+            target_type: _,
+            health_check,
+            tags,
+        } = change.desired;
+        let HealthCheck {
+            enabled,
+            protocol: hc_protocol,
+            port: hc_port,
+            path,
+            matcher,
+            interval_seconds,
+            timeout_seconds,
+            healthy_threshold,
+            unhealthy_threshold,
+        } = health_check;
+        let elbv2 = &cx.aws().elbv2;
+        let matcher = Matcher::builder()
+            .set_http_code(matcher.clone())
+            .build();
+        let mut arn = obs
+            .live
+            .as_ref()
+            .and_then(|(tg, _)| tg.target_group_arn())
+            .map(str::to_string);
+        if let (true, Some(old)) = (change.replace, &arn) {
+            elbv2
+                .delete_target_group()
+                .target_group_arn(old)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e))?;
+            info!(target_group = %old, "deleted target group, to replace it");
+            arn = None;
+        }
+        let Some(arn) = arn else {
+            let out = elbv2
+                .create_target_group()
+                .name(m.spec.aws_name(&m.metadata))
+                .set_protocol(protocol.as_deref().map(ProtocolEnum::from))
+                .set_port(*port)
+                .set_vpc_id(vpc_id.clone())
+                .target_type(TargetTypeEnum::Ip)
+                .set_health_check_enabled(*enabled)
+                .set_health_check_protocol(hc_protocol.as_deref().map(ProtocolEnum::from))
+                .set_health_check_port(hc_port.clone())
+                .set_health_check_path(path.clone())
+                .set_health_check_interval_seconds(*interval_seconds)
+                .set_health_check_timeout_seconds(*timeout_seconds)
+                .set_healthy_threshold_count(*healthy_threshold)
+                .set_unhealthy_threshold_count(*unhealthy_threshold)
+                .matcher(matcher)
+                .set_tags(Some(
+                    tags.iter()
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                        .collect(),
+                ))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:CreateTargetGroup", e))?;
+            let arn = out
+                .target_groups()
+                .first()
+                .and_then(|t| t.target_group_arn())
+                .unwrap_or_default()
+                .to_string();
+            info!(target_group = %arn, "created target group");
+            return Ok(Applied {
+                aws_id: arn,
+                rollout: None,
+            });
+        };
+        if change.differs(|d| &d.health_check) {
+            elbv2
+                .modify_target_group()
+                .target_group_arn(&arn)
+                .set_health_check_enabled(*enabled)
+                .set_health_check_protocol(hc_protocol.as_deref().map(ProtocolEnum::from))
+                .set_health_check_port(hc_port.clone())
+                .set_health_check_path(path.clone())
+                .set_health_check_interval_seconds(*interval_seconds)
+                .set_health_check_timeout_seconds(*timeout_seconds)
+                .set_healthy_threshold_count(*healthy_threshold)
+                .set_unhealthy_threshold_count(*unhealthy_threshold)
+                .matcher(matcher)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyTargetGroup", e))?;
+            info!(target_group = %arn, "updated health check");
+        }
+        let missing = tags_to_set(tags, change.live.map(|l| &l.tags));
+        if !missing.is_empty() {
+            elbv2
+                .add_tags()
+                .resource_arns(&arn)
+                .set_tags(Some(
+                    missing
+                        .iter()
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                        .collect(),
+                ))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:AddTags", e))?;
+        }
+        Ok(Applied {
+            aws_id: arn,
+            rollout: None,
+        })
+    }
+
+    async fn owned(cx: &Cx<'_>) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        let listed = async {
+            let all = list(cx).await?;
+            let arns: Vec<String> = all
+                .iter()
+                .filter_map(|t| t.target_group_arn().map(str::to_string))
+                .collect();
+            let tags = tags_of(cx, &arns).await?;
+            Ok::<_, AwsError>(
+                tags.into_iter()
+                    .filter_map(|(arn, tags)| {
+                        let name = Ownership::from_tags(pairs(&tags))
+                            .name_in(&cx.set.stack, Kind::TargetGroup)?;
+                        Some(Owned {
+                            name,
+                            aws_id: arn,
+                            scope: None,
+                        })
+                    })
+                    .collect(),
+            )
+        };
+        Some(listed.await.map_err(Into::into))
+    }
+
+    async fn delete(cx: &Cx<'_>, owned: &Owned) -> Result<(), ReconcileError> {
+        cx.aws()
+            .elbv2
+            .delete_target_group()
+            .target_group_arn(&owned.aws_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteTargetGroup", e))?;
+        Ok(())
+    }
+}
+
+/// The health check port ELBv2 uses by default: the target's own traffic port.
+const TRAFFIC_PORT: &str = "traffic-port";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load::load_with_stack;
+    use crate::reconcile::diff::diff;
+
+    fn loaded(extra: &str) -> ManifestSet {
+        let text = format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: TargetGroup\nmetadata: {{name: api}}\nspec:\n  port: 3000\n  vpc: default\n{extra}"
+        );
+        load_with_stack(&[("t.yaml".into(), text)]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn as_elbv2_returns_it(set: &ManifestSet) -> Observed {
+        let m = &set.target_groups[0];
+        let tg = TargetGroup::builder()
+            .target_group_arn("arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/api/abc")
+            .target_group_name("api")
+            .protocol(ProtocolEnum::Http)
+            .port(3000)
+            .vpc_id("vpc-1")
+            .target_type(TargetTypeEnum::Ip)
+            .health_check_protocol(ProtocolEnum::Http)
+            .health_check_port("traffic-port")
+            .health_check_enabled(true)
+            .health_check_path("/")
+            .health_check_interval_seconds(30)
+            .health_check_timeout_seconds(5)
+            .healthy_threshold_count(5)
+            .unhealthy_threshold_count(2)
+            .matcher(Matcher::builder().http_code("200").build())
+            .build();
+        let tags = desired_tags(set, m)
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .chain([Tag::builder().key("team").value("x").build()])
+            .collect();
+        Observed {
+            vpc_id: "vpc-1".into(),
+            live: Some((tg, tags)),
+        }
+    }
+
+    fn changes(set: &ManifestSet, obs: &Observed) -> Vec<String> {
+        let m = &set.target_groups[0];
+        let d = serde_json::to_value(Unit::desired(set, m, obs)).unwrap();
+        let l = serde_json::to_value(Unit::live(set, m, obs).unwrap()).unwrap();
+        diff(&d, Some(&l)).into_iter().map(|c| c.field).collect()
+    }
+
+    #[test]
+    fn elbv2_defaults_are_filled_before_comparing() {
+        let set = loaded("");
+        assert!(changes(&set, &as_elbv2_returns_it(&set)).is_empty());
+    }
+
+    #[test]
+    fn health_check_port_enabled_and_replacement_fields_are_named() {
+        let set = loaded("  healthCheck: {path: /api/health}\n");
+        let mut obs = as_elbv2_returns_it(&set);
+        if let Some((tg, _)) = obs.live.as_mut() {
+            tg.port = Some(8080);
+            tg.health_check_port = Some("8081".into());
+            tg.health_check_enabled = Some(false);
+        }
+        assert_eq!(
+            changes(&set, &obs),
+            [
+                "port",
+                "healthCheck.enabled",
+                "healthCheck.port",
+                "healthCheck.path"
+            ]
+        );
+        let m = &set.target_groups[0];
+        let (fixed, _) = Unit::replacement(
+            &Unit::desired(&set, m, &obs),
+            &Unit::live(&set, m, &obs).unwrap(),
+        );
+        assert_eq!(fixed, ["port"]);
+    }
+
+    #[test]
+    fn invalid_target_groups_are_rejected() {
+        let text = "apiVersion: mooring.dev/v1alpha1\nkind: TargetGroup\nmetadata: {name: a-very-long-target-group-name-over-32}\nspec:\n  port: 0\n  vpc: main\n  healthCheck: {path: health, matcher: '600', intervalSeconds: 5, timeoutSeconds: 10}\n";
+        let errs: Vec<String> = load_with_stack(&[("t.yaml".into(), text.into())])
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        for expected in [
+            "spec.targetGroupName: `a-very-long-target-group-name-over-32` is not a valid target group name",
+            "spec.port: ports are 1-65535",
+            "spec.vpc: must be `default` or a VPC ID",
+            "spec.healthCheck.path: must start with `/`",
+            "spec.healthCheck.matcher: must be HTTP codes 200-499",
+            "spec.healthCheck.timeoutSeconds: the timeout (10s) must be shorter than the interval (5s)",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.contains(expected)),
+                "missing {expected:?} in {errs:#?}"
+            );
+        }
+    }
 }
