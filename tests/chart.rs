@@ -19,6 +19,8 @@
 //! `fail`), branches in the middle of an `if`/`else if`/`else` chain, and `.tpl`/`NOTES.txt`
 //! as YAML (they are not YAML). `helm lint` and `helm template` remain the real check.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

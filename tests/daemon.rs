@@ -2,6 +2,8 @@
 //! resolved message, observe mode, rejected manifest sets, the signed webhook, /metrics,
 //! SIGTERM.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! End-to-end runs against moto's server mode, through the real AWS SDK clients.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

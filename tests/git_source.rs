@@ -4,6 +4,8 @@
 //! need `git` on PATH, as they need it to make the repositories. The one HTTP URL goes to a
 //! closed port on 127.0.0.1.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

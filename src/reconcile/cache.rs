@@ -51,24 +51,28 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
 /// A read shared by the kinds: the AWS answer, or the error every asker gets.
 pub type Shared<T> = Result<Arc<T>, AwsError>;
 
+/// IDs with names, as a subnet or security group lookup found them.
+pub type Found = Arc<Vec<(String, Option<String>)>>;
+
+type Connection = aws_sdk_eventbridge::operation::describe_connection::DescribeConnectionOutput;
+type ApiDestination =
+    aws_sdk_eventbridge::operation::describe_api_destination::DescribeApiDestinationOutput;
+
 /// Everything read once per pass.
 #[derive(Default)]
 pub struct PassCache {
     /// The account's default VPC ID.
     pub default_vpc: Memo<(), Option<String>>,
     /// Subnet and security group lookups: `(target, lookup as JSON)` → IDs with names.
-    pub lookups: Memo<(crate::kinds::network::Target, String, String), Arc<Vec<(String, Option<String>)>>>,
+    pub lookups: Memo<(crate::kinds::network::Target, String, String), Found>,
     /// Every security group that carries mooring's `managed-by` tag.
     pub mooring_groups: Memo<(), Arc<Vec<aws_sdk_ec2::types::SecurityGroup>>>,
     /// Every ELBv2 target group of the region.
     pub target_groups: Memo<(), Arc<Vec<aws_sdk_elasticloadbalancingv2::types::TargetGroup>>>,
     /// EventBridge connections by name (`None`: there is none).
-    pub connections: Memo<String, Option<Arc<aws_sdk_eventbridge::operation::describe_connection::DescribeConnectionOutput>>>,
+    pub connections: Memo<String, Option<Arc<Connection>>>,
     /// EventBridge API destinations by name (`None`: there is none).
-    pub api_destinations: Memo<
-        String,
-        Option<Arc<aws_sdk_eventbridge::operation::describe_api_destination::DescribeApiDestinationOutput>>,
-    >,
+    pub api_destinations: Memo<String, Option<Arc<ApiDestination>>>,
 }
 
 impl PassCache {

@@ -6,6 +6,8 @@ pub mod cache;
 pub mod daemon;
 pub mod diff;
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod leadership;
 pub mod outcome;
 pub mod watch;

@@ -449,4 +449,52 @@ mod tests {
             .unwrap();
         assert_eq!(ready.status(), StatusCode::OK);
     }
+
+    #[tokio::test]
+    async fn a_missing_resource_left_alone_is_drift_with_a_time_and_blocked_is_its_own_state() {
+        let store = StatusStore::new("manifests/", "observe");
+        store.set_manifests(&set(), false);
+        let entry = |action, outcome| PassReport {
+            revision: "r1".into(),
+            resources: vec![ResourceReport {
+                kind: Kind::Cluster,
+                name: "prd".into(),
+                aws_id: String::new(),
+                action,
+                changes: vec![FieldChange {
+                    field: "clusterName".into(),
+                    live: serde_json::Value::Null,
+                    desired: serde_json::json!("prd"),
+                }],
+                applied: false,
+                rollout: None,
+                outcome,
+            }],
+            aws_calls: Default::default(),
+        };
+        store.record_pass(
+            &entry(Action::Create, Outcome::Held { why: Hold::Observe }),
+            SystemTime::now(),
+            true,
+        );
+        let (_, body) = get_json(&store, "/status/Cluster/prd").await;
+        assert_eq!(body["state"], "drifted");
+        assert_eq!(body["held"], "observe");
+        assert!(body["lastDrifted"].is_string(), "{body}");
+        assert_eq!(body["lastDiff"][0]["field"], "clusterName");
+        store.record_pass(
+            &entry(
+                Action::Create,
+                Outcome::Blocked {
+                    on: "ParameterSet/config".into(),
+                    why: "failed: a secret is missing".into(),
+                },
+            ),
+            SystemTime::now(),
+            true,
+        );
+        let (_, body) = get_json(&store, "/status/Cluster/prd").await;
+        assert_eq!(body["state"], "blocked");
+        assert_eq!(body["lastError"]["category"], "dependency");
+    }
 }
