@@ -24,6 +24,7 @@ trap 'scripts/moto.sh stop; rm -rf "$work"' EXIT
 
 gen() { # gen DIR COUNT
   mkdir -p "$1"
+  printf 'apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata: {name: bench}\n' >"$1/stack.yaml"
   for c in a b; do
     printf 'apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: bench-%s}\nspec: {}\n' "$c" >"$1/cluster-$c.yaml"
   done

@@ -152,7 +152,7 @@ pub enum Command {
         /// (enforce mode only; services, target groups and security groups).
         #[arg(long, env = "MOORING_PRUNE")]
         prune: bool,
-        /// Let `--prune` delete all, or more than half, of what the stack owns (refused
+        /// Let `--prune` delete more resources than the manifests still describe (refused
         /// otherwise, so a manifest set emptied by mistake does not wipe the stack).
         #[arg(long, env = "MOORING_ALLOW_EMPTY_PRUNE", requires = "prune")]
         allow_empty_prune: bool,

@@ -636,6 +636,125 @@ spec:
     d.stop();
 }
 
+/// Security groups named `name`.
+async fn groups_named(emu: &Emulator, name: &str) -> usize {
+    aws_sdk_ec2::Client::new(&emu.sdk_config().await)
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+        .len()
+}
+
+#[tokio::test]
+async fn prune_stays_inside_its_own_stack_and_never_empties_it() {
+    let (_guard, emu) = emulator().await;
+    let group = |stack: &str, name: &str| {
+        format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {{name: web}}\nspec:\n  groupName: {name}\n  vpc: default\n  ingress:\n    - {{port: 443, cidrIp: 10.0.0.0/8}}\n# {stack}\n"
+        )
+    };
+    // Two stacks in one account, with the same manifest names (`SecurityGroup/web`).
+    let a = fixture_copy("basic");
+    std::fs::write(a.path().join("web.yaml"), group("a", "a-web")).unwrap();
+    let b = tempfile::tempdir().unwrap();
+    std::fs::write(
+        b.path().join("stack.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata: {name: other}\n",
+    )
+    .unwrap();
+    std::fs::write(b.path().join("web.yaml"), group("b", "b-web")).unwrap();
+    std::fs::write(
+        b.path().join("db.yaml"),
+        group("b", "b-db").replace("name: web}", "name: db}"),
+    )
+    .unwrap();
+    for dir in [a.path(), b.path()] {
+        let out = emu.mooring(&["apply", dir.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    }
+    // A group made before stacks existed: tagged `SecurityGroup/web` with no stack.
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config().await);
+    let vpc = ec2
+        .describe_vpcs()
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .iter()
+        .find(|v| v.is_default() == Some(true))
+        .and_then(|v| v.vpc_id())
+        .unwrap()
+        .to_string();
+    ec2.create_security_group()
+        .group_name("legacy-web")
+        .description("made by an older mooring")
+        .vpc_id(&vpc)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
+                .tags(aws_sdk_ec2::types::Tag::builder().key("mooring.dev/managed-by").value("mooring").build())
+                .tags(aws_sdk_ec2::types::Tag::builder().key("mooring.dev/resource").value("SecurityGroup/db").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Stack `other` drops `web`: only its own `web` goes.
+    std::fs::remove_file(b.path().join("web.yaml")).unwrap();
+    let d = Daemon::start(emu, b.path().to_str().unwrap(), &["--prune"]);
+    d.wait_for("the prune of b-web", || {
+        d.get("/status/SecurityGroup/web")["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["what"] == "prune" && e["detail"] == "pruned"))
+    });
+    d.stop();
+    assert_eq!(groups_named(emu, "b-web").await, 0, "its own orphan is deleted");
+    assert_eq!(groups_named(emu, "a-web").await, 1, "another stack's group of the same manifest name stays");
+    assert_eq!(groups_named(emu, "legacy-web").await, 1, "a group without a stack tag is never pruned");
+
+    // Emptied to its stack document alone: prune refuses and deletes nothing.
+    std::fs::remove_file(b.path().join("db.yaml")).unwrap();
+    let d = Daemon::start(emu, b.path().to_str().unwrap(), &["--prune"]);
+    d.wait_for("the refusal", || {
+        d.get("/status/SecurityGroup/db")["events"]
+            .as_array()
+            .is_some_and(|e| {
+                e.iter().any(|e| {
+                    e["what"] == "prune"
+                        && e["detail"].as_str().is_some_and(|t| t.contains("not pruned") && t.contains("--allow-empty-prune"))
+                })
+            })
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    d.stop();
+    assert_eq!(groups_named(emu, "b-db").await, 1, "an emptied set prunes nothing");
+    assert_eq!(groups_named(emu, "a-web").await, 1);
+    // Asked for explicitly, it goes.
+    let d = Daemon::start(
+        emu,
+        b.path().to_str().unwrap(),
+        &["--prune", "--allow-empty-prune"],
+    );
+    d.wait_for("the explicit prune", || {
+        d.get("/status/SecurityGroup/db")["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["what"] == "prune" && e["detail"] == "pruned"))
+    });
+    d.stop();
+    assert_eq!(groups_named(emu, "b-db").await, 0);
+    assert_eq!(groups_named(emu, "a-web").await, 1);
+    assert_eq!(groups_named(emu, "legacy-web").await, 1);
+}
+
 async fn lease_table(emu: &Emulator) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,

@@ -364,9 +364,14 @@ async fn invalid_manifests_touch_nothing() {
 #[tokio::test]
 async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
     let (_guard, emu) = emulator().await;
-    let examples = "manifests/examples";
-    let out = emu.mooring(&["validate", examples]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Two stacks in one account: each applies and plans on its own and neither takes the
+    // other's resources for its own.
+    let examples = "manifests/examples/salon-booking";
+    let small = "manifests/examples/small-api";
+    for dir in [examples, small] {
+        let out = emu.mooring(&["validate", dir]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
 
     // What people set by hand, then one apply from an empty emulator.
     let seeded = emu.seed_examples();
@@ -377,17 +382,23 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
     let out = emu.mooring(&["plan", examples]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stdout(&out).contains("Service/salon-backend: create"));
-    let out = emu.mooring(&["apply", examples]);
-    let applied = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{applied}{}", stderr(&out));
-    assert!(applied.contains("0 failed"), "{applied}");
+    for dir in [examples, small] {
+        let out = emu.mooring(&["apply", dir]);
+        let applied = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{applied}{}", stderr(&out));
+        assert!(applied.contains("0 failed"), "{applied}");
+    }
 
-    let out = emu.mooring(&["plan", examples, "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("plan json");
-    let resources = json["resources"].as_array().unwrap();
-    assert_eq!(resources.len(), 26);
-    assert!(resources.iter().all(|r| r["action"] == "none"));
+    let mut total = 0;
+    for dir in [examples, small] {
+        let out = emu.mooring(&["plan", dir, "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("plan json");
+        let resources = json["resources"].as_array().unwrap();
+        total += resources.len();
+        assert!(resources.iter().all(|r| r["action"] == "none"));
+    }
+    assert_eq!(total, 26);
 
     // Another client changes one thing of each kind.
     let config = emu.sdk_config().await;

@@ -92,7 +92,7 @@ pub struct DaemonConfig {
     /// Delete resources that carry this stack's ownership tags but are in no manifest
     /// (only in enforce mode, only kinds that can list what they own).
     pub prune: bool,
-    /// Let prune delete everything, or most of what, the stack owns (a set emptied by
+    /// Let prune delete more resources than the manifests still describe (a set emptied by
     /// mistake must not wipe the stack).
     pub allow_empty_prune: bool,
 }
@@ -457,7 +457,7 @@ impl Daemon {
     /// Step 5: delete what carries this stack's ownership tags but is in no manifest,
     /// dependents first (services before their target groups and security groups). A
     /// resource whose manifest is paused or in observe mode is in the set, so never
-    /// pruned. Refuses to delete all, or most, of what the stack owns unless allowed.
+    /// pruned. Refuses to delete more than the manifests still describe unless allowed.
     async fn prune(&mut self) {
         let Some(set) = self.current.as_ref() else {
             return;
@@ -495,11 +495,14 @@ impl Daemon {
         if orphans.is_empty() {
             return;
         }
-        if orphans.len() * 2 > owned_total && !self.cfg.allow_empty_prune {
+        // An emptied or mostly emptied set (a bad merge, a wrong path) must not wipe the
+        // stack: prune deletes no more than the manifests still describe unless allowed.
+        if orphans.len() > set.len() && !self.cfg.allow_empty_prune {
             warn!(
                 orphans = orphans.len(),
                 owned = owned_total,
-                "not pruning: that would delete more than half of what the stack owns (use --allow-empty-prune if that is meant)"
+                described = set.len(),
+                "not pruning: that would delete more resources than the manifests describe (use --allow-empty-prune if that is meant)"
             );
             for (i, o) in &orphans {
                 self.shared.status.record_orphan(
@@ -507,9 +510,10 @@ impl Daemon {
                     &o.name,
                     &o.aws_id,
                     &format!(
-                        "not pruned: {} of the {owned_total} resources the stack `{}` owns would go; --allow-empty-prune allows it",
+                        "not pruned: {} of the {owned_total} resources the stack `{}` owns would go while the manifests describe {}; --allow-empty-prune allows it",
                         orphans.len(),
-                        set.stack
+                        set.stack,
+                        set.len()
                     ),
                 );
             }
