@@ -8,37 +8,23 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::error::{Findings, ManifestError, ManifestErrors};
+use super::error::{Findings, ManifestError, ManifestErrors, dotted};
+use super::limits::{Limits, human_bytes};
+use super::read::read_sources;
 use super::schema::validator;
-use super::yaml::{YamlDocument, escape_segment, parse_documents};
+use super::yaml::{YamlDocument, escape_segment, parse_documents_with};
 use super::{API_VERSION, Document, Kind, Manifest, ManifestSet, Metadata, Origin};
 
-/// Loads and validates every manifest under `dir` (recursively; hidden entries skipped).
-/// Touches no network. On any error, returns all errors and no set.
+/// Loads and validates every manifest under `dir` (recursively; hidden entries skipped),
+/// within the default [`Limits`]. Touches no network. On any error, returns all errors and
+/// no set.
 pub fn load_dir(dir: &Path) -> Result<ManifestSet, ManifestErrors> {
-    let files = find_files(dir).map_err(|e| {
-        ManifestErrors(vec![ManifestError {
-            file: dir.to_path_buf(),
-            line: 1,
-            col: 1,
-            field: String::new(),
-            message: format!("failed to read manifest directory: {e}"),
-        }])
-    })?;
-    let mut sources = Vec::new();
-    let mut errors = Vec::new();
-    for file in files {
-        match std::fs::read_to_string(&file) {
-            Ok(text) => sources.push((file, text)),
-            Err(e) => errors.push(ManifestError {
-                file,
-                line: 1,
-                col: 1,
-                field: String::new(),
-                message: format!("failed to read file: {e}"),
-            }),
-        }
-    }
+    load_dir_with(dir, &Limits::default())
+}
+
+/// [`load_dir`] within `limits`.
+pub fn load_dir_with(dir: &Path, limits: &Limits) -> Result<ManifestSet, ManifestErrors> {
+    let (sources, mut errors) = read_sources(dir, limits);
     if sources.is_empty() && errors.is_empty() {
         errors.push(ManifestError {
             file: dir.to_path_buf(),
@@ -48,40 +34,18 @@ pub fn load_dir(dir: &Path) -> Result<ManifestSet, ManifestErrors> {
             message: "no manifests (*.yaml, *.yml) found".into(),
         });
     }
-    match load_sources(&sources) {
+    match load_sources_with(&sources, limits) {
         Ok(set) if errors.is_empty() => Ok(set),
-        Ok(_) => Err(ManifestErrors(errors)),
+        Ok(_) => {
+            errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+            Err(ManifestErrors(errors))
+        }
         Err(ManifestErrors(more)) => {
             errors.extend(more);
             errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
             Err(ManifestErrors(errors))
         }
     }
-}
-
-fn find_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let path = entry.path();
-            let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            if hidden {
-                continue;
-            }
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// One document that passed the per-document checks, kept with its positions for the
@@ -93,9 +57,23 @@ struct Checked {
     name: String,
 }
 
-/// Validates already-read files (`(path, text)`, in a stable order) into a set.
+/// Validates already-read files (`(path, text)`, in a stable order) into a set, within the
+/// default [`Limits`].
 pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, ManifestErrors> {
+    load_sources_with(sources, &Limits::default())
+}
+
+/// [`load_sources`] within `limits`: a text over the file limit (or past the set's total) is
+/// refused unread, and each file is parsed within `limits.yaml`.
+pub fn load_sources_with(
+    sources: &[(PathBuf, String)],
+    limits: &Limits,
+) -> Result<ManifestSet, ManifestErrors> {
     let mut errors = Vec::new();
+    // Problems of the YAML itself; a field they name gets no further errors (the value that
+    // was refused would only show up again as "null is not of type string").
+    let mut yaml_errors: Vec<ManifestError> = Vec::new();
+    let mut total = 0usize;
     let mut set = ManifestSet::default();
     let mut checked = Vec::new();
     let mut warnings = Vec::new();
@@ -106,12 +84,28 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
         hasher.update([0]);
         hasher.update(text.as_bytes());
         hasher.update([0]);
-        let (docs, yaml_errors) = parse_documents(text);
-        errors.extend(yaml_errors.into_iter().map(|e| ManifestError {
+        total = total.saturating_add(text.len());
+        if let Some(e) = check_size(file, text.len(), total, limits) {
+            errors.push(e);
+            continue;
+        }
+        let (docs, file_yaml_errors) = parse_documents_with(text, &limits.yaml);
+        if file_yaml_errors.is_empty() && docs.iter().all(|d| d.value.is_null()) {
+            yaml_errors.push(ManifestError {
+                file: file.clone(),
+                line: 1,
+                col: 1,
+                field: String::new(),
+                message: "no manifest in this file (it is empty or only comments); \
+                          delete the file if that is intended"
+                    .into(),
+            });
+        }
+        yaml_errors.extend(file_yaml_errors.into_iter().map(|e| ManifestError {
             file: file.clone(),
             line: e.mark.line,
             col: e.mark.col,
-            field: String::new(),
+            field: dotted(&e.pointer),
             message: e.message,
         }));
         for doc in docs {
@@ -255,6 +249,15 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
 
     check_across(&set, &checked, &mut errors);
     check_security_groups(&mut set, &checked, &mut errors);
+    if !yaml_errors.is_empty() {
+        let refused: std::collections::BTreeSet<(&Path, &str)> = yaml_errors
+            .iter()
+            .filter(|e| !e.field.is_empty())
+            .map(|e| (e.file.as_path(), e.field.as_str()))
+            .collect();
+        errors.retain(|e| !refused.contains(&(e.file.as_path(), e.field.as_str())));
+        errors.append(&mut yaml_errors);
+    }
 
     if errors.is_empty() {
         let digest = hasher.finalize();
@@ -274,6 +277,30 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
         errors.dedup();
         Err(ManifestErrors(errors))
     }
+}
+
+/// A text over the per-file limit, or one that takes the set past its total, is not parsed.
+fn check_size(file: &Path, len: usize, total: usize, limits: &Limits) -> Option<ManifestError> {
+    let message = if len > limits.max_file_bytes {
+        format!(
+            "file is larger than the limit of {} per manifest file",
+            human_bytes(limits.max_file_bytes)
+        )
+    } else if total > limits.max_total_bytes {
+        format!(
+            "the manifest files add up to more than {}; this file was not read",
+            human_bytes(limits.max_total_bytes)
+        )
+    } else {
+        return None;
+    };
+    Some(ManifestError {
+        file: file.to_path_buf(),
+        line: 1,
+        col: 1,
+        field: String::new(),
+        message,
+    })
 }
 
 /// mooring's own annotations take known values only: a typo must not silently turn a
@@ -433,10 +460,48 @@ fn build<S: DeserializeOwned>(
             })
         }
         Err(e) => {
-            f.at("", format!("invalid manifest: {e}"));
+            match out_of_range(&doc.value, &e.to_string()) {
+                Some((pointer, message)) => f.at(&pointer, message),
+                None => f.at("", format!("invalid manifest: {e}")),
+            }
             None
         }
     }
+}
+
+/// The schema says `integer` but not how wide (`format: uint32` is not checked), so a number
+/// too large for its field only fails deserialising, and serde's error has no path: find
+/// the number in the document to name its field.
+fn out_of_range(value: &Value, error: &str) -> Option<(String, String)> {
+    let rest = error.split_once("invalid value: integer `")?.1;
+    let (number, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected ")?.1.trim();
+    let bounds = match expected {
+        "u8" => "0 to 255",
+        "u16" => "0 to 65535",
+        "u32" => "0 to 4294967295",
+        "i32" => "-2147483648 to 2147483647",
+        "usize" | "u64" => "0 to 18446744073709551615",
+        _ => return None,
+    };
+    fn find(v: &Value, number: &str, pointer: String) -> Option<String> {
+        match v {
+            Value::Number(n) if n.to_string() == number => Some(pointer),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| find(x, number, format!("{pointer}/{i}"))),
+            Value::Object(map) => map
+                .iter()
+                .find_map(|(k, x)| find(x, number, format!("{pointer}/{}", escape_segment(k)))),
+            _ => None,
+        }
+    }
+    let pointer = find(value, number, String::new())?;
+    Some((
+        pointer,
+        format!("{number} is out of range: this field takes {bounds}"),
+    ))
 }
 
 /// Checks that span documents: unique names, unique AWS names, references that resolve.

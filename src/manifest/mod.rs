@@ -4,9 +4,11 @@
 pub mod autoscaling;
 pub mod cluster;
 pub mod error;
+pub mod limits;
 pub mod load;
 pub mod load_balancer;
 pub mod parameters;
+pub mod read;
 pub mod redis;
 pub mod schedules;
 pub mod schema;
