@@ -248,7 +248,9 @@ fn tag_text(tag: &Tag) -> String {
 fn check_tag(tag: Option<&Tag>, node: NodeKind) -> Result<Option<&str>, String> {
     let Some(tag) = tag else { return Ok(None) };
     // `! value`: the non-specific tag, which only says "not resolved", i.e. a string.
-    if tag.handle == "!" && tag.suffix.is_empty() && node == NodeKind::Scalar {
+    let non_specific = (tag.handle == "!" && tag.suffix.is_empty())
+        || (tag.handle.is_empty() && tag.suffix == "!");
+    if non_specific && node == NodeKind::Scalar {
         return Ok(Some("str"));
     }
     if tag.handle == CORE_TAG_PREFIX {
@@ -495,11 +497,16 @@ impl MarkedEventReceiver for Builder<'_> {
                 }
                 let pointer = self.begin_value(mark, None).unwrap_or_default();
                 let Some((value, size)) = self.anchors.get(&id) else {
-                    self.error(
-                        mark,
-                        &pointer,
-                        "alias refers to an anchor of another document",
-                    );
+                    let enclosing = self.stack.iter().any(|f| match f {
+                        Frame::Seq { anchor, .. } | Frame::Map { anchor, .. } => *anchor == id,
+                    });
+                    let message = if enclosing {
+                        "alias refers to the anchor of a mapping or sequence that contains it \
+                         (a recursive structure)"
+                    } else {
+                        "alias refers to an anchor of another document"
+                    };
+                    self.error(mark, &pointer, message);
                     self.finish_value(Value::Null, Size::default());
                     return;
                 };
@@ -688,6 +695,151 @@ mod tests {
     fn anchors_and_aliases_copy_values() {
         let doc = one("base: &b {x: 1}\nother: *b\n");
         assert_eq!(doc.value["other"], json!({"x": 1}));
+    }
+
+    fn limits() -> YamlLimits {
+        YamlLimits::default()
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_recursion() {
+        let at_limit = format!("{}x{}", "[".repeat(64), "]".repeat(64));
+        let (docs, errors) = parse_documents(&at_limit);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(docs.len(), 1);
+        let over = format!("{}x{}", "[".repeat(65), "]".repeat(65));
+        let (docs, errors) = parse_documents(&over);
+        assert!(docs.is_empty());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].mark, Mark { line: 1, col: 65 });
+        assert!(errors[0].message.contains("nesting deeper than 64 levels"));
+    }
+
+    #[test]
+    fn aliases_are_charged_for_what_they_copy() {
+        let small = YamlLimits {
+            max_alias_nodes: 10,
+            ..limits()
+        };
+        // Three nodes copied three times: 9, within 10.
+        let ok = "a: &a [1, 2]\nb: [*a, *a, *a]\n";
+        let (_, errors) = parse_documents_with(ok, &small);
+        assert!(errors.is_empty(), "{errors:?}");
+        // A fourth copy is 12.
+        let over = "a: &a [1, 2]\nb: [*a, *a, *a, *a]\n";
+        let (docs, errors) = parse_documents_with(over, &small);
+        assert!(docs.is_empty());
+        assert_eq!(errors[0].mark, Mark { line: 2, col: 17 });
+        assert!(
+            errors[0]
+                .message
+                .contains("aliases expand to more than 10 nodes")
+        );
+        // Copies of copies count in full: `b` copies 2 + 2 nodes and is 5 nodes itself,
+        // `c` copies it twice: 14.
+        let nested = "a: &a [1]\nb: &b [*a, *a]\nc: [*b, *b]\n";
+        let within = |max| YamlLimits {
+            max_alias_nodes: max,
+            ..limits()
+        };
+        let (_, errors) = parse_documents_with(nested, &within(14));
+        assert!(errors.is_empty(), "{errors:?}");
+        let (_, errors) = parse_documents_with(nested, &within(13));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].mark, Mark { line: 3, col: 9 });
+    }
+
+    #[test]
+    fn tags_other_than_the_core_schema_are_errors_at_the_tag() {
+        let (docs, errors) = parse_documents(
+            "a: !Ref Cluster\nb: !!str 7\nc: !!int '8'\nd: ! 9\ne: !!map {x: 1}\nf: !!float 1\n",
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].mark, Mark { line: 1, col: 4 });
+        assert_eq!(errors[0].pointer, "/a");
+        assert_eq!(
+            errors[0].message,
+            "YAML tag `!Ref` is not supported: mooring does not evaluate CloudFormation functions"
+        );
+        assert_eq!(
+            docs[0].value,
+            json!({"a": null, "b": "7", "c": 8, "d": "9", "e": {"x": 1}, "f": 1})
+        );
+        let (_, errors) = parse_documents("a: !!seq {x: 1}\nb: !!bool maybe\nc: !foo\n  x: 1\n");
+        let found: Vec<(Mark, &str)> = errors
+            .iter()
+            .map(|e| (e.mark, e.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found[0]
+                .1
+                .starts_with("YAML tag `!!seq` is not supported here")
+        );
+        assert_eq!(found[0].0, Mark { line: 1, col: 4 });
+        assert_eq!(found[1].1, "`maybe` is not a valid !!bool");
+        assert!(
+            found[2]
+                .1
+                .starts_with("YAML tag `!foo` is not supported here")
+        );
+    }
+
+    #[test]
+    fn long_values_are_errors_naming_their_field() {
+        let small = YamlLimits {
+            max_scalar_bytes: 8,
+            ..limits()
+        };
+        let (docs, errors) = parse_documents_with("a:\n  b: 123456789\n  c: 12345678\n", &small);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].pointer, "/a/b");
+        assert_eq!(errors[0].mark, Mark { line: 2, col: 6 });
+        assert_eq!(
+            errors[0].message,
+            "value of 9 bytes is longer than the limit of 8 bytes"
+        );
+        assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_content_and_control_characters_are_refused() {
+        let doc = one("\u{feff}a: 1\n");
+        assert_eq!(doc.value, json!({"a": 1}));
+        assert_eq!(doc.mark_of("/a"), Mark { line: 1, col: 1 });
+        // yaml-rust2 would stop at the NUL and drop `b`.
+        let (docs, errors) = parse_documents("a: 1\nb: x\u{0}y\n");
+        assert!(docs.is_empty());
+        assert_eq!(errors[0].mark, Mark { line: 2, col: 5 });
+        assert!(errors[0].message.contains("U+0000"));
+    }
+
+    #[test]
+    fn documents_and_errors_per_file_are_bounded() {
+        let (docs, errors) = parse_documents_with(
+            &"---\na: 1\n".repeat(5),
+            &YamlLimits {
+                max_documents: 3,
+                ..limits()
+            },
+        );
+        assert_eq!(docs.len(), 3);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].mark, Mark { line: 7, col: 1 });
+        let dups = format!("a: 1\n{}", "a: 2\n".repeat(50));
+        let (_, errors) = parse_documents_with(
+            &dups,
+            &YamlLimits {
+                max_errors: 5,
+                ..limits()
+            },
+        );
+        assert_eq!(errors.len(), 6);
+        assert!(
+            errors[5]
+                .message
+                .starts_with("more than 5 errors in this file")
+        );
     }
 
     #[test]
