@@ -226,6 +226,23 @@ fn ten_thousand_documents_are_refused_at_the_limit() {
         "many.yaml",
         &Expected::at(2501, 1, "more than 500 documents in one file"),
     );
+    // 500 broken documents (each missing its kind) are not a 1,000-line report.
+    let text = "---\nspec: {}\n".repeat(10_000);
+    let dir = one_file("broken.yaml", text.as_bytes());
+    let errors = load_dir(dir.path()).unwrap_err().0;
+    assert!(errors.len() <= 102, "{} errors", errors.len());
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message == "900 more error(s) in this file not shown"),
+        "{:?}",
+        &errors[errors.len() - 2..]
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.starts_with("more than 500 documents"))
+    );
     // Empty documents count too.
     let dir = one_file("seps.yaml", "---\n".repeat(10_000).as_bytes());
     assert_refused(

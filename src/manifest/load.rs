@@ -256,10 +256,9 @@ pub fn load_sources_with(
             .map(|e| (e.file.as_path(), e.field.as_str()))
             .collect();
         errors.retain(|e| !refused.contains(&(e.file.as_path(), e.field.as_str())));
-        errors.append(&mut yaml_errors);
     }
 
-    if errors.is_empty() {
+    if errors.is_empty() && yaml_errors.is_empty() {
         let digest = hasher.finalize();
         set.revision = format!(
             "sha256:{}",
@@ -275,7 +274,49 @@ pub fn load_sources_with(
     } else {
         errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         errors.dedup();
+        // The YAML reader's errors are few already (it stops at its own limit), and one of
+        // them may be the limit that explains the rest: always shown.
+        let mut errors = cap_per_file(errors, limits.yaml.max_errors);
+        errors.append(&mut yaml_errors);
+        errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         Err(ManifestErrors(errors))
+    }
+}
+
+/// Keeps the first `max` errors of each file (sorted by position), and says how many more
+/// there were: 500 broken documents must not become a 1,000-line report and alert.
+fn cap_per_file(errors: Vec<ManifestError>, max: usize) -> Vec<ManifestError> {
+    let mut out: Vec<ManifestError> = Vec::new();
+    let mut hidden: Option<(ManifestError, usize)> = None;
+    let mut in_file = 0;
+    for e in errors {
+        if out.last().is_none_or(|last| last.file != e.file) {
+            if let Some((last, n)) = hidden.take() {
+                out.push(more_errors(last, n));
+            }
+            in_file = 0;
+        }
+        in_file += 1;
+        if in_file <= max {
+            out.push(e);
+        } else {
+            hidden = Some(match hidden {
+                Some((_, n)) => (e, n + 1),
+                None => (e, 1),
+            });
+        }
+    }
+    if let Some((last, n)) = hidden {
+        out.push(more_errors(last, n));
+    }
+    out
+}
+
+fn more_errors(last: ManifestError, n: usize) -> ManifestError {
+    ManifestError {
+        field: String::new(),
+        message: format!("{n} more error(s) in this file not shown"),
+        ..last
     }
 }
 
