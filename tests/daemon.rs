@@ -410,6 +410,70 @@ async fn a_broken_manifest_set_is_rejected_and_the_last_good_one_keeps_running()
     d.stop();
 }
 
+#[tokio::test]
+async fn hostile_manifest_files_are_refused_and_the_daemon_keeps_serving() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(emu, dir.path().to_str().unwrap(), &[]);
+    let revision = d.get("/status")["revision"].clone();
+
+    // A "billion laughs" file and a FIFO that nobody ever writes to: the first used to
+    // expand to gigabytes, the second to block the loop in open(2) forever.
+    std::fs::copy(
+        common::root().join("tests/fixtures/invalid/alias-bomb.yaml"),
+        dir.path().join("bomb.yaml"),
+    )
+    .unwrap();
+    let fifo = dir.path().join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    d.wait_for("both files in the manifest errors", || {
+        let errors = d.get("/status")["manifestErrors"].clone();
+        let about = |file: &str, text: &str| {
+            errors.as_array().is_some_and(|e| {
+                e.iter().any(|e| {
+                    e["file"].as_str().is_some_and(|f| f.ends_with(file))
+                        && e["message"].as_str().is_some_and(|m| m.contains(text))
+                })
+            })
+        };
+        about("bomb.yaml", "aliases expand to more than")
+            && about("pipe.yaml", "a FIFO is not a regular file")
+    });
+    let bomb = d.get("/status")["manifestErrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["file"].as_str().unwrap().ends_with("bomb.yaml"))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (bomb["line"].clone(), bomb["col"].clone()),
+        (5.into(), 8.into())
+    );
+    assert_eq!(
+        d.get("/status")["revision"],
+        revision,
+        "the last good set runs on"
+    );
+    // Passes go on (a FIFO read would have stopped them), and the probes answer.
+    let passes = || {
+        let (_, body) = common::http(d.port, "GET", "/metrics").unwrap();
+        body.lines()
+            .find(|l| l.starts_with("mooring_manifest_sets_rejected_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = passes();
+    d.wait_for("another rejected pass", || passes() > before);
+    assert_eq!(common::http(d.port, "GET", "/healthz").unwrap().0, 200);
+    d.stop();
+}
+
 /// Runs git in `repo` with a fixed identity (tests only; mooring itself never shells out).
 fn git(repo: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")

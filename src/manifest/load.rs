@@ -8,38 +8,24 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::annotations::{CHOICES, KNOWN};
-use super::error::{Findings, ManifestError, ManifestErrors};
+use super::error::{Findings, ManifestError, ManifestErrors, dotted};
+use super::limits::{Limits, human_bytes};
+use super::read::read_sources;
 use super::schema::validator;
-use super::yaml::{YamlDocument, escape_segment, parse_documents};
+use super::yaml::{YamlDocument, escape_segment, parse_documents_with};
 use super::{API_VERSION, Document, Kind, Manifest, ManifestSet, Origin};
 use crate::kinds::{Declared, Reference, Visitor};
 
-/// Loads and validates every manifest under `dir` (recursively; hidden entries skipped).
-/// Touches no network. On any error, returns all errors and no set.
+/// Loads and validates every manifest under `dir` (recursively; hidden entries skipped),
+/// within the default [`Limits`]. Touches no network. On any error, returns all errors and
+/// no set.
 pub fn load_dir(dir: &Path) -> Result<ManifestSet, ManifestErrors> {
-    let files = find_files(dir).map_err(|e| {
-        ManifestErrors(vec![ManifestError {
-            file: dir.to_path_buf(),
-            line: 1,
-            col: 1,
-            field: String::new(),
-            message: format!("failed to read manifest directory: {e}"),
-        }])
-    })?;
-    let mut sources = Vec::new();
-    let mut errors = Vec::new();
-    for file in files {
-        match std::fs::read_to_string(&file) {
-            Ok(text) => sources.push((file, text)),
-            Err(e) => errors.push(ManifestError {
-                file,
-                line: 1,
-                col: 1,
-                field: String::new(),
-                message: format!("failed to read file: {e}"),
-            }),
-        }
-    }
+    load_dir_with(dir, &Limits::default())
+}
+
+/// [`load_dir`] within `limits`.
+pub fn load_dir_with(dir: &Path, limits: &Limits) -> Result<ManifestSet, ManifestErrors> {
+    let (sources, mut errors) = read_sources(dir, limits);
     if sources.is_empty() && errors.is_empty() {
         return Err(ManifestErrors(vec![ManifestError {
             file: dir.to_path_buf(),
@@ -49,40 +35,18 @@ pub fn load_dir(dir: &Path) -> Result<ManifestSet, ManifestErrors> {
             message: "no manifests (*.yaml, *.yml) found".into(),
         }]));
     }
-    match load_sources(&sources) {
+    match load_sources_with(&sources, limits) {
         Ok(set) if errors.is_empty() => Ok(set),
-        Ok(_) => Err(ManifestErrors(errors)),
+        Ok(_) => {
+            errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+            Err(ManifestErrors(errors))
+        }
         Err(ManifestErrors(more)) => {
             errors.extend(more);
             errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
             Err(ManifestErrors(errors))
         }
     }
-}
-
-fn find_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let path = entry.path();
-            let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            if hidden {
-                continue;
-            }
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// One document that passed the per-document checks, kept with its positions for the
@@ -113,9 +77,23 @@ pub fn load_with_stack(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Man
     load_sources(&all)
 }
 
-/// Validates already-read files (`(path, text)`, in a stable order) into a set.
+/// Validates already-read files (`(path, text)`, in a stable order) into a set, within the
+/// default [`Limits`].
 pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, ManifestErrors> {
+    load_sources_with(sources, &Limits::default())
+}
+
+/// [`load_sources`] within `limits`: a text over the file limit (or past the set's total) is
+/// refused unread, and each file is parsed within `limits.yaml`.
+pub fn load_sources_with(
+    sources: &[(PathBuf, String)],
+    limits: &Limits,
+) -> Result<ManifestSet, ManifestErrors> {
     let mut errors = Vec::new();
+    // Problems of the YAML itself; a field they name gets no further errors (the value that
+    // was refused would only show up again as "null is not of type string").
+    let mut yaml_errors: Vec<ManifestError> = Vec::new();
+    let mut total = 0usize;
     let mut set = ManifestSet::default();
     let mut checked = Vec::new();
     let mut stacks: Vec<StackDoc> = Vec::new();
@@ -127,12 +105,28 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
         hasher.update([0]);
         hasher.update(text.as_bytes());
         hasher.update([0]);
-        let (docs, yaml_errors) = parse_documents(text);
-        errors.extend(yaml_errors.into_iter().map(|e| ManifestError {
+        total = total.saturating_add(text.len());
+        if let Some(e) = check_size(file, text.len(), total, limits) {
+            errors.push(e);
+            continue;
+        }
+        let (docs, file_yaml_errors) = parse_documents_with(text, &limits.yaml);
+        if file_yaml_errors.is_empty() && docs.iter().all(|d| d.value.is_null()) {
+            yaml_errors.push(ManifestError {
+                file: file.clone(),
+                line: 1,
+                col: 1,
+                field: String::new(),
+                message: "no manifest in this file (it is empty or only comments); \
+                          delete the file if that is intended"
+                    .into(),
+            });
+        }
+        yaml_errors.extend(file_yaml_errors.into_iter().map(|e| ManifestError {
             file: file.clone(),
             line: e.mark.line,
             col: e.mark.col,
-            field: String::new(),
+            field: dotted(&e.pointer),
             message: e.message,
         }));
         for doc in docs {
@@ -223,8 +217,16 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
 
     check_across(&set, &checked, &mut errors);
     order_within_kinds(&mut set, &checked, &mut errors);
+    if !yaml_errors.is_empty() {
+        let refused: std::collections::BTreeSet<(&Path, &str)> = yaml_errors
+            .iter()
+            .filter(|e| !e.field.is_empty())
+            .map(|e| (e.file.as_path(), e.field.as_str()))
+            .collect();
+        errors.retain(|e| !refused.contains(&(e.file.as_path(), e.field.as_str())));
+    }
 
-    if errors.is_empty() {
+    if errors.is_empty() && yaml_errors.is_empty() {
         let digest = hasher.finalize();
         set.revision = format!(
             "sha256:{}",
@@ -240,6 +242,11 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<ManifestSet, Manife
     } else {
         errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         errors.dedup();
+        // The YAML reader's errors are few already (it stops at its own limit), and one of
+        // them may be the limit that explains the rest: always shown.
+        let mut errors = cap_per_file(errors, limits.yaml.max_errors);
+        errors.append(&mut yaml_errors);
+        errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         Err(ManifestErrors(errors))
     }
 }
@@ -266,9 +273,73 @@ impl Visitor for Build<'_, '_> {
                 K::check(&m, self.f);
                 K::manifests_mut(self.set).push(m);
             }
-            Err(e) => self.f.at("", format!("invalid manifest: {e}")),
+            Err(e) => match out_of_range(&self.doc.value, &e.to_string()) {
+                Some((pointer, message)) => self.f.at(&pointer, message),
+                None => self.f.at("", format!("invalid manifest: {e}")),
+            },
         }
     }
+}
+
+/// Keeps the first `max` errors of each file (sorted by position), and says how many more
+/// there were: 500 broken documents must not become a 1,000-line report and alert.
+fn cap_per_file(errors: Vec<ManifestError>, max: usize) -> Vec<ManifestError> {
+    let mut out: Vec<ManifestError> = Vec::new();
+    let mut hidden: Option<(ManifestError, usize)> = None;
+    let mut in_file = 0;
+    for e in errors {
+        if out.last().is_none_or(|last| last.file != e.file) {
+            if let Some((last, n)) = hidden.take() {
+                out.push(more_errors(last, n));
+            }
+            in_file = 0;
+        }
+        in_file += 1;
+        if in_file <= max {
+            out.push(e);
+        } else {
+            hidden = Some(match hidden {
+                Some((_, n)) => (e, n + 1),
+                None => (e, 1),
+            });
+        }
+    }
+    if let Some((last, n)) = hidden {
+        out.push(more_errors(last, n));
+    }
+    out
+}
+
+fn more_errors(last: ManifestError, n: usize) -> ManifestError {
+    ManifestError {
+        field: String::new(),
+        message: format!("{n} more error(s) in this file not shown"),
+        ..last
+    }
+}
+
+/// A text over the per-file limit, or one that takes the set past its total, is not parsed.
+fn check_size(file: &Path, len: usize, total: usize, limits: &Limits) -> Option<ManifestError> {
+    let message = if len > limits.max_file_bytes {
+        format!(
+            "file is larger than the limit of {} per manifest file",
+            human_bytes(limits.max_file_bytes)
+        )
+    } else if total > limits.max_total_bytes {
+        format!(
+            "the manifest files add up to more than {}; this file was not read",
+            human_bytes(limits.max_total_bytes)
+        )
+    } else {
+        return None;
+    };
+    Some(ManifestError {
+        file: file.to_path_buf(),
+        line: 1,
+        col: 1,
+        field: String::new(),
+        message,
+    })
 }
 
 /// mooring's own annotations take known values only: a typo must not silently turn a
@@ -412,6 +483,41 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// The schema says `integer` but not how wide (`format: uint32` is not checked), so a number
+/// too large for its field only fails deserialising, and serde's error has no path: find
+/// the number in the document to name its field.
+fn out_of_range(value: &Value, error: &str) -> Option<(String, String)> {
+    let rest = error.split_once("invalid value: integer `")?.1;
+    let (number, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected ")?.1.trim();
+    let bounds = match expected {
+        "u8" => "0 to 255",
+        "u16" => "0 to 65535",
+        "u32" => "0 to 4294967295",
+        "i32" => "-2147483648 to 2147483647",
+        "usize" | "u64" => "0 to 18446744073709551615",
+        _ => return None,
+    };
+    fn find(v: &Value, number: &str, pointer: String) -> Option<String> {
+        match v {
+            Value::Number(n) if n.to_string() == number => Some(pointer),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| find(x, number, format!("{pointer}/{i}"))),
+            Value::Object(map) => map
+                .iter()
+                .find_map(|(k, x)| find(x, number, format!("{pointer}/{}", escape_segment(k)))),
+            _ => None,
+        }
+    }
+    let pointer = find(value, number, String::new())?;
+    Some((
+        pointer,
+        format!("{number} is out of range: this field takes {bounds}"),
+    ))
 }
 
 /// Checks that span documents, kind by kind: unique names, unique AWS identities,

@@ -4,7 +4,9 @@
 pub mod annotations;
 pub mod common;
 pub mod error;
+pub mod limits;
 pub mod load;
+pub mod read;
 pub mod schema;
 pub mod stack;
 pub mod yaml;

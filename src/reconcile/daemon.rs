@@ -41,7 +41,7 @@ pub enum Source {
 /// running).
 pub async fn load(source: &Source) -> Result<ManifestSet, ManifestErrors> {
     match source {
-        Source::Dir(dir) => load_dir(dir),
+        Source::Dir(dir) => load_dir_off_runtime(dir.clone()).await,
         Source::Git(git) => {
             let git = git.clone();
             let fetched = tokio::task::spawn_blocking(move || {
@@ -55,7 +55,7 @@ pub async fn load(source: &Source) -> Result<ManifestSet, ManifestErrors> {
                 Err(e) => return Err(one_error("git", format!("the fetch task failed: {e}"))),
             };
             match synced {
-                Ok(s) => load_dir(&s.dir).map(|mut set| {
+                Ok(s) => load_dir_off_runtime(s.dir).await.map(|mut set| {
                     set.revision = s.commit;
                     set
                 }),
@@ -63,6 +63,15 @@ pub async fn load(source: &Source) -> Result<ManifestSet, ManifestErrors> {
             }
         }
     }
+}
+
+/// Reads and checks a directory on a blocking thread: reading may wait up to the read
+/// timeout on a hung mount, which must not hold up a runtime worker (and `/healthz`).
+async fn load_dir_off_runtime(dir: PathBuf) -> Result<ManifestSet, ManifestErrors> {
+    let label = dir.display().to_string();
+    tokio::task::spawn_blocking(move || load_dir(&dir))
+        .await
+        .unwrap_or_else(|e| Err(one_error(&label, format!("the manifest load failed: {e}"))))
 }
 
 fn one_error(file: &str, message: String) -> ManifestErrors {
