@@ -379,3 +379,52 @@ async fn a_matching_newest_revision_is_reused_not_registered_again() {
     assert_eq!(rules[3].num_calls(), 0, "nothing registered");
     assert_eq!(rules[4].num_calls(), 1, "the service points at api:2");
 }
+
+#[tokio::test]
+async fn a_new_revision_keeps_the_live_value_of_an_ignored_field() {
+    // CI sets the image (`mooring.dev/ignore` names it); the manifest adds an environment
+    // variable. The new revision must carry the variable and the image CI deployed.
+    let manifests = MANIFESTS
+        .replace(
+            "metadata: {name: api}",
+            "metadata:\n  name: api\n  annotations: {mooring.dev/ignore: taskDefinition.container.image}",
+        )
+        .replace(
+            "container: {image: 'api:2', port: 3000}",
+            "container: {image: 'api:2', port: 3000, environment: {FOO: bar}}",
+        );
+    let set = load_with_stack(&[("m.yaml".into(), manifests)]).unwrap();
+    let mut rules = rollout_rules(vec![]);
+    rules[0] = mock!(Client::describe_services).then_output(|| {
+        DescribeServicesOutput::builder()
+            .services(service(
+                OLD_TD,
+                &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+                2,
+            ))
+            .build()
+    });
+    rules[2] = mock!(Client::register_task_definition)
+        .match_requests(|r| {
+            let c = &r.container_definitions()[0];
+            c.image() == Some("api:1")
+                && c.environment()
+                    .iter()
+                    .any(|kv| kv.name() == Some("FOO") && kv.value() == Some("bar"))
+        })
+        .then_output(|| {
+            RegisterTaskDefinitionOutput::builder()
+                .task_definition(task_definition(NEW_TD, "api:1"))
+                .build()
+        });
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let svc = &report.resources[1];
+    let fields: Vec<&str> = svc.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["taskDefinition.container.environment.FOO"]);
+    assert!(svc.error().is_none(), "{report:#?}");
+    assert_eq!(rules[2].num_calls(), 1, "registered with the live image");
+    assert_eq!(rules[3].num_calls(), 1, "the service points at it");
+}
