@@ -16,8 +16,8 @@ use aws_smithy_types::error::ErrorMetadata;
 
 use crate::aws::Aws;
 use crate::manifest::load::load_with_stack;
+use crate::kinds::reconcilers;
 use crate::reconcile::{Action, Context, apply_all};
-use crate::resources::reconcilers;
 
 const MANIFESTS: &str = "apiVersion: mooring.dev/v1alpha1
 kind: Cluster
@@ -100,6 +100,7 @@ fn service(
     }
     for (k, v) in [
         ("mooring.dev/managed-by", "mooring"),
+        ("mooring.dev/stack", "test"),
         ("mooring.dev/resource", "Service/api"),
     ] {
         b = b.tags(aws_sdk_ecs::types::Tag::builder().key(k).value(v).build());
@@ -119,6 +120,12 @@ fn cluster_rule() -> Rule {
                         aws_sdk_ecs::types::Tag::builder()
                             .key("mooring.dev/managed-by")
                             .value("mooring")
+                            .build(),
+                    )
+                    .tags(
+                        aws_sdk_ecs::types::Tag::builder()
+                            .key("mooring.dev/stack")
+                            .value("test")
                             .build(),
                     )
                     .tags(
@@ -223,10 +230,10 @@ async fn apply_waits_for_the_rollout_to_complete() {
     let refs: Vec<&Rule> = rules.iter().collect();
     let ctx = context(&refs);
     let set = set();
-    let report = apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
     let svc = &report.resources[1];
     assert_eq!(svc.action, Action::Update);
-    assert!(svc.error.is_none(), "{svc:#?}");
+    assert!(svc.error().is_none(), "{svc:#?}");
     let rollout = svc.rollout.clone().unwrap();
     assert_eq!(rollout.state, "COMPLETED");
     assert_eq!(rollout.task_definition.as_deref(), Some(NEW_TD));
@@ -266,19 +273,18 @@ async fn a_circuit_breaker_rollback_fails_the_apply_and_is_not_redeployed() {
     let ctx = context(&refs);
     let set = set();
     let recs = reconcilers(&set);
-    let report = apply_all(&ctx, &set.revision, &recs, true).await;
+    let report = apply_all(&ctx, &set, &recs, true).await;
     let err = report.resources[1]
-        .error
-        .clone()
+        .error()
         .expect("rollout failure is an error");
-    assert_eq!(err.category, "rollout");
+    assert_eq!(err.category.as_str(), "rollout");
     assert!(err.message.contains("circuit breaker"), "{}", err.message);
     assert!(!report.resources[1].applied);
     assert_eq!(rules[3].num_calls(), 1);
 
     // The next pass still sees the old image, but does not deploy the failed revision again.
-    let report = apply_all(&ctx, &set.revision, &recs, true).await;
-    let err = report.resources[1].error.clone().expect("refused");
+    let report = apply_all(&ctx, &set, &recs, true).await;
+    let err = report.resources[1].error().expect("refused");
     assert!(
         err.message.contains("not deployed again"),
         "{}",
@@ -300,10 +306,10 @@ async fn throttling_is_classified_and_fails_only_the_service() {
     let cluster = cluster_rule();
     let ctx = context(&[&throttled, &cluster]);
     let set = set();
-    let report = apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
-    assert!(report.resources[0].error.is_none());
-    let err = report.resources[1].error.clone().expect("throttled");
-    assert_eq!(err.category, "throttling");
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[0].error().is_none());
+    let err = report.resources[1].error().expect("throttled");
+    assert_eq!(err.category.as_str(), "throttling");
     assert!(
         err.message.contains("ecs:DescribeServices"),
         "{}",
@@ -329,19 +335,19 @@ async fn an_update_that_does_not_stick_is_not_converged() {
     ctx.rollout_wait = None;
     let set = set();
     let recs = reconcilers(&set);
-    let mut report = apply_all(&ctx, &set.revision, &recs, true).await;
+    let mut report = apply_all(&ctx, &set, &recs, true).await;
     assert!(report.resources[1].applied);
     assert!(!report.has_errors());
-    crate::reconcile::verify_converged(&ctx, &recs, &mut report).await;
-    let err = report.resources[1].error.clone().expect("not converged");
-    assert_eq!(err.category, "not_converged");
+    crate::reconcile::verify_converged(&ctx, &set, &recs, &mut report).await;
+    let err = report.resources[1].error().expect("not converged");
+    assert_eq!(err.category.as_str(), "not_converged");
     assert!(
         err.message.contains("taskDefinition.container.image"),
         "{}",
         err.message
     );
     assert!(
-        report.resources[0].error.is_none(),
+        report.resources[0].error().is_none(),
         "the cluster did converge"
     );
 }
@@ -366,10 +372,59 @@ async fn a_matching_newest_revision_is_reused_not_registered_again() {
     let refs: Vec<&Rule> = rules.iter().collect();
     let ctx = context(&refs);
     let set = set();
-    let report = apply_all(&ctx, &set.revision, &reconcilers(&set), true).await;
-    assert!(report.resources[1].error.is_none(), "{report:#?}");
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
     assert!(report.resources[1].applied);
     assert_eq!(rules[0].num_calls(), 1, "the family was looked up");
     assert_eq!(rules[3].num_calls(), 0, "nothing registered");
     assert_eq!(rules[4].num_calls(), 1, "the service points at api:2");
+}
+
+#[tokio::test]
+async fn a_new_revision_keeps_the_live_value_of_an_ignored_field() {
+    // CI sets the image (`mooring.dev/ignore` names it); the manifest adds an environment
+    // variable. The new revision must carry the variable and the image CI deployed.
+    let manifests = MANIFESTS
+        .replace(
+            "metadata: {name: api}",
+            "metadata:\n  name: api\n  annotations: {mooring.dev/ignore: taskDefinition.container.image}",
+        )
+        .replace(
+            "container: {image: 'api:2', port: 3000}",
+            "container: {image: 'api:2', port: 3000, environment: {FOO: bar}}",
+        );
+    let set = load_with_stack(&[("m.yaml".into(), manifests)]).unwrap();
+    let mut rules = rollout_rules(vec![]);
+    rules[0] = mock!(Client::describe_services).then_output(|| {
+        DescribeServicesOutput::builder()
+            .services(service(
+                OLD_TD,
+                &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+                2,
+            ))
+            .build()
+    });
+    rules[2] = mock!(Client::register_task_definition)
+        .match_requests(|r| {
+            let c = &r.container_definitions()[0];
+            c.image() == Some("api:1")
+                && c.environment()
+                    .iter()
+                    .any(|kv| kv.name() == Some("FOO") && kv.value() == Some("bar"))
+        })
+        .then_output(|| {
+            RegisterTaskDefinitionOutput::builder()
+                .task_definition(task_definition(NEW_TD, "api:1"))
+                .build()
+        });
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let svc = &report.resources[1];
+    let fields: Vec<&str> = svc.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["taskDefinition.container.environment.FOO"]);
+    assert!(svc.error().is_none(), "{report:#?}");
+    assert_eq!(rules[2].num_calls(), 1, "registered with the live image");
+    assert_eq!(rules[3].num_calls(), 1, "the service points at it");
 }

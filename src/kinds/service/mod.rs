@@ -1,40 +1,117 @@
-//! ECS services on Fargate, with their task definitions.
+//! ECS services on Fargate, with their task definitions (`kind: Service`).
 //!
 //! The baseline for comparing is the task definition the service *runs*, not the newest
 //! revision of its family. A new revision is registered only when the manifest's content
 //! differs from it, and then only if the family's newest revision does not already match
 //! (which makes a re-run after an interrupted apply register nothing).
+//!
+//! Reads: one DescribeServices per cluster and 10 services, one DescribeParameters per 50
+//! SSM parameters and one DescribeSecret per secret that no ParameterSet declares, and a
+//! DescribeTaskDefinition per revision not seen before (kept in [`State`] across passes).
+//! Subnets, security groups and target groups come from the pass cache.
 
+pub mod render;
 pub mod spec;
 
-use crate::kinds::Reference;
+#[cfg(test)]
+mod mock_tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
+use aws_sdk_ecs::types::{
+    Compatibility, DeploymentRolloutState, LaunchType, NetworkMode, Service, ServiceField,
+    TaskDefinition, TaskDefinitionField,
+};
+use tracing::{debug, info};
+
+use self::render::{Doc, LoadBalancerDoc, NetworkDoc, Resolved, TaskDefinitionDoc};
+use super::network::{self, Target};
+use super::ownership::{Ownership, ecs_tags, tags_to_set};
+use super::{Change, Declared, Reference, Resource};
+use crate::aws::{AwsError, ErrorCategory};
+use crate::manifest::ServiceSpec;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
-use crate::manifest::ServiceSpec;
+use crate::reconcile::{Applied, Cx, Owned, Problem, ReconcileError, Rollout};
+
+/// DescribeServices takes at most 10 services per call.
+const DESCRIBE_BATCH: usize = 10;
+/// DescribeParameters filters on at most 50 names per call.
+const PARAMETER_BATCH: usize = 50;
+
+/// What the Service kind keeps from pass to pass (ECS's own: no other kind reads it).
+#[derive(Default)]
+pub struct State {
+    /// Task definitions by ARN: a revision never changes, so it is read once.
+    task_definitions: Mutex<HashMap<String, Arc<TaskDefinition>>>,
+    /// Revisions whose deployment failed (circuit breaker, rollback): not deployed again
+    /// until the manifest renders another revision.
+    failed_revisions: Mutex<HashSet<String>>,
+}
+
+impl State {
+    fn task_definition(&self, arn: &str) -> Option<Arc<TaskDefinition>> {
+        self.task_definitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(arn)
+            .cloned()
+    }
+
+    fn remember_task_definition(&self, td: Arc<TaskDefinition>) {
+        if let Some(arn) = td.task_definition_arn() {
+            self.task_definitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(arn.to_string(), td.clone());
+        }
+    }
+
+    fn remember_failed(&self, td_arn: &str) {
+        self.failed_revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(td_arn.to_string());
+    }
+
+    fn has_failed(&self, td_arn: &str) -> bool {
+        self.failed_revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(td_arn)
+    }
+}
+
+fn state<'a>(cx: &Cx<'a>) -> &'a State {
+    &cx.ctx.states.services
+}
 
 /// The `Service` kind.
 pub struct Unit;
 
-impl crate::kinds::Declared for Unit {
+impl Declared for Unit {
     const ACTIONS: &'static [&'static str] = &[
         "ecs:DescribeServices",
-            "ecs:ListServices",
-            "ecs:DescribeTaskDefinition",
-            "ecs:RegisterTaskDefinition",
-            "ecs:CreateService",
-            "ecs:UpdateService",
-            "ecs:DeleteService",
-            "ecs:TagResource",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeVpcs",
-            "elasticloadbalancing:DescribeTargetGroups",
-            "ssm:DescribeParameters",
-            "secretsmanager:DescribeSecret",
-            "sts:GetCallerIdentity",
-            "iam:PassRole",
+        "ecs:ListServices",
+        "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+        "ecs:CreateService",
+        "ecs:UpdateService",
+        "ecs:DeleteService",
+        "ecs:TagResource",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeVpcs",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "ssm:DescribeParameters",
+        "secretsmanager:DescribeSecret",
+        "sts:GetCallerIdentity",
+        "iam:PassRole",
     ];
-    type State = ();
+    type State = State;
 
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
@@ -128,7 +205,881 @@ impl crate::kinds::Declared for Unit {
     }
 
     fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        crate::kinds::unconverted(Kind::Service)
+        super::Typed::<Unit>::boxed()
+    }
+}
+
+/// The task count the manifest manages: `None` when it leaves it unset or a ScalableTarget
+/// owns it (then it is not compared, and never set after creation).
+fn managed_count(set: &ManifestSet, m: &Manifest<ServiceSpec>) -> Option<u32> {
+    if set.scalable_target_for(m.name()).is_some() {
+        return None;
+    }
+    m.spec.desired_count
+}
+
+/// The task count a new service starts with: the manifest's, else its scaler's minimum,
+/// else 1.
+fn initial_count(set: &ManifestSet, m: &Manifest<ServiceSpec>) -> i32 {
+    let scaler_min = set
+        .scalable_target_for(m.name())
+        .map(|t| t.spec.min_capacity);
+    let count = m.spec.desired_count.or(scaler_min).unwrap_or(1);
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
+/// The SSM parameter name in a `valueFrom` (a name or a parameter ARN).
+fn parameter_name(value_from: &str) -> String {
+    match value_from.split_once(":parameter") {
+        Some((prefix, name)) if prefix.starts_with("arn:") => name.to_string(),
+        _ => value_from.to_string(),
+    }
+}
+
+/// What one pass read for every service at once.
+pub struct Live {
+    /// Per cluster (ECS name): its services by name (INACTIVE ones left out), or why they
+    /// could not be read (which fails only that cluster's services).
+    services: BTreeMap<String, Result<BTreeMap<String, Service>, ReconcileError>>,
+    /// Referenced SSM parameters (names) and Secrets Manager secrets (ARNs) that no
+    /// ParameterSet declares and that do not exist.
+    missing_secrets: BTreeSet<String>,
+}
+
+/// One service as observed, with what its desired state was resolved against.
+pub struct Observed {
+    /// The cluster's ECS name.
+    cluster: String,
+    /// Subnet, security group, secret and target group lookups.
+    resolved: Resolved,
+    /// The live service.
+    live: Option<Service>,
+    /// The task definition it runs.
+    live_td: Option<Arc<TaskDefinition>>,
+}
+
+/// The referenced parameters and secrets that do not exist, of those no ParameterSet
+/// declares. Metadata only: no value is read.
+async fn missing_secrets(
+    cx: &Cx<'_>,
+    manifests: &[Manifest<ServiceSpec>],
+) -> Result<BTreeSet<String>, AwsError> {
+    let mut parameters = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    for m in manifests {
+        for secret in m.spec.task_definition.container.secrets.values() {
+            if let Some(p) = &secret.ssm_parameter {
+                let name = parameter_name(p);
+                if cx.set.parameter_set_declaring(&name).is_none() {
+                    parameters.insert(name);
+                }
+            }
+            if let Some(arn) = &secret.secrets_manager_arn {
+                secrets.insert(secret_arn(arn));
+            }
+        }
+    }
+    let mut missing = parameters.clone();
+    let parameters: Vec<String> = parameters.into_iter().collect();
+    for chunk in parameters.chunks(PARAMETER_BATCH) {
+        let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+            .key("Name")
+            .option("Equals")
+            .set_values(Some(chunk.to_vec()))
+            .build()
+            .map_err(|e| AwsError::invalid_request("ssm:DescribeParameters", e))?;
+        let pages: Vec<_> = cx
+            .aws()
+            .ssm
+            .describe_parameters()
+            .parameter_filters(filter)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("ssm:DescribeParameters", e))?;
+        for p in pages.iter().flat_map(|page| page.parameters()) {
+            if let Some(name) = p.name() {
+                missing.remove(name);
+            }
+        }
+    }
+    for arn in secrets {
+        let out = cx
+            .aws()
+            .secretsmanager
+            .describe_secret()
+            .secret_id(&arn)
+            .send()
+            .await;
+        if let Err(e) = out {
+            let e = AwsError::from_sdk("secretsmanager:DescribeSecret", e);
+            if e.category != ErrorCategory::NotFound {
+                return Err(e);
+            }
+            missing.insert(arn);
+        }
+    }
+    Ok(missing)
+}
+
+/// Why the service's tasks could not start: each secret it reads that does not exist.
+fn absent_secrets(m: &Manifest<ServiceSpec>, missing: &BTreeSet<String>) -> Vec<Problem> {
+    m.spec
+        .task_definition
+        .container
+        .secrets
+        .iter()
+        .filter_map(|(env, r)| {
+            if let Some(p) = &r.ssm_parameter {
+                let p = parameter_name(p);
+                return missing.contains(&p).then(|| {
+                    format!("secret {env}: the SSM parameter {p} does not exist, so tasks could not start; create it, or declare it in a ParameterSet")
+                });
+            }
+            let arn = secret_arn(r.secrets_manager_arn.as_deref()?);
+            missing.contains(&arn).then(|| {
+                format!("secret {env}: the Secrets Manager secret {arn} does not exist, so tasks could not start")
+            })
+        })
+        .map(Problem::requirement)
+        .collect()
+}
+
+/// Describes the services of one cluster, 10 per call. Missing and INACTIVE ones (a
+/// deleted service lingers as INACTIVE and can be created again) are left out.
+async fn describe(
+    cx: &Cx<'_>,
+    cluster: &str,
+    names: &[String],
+) -> Result<Vec<Service>, AwsError> {
+    let mut found = Vec::new();
+    for chunk in names.chunks(DESCRIBE_BATCH) {
+        let out = cx
+            .aws()
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .include(ServiceField::Tags)
+            .send()
+            .await;
+        match out {
+            Ok(out) => found.extend(out.services.unwrap_or_default()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DescribeServicesError::ClusterNotFoundException(_))
+                ) =>
+            {
+                // No cluster yet: none of its services exist.
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(AwsError::from_sdk("ecs:DescribeServices", e)),
+        }
+    }
+    found.retain(|s| s.status() != Some("INACTIVE"));
+    Ok(found)
+}
+
+/// DescribeTaskDefinition for an ARN or a family (newest ACTIVE revision); `None` when
+/// there is none. Remembers the result by ARN.
+async fn describe_task_definition(
+    cx: &Cx<'_>,
+    arn_or_family: &str,
+) -> Result<Option<Arc<TaskDefinition>>, AwsError> {
+    let out = cx
+        .aws()
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn_or_family)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await;
+    match out {
+        Ok(out) => Ok(out.task_definition.map(|td| {
+            let td = Arc::new(td);
+            state(cx).remember_task_definition(td.clone());
+            td
+        })),
+        Err(e) => {
+            let e = AwsError::from_sdk("ecs:DescribeTaskDefinition", e);
+            // ECS answers an unknown family with a ClientException, moto with a 4xx of
+            // its own; both mean "no such task definition".
+            if matches!(
+                e.category,
+                ErrorCategory::NotFound | ErrorCategory::Validation
+            ) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A task definition by ARN, from [`State`] or ECS.
+async fn task_definition_by_arn(cx: &Cx<'_>, arn: &str) -> Result<Arc<TaskDefinition>, AwsError> {
+    if let Some(td) = state(cx).task_definition(arn) {
+        return Ok(td);
+    }
+    describe_task_definition(cx, arn)
+        .await?
+        .ok_or_else(|| AwsError {
+            operation: "ecs:DescribeTaskDefinition",
+            code: None,
+            message: format!("task definition {arn} does not exist"),
+            category: ErrorCategory::NotFound,
+        })
+}
+
+/// Looks up everything a service's desired state depends on.
+async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, ReconcileError> {
+    let subnets = network::resolve(cx, Target::Subnets, &m.spec.network.subnets).await?;
+    let security_groups =
+        network::resolve(cx, Target::SecurityGroups, &m.spec.network.security_groups).await?;
+    let aws = cx.aws();
+    let mut secrets = BTreeMap::new();
+    for (name, r) in &m.spec.task_definition.container.secrets {
+        let arn = match (&r.ssm_parameter, &r.secrets_manager_arn) {
+            (Some(p), _) if p.starts_with("arn:") => p.clone(),
+            (Some(p), _) => render::ssm_parameter_arn(
+                aws.partition(),
+                &aws.region,
+                &aws.account_id().await?,
+                p,
+            ),
+            (None, Some(arn)) => arn.clone(),
+            (None, None) => continue, // rejected by validation
+        };
+        secrets.insert(name.clone(), arn);
+    }
+    let target_groups = super::target_group::arns(
+        cx,
+        m.spec
+            .load_balancers
+            .iter()
+            .filter_map(|lb| lb.target_group.as_deref()),
+    )
+    .await?;
+    Ok(Resolved {
+        subnets,
+        security_groups,
+        secrets,
+        region: aws.region.clone(),
+        target_groups,
+    })
+}
+
+/// The rollout of a live service, from its deployments.
+pub fn rollout_of(s: &Service) -> Option<Rollout> {
+    let deployments = s.deployments();
+    let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"))?;
+    Some(Rollout {
+        state: primary
+            .rollout_state()
+            .map_or("UNKNOWN".to_string(), |r| r.as_str().to_string()),
+        reason: primary.rollout_state_reason().map(str::to_string),
+        running: s.running_count(),
+        desired: s.desired_count(),
+        pending: s.pending_count(),
+        deployments: deployments
+            .iter()
+            .filter(|d| matches!(d.status(), Some("PRIMARY" | "ACTIVE")))
+            .count(),
+        task_definition: primary.task_definition().map(str::to_string),
+    })
+}
+
+fn service_ownership(s: &Service) -> Ownership {
+    Ownership::from_tags(s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))))
+}
+
+#[async_trait::async_trait]
+impl Resource for Unit {
+    type Live = Live;
+    type Observed = Observed;
+    type Doc = Doc;
+
+    async fn read(
+        cx: &Cx<'_>,
+        manifests: &[Manifest<ServiceSpec>],
+    ) -> Result<Live, ReconcileError> {
+        let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in manifests {
+            by_cluster
+                .entry(cluster_name(cx.set, &m.spec.cluster))
+                .or_default()
+                .push(m.spec.aws_name(&m.metadata).to_string());
+        }
+        let mut services = BTreeMap::new();
+        for (cluster, names) in by_cluster {
+            let found = describe(cx, &cluster, &names)
+                .await
+                .map(|found| {
+                    found
+                        .into_iter()
+                        .map(|s| (s.service_name().unwrap_or_default().to_string(), s))
+                        .collect()
+                })
+                .map_err(ReconcileError::from);
+            services.insert(cluster, found);
+        }
+        Ok(Live {
+            services,
+            missing_secrets: missing_secrets(cx, manifests).await?,
+        })
+    }
+
+    async fn observe(
+        cx: &Cx<'_>,
+        m: &Manifest<ServiceSpec>,
+        live: &Live,
+    ) -> Result<Observed, ReconcileError> {
+        let cluster = cluster_name(cx.set, &m.spec.cluster);
+        let found = match live.services.get(&cluster) {
+            Some(Ok(services)) => services.get(m.spec.aws_name(&m.metadata)).cloned(),
+            Some(Err(e)) => return Err(e.clone()),
+            None => None,
+        };
+        // Tasks could not start: nothing is applied until the secrets exist.
+        let absent = absent_secrets(m, &live.missing_secrets);
+        if !absent.is_empty() {
+            return Err(ReconcileError::Problems(absent));
+        }
+        let resolved = resolve(cx, m).await?;
+        if found.as_ref().is_some_and(|s| s.status() == Some("DRAINING")) {
+            return Err(ReconcileError::Resolve {
+                what: format!("service {}", m.spec.aws_name(&m.metadata)),
+                message:
+                    "it is being deleted (DRAINING); it can be created again once it is INACTIVE"
+                        .into(),
+            });
+        }
+        for d in found.iter().flat_map(|s| s.deployments()) {
+            if d.rollout_state() == Some(&DeploymentRolloutState::Failed)
+                && let Some(arn) = d.task_definition()
+            {
+                state(cx).remember_failed(arn);
+            }
+        }
+        let live_td = match found.as_ref().and_then(|s| s.task_definition()) {
+            Some(arn) => Some(task_definition_by_arn(cx, arn).await?),
+            None => None,
+        };
+        Ok(Observed {
+            cluster,
+            resolved,
+            live: found,
+            live_td,
+        })
+    }
+
+    fn ownership(obs: &Observed) -> Option<Ownership> {
+        obs.live.as_ref().map(service_ownership)
+    }
+
+    fn desired(set: &ManifestSet, m: &Manifest<ServiceSpec>, obs: &Observed) -> Doc {
+        render::desired_doc(&set.stack, m, managed_count(set, m), &obs.resolved)
+    }
+
+    fn live(set: &ManifestSet, m: &Manifest<ServiceSpec>, obs: &Observed) -> Option<Doc> {
+        let s = obs.live.as_ref()?;
+        Some(render::live_doc(
+            &set.stack,
+            m,
+            managed_count(set, m),
+            s,
+            obs.live_td.as_deref(),
+        ))
+    }
+
+    fn aws_id(_set: &ManifestSet, m: &Manifest<ServiceSpec>, obs: &Observed) -> String {
+        obs.live
+            .as_ref()
+            .and_then(|s| s.service_arn())
+            .map_or_else(
+                || format!("{}/{}", obs.cluster, m.spec.aws_name(&m.metadata)),
+                str::to_string,
+            )
+    }
+
+    fn rollout(obs: &Observed) -> Option<Rollout> {
+        obs.live.as_ref().and_then(rollout_of)
+    }
+
+    async fn apply(
+        cx: &Cx<'_>,
+        m: &Manifest<ServiceSpec>,
+        obs: &Observed,
+        change: &Change<'_, Doc>,
+    ) -> Result<Applied, ReconcileError> {
+        let Doc {
+            launch_type,
+            desired_count,
+            task_definition,
+            network,
+            deployment,
+            health_check_grace_period_seconds,
+            enable_execute_command,
+            load_balancers,
+            tags,
+        } = change.desired;
+        if obs.live.is_some() && change.differs(|d| &d.launch_type) {
+            return Err(ReconcileError::NotConverged(
+                "the service does not run on Fargate; changing the launch type needs a new service, which mooring does not do on its own".into(),
+            ));
+        }
+        // Security groups and target groups created earlier in this apply had no ID when
+        // the service was planned: look them up now.
+        let settled = Doc {
+            launch_type: launch_type.clone(),
+            desired_count: *desired_count,
+            task_definition: task_definition.clone(),
+            network: NetworkDoc {
+                security_groups: network::settle(
+                    cx,
+                    Some(&m.spec.network.security_groups),
+                    &network.security_groups,
+                )
+                .await?,
+                ..network.clone()
+            },
+            deployment: deployment.clone(),
+            health_check_grace_period_seconds: *health_check_grace_period_seconds,
+            enable_execute_command: *enable_execute_command,
+            load_balancers: settle_load_balancers(cx, m, load_balancers).await?,
+            tags: tags.clone(),
+        };
+        let change = Change {
+            desired: &settled,
+            live: change.live,
+            replace: change.replace,
+        };
+        let td_arn = match &obs.live {
+            Some(s) if !change.differs(|d| &d.task_definition) => {
+                s.task_definition().unwrap_or_default().to_string()
+            }
+            _ => {
+                let Some(td) = task_definition else {
+                    return Err(ReconcileError::NotConverged(
+                        "there is no task definition to register (`taskDefinition` is ignored and the live one could not be read)".into(),
+                    ));
+                };
+                let arn = ensure_task_definition(cx, m, td, tags).await?;
+                if state(cx).has_failed(&arn) {
+                    return Err(ReconcileError::Rollout(format!(
+                        "{arn} failed to deploy before (deployment circuit breaker); it is not deployed again until the manifest changes"
+                    )));
+                }
+                arn
+            }
+        };
+        let name = m.spec.aws_name(&m.metadata);
+        let mut service = match &obs.live {
+            None => {
+                let created =
+                    create_service(cx, m, &obs.cluster, &settled, &td_arn).await?;
+                // ECS applies every field at creation. moto ignores some of them
+                // (deploymentConfiguration, healthCheckGracePeriodSeconds,
+                // enableExecuteCommand): compare again and send what is still missing.
+                let td = task_definition_by_arn(cx, &td_arn).await?;
+                let now = render::live_doc(
+                    &cx.set.stack,
+                    m,
+                    managed_count(cx.set, m),
+                    &created,
+                    Some(&td),
+                );
+                if now == settled {
+                    created
+                } else {
+                    debug!(service = name, "fields not taken at creation, updating");
+                    let remaining = Change {
+                        desired: &settled,
+                        live: Some(&now),
+                        replace: false,
+                    };
+                    update_service(cx, m, &obs.cluster, Some(created), &remaining, &td_arn)
+                        .await?
+                }
+            }
+            Some(live) => {
+                update_service(cx, m, &obs.cluster, Some(live.clone()), &change, &td_arn).await?
+            }
+        };
+        if let Some(limit) = cx.ctx.rollout_wait {
+            service = wait_for_rollout(cx, &obs.cluster, name, service, &td_arn, limit).await?;
+        }
+        Ok(Applied {
+            aws_id: service.service_arn().unwrap_or_default().to_string(),
+            rollout: rollout_of(&service),
+        })
+    }
+
+    async fn owned(cx: &Cx<'_>) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        let listed = async {
+            let mut owned = Vec::new();
+            for c in &cx.set.clusters {
+                let cluster = c.spec.aws_name(&c.metadata);
+                let arns: Vec<String> = match cx
+                    .aws()
+                    .ecs
+                    .list_services()
+                    .cluster(cluster)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                {
+                    Ok(arns) => arns,
+                    Err(e) => {
+                        let e = AwsError::from_sdk("ecs:ListServices", e);
+                        if e.category == ErrorCategory::NotFound {
+                            continue; // no cluster, no services
+                        }
+                        return Err(e);
+                    }
+                };
+                for s in describe(cx, cluster, &arns).await? {
+                    if s.status() != Some("ACTIVE") {
+                        continue; // already being deleted
+                    }
+                    let name = service_ownership(&s).name_in(&cx.set.stack, Kind::Service);
+                    if let (Some(name), Some(arn)) = (name, s.service_arn()) {
+                        owned.push(Owned {
+                            name,
+                            aws_id: arn.to_string(),
+                            scope: Some(cluster.to_string()),
+                        });
+                    }
+                }
+            }
+            Ok::<_, AwsError>(owned)
+        };
+        Some(listed.await.map_err(Into::into))
+    }
+
+    async fn delete(cx: &Cx<'_>, owned: &Owned) -> Result<(), ReconcileError> {
+        // `force`: stop its tasks rather than require a scale-down to 0 first.
+        cx.aws()
+            .ecs
+            .delete_service()
+            .set_cluster(owned.scope.clone())
+            .service(&owned.aws_id)
+            .force(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DeleteService", e))?;
+        Ok(())
+    }
+}
+
+/// The attachments with the ARNs of target groups created since plan filled in. One
+/// still missing is a dependency that is not ready.
+async fn settle_load_balancers(
+    cx: &Cx<'_>,
+    m: &Manifest<ServiceSpec>,
+    lbs: &[LoadBalancerDoc],
+) -> Result<Vec<LoadBalancerDoc>, ReconcileError> {
+    let pending = |lb: &LoadBalancerDoc| {
+        lb.target_group_arn
+            .as_deref()
+            .is_some_and(render::is_pending_target_group)
+    };
+    if !lbs.iter().any(pending) {
+        return Ok(lbs.to_vec());
+    }
+    let names: Vec<&str> = m
+        .spec
+        .load_balancers
+        .iter()
+        .filter_map(|lb| lb.target_group.as_deref())
+        .collect();
+    let arns = super::target_group::arns(cx, names.iter().copied()).await?;
+    let mut out = lbs.to_vec();
+    for lb in out.iter_mut().filter(|lb| pending(lb)) {
+        let name = names
+            .iter()
+            .find(|n| lb.target_group_arn.as_deref() == Some(&render::pending_target_group(n)));
+        match name.and_then(|n| arns.get(*n)) {
+            Some(arn) => lb.target_group_arn = Some(arn.clone()),
+            None => {
+                return Err(ReconcileError::Dependency(format!(
+                    "TargetGroup/{}",
+                    name.copied().unwrap_or("?")
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The ARN of a task definition revision with exactly the document's content: the
+/// family's newest revision when it matches, otherwise a newly registered one.
+async fn ensure_task_definition(
+    cx: &Cx<'_>,
+    m: &Manifest<ServiceSpec>,
+    desired: &TaskDefinitionDoc,
+    tags: &BTreeMap<String, String>,
+) -> Result<String, ReconcileError> {
+    let TaskDefinitionDoc {
+        family,
+        cpu,
+        memory,
+        network_mode: _,             // always awsvpc
+        requires_compatibilities: _, // always FARGATE
+        execution_role_arn,
+        task_role_arn,
+        container,
+        other_containers: _,   // registering the manifest's container removes them
+        unmanaged_settings: _, // never sent: registering a revision drops them
+    } = desired;
+    let family = family
+        .clone()
+        .unwrap_or_else(|| m.spec.family(&m.metadata).to_string());
+    if let Some(latest) = describe_task_definition(cx, &family).await?
+        && render::live_task_definition(&latest, m.spec.container_name()) == *desired
+        && let Some(arn) = latest.task_definition_arn()
+    {
+        info!(task_definition = arn, "reusing matching revision");
+        return Ok(arn.to_string());
+    }
+    let Some(container) = container else {
+        return Err(ReconcileError::NotConverged(format!(
+            "there is no container `{}` to register",
+            m.spec.container_name()
+        )));
+    };
+    let out = cx
+        .aws()
+        .ecs
+        .register_task_definition()
+        .family(&family)
+        .set_cpu(cpu.clone())
+        .set_memory(memory.clone())
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .set_execution_role_arn(execution_role_arn.clone())
+        .set_task_role_arn(task_role_arn.clone())
+        .container_definitions(render::container_definition(container))
+        .set_tags(Some(ecs_tags(tags)))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:RegisterTaskDefinition", e))?;
+    let registered = out.task_definition.ok_or_else(|| {
+        ReconcileError::NotConverged("RegisterTaskDefinition returned no task definition".into())
+    })?;
+    let registered = Arc::new(registered);
+    let arn = registered
+        .task_definition_arn()
+        .unwrap_or_default()
+        .to_string();
+    info!(task_definition = %arn, "registered new revision");
+    state(cx).remember_task_definition(registered);
+    Ok(arn)
+}
+
+async fn create_service(
+    cx: &Cx<'_>,
+    m: &Manifest<ServiceSpec>,
+    cluster: &str,
+    desired: &Doc,
+    td_arn: &str,
+) -> Result<Service, ReconcileError> {
+    let Doc {
+        launch_type: _, // always Fargate
+        desired_count: _, // the initial count: the manifest's, or its scaler's minimum
+        task_definition: _, // registered as `td_arn`
+        network,
+        deployment,
+        health_check_grace_period_seconds,
+        enable_execute_command,
+        load_balancers,
+        tags,
+    } = desired;
+    let lbs = render::load_balancers(load_balancers);
+    let out = cx
+        .aws()
+        .ecs
+        .create_service()
+        .cluster(cluster)
+        .service_name(m.spec.aws_name(&m.metadata))
+        .task_definition(td_arn)
+        .desired_count(initial_count(cx.set, m))
+        .launch_type(LaunchType::Fargate)
+        .set_network_configuration(render::network_configuration(network))
+        .deployment_configuration(render::deployment_configuration(deployment))
+        // ECS refuses a grace period on a service without a load balancer; 0 is its
+        // default anyway.
+        .set_health_check_grace_period_seconds(
+            (*health_check_grace_period_seconds != 0).then_some(*health_check_grace_period_seconds),
+        )
+        .enable_execute_command(*enable_execute_command)
+        .set_load_balancers((!lbs.is_empty()).then_some(lbs))
+        .set_tags(Some(ecs_tags(tags)))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:CreateService", e))?;
+    let service = out
+        .service
+        .ok_or_else(|| ReconcileError::NotConverged("CreateService returned no service".into()))?;
+    info!(
+        service = service.service_arn().unwrap_or_default(),
+        "created service"
+    );
+    Ok(service)
+}
+
+/// Sends what differs: UpdateService for settings, TagResource for tags. Returns the
+/// service as ECS reports it afterwards.
+async fn update_service(
+    cx: &Cx<'_>,
+    m: &Manifest<ServiceSpec>,
+    cluster: &str,
+    mut service: Option<Service>,
+    change: &Change<'_, Doc>,
+    td_arn: &str,
+) -> Result<Service, ReconcileError> {
+    let Doc {
+        launch_type: _, // not changed in place: refused before
+        desired_count,
+        task_definition: _, // sent as `td_arn`
+        network,
+        deployment,
+        health_check_grace_period_seconds,
+        enable_execute_command,
+        load_balancers,
+        tags,
+    } = change.desired;
+    let name = m.spec.aws_name(&m.metadata);
+    let mut req = cx.aws().ecs.update_service().cluster(cluster).service(name);
+    let mut any = false;
+    if change.differs(|d| &d.task_definition) {
+        req = req.task_definition(td_arn);
+        any = true;
+    }
+    if let Some(n) = desired_count.filter(|_| change.differs(|d| &d.desired_count)) {
+        req = req.desired_count(n);
+        any = true;
+    }
+    if change.differs(|d| &d.network) {
+        req = req.set_network_configuration(render::network_configuration(network));
+        any = true;
+    }
+    if change.differs(|d| &d.deployment) {
+        req = req.deployment_configuration(render::deployment_configuration(deployment));
+        any = true;
+    }
+    if change.differs(|d| &d.health_check_grace_period_seconds) {
+        req = req.health_check_grace_period_seconds(*health_check_grace_period_seconds);
+        any = true;
+    }
+    if change.differs(|d| &d.enable_execute_command) {
+        req = req.enable_execute_command(*enable_execute_command);
+        any = true;
+    }
+    if change.differs(|d| &d.load_balancers) {
+        req = req.set_load_balancers(Some(render::load_balancers(load_balancers)));
+        any = true;
+    }
+    if any {
+        let out = req
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:UpdateService", e))?;
+        service = out.service;
+        info!(service = name, "updated service");
+    }
+    let missing = tags_to_set(tags, change.live.map(|l| &l.tags));
+    if !missing.is_empty() {
+        let arn = service
+            .as_ref()
+            .and_then(|s| s.service_arn())
+            .unwrap_or_default()
+            .to_string();
+        cx.aws()
+            .ecs
+            .tag_resource()
+            .resource_arn(&arn)
+            .set_tags(Some(ecs_tags(&missing)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
+    }
+    service.ok_or_else(|| ReconcileError::NotConverged("UpdateService returned no service".into()))
+}
+
+/// The reason ECS gave up on a deployment of `td_arn` (circuit breaker), if it did.
+fn failed_deployment(s: &Service, td_arn: &str) -> Option<String> {
+    s.deployments()
+        .iter()
+        .find(|d| {
+            d.task_definition() == Some(td_arn)
+                && d.rollout_state() == Some(&DeploymentRolloutState::Failed)
+        })
+        .map(|d| {
+            d.rollout_state_reason()
+                .unwrap_or("no reason given")
+                .to_string()
+        })
+}
+
+/// Polls the service until the deployment of `td_arn` completes, fails, or `limit`
+/// passes. A circuit-breaker rollback shows as the old revision becoming PRIMARY again
+/// and the new one FAILED: both count as failure, and the revision is remembered so that
+/// later passes do not deploy it again.
+async fn wait_for_rollout(
+    cx: &Cx<'_>,
+    cluster: &str,
+    name: &str,
+    mut service: Service,
+    td_arn: &str,
+    limit: Duration,
+) -> Result<Service, ReconcileError> {
+    let started = Instant::now();
+    loop {
+        if let Some(reason) = failed_deployment(&service, td_arn) {
+            state(cx).remember_failed(td_arn);
+            return Err(ReconcileError::Rollout(format!(
+                "deployment of {td_arn} to {name} failed: {reason}"
+            )));
+        }
+        let Some(r) = rollout_of(&service) else {
+            return Ok(service);
+        };
+        if let Some(primary) = r.task_definition.as_deref().filter(|p| *p != td_arn) {
+            state(cx).remember_failed(td_arn);
+            return Err(ReconcileError::Rollout(format!(
+                "ECS rolled {name} back to {primary} ({})",
+                r.reason.unwrap_or_else(|| "no reason given".into())
+            )));
+        }
+        if r.is_failed() {
+            state(cx).remember_failed(td_arn);
+            return Err(ReconcileError::Rollout(format!(
+                "deployment of {td_arn} to {name} failed: {}",
+                r.reason.unwrap_or_else(|| "no reason given".into())
+            )));
+        }
+        if r.is_complete() {
+            return Ok(service);
+        }
+        if started.elapsed() >= limit {
+            return Err(ReconcileError::Rollout(format!(
+                "deployment of {name} still {} after {}s ({} of {} tasks running)",
+                r.state,
+                limit.as_secs(),
+                r.running,
+                r.desired
+            )));
+        }
+        tokio::time::sleep(cx.ctx.rollout_poll.min(limit)).await;
+        let found = describe(cx, cluster, &[name.to_string()]).await?;
+        service = found.into_iter().next().ok_or_else(|| {
+            ReconcileError::Rollout(format!("service {name} disappeared during its rollout"))
+        })?;
     }
 }
 
@@ -205,4 +1156,21 @@ pub(crate) fn secret_arn(value_from: &str) -> String {
         .take(7)
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_from_forms() {
+        assert_eq!(parameter_name("/prd/db/password"), "/prd/db/password");
+        assert_eq!(
+            parameter_name("arn:aws:ssm:eu-west-1:1:parameter/prd/db/password"),
+            "/prd/db/password"
+        );
+        let arn = "arn:aws:secretsmanager:eu-west-1:1:secret:prd/db-AbCdEf";
+        assert_eq!(secret_arn(arn), arn);
+        assert_eq!(secret_arn(&format!("{arn}:password::")), arn);
+    }
 }

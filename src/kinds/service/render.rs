@@ -1,5 +1,5 @@
-//! Pure rendering for services: the manifest into ECS request pieces, and both the
-//! manifest and the live service into the normalised document plan compares.
+//! Pure rendering for services: the manifest and the live service into the normalised
+//! [`Doc`] plan compares, and a [`Doc`] into the ECS request pieces apply sends.
 //!
 //! Normalisation rules (each has a unit test below): cpu/memory as ECS returns them
 //! (`"256"`, also from `"0.25 vCPU"` / `"1 GB"`), hostPort = containerPort under awsvpc,
@@ -7,6 +7,9 @@
 //! 0), `essential` true, environment and secrets as maps (order does not matter), subnets
 //! and security groups sorted, deployment defaults (100 % / 200 %, circuit breaker off),
 //! grace period 0, only the tags the manifest manages.
+//!
+//! Apply builds its requests from the (effective) document, not from the manifest, so a
+//! field `mooring.dev/ignore` names keeps its live value in what is sent.
 
 use std::collections::BTreeMap;
 
@@ -15,18 +18,18 @@ use aws_sdk_ecs::types::{
     DeploymentConfiguration, HealthCheck, KeyValuePair, LoadBalancer, LogConfiguration, LogDriver,
     NetworkConfiguration, PortMapping, Secret, Service, TaskDefinition, TransportProtocol,
 };
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
 
-use crate::manifest::service::ServiceSpec;
-use crate::manifest::{Kind, Manifest, owned_tags};
-use crate::resources::{live_tags_doc, tags_doc};
+use crate::kinds::ownership::{managed_tags, owned_tags};
+use crate::manifest::ServiceSpec;
+use crate::manifest::{Kind, Manifest};
 
 /// What plan looked up for a service: the inputs that are not in the manifest itself.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Resolved {
     /// Subnet IDs, sorted.
     pub subnets: Vec<String>,
-    /// Security group IDs, sorted.
+    /// Security group IDs, sorted (placeholders for groups this apply has yet to create).
     pub security_groups: Vec<String>,
     /// Secret env name → the ARN ECS reads it from.
     pub secrets: BTreeMap<String, String>,
@@ -36,9 +39,177 @@ pub struct Resolved {
     pub target_groups: BTreeMap<String, String>,
 }
 
+/// A service in the shape plan compares: the service's settings and the task definition
+/// it runs. The JSON field paths are what plan shows and `mooring.dev/ignore` names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Doc {
+    /// `FARGATE`, or what else the live service runs on.
+    pub launch_type: String,
+    /// The task count; left out when the manifest does not manage it (unset, or owned by a
+    /// ScalableTarget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_count: Option<i32>,
+    /// The task definition; `None` when the live one could not be read.
+    pub task_definition: Option<TaskDefinitionDoc>,
+    /// The awsvpc network configuration.
+    pub network: NetworkDoc,
+    /// The deployment configuration, defaults filled in.
+    pub deployment: DeploymentDoc,
+    /// Seconds load balancer health checks are ignored after a task starts.
+    pub health_check_grace_period_seconds: i32,
+    /// ECS Exec.
+    pub enable_execute_command: bool,
+    /// Target group attachments, sorted.
+    pub load_balancers: Vec<LoadBalancerDoc>,
+    /// The tags the manifest manages.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A task definition revision, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDefinitionDoc {
+    /// The family.
+    pub family: Option<String>,
+    /// CPU units, as ECS stores them (`"256"`).
+    pub cpu: Option<String>,
+    /// MiB, as ECS stores them (`"512"`).
+    pub memory: Option<String>,
+    /// Always `awsvpc` on the desired side.
+    pub network_mode: Option<String>,
+    /// Always `["FARGATE"]` on the desired side.
+    pub requires_compatibilities: Vec<String>,
+    /// The role ECS pulls images and reads secrets with.
+    pub execution_role_arn: Option<String>,
+    /// The role the task runs as.
+    pub task_role_arn: Option<String>,
+    /// The manifest's container; `None` when the live revision has no container of its name.
+    pub container: Option<ContainerDoc>,
+    /// Names of other containers (sidecars registered out of band), sorted.
+    pub other_containers: Vec<String>,
+    /// Task settings that are set but that mooring never sets (names only).
+    pub unmanaged_settings: Vec<String>,
+}
+
+/// The manifest's container, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDoc {
+    /// Container settings that are set but that mooring never sets (names only).
+    pub unmanaged_settings: Vec<String>,
+    /// The container's name.
+    pub name: Option<String>,
+    /// The image.
+    pub image: Option<String>,
+    /// Always true on the desired side.
+    pub essential: bool,
+    /// Port mappings, by container port.
+    pub port_mappings: Vec<PortMappingDoc>,
+    /// The command, if it overrides the image's.
+    pub command: Option<Vec<String>>,
+    /// Environment variables.
+    pub environment: BTreeMap<String, String>,
+    /// Secret env name → `valueFrom` (an ARN, never a value).
+    pub secrets: BTreeMap<String, String>,
+    /// The container health check.
+    pub health_check: Option<HealthCheckDoc>,
+    /// Where logs go.
+    pub log_configuration: Option<LogConfigurationDoc>,
+}
+
+/// One port mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMappingDoc {
+    /// The container port.
+    pub container_port: Option<i32>,
+    /// The host port (the container port under awsvpc).
+    pub host_port: Option<i32>,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// A container health check, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckDoc {
+    /// The command (`CMD-SHELL …`).
+    pub command: Vec<String>,
+    /// Seconds between checks.
+    pub interval: i32,
+    /// Seconds before a check fails.
+    pub timeout: i32,
+    /// Failures before the container is unhealthy.
+    pub retries: i32,
+    /// Seconds of grace after start.
+    pub start_period: i32,
+}
+
+/// A container's log configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogConfigurationDoc {
+    /// The log driver (`awslogs`).
+    pub log_driver: String,
+    /// The driver's options.
+    pub options: BTreeMap<String, String>,
+}
+
+/// The awsvpc network configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkDoc {
+    /// Subnet IDs, sorted.
+    pub subnets: Vec<String>,
+    /// Security group IDs, sorted.
+    pub security_groups: Vec<String>,
+    /// `ENABLED` or `DISABLED`.
+    pub assign_public_ip: String,
+}
+
+/// The deployment configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentDoc {
+    /// The deployment circuit breaker.
+    pub circuit_breaker: CircuitBreakerDoc,
+    /// Lower bound of running tasks during a deployment, in percent.
+    pub minimum_healthy_percent: i32,
+    /// Upper bound of tasks during a deployment, in percent.
+    pub maximum_percent: i32,
+}
+
+/// The deployment circuit breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreakerDoc {
+    /// Stop failing deployments.
+    pub enable: bool,
+    /// Roll back to the last completed deployment.
+    pub rollback: bool,
+}
+
+/// A target group attachment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerDoc {
+    /// The target group's ARN (a placeholder while it is yet to be created).
+    pub target_group_arn: Option<String>,
+    /// The container traffic goes to.
+    pub container_name: Option<String>,
+    /// Its port.
+    pub container_port: Option<i32>,
+}
+
 /// What plan shows for the ARN of a target group that this apply has yet to create.
 pub fn pending_target_group(name: &str) -> String {
     format!("(ARN of TargetGroup/{name}, once created)")
+}
+
+/// True when `arn` is a [`pending_target_group`] placeholder.
+pub fn is_pending_target_group(arn: &str) -> bool {
+    arn.starts_with("(ARN of TargetGroup/")
 }
 
 /// AWS defaults for container health checks.
@@ -50,8 +221,8 @@ const MIN_HEALTHY: i32 = 100;
 const MAX_PERCENT: i32 = 200;
 
 /// The tags a service and its task definitions carry.
-pub fn desired_tags(m: &Manifest<ServiceSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::Service, m.name(), &m.spec.tags)
+pub fn desired_tags(stack: &str, m: &Manifest<ServiceSpec>) -> BTreeMap<String, String> {
+    owned_tags(Kind::Service, stack, m.name(), &m.spec.tags)
 }
 
 /// The ARN of an SSM parameter given by name (ECS wants ARNs for cross-checking IAM).
@@ -98,8 +269,10 @@ fn log_options(spec: &ServiceSpec, r: &Resolved) -> Option<BTreeMap<String, Stri
     Some(o)
 }
 
-/// The container definition to register.
-pub fn container_definition(m: &Manifest<ServiceSpec>, r: &Resolved) -> ContainerDefinition {
+/// The container definition the manifest asks for, in ECS's request form. The desired
+/// document normalises it with the same code as a live one, so a registered definition
+/// always normalises to exactly what the manifest rendered.
+pub fn manifest_container(m: &Manifest<ServiceSpec>, r: &Resolved) -> ContainerDefinition {
     let spec = &m.spec;
     let c = &spec.task_definition.container;
     let mut b = ContainerDefinition::builder()
@@ -148,63 +321,112 @@ pub fn container_definition(m: &Manifest<ServiceSpec>, r: &Resolved) -> Containe
     b.build()
 }
 
+/// The container definition to register for a (normalised) container document.
+pub fn container_definition(c: &ContainerDoc) -> ContainerDefinition {
+    let mut b = ContainerDefinition::builder()
+        .set_name(c.name.clone())
+        .set_image(c.image.clone())
+        .essential(c.essential)
+        .set_command(c.command.clone());
+    for p in &c.port_mappings {
+        b = b.port_mappings(
+            PortMapping::builder()
+                .set_container_port(p.container_port)
+                .set_host_port(p.host_port)
+                .protocol(TransportProtocol::from(p.protocol.as_str()))
+                .build(),
+        );
+    }
+    for (k, v) in &c.environment {
+        b = b.environment(KeyValuePair::builder().name(k).value(v).build());
+    }
+    for (k, value_from) in &c.secrets {
+        if let Ok(s) = Secret::builder().name(k).value_from(value_from).build() {
+            b = b.secrets(s);
+        }
+    }
+    if let Some(hc) = &c.health_check
+        && let Ok(hc) = HealthCheck::builder()
+            .set_command(Some(hc.command.clone()))
+            .interval(hc.interval)
+            .timeout(hc.timeout)
+            .retries(hc.retries)
+            .start_period(hc.start_period)
+            .build()
+    {
+        b = b.health_check(hc);
+    }
+    if let Some(l) = &c.log_configuration
+        && let Ok(lc) = LogConfiguration::builder()
+            .log_driver(LogDriver::from(l.log_driver.as_str()))
+            .set_options(Some(l.options.clone().into_iter().collect()))
+            .build()
+    {
+        b = b.log_configuration(lc);
+    }
+    b.build()
+}
+
 fn to_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 /// The task definition part of the normalised document, from the manifest.
-pub fn desired_task_definition(m: &Manifest<ServiceSpec>, r: &Resolved) -> Value {
+pub fn desired_task_definition(m: &Manifest<ServiceSpec>, r: &Resolved) -> TaskDefinitionDoc {
     let spec = &m.spec;
     let td = &spec.task_definition;
-    json!({
-        "family": spec.family(&m.metadata),
-        "cpu": td.cpu.to_string(),
-        "memory": td.memory.to_string(),
-        "networkMode": "awsvpc",
-        "requiresCompatibilities": ["FARGATE"],
-        "executionRoleArn": td.execution_role_arn,
-        "taskRoleArn": td.task_role_arn,
-        "container": container_doc(&container_definition(m, r)),
-        "otherContainers": [],
-        "unmanagedSettings": [],
-    })
+    TaskDefinitionDoc {
+        family: Some(spec.family(&m.metadata).to_string()),
+        cpu: Some(td.cpu.to_string()),
+        memory: Some(td.memory.to_string()),
+        network_mode: Some("awsvpc".into()),
+        requires_compatibilities: vec!["FARGATE".into()],
+        execution_role_arn: td.execution_role_arn.clone(),
+        task_role_arn: td.task_role_arn.clone(),
+        container: Some(container_doc(&manifest_container(m, r))),
+        other_containers: Vec::new(),
+        unmanaged_settings: Vec::new(),
+    }
 }
 
 /// The task definition part of the normalised document, from what ECS returned.
-pub fn live_task_definition(td: &TaskDefinition, container_name: &str) -> Value {
-    let mut others: Vec<&str> = td
+pub fn live_task_definition(td: &TaskDefinition, container_name: &str) -> TaskDefinitionDoc {
+    let mut others: Vec<String> = td
         .container_definitions()
         .iter()
         .filter_map(|c| c.name())
         .filter(|n| *n != container_name)
+        .map(str::to_string)
         .collect();
     others.sort();
     let container = td
         .container_definitions()
         .iter()
         .find(|c| c.name() == Some(container_name))
-        .map(container_doc)
-        .unwrap_or(Value::Null);
-    let mut compat: Vec<&str> = td
+        .map(container_doc);
+    let mut compat: Vec<String> = td
         .requires_compatibilities()
         .iter()
-        .map(|c| c.as_str())
+        .map(|c| c.as_str().to_string())
         .collect();
     compat.sort();
-    json!({
-        "family": td.family(),
-        "cpu": td.cpu().map(cpu_units),
-        "memory": td.memory().map(memory_mib),
-        "networkMode": td.network_mode().map(|n| n.as_str()),
-        "requiresCompatibilities": compat,
-        "executionRoleArn": td.execution_role_arn(),
-        "taskRoleArn": td.task_role_arn(),
-        "container": container,
-        "otherContainers": others,
-        "unmanagedSettings": unmanaged_task_settings(td),
-    })
+    TaskDefinitionDoc {
+        family: td.family().map(str::to_string),
+        cpu: td.cpu().map(cpu_units),
+        memory: td.memory().map(memory_mib),
+        network_mode: td.network_mode().map(|n| n.as_str().to_string()),
+        requires_compatibilities: compat,
+        execution_role_arn: td.execution_role_arn().map(str::to_string),
+        task_role_arn: td.task_role_arn().map(str::to_string),
+        container,
+        other_containers: others,
+        unmanaged_settings: names(unmanaged_task_settings(td)),
+    }
 }
 
+fn names(v: Vec<&'static str>) -> Vec<String> {
+    v.into_iter().map(str::to_string).collect()
+}
 /// Container settings that are set but that mooring never sets. The manifest cannot ask
 /// for them, so any of them in a live revision (say an `entryPoint` registered out of
 /// band) is drift; the values are not shown, only the names. AWS's own fillers (`cpu: 0`,
@@ -293,68 +515,6 @@ fn unmanaged_task_settings(td: &TaskDefinition) -> Vec<&'static str> {
         .collect()
 }
 
-/// One container in normalised form; used for both sides, so a registered definition
-/// always normalises to exactly what the manifest rendered.
-fn container_doc(c: &ContainerDefinition) -> Value {
-    let mut ports: Vec<Value> = c
-        .port_mappings()
-        .iter()
-        .map(|p| {
-            let cp = p.container_port();
-            json!({
-                "containerPort": cp,
-                "hostPort": p.host_port().or(cp),
-                "protocol": p.protocol().map_or("tcp".to_string(), |t| t.as_str().to_ascii_lowercase()),
-            })
-        })
-        .collect();
-    ports.sort_by_key(|p| p["containerPort"].as_i64());
-    let env: Map<String, Value> = c
-        .environment()
-        .iter()
-        .filter_map(|kv| {
-            Some((
-                kv.name()?.to_string(),
-                json!(kv.value().unwrap_or_default()),
-            ))
-        })
-        .collect();
-    let secrets: Map<String, Value> = c
-        .secrets()
-        .iter()
-        .map(|s| (s.name().to_string(), json!(s.value_from())))
-        .collect();
-    let health = c.health_check().map(|h| {
-        json!({
-            "command": h.command(),
-            "interval": h.interval().unwrap_or(HC_INTERVAL),
-            "timeout": h.timeout().unwrap_or(HC_TIMEOUT),
-            "retries": h.retries().unwrap_or(HC_RETRIES),
-            "startPeriod": h.start_period().unwrap_or(0),
-        })
-    });
-    let logs = c.log_configuration().map(|l| {
-        let options: BTreeMap<&str, &str> = l
-            .options()
-            .map(|o| o.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
-            .unwrap_or_default();
-        json!({"logDriver": l.log_driver().as_str(), "options": options})
-    });
-    let command = c.command().to_vec();
-    json!({
-        "unmanagedSettings": unmanaged_container_settings(c),
-        "name": c.name(),
-        "image": c.image(),
-        "essential": c.essential().unwrap_or(true),
-        "portMappings": ports,
-        "command": if command.is_empty() { Value::Null } else { json!(command) },
-        "environment": env,
-        "secrets": secrets,
-        "healthCheck": health,
-        "logConfiguration": logs,
-    })
-}
-
 /// CPU as ECS stores it: units as a string. Accepts `"0.25 vCPU"` / `"1 vcpu"` forms.
 pub fn cpu_units(s: &str) -> String {
     let lower = s.trim().to_ascii_lowercase();
@@ -379,16 +539,74 @@ pub fn memory_mib(s: &str) -> String {
     }
 }
 
-/// The awsvpc network configuration to send.
-pub fn network_configuration(spec: &ServiceSpec, r: &Resolved) -> Option<NetworkConfiguration> {
-    let vpc = AwsVpcConfiguration::builder()
-        .set_subnets(Some(r.subnets.clone()))
-        .set_security_groups(Some(r.security_groups.clone()))
-        .assign_public_ip(if spec.network.assign_public_ip {
-            AssignPublicIp::Enabled
-        } else {
-            AssignPublicIp::Disabled
+/// One container in normalised form; used for both sides, so a registered definition
+/// always normalises to exactly what the manifest rendered.
+pub fn container_doc(c: &ContainerDefinition) -> ContainerDoc {
+    let mut ports: Vec<PortMappingDoc> = c
+        .port_mappings()
+        .iter()
+        .map(|p| {
+            let cp = p.container_port();
+            PortMappingDoc {
+                container_port: cp,
+                host_port: p.host_port().or(cp),
+                protocol: p
+                    .protocol()
+                    .map_or("tcp".to_string(), |t| t.as_str().to_ascii_lowercase()),
+            }
         })
+        .collect();
+    ports.sort_by_key(|p| p.container_port);
+    let environment = c
+        .environment()
+        .iter()
+        .filter_map(|kv| {
+            Some((
+                kv.name()?.to_string(),
+                kv.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect();
+    let secrets = c
+        .secrets()
+        .iter()
+        .map(|s| (s.name().to_string(), s.value_from().to_string()))
+        .collect();
+    let health_check = c.health_check().map(|h| HealthCheckDoc {
+        command: h.command().to_vec(),
+        interval: h.interval().unwrap_or(HC_INTERVAL),
+        timeout: h.timeout().unwrap_or(HC_TIMEOUT),
+        retries: h.retries().unwrap_or(HC_RETRIES),
+        start_period: h.start_period().unwrap_or(0),
+    });
+    let log_configuration = c.log_configuration().map(|l| LogConfigurationDoc {
+        log_driver: l.log_driver().as_str().to_string(),
+        options: l
+            .options()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    });
+    let command = c.command().to_vec();
+    ContainerDoc {
+        unmanaged_settings: names(unmanaged_container_settings(c)),
+        name: c.name().map(str::to_string),
+        image: c.image().map(str::to_string),
+        essential: c.essential().unwrap_or(true),
+        port_mappings: ports,
+        command: (!command.is_empty()).then_some(command),
+        environment,
+        secrets,
+        health_check,
+        log_configuration,
+    }
+}
+
+/// The awsvpc network configuration to send.
+pub fn network_configuration(n: &NetworkDoc) -> Option<NetworkConfiguration> {
+    let vpc = AwsVpcConfiguration::builder()
+        .set_subnets(Some(n.subnets.clone()))
+        .set_security_groups(Some(n.security_groups.clone()))
+        .assign_public_ip(AssignPublicIp::from(n.assign_public_ip.as_str()))
         .build()
         .ok()?;
     Some(
@@ -398,134 +616,173 @@ pub fn network_configuration(spec: &ServiceSpec, r: &Resolved) -> Option<Network
     )
 }
 
-/// The deployment configuration to send (defaults filled in, so it is always complete).
-pub fn deployment_configuration(spec: &ServiceSpec) -> DeploymentConfiguration {
-    let d = &spec.deployment;
-    let (enable, rollback) = d
-        .circuit_breaker
-        .as_ref()
-        .map_or((false, false), |c| (c.enable, c.rollback));
+/// The deployment configuration to send (complete: the document has the defaults).
+pub fn deployment_configuration(d: &DeploymentDoc) -> DeploymentConfiguration {
     DeploymentConfiguration::builder()
         .deployment_circuit_breaker(
             DeploymentCircuitBreaker::builder()
-                .enable(enable)
-                .rollback(rollback)
+                .enable(d.circuit_breaker.enable)
+                .rollback(d.circuit_breaker.rollback)
                 .build(),
         )
-        .minimum_healthy_percent(d.minimum_healthy_percent.map_or(MIN_HEALTHY, to_i32))
-        .maximum_percent(d.maximum_percent.map_or(MAX_PERCENT, to_i32))
+        .minimum_healthy_percent(d.minimum_healthy_percent)
+        .maximum_percent(d.maximum_percent)
         .build()
 }
 
 /// The load balancer attachments to send.
-pub fn load_balancers(spec: &ServiceSpec, r: &Resolved) -> Vec<LoadBalancer> {
-    spec.load_balancers
-        .iter()
+pub fn load_balancers(lbs: &[LoadBalancerDoc]) -> Vec<LoadBalancer> {
+    lbs.iter()
         .map(|lb| {
-            let arn = match (&lb.target_group_arn, &lb.target_group) {
-                (Some(arn), _) => arn.clone(),
-                (None, Some(name)) => r
-                    .target_groups
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| pending_target_group(name)),
-                (None, None) => String::new(),
-            };
             LoadBalancer::builder()
-                .target_group_arn(arn)
-                .container_name(spec.container_name())
-                .container_port(i32::from(
-                    lb.container_port
-                        .or(spec.task_definition.container.port)
-                        .unwrap_or(80),
-                ))
+                .set_target_group_arn(lb.target_group_arn.clone())
+                .set_container_name(lb.container_name.clone())
+                .set_container_port(lb.container_port)
                 .build()
         })
         .collect()
 }
 
-fn load_balancers_doc(lbs: &[LoadBalancer]) -> Value {
-    let mut v: Vec<Value> = lbs
-        .iter()
-        .map(|lb| {
-            json!({
-                "targetGroupArn": lb.target_group_arn(),
-                "containerName": lb.container_name(),
-                "containerPort": lb.container_port(),
+fn sorted_load_balancers(mut v: Vec<LoadBalancerDoc>) -> Vec<LoadBalancerDoc> {
+    v.sort_by_cached_key(|lb| serde_json::to_string(lb).unwrap_or_default());
+    v
+}
+
+fn desired_load_balancers(spec: &ServiceSpec, r: &Resolved) -> Vec<LoadBalancerDoc> {
+    sorted_load_balancers(
+        spec.load_balancers
+            .iter()
+            .map(|lb| {
+                let arn = match (&lb.target_group_arn, &lb.target_group) {
+                    (Some(arn), _) => arn.clone(),
+                    (None, Some(name)) => r
+                        .target_groups
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| pending_target_group(name)),
+                    (None, None) => String::new(),
+                };
+                LoadBalancerDoc {
+                    target_group_arn: Some(arn),
+                    container_name: Some(spec.container_name().to_string()),
+                    container_port: Some(i32::from(
+                        lb.container_port
+                            .or(spec.task_definition.container.port)
+                            .unwrap_or(80),
+                    )),
+                }
             })
-        })
-        .collect();
-    v.sort_by_key(|x| x.to_string());
-    json!(v)
+            .collect(),
+    )
 }
 
-fn network_doc(nc: Option<&NetworkConfiguration>) -> Value {
+fn live_load_balancers(lbs: &[LoadBalancer]) -> Vec<LoadBalancerDoc> {
+    sorted_load_balancers(
+        lbs.iter()
+            .map(|lb| LoadBalancerDoc {
+                target_group_arn: lb.target_group_arn().map(str::to_string),
+                container_name: lb.container_name().map(str::to_string),
+                container_port: lb.container_port(),
+            })
+            .collect(),
+    )
+}
+
+fn network_doc(nc: Option<&NetworkConfiguration>) -> NetworkDoc {
     let vpc = nc.and_then(|n| n.awsvpc_configuration());
-    let mut subnets: Vec<&str> = vpc
-        .map(|v| v.subnets().iter().map(String::as_str).collect())
-        .unwrap_or_default();
+    let mut subnets: Vec<String> = vpc.map(|v| v.subnets().to_vec()).unwrap_or_default();
     subnets.sort();
-    let mut sgs: Vec<&str> = vpc
-        .map(|v| v.security_groups().iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    sgs.sort();
-    json!({
-        "subnets": subnets,
-        "securityGroups": sgs,
-        "assignPublicIp": vpc.and_then(|v| v.assign_public_ip()).map_or("DISABLED", |a| a.as_str()),
-    })
-}
-
-fn deployment_doc(d: Option<&DeploymentConfiguration>) -> Value {
-    let cb = d.and_then(|d| d.deployment_circuit_breaker());
-    json!({
-        "circuitBreaker": {
-            "enable": cb.is_some_and(|c| c.enable()),
-            "rollback": cb.is_some_and(|c| c.rollback()),
-        },
-        "minimumHealthyPercent": d.and_then(|d| d.minimum_healthy_percent()).unwrap_or(MIN_HEALTHY),
-        "maximumPercent": d.and_then(|d| d.maximum_percent()).unwrap_or(MAX_PERCENT),
-    })
-}
-
-/// The whole normalised document of a service, from the manifest.
-pub fn desired_doc(m: &Manifest<ServiceSpec>, r: &Resolved) -> Value {
-    let spec = &m.spec;
-    let mut doc = Map::new();
-    doc.insert("launchType".into(), json!("FARGATE"));
-    if let Some(n) = spec.desired_count {
-        doc.insert("desiredCount".into(), json!(n));
+    let mut security_groups: Vec<String> =
+        vpc.map(|v| v.security_groups().to_vec()).unwrap_or_default();
+    security_groups.sort();
+    NetworkDoc {
+        subnets,
+        security_groups,
+        assign_public_ip: vpc
+            .and_then(|v| v.assign_public_ip())
+            .map_or("DISABLED", |a| a.as_str())
+            .to_string(),
     }
-    doc.insert("taskDefinition".into(), desired_task_definition(m, r));
-    doc.insert(
-        "network".into(),
-        network_doc(network_configuration(spec, r).as_ref()),
-    );
-    doc.insert(
-        "deployment".into(),
-        deployment_doc(Some(&deployment_configuration(spec))),
-    );
-    doc.insert(
-        "healthCheckGracePeriodSeconds".into(),
-        json!(spec.health_check_grace_period_seconds.unwrap_or(0)),
-    );
-    doc.insert(
-        "enableExecuteCommand".into(),
-        json!(spec.enable_execute_command),
-    );
-    doc.insert(
-        "loadBalancers".into(),
-        load_balancers_doc(&load_balancers(spec, r)),
-    );
-    doc.insert("tags".into(), tags_doc(&desired_tags(m)));
-    Value::Object(doc)
+}
+
+fn desired_network(spec: &ServiceSpec, r: &Resolved) -> NetworkDoc {
+    let mut subnets = r.subnets.clone();
+    subnets.sort();
+    let mut security_groups = r.security_groups.clone();
+    security_groups.sort();
+    NetworkDoc {
+        subnets,
+        security_groups,
+        assign_public_ip: if spec.network.assign_public_ip {
+            "ENABLED"
+        } else {
+            "DISABLED"
+        }
+        .to_string(),
+    }
+}
+
+fn deployment_doc(d: Option<&DeploymentConfiguration>) -> DeploymentDoc {
+    let cb = d.and_then(|d| d.deployment_circuit_breaker());
+    DeploymentDoc {
+        circuit_breaker: CircuitBreakerDoc {
+            enable: cb.is_some_and(|c| c.enable()),
+            rollback: cb.is_some_and(|c| c.rollback()),
+        },
+        minimum_healthy_percent: d
+            .and_then(|d| d.minimum_healthy_percent())
+            .unwrap_or(MIN_HEALTHY),
+        maximum_percent: d.and_then(|d| d.maximum_percent()).unwrap_or(MAX_PERCENT),
+    }
+}
+
+fn desired_deployment(spec: &ServiceSpec) -> DeploymentDoc {
+    let d = &spec.deployment;
+    let (enable, rollback) = d
+        .circuit_breaker
+        .as_ref()
+        .map_or((false, false), |c| (c.enable, c.rollback));
+    DeploymentDoc {
+        circuit_breaker: CircuitBreakerDoc { enable, rollback },
+        minimum_healthy_percent: d.minimum_healthy_percent.map_or(MIN_HEALTHY, to_i32),
+        maximum_percent: d.maximum_percent.map_or(MAX_PERCENT, to_i32),
+    }
+}
+
+/// The whole normalised document of a service, from the manifest. `desired_count` is the
+/// count the manifest manages (`None` when unset or owned by a ScalableTarget).
+pub fn desired_doc(
+    stack: &str,
+    m: &Manifest<ServiceSpec>,
+    desired_count: Option<u32>,
+    r: &Resolved,
+) -> Doc {
+    let spec = &m.spec;
+    Doc {
+        launch_type: "FARGATE".into(),
+        desired_count: desired_count.map(to_i32),
+        task_definition: Some(desired_task_definition(m, r)),
+        network: desired_network(spec, r),
+        deployment: desired_deployment(spec),
+        health_check_grace_period_seconds: to_i32(
+            spec.health_check_grace_period_seconds.unwrap_or(0),
+        ),
+        enable_execute_command: spec.enable_execute_command,
+        load_balancers: desired_load_balancers(spec, r),
+        tags: desired_tags(stack, m),
+    }
 }
 
 /// The whole normalised document of a live service and the task definition it runs.
-pub fn live_doc(m: &Manifest<ServiceSpec>, s: &Service, td: Option<&TaskDefinition>) -> Value {
+pub fn live_doc(
+    stack: &str,
+    m: &Manifest<ServiceSpec>,
+    desired_count: Option<u32>,
+    s: &Service,
+    td: Option<&TaskDefinition>,
+) -> Doc {
     let spec = &m.spec;
-    let mut doc = Map::new();
-    let launch = s
+    let launch_type = s
         .launch_type()
         .map(|l| l.as_str().to_string())
         .unwrap_or_else(|| {
@@ -536,44 +793,46 @@ pub fn live_doc(m: &Manifest<ServiceSpec>, s: &Service, td: Option<&TaskDefiniti
                 .any(|c| c.capacity_provider().starts_with("FARGATE"));
             if fargate { "FARGATE" } else { "(none)" }.to_string()
         });
-    doc.insert("launchType".into(), json!(launch));
-    if spec.desired_count.is_some() {
-        doc.insert("desiredCount".into(), json!(s.desired_count()));
-    }
-    doc.insert(
-        "taskDefinition".into(),
-        td.map_or(Value::Null, |td| {
-            live_task_definition(td, spec.container_name())
-        }),
-    );
-    doc.insert("network".into(), network_doc(s.network_configuration()));
-    doc.insert(
-        "deployment".into(),
-        deployment_doc(s.deployment_configuration()),
-    );
-    doc.insert(
-        "healthCheckGracePeriodSeconds".into(),
-        json!(s.health_check_grace_period_seconds().unwrap_or(0)),
-    );
-    doc.insert(
-        "enableExecuteCommand".into(),
-        json!(s.enable_execute_command()),
-    );
-    doc.insert(
-        "loadBalancers".into(),
-        load_balancers_doc(s.load_balancers()),
-    );
     let tags = s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
-    doc.insert("tags".into(), live_tags_doc(tags, &desired_tags(m)));
-    Value::Object(doc)
+    Doc {
+        launch_type,
+        desired_count: desired_count.map(|_| s.desired_count()),
+        task_definition: td.map(|td| live_task_definition(td, spec.container_name())),
+        network: network_doc(s.network_configuration()),
+        deployment: deployment_doc(s.deployment_configuration()),
+        health_check_grace_period_seconds: s.health_check_grace_period_seconds().unwrap_or(0),
+        enable_execute_command: s.enable_execute_command(),
+        load_balancers: live_load_balancers(s.load_balancers()),
+        tags: managed_tags(tags, &desired_tags(stack, m)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::load::load_with_stack;
-    use crate::reconcile::diff::diff;
+    use crate::reconcile::diff::{FieldChange, diff};
     use aws_sdk_ecs::types::{Compatibility, NetworkMode, Tag};
+    use serde_json::{Value, json};
+
+    fn to_json<T: Serialize>(v: &T) -> Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    fn desired(m: &Manifest<ServiceSpec>, r: &Resolved) -> Doc {
+        desired_doc("test", m, m.spec.desired_count, r)
+    }
+
+    /// The fields plan shows as changed, live → desired.
+    fn changes(
+        m: &Manifest<ServiceSpec>,
+        r: &Resolved,
+        svc: &Service,
+        td: &TaskDefinition,
+    ) -> Vec<FieldChange> {
+        let live = live_doc("test", m, m.spec.desired_count, svc, Some(td));
+        diff(&to_json(&desired(m, r)), Some(&to_json(&live)))
+    }
 
     const SERVICE: &str = "apiVersion: mooring.dev/v1alpha1
 kind: Service
@@ -630,7 +889,7 @@ spec:
     /// What ECS returns for a task definition registered from the manifest, written the way
     /// AWS writes it: other list order, AWS-filled defaults left implicit or spelled out.
     fn as_aws_returns_it(m: &Manifest<ServiceSpec>, r: &Resolved) -> (Service, TaskDefinition) {
-        let mut c = container_definition(m, r);
+        let mut c = manifest_container(m, r);
         c.environment = c.environment.map(|mut e| {
             e.reverse();
             e
@@ -663,16 +922,16 @@ spec:
                     .awsvpc_configuration(vpc)
                     .build(),
             )
-            .deployment_configuration(deployment_configuration(&m.spec))
+            .deployment_configuration(deployment_configuration(&desired(m, r).deployment))
             .health_check_grace_period_seconds(60)
-            .set_load_balancers(Some(load_balancers(&m.spec, r)))
+            .set_load_balancers(Some(load_balancers(&desired(m, r).load_balancers)))
             .tags(
                 Tag::builder()
                     .key("aws:ecs:clusterName")
                     .value("prd")
                     .build(),
             );
-        for (k, v) in desired_tags(m) {
+        for (k, v) in desired_tags("test", m) {
             svc = svc.tags(Tag::builder().key(k).value(v).build());
         }
         (svc.build(), td)
@@ -683,7 +942,7 @@ spec:
         let m = manifest();
         let r = resolved();
         let (svc, td) = as_aws_returns_it(&m, &r);
-        let changes = diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td))));
+        let changes = changes(&m, &r, &svc, &td);
         assert!(changes.is_empty(), "{changes:#?}");
     }
 
@@ -706,7 +965,7 @@ spec:
                 ];
             }
         }
-        let mut changes = diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td))));
+        let mut changes = changes(&m, &r, &svc, &td);
         changes.sort_by(|a, b| a.field.cmp(&b.field));
         let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(
@@ -728,7 +987,7 @@ spec:
         let r = resolved();
         let (mut svc, td) = as_aws_returns_it(&m, &r);
         svc.desired_count = 7;
-        assert!(diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td)))).is_empty());
+        assert!(changes(&m, &r, &svc, &td).is_empty());
     }
 
     #[test]
@@ -741,7 +1000,7 @@ spec:
         // moto and older services: no deploymentConfiguration, no grace period at all.
         svc.deployment_configuration = None;
         svc.health_check_grace_period_seconds = None;
-        assert!(diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td)))).is_empty());
+        assert!(changes(&m, &r, &svc, &td).is_empty());
     }
 
     #[test]
@@ -760,7 +1019,7 @@ spec:
                     .build(),
             );
         }
-        let changes = diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td))));
+        let changes = changes(&m, &r, &svc, &td);
         let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -841,8 +1100,8 @@ spec:
             .memory("1024")
             .build();
         let changes = diff(
-            &desired_task_definition(&m, &r),
-            Some(&live_task_definition(&td, "app")),
+            &to_json(&desired_task_definition(&m, &r)),
+            Some(&to_json(&live_task_definition(&td, "app"))),
         );
         assert!(changes.is_empty(), "{changes:#?}");
     }
@@ -863,7 +1122,7 @@ spec:
             c.system_controls = Some(vec![]);
         }
         td.volumes = Some(vec![]);
-        assert!(diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td)))).is_empty());
+        assert!(changes(&m, &r, &svc, &td).is_empty());
         // An entry point and a volume registered out of band are.
         if let Some(c) = td
             .container_definitions
@@ -877,7 +1136,7 @@ spec:
                 .name("scratch")
                 .build(),
         ]);
-        let changes = diff(&desired_doc(&m, &r), Some(&live_doc(&m, &svc, Some(&td))));
+        let changes = changes(&m, &r, &svc, &td);
         let fields: Vec<(&str, String)> = changes
             .iter()
             .map(|c| (c.field.as_str(), c.live.to_string()))
@@ -895,6 +1154,51 @@ spec:
                 ),
             ]
         );
+    }
+
+    /// Apply registers the container from the (effective) document: what it sends must
+    /// normalise back to that document, or every apply would register a new revision.
+    #[test]
+    fn a_registered_container_normalises_back_to_its_document() {
+        let m = manifest();
+        let r = resolved();
+        let doc = desired_task_definition(&m, &r).container.unwrap();
+        assert_eq!(container_doc(&container_definition(&doc)), doc);
+        let mut bare = manifest();
+        bare.spec.task_definition.container = serde_json::from_value(
+            json!({"image": "api:1", "command": ["serve"]}),
+        )
+        .unwrap();
+        let doc = desired_task_definition(&bare, &Resolved::default())
+            .container
+            .unwrap();
+        assert_eq!(container_doc(&container_definition(&doc)), doc);
+    }
+
+    #[test]
+    fn placeholders_and_sorting_of_attachments() {
+        let mut m = manifest();
+        m.spec.load_balancers = serde_json::from_value(json!([
+            {"targetGroup": "web", "containerPort": 8080},
+            {"targetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1"},
+        ]))
+        .unwrap();
+        let lbs = desired(&m, &resolved()).load_balancers;
+        let arns: Vec<&str> = lbs
+            .iter()
+            .map(|l| l.target_group_arn.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            arns,
+            [
+                "(ARN of TargetGroup/web, once created)",
+                "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/1"
+            ]
+        );
+        assert!(is_pending_target_group(arns[0]));
+        assert!(!is_pending_target_group(arns[1]));
+        assert_eq!(lbs[0].container_port, Some(8080));
+        assert_eq!(lbs[1].container_port, Some(3000));
     }
 
     #[test]
@@ -930,7 +1234,7 @@ spec:
             ]
         );
         let r = resolved();
-        let doc = desired_task_definition(&m, &r);
+        let doc = to_json(&desired_task_definition(&m, &r));
         assert_eq!(doc["container"]["healthCheck"]["interval"], json!(30));
         assert_eq!(doc["container"]["healthCheck"]["startPeriod"], json!(60));
         assert_eq!(
