@@ -1004,4 +1004,51 @@ mod tests {
         );
         assert_eq!(found(&live(vec![elsewhere], vec![])), None);
     }
+
+    #[tokio::test]
+    async fn prune_lists_only_this_stacks_groups() {
+        let set = load("");
+        let stack = set.stack.clone();
+        let group = |id: &str, tags: &[(&str, &str)]| {
+            tagged(SecurityGroup::builder().group_id(id), tags)
+        };
+        let groups = vec![
+            group(
+                "sg-mine",
+                &[(TAG_STACK, stack.as_str()), (TAG_RESOURCE, "SecurityGroup/old")],
+            ),
+            group("sg-legacy", &[(TAG_RESOURCE, "SecurityGroup/older")]),
+            group(
+                "sg-blog",
+                &[(TAG_STACK, "blog"), (TAG_RESOURCE, "SecurityGroup/old")],
+            ),
+        ];
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let ctx = crate::reconcile::Context::new(crate::aws::Aws::from_config(&config).unwrap());
+        let cache = crate::reconcile::PassCache::default();
+        // The pass has already listed mooring's groups: prune reads nothing more.
+        cache
+            .mooring_groups
+            .get((), || async { Ok::<_, AwsError>(Arc::new(groups)) })
+            .await
+            .unwrap();
+        let cx = Cx {
+            ctx: &ctx,
+            set: &set,
+            cache: &cache,
+        };
+        let owned = Unit::owned(&cx).await.unwrap().unwrap();
+        assert_eq!(
+            owned,
+            [Owned {
+                name: "old".into(),
+                aws_id: "sg-mine".into(),
+                scope: None
+            }]
+        );
+    }
 }
