@@ -1,36 +1,58 @@
 //! Application Load Balancers and their listeners (`kind: LoadBalancer`).
 //!
 //! Reads: one paginated DescribeLoadBalancers (asking by name fails the whole call when
-//! one is missing), one DescribeTags per 20 that exist, one DescribeListeners per load
-//! balancer. Listeners on ports the manifest does not declare are left alone (mooring
-//! never deletes). The scheme and the name cannot change in place: reported, refused.
+//! one is missing), one DescribeTags per 20 that exist, one ListCertificates when a
+//! listener looks its certificate up by domain, the target group listing shared with
+//! services, and one DescribeListeners per load balancer. Listeners on ports the manifest
+//! does not declare are left alone (mooring never deletes). The scheme and the type cannot
+//! change in place: such a change is planned as a replacement, refused unless the manifest
+//! allows it.
 
 pub mod spec;
 
-use crate::kinds::Reference;
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_acm::types::{CertificateStatus, CertificateSummary};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action as ElbAction, ActionTypeEnum, Certificate, Listener, LoadBalancer,
+    LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum, Tag,
+};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::network::{self, Target};
+use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
+use super::{Change, Declared, Reference, Resource};
+use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
+use crate::reconcile::{Applied, Cx, ReconcileError, Reconciler};
+use spec::{DEFAULT_SSL_POLICY, ListenerProtocol, ListenerSpec, LoadBalancerSpec, RedirectStatus};
+
+/// DescribeTags takes up to 20 resources per call.
+const TAGS_BATCH: usize = 20;
 
 /// The `LoadBalancer` kind.
 pub struct Unit;
 
-impl crate::kinds::Declared for Unit {
+impl Declared for Unit {
     const ACTIONS: &'static [&'static str] = &[
         "elasticloadbalancing:DescribeLoadBalancers",
-            "elasticloadbalancing:DescribeListeners",
-            "elasticloadbalancing:DescribeTags",
-            "elasticloadbalancing:DescribeTargetGroups",
-            "acm:ListCertificates",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeVpcs",
-            "elasticloadbalancing:CreateLoadBalancer",
-            "elasticloadbalancing:DeleteLoadBalancer",
-            "elasticloadbalancing:SetSubnets",
-            "elasticloadbalancing:SetSecurityGroups",
-            "elasticloadbalancing:CreateListener",
-            "elasticloadbalancing:ModifyListener",
-            "elasticloadbalancing:AddTags",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeTags",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "acm:ListCertificates",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeVpcs",
+        "elasticloadbalancing:CreateLoadBalancer",
+        "elasticloadbalancing:DeleteLoadBalancer",
+        "elasticloadbalancing:SetSubnets",
+        "elasticloadbalancing:SetSecurityGroups",
+        "elasticloadbalancing:CreateListener",
+        "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:AddTags",
     ];
     type State = ();
 
@@ -74,7 +96,883 @@ impl crate::kinds::Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        crate::kinds::unconverted(Kind::LoadBalancer)
+    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
+        super::Typed::<Unit>::boxed()
+    }
+}
+
+/// A load balancer in the shape plan compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Doc {
+    /// `application`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `internet-facing` or `internal`.
+    pub scheme: Option<String>,
+    /// Subnet IDs, sorted.
+    pub subnets: Vec<String>,
+    /// Security group IDs, sorted.
+    pub security_groups: Vec<String>,
+    /// The listeners the manifest declares, by port (`None`: there is none on that port).
+    pub listeners: BTreeMap<u16, Option<ListenerDoc>>,
+    /// Tags the manifest manages.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerDoc {
+    /// `HTTP` or `HTTPS`.
+    pub protocol: Option<String>,
+    /// The certificate of an HTTPS listener.
+    pub certificate_arn: Option<String>,
+    /// The TLS policy of an HTTPS listener.
+    pub ssl_policy: Option<String>,
+    /// What it does with every request.
+    pub default_action: Option<ActionDoc>,
+}
+
+/// A listener's default action: a forward or a redirect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionDoc {
+    /// `forward`, `redirect` (or another type, set by hand).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Where a forward goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group_arn: Option<String>,
+    /// A redirect's protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// A redirect's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// A redirect's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// A redirect's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A redirect's query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// A redirect's status code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<String>,
+}
+
+/// What plan shows for the ARN of a target group that this apply has yet to create.
+fn pending_target_group(name: &str) -> String {
+    format!("(ARN of TargetGroup/{name}, once created)")
+}
+
+/// Inputs of a load balancer that are looked up, not written in the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    /// Subnet IDs, sorted.
+    pub subnets: Vec<String>,
+    /// Security group IDs, sorted.
+    pub security_groups: Vec<String>,
+    /// `TargetGroup` manifest name → ARN, for those that exist.
+    pub target_groups: BTreeMap<String, String>,
+    /// Listener port → certificate ARN, for HTTPS listeners.
+    pub certificates: BTreeMap<u16, String>,
+}
+
+/// What one read finds for all of the kind's manifests.
+pub struct Live {
+    load_balancers: Vec<LoadBalancer>,
+    /// Tags by load balancer ARN.
+    tags: HashMap<String, Vec<Tag>>,
+    /// `TargetGroup` manifest name → ARN.
+    target_groups: BTreeMap<String, String>,
+    /// `ISSUED` ACM certificates (read only when a listener looks one up).
+    issued: Vec<CertificateSummary>,
+}
+
+/// One load balancer as observed.
+pub struct Observed {
+    /// The live load balancer.
+    load_balancer: Option<LoadBalancer>,
+    /// Its tags.
+    tags: Vec<Tag>,
+    /// Its listeners.
+    listeners: Vec<Listener>,
+    /// What the manifest's lookups found.
+    resolved: Resolved,
+}
+
+impl Observed {
+    fn arn(&self) -> Option<&str> {
+        self.load_balancer
+            .as_ref()
+            .and_then(|lb| lb.load_balancer_arn())
+    }
+}
+
+fn desired_tags(set: &ManifestSet, m: &Manifest<LoadBalancerSpec>) -> BTreeMap<String, String> {
+    owned_tags(Kind::LoadBalancer, &set.stack, m.name(), &m.spec.tags)
+}
+
+fn elb_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn action_doc(l: &ListenerSpec, r: &Resolved) -> ActionDoc {
+    let a = &l.default_action;
+    if let Some(tg) = &a.forward {
+        return ActionDoc {
+            kind: Some("forward".into()),
+            target_group_arn: Some(
+                r.target_groups
+                    .get(tg)
+                    .cloned()
+                    .unwrap_or_else(|| pending_target_group(tg)),
+            ),
+            protocol: None,
+            port: None,
+            host: None,
+            path: None,
+            query: None,
+            status_code: None,
+        };
+    }
+    let redirect = a.redirect.as_ref();
+    ActionDoc {
+        kind: Some("redirect".into()),
+        target_group_arn: None,
+        protocol: Some(
+            redirect
+                .and_then(|r| r.protocol)
+                .unwrap_or(ListenerProtocol::HTTPS)
+                .as_str()
+                .into(),
+        ),
+        port: Some(redirect.and_then(|r| r.port).unwrap_or(443).to_string()),
+        host: Some("#{host}".into()),
+        path: Some("/#{path}".into()),
+        query: Some("#{query}".into()),
+        status_code: Some(
+            redirect
+                .and_then(|r| r.status_code)
+                .unwrap_or(RedirectStatus::HTTP_301)
+                .as_str()
+                .into(),
+        ),
+    }
+}
+
+fn live_action_doc(a: &ElbAction) -> ActionDoc {
+    let mut doc = ActionDoc {
+        kind: a.r#type().map(|t| t.as_str().to_string()),
+        target_group_arn: None,
+        protocol: None,
+        port: None,
+        host: None,
+        path: None,
+        query: None,
+        status_code: None,
+    };
+    match a.r#type() {
+        Some(ActionTypeEnum::Forward) => {
+            doc.target_group_arn = a.target_group_arn().map(str::to_string);
+        }
+        Some(ActionTypeEnum::Redirect) => {
+            let c = a.redirect_config();
+            let part = |f: fn(&RedirectActionConfig) -> Option<&str>, default: &str| {
+                Some(c.and_then(f).unwrap_or(default).to_string())
+            };
+            doc.protocol = part(|c| c.protocol(), "#{protocol}");
+            doc.port = part(|c| c.port(), "#{port}");
+            doc.host = part(|c| c.host(), "#{host}");
+            doc.path = part(|c| c.path(), "/#{path}");
+            doc.query = part(|c| c.query(), "#{query}");
+            doc.status_code = c
+                .and_then(|c| c.status_code())
+                .map(|s| s.as_str().to_string());
+        }
+        _ => {}
+    }
+    doc
+}
+
+/// The action in ELBv2's request form; `None` for a type mooring does not write (kept by
+/// `mooring.dev/ignore`).
+fn elb_action(a: &ActionDoc) -> Option<ElbAction> {
+    match a.kind.as_deref()? {
+        "forward" => Some(
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .set_target_group_arn(a.target_group_arn.clone())
+                .build(),
+        ),
+        "redirect" => Some(
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(
+                    RedirectActionConfig::builder()
+                        .set_protocol(a.protocol.clone())
+                        .set_port(a.port.clone())
+                        .set_host(a.host.clone())
+                        .set_path(a.path.clone())
+                        .set_query(a.query.clone())
+                        .set_status_code(
+                            a.status_code
+                                .as_deref()
+                                .map(RedirectActionStatusCodeEnum::from),
+                        )
+                        .build(),
+                )
+                .build(),
+        ),
+        _ => None,
+    }
+}
+
+/// The certificate of every HTTPS listener: as written, or the newest `ISSUED` ACM
+/// certificate for the domain.
+fn certificates(
+    m: &Manifest<LoadBalancerSpec>,
+    issued: &[CertificateSummary],
+    region: &str,
+) -> Result<BTreeMap<u16, String>, ReconcileError> {
+    let mut out = BTreeMap::new();
+    for l in &m.spec.listeners {
+        if let Some(arn) = &l.certificate_arn {
+            out.insert(l.port, arn.clone());
+        }
+        let Some(lookup) = &l.certificate else {
+            continue;
+        };
+        let found = issued
+            .iter()
+            .filter(|c| {
+                c.domain_name() == Some(lookup.domain_name.as_str())
+                    || c.subject_alternative_name_summaries()
+                        .contains(&lookup.domain_name)
+            })
+            .max_by_key(|c| (c.not_after().map(|t| t.secs()), c.certificate_arn()));
+        match found.and_then(|c| c.certificate_arn()) {
+            Some(arn) => {
+                out.insert(l.port, arn.to_string());
+            }
+            None => {
+                return Err(ReconcileError::Resolve {
+                    what: format!("the certificate of listener {}", l.port),
+                    message: format!(
+                        "no ISSUED ACM certificate for {} in {region}",
+                        lookup.domain_name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The target groups the manifests' listeners forward to.
+fn forwards(manifests: &[Manifest<LoadBalancerSpec>]) -> impl Iterator<Item = &str> {
+    manifests
+        .iter()
+        .flat_map(|m| m.spec.listeners.iter())
+        .filter_map(|l| l.default_action.forward.as_deref())
+}
+
+#[async_trait::async_trait]
+impl Resource for Unit {
+    type Live = Live;
+    type Observed = Observed;
+    type Doc = Doc;
+
+    async fn read(
+        cx: &Cx<'_>,
+        manifests: &[Manifest<LoadBalancerSpec>],
+    ) -> Result<Live, ReconcileError> {
+        let elbv2 = &cx.aws().elbv2;
+        let all: Vec<LoadBalancer> = elbv2
+            .describe_load_balancers()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
+        let wanted: Vec<&str> = manifests
+            .iter()
+            .map(|m| m.spec.aws_name(&m.metadata))
+            .collect();
+        let load_balancers: Vec<LoadBalancer> = all
+            .into_iter()
+            .filter(|lb| lb.load_balancer_name().is_some_and(|n| wanted.contains(&n)))
+            .collect();
+        let arns: Vec<String> = load_balancers
+            .iter()
+            .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
+            .collect();
+        let mut tags = HashMap::new();
+        for chunk in arns.chunks(TAGS_BATCH) {
+            let out = elbv2
+                .describe_tags()
+                .set_resource_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
+            for d in out.tag_descriptions() {
+                if let Some(arn) = d.resource_arn() {
+                    tags.insert(arn.to_string(), d.tags().to_vec());
+                }
+            }
+        }
+        let target_groups = crate::kinds::target_group::arns(cx, forwards(manifests)).await?;
+        let looks_up = manifests
+            .iter()
+            .flat_map(|m| m.spec.listeners.iter())
+            .any(|l| l.certificate.is_some());
+        let issued = if looks_up {
+            cx.aws()
+                .acm
+                .list_certificates()
+                .certificate_statuses(CertificateStatus::Issued)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("acm:ListCertificates", e))?
+        } else {
+            Vec::new()
+        };
+        Ok(Live {
+            load_balancers,
+            tags,
+            target_groups,
+            issued,
+        })
+    }
+
+    async fn observe(
+        cx: &Cx<'_>,
+        m: &Manifest<LoadBalancerSpec>,
+        live: &Live,
+    ) -> Result<Observed, ReconcileError> {
+        let name = m.spec.aws_name(&m.metadata);
+        let load_balancer = live
+            .load_balancers
+            .iter()
+            .find(|lb| lb.load_balancer_name() == Some(name))
+            .cloned();
+        let resolved = Resolved {
+            subnets: network::resolve(cx, Target::Subnets, &m.spec.subnets).await?,
+            security_groups: network::resolve(cx, Target::SecurityGroups, &m.spec.security_groups)
+                .await?,
+            target_groups: live.target_groups.clone(),
+            certificates: certificates(m, &live.issued, &cx.aws().region)?,
+        };
+        let arn = load_balancer
+            .as_ref()
+            .and_then(|lb| lb.load_balancer_arn());
+        let (tags, listeners) = match arn {
+            Some(arn) => (
+                live.tags.get(arn).cloned().unwrap_or_default(),
+                cx.aws()
+                    .elbv2
+                    .describe_listeners()
+                    .load_balancer_arn(arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e))?,
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Observed {
+            load_balancer,
+            tags,
+            listeners,
+            resolved,
+        })
+    }
+
+    fn ownership(obs: &Observed) -> Option<Ownership> {
+        obs.load_balancer.as_ref().map(|_| {
+            Ownership::from_tags(
+                obs.tags
+                    .iter()
+                    .filter_map(|t| Some((t.key()?, t.value()?))),
+            )
+        })
+    }
+
+    fn desired(set: &ManifestSet, m: &Manifest<LoadBalancerSpec>, obs: &Observed) -> Doc {
+        let r = &obs.resolved;
+        let listeners = m
+            .spec
+            .listeners
+            .iter()
+            .map(|l| {
+                let https = l.protocol == ListenerProtocol::HTTPS;
+                let doc = ListenerDoc {
+                    protocol: Some(l.protocol.as_str().into()),
+                    certificate_arn: r.certificates.get(&l.port).cloned(),
+                    ssl_policy: https.then(|| {
+                        l.ssl_policy
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_SSL_POLICY.into())
+                    }),
+                    default_action: Some(action_doc(l, r)),
+                };
+                (l.port, Some(doc))
+            })
+            .collect();
+        Doc {
+            kind: Some("application".into()),
+            scheme: Some(m.spec.scheme.as_str().into()),
+            subnets: r.subnets.clone(),
+            security_groups: r.security_groups.clone(),
+            listeners,
+            tags: desired_tags(set, m),
+        }
+    }
+
+    fn live(set: &ManifestSet, m: &Manifest<LoadBalancerSpec>, obs: &Observed) -> Option<Doc> {
+        let lb = obs.load_balancer.as_ref()?;
+        let mut subnets: Vec<String> = lb
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.subnet_id().map(str::to_string))
+            .collect();
+        subnets.sort();
+        let mut security_groups = lb.security_groups().to_vec();
+        security_groups.sort();
+        let listeners = m
+            .spec
+            .listeners
+            .iter()
+            .map(|want| {
+                let doc = obs
+                    .listeners
+                    .iter()
+                    .find(|l| l.port() == Some(i32::from(want.port)))
+                    .map(|l| ListenerDoc {
+                        protocol: l.protocol().map(|p| p.as_str().to_string()),
+                        certificate_arn: l
+                            .certificates()
+                            .first()
+                            .and_then(|c| c.certificate_arn())
+                            .map(str::to_string),
+                        // A TLS policy means nothing on an HTTP listener (moto reports
+                        // one anyway).
+                        ssl_policy: l
+                            .ssl_policy()
+                            .filter(|_| l.protocol() == Some(&ProtocolEnum::Https))
+                            .map(str::to_string),
+                        default_action: l.default_actions().first().map(live_action_doc),
+                    });
+                (want.port, doc)
+            })
+            .collect();
+        let tags = obs.tags.iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        Some(Doc {
+            kind: lb.r#type().map(|t| t.as_str().to_string()),
+            scheme: lb.scheme().map(|s| s.as_str().to_string()),
+            subnets,
+            security_groups,
+            listeners,
+            tags: managed_tags(tags, &desired_tags(set, m)),
+        })
+    }
+
+    fn aws_id(_set: &ManifestSet, m: &Manifest<LoadBalancerSpec>, obs: &Observed) -> String {
+        obs.arn()
+            .unwrap_or(m.spec.aws_name(&m.metadata))
+            .to_string()
+    }
+
+    fn replacement(desired: &Doc, live: &Doc) -> (Vec<&'static str>, &'static str) {
+        let fixed = [
+            ("scheme", desired.scheme != live.scheme),
+            ("type", desired.kind != live.kind),
+        ];
+        (
+            fixed.iter().filter(|(_, d)| *d).map(|(f, _)| *f).collect(),
+            "load balancer (with a new DNS name; its listeners go with the old one)",
+        )
+    }
+
+    async fn apply(
+        cx: &Cx<'_>,
+        m: &Manifest<LoadBalancerSpec>,
+        obs: &Observed,
+        change: &Change<'_, Doc>,
+    ) -> Result<Applied, ReconcileError> {
+        let Doc {
+            kind,
+            scheme,
+            subnets,
+            security_groups,
+            listeners,
+            tags,
+        } = change.desired;
+        let elbv2 = &cx.aws().elbv2;
+        // Security groups and target groups may have been created earlier in this apply.
+        let security_groups =
+            network::settle(cx, Some(&m.spec.security_groups), security_groups).await?;
+        let target_groups = if forwards(std::slice::from_ref(m))
+            .any(|tg| !obs.resolved.target_groups.contains_key(tg))
+        {
+            crate::kinds::target_group::arns(cx, forwards(std::slice::from_ref(m))).await?
+        } else {
+            obs.resolved.target_groups.clone()
+        };
+        if let (true, Some(old)) = (change.replace, obs.arn()) {
+            elbv2
+                .delete_load_balancer()
+                .load_balancer_arn(old)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DeleteLoadBalancer", e))?;
+            info!(load_balancer = %old, "deleted load balancer, to replace it");
+        }
+        let existing = obs.arn().zip(change.live).filter(|_| !change.replace);
+        let (arn, live) = match existing {
+            Some((arn, live)) => (arn.to_string(), Some(live)),
+            None => {
+                let out = elbv2
+                    .create_load_balancer()
+                    .name(m.spec.aws_name(&m.metadata))
+                    .r#type(LoadBalancerTypeEnum::from(
+                        kind.as_deref().unwrap_or("application"),
+                    ))
+                    .set_scheme(scheme.as_deref().map(LoadBalancerSchemeEnum::from))
+                    .set_subnets(Some(subnets.clone()))
+                    .set_security_groups(Some(security_groups.clone()))
+                    .set_tags(Some(elb_tags(tags)))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsError::from_sdk("elasticloadbalancing:CreateLoadBalancer", e)
+                    })?;
+                let arn = out
+                    .load_balancers()
+                    .first()
+                    .and_then(|lb| lb.load_balancer_arn())
+                    .unwrap_or_default()
+                    .to_string();
+                info!(load_balancer = %arn, "created load balancer");
+                (arn, None)
+            }
+        };
+        if let Some(live) = live {
+            if change.differs(|d| &d.subnets) {
+                elbv2
+                    .set_subnets()
+                    .load_balancer_arn(&arn)
+                    .set_subnets(Some(subnets.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:SetSubnets", e))?;
+            }
+            if security_groups != live.security_groups {
+                elbv2
+                    .set_security_groups()
+                    .load_balancer_arn(&arn)
+                    .set_security_groups(Some(security_groups.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsError::from_sdk("elasticloadbalancing:SetSecurityGroups", e)
+                    })?;
+            }
+        }
+        for l in &m.spec.listeners {
+            let Some(want) = listeners.get(&l.port).and_then(Option::as_ref) else {
+                continue;
+            };
+            let have = live.and_then(|d| d.listeners.get(&l.port)).and_then(Option::as_ref);
+            if have == Some(want) {
+                continue;
+            }
+            let mut action = want.default_action.clone();
+            if let (Some(a), Some(tg)) = (action.as_mut(), &l.default_action.forward)
+                && a.kind.as_deref() == Some("forward")
+                && a.target_group_arn.as_deref() == Some(pending_target_group(tg).as_str())
+            {
+                let found = target_groups
+                    .get(tg)
+                    .ok_or_else(|| ReconcileError::Dependency(format!("TargetGroup/{tg}")))?;
+                a.target_group_arn = Some(found.clone());
+            }
+            let certificates = want
+                .certificate_arn
+                .as_ref()
+                .map(|c| vec![Certificate::builder().certificate_arn(c).build()]);
+            let protocol = want.protocol.as_deref().map(ProtocolEnum::from);
+            let actions = action.as_ref().and_then(elb_action).map(|a| vec![a]);
+            let listener = obs
+                .listeners
+                .iter()
+                .filter(|_| live.is_some())
+                .find(|x| x.port() == Some(i32::from(l.port)))
+                .and_then(|x| x.listener_arn());
+            match listener {
+                Some(listener) => {
+                    elbv2
+                        .modify_listener()
+                        .listener_arn(listener)
+                        .set_protocol(protocol)
+                        .port(i32::from(l.port))
+                        .set_certificates(certificates)
+                        .set_ssl_policy(want.ssl_policy.clone())
+                        .set_default_actions(actions)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("elasticloadbalancing:ModifyListener", e)
+                        })?;
+                }
+                None => {
+                    elbv2
+                        .create_listener()
+                        .load_balancer_arn(&arn)
+                        .set_protocol(protocol)
+                        .port(i32::from(l.port))
+                        .set_certificates(certificates)
+                        .set_ssl_policy(want.ssl_policy.clone())
+                        .set_default_actions(actions)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("elasticloadbalancing:CreateListener", e)
+                        })?;
+                }
+            }
+            info!(port = l.port, "listener in place");
+        }
+        if let Some(live) = live {
+            let missing = tags_to_set(tags, Some(&live.tags));
+            if !missing.is_empty() {
+                elbv2
+                    .add_tags()
+                    .resource_arns(&arn)
+                    .set_tags(Some(elb_tags(&missing)))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("elasticloadbalancing:AddTags", e))?;
+            }
+        }
+        Ok(Applied {
+            aws_id: arn,
+            rollout: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load::load_with_stack;
+    use crate::reconcile::diff::diff;
+    use aws_sdk_elasticloadbalancingv2::types::AvailabilityZone;
+    use serde_json::json;
+
+    const TG_ARN: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/api/1";
+    const CERT: &str = "arn:aws:acm:eu-west-1:1:certificate/a";
+
+    fn load(listeners: &str) -> ManifestSet {
+        let text = format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: TargetGroup\nmetadata: {{name: api}}\nspec:\n  port: 3000\n  vpc: default\n  healthCheck: {{path: /health}}\n---\napiVersion: mooring.dev/v1alpha1\nkind: LoadBalancer\nmetadata: {{name: api}}\nspec:\n  subnets: {{ids: [subnet-b, subnet-a]}}\n  securityGroups: {{ids: [sg-1]}}\n  listeners:\n{listeners}"
+        );
+        load_with_stack(&[("lb.yaml".into(), text)]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const LISTENERS: &str = "    - {port: 443, protocol: HTTPS, certificateArn: CERT, defaultAction: {forward: api}}\n    - {port: 80, protocol: HTTP, defaultAction: {redirect: {protocol: HTTPS, port: 443}}}\n";
+
+    fn resolved(target_groups: &[(&str, &str)]) -> Resolved {
+        Resolved {
+            subnets: vec!["subnet-a".into(), "subnet-b".into()],
+            security_groups: vec!["sg-1".into()],
+            target_groups: target_groups
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            certificates: BTreeMap::from([(443, CERT.to_string())]),
+        }
+    }
+
+    fn https() -> Listener {
+        Listener::builder()
+            .port(443)
+            .protocol(ProtocolEnum::Https)
+            .ssl_policy(DEFAULT_SSL_POLICY)
+            .certificates(Certificate::builder().certificate_arn(CERT).build())
+            .default_actions(
+                ElbAction::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .target_group_arn(TG_ARN)
+                    .build(),
+            )
+            .build()
+    }
+
+    fn redirect() -> Listener {
+        Listener::builder()
+            .port(80)
+            .protocol(ProtocolEnum::Http)
+            // moto reports a policy on HTTP listeners too.
+            .ssl_policy("ELBSecurityPolicy-2016-08")
+            .default_actions(
+                ElbAction::builder()
+                    .r#type(ActionTypeEnum::Redirect)
+                    .redirect_config(
+                        RedirectActionConfig::builder()
+                            .protocol("HTTPS")
+                            .port("443")
+                            .host("#{host}")
+                            .path("/#{path}")
+                            .query("#{query}")
+                            .status_code(RedirectActionStatusCodeEnum::Http301)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    fn observed(set: &ManifestSet, listeners: Vec<Listener>, tgs: &[(&str, &str)]) -> Observed {
+        let lb = LoadBalancer::builder()
+            .load_balancer_name("api")
+            .load_balancer_arn("arn:lb")
+            .r#type(LoadBalancerTypeEnum::Application)
+            .scheme(LoadBalancerSchemeEnum::InternetFacing)
+            .availability_zones(AvailabilityZone::builder().subnet_id("subnet-b").build())
+            .availability_zones(AvailabilityZone::builder().subnet_id("subnet-a").build())
+            .security_groups("sg-1")
+            .build();
+        let mut tags = desired_tags(set, &set.load_balancers[0]);
+        tags.insert("cost-center".into(), "42".into());
+        Observed {
+            load_balancer: Some(lb),
+            tags: elb_tags(&tags),
+            listeners,
+            resolved: resolved(tgs),
+        }
+    }
+
+    fn changes(set: &ManifestSet, obs: &Observed) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+        let m = &set.load_balancers[0];
+        let d = serde_json::to_value(Unit::desired(set, m, obs)).unwrap();
+        let l = Unit::live(set, m, obs).map(|l| serde_json::to_value(l).unwrap());
+        diff(&d, l.as_ref())
+            .into_iter()
+            .map(|c| (c.field, c.live, c.desired))
+            .collect()
+    }
+
+    #[test]
+    fn a_load_balancer_as_elbv2_describes_it_is_in_sync() {
+        let set = load(&LISTENERS.replace("CERT", CERT));
+        let obs = observed(&set, vec![redirect(), https()], &[("api", TG_ARN)]);
+        assert_eq!(changes(&set, &obs), []);
+        let m = &set.load_balancers[0];
+        let d = Unit::desired(&set, m, &obs);
+        assert!(Unit::replacement(&d, &Unit::live(&set, m, &obs).unwrap()).0.is_empty());
+        // The document survives a JSON round trip (what `mooring.dev/ignore` goes through).
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["listeners"]["443"]["defaultAction"]["targetGroupArn"], TG_ARN);
+        assert_eq!(serde_json::from_value::<Doc>(v).unwrap(), d);
+    }
+
+    #[test]
+    fn changed_actions_and_missing_listeners_are_named_by_port() {
+        let set = load(&LISTENERS.replace("CERT", CERT));
+        let mut forward = redirect();
+        forward.default_actions = Some(vec![
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(TG_ARN)
+                .build(),
+        ]);
+        let obs = observed(&set, vec![forward, https()], &[("api", TG_ARN)]);
+        let c = changes(&set, &obs);
+        let fields: Vec<&str> = c.iter().map(|c| c.0.as_str()).collect();
+        assert!(fields.contains(&"listeners.80.defaultAction.type"), "{fields:?}");
+        let t = c.iter().find(|c| c.0 == "listeners.80.defaultAction.type").unwrap();
+        assert_eq!((&t.1, &t.2), (&json!("forward"), &json!("redirect")));
+
+        let obs = observed(&set, vec![https()], &[("api", TG_ARN)]);
+        let fields: Vec<String> = changes(&set, &obs).into_iter().map(|c| c.0).collect();
+        assert!(fields.contains(&"listeners.80.protocol".to_string()), "{fields:?}");
+        assert!(fields.iter().all(|f| f.starts_with("listeners.80.")), "{fields:?}");
+    }
+
+    #[test]
+    fn target_groups_not_created_yet_show_as_pending_and_scheme_needs_a_replacement() {
+        let set = load(&LISTENERS.replace("CERT", CERT));
+        let obs = observed(&set, vec![redirect(), https()], &[]);
+        let c = changes(&set, &obs);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].0, "listeners.443.defaultAction.targetGroupArn");
+        assert_eq!(c[0].2, json!("(ARN of TargetGroup/api, once created)"));
+
+        let m = &set.load_balancers[0];
+        let mut d = Unit::desired(&set, m, &obs);
+        d.scheme = Some("internal".into());
+        let (fixed, what) = Unit::replacement(&d, &Unit::live(&set, m, &obs).unwrap());
+        assert_eq!(fixed, ["scheme"]);
+        assert!(what.contains("new DNS name"), "{what}");
+    }
+
+    #[test]
+    fn actions_are_sent_as_rendered() {
+        let set = load(&LISTENERS.replace("CERT", CERT));
+        let m = &set.load_balancers[0];
+        let d = Unit::desired(&set, m, &observed(&set, vec![], &[("api", TG_ARN)]));
+        let to_https = d.listeners[&80].as_ref().unwrap().default_action.as_ref().unwrap();
+        let a = elb_action(to_https).unwrap();
+        let c = a.redirect_config().unwrap();
+        assert_eq!((c.protocol(), c.port()), (Some("HTTPS"), Some("443")));
+        assert_eq!(c.status_code(), Some(&RedirectActionStatusCodeEnum::Http301));
+        let forward = d.listeners[&443].as_ref().unwrap().default_action.as_ref().unwrap();
+        assert_eq!(elb_action(forward).unwrap().target_group_arn(), Some(TG_ARN));
+        let other = ActionDoc {
+            kind: Some("fixed-response".into()),
+            ..live_action_doc(&ElbAction::builder().build())
+        };
+        assert!(elb_action(&other).is_none());
+    }
+
+    #[test]
+    fn certificates_by_domain_take_the_newest_issued_one() {
+        let set = load(
+            "    - {port: 443, protocol: HTTPS, certificate: {domainName: api.example.com}, defaultAction: {forward: api}}\n",
+        );
+        let m = &set.load_balancers[0];
+        let cert = |arn: &str, domain: &str, secs: i64| {
+            CertificateSummary::builder()
+                .certificate_arn(arn)
+                .domain_name(domain)
+                .not_after(aws_smithy_types::DateTime::from_secs(secs))
+                .build()
+        };
+        let issued = [
+            cert("arn:old", "api.example.com", 100),
+            cert("arn:new", "api.example.com", 200),
+            cert("arn:other", "www.example.com", 300),
+        ];
+        let found = certificates(m, &issued, "eu-west-1").unwrap();
+        assert_eq!(found[&443], "arn:new");
+        let e = certificates(m, &issued[2..], "eu-west-1").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no ISSUED ACM certificate for api.example.com in eu-west-1"),
+            "{e}"
+        );
     }
 }
