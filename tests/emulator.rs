@@ -1194,6 +1194,10 @@ async fn load_balancer_listeners_round_trip() {
 }
 
 const SCHEDULES: &str = "apiVersion: mooring.dev/v1alpha1
+kind: Stack
+metadata: {name: schedules}
+---
+apiVersion: mooring.dev/v1alpha1
 kind: Connection
 metadata: {name: backend}
 spec:

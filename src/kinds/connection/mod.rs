@@ -1,18 +1,39 @@
-//! EventBridge schedules: `Connection`, `ApiDestination` and `Rule`.
+//! `kind: Connection`: an EventBridge connection with API-key authorization.
 //!
 //! The API key never leaves Secrets Manager except into EventBridge: a connection records
 //! in its description which secret *version* its key came from, so a rotated secret is
 //! seen (DescribeSecret, metadata only) without reading any value; the value is read
 //! (GetSecretValue) only to create or update the connection, and is never logged, shown
-//! in a plan, or kept.
+//! in a plan, compared, or kept.
 //!
-//! moto cannot tag connections or API destinations, so their ownership marker is the
-//! description (`managed by mooring: Kind/name`). Rules are tagged like everything else.
+//! moto cannot tag connections, so their ownership marker is the description
+//! (`managed by mooring: stack/Connection/name; key from …`); one marked before stacks
+//! (`Connection/name`) is taken over and its description rewritten on the next apply.
+//!
+//! Reads: one DescribeSecret and one DescribeConnection per connection and pass (the
+//! describe is shared with the API destinations that use it).
 
 pub mod spec;
 
+use std::sync::Arc;
+
+use aws_sdk_eventbridge::operation::describe_connection::DescribeConnectionOutput;
+use aws_sdk_eventbridge::types::{
+    ConnectionAuthorizationType, CreateConnectionApiKeyAuthRequestParameters,
+    CreateConnectionAuthRequestParameters, UpdateConnectionApiKeyAuthRequestParameters,
+    UpdateConnectionAuthRequestParameters,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::info;
+
+use super::ownership::{self, Ownership};
+use super::{Change, Resource, eventbridge};
+use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
+use crate::reconcile::{Applied, Cx, ReconcileError};
+use spec::ConnectionSpec;
 
 /// The `Connection` kind.
 pub struct Unit;
@@ -57,6 +78,339 @@ impl crate::kinds::Declared for Unit {
     }
 
     fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        crate::kinds::unconverted(Kind::Connection)
+        super::Typed::<Unit>::boxed()
+    }
+}
+
+/// A connection in the shape plan compares. The key's value is not in it: EventBridge does
+/// not return it, and the description names the secret version it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Doc {
+    /// Always `API_KEY`.
+    pub authorization_type: String,
+    /// The HTTP header that carries the key.
+    pub api_key_name: String,
+    /// The ownership marker and where the key came from (secret and version).
+    pub description: Option<String>,
+}
+
+/// One connection as observed.
+pub struct Observed {
+    /// The live connection; `None` when there is none.
+    live: Option<Arc<DescribeConnectionOutput>>,
+    /// The secret's current version (AWSCURRENT), from its metadata.
+    version: String,
+}
+
+/// The description that records who owns a connection and where its key came from.
+pub fn description(stack: &str, m: &Manifest<ConnectionSpec>, version: &str) -> String {
+    let k = &m.spec.api_key;
+    let source = match &k.secret_key {
+        Some(key) => format!("{}#{key}", k.secret_id),
+        None => k.secret_id.clone(),
+    };
+    format!(
+        "{}; key from {source} version {version}",
+        ownership::marker(Kind::Connection, stack, m.name())
+    )
+}
+
+/// The version of the secret that is current (AWSCURRENT), from metadata only.
+async fn current_secret_version(cx: &Cx<'_>, id: &str) -> Result<String, ReconcileError> {
+    let out = cx
+        .aws()
+        .secretsmanager
+        .describe_secret()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("secretsmanager:DescribeSecret", e));
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.category == ErrorCategory::NotFound => {
+            return Err(ReconcileError::requirement(format!(
+                "the API key secret {id} does not exist: create it in Secrets Manager (mooring never writes it)"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    out.version_ids_to_stages()
+        .and_then(|m| {
+            m.iter()
+                .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+                .map(|(v, _)| v.clone())
+        })
+        .ok_or_else(|| {
+            ReconcileError::requirement(format!("the API key secret {id} has no current version"))
+        })
+}
+
+/// Reads the API key. The value goes straight into the request and is dropped after it.
+async fn api_key_value(
+    cx: &Cx<'_>,
+    m: &Manifest<ConnectionSpec>,
+    version: &str,
+) -> Result<String, ReconcileError> {
+    let k = &m.spec.api_key;
+    let out = cx
+        .aws()
+        .secretsmanager
+        .get_secret_value()
+        .secret_id(&k.secret_id)
+        .version_id(version)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("secretsmanager:GetSecretValue", e))?;
+    let raw = out.secret_string().unwrap_or_default();
+    let value = match &k.secret_key {
+        None => raw.to_string(),
+        Some(key) => serde_json::from_str::<Value>(raw)
+            .ok()
+            .and_then(|v| v.get(key).and_then(Value::as_str).map(str::to_string))
+            .ok_or_else(|| {
+                // Never echo the secret: only say what was expected.
+                ReconcileError::requirement(format!(
+                    "the secret {} is not a JSON object with a string field `{key}`",
+                    k.secret_id
+                ))
+            })?,
+    };
+    if value.is_empty() {
+        return Err(ReconcileError::requirement(format!(
+            "the secret {} holds an empty API key",
+            k.secret_id
+        )));
+    }
+    Ok(value)
+}
+
+#[async_trait::async_trait]
+impl Resource for Unit {
+    /// Nothing is read for all connections at once: EventBridge describes them by name.
+    type Live = ();
+    type Observed = Observed;
+    type Doc = Doc;
+
+    async fn read(
+        _cx: &Cx<'_>,
+        _manifests: &[Manifest<ConnectionSpec>],
+    ) -> Result<(), ReconcileError> {
+        Ok(())
+    }
+
+    async fn observe(
+        cx: &Cx<'_>,
+        m: &Manifest<ConnectionSpec>,
+        _live: &(),
+    ) -> Result<Observed, ReconcileError> {
+        let version = current_secret_version(cx, &m.spec.api_key.secret_id).await?;
+        let live = eventbridge::connection(cx, m.spec.aws_name(&m.metadata)).await?;
+        Ok(Observed { live, version })
+    }
+
+    fn ownership(obs: &Observed) -> Option<Ownership> {
+        obs.live
+            .as_ref()
+            .map(|c| ownership::from_marker(c.description()))
+    }
+
+    fn desired(set: &ManifestSet, m: &Manifest<ConnectionSpec>, obs: &Observed) -> Doc {
+        Doc {
+            authorization_type: ConnectionAuthorizationType::ApiKey.as_str().to_string(),
+            api_key_name: m.spec.api_key.header_name.clone(),
+            description: Some(description(&set.stack, m, &obs.version)),
+        }
+    }
+
+    fn live(_set: &ManifestSet, _m: &Manifest<ConnectionSpec>, obs: &Observed) -> Option<Doc> {
+        let c = obs.live.as_ref()?;
+        Some(Doc {
+            authorization_type: c
+                .authorization_type()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default(),
+            api_key_name: c
+                .auth_parameters()
+                .and_then(|a| a.api_key_auth_parameters())
+                .and_then(|k| k.api_key_name())
+                .unwrap_or_default()
+                .to_string(),
+            description: c.description().map(str::to_string),
+        })
+    }
+
+    fn aws_id(_set: &ManifestSet, m: &Manifest<ConnectionSpec>, obs: &Observed) -> String {
+        obs.live
+            .as_ref()
+            .and_then(|c| c.connection_arn())
+            .unwrap_or(m.spec.aws_name(&m.metadata))
+            .to_string()
+    }
+
+    async fn apply(
+        cx: &Cx<'_>,
+        m: &Manifest<ConnectionSpec>,
+        obs: &Observed,
+        change: &Change<'_, Doc>,
+    ) -> Result<Applied, ReconcileError> {
+        // Every field goes out on create and update alike: UpdateConnection takes the
+        // authorization as a whole, and the key is sent again with it, read at the version
+        // the description records (a changed description is a rotated secret or a rewritten
+        // marker; sending the key with it keeps the recorded version true).
+        let Doc {
+            authorization_type,
+            api_key_name,
+            description,
+        } = change.desired;
+        let name = m.spec.aws_name(&m.metadata);
+        let auth = ConnectionAuthorizationType::from(authorization_type.as_str());
+        let key = api_key_value(cx, m, &obs.version).await?;
+        let eb = &cx.aws().eventbridge;
+        let arn = if change.live.is_some() {
+            eb.update_connection()
+                .name(name)
+                .set_description(description.clone())
+                .authorization_type(auth)
+                .auth_parameters(
+                    UpdateConnectionAuthRequestParameters::builder()
+                        .api_key_auth_parameters(
+                            UpdateConnectionApiKeyAuthRequestParameters::builder()
+                                .api_key_name(api_key_name)
+                                .api_key_value(key)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("events:UpdateConnection", e))?
+                .connection_arn()
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            let params = CreateConnectionApiKeyAuthRequestParameters::builder()
+                .api_key_name(api_key_name)
+                .api_key_value(key)
+                .build()
+                .map_err(|e| AwsError::invalid_request("events:CreateConnection", e))?;
+            eb.create_connection()
+                .name(name)
+                .set_description(description.clone())
+                .authorization_type(auth)
+                .auth_parameters(
+                    CreateConnectionAuthRequestParameters::builder()
+                        .api_key_auth_parameters(params)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("events:CreateConnection", e))?
+                .connection_arn()
+                .unwrap_or_default()
+                .to_string()
+        };
+        info!(connection = %arn, "connection in place");
+        Ok(Applied {
+            aws_id: arn,
+            rollout: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load::load_with_stack;
+    use crate::reconcile::diff::diff;
+    use aws_sdk_eventbridge::types::{
+        ConnectionApiKeyAuthResponseParameters, ConnectionAuthResponseParameters,
+    };
+
+    const MANIFEST: &str = "apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {name: backend}
+spec:
+  apiKey: {headerName: x-api-key, secretId: prd/backend/api-key, secretKey: key}
+";
+
+    fn set() -> ManifestSet {
+        load_with_stack(&[("c.yaml".into(), MANIFEST.into())]).unwrap()
+    }
+
+    fn observed(description: Option<&str>, version: &str) -> Observed {
+        let live = description.map(|d| {
+            Arc::new(
+                DescribeConnectionOutput::builder()
+                    .connection_arn("arn:aws:events:eu-west-1:123456789012:connection/backend/1")
+                    .name("backend")
+                    .description(d)
+                    .authorization_type(ConnectionAuthorizationType::ApiKey)
+                    .auth_parameters(
+                        ConnectionAuthResponseParameters::builder()
+                            .api_key_auth_parameters(
+                                ConnectionApiKeyAuthResponseParameters::builder()
+                                    .api_key_name("x-api-key")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        Observed {
+            live,
+            version: version.into(),
+        }
+    }
+
+    fn changes(set: &ManifestSet, obs: &Observed) -> Vec<String> {
+        let m = &set.connections[0];
+        let d = serde_json::to_value(Unit::desired(set, m, obs)).unwrap();
+        let l = Unit::live(set, m, obs).map(|l| serde_json::to_value(l).unwrap());
+        diff(&d, l.as_ref()).into_iter().map(|c| c.field).collect()
+    }
+
+    #[test]
+    fn the_description_names_stack_secret_and_version_and_a_rotation_is_drift() {
+        let set = set();
+        let current = "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v1";
+        assert_eq!(description(&set.stack, &set.connections[0], "v1"), current);
+        let obs = observed(Some(current), "v1");
+        assert!(changes(&set, &obs).is_empty());
+        assert_eq!(
+            Unit::ownership(&obs).and_then(|o| o.name_in("test", Kind::Connection)),
+            Some("backend".to_string())
+        );
+        // The secret was rotated: its current version is no longer the recorded one.
+        assert_eq!(
+            changes(&set, &observed(Some(current), "v2")),
+            ["description"]
+        );
+    }
+
+    #[test]
+    fn a_connection_marked_before_stacks_is_taken_over_and_its_marker_rewritten() {
+        let set = set();
+        let legacy = "managed by mooring: Connection/backend; key from prd/backend/api-key#key version v1";
+        let obs = observed(Some(legacy), "v1");
+        let owner = Unit::ownership(&obs).unwrap();
+        assert_eq!(owner.stack, None);
+        assert_eq!(
+            ownership::conflict(Kind::Connection, &set.connections[0].metadata, "test", &owner),
+            None
+        );
+        assert_eq!(changes(&set, &obs), ["description"]);
+        let other = observed(Some("hand made"), "v1");
+        assert!(
+            ownership::conflict(
+                Kind::Connection,
+                &set.connections[0].metadata,
+                "test",
+                &Unit::ownership(&other).unwrap()
+            )
+            .is_some()
+        );
+        assert!(Unit::ownership(&observed(None, "v1")).is_none());
     }
 }

@@ -11,9 +11,23 @@
 
 pub mod spec;
 
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_applicationautoscaling::types::{
+    MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ScalableTarget,
+    ScalingPolicy, ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
+};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::ownership::Ownership;
+use super::{Change, Resource};
+use crate::aws::AwsError;
 use crate::kinds::Reference;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
+use crate::reconcile::{Applied, Cx, ReconcileError};
+use spec::{DEFAULT_COOLDOWN, ScalableTargetSpec, TargetTrackingSpec};
 
 /// The `ScalableTarget` kind.
 pub struct Unit;
@@ -62,6 +76,443 @@ impl crate::kinds::Declared for Unit {
     }
 
     fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        crate::kinds::unconverted(Kind::ScalableTarget)
+        super::Typed::<Unit>::boxed()
+    }
+}
+
+/// DescribeScalableTargets takes at most 50 resource IDs per call.
+const TARGET_BATCH: usize = 50;
+
+/// The resource ID Application Auto Scaling uses for an ECS service.
+pub fn resource_id(cluster: &str, service: &str) -> String {
+    format!("service/{cluster}/{service}")
+}
+
+/// The resource ID of the service `m` scales, by the names its manifests give in AWS.
+fn service_resource_id(set: &ManifestSet, m: &Manifest<ScalableTargetSpec>) -> String {
+    set.service(&m.spec.service)
+        .map(|svc| {
+            let cluster = set
+                .cluster(&svc.spec.cluster)
+                .map_or(svc.spec.cluster.as_str(), |c| c.spec.aws_name(&c.metadata));
+            resource_id(cluster, svc.spec.aws_name(&svc.metadata))
+        })
+        .unwrap_or_default()
+}
+
+/// The name of the policy mooring manages for one target-tracking entry.
+pub fn policy_name(manifest: &str, t: &TargetTrackingSpec) -> String {
+    format!("mooring-{manifest}-{}", t.metric.short())
+}
+
+/// A scalable target and the policies the manifest names, in the shape plan compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Doc {
+    /// Fewest tasks.
+    pub min_capacity: u32,
+    /// Most tasks.
+    pub max_capacity: u32,
+    /// The policies mooring manages, by name (`None`: missing).
+    pub policies: BTreeMap<String, Option<PolicyDoc>>,
+}
+
+/// A target-tracking policy, with AWS's defaults filled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyDoc {
+    /// The predefined metric.
+    pub metric: String,
+    /// The value to keep it at.
+    pub target_value: f64,
+    /// Seconds between scale-ins.
+    pub scale_in_cooldown: u32,
+    /// Seconds between scale-outs.
+    pub scale_out_cooldown: u32,
+    /// Only ever scale out.
+    pub disable_scale_in: bool,
+}
+
+/// What one pass reads for every scalable target at once.
+pub struct Live {
+    /// The ECS service targets, by resource ID.
+    targets: HashMap<String, ScalableTarget>,
+    /// Every scaling policy of the `ecs` namespace.
+    policies: Vec<ScalingPolicy>,
+}
+
+/// One scalable target as observed.
+pub struct Observed {
+    /// The service's resource ID.
+    resource_id: String,
+    /// The live target; `None` when the service is not registered.
+    target: Option<ScalableTarget>,
+    /// The policies on exactly this resource.
+    policies: Vec<ScalingPolicy>,
+}
+
+#[async_trait::async_trait]
+impl Resource for Unit {
+    type Live = Live;
+    type Observed = Observed;
+    type Doc = Doc;
+
+    async fn read(
+        cx: &Cx<'_>,
+        manifests: &[Manifest<ScalableTargetSpec>],
+    ) -> Result<Live, ReconcileError> {
+        let ids: Vec<String> = manifests
+            .iter()
+            .map(|m| service_resource_id(cx.set, m))
+            .collect();
+        let scaling = &cx.aws().autoscaling;
+        let mut targets = HashMap::new();
+        for chunk in ids.chunks(TARGET_BATCH) {
+            let page: Vec<ScalableTarget> = scaling
+                .describe_scalable_targets()
+                .service_namespace(ServiceNamespace::Ecs)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .set_resource_ids(Some(chunk.to_vec()))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk("application-autoscaling:DescribeScalableTargets", e)
+                })?;
+            for t in page {
+                targets.insert(t.resource_id().to_string(), t);
+            }
+        }
+        // The whole namespace, filtered in `observe`: moto ignores `PolicyNames` and
+        // matches `ResourceId` by substring, and one listing is fewer calls anyway.
+        let policies = scaling
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Ecs)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk("application-autoscaling:DescribeScalingPolicies", e))?;
+        Ok(Live { targets, policies })
+    }
+
+    async fn observe(
+        cx: &Cx<'_>,
+        m: &Manifest<ScalableTargetSpec>,
+        live: &Live,
+    ) -> Result<Observed, ReconcileError> {
+        let resource_id = service_resource_id(cx.set, m);
+        Ok(Observed {
+            target: live.targets.get(&resource_id).cloned(),
+            policies: live
+                .policies
+                .iter()
+                .filter(|p| p.resource_id() == resource_id)
+                .cloned()
+                .collect(),
+            resource_id,
+        })
+    }
+
+    /// Scalable targets cannot be tagged (moto does not store their tags), so they carry
+    /// no owner: an existing target for the service is taken over.
+    fn ownership(_obs: &Observed) -> Option<Ownership> {
+        None
+    }
+
+    fn desired(_set: &ManifestSet, m: &Manifest<ScalableTargetSpec>, _obs: &Observed) -> Doc {
+        Doc {
+            min_capacity: m.spec.min_capacity,
+            max_capacity: m.spec.max_capacity,
+            policies: m
+                .spec
+                .target_tracking
+                .iter()
+                .map(|t| {
+                    let doc = PolicyDoc {
+                        metric: t.metric.as_str().to_string(),
+                        target_value: t.target_value,
+                        scale_in_cooldown: t.scale_in_cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN),
+                        scale_out_cooldown: t
+                            .scale_out_cooldown_seconds
+                            .unwrap_or(DEFAULT_COOLDOWN),
+                        disable_scale_in: t.disable_scale_in,
+                    };
+                    (policy_name(m.name(), t), Some(doc))
+                })
+                .collect(),
+        }
+    }
+
+    /// Only the policies the manifest names; others on the same target are left alone.
+    fn live(_set: &ManifestSet, m: &Manifest<ScalableTargetSpec>, obs: &Observed) -> Option<Doc> {
+        let target = obs.target.as_ref()?;
+        let count = |v: i32| u32::try_from(v).unwrap_or_default();
+        // AWS leaves unset cooldowns out; they default to 300.
+        let cooldown = |v: Option<i32>| v.map_or(DEFAULT_COOLDOWN, count);
+        let policies = m
+            .spec
+            .target_tracking
+            .iter()
+            .map(|t| {
+                let name = policy_name(m.name(), t);
+                let doc = obs
+                    .policies
+                    .iter()
+                    .find(|p| p.policy_name() == name)
+                    .and_then(|p| p.target_tracking_scaling_policy_configuration())
+                    .map(|c| PolicyDoc {
+                        metric: c
+                            .predefined_metric_specification()
+                            .map(|s| s.predefined_metric_type().as_str().to_string())
+                            .unwrap_or_default(),
+                        target_value: c.target_value(),
+                        scale_in_cooldown: cooldown(c.scale_in_cooldown()),
+                        scale_out_cooldown: cooldown(c.scale_out_cooldown()),
+                        disable_scale_in: c.disable_scale_in().unwrap_or(false),
+                    });
+                (name, doc)
+            })
+            .collect();
+        Some(Doc {
+            min_capacity: count(target.min_capacity()),
+            max_capacity: count(target.max_capacity()),
+            policies,
+        })
+    }
+
+    fn aws_id(_set: &ManifestSet, _m: &Manifest<ScalableTargetSpec>, obs: &Observed) -> String {
+        obs.resource_id.clone()
+    }
+
+    async fn apply(
+        cx: &Cx<'_>,
+        _m: &Manifest<ScalableTargetSpec>,
+        obs: &Observed,
+        change: &Change<'_, Doc>,
+    ) -> Result<Applied, ReconcileError> {
+        let Doc {
+            min_capacity,
+            max_capacity,
+            policies,
+        } = change.desired;
+        let scaling = &cx.aws().autoscaling;
+        let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        if change.differs(|d| &d.min_capacity) || change.differs(|d| &d.max_capacity) {
+            // RegisterScalableTarget creates or updates.
+            scaling
+                .register_scalable_target()
+                .service_namespace(ServiceNamespace::Ecs)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .resource_id(&obs.resource_id)
+                .min_capacity(int(*min_capacity))
+                .max_capacity(int(*max_capacity))
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk("application-autoscaling:RegisterScalableTarget", e)
+                })?;
+            info!(resource = %obs.resource_id, "registered scalable target");
+        }
+        for (name, policy) in policies {
+            let Some(p) = policy else { continue };
+            if change.live.and_then(|l| l.policies.get(name)) == Some(policy) {
+                continue;
+            }
+            let invalid = |e| AwsError::invalid_request("application-autoscaling:PutScalingPolicy", e);
+            let PolicyDoc {
+                metric,
+                target_value,
+                scale_in_cooldown,
+                scale_out_cooldown,
+                disable_scale_in,
+            } = p;
+            let config = TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(*target_value)
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::from(metric.as_str()))
+                        .build()
+                        .map_err(invalid)?,
+                )
+                .scale_in_cooldown(int(*scale_in_cooldown))
+                .scale_out_cooldown(int(*scale_out_cooldown))
+                .disable_scale_in(*disable_scale_in)
+                .build()
+                .map_err(invalid)?;
+            scaling
+                .put_scaling_policy()
+                .policy_name(name)
+                .service_namespace(ServiceNamespace::Ecs)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .resource_id(&obs.resource_id)
+                .policy_type(PolicyType::TargetTrackingScaling)
+                .target_tracking_scaling_policy_configuration(config)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("application-autoscaling:PutScalingPolicy", e))?;
+            info!(policy = %name, "put scaling policy");
+        }
+        Ok(Applied {
+            aws_id: obs.resource_id.clone(),
+            rollout: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Metadata, Origin};
+    use crate::reconcile::diff::diff;
+    use serde_json::{Value, json};
+    use spec::ScalingMetric;
+
+    fn manifest() -> Manifest<ScalableTargetSpec> {
+        Manifest {
+            metadata: Metadata {
+                name: "api".into(),
+                labels: Default::default(),
+                annotations: Default::default(),
+            },
+            spec: ScalableTargetSpec {
+                service: "api".into(),
+                min_capacity: 1,
+                max_capacity: 4,
+                target_tracking: vec![
+                    TargetTrackingSpec {
+                        metric: ScalingMetric::ECSServiceAverageCPUUtilization,
+                        target_value: 80.0,
+                        scale_in_cooldown_seconds: None,
+                        scale_out_cooldown_seconds: Some(60),
+                        disable_scale_in: false,
+                    },
+                    TargetTrackingSpec {
+                        metric: ScalingMetric::ECSServiceAverageMemoryUtilization,
+                        target_value: 80.0,
+                        scale_in_cooldown_seconds: None,
+                        scale_out_cooldown_seconds: None,
+                        disable_scale_in: false,
+                    },
+                ],
+            },
+            origin: Origin {
+                file: "a.yaml".into(),
+                line: 1,
+            },
+        }
+    }
+
+    fn policy(name: &str, metric: &str, value: f64, out_cooldown: Option<i32>) -> ScalingPolicy {
+        ScalingPolicy::builder()
+            .policy_arn(format!("arn:aws:autoscaling:eu-west-1:1:scalingPolicy:x:resource/ecs/service/prd/api:policyName/{name}"))
+            .policy_name(name)
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id("service/prd/api")
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .policy_type(PolicyType::TargetTrackingScaling)
+            .creation_time(aws_smithy_types::DateTime::from_secs(0))
+            .target_tracking_scaling_policy_configuration(
+                TargetTrackingScalingPolicyConfiguration::builder()
+                    .target_value(value)
+                    .predefined_metric_specification(
+                        PredefinedMetricSpecification::builder()
+                            .predefined_metric_type(MetricType::from(metric))
+                            .build()
+                            .unwrap(),
+                    )
+                    .set_scale_out_cooldown(out_cooldown)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn target(min: i32, max: i32) -> ScalableTarget {
+        ScalableTarget::builder()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id("service/prd/api")
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .min_capacity(min)
+            .max_capacity(max)
+            .role_arn("arn:aws:iam::1:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService")
+            .creation_time(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+            .unwrap()
+    }
+
+    fn docs(
+        m: &Manifest<ScalableTargetSpec>,
+        target: ScalableTarget,
+        policies: Vec<ScalingPolicy>,
+    ) -> (Value, Value) {
+        let set = ManifestSet::default();
+        let obs = Observed {
+            resource_id: "service/prd/api".into(),
+            target: Some(target),
+            policies,
+        };
+        let d = serde_json::to_value(Unit::desired(&set, m, &obs)).unwrap();
+        let l = serde_json::to_value(Unit::live(&set, m, &obs).unwrap()).unwrap();
+        (d, l)
+    }
+
+    #[test]
+    fn in_sync_with_defaults_filled_and_foreign_policies_ignored() {
+        let m = manifest();
+        let policies = vec![
+            policy(
+                "mooring-api-cpu",
+                "ECSServiceAverageCPUUtilization",
+                80.0,
+                Some(60),
+            ),
+            // AWS leaves unset cooldowns out; they default to 300.
+            policy(
+                "mooring-api-memory",
+                "ECSServiceAverageMemoryUtilization",
+                80.0,
+                None,
+            ),
+            policy(
+                "someone-elses",
+                "ECSServiceAverageCPUUtilization",
+                50.0,
+                None,
+            ),
+        ];
+        let (d, l) = docs(&m, target(1, 4), policies);
+        assert!(diff(&d, Some(&l)).is_empty());
+    }
+
+    #[test]
+    fn changed_target_value_and_capacity_are_named() {
+        let m = manifest();
+        let policies = vec![policy(
+            "mooring-api-cpu",
+            "ECSServiceAverageCPUUtilization",
+            60.0,
+            Some(60),
+        )];
+        let (d, l) = docs(&m, target(1, 8), policies);
+        let changes = diff(&d, Some(&l));
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields[..2],
+            ["maxCapacity", "policies.mooring-api-cpu.targetValue"]
+        );
+        // The missing memory policy: every field of it.
+        assert_eq!(fields.len(), 7, "{fields:?}");
+        assert!(
+            fields[2..]
+                .iter()
+                .all(|f| f.starts_with("policies.mooring-api-memory."))
+        );
+        assert_eq!(changes[1].live, json!(60.0));
+        assert_eq!(changes[1].desired, json!(80.0));
     }
 }
