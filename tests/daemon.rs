@@ -764,8 +764,18 @@ async fn prune_stays_inside_its_own_stack_and_never_empties_it() {
         .tag_specifications(
             aws_sdk_ec2::types::TagSpecification::builder()
                 .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
-                .tags(aws_sdk_ec2::types::Tag::builder().key("mooring.dev/managed-by").value("mooring").build())
-                .tags(aws_sdk_ec2::types::Tag::builder().key("mooring.dev/resource").value("SecurityGroup/db").build())
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("mooring.dev/managed-by")
+                        .value("mooring")
+                        .build(),
+                )
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("mooring.dev/resource")
+                        .value("SecurityGroup/db")
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -778,12 +788,27 @@ async fn prune_stays_inside_its_own_stack_and_never_empties_it() {
     d.wait_for("the prune of b-web", || {
         d.get("/status/SecurityGroup/web")["events"]
             .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["what"] == "prune" && e["detail"] == "pruned"))
+            .is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["what"] == "prune" && e["detail"] == "pruned")
+            })
     });
     d.stop();
-    assert_eq!(groups_named(emu, "b-web").await, 0, "its own orphan is deleted");
-    assert_eq!(groups_named(emu, "a-web").await, 1, "another stack's group of the same manifest name stays");
-    assert_eq!(groups_named(emu, "legacy-web").await, 1, "a group without a stack tag is never pruned");
+    assert_eq!(
+        groups_named(emu, "b-web").await,
+        0,
+        "its own orphan is deleted"
+    );
+    assert_eq!(
+        groups_named(emu, "a-web").await,
+        1,
+        "another stack's group of the same manifest name stays"
+    );
+    assert_eq!(
+        groups_named(emu, "legacy-web").await,
+        1,
+        "a group without a stack tag is never pruned"
+    );
 
     // Emptied to its stack document alone: prune refuses and deletes nothing.
     std::fs::remove_file(b.path().join("db.yaml")).unwrap();
@@ -794,13 +819,19 @@ async fn prune_stays_inside_its_own_stack_and_never_empties_it() {
             .is_some_and(|e| {
                 e.iter().any(|e| {
                     e["what"] == "prune"
-                        && e["detail"].as_str().is_some_and(|t| t.contains("not pruned") && t.contains("--allow-empty-prune"))
+                        && e["detail"].as_str().is_some_and(|t| {
+                            t.contains("not pruned") && t.contains("--allow-empty-prune")
+                        })
                 })
             })
     });
     std::thread::sleep(Duration::from_secs(3));
     d.stop();
-    assert_eq!(groups_named(emu, "b-db").await, 1, "an emptied set prunes nothing");
+    assert_eq!(
+        groups_named(emu, "b-db").await,
+        1,
+        "an emptied set prunes nothing"
+    );
     assert_eq!(groups_named(emu, "a-web").await, 1);
     // Asked for explicitly, it goes.
     let d = Daemon::start(
@@ -811,7 +842,10 @@ async fn prune_stays_inside_its_own_stack_and_never_empties_it() {
     d.wait_for("the explicit prune", || {
         d.get("/status/SecurityGroup/db")["events"]
             .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["what"] == "prune" && e["detail"] == "pruned"))
+            .is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["what"] == "prune" && e["detail"] == "pruned")
+            })
     });
     d.stop();
     assert_eq!(groups_named(emu, "b-db").await, 0);

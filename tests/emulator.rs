@@ -788,7 +788,7 @@ async fn resources_mooring_did_not_create_are_left_alone_unless_adopted() {
     let out = emu.mooring(&["apply", path]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("Cluster/test: error (ownership): not managed: cluster test: it exists but was not created by mooring"),
+        stdout(&out).contains("Cluster/test: error (ownership): not managed: the ECS cluster `test`: it exists but was not created by mooring"),
         "{}",
         stdout(&out)
     );
@@ -1003,7 +1003,7 @@ spec:
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains(
-            "TargetGroup/api: error (requirement): changing port needs a new target group"
+            "TargetGroup/api: error (replacement): changing port needs a new target group"
         ),
         "{}",
         stdout(&out)
@@ -1362,6 +1362,10 @@ async fn redis_replication_group_round_trip() {
     std::fs::write(
         &file,
         "apiVersion: mooring.dev/v1alpha1
+kind: Stack
+metadata: {name: cache}
+---
+apiVersion: mooring.dev/v1alpha1
 kind: ReplicationGroup
 metadata: {name: salon-redis}
 spec:
@@ -1424,7 +1428,7 @@ spec:
     let out = emu.mooring(&["apply", path]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("ReplicationGroup/salon-redis: error (requirement): changing engine needs a new replication group"),
+        stdout(&out).contains("ReplicationGroup/salon-redis: error (replacement): changing engine needs a new replication group"),
         "{}",
         stdout(&out)
     );
@@ -1567,7 +1571,7 @@ spec:
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains(
-            "SecurityGroup/alb: error (requirement): changing groupName needs a new security group"
+            "SecurityGroup/alb: error (replacement): changing groupName needs a new security group"
         ),
         "{}",
         stdout(&out)
@@ -1650,7 +1654,8 @@ async fn iam_policy_names_only_the_services_a_stack_uses() {
             })
             .collect()
     };
-    let examples = services("manifests/examples");
+    let mut examples = services("manifests/examples/salon-booking");
+    examples.extend(services("manifests/examples/small-api"));
     for s in [
         "ecs",
         "ec2",

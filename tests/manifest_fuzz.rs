@@ -3,6 +3,8 @@
 //! panic and must answer within its limits. Seeded and bounded so it runs in CI in a few
 //! seconds; `MOORING_FUZZ_SEED=N MOORING_FUZZ_CASES=M` replays or extends a run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use mooring::manifest::ManifestErrors;

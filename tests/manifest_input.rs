@@ -3,6 +3,8 @@
 //! odd to commit (deep nesting, huge values, FIFOs, symbolic links), made here at test time.
 //! No AWS: these run without the emulator.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -256,8 +256,7 @@ impl<R: Resource> Typed<R> {
             R::ownership(&obs).and_then(|o| ownership::conflict(R::KIND, &m.metadata, stack, &o))
         {
             return Err(ReconcileError::Ownership(format!(
-                "{} {}: {conflict}",
-                R::KIND,
+                "{}: {conflict}",
                 R::identity(m, set)
             )));
         }
