@@ -1,14 +1,18 @@
 //! Drift alerts: one alert when an episode starts (drift, a failing resource, a rejected
-//! manifest set) and one `resolved` message when it ends — not one per pass. Delivery runs
-//! on its own task with retries and never blocks reconciling; outcomes are counted.
+//! manifest set) and one `resolved` message when it ends — not one per pass. Each sink has
+//! its own bounded queue and delivery task with retries, so neither reconciling nor another
+//! sink waits for a slow one; messages are cut to each sink's size limit; what is queued at
+//! shutdown is delivered within the grace; outcomes are counted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::AlertsConfig;
@@ -65,6 +69,9 @@ pub struct Alert {
     pub manifest_errors: Vec<String>,
     /// When (RFC 3339).
     pub at: String,
+    /// What was left out to fit the sink's size limit, e.g. "… 37 more errors not shown".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
 }
 
 impl Alert {
@@ -88,6 +95,7 @@ impl Alert {
             error: None,
             manifest_errors: Vec::new(),
             at: rfc3339(SystemTime::now()),
+            truncated: None,
         }
     }
 
@@ -134,6 +142,15 @@ impl Alert {
         }
         for e in self.manifest_errors.iter().take(10) {
             out.push_str(&format!("\n• {e}"));
+        }
+        if self.manifest_errors.len() > 10 {
+            out.push_str(&format!(
+                "\n• … and {} more",
+                self.manifest_errors.len() - 10
+            ));
+        }
+        if let Some(note) = &self.truncated {
+            out.push_str(&format!("\n{note}"));
         }
         out
     }
@@ -278,43 +295,160 @@ impl Sinks {
     }
 }
 
-/// Hands alerts to the delivery task.
+/// Largest JSON body sent to a generic webhook, in bytes.
+pub const WEBHOOK_LIMIT: usize = 1024 * 1024;
+/// Largest Slack message text, in characters (Slack truncates longer ones).
+pub const SLACK_LIMIT: usize = 40_000;
+/// Largest SNS message, in bytes (SNS refuses longer ones: "Message too long").
+pub const SNS_LIMIT: usize = 256 * 1024;
+
+/// How many alerts may wait for one sink; beyond it the oldest is dropped (and counted).
+const QUEUE: usize = 256;
+
+/// One destination of alerts.
+#[derive(Clone)]
+enum Target {
+    Webhook(String),
+    Slack(String),
+    Sns {
+        client: aws_sdk_sns::Client,
+        topic: String,
+    },
+}
+
+impl Target {
+    /// The `sink` label of `alert_deliveries_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Target::Webhook(_) => "webhook",
+            Target::Slack(_) => "slack",
+            Target::Sns { .. } => "sns",
+        }
+    }
+}
+
+impl Sinks {
+    fn targets(&self) -> Vec<Target> {
+        let mut out: Vec<Target> = self.webhooks.iter().cloned().map(Target::Webhook).collect();
+        out.extend(self.slack.iter().cloned().map(Target::Slack));
+        if let Some(client) = &self.sns_client {
+            out.extend(self.sns.iter().map(|topic| Target::Sns {
+                client: client.clone(),
+                topic: topic.clone(),
+            }));
+        }
+        out
+    }
+}
+
+/// The alerts waiting for one sink.
+#[derive(Default)]
+struct Queue {
+    alerts: std::sync::Mutex<VecDeque<Arc<Alert>>>,
+    wake: Notify,
+    closed: AtomicBool,
+    /// An alert is being delivered (taken off the queue, not yet done).
+    in_flight: AtomicBool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Alert>>> {
+        self.alerts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Hands alerts to one delivery task per sink, so a sink that hangs or fails delays only
+/// its own alerts.
 #[derive(Clone)]
 pub struct Alerter {
-    tx: Option<mpsc::Sender<Alert>>,
+    queues: Vec<(&'static str, Arc<Queue>)>,
+    tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     metrics: Arc<Metrics>,
 }
 
-/// How many alerts may wait for delivery before new ones are dropped (and counted).
-const QUEUE: usize = 256;
-
 impl Alerter {
-    /// Starts the delivery task. With no sinks, alerts are only logged.
+    /// Starts the delivery tasks. With no sinks, alerts are only logged.
     pub fn start(sinks: Sinks, metrics: Arc<Metrics>) -> Alerter {
-        if sinks.is_empty() {
-            return Alerter { tx: None, metrics };
+        let mut queues = Vec::new();
+        let mut tasks = Vec::new();
+        for target in sinks.targets() {
+            let queue = Arc::new(Queue::default());
+            queues.push((target.label(), queue.clone()));
+            let m = metrics.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let next = queue.lock().pop_front();
+                    match next {
+                        Some(alert) => {
+                            queue.in_flight.store(true, Ordering::SeqCst);
+                            deliver(&target, &alert, &m).await;
+                            queue.in_flight.store(false, Ordering::SeqCst);
+                        }
+                        None if queue.closed.load(Ordering::SeqCst) => return,
+                        // A send between the check and here left a permit: no lost wake-up.
+                        None => queue.wake.notified().await,
+                    }
+                }
+            }));
         }
-        let (tx, mut rx) = mpsc::channel::<Alert>(QUEUE);
-        let m = metrics.clone();
-        tokio::spawn(async move {
-            while let Some(alert) = rx.recv().await {
-                deliver(&sinks, &alert, &m).await;
-            }
-        });
         Alerter {
-            tx: Some(tx),
+            queues,
+            tasks: Arc::new(std::sync::Mutex::new(tasks)),
             metrics,
         }
     }
 
-    /// Queues an alert; never waits.
+    /// Queues an alert for every sink; never waits. A full queue drops its oldest alert.
     pub fn send(&self, alert: Alert) {
         info!(kind = ?alert.kind, resource = alert.resource.as_deref().unwrap_or("-"), "alert");
-        if let Some(tx) = &self.tx
-            && tx.try_send(alert).is_err()
-        {
-            warn!("alert queue full: alert dropped");
-            self.metrics.record_alert("queue", "dropped");
+        let alert = Arc::new(alert);
+        for (sink, queue) in &self.queues {
+            if queue.closed.load(Ordering::SeqCst) {
+                warn!(sink, "alert after shutdown: not sent");
+                self.metrics.record_alert(sink, "dropped");
+                continue;
+            }
+            let dropped = {
+                let mut q = queue.lock();
+                q.push_back(alert.clone());
+                if q.len() > QUEUE { q.pop_front() } else { None }
+            };
+            if dropped.is_some() {
+                warn!(sink, "alert queue full: oldest alert dropped");
+                self.metrics.record_alert(sink, "dropped");
+            }
+            queue.wake.notify_one();
+        }
+    }
+
+    /// Delivers what is queued, for at most `within`; what is left then is dropped (and
+    /// counted). Called once at shutdown; later alerts are not sent.
+    pub async fn flush(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        for (_, queue) in &self.queues {
+            queue.closed.store(true, Ordering::SeqCst);
+            queue.wake.notify_one();
+        }
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut late = Vec::new();
+        for mut task in tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                late.push(task);
+            }
+        }
+        for task in late {
+            let _ = task.await;
+        }
+        for (sink, queue) in &self.queues {
+            let left = queue.lock().drain(..).count()
+                + usize::from(queue.in_flight.swap(false, Ordering::SeqCst));
+            if left > 0 {
+                warn!(sink, left, "shutdown grace over: queued alerts dropped");
+                for _ in 0..left {
+                    self.metrics.record_alert(sink, "dropped");
+                }
+            }
         }
     }
 }
@@ -353,19 +487,150 @@ where
     }
 }
 
-async fn deliver(sinks: &Sinks, alert: &Alert, metrics: &Metrics) {
-    let json = serde_json::to_string(alert).unwrap_or_default();
+/// The JSON webhook body, within [`WEBHOOK_LIMIT`].
+fn webhook_body(alert: &Alert) -> String {
+    let json = |a: &Alert| serde_json::to_string(a).unwrap_or_default();
+    json(&fit(alert, WEBHOOK_LIMIT, |a| json(a).len()))
+}
+
+/// The Slack body, its text within [`SLACK_LIMIT`] characters.
+fn slack_body(alert: &Alert) -> String {
+    let text = fit(alert, SLACK_LIMIT, |a| a.text().chars().count()).text();
+    serde_json::json!({ "text": cut_chars(&text, SLACK_LIMIT) }).to_string()
+}
+
+/// The SNS message (the text, then the JSON alert), within [`SNS_LIMIT`] bytes.
+fn sns_message(alert: &Alert) -> String {
+    let message = |a: &Alert| {
+        format!(
+            "{}\n\n{}",
+            a.text(),
+            serde_json::to_string(a).unwrap_or_default()
+        )
+    };
+    let fitted = message(&fit(alert, SNS_LIMIT, |a| message(a).len()));
+    if fitted.len() <= SNS_LIMIT {
+        return fitted;
+    }
+    // Only a pathological alert gets here; the text alone still says what happened.
     let text = alert.text();
-    for url in &sinks.webhooks {
-        with_retries("webhook", metrics, || post_json(url.clone(), json.clone())).await;
+    let mut end = SNS_LIMIT.min(text.len()).saturating_sub(64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-    for url in &sinks.slack {
-        let body = serde_json::json!({ "text": text }).to_string();
-        with_retries("slack", metrics, || post_json(url.clone(), body.clone())).await;
+    format!(
+        "{}\n… {} more bytes not shown (message size limit)",
+        &text[..end],
+        text.len() - end
+    )
+}
+
+/// `text` cut to `max` characters, saying how many were cut.
+fn cut_chars(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
     }
-    if let Some(client) = &sinks.sns_client {
-        for topic in &sinks.sns {
-            let subject: String = text
+    let keep: String = text.chars().take(max.saturating_sub(80)).collect();
+    format!(
+        "{keep}\n… {} more characters not shown (message size limit)",
+        count - keep.chars().count()
+    )
+}
+
+/// `s` shortened to about `max` bytes (at a character boundary), saying how much was cut.
+fn cap_string(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes not shown)", &s[..end], s.len() - end)
+}
+
+/// A copy of `alert` whose `size` is at most `limit`: long strings shortened first, then
+/// manifest errors and changes left out from the end, with a note of what was cut. Returns
+/// the smallest version when nothing fits.
+fn fit(alert: &Alert, limit: usize, size: impl Fn(&Alert) -> usize) -> Alert {
+    if size(alert) <= limit {
+        return alert.clone();
+    }
+    // Each item gets a fair share of the limit, the error message a quarter.
+    let item = (limit / 50).max(200);
+    let mut short = alert.clone();
+    if let Some(e) = &mut short.error {
+        e.message = cap_string(&e.message, (limit / 4).max(200));
+    }
+    for e in &mut short.manifest_errors {
+        *e = cap_string(e, item);
+    }
+    for c in &mut short.changes {
+        for v in [&mut c.live, &mut c.desired] {
+            let shown = crate::reconcile::diff::show(v);
+            if shown.len() > item {
+                *v = serde_json::Value::String(format!("({} bytes not shown)", shown.len()));
+            }
+        }
+    }
+    if size(&short) <= limit {
+        return short;
+    }
+    let (errors, changes) = (short.manifest_errors.len(), short.changes.len());
+    let keeping = |e: usize, c: usize| {
+        let mut a = short.clone();
+        a.manifest_errors.truncate(e);
+        a.changes.truncate(c);
+        let mut cut = Vec::new();
+        if e < errors {
+            cut.push(format!("{} more errors", errors - e));
+        }
+        if c < changes {
+            cut.push(format!("{} more changes", changes - c));
+        }
+        a.truncated = Some(format!(
+            "… {} not shown (message size limit)",
+            cut.join(" and ")
+        ));
+        a
+    };
+    // The most manifest errors that fit with every change, or else the most changes that
+    // fit with no manifest error.
+    let largest = |n: usize, make: &dyn Fn(usize) -> Alert| -> Option<Alert> {
+        let (mut lo, mut hi) = (0usize, n);
+        if size(&make(0)) > limit {
+            return None;
+        }
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if size(&make(mid)) <= limit {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Some(make(lo))
+    };
+    largest(errors, &|e| keeping(e, changes))
+        .or_else(|| largest(changes, &|c| keeping(0, c)))
+        .unwrap_or_else(|| keeping(0, 0))
+}
+
+async fn deliver(target: &Target, alert: &Alert, metrics: &Metrics) {
+    let sink = target.label();
+    match target {
+        Target::Webhook(url) => {
+            let body = webhook_body(alert);
+            with_retries(sink, metrics, || post_json(url.clone(), body.clone())).await;
+        }
+        Target::Slack(url) => {
+            let body = slack_body(alert);
+            with_retries(sink, metrics, || post_json(url.clone(), body.clone())).await;
+        }
+        Target::Sns { client, topic } => {
+            let subject: String = alert
+                .text()
                 .lines()
                 .next()
                 .unwrap_or("mooring alert")
@@ -373,12 +638,13 @@ async fn deliver(sinks: &Sinks, alert: &Alert, metrics: &Metrics) {
                 .filter(|c| c.is_ascii() && !c.is_ascii_control())
                 .take(100)
                 .collect();
-            with_retries("sns", metrics, || {
+            let message = sns_message(alert);
+            with_retries(sink, metrics, || {
                 let req = client
                     .publish()
                     .topic_arn(topic)
                     .subject(subject.clone())
-                    .message(format!("{text}\n\n{json}"));
+                    .message(message.clone());
                 async move {
                     req.send()
                         .await
@@ -411,7 +677,7 @@ async fn post_json(url: String, body: String) -> Result<(), String> {
             .send(body.as_bytes())
             .map(|_| ())
             .map_err(|e| {
-                let e = e.to_string().replace(&url, "(url)");
+                let e = crate::source::git::scrub(&e.to_string().replace(&url, "(url)"), &url);
                 format!("POST to {host}: {e}")
             })
     })
@@ -549,5 +815,281 @@ mod tests {
         let back = e.accepted("dir", "sha256:2").unwrap();
         assert_eq!(back.resolves, Some(AlertKind::ManifestRejected));
         assert!(e.accepted("dir", "sha256:2").is_none());
+    }
+
+    /// A local HTTP endpoint that records request bodies; `answer` says whether it
+    /// responds (200) or holds the connection open without a word (a black hole).
+    struct Endpoint {
+        url: String,
+        bodies: Arc<std::sync::Mutex<Vec<String>>>,
+        held: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    }
+
+    impl Drop for Endpoint {
+        /// Lets go of held connections, so no blocking delivery outlives the test.
+        fn drop(&mut self) {
+            for s in self.held.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    impl Endpoint {
+        fn start(answer: bool) -> Endpoint {
+            use std::io::{BufRead, BufReader, Read, Write};
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/hook", listener.local_addr().unwrap());
+            let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = bodies.clone();
+            let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let hold = held.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { return };
+                    let mut reader = BufReader::new(stream);
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        continue;
+                    }
+                    seen.lock().unwrap().push(String::from_utf8(body).unwrap());
+                    let mut stream = reader.into_inner();
+                    if answer {
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        );
+                    } else {
+                        hold.lock().unwrap().push(stream);
+                    }
+                }
+            });
+            Endpoint { url, bodies, held }
+        }
+
+        fn json(&self) -> Vec<serde_json::Value> {
+            let bodies = self.bodies.lock().unwrap();
+            bodies
+                .iter()
+                .map(|b| serde_json::from_str(b).unwrap())
+                .collect()
+        }
+    }
+
+    fn sinks(webhooks: &[&Endpoint], slack: &[&Endpoint]) -> Sinks {
+        Sinks {
+            webhooks: webhooks.iter().map(|e| e.url.clone()).collect(),
+            slack: slack.iter().map(|e| e.url.clone()).collect(),
+            ..Sinks::default()
+        }
+    }
+
+    fn numbered(n: usize) -> Alert {
+        Alert::new(
+            AlertKind::Failure,
+            None,
+            Some(format!("Service/api-{n}")),
+            "dir",
+            "sha256:1",
+        )
+    }
+
+    fn counted(metrics: &Metrics, sink: &str, outcome: &str) -> u64 {
+        let prefix =
+            format!("mooring_alert_deliveries_total{{sink=\"{sink}\",outcome=\"{outcome}\"}} ");
+        metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|n| n.parse().unwrap()))
+            .unwrap_or(0)
+    }
+
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..600 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_sink_does_not_hold_up_the_others() {
+        let (dead, webhook, slack) = (
+            Endpoint::start(false),
+            Endpoint::start(true),
+            Endpoint::start(true),
+        );
+        let metrics = Arc::new(Metrics::new());
+        // The dead webhook comes first, as the one that used to hold up the rest.
+        let alerter = Alerter::start(sinks(&[&dead, &webhook], &[&slack]), metrics.clone());
+        for n in 0..3 {
+            alerter.send(numbered(n));
+        }
+        until("the working sinks", || {
+            webhook.bodies.lock().unwrap().len() == 3 && slack.bodies.lock().unwrap().len() == 3
+        })
+        .await;
+        let got: Vec<_> = webhook
+            .json()
+            .iter()
+            .map(|a| a["resource"].clone())
+            .collect();
+        assert_eq!(got, ["Service/api-0", "Service/api-1", "Service/api-2"]);
+        // Meanwhile the dead sink is still on its first alert.
+        let dead_seen = dead.json();
+        assert!(
+            dead_seen.iter().all(|a| a["resource"] == "Service/api-0"),
+            "{dead_seen:?}"
+        );
+        assert_eq!(counted(&metrics, "webhook", "delivered"), 3);
+        assert_eq!(counted(&metrics, "slack", "delivered"), 3);
+        assert_eq!(counted(&metrics, "webhook", "failed"), 0);
+    }
+
+    #[tokio::test]
+    async fn queued_alerts_are_delivered_at_shutdown() {
+        let (webhook, slack) = (Endpoint::start(true), Endpoint::start(true));
+        let metrics = Arc::new(Metrics::new());
+        let alerter = Alerter::start(sinks(&[&webhook], &[&slack]), metrics.clone());
+        for n in 0..12 {
+            alerter.send(numbered(n));
+        }
+        alerter.flush(Duration::from_secs(60)).await;
+        // Everything was delivered by the time flush returned.
+        assert_eq!(webhook.bodies.lock().unwrap().len(), 12);
+        assert_eq!(slack.bodies.lock().unwrap().len(), 12);
+        assert_eq!(counted(&metrics, "webhook", "delivered"), 12);
+        // Alerts after shutdown are counted as dropped, not lost silently.
+        alerter.send(numbered(99));
+        assert_eq!(counted(&metrics, "webhook", "dropped"), 1);
+    }
+
+    #[tokio::test]
+    async fn flush_stops_at_its_deadline_and_counts_what_was_left() {
+        let dead = Endpoint::start(false);
+        let metrics = Arc::new(Metrics::new());
+        let alerter = Alerter::start(sinks(&[&dead], &[]), metrics.clone());
+        alerter.send(numbered(0));
+        until("the first attempt", || {
+            !dead.bodies.lock().unwrap().is_empty()
+        })
+        .await;
+        alerter.send(numbered(1));
+        let flushed = tokio::time::timeout(
+            Duration::from_secs(30),
+            alerter.flush(Duration::from_millis(300)),
+        );
+        assert!(flushed.await.is_ok(), "flush did not stop at its deadline");
+        // The one in flight and the one queued.
+        assert_eq!(counted(&metrics, "webhook", "dropped"), 2);
+        assert_eq!(counted(&metrics, "webhook", "delivered"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_its_oldest_alerts_and_counts_them() {
+        let dead = Endpoint::start(false);
+        let metrics = Arc::new(Metrics::new());
+        let alerter = Alerter::start(sinks(&[&dead], &[]), metrics.clone());
+        alerter.send(numbered(0));
+        until("the first attempt", || {
+            !dead.bodies.lock().unwrap().is_empty()
+        })
+        .await;
+        for n in 1..=QUEUE + 3 {
+            alerter.send(numbered(n));
+        }
+        assert_eq!(counted(&metrics, "webhook", "dropped"), 3);
+        let queue = &alerter.queues[0].1;
+        let q = queue.lock();
+        assert_eq!(q.len(), QUEUE);
+        // The newest are kept.
+        assert_eq!(
+            q.front().unwrap().resource.as_deref(),
+            Some("Service/api-4")
+        );
+    }
+
+    fn huge_rejection(errors: usize) -> Alert {
+        let mut a = Alert::new(AlertKind::ManifestRejected, None, None, "dir", "sha256:1");
+        a.manifest_errors = (0..errors)
+            .map(|i| {
+                format!(
+                    "prd/api-{i}.yaml:3:5: spec.taskDefinition.cpu: {}",
+                    "x".repeat(80)
+                )
+            })
+            .collect();
+        a
+    }
+
+    #[tokio::test]
+    async fn a_huge_alert_is_cut_to_each_sinks_limit_with_a_note_and_delivered() {
+        let (webhook, slack) = (Endpoint::start(true), Endpoint::start(true));
+        let metrics = Arc::new(Metrics::new());
+        let alerter = Alerter::start(sinks(&[&webhook], &[&slack]), metrics.clone());
+        let mut failure = numbered(1);
+        failure.error = Some(ErrorReport {
+            category: "aws".into(),
+            message: format!("ValidationError: {}", "y".repeat(200_000)),
+        });
+        alerter.send(huge_rejection(30_000));
+        alerter.send(failure);
+        alerter.flush(Duration::from_secs(60)).await;
+
+        let bodies = webhook.bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 2);
+        assert!(bodies.iter().all(|b| b.len() <= WEBHOOK_LIMIT));
+        let rejected: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+        let kept = rejected["manifestErrors"].as_array().unwrap().len();
+        assert!(kept > 1000 && kept < 30_000, "{kept}");
+        assert_eq!(
+            rejected["truncated"],
+            format!(
+                "… {} more errors not shown (message size limit)",
+                30_000 - kept
+            )
+        );
+        let slack_bodies = slack.bodies.lock().unwrap().clone();
+        assert_eq!(slack_bodies.len(), 2);
+        for b in &slack_bodies {
+            let text: serde_json::Value = serde_json::from_str(b).unwrap();
+            let text = text["text"].as_str().unwrap();
+            assert!(text.chars().count() <= SLACK_LIMIT, "{}", text.len());
+        }
+        let failure_text: serde_json::Value = serde_json::from_str(&slack_bodies[1]).unwrap();
+        assert!(
+            failure_text["text"]
+                .as_str()
+                .unwrap()
+                .contains("more bytes not shown"),
+            "{failure_text}"
+        );
+        assert_eq!(counted(&metrics, "webhook", "delivered"), 2);
+        assert_eq!(counted(&metrics, "slack", "delivered"), 2);
+
+        // SNS: text and JSON together within 256 KB, the JSON still whole.
+        let message = sns_message(&huge_rejection(30_000));
+        assert!(message.len() <= SNS_LIMIT, "{}", message.len());
+        assert!(message.contains("more errors not shown (message size limit)"));
+        let json = &message[message.find("\n\n{").unwrap() + 2..];
+        let parsed: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert!(parsed["truncated"].is_string());
+        // A small alert is left alone.
+        let small = huge_rejection(3);
+        assert_eq!(fit(&small, SNS_LIMIT, |a| sns_message(a).len()), small);
+        assert!(!sns_message(&small).contains("not shown"));
     }
 }

@@ -164,8 +164,8 @@ pub enum Command {
             requires_if("true", "lease_table")
         )]
         leader_election: bool,
-        /// The lease table (partition key `name`, a string).
-        #[arg(long, env = "MOORING_LEASE_TABLE")]
+        /// The lease table (partition key `name`, a string). Only with `--leader-election`.
+        #[arg(long, env = "MOORING_LEASE_TABLE", requires = "leader_election")]
         lease_table: Option<String>,
         /// The lease's name: one per stack that replicas share.
         #[arg(long, default_value = "mooring", env = "MOORING_LEASE_NAME")]
@@ -182,6 +182,16 @@ pub enum Command {
         /// Shortest wait before a failed resource is applied again (doubles up to 10 minutes).
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         backoff: Duration,
+        /// Most HTTP connections open at once (beyond it the oldest idle one is closed).
+        #[arg(long, default_value_t = 256, hide = true, env = "MOORING_HTTP_MAX_CONNECTIONS",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        http_max_connections: u32,
+        /// Longest wait for a request's headers, keep-alive waits included.
+        #[arg(long, default_value = "5s", value_parser = parse_duration, hide = true, env = "MOORING_HTTP_HEADER_TIMEOUT")]
+        http_header_timeout: Duration,
+        /// An HTTP connection moving no bytes for this long is closed.
+        #[arg(long, default_value = "30s", value_parser = parse_duration, hide = true, env = "MOORING_HTTP_IDLE_TIMEOUT")]
+        http_idle_timeout: Duration,
     },
     /// Print the IAM policy (JSON) that exactly these manifests need.
     IamPolicy {
@@ -340,7 +350,17 @@ pub async fn execute(cli: Cli) -> i32 {
             lease_name,
             lease_duration,
             replica_id,
+            http_max_connections,
+            http_header_timeout,
+            http_idle_timeout,
         } => {
+            if lease_table.is_some() && !leader_election {
+                // clap catches the flag; this catches MOORING_LEADER_ELECTION=false.
+                eprintln!(
+                    "error: --lease-table is set but leader election is off (add --leader-election)"
+                );
+                return 1;
+            }
             let source = match (dir, git) {
                 (_, Some(url)) => {
                     let work_dir =
@@ -364,6 +384,12 @@ pub async fn execute(cli: Cli) -> i32 {
                 kind_intervals,
                 prune,
                 allow_empty_prune,
+                http: crate::status::server::Limits {
+                    header_read: http_header_timeout,
+                    idle: http_idle_timeout,
+                    max_connections: usize::try_from(http_max_connections).unwrap_or(usize::MAX),
+                    ..Default::default()
+                },
                 lease: lease_table.filter(|_| leader_election).map(|table| {
                     crate::lease::LeaseConfig {
                         table,
@@ -565,6 +591,7 @@ struct RunArgs {
     kind_intervals: Vec<(Kind, Duration)>,
     prune: bool,
     allow_empty_prune: bool,
+    http: crate::status::server::Limits,
     lease: Option<crate::lease::LeaseConfig>,
 }
 
@@ -629,23 +656,37 @@ async fn run(args: RunArgs) -> i32 {
         reconcile::daemon::Source::Git(_) => None,
     };
     let (tx, rx) = watch::channel(false);
+    let signalled = std::sync::Arc::new(std::sync::OnceLock::new());
+    let signalled_at = signalled.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        let _ = signalled_at.set(std::time::Instant::now());
         let _ = tx.send(true);
     });
+    let heartbeat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+        reconcile::daemon::unix_now(),
+    ));
+    // The rule the lease uses too: no new round for 3 intervals plus the grace is stuck.
+    let stuck_after = args.interval * 3 + args.shutdown_grace;
     let app = crate::status::http::App {
         status: status.clone(),
         metrics: metrics.clone(),
         trigger: trigger.clone(),
         webhook_secret,
+        liveness: Some(crate::status::http::Liveness {
+            heartbeat: heartbeat.clone(),
+            stuck_after,
+        }),
     };
     let mut server_rx = rx.clone();
-    let server = axum::serve(listener, crate::status::http::router(app)).with_graceful_shutdown(
+    let server = tokio::spawn(crate::status::server::serve(
+        listener,
+        crate::status::http::router(app),
+        args.http,
         async move {
             let _ = server_rx.wait_for(|v| *v).await;
         },
-    );
-    let server = tokio::spawn(async move { server.await });
+    ));
     let cfg = reconcile::daemon::DaemonConfig {
         source: args.source,
         interval: args.interval,
@@ -659,9 +700,6 @@ async fn run(args: RunArgs) -> i32 {
     let lease = args
         .lease
         .map(|l| crate::lease::Lease::new(l, ctx.aws.dynamodb.clone()));
-    let heartbeat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
-        reconcile::daemon::unix_now(),
-    ));
     match lease.clone() {
         Some(lease) => reconcile::leadership::spawn_renewal(reconcile::leadership::Renewal {
             lease,
@@ -670,12 +708,13 @@ async fn run(args: RunArgs) -> i32 {
             status: status.clone(),
             stop: rx.clone(),
             heartbeat: heartbeat.clone(),
-            stuck_after: args.interval * 3 + args.shutdown_grace,
+            stuck_after,
         }),
         None => metrics.set_leader(true),
     }
+    let alerter = crate::alerts::Alerter::start(sinks, metrics.clone());
     let shared = reconcile::daemon::Shared {
-        alerter: crate::alerts::Alerter::start(sinks, metrics.clone()),
+        alerter: alerter.clone(),
         status,
         metrics,
         trigger,
@@ -687,12 +726,16 @@ async fn run(args: RunArgs) -> i32 {
         // Hand over at once instead of making a standby wait for the lease to expire.
         lease.release().await;
     }
+    // Alerts still queued go out within what is left of the grace (at least a few seconds:
+    // the pod's termination grace period leaves 15 s beyond it).
+    let spent = signalled.get().map(|t| t.elapsed()).unwrap_or_default();
+    let left = args
+        .shutdown_grace
+        .saturating_sub(spent)
+        .max(args.shutdown_grace.min(Duration::from_secs(5)));
+    alerter.flush(left).await;
     match server.await {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => {
-            error!(error = %e, "HTTP server failed");
-            1
-        }
+        Ok(()) => 0,
         Err(e) => {
             error!(error = %e, "HTTP server task failed");
             1

@@ -97,13 +97,23 @@ pub struct Secret {
 }
 
 impl Secret {
-    /// Reads the value. The error names where it was looked for, never the value.
+    /// Reads the value. The error names where it was looked for, never the value — and
+    /// names the variable only when it looks like a variable name, since a secret pasted
+    /// into `env:` by mistake must not be echoed either.
     pub fn resolve(&self) -> Result<String, String> {
         match (&self.env, &self.file, &self.value) {
             (Some(var), None, None) => std::env::var(var)
                 .ok()
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("environment variable {var} is not set")),
+                .ok_or_else(|| {
+                    if looks_like_variable_name(var) {
+                        format!("environment variable {var} is not set")
+                    } else {
+                        "`env` must name an environment variable (letters, digits and `_`); \
+                         the value given is not shown"
+                            .to_string()
+                    }
+                }),
             (None, Some(path), None) => std::fs::read_to_string(path)
                 .map(|v| v.trim().to_string())
                 .map_err(|e| format!("cannot read {}: {e}", path.display())),
@@ -111,6 +121,14 @@ impl Secret {
             _ => Err("set exactly one of `env`, `file` and `value`".into()),
         }
     }
+}
+
+/// `FOO_BAR`-style: letters, digits and `_`, not starting with a digit, at most 128 long.
+fn looks_like_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// serde quotes the offending value in some errors (`invalid type: string "https://…"`);
@@ -173,10 +191,10 @@ pub fn load(path: &Path) -> Result<OperatorConfig, String> {
     }
     for (i, s) in config.alerts.sns.iter().enumerate() {
         if !(s.topic_arn.starts_with("arn:") && s.topic_arn.contains(":sns:")) {
+            // The value is not shown: config errors never echo config values.
             return Err(format!(
-                "{}: alerts.sns[{i}].topicArn: `{}` is not an SNS topic ARN",
+                "{}: alerts.sns[{i}].topicArn: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
                 path.display(),
-                s.topic_arn
             ));
         }
     }
@@ -218,8 +236,12 @@ mod tests {
             e.ends_with("alerts.webhooks[0].url: environment variable MOORING_TEST_SURELY_UNSET_VAR is not set"),
             "{e}"
         );
-        std::fs::write(&cfg, "alerts:\n  sns:\n    - topicArn: mooring\n").unwrap();
-        assert!(load(&cfg).unwrap_err().contains("is not an SNS topic ARN"));
+        std::fs::write(&cfg, "alerts:\n  sns:\n    - topicArn: not-a-topic-xyz\n").unwrap();
+        let e = load(&cfg).unwrap_err();
+        assert!(
+            e.contains("topicArn: not an SNS topic ARN") && !e.contains("not-a-topic-xyz"),
+            "{e}"
+        );
         std::fs::write(
             &cfg,
             "alerts:\n  slack:\n    - webhookUrl: https://hooks.slack.example/T/B/secret-token\n",
@@ -228,6 +250,29 @@ mod tests {
         let e = load(&cfg).unwrap_err();
         assert!(!e.contains("secret-token"), "{e}");
         assert!(e.contains("invalid type"), "{e}");
+        // A secret pasted into `env:` (or given as a list) is never echoed.
+        for pasted in [
+            "{env: 'https://hooks.slack.example/T/B/pasted-token'}",
+            "{env: [pasted-token]}",
+            "[pasted-token]",
+            "{env: pasted-token}",
+        ] {
+            std::fs::write(
+                &cfg,
+                format!("alerts:\n  slack:\n    - webhookUrl: {pasted}\n"),
+            )
+            .unwrap();
+            let e = load(&cfg).unwrap_err();
+            assert!(!e.contains("pasted-token"), "{pasted}: {e}");
+            assert!(!e.contains("hooks.slack"), "{pasted}: {e}");
+        }
+        std::fs::write(&cfg, "webhook:\n  secret: {env: 's3cr3t value'}\n").unwrap();
+        let e = load(&cfg).unwrap_err();
+        assert!(
+            e.contains("webhook.secret: `env` must name an environment variable"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cr3t"), "{e}");
         std::fs::write(&cfg, "alerts:\n  slak: []\n").unwrap();
         assert!(load(&cfg).unwrap_err().contains("unknown field `slak`"));
     }

@@ -1005,3 +1005,98 @@ async fn of_two_daemons_one_applies_and_the_other_takes_over() {
     assert_eq!(desired_count(emu).await, 2);
     standby.stop();
 }
+
+/// Sockets the process `pid` holds open.
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn healthz_stays_live_under_a_flood_of_idle_connections() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(emu, dir.path().to_str().unwrap(), &[]);
+    // The open-file limit the flood was reported with.
+    let pid = d.process.0.id();
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=1024:1024"])
+        .status()
+        .unwrap();
+    assert!(limited.success());
+    let passes = |d: &Daemon| d.get("/status")["passes"].as_u64().unwrap();
+    let before = passes(&d);
+
+    let flood: Vec<std::net::TcpStream> = (0..1100)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap())
+        .collect();
+    for _ in 0..3 {
+        let (status, body) = common::http(d.port, "GET", "/healthz").unwrap();
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+    }
+    // The daemon holds at most its 256 connections (plus its AWS clients and listener).
+    let sockets = open_sockets(pid);
+    assert!(sockets <= 256 + 40, "the daemon holds {sockets} sockets");
+    // Reconciling goes on: passes complete, and none failed for want of file descriptors.
+    d.wait_for("two passes during the flood", || passes(&d) >= before + 2);
+    let status = d.get("/status").to_string();
+    assert!(!status.contains("Too many open files"), "{status}");
+    assert_eq!(flood.len(), 1100);
+    drop(flood);
+    d.stop();
+}
+
+#[test]
+fn lease_table_and_leader_election_need_each_other() {
+    let dir = common::root().join("tests/fixtures/basic");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mooring"))
+            .arg("run")
+            .arg(&dir)
+            .args(args)
+            .env_remove("MOORING_LEASE_TABLE")
+            .env_remove("MOORING_LEADER_ELECTION")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("`mooring run {args:?}` with {env:?} started instead of refusing");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--lease-table", "locks"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--leader-election"), "{err}");
+    let (code, err) = run(&["--leader-election"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--lease-table"), "{err}");
+    // Through the environment, as the chart and the ECS task set them.
+    let (code, err) = run(
+        &[],
+        &[
+            ("MOORING_LEASE_TABLE", "locks"),
+            ("MOORING_LEADER_ELECTION", "false"),
+        ],
+    );
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("leader-election"), "{err}");
+}

@@ -514,13 +514,83 @@ fn render(err: &gix::Error) -> String {
     }
 }
 
-/// `url` with its user information (`user:password@`, or a token as user name) replaced by
-/// `***`. URLs without `scheme://` (like `git@host:org/repo`) carry no password and are kept.
+/// `url` with its credentials replaced by `***`: the user information (`user:password@`, or
+/// a token as user name), the values of credential-looking query parameters
+/// (`access_token`, `private_token`, `key`, `sig`, anything with `token`, `secret`,
+/// `password`…) and the fragment. URLs without `scheme://` (like `git@host:org/repo`) carry
+/// no password in the authority and keep it.
 pub fn redact_url(url: &str) -> String {
-    match userinfo(url) {
+    let without_userinfo = match userinfo(url) {
         Some((start, end)) => format!("{}***{}", &url[..start], &url[end..]),
         None => url.to_string(),
+    };
+    let (rest, fragment) = match without_userinfo.split_once('#') {
+        Some((rest, f)) => (rest, Some(f)),
+        None => (without_userinfo.as_str(), None),
+    };
+    let mut out = match rest.split_once('?') {
+        Some((base, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if credential_key(key) => format!("{key}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", pairs.join("&"))
+        }
+        None => rest.to_string(),
+    };
+    if let Some(f) = fragment {
+        out.push('#');
+        if !f.is_empty() {
+            out.push_str("***");
+        }
     }
+    out
+}
+
+/// True for query parameter names that carry credentials.
+fn credential_key(key: &str) -> bool {
+    let key = percent_decode(key).to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "signature",
+        "auth",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
+        || key.ends_with("key")
+        || key == "sig"
+        || key == "pwd"
+}
+
+/// The secret parts of `url`: the password (or a token given as user name), the values of
+/// credential-looking query parameters, and the fragment.
+fn secrets(url: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    if let Some((start, end)) = userinfo(url) {
+        let info = &url[start..end];
+        out.push(info.split_once(':').map_or(info, |(_, password)| password));
+    }
+    let (rest, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(r, f)| (r, Some(f)));
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=')
+                && credential_key(key)
+            {
+                out.push(value);
+            }
+        }
+    }
+    out.extend(fragment);
+    out
 }
 
 /// Byte range of the user information of `url` (without the `@`), if any.
@@ -533,21 +603,21 @@ fn userinfo(url: &str) -> Option<(usize, usize)> {
     Some((start, at))
 }
 
-/// Remove the credentials of `url` from `text` wherever they appear: the whole user
-/// information, and the secret alone (the password, or a token given as the user name) in
-/// raw and percent-decoded form.
-fn scrub(text: &str, url: &str) -> String {
-    let Some((start, end)) = userinfo(url) else {
-        return text.to_string();
-    };
-    let info = &url[start..end];
-    let secret = info.split_once(':').map_or(info, |(_, password)| password);
-    let mut out = text.replace(info, "***");
-    for candidate in [Cow::Borrowed(secret), percent_decode(secret)] {
-        // A short secret would blank out ordinary words; the user information as a whole was
-        // replaced above in any case.
-        if candidate.len() >= 4 {
-            out = out.replace(candidate.as_ref(), "***");
+/// Remove the credentials of `url` from `text` wherever they appear: the URL itself
+/// (replaced by its redacted form), the whole user information, and each secret alone (see
+/// [`redact_url`]) in raw and percent-decoded form.
+pub fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, &redact_url(url));
+    if let Some((start, end)) = userinfo(url) {
+        out = out.replace(&url[start..end], "***");
+    }
+    for secret in secrets(url) {
+        for candidate in [Cow::Borrowed(secret), percent_decode(secret)] {
+            // A short secret would blank out ordinary words; the URL as a whole was
+            // replaced above in any case.
+            if candidate.len() >= 4 {
+                out = out.replace(candidate.as_ref(), "***");
+            }
         }
     }
     out
@@ -601,6 +671,57 @@ mod tests {
         assert_eq!(
             redact_url("git@example.com:org/repo.git"),
             "git@example.com:org/repo.git"
+        );
+    }
+
+    #[test]
+    fn redacts_credentials_in_the_query_and_the_fragment() {
+        assert_eq!(
+            redact_url("https://example.com/org/repo.git?access_token=ghp_abc123&ref=main"),
+            "https://example.com/org/repo.git?access_token=***&ref=main"
+        );
+        assert_eq!(
+            redact_url(
+                "https://u:p@example.com/r.git?private_token=glpat-1&X-Amz-Signature=ab12&sig=cd34&key=k1&api_key=k2&my_secret=s&password=pw&page=2#token=frag"
+            ),
+            "https://***@example.com/r.git?private_token=***&X-Amz-Signature=***&sig=***&key=***&api_key=***&my_secret=***&password=***&page=2#***"
+        );
+        assert_eq!(
+            redact_url("https://example.com/r.git#"),
+            "https://example.com/r.git#"
+        );
+        assert_eq!(
+            redact_url("https://example.com/r.git?%74oken=abcd"),
+            "https://example.com/r.git?%74oken=***"
+        );
+        // Nothing secret: unchanged.
+        assert_eq!(
+            redact_url("https://example.com/r.git?ref=main&depth=1"),
+            "https://example.com/r.git?ref=main&depth=1"
+        );
+        // The source label (status, metrics, alerts) goes through it.
+        let source = GitSource::new(
+            "https://example.com/r.git?access_token=ghp_abc123",
+            "main",
+            Path::new("deploy"),
+            Path::new("/nonexistent"),
+        );
+        assert_eq!(
+            source.label(),
+            "https://example.com/r.git?access_token=***#main:deploy"
+        );
+        assert!(!format!("{source:?}").contains("ghp_abc123"));
+    }
+
+    #[test]
+    fn scrubs_query_secrets_from_error_text() {
+        let url = "https://example.com/r.git?access_token=ghp_s%65cret&x=1";
+        let text = format!("failed to fetch {url}: 401 for token ghp_secret (ghp_s%65cret)");
+        let out = scrub(&text, url);
+        assert!(!out.contains("ghp_s"), "{out}");
+        assert!(
+            out.contains("https://example.com/r.git?access_token=***&x=1"),
+            "{out}"
         );
     }
 

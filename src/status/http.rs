@@ -2,6 +2,8 @@
 //! wakes the loop, and only for a request signed with the webhook secret.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -33,6 +35,31 @@ pub struct App {
     pub trigger: Arc<Notify>,
     /// The git-push webhook secret; without one, `POST /reconcile` is refused.
     pub webhook_secret: Option<Arc<Vec<u8>>>,
+    /// What `/healthz` checks; without it, `/healthz` only says the server answers.
+    pub liveness: Option<Liveness>,
+}
+
+/// The liveness rule: the reconcile loop must start a round at least every `stuck_after`.
+#[derive(Clone)]
+pub struct Liveness {
+    /// When the loop last started a round (Unix seconds), stored by the loop.
+    pub heartbeat: Arc<AtomicU64>,
+    /// How long without a round means stuck: 3 intervals plus the shutdown grace, the rule
+    /// the lease renewal uses.
+    pub stuck_after: Duration,
+}
+
+impl Liveness {
+    /// Why the loop counts as stuck at `now` (Unix seconds), if it does.
+    pub fn stuck(&self, now: u64) -> Option<String> {
+        let idle = now.saturating_sub(self.heartbeat.load(Ordering::SeqCst));
+        (idle > self.stuck_after.as_secs()).then(|| {
+            format!(
+                "reconcile loop stuck: no round started for {idle}s (limit {}s)\n",
+                self.stuck_after.as_secs()
+            )
+        })
+    }
 }
 
 /// The router: `/status`, `/status/{kind}/{name}`, `/healthz`, `/readyz`, `/metrics`,
@@ -41,7 +68,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/status/{kind}/{name}", get(resource))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/reconcile", post(reconcile))
@@ -81,6 +108,14 @@ async fn resource(State(app): State<App>, Path((kind, name)): Path<(String, Stri
         .unwrap_or_default();
     body["events"] = serde_json::to_value(events).unwrap_or_default();
     Json(body).into_response()
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    let now = crate::reconcile::daemon::unix_now();
+    match app.liveness.as_ref().and_then(|l| l.stuck(now)) {
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+        None => (StatusCode::OK, "ok\n").into_response(),
+    }
 }
 
 async fn ready(State(app): State<App>) -> Response {
@@ -176,6 +211,7 @@ mod tests {
             metrics: Default::default(),
             trigger: trigger.clone(),
             webhook_secret: Some(Arc::new(b"s3cret".to_vec())),
+            liveness: None,
         };
         let call = |sig: Option<String>| {
             let mut req = Request::post("/reconcile");
@@ -215,5 +251,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_when_the_loop_has_not_started_a_round_for_too_long() {
+        let now = crate::reconcile::daemon::unix_now();
+        let heartbeat = Arc::new(AtomicU64::new(now));
+        let app = App {
+            status: StatusStore::default(),
+            metrics: Default::default(),
+            trigger: Arc::new(Notify::new()),
+            webhook_secret: None,
+            liveness: Some(Liveness {
+                heartbeat: heartbeat.clone(),
+                stuck_after: Duration::from_secs(95),
+            }),
+        };
+        let get = || async {
+            let resp = router(app.clone())
+                .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        assert_eq!(get().await, (StatusCode::OK, "ok\n".to_string()));
+        // Within the limit it is still alive; past it, it is not.
+        heartbeat.store(now - 90, Ordering::SeqCst);
+        assert_eq!(get().await.0, StatusCode::OK);
+        heartbeat.store(now - 200, Ordering::SeqCst);
+        let (status, body) = get().await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("reconcile loop stuck: no round started for 2"),
+            "{body}"
+        );
+        assert!(body.contains("(limit 95s)"), "{body}");
+        // A new round makes it live again.
+        heartbeat.store(crate::reconcile::daemon::unix_now(), Ordering::SeqCst);
+        assert_eq!(get().await.0, StatusCode::OK);
     }
 }

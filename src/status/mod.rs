@@ -3,6 +3,7 @@
 //! `GET /metrics`, and `POST /reconcile` (a git-push webhook, HMAC-signed).
 
 pub mod http;
+pub mod server;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -384,6 +385,7 @@ mod tests {
             metrics: Default::default(),
             trigger: Default::default(),
             webhook_secret: None,
+            liveness: None,
         }
     }
 
