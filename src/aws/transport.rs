@@ -265,9 +265,11 @@ impl HttpConnector for Connector {
             .unwrap_or_default()
             .to_string();
         HttpConnectorFuture::new(async move {
+            // Not an I/O error: the SDK does not retry it, so a call to a service that is
+            // down fails at once with this message instead of after every attempt.
             transport
                 .admit(&service)
-                .map_err(|e| ConnectorError::io(e.into()))?;
+                .map_err(|e| ConnectorError::other(e.into(), None))?;
             if let Some(bucket) = &transport.bucket {
                 bucket.acquire().await;
             }
