@@ -16,11 +16,11 @@ fn moto_port(emu: &Emulator) -> u16 {
     emu.endpoint.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-/// `mooring ARGS` with AWS behind `proxy`, short AWS timeouts.
+/// `mooring ARGS` with AWS behind `proxy`, a shorter AWS timeout.
 fn mooring(emu: &Emulator, proxy: &FaultProxy, args: &[&str]) -> Output {
     emu.mooring_command(args)
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("MOORING_AWS_TIMEOUT", "2s")
+        .env("MOORING_AWS_TIMEOUT", "5s")
         .output()
         .expect("run mooring")
 }
@@ -329,7 +329,6 @@ impl Daemon {
         let process = KillOnDrop(
             emu.mooring_command(&args)
                 .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-                .env("MOORING_AWS_TIMEOUT", "1s")
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -403,7 +402,7 @@ async fn a_daemon_without_aws_shows_failed_after_its_first_pass() {
         ..Faults::default()
     });
     let dir = fixture_copy("basic");
-    let d = Daemon::start(emu, &proxy, dir.path(), &[]);
+    let d = Daemon::start(emu, &proxy, dir.path(), &["--aws-timeout", "1s"]);
     d.wait_for("the first pass", || {
         d.get("/status")["passes"].as_u64() >= Some(1)
     });
@@ -495,12 +494,12 @@ async fn leader_and_standby(
     (a, pa, b, pb)
 }
 
-/// When `b` won the lease: the first lease write its proxy forwarded (a standby only
-/// reads the lease).
-fn takeover_at(pb: &FaultProxy) -> Instant {
+/// When `b` won the lease: the first lease write its proxy forwarded after `since` (a
+/// standby only reads the lease).
+fn takeover_at(pb: &FaultProxy, since: Instant) -> Instant {
     pb.forwarded()
         .iter()
-        .find(|f| f.service == "dynamodb" && f.operation == "PutItem")
+        .find(|f| f.at > since && f.service == "dynamodb" && f.operation == "PutItem")
         .map(|f| f.at)
         .expect("b wrote the lease")
 }
@@ -521,16 +520,27 @@ async fn a_leader_cut_off_from_dynamodb_sends_no_write_after_the_takeover() {
     let (_guard, emu) = emulator().await;
     let dir = fixture_copy("basic");
     let (a, pa, b, pb) = leader_and_standby(emu, dir.path()).await;
-    // Slow answers keep a's apply of 20 parameters going well past the takeover.
-    pa.set(Faults {
-        cut_dynamodb: true,
+    // Slow answers keep a's apply of 20 parameters going well past the takeover; a is
+    // cut off from DynamoDB once it has started writing them.
+    let slow = Faults {
         latency: Duration::from_millis(400),
         ..Faults::default()
+    };
+    pa.set(slow.clone());
+    let start = Instant::now();
+    many_parameters(dir.path(), 20);
+    a.wait_for("a to start writing parameters", || {
+        pa.writes_since(start)
+            .iter()
+            .any(|w| w.ends_with("PutParameter"))
+    });
+    pa.set(Faults {
+        cut_dynamodb: true,
+        ..slow
     });
     let cut = Instant::now();
-    many_parameters(dir.path(), 20);
     b.wait_for("b to take over", || b.leads());
-    let takeover = takeover_at(&pb);
+    let takeover = takeover_at(&pb, cut);
     b.wait_for("b to apply the parameters", || {
         b.state_of("ParameterSet/many") == "in_sync"
     });
@@ -572,7 +582,7 @@ async fn a_stopped_leader_sends_no_write_after_it_continues() {
     b.wait_for("b to apply the parameters", || {
         b.state_of("ParameterSet/many") == "in_sync"
     });
-    let _ = takeover_at(&pb);
+    let _ = takeover_at(&pb, start);
     let passes = b.get("/status")["passes"].as_u64().unwrap_or(0);
     a.signal("-CONT");
     let resumed = Instant::now();
