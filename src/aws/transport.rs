@@ -134,7 +134,7 @@ impl TokenBucket {
 }
 
 /// Whether a service answers, per service: after [`BREAKER_THRESHOLD`] attempts in a row
-/// without an answer (refused, reset, timed out) the breaker opens and requests to that
+/// that could not reach it (refused, timed out; a reset is not counted) the breaker opens and requests to that
 /// service fail at once; after the response timeout one request may try again.
 #[derive(Debug, Default)]
 struct Breaker {
@@ -279,7 +279,11 @@ impl HttpConnector for Connector {
                     Ok(response)
                 }
                 Ok(Err(e)) => {
-                    transport.outcome(&service, false);
+                    // A reset or a connection closed early is a blip; a refused or timed
+                    // out connection says the service cannot be reached.
+                    if unreachable(&e) {
+                        transport.outcome(&service, false);
+                    }
                     Err(e)
                 }
                 Err(_) => {
@@ -295,6 +299,28 @@ impl HttpConnector for Connector {
             }
         })
     }
+}
+
+/// True for a connector error that says the service cannot be reached (a timeout, a
+/// refused or unroutable connection), not for a reset or an early close.
+fn unreachable(e: &ConnectorError) -> bool {
+    use std::io::ErrorKind::*;
+    if e.is_timeout() {
+        return true;
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionRefused | HostUnreachable | NetworkUnreachable | TimedOut
+            )
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// The service of a SigV4 `Authorization` header, from its credential scope
@@ -468,6 +494,15 @@ mod tests {
         assert!(t.admit("ecs").is_err(), "only one");
         t.outcome("ecs", true);
         assert!(t.admit("ecs").is_ok(), "an answer closes it");
+    }
+
+    #[test]
+    fn refused_and_timed_out_connections_count_as_unreachable_resets_do_not() {
+        let io = |kind| ConnectorError::io(Box::new(std::io::Error::from(kind)));
+        assert!(unreachable(&io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(unreachable(&ConnectorError::timeout("slow".into())));
+        assert!(!unreachable(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(!unreachable(&io(std::io::ErrorKind::UnexpectedEof)));
     }
 
     #[test]
