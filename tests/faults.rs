@@ -624,3 +624,59 @@ async fn a_stopped_leader_sends_no_write_after_it_continues() {
     never_both_lead(&a, &b);
     assert!(b.get("/status")["passes"].as_u64().unwrap_or(0) >= passes);
 }
+
+/// Not a test: `scripts/bench.sh` runs it (`--ignored`) to print how much slower a steady
+/// plan gets at 30 % throttling of every request, with the default rate limit.
+/// `MOORING_BENCH_DIR` names the manifests (default: the small-api example).
+#[tokio::test]
+#[ignore]
+async fn throttled_plan_benchmark() {
+    let (_guard, emu) = emulator().await;
+    emu.seed_examples();
+    let proxy = FaultProxy::start(moto_port(emu));
+    let dir = std::env::var("MOORING_BENCH_DIR")
+        .unwrap_or_else(|_| root().join(SMALL_API).to_str().unwrap().to_string());
+    let run = |args: &[&str]| {
+        emu.mooring_command(args)
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .env("MOORING_AWS_RATE_LIMIT", "50")
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["apply", &dir]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let median_plan = |throttle: f64| {
+        proxy.set(Faults {
+            throttle,
+            ..Faults::default()
+        });
+        let mut times: Vec<f64> = (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                let out = run(&["plan", &dir]);
+                assert_eq!(
+                    out.status.code(),
+                    Some(0),
+                    "a steady plan stays steady at {throttle} throttling: {}{}",
+                    stdout(&out),
+                    stderr(&out)
+                );
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[1]
+    };
+    let calm = median_plan(0.0);
+    let throttled = median_plan(0.3);
+    let injected = proxy
+        .injected()
+        .iter()
+        .filter(|(f, _)| *f == "throttle")
+        .count();
+    println!(
+        "throttled plan: {calm:.2} s at 0 %, {throttled:.2} s at 30 % (ratio {:.2}; {injected} throttled answers over 3 plans)",
+        throttled / calm
+    );
+}
