@@ -674,7 +674,7 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        let err = AwsError::from_sdk("ecs:UpdateService", err);
+        let err = AwsError::from_sdk("a fenced update", err);
         assert_eq!(err.category, ErrorCategory::Fenced, "{err}");
         assert!(err.to_string().contains("does not hold the lease"), "{err}");
         let err = aws
@@ -686,7 +686,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(
-            AwsError::from_sdk("ssm:PutParameter", err).category,
+            AwsError::from_sdk("a fenced put", err).category,
             ErrorCategory::Fenced
         );
         aws.ecs.list_clusters().send().await.expect("reads go on");
