@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: how mooring scales with the number of services, against moto on loopback.
 # Prints, for N services (default 40, in 2 clusters): validate time on a large set, the
-# wall time and peak memory of apply (create from nothing) and of a steady-state plan, and
-# the AWS calls the steady plan made (it must make no writes).
+# wall time and peak memory of apply (create from nothing) and of a steady-state plan, the
+# AWS calls the steady plan made (it must make no writes), and the steady plan's time when
+# 30 % of all requests are throttled (through the fault proxy of tests/faults.rs, with the
+# default rate limit), against its time without throttling.
 #
 #   scripts/bench.sh [N]
 set -euo pipefail
@@ -96,3 +98,10 @@ print(f"steady plan: {changes} resources with changes, {sum(calls.values())} AWS
 for op, count in sorted(calls.items()):
     print(f"  {op:40} {count}")
 PY
+
+# Throttling: the same set through the fault proxy, medians of 3 plans at 0 % and 30 %.
+release=()
+[ "$profile" = release ] && release=(--release)
+MOORING_BENCH_DIR="$work/set" cargo test "${release[@]}" --quiet --test faults -- \
+  --ignored --exact throttled_plan_benchmark --nocapture 2>&1 | grep '^throttled plan' ||
+  { echo "throttled plan benchmark failed" >&2; exit 1; }

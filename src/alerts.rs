@@ -1041,8 +1041,8 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let alerter = Alerter::start(sinks(&[&webhook], &[&slack]), metrics.clone());
         let mut failure = numbered(1);
-        failure.error = Some(ErrorReport {
-            category: "aws".into(),
+        failure.error = Some(Failure {
+            category: crate::reconcile::Category::Validation,
             message: format!("ValidationError: {}", "y".repeat(200_000)),
         });
         alerter.send(huge_rejection(30_000));

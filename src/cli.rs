@@ -33,6 +33,10 @@ pub struct Cli {
         env = "MOORING_AWS_RATE_LIMIT"
     )]
     pub aws_rate_limit: f64,
+    /// How long to wait for AWS to start answering a request; a service that does not
+    /// answer twice in a row fails its calls at once for this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true, env = "MOORING_AWS_TIMEOUT")]
+    pub aws_timeout: Duration,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -264,7 +268,10 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs a command; returns the process exit code.
 pub async fn execute(cli: Cli) -> i32 {
-    let rate = Some(cli.aws_rate_limit).filter(|r| *r > 0.0);
+    let rate = crate::aws::TransportSettings {
+        calls_per_second: Some(cli.aws_rate_limit).filter(|r| *r > 0.0),
+        response_timeout: cli.aws_timeout,
+    };
     match cli.command {
         Command::Validate { dir, output } => match load(&dir, output) {
             Ok(set) => {
@@ -480,8 +487,8 @@ fn report_loaded(
     })
 }
 
-async fn context(rate: Option<f64>) -> Option<Context> {
-    match Aws::from_env(rate).await {
+async fn context(rate: crate::aws::TransportSettings) -> Option<Context> {
+    match Aws::from_env_with(rate).await {
         Ok(aws) => Some(Context::new(aws)),
         Err(e) => {
             eprintln!("error: {e}");
@@ -580,7 +587,7 @@ fn print_report(report: &PassReport, output: Output, applied: bool) {
 
 /// Settings of `mooring run`.
 struct RunArgs {
-    rate: Option<f64>,
+    rate: crate::aws::TransportSettings,
     source: reconcile::daemon::Source,
     interval: Duration,
     listen: SocketAddr,
@@ -700,6 +707,10 @@ async fn run(args: RunArgs) -> i32 {
     let lease = args
         .lease
         .map(|l| crate::lease::Lease::new(l, ctx.aws.dynamodb.clone()));
+    if let Some(lease) = &lease {
+        // Every AWS write asks the lease right before it is sent.
+        ctx.aws.fence.guard_with(lease.may_write());
+    }
     match lease.clone() {
         Some(lease) => reconcile::leadership::spawn_renewal(reconcile::leadership::Renewal {
             lease,

@@ -184,8 +184,31 @@ impl Lease {
 
     /// Reads the lease and renews, creates or takes it over as [`decide`] says. Returns
     /// whether this replica leads afterwards.
+    ///
+    /// A refresh that fails (DynamoDB unreachable, throttled, denied) ends leadership at
+    /// once: a replica that cannot prove it holds the lease stops writing and says
+    /// `leader: false`, rather than writing on until its lease runs out.
     pub async fn refresh(&self) -> Result<bool, AwsError> {
         let _one = self.busy.lock().await;
+        let result = self.refresh_once().await;
+        if result.is_err() {
+            let mut s = self.state();
+            if s.valid_until.take().is_some() {
+                warn!("cannot renew the lease: not leading until it is renewed");
+            }
+            s.token = None;
+        }
+        result
+    }
+
+    /// A write guard for [`crate::aws::Fence`]: true while this replica holds a valid
+    /// lease, checked again before every write.
+    pub fn may_write(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let lease = self.clone();
+        move || lease.is_leader()
+    }
+
+    async fn refresh_once(&self) -> Result<bool, AwsError> {
         if self.released.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(false);
         }
@@ -430,5 +453,50 @@ mod tests {
         };
         assert_eq!(config.renew_every(), Duration::from_secs(5));
         assert_eq!(config.margin(), Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_failed_renewal_ends_leadership_at_once() {
+        // A port nothing listens on: DynamoDB is unreachable.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+                .endpoint_url(format!("http://127.0.0.1:{port}"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+                .http_client(crate::aws::http_client())
+                .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+                .build(),
+        );
+        let lease = Lease::new(
+            LeaseConfig {
+                table: "t".into(),
+                name: "mooring".into(),
+                holder: "a".into(),
+                duration: Duration::from_secs(60),
+            },
+            client,
+        );
+        {
+            let mut s = lease.state();
+            s.token = Some(4);
+            s.valid_until = Some(Instant::now() + Duration::from_secs(60));
+        }
+        let fence = crate::aws::Fence::default();
+        fence.guard_with(lease.may_write());
+        assert!(lease.is_leader() && fence.allows_writes());
+        let e = lease.refresh().await.unwrap_err();
+        assert_eq!(e.category, ErrorCategory::Transient, "{e}");
+        assert!(
+            !lease.is_leader(),
+            "a replica that cannot renew does not lead, though its lease has 60 s left"
+        );
+        assert!(!fence.allows_writes(), "and its writes are fenced");
+        assert!(!lease.leadership().leader);
+        assert_eq!(lease.token(), None);
     }
 }

@@ -23,6 +23,12 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::sync::OnceCell;
 
+pub mod fence;
+pub mod transport;
+
+pub use fence::{Fence, Fenced, is_read_operation};
+pub use transport::{Transport, TransportSettings};
+
 /// The AWS clients mooring uses, built once from one configuration.
 #[derive(Debug, Clone)]
 pub struct Aws {
@@ -54,6 +60,8 @@ pub struct Aws {
     pub region: String,
     /// Every call made through these clients, counted.
     pub calls: ApiCalls,
+    /// Asked before every write of every client except the lease's DynamoDB and SNS.
+    pub fence: Fence,
     account: Arc<OnceCell<String>>,
 }
 
@@ -62,93 +70,6 @@ pub fn http_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https()
-}
-
-/// `inner`, but no more than `rate` requests per second over all clients (a token bucket
-/// with a burst of one second's worth): a global limit that stays under AWS's API rate
-/// limits however many resources a pass touches.
-pub fn rate_limited(inner: SharedHttpClient, rate: f64) -> SharedHttpClient {
-    SharedHttpClient::new(RateLimited {
-        inner,
-        bucket: Arc::new(TokenBucket::new(rate)),
-    })
-}
-
-#[derive(Debug)]
-struct TokenBucket {
-    rate: f64,
-    state: Mutex<(f64, std::time::Instant)>,
-}
-
-impl TokenBucket {
-    fn new(rate: f64) -> TokenBucket {
-        let rate = rate.max(0.1);
-        TokenBucket {
-            rate,
-            state: Mutex::new((rate.max(1.0), std::time::Instant::now())),
-        }
-    }
-
-    /// Takes a token, or says how long to wait for one.
-    fn take(&self) -> Option<Duration> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (tokens, last) = &mut *state;
-        let now = std::time::Instant::now();
-        *tokens =
-            (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.rate.max(1.0));
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
-        }
-    }
-
-    async fn acquire(&self) {
-        while let Some(wait) = self.take() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct RateLimited {
-    inner: SharedHttpClient,
-    bucket: Arc<TokenBucket>,
-}
-
-impl aws_smithy_runtime_api::client::http::HttpClient for RateLimited {
-    fn http_connector(
-        &self,
-        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(LimitedConnector {
-            inner: self.inner.http_connector(settings, components),
-            bucket: self.bucket.clone(),
-        })
-    }
-}
-
-#[derive(Debug)]
-struct LimitedConnector {
-    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
-    bucket: Arc<TokenBucket>,
-}
-
-impl aws_smithy_runtime_api::client::http::HttpConnector for LimitedConnector {
-    fn call(
-        &self,
-        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
-    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
-        let inner = self.inner.clone();
-        let bucket = self.bucket.clone();
-        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
-            bucket.acquire().await;
-            inner.call(request).await
-        })
-    }
 }
 
 /// `(service, operation, outcome)` of an AWS call.
@@ -161,6 +82,8 @@ pub const THROTTLED: &str = "throttled";
 #[derive(Debug, Clone, Default)]
 pub struct ApiCalls {
     counts: Arc<Mutex<BTreeMap<CallKey, u64>>>,
+    /// Told about every answer, so its rate follows throttling.
+    transport: Option<Arc<Transport>>,
 }
 
 impl ApiCalls {
@@ -203,14 +126,14 @@ impl Intercept for ApiCalls {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // Error bodies are read into memory before this runs, so query protocols' codes
+        // (EC2 `RequestLimitExceeded`, ELBv2 `Throttling`) are seen as well as headers.
         let throttled = context.response().is_some_and(|r| {
             let status = r.status().as_u16();
-            let error_type = r
-                .headers()
-                .get("x-amzn-errortype")
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            status == 429 || error_type.contains("throttl") || error_type.contains("limitexceeded")
+            if let Some(t) = &self.transport {
+                t.feedback(status, r.headers(), r.body().bytes());
+            }
+            transport::is_throttling(status, r.headers(), r.body().bytes())
         });
         if let (true, Some(meta)) = (throttled, cfg.load::<Metadata>())
             && let Ok(mut counts) = self.counts.lock()
@@ -251,29 +174,49 @@ impl Aws {
     /// Loads configuration from the standard chain. `calls_per_second` caps every AWS
     /// request (attempts included) of every client together.
     pub async fn from_env(calls_per_second: Option<f64>) -> Result<Aws, AwsError> {
-        let http = match calls_per_second {
-            Some(rate) => rate_limited(http_client(), rate),
-            None => http_client(),
-        };
+        Aws::from_env_with(TransportSettings {
+            calls_per_second,
+            ..TransportSettings::default()
+        })
+        .await
+    }
+
+    /// Loads configuration from the standard chain, with these transport settings.
+    ///
+    /// Throttling slows mooring down instead of failing resources, without long sleeps:
+    /// the standard retry mode (jittered exponential backoff from 100 ms, capped at 3 s,
+    /// 8 attempts) plus the process-wide token bucket, which halves its rate when AWS
+    /// throttles and adds back as calls succeed. An unreachable AWS fails fast: no
+    /// answer within the response timeout, twice in a row, opens the service's breaker.
+    pub async fn from_env_with(settings: TransportSettings) -> Result<Aws, AwsError> {
+        let transport = Arc::new(Transport::new(settings));
+        let attempt = settings.response_timeout * 2;
         let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
-            // Throttling slows mooring down instead of failing resources: the adaptive
-            // mode adds a client-side rate limiter that backs off when AWS throttles.
-            .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(5))
+            .http_client(transport::client(http_client(), transport.clone()))
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(8)
+                    .with_initial_backoff(Duration::from_millis(100))
+                    .with_max_backoff(Duration::from_secs(3)),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .operation_timeout(Duration::from_secs(90))
+                    .connect_timeout(Duration::from_secs(3).min(settings.response_timeout))
+                    .operation_attempt_timeout(attempt)
+                    .operation_timeout(attempt * 3)
                     .build(),
             )
             .load()
             .await;
-        Aws::from_config(&config)
+        Aws::build(&config, Some(transport))
     }
 
     /// Builds the clients from an existing configuration (tests pass their own).
     pub fn from_config(config: &SdkConfig) -> Result<Aws, AwsError> {
+        Aws::build(config, None)
+    }
+
+    fn build(config: &SdkConfig, transport: Option<Arc<Transport>>) -> Result<Aws, AwsError> {
         let region = config
             .region()
             .map(|r| r.to_string())
@@ -284,56 +227,71 @@ impl Aws {
                     .into(),
                 category: ErrorCategory::Configuration,
             })?;
-        let calls = ApiCalls::default();
+        let calls = ApiCalls {
+            transport,
+            ..ApiCalls::default()
+        };
+        let fence = Fence::default();
+        let fenced = fence::FenceInterceptor(fence.clone());
         Ok(Aws {
             ecs: aws_sdk_ecs::Client::from_conf(
                 aws_sdk_ecs::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             ec2: aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             sts: aws_sdk_sts::Client::from_conf(
                 aws_sdk_sts::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             ssm: aws_sdk_ssm::Client::from_conf(
                 aws_sdk_ssm::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(
                 aws_sdk_applicationautoscaling::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
                 aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             eventbridge: aws_sdk_eventbridge::Client::from_conf(
                 aws_sdk_eventbridge::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             secretsmanager: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             elasticache: aws_sdk_elasticache::Client::from_conf(
                 aws_sdk_elasticache::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             acm: aws_sdk_acm::Client::from_conf(
                 aws_sdk_acm::config::Builder::from(config)
                     .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
                     .build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
@@ -348,6 +306,7 @@ impl Aws {
             ),
             region,
             calls,
+            fence,
             account: Default::default(),
         })
     }
@@ -404,10 +363,10 @@ pub enum ErrorCategory {
     Validation,
     /// Network, timeout or a 5xx: worth retrying.
     Transient,
+    /// A write this replica did not send: it does not hold the lease.
+    Fenced,
     /// Missing region, credentials and the like.
     Configuration,
-    /// This replica does not hold the lease: the write was not sent.
-    Fenced,
     /// Anything else.
     Other,
 }
@@ -421,8 +380,8 @@ impl ErrorCategory {
             ErrorCategory::AccessDenied => "access_denied",
             ErrorCategory::Validation => "validation",
             ErrorCategory::Transient => "transient",
-            ErrorCategory::Configuration => "configuration",
             ErrorCategory::Fenced => "fenced",
+            ErrorCategory::Configuration => "configuration",
             ErrorCategory::Other => "other",
         }
     }
@@ -470,6 +429,14 @@ impl AwsError {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug + Send + Sync + 'static,
     {
+        if let Some(f) = fence::find_fenced(&err) {
+            return AwsError {
+                operation,
+                code: None,
+                message: f.to_string(),
+                category: ErrorCategory::Fenced,
+            };
+        }
         let code = err.code().map(str::to_string);
         let message = err
             .message()
@@ -509,7 +476,11 @@ pub fn classify_code(code: &str) -> ErrorCategory {
         | "RequestThrottledException"
         | "SlowDown"
         | "PriorRequestNotComplete"
-        | "EC2ThrottledException" => ErrorCategory::Throttling,
+        | "EC2ThrottledException"
+        | "ProvisionedThroughputExceededException"
+        | "TooManyRequests"
+        | "BandwidthLimitExceeded"
+        | "TransactionInProgressException" => ErrorCategory::Throttling,
         "AccessDenied"
         | "AccessDeniedException"
         | "UnauthorizedOperation"
@@ -549,22 +520,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_token_bucket_allows_a_burst_then_paces() {
-        let bucket = TokenBucket::new(10.0);
-        for _ in 0..10 {
-            assert_eq!(bucket.take(), None);
-        }
-        let wait = bucket.take().expect("the eleventh request waits");
-        assert!(wait <= Duration::from_millis(100), "{wait:?}");
-        std::thread::sleep(Duration::from_millis(120));
-        assert_eq!(
-            bucket.take(),
-            None,
-            "a token came back after 1/rate seconds"
-        );
-    }
-
-    #[test]
     fn codes_are_classified() {
         assert_eq!(
             classify_code("ThrottlingException"),
@@ -591,6 +546,17 @@ mod tests {
             ErrorCategory::Validation
         );
         assert_eq!(classify_code("ServerException"), ErrorCategory::Transient);
+        // Every service's throttling: EC2, ELBv2/ElastiCache/SNS/STS (query), DynamoDB,
+        // SSM/ECS/EventBridge/Application Auto Scaling (JSON).
+        for code in [
+            "RequestLimitExceeded",
+            "Throttling",
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "TooManyRequestsException",
+        ] {
+            assert_eq!(classify_code(code), ErrorCategory::Throttling, "{code}");
+        }
         assert_eq!(classify_code("Weird"), ErrorCategory::Other);
     }
 
@@ -599,5 +565,177 @@ mod tests {
         assert_eq!(partition_of("eu-west-1"), "aws");
         assert_eq!(partition_of("cn-north-1"), "aws-cn");
         assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    }
+
+    /// A local HTTP server answering each request with the next of `answers`
+    /// (`(status, extra headers, body)`, the last one repeated); returns its endpoint and
+    /// the `X-Amz-Target`/`Action` of every request it received.
+    fn fake_aws(
+        answers: Vec<(u16, &'static str, &'static str)>,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let keep = seen.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let request = loop {
+                    let Ok(k) = stream.read(&mut chunk) else {
+                        break None;
+                    };
+                    if k == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..k]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break Some(text);
+                        }
+                    }
+                };
+                let Some(request) = request else { continue };
+                let op = request
+                    .lines()
+                    .find_map(|l| l.strip_prefix("x-amz-target: "))
+                    .map(str::to_string)
+                    .or_else(|| {
+                        request
+                            .split("Action=")
+                            .nth(1)
+                            .map(|a| a.split('&').next().unwrap_or(a).to_string())
+                    })
+                    .unwrap_or_default();
+                keep.lock().unwrap().push(op);
+                let (status, headers, body) = answers[n.min(answers.len() - 1)];
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (endpoint, seen)
+    }
+
+    async fn config(endpoint: &str) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .load()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_fenced_write_is_never_sent_nor_retried_and_reads_go_on() {
+        let json = "Content-Type: application/x-amz-json-1.1\r\n";
+        let (endpoint, seen) = fake_aws(vec![(200, json, "{}")]);
+        let aws = Aws::from_config(&config(&endpoint).await).unwrap();
+        let holds = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let h = holds.clone();
+        aws.fence
+            .guard_with(move || h.load(std::sync::atomic::Ordering::SeqCst));
+        aws.ecs
+            .update_service()
+            .cluster("c")
+            .service("s")
+            .desired_count(2)
+            .send()
+            .await
+            .expect("the leader writes");
+        holds.store(false, std::sync::atomic::Ordering::SeqCst);
+        let err = aws
+            .ecs
+            .update_service()
+            .cluster("c")
+            .service("s")
+            .desired_count(3)
+            .send()
+            .await
+            .unwrap_err();
+        let err = AwsError::from_sdk("a fenced update", err);
+        assert_eq!(err.category, ErrorCategory::Fenced, "{err}");
+        assert!(err.to_string().contains("does not hold the lease"), "{err}");
+        let err = aws
+            .ssm
+            .put_parameter()
+            .name("/x")
+            .value("v")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            AwsError::from_sdk("a fenced put", err).category,
+            ErrorCategory::Fenced
+        );
+        aws.ecs.list_clusters().send().await.expect("reads go on");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "AmazonEC2ContainerServiceV20141113.UpdateService",
+                "AmazonEC2ContainerServiceV20141113.ListClusters"
+            ],
+            "the fenced writes never reached AWS, and were not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_of_query_protocols_is_counted_and_slows_the_bucket() {
+        let ok = "<DescribeTargetGroupsResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><DescribeTargetGroupsResult><TargetGroups/></DescribeTargetGroupsResult></DescribeTargetGroupsResponse>";
+        let (endpoint, seen) = fake_aws(vec![
+            (
+                400,
+                "Content-Type: text/xml\r\n",
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r</RequestId></ErrorResponse>",
+            ),
+            (200, "Content-Type: text/xml\r\n", ok),
+        ]);
+        let transport = Arc::new(Transport::new(TransportSettings {
+            calls_per_second: Some(20.0),
+            response_timeout: Duration::from_secs(5),
+        }));
+        let aws = Aws::build(&config(&endpoint).await, Some(transport.clone())).unwrap();
+        aws.elbv2
+            .describe_target_groups()
+            .send()
+            .await
+            .expect("the retry succeeds");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        let calls = aws.calls.snapshot();
+        let key = |outcome| {
+            (
+                "Elastic Load Balancing v2".to_string(),
+                "DescribeTargetGroups".to_string(),
+                outcome,
+            )
+        };
+        assert_eq!(calls.get(&key(THROTTLED)), Some(&1), "{calls:?}");
+        assert_eq!(calls.get(&key("ok")), Some(&1), "{calls:?}");
+        assert_eq!(
+            transport.bucket().unwrap().rate(),
+            10.0 + transport::RATE_INCREASE,
+            "halved by the throttle, one step back for the success"
+        );
     }
 }

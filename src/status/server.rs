@@ -429,11 +429,11 @@ mod tests {
         .await;
         let addr = server.addr;
         let (silent_closed, response, idle_closed) = blocking(move || {
-            let mut silent = connect(addr);
-            let silent_closed = closed_within(&mut silent, Duration::from_secs(20));
+            let silent = connect(addr);
+            let silent_closed = closed_within(&silent, Duration::from_secs(20));
             let mut kept = connect(addr);
             let response = get_on(&mut kept, "/healthz");
-            let idle_closed = closed_within(&mut kept, Duration::from_secs(20));
+            let idle_closed = closed_within(&kept, Duration::from_secs(20));
             (silent_closed, response, idle_closed)
         })
         .await;
@@ -451,7 +451,7 @@ mod tests {
         )
         .await;
         let addr = server.addr;
-        let closed = blocking(move || closed_within(&mut connect(addr), Duration::from_secs(20)));
+        let closed = blocking(move || closed_within(&connect(addr), Duration::from_secs(20)));
         assert!(closed.await, "an idle connection stayed open");
     }
 

@@ -2,6 +2,8 @@
 //! tests of that binary one at a time (each starts with `POST /moto-api/reset`).
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
