@@ -710,6 +710,7 @@ async fn run(args: RunArgs) -> i32 {
     if let Some(lease) = &lease {
         // Every AWS write asks the lease right before it is sent.
         ctx.aws.fence.guard_with(lease.may_write());
+        status.follow_lease(lease.clone());
     }
     match lease.clone() {
         Some(lease) => reconcile::leadership::spawn_renewal(reconcile::leadership::Renewal {

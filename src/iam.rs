@@ -248,7 +248,7 @@ mod tests {
                 out.push((path.display().to_string(), text, vec![*kind]));
             }
         }
-        let shared: [(&str, &[Kind]); 4] = [
+        let shared: [(&str, &[Kind]); 5] = [
             // Lookups every kind with network settings makes.
             (
                 "kinds/network.rs",
@@ -259,6 +259,10 @@ mod tests {
                     Kind::SecurityGroup,
                     Kind::TargetGroup,
                 ],
+            ),
+            (
+                "kinds/elbv2.rs",
+                &[Kind::TargetGroup, Kind::LoadBalancer],
             ),
             (
                 "kinds/eventbridge.rs",

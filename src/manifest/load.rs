@@ -186,12 +186,9 @@ pub fn load_sources_with(
     }
 
     match stacks.as_slice() {
+        // Reported at the first file, so that the error has a place an editor can open.
         [] => errors.push(ManifestError {
-            file: sources
-                .first()
-                .and_then(|(f, _)| f.parent())
-                .map(Path::to_path_buf)
-                .unwrap_or_default(),
+            file: sources.first().map(|(f, _)| f.clone()).unwrap_or_default(),
             line: 1,
             col: 1,
             field: String::new(),
@@ -1054,7 +1051,7 @@ mod readme_tests {
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         let start = readme.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
         let len = readme[start..].find("```").unwrap();
-        let set = load_with_stack(&[("README.md".into(), readme[start..start + len].to_string())])
+        let set = load_sources(&[("README.md".into(), readme[start..start + len].to_string())])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(set.len(), 2);
     }

@@ -54,6 +54,7 @@ pub type Shared<T> = Result<Arc<T>, AwsError>;
 /// IDs with names, as a subnet or security group lookup found them.
 pub type Found = Arc<Vec<(String, Option<String>)>>;
 
+type ElbTag = aws_sdk_elasticloadbalancingv2::types::Tag;
 type Connection = aws_sdk_eventbridge::operation::describe_connection::DescribeConnectionOutput;
 type ApiDestination =
     aws_sdk_eventbridge::operation::describe_api_destination::DescribeApiDestinationOutput;
@@ -67,6 +68,10 @@ pub struct PassCache {
     pub lookups: Memo<(crate::kinds::network::Target, String, String), Found>,
     /// Every security group that carries mooring's `managed-by` tag.
     pub mooring_groups: Memo<(), Arc<Vec<aws_sdk_ec2::types::SecurityGroup>>>,
+    /// Every ELBv2 load balancer of the region.
+    pub load_balancers: Memo<(), Arc<Vec<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>>>,
+    /// The tags of the set's target groups and load balancers, by ARN.
+    pub elb_tags: Memo<(), Arc<std::collections::HashMap<String, Vec<ElbTag>>>>,
     /// Every ELBv2 target group of the region.
     pub target_groups: Memo<(), Arc<Vec<aws_sdk_elasticloadbalancingv2::types::TargetGroup>>>,
     /// EventBridge connections by name (`None`: there is none).
@@ -82,6 +87,8 @@ impl PassCache {
         self.lookups.clear();
         self.mooring_groups.clear();
         self.target_groups.clear();
+        self.load_balancers.clear();
+        self.elb_tags.clear();
         self.connections.clear();
         self.api_destinations.clear();
     }

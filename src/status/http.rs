@@ -130,6 +130,10 @@ async fn ready(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
+    // Leadership as the lease says now, not as the last renewal left it.
+    if let Some(l) = app.status.snapshot().leadership {
+        app.metrics.set_leader(l.leader);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -158,6 +158,10 @@ fn push_event(s: &mut Status, kind: Kind, name: &str, what: &str, detail: String
 #[derive(Clone, Default)]
 pub struct StatusStore {
     inner: Arc<RwLock<Status>>,
+    /// With leader election: leadership is read from the lease when status is read, so a
+    /// replica says `leader: false` the moment it cannot prove it holds the lease (a renewal
+    /// that hangs must not leave a stale `true` behind).
+    lease: Arc<std::sync::OnceLock<crate::lease::Lease>>,
 }
 
 /// Formats a time as RFC 3339 (UTC).
@@ -187,7 +191,16 @@ impl StatusStore {
 
     /// A copy of the current status.
     pub fn snapshot(&self) -> Status {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+        let mut s = self.inner.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(lease) = self.lease.get() {
+            s.leadership = Some(lease.leadership());
+        }
+        s
+    }
+
+    /// Reads leadership from `lease` from now on.
+    pub fn follow_lease(&self, lease: crate::lease::Lease) {
+        let _ = self.lease.set(lease);
     }
 
     /// A newly loaded, valid set: resources not seen before start as pending; resources no
@@ -264,12 +277,10 @@ impl StatusStore {
                     entry.aws_id = r.aws_id.clone();
                 }
                 let diff = crate::reconcile::diff::redact(&r.changes);
-                // The last diff is the one still open: a resource in sync shows none.
-                entry.last_diff = if r.drifted() {
-                    diff.clone()
-                } else {
-                    Vec::new()
-                };
+                // The last difference seen with the manifest; creating a resource is not one.
+                if !diff.is_empty() && r.saw_drift() {
+                    entry.last_diff = diff.clone();
+                }
                 if r.saw_drift() {
                     entry.last_drifted = Some(stamp.clone());
                 }

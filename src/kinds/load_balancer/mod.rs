@@ -30,8 +30,6 @@ use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::{Applied, Cx, ReconcileError, Reconciler};
 use spec::{DEFAULT_SSL_POLICY, ListenerProtocol, ListenerSpec, LoadBalancerSpec, RedirectStatus};
 
-/// DescribeTags takes up to 20 resources per call.
-const TAGS_BATCH: usize = 20;
 
 /// The `LoadBalancer` kind.
 pub struct Unit;
@@ -393,41 +391,22 @@ impl Resource for Unit {
         cx: &Cx<'_>,
         manifests: &[Manifest<LoadBalancerSpec>],
     ) -> Result<Live, ReconcileError> {
-        let elbv2 = &cx.aws().elbv2;
-        let all: Vec<LoadBalancer> = elbv2
-            .describe_load_balancers()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e))?;
         let wanted: Vec<&str> = manifests
             .iter()
             .map(|m| m.spec.aws_name(&m.metadata))
             .collect();
-        let load_balancers: Vec<LoadBalancer> = all
-            .into_iter()
-            .filter(|lb| lb.load_balancer_name().is_some_and(|n| wanted.contains(&n)))
-            .collect();
-        let arns: Vec<String> = load_balancers
+        let load_balancers: Vec<LoadBalancer> = super::elbv2::load_balancers(cx)
+            .await?
             .iter()
-            .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
+            .filter(|lb| lb.load_balancer_name().is_some_and(|n| wanted.contains(&n)))
+            .cloned()
             .collect();
-        let mut tags = HashMap::new();
-        for chunk in arns.chunks(TAGS_BATCH) {
-            let out = elbv2
-                .describe_tags()
-                .set_resource_arns(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
-            for d in out.tag_descriptions() {
-                if let Some(arn) = d.resource_arn() {
-                    tags.insert(arn.to_string(), d.tags().to_vec());
-                }
-            }
-        }
+        let all_tags = super::elbv2::tags(cx).await?;
+        let tags: HashMap<String, Vec<Tag>> = load_balancers
+            .iter()
+            .filter_map(|lb| lb.load_balancer_arn())
+            .filter_map(|arn| Some((arn.to_string(), all_tags.get(arn)?.clone())))
+            .collect();
         let target_groups = crate::kinds::target_group::arns(cx, forwards(manifests)).await?;
         let looks_up = manifests
             .iter()

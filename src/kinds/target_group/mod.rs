@@ -24,8 +24,6 @@ use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::{Applied, Cx, Owned, ReconcileError, Reconciler};
 use spec::{TargetGroupSpec, defaults};
 
-/// DescribeTags takes at most 20 ARNs per call.
-const TAGS_BATCH: usize = 20;
 
 /// The `TargetGroup` kind.
 pub struct Unit;
@@ -182,27 +180,6 @@ fn desired_tags(set: &ManifestSet, m: &Manifest<TargetGroupSpec>) -> BTreeMap<St
     owned_tags(Kind::TargetGroup, &set.stack, m.name(), &m.spec.tags)
 }
 
-/// The tags of target groups by ARN, 20 per DescribeTags call.
-async fn tags_of(cx: &Cx<'_>, arns: &[String]) -> Result<HashMap<String, Vec<Tag>>, AwsError> {
-    let mut out = HashMap::new();
-    for chunk in arns.chunks(TAGS_BATCH) {
-        let described = cx
-            .aws()
-            .elbv2
-            .describe_tags()
-            .set_resource_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeTags", e))?;
-        for d in described.tag_descriptions() {
-            if let Some(arn) = d.resource_arn() {
-                out.insert(arn.to_string(), d.tags().to_vec());
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
     tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
 }
@@ -228,17 +205,13 @@ impl Resource for Unit {
                     .map(|tg| (m.name().to_string(), tg.clone()))
             })
             .collect();
-        let arns: Vec<String> = found
-            .iter()
-            .filter_map(|(_, tg)| tg.target_group_arn().map(str::to_string))
-            .collect();
-        let mut tags = tags_of(cx, &arns).await?;
+        let tags = super::elbv2::tags(cx).await?;
         Ok(found
             .into_iter()
             .map(|(name, tg)| {
                 let t = tg
                     .target_group_arn()
-                    .and_then(|arn| tags.remove(arn))
+                    .and_then(|arn| tags.get(arn).cloned())
                     .unwrap_or_default();
                 (name, (tg, t))
             })
@@ -463,7 +436,7 @@ impl Resource for Unit {
                 .iter()
                 .filter_map(|t| t.target_group_arn().map(str::to_string))
                 .collect();
-            let tags = tags_of(cx, &arns).await?;
+            let tags = super::elbv2::describe_tags(cx, &arns).await?;
             Ok::<_, AwsError>(
                 tags.into_iter()
                     .filter_map(|(arn, tags)| {
