@@ -398,7 +398,7 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         total += resources.len();
         assert!(resources.iter().all(|r| r["action"] == "none"));
     }
-    assert_eq!(total, 26);
+    assert_eq!(total, 27);
 
     // Another client changes one thing of each kind.
     let config = emu.sdk_config().await;
