@@ -256,6 +256,7 @@ mod tests {
                     Kind::Service,
                     Kind::LoadBalancer,
                     Kind::ReplicationGroup,
+                    Kind::CacheSubnetGroup,
                     Kind::SecurityGroup,
                     Kind::TargetGroup,
                 ],

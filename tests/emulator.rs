@@ -398,7 +398,7 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         total += resources.len();
         assert!(resources.iter().all(|r| r["action"] == "none"));
     }
-    assert_eq!(total, 26);
+    assert_eq!(total, 27);
 
     // Another client changes one thing of each kind.
     let config = emu.sdk_config().await;
@@ -1434,6 +1434,204 @@ spec:
     );
     // Replacing needs the old group gone first; moto keeps a deleted group in `deleting`
     // for ever, so replacement is shown with canned responses (redis::tests).
+}
+
+/// ElastiCache writes among the calls made (reads are Describe*/List*).
+fn elasticache_writes(aws: &mooring::aws::Aws) -> Vec<String> {
+    aws.calls
+        .by_operation()
+        .into_keys()
+        .filter(|op| {
+            op.starts_with("ElastiCache.")
+                && !op.starts_with("ElastiCache.Describe")
+                && !op.starts_with("ElastiCache.List")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cache_subnet_group_round_trip_and_redis_is_placed_in_it() {
+    let (_guard, emu) = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("redis.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: mooring.dev/v1alpha1
+kind: Stack
+metadata: {name: cache}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: CacheSubnetGroup
+metadata: {name: private}
+spec:
+  cacheSubnetGroupName: salon-private
+  description: Redis subnets
+  subnets: {lookup: {vpc: default}}
+  tags: {project: salon}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: ReplicationGroup
+metadata: {name: salon-redis}
+spec:
+  engineVersion: '7.1'
+  nodeType: cache.t2.small
+  numCacheClusters: 1
+  subnetGroup: private
+",
+    )
+    .unwrap();
+
+    // From nothing: the subnet group first, then Redis in it, in one pass.
+    let (report, aws) = apply(emu, dir.path()).await;
+    let created: Vec<String> = report
+        .resources
+        .iter()
+        .filter(|r| r.action == Action::Create)
+        .map(|r| format!("{}/{}", r.kind, r.name))
+        .collect();
+    assert_eq!(
+        created,
+        ["CacheSubnetGroup/private", "ReplicationGroup/salon-redis"]
+    );
+    assert_eq!(aws.calls.count("ElastiCache", "CreateCacheSubnetGroup"), 1);
+    let config = emu.sdk_config().await;
+    let ec = aws_sdk_elasticache::Client::new(&config);
+    let group = ec
+        .describe_cache_subnet_groups()
+        .cache_subnet_group_name("salon-private")
+        .send()
+        .await
+        .unwrap()
+        .cache_subnet_groups()[0]
+        .clone();
+    assert_eq!(
+        group.cache_subnet_group_description(),
+        Some("Redis subnets")
+    );
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("is-default")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let default_subnets = ec2
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&vpc)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .subnets()
+        .len();
+    assert!(default_subnets > 0);
+    assert_eq!(group.subnets().len(), default_subnets);
+    let tags = ec
+        .list_tags_for_resource()
+        .resource_name(group.arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let tag = |k: &str| {
+        tags.tag_list()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        tag("mooring.dev/resource").as_deref(),
+        Some("CacheSubnetGroup/private")
+    );
+    assert_eq!(tag("mooring.dev/stack").as_deref(), Some("cache"));
+    assert_eq!(tag("project").as_deref(), Some("salon"));
+    // ElastiCache does not show a replication group's subnet group (only its member
+    // clusters do, and moto lists none): read moto's own state.
+    let port: u16 = emu.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let (status, body) = common::http(port, "GET", "/moto-api/data.json").unwrap();
+    assert_eq!(status, 200);
+    let data: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let placed = data["elasticache"]["ReplicationGroup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["replication_group_id"] == "salon-redis")
+        .map(|g| g["cache_subnet_group_name"].clone());
+    assert_eq!(placed, Some(serde_json::json!("salon-private")));
+
+    // Steady: a second apply plans nothing and writes nothing.
+    let (report, aws) = apply(emu, dir.path()).await;
+    assert!(
+        report.resources.iter().all(|r| r.action == Action::None),
+        "{report:#?}"
+    );
+    assert_eq!(elasticache_writes(&aws), Vec::<String>::new());
+    // What the kind adds to a steady pass: one describe for all groups and one tag read
+    // per group; the subnet lookup is the pass cache's (one per VPC and lookup).
+    assert_eq!(
+        aws.calls.count("ElastiCache", "DescribeCacheSubnetGroups"),
+        1
+    );
+    assert_eq!(
+        aws.calls.count("ElastiCache", "ListTagsForResource"),
+        2,
+        "the subnet group's tags and the replication group's"
+    );
+    assert_eq!(aws.calls.count("EC2", "DescribeSubnets"), 1);
+
+    // Out of band: a managed tag changed. Named, and put back.
+    ec.add_tags_to_resource()
+        .resource_name(group.arn().unwrap())
+        .tags(
+            aws_sdk_elasticache::types::Tag::builder()
+                .key("project")
+                .value("other")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out)
+            .contains("CacheSubnetGroup/private: update\n  ~ tags.project: \"other\" -> \"salon\""),
+        "{}",
+        stdout(&out)
+    );
+    let (_, aws) = apply(emu, dir.path()).await;
+    assert_eq!(elasticache_writes(&aws), ["ElastiCache.AddTagsToResource"]);
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // A changed description is named; moto has no ModifyCacheSubnetGroup, so applying it
+    // is shown with canned responses (cache_subnet_group::tests).
+    edit(
+        &file,
+        "description: Redis subnets",
+        "description: Redis, private subnets",
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains(r#"~ description: "Redis subnets" -> "Redis, private subnets""#),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[tokio::test]

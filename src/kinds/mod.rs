@@ -33,6 +33,8 @@ kinds! {
     TargetGroup => target_group::TargetGroupSpec, target_groups;
     /// An Application Load Balancer and its listeners.
     LoadBalancer => load_balancer::LoadBalancerSpec, load_balancers;
+    /// An ElastiCache cache subnet group (the subnets of a replication group).
+    CacheSubnetGroup => cache_subnet_group::CacheSubnetGroupSpec, cache_subnet_groups;
     /// An ElastiCache Redis replication group.
     ReplicationGroup => replication_group::ReplicationGroupSpec, replication_groups;
     /// An ECS service on Fargate with its task definition.

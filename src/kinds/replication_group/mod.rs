@@ -56,11 +56,20 @@ impl Declared for Unit {
     }
 
     fn references(m: &Manifest<Self::Spec>) -> Vec<Reference> {
-        m.spec
+        let mut refs = m
+            .spec
             .security_groups
             .as_ref()
             .map(|s| s.references("/spec/securityGroups"))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(name) = &m.spec.subnet_group {
+            refs.push(Reference::new(
+                "/spec/subnetGroup",
+                Kind::CacheSubnetGroup,
+                name,
+            ));
+        }
+        refs
     }
 
     fn iam_resources(set: &ManifestSet) -> Vec<String> {
@@ -181,6 +190,19 @@ fn description(m: &Manifest<ReplicationGroupSpec>) -> String {
         .description
         .clone()
         .unwrap_or_else(|| format!("{} (managed by mooring)", m.name()))
+}
+
+/// The ElastiCache name of the group's subnet group: the `CacheSubnetGroup` manifest it
+/// names, or the existing group it names.
+fn subnet_group_name(set: &ManifestSet, m: &Manifest<ReplicationGroupSpec>) -> Option<String> {
+    match &m.spec.subnet_group {
+        Some(name) => set
+            .cache_subnet_groups
+            .iter()
+            .find(|g| &g.metadata.name == name)
+            .map(|g| g.spec.aws_name(&g.metadata).to_string()),
+        None => m.spec.subnet_group_name.clone(),
+    }
 }
 
 fn enabled(on: bool) -> String {
@@ -490,7 +512,7 @@ impl Resource for Unit {
                 .num_cache_clusters(num(*num_cache_clusters))
                 .automatic_failover_enabled(automatic_failover == "enabled")
                 .multi_az_enabled(multi_az == "enabled")
-                .set_cache_subnet_group_name(m.spec.subnet_group_name.clone())
+                .set_cache_subnet_group_name(subnet_group_name(cx.set, m))
                 .set_security_group_ids(security_groups.filter(|s| !s.is_empty()))
                 .port(*port)
                 .at_rest_encryption_enabled(*at_rest_encryption)
@@ -774,6 +796,52 @@ mod tests {
             "polled until ElastiCache forgot the group"
         );
         assert_eq!(create.num_calls(), 1, "created again, as the manifest says");
+    }
+
+    /// `subnetGroup` names a CacheSubnetGroup manifest: a dependency, created first, and
+    /// the group is placed in it under its ElastiCache name.
+    #[test]
+    fn a_subnet_group_manifest_is_a_dependency_and_lends_its_aws_name() {
+        let rg = "apiVersion: mooring.dev/v1alpha1\nkind: ReplicationGroup\nmetadata: {name: cache}\nspec:\n  engineVersion: '7.1'\n  nodeType: cache.t2.small\n  numCacheClusters: 1\n  subnetGroup: private\n";
+        let group = "apiVersion: mooring.dev/v1alpha1\nkind: CacheSubnetGroup\nmetadata: {name: private}\nspec:\n  cacheSubnetGroupName: cache-private\n  subnets: {ids: [subnet-1]}\n";
+        let set = load_with_stack(&[("r.yaml".into(), rg.into()), ("g.yaml".into(), group.into())])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = &set.replication_groups[0];
+        assert_eq!(
+            Unit::dependencies(m, &set),
+            [(Kind::CacheSubnetGroup, "private".to_string())]
+        );
+        assert_eq!(subnet_group_name(&set, m).as_deref(), Some("cache-private"));
+
+        // An existing group by its ElastiCache name is neither.
+        let existing = rg.replace("subnetGroup: private", "subnetGroupName: legacy-private");
+        let set = load_with_stack(&[("r.yaml".into(), existing)]).unwrap_or_else(|e| panic!("{e}"));
+        let m = &set.replication_groups[0];
+        assert!(Unit::dependencies(m, &set).is_empty());
+        assert_eq!(subnet_group_name(&set, m).as_deref(), Some("legacy-private"));
+
+        // A manifest that is not there, or both fields: where, and why.
+        let errs = |text: String| -> Vec<String> {
+            load_with_stack(&[("r.yaml".into(), text)])
+                .unwrap_err()
+                .0
+                .iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        let missing = errs(rg.to_string());
+        assert!(
+            missing.iter().any(|e| e.starts_with("r.yaml:8:") && e.contains("spec.subnetGroup") && e.contains("private")),
+            "{missing:#?}"
+        );
+        let both = errs(rg.replace(
+            "subnetGroup: private",
+            "subnetGroup: private\n  subnetGroupName: legacy",
+        ));
+        assert!(
+            both.iter().any(|e| e.contains("spec.subnetGroup: set `subnetGroup`")),
+            "{both:#?}"
+        );
     }
 
     #[test]

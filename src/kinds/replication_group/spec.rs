@@ -37,9 +37,14 @@ pub struct ReplicationGroupSpec {
     /// Spread nodes over availability zones (needs automatic failover).
     #[serde(default)]
     pub multi_az: bool,
-    /// Name of an existing cache subnet group.
+    /// Name of an existing cache subnet group (one no manifest manages). Without it and
+    /// without `subnetGroup`, ElastiCache uses the default VPC's `default` group.
     #[serde(default)]
     pub subnet_group_name: Option<String>,
+    /// A `CacheSubnetGroup` manifest, by name: it is created first, and the group is placed
+    /// in it under its ElastiCache name. Set this or `subnetGroupName`, not both.
+    #[serde(default)]
+    pub subnet_group: Option<String>,
     /// VPC security groups of the nodes.
     #[serde(default)]
     pub security_groups: Option<NetworkSelector>,
@@ -218,6 +223,12 @@ impl ReplicationGroupSpec {
         }
         if let Some(sel) = &self.security_groups {
             sel.check("/spec/securityGroups", true, f);
+        }
+        if self.subnet_group.is_some() && self.subnet_group_name.is_some() {
+            f.at(
+                "/spec/subnetGroup",
+                "set `subnetGroup` (a CacheSubnetGroup manifest) or `subnetGroupName` (an existing group), not both",
+            );
         }
         check_tags(&self.tags, "/spec/tags", f);
     }
