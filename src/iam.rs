@@ -261,10 +261,7 @@ mod tests {
                     Kind::TargetGroup,
                 ],
             ),
-            (
-                "kinds/elbv2.rs",
-                &[Kind::TargetGroup, Kind::LoadBalancer],
-            ),
+            ("kinds/elbv2.rs", &[Kind::TargetGroup, Kind::LoadBalancer]),
             (
                 "kinds/eventbridge.rs",
                 &[Kind::Connection, Kind::ApiDestination, Kind::Rule],
