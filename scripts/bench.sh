@@ -10,7 +10,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-n="${1:-40}"
+n="${1:-50}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mooring/target}"
 # MOORING_PROFILE=debug measures the test build instead (no release build needed).
 profile="${MOORING_PROFILE:-release}"
@@ -97,6 +97,108 @@ calls = report.get("awsCalls", {})
 print(f"steady plan: {changes} resources with changes, {sum(calls.values())} AWS calls:")
 for op, count in sorted(calls.items()):
     print(f"  {op:40} {count}")
+PY
+
+# One steady daemon pass over the N services: the calls between two passes, from /metrics.
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
+"$bin" run "$work/set" --interval 3s --listen "127.0.0.1:$port" >"$work/daemon.log" 2>&1 &
+daemon=$!
+python3 - "$port" "$n" <<'PY'
+import json, math, re, sys, time, urllib.request
+port, n = sys.argv[1], int(sys.argv[2])
+def get(path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return r.read().decode()
+def calls():
+    out = {}
+    for line in get("/metrics").splitlines():
+        m = re.match(r'mooring_aws_calls_total\{service="([^"]+)",operation="([^"]+)",outcome="([^"]+)"\} (\d+)', line)
+        if m and m.group(3) != "throttled":
+            key = f"{m.group(1)}.{m.group(2)}"
+            out[key] = out.get(key, 0) + int(m.group(4))
+    return out
+def passes():
+    try:
+        return json.loads(get("/status"))["passes"]
+    except Exception:
+        return -1
+deadline = time.time() + 120
+while passes() < 2 and time.time() < deadline:
+    time.sleep(0.05)
+p = passes(); before = calls()
+while passes() == p and time.time() < deadline:
+    time.sleep(0.02)
+after = calls()
+delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+per_cluster = [math.ceil(n / 2), n // 2]
+minimum = {
+    "ECS.DescribeClusters": 1,                                   # 100 clusters per call
+    "ECS.DescribeServices": sum(math.ceil(c / 10) for c in per_cluster),  # 10 per call
+    "SSM.DescribeParameters": 1,                                 # one path, 1 parameter
+    "SSM.GetParameters": 1,                                      # 10 names per call
+    "EC2.DescribeVpcs": 1,                                       # the default VPC
+    "EC2.DescribeSubnets": 1,                                    # one lookup shared by all
+    "EC2.DescribeSecurityGroups": 1,                             # one lookup shared by all
+}
+total, low = sum(delta.values()), sum(minimum.values())
+print(f"steady daemon pass ({n} services): {total} AWS calls, batching minimum {low} (ratio {total / low:.2f}), writes: {sum(v for k, v in delta.items() if not re.match(r'.*\.(Describe|List|Get)', k))}")
+for op in sorted(set(delta) | set(minimum)):
+    print(f"  {op:45} {delta.get(op, 0):4}   minimum {minimum.get(op, 0)}")
+PY
+kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true
+
+# A steady plan of the salon-booking example (a fresh process: it reads the task definition
+# and the account once, which a daemon keeps).
+.venv/bin/python scripts/seed-emulator.py "$endpoint" >/dev/null
+"$bin" apply manifests/examples/salon-booking >/dev/null
+"$bin" plan manifests/examples/salon-booking --output json >"$work/salon.json" || true
+python3 - "$work/salon.json" <<'PY'
+import json, math, sys
+report = json.load(open(sys.argv[1]))
+calls = report.get("awsCalls", {})
+kinds = {}
+for r in report["resources"]:
+    kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+changes = sum(1 for r in report["resources"] if r["action"] != "none")
+k = lambda name: kinds.get(name, 0)
+# What the AWS APIs allow for this stack (one cluster, one parameter set of 50 values and
+# 6 required secrets, one service, target group and load balancer, Redis, 4 schedules).
+minimum = {
+    "ECS.DescribeClusters": 1,
+    "ECS.DescribeServices": 1,
+    "ECS.DescribeTaskDefinition": k("Service"),          # the revision each service runs
+    "STS.GetCallerIdentity": 1,                          # the account, for secret ARNs
+    "SSM.DescribeParameters": math.ceil(56 / 50),        # names and types, 50 per page
+    "SSM.GetParameters": math.ceil(50 / 10),             # managed values, 10 per call
+    "EC2.DescribeVpcs": 1,
+    "EC2.DescribeSubnets": 1,
+    "EC2.DescribeSecurityGroups": 2,                     # mooring's groups, one lookup
+    "Elastic Load Balancing v2.DescribeTargetGroups": 1,
+    "Elastic Load Balancing v2.DescribeLoadBalancers": 1,
+    "Elastic Load Balancing v2.DescribeTags": 1,         # 20 ARNs per call
+    "Elastic Load Balancing v2.DescribeListeners": k("LoadBalancer"),
+    "ACM.ListCertificates": 1,
+    "ElastiCache.DescribeReplicationGroups": 1,
+    "ElastiCache.DescribeCacheClusters": 1,
+    "ElastiCache.DescribeCacheSubnetGroups": 1 if k("CacheSubnetGroup") else 0,
+    "ElastiCache.ListTagsForResource": k("ReplicationGroup") + k("CacheSubnetGroup"),
+    "Application Auto Scaling.DescribeScalableTargets": 1,
+    "Application Auto Scaling.DescribeScalingPolicies": 1,
+    "Secrets Manager.DescribeSecret": k("Connection"),
+    "EventBridge.DescribeConnection": k("Connection"),
+    "EventBridge.DescribeApiDestination": k("ApiDestination"),
+    "EventBridge.ListRules": 1,
+    "EventBridge.ListTargetsByRule": k("Rule"),
+    "EventBridge.ListTagsForResource": k("Rule"),
+}
+minimum.update({op: 1 for op in calls if op not in minimum})  # a new kind's read: one each
+total, low = sum(calls.values()), sum(minimum.values())
+# moto pages DescribeParameters by 10 (AWS by 50): the calls AWS would answer in fewer pages.
+moto_pages = calls.get("SSM.DescribeParameters", 0) - minimum["SSM.DescribeParameters"]
+print(f"steady plan of salon-booking: {changes} resources with changes, {total} AWS calls on moto "
+      f"({total - max(moto_pages, 0)} as AWS pages DescribeParameters), batching minimum {low}")
+for op in sorted(set(calls) | set(minimum)):
+    print(f"  {op:50} {calls.get(op, 0):4}   minimum {minimum.get(op, 0)}")
 PY
 
 # Throttling: the same set through the fault proxy, medians of 3 plans at 0 % and 30 %.
