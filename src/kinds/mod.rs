@@ -61,53 +61,6 @@ pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn crate::reconcile::Reconcile
     Kind::ALL.iter().map(|k| k.visit(&mut Make(set))).collect()
 }
 
-/// Stand-in for a kind whose reconciler is being moved onto [`Resource`]: it plans
-/// every manifest of the kind as failed, so nothing is applied for it.
-pub fn unconverted(kind: Kind) -> Box<dyn crate::reconcile::Reconciler> {
-    struct Unconverted(Kind);
-    #[async_trait::async_trait]
-    impl crate::reconcile::Reconciler for Unconverted {
-        fn kind(&self) -> Kind {
-            self.0
-        }
-        async fn plan(
-            &self,
-            cx: &crate::reconcile::Cx<'_>,
-        ) -> Vec<(
-            String,
-            Result<crate::reconcile::Planned, crate::reconcile::ReconcileError>,
-        )> {
-            cx.set
-                .metadata()
-                .into_iter()
-                .filter(|(k, _)| *k == self.0)
-                .map(|(_, m)| {
-                    (
-                        m.name.clone(),
-                        Err(crate::reconcile::ReconcileError::NotConverged(format!(
-                            "{} is not reconciled by this build",
-                            self.0
-                        ))),
-                    )
-                })
-                .collect()
-        }
-        async fn apply(
-            &self,
-            _cx: &crate::reconcile::Cx<'_>,
-            _planned: &crate::reconcile::Planned,
-        ) -> Result<crate::reconcile::Applied, crate::reconcile::ReconcileError> {
-            Err(crate::reconcile::ReconcileError::NotConverged(
-                "not reconciled by this build".into(),
-            ))
-        }
-        fn dependencies(&self, _set: &ManifestSet, _name: &str) -> Vec<(Kind, String)> {
-            Vec::new()
-        }
-    }
-    Box::new(Unconverted(kind))
-}
-
 impl ManifestSet {
     /// A hash of each manifest's content (metadata and spec), to tell when one changed.
     pub fn fingerprints(&self) -> std::collections::HashMap<(Kind, String), u64> {

@@ -4,8 +4,9 @@
 //! manifest of the kind, ownership and adoption, the diff with `ignore`, replacement and
 //! problems) is written once, here.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -205,13 +206,18 @@ struct Observation<R: Resource> {
     live: Option<R::Doc>,
 }
 
-/// Any [`Resource`] as the engine's [`Reconciler`].
-pub struct Typed<R>(PhantomData<fn() -> R>);
+/// Any [`Resource`] as the engine's [`Reconciler`], for one pass: what plan observed is
+/// kept here, by manifest name, for apply.
+pub struct Typed<R: Resource> {
+    observations: Mutex<HashMap<String, Arc<Observation<R>>>>,
+}
 
 impl<R: Resource> Typed<R> {
     /// The reconciler of kind `R`.
     pub fn boxed() -> Box<dyn Reconciler> {
-        Box::new(Typed::<R>(PhantomData))
+        Box::new(Typed::<R> {
+            observations: Mutex::default(),
+        })
     }
 }
 
@@ -246,6 +252,7 @@ fn effective<D: Serialize + DeserializeOwned + Clone>(
 
 impl<R: Resource> Typed<R> {
     fn plan_one(
+        &self,
         set: &ManifestSet,
         index: usize,
         m: &Manifest<R::Spec>,
@@ -287,23 +294,28 @@ impl<R: Resource> Typed<R> {
                 }
             }
         }
-        Ok(Planned {
-            plan: ResourcePlan {
-                kind: R::KIND,
-                name: m.metadata.name.clone(),
-                aws_id: R::aws_id(set, m, &obs),
-                action,
-                changes,
-                rollout: R::rollout(&obs),
-                problems,
-            },
-            observed: Box::new(Observation::<R> {
-                index,
-                obs,
-                desired,
-                live,
-            }),
-        })
+        let plan = ResourcePlan {
+            kind: R::KIND,
+            name: m.metadata.name.clone(),
+            aws_id: R::aws_id(set, m, &obs),
+            action,
+            changes,
+            rollout: R::rollout(&obs),
+            problems,
+        };
+        self.observations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                m.metadata.name.clone(),
+                Arc::new(Observation {
+                    index,
+                    obs,
+                    desired,
+                    live,
+                }),
+            );
+        Ok(Planned { plan })
     }
 }
 
@@ -338,7 +350,7 @@ impl<R: Resource> Reconciler for Typed<R> {
         let mut out = Vec::with_capacity(manifests.len());
         for (index, m) in manifests.iter().enumerate() {
             let planned = match R::observe(cx, m, &live).await {
-                Ok(obs) => Self::plan_one(cx.set, index, m, obs),
+                Ok(obs) => self.plan_one(cx.set, index, m, obs),
                 Err(e) => Err(e),
             };
             out.push((m.metadata.name.clone(), planned));
@@ -347,12 +359,16 @@ impl<R: Resource> Reconciler for Typed<R> {
     }
 
     async fn apply(&self, cx: &Cx<'_>, planned: &Planned) -> Result<Applied, ReconcileError> {
-        let Some(o) = planned.observed.downcast_ref::<Observation<R>>() else {
+        let observed = self
+            .observations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&planned.plan.name)
+            .cloned();
+        let Some(o) = observed.filter(|_| planned.plan.kind == R::KIND) else {
             return Err(ReconcileError::NotConverged(format!(
-                "the plan of {}/{} is not a {} plan",
-                planned.plan.kind,
-                planned.plan.name,
-                R::KIND
+                "{}/{} was not planned in this pass",
+                planned.plan.kind, planned.plan.name
             )));
         };
         let Some(m) = R::manifests(cx.set).get(o.index) else {

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::manifest::annotations::IGNORE as IGNORE_ANNOTATION;
+
 /// One field that differs between the live resource and the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldChange {
@@ -30,12 +32,7 @@ pub fn diff(desired: &Value, live: Option<&Value>) -> Vec<FieldChange> {
     out
 }
 
-/// Annotation naming fields whose differences are not drift, comma-separated dotted
-/// paths as plan prints them (`desiredCount`, `tags.cost-center`). A path covers
-/// everything below it.
-pub const IGNORE_ANNOTATION: &str = "mooring.dev/ignore";
-
-/// The fields a manifest's [`IGNORE_ANNOTATION`] names.
+/// The fields a manifest's `mooring.dev/ignore` annotation names.
 pub fn ignored_fields(meta: &crate::manifest::Metadata) -> Vec<String> {
     meta.annotations
         .get(IGNORE_ANNOTATION)

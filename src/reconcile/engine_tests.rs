@@ -66,7 +66,6 @@ impl Reconciler for FakeKind {
                             rollout: None,
                             problems,
                         },
-                        observed: Box::new(()),
                     }),
                 };
                 (name, planned)

@@ -12,8 +12,6 @@ pub mod leadership;
 pub mod outcome;
 pub mod watch;
 
-use std::any::Any;
-
 use serde::Serialize;
 
 use crate::aws::AwsError;
@@ -98,13 +96,11 @@ pub struct ResourcePlan {
     pub problems: Vec<Problem>,
 }
 
-/// A plan plus what the kind observed, handed back to it by apply so that apply does not
-/// read everything again. Only [`crate::kinds::Typed`] looks inside `observed`.
+/// A resource's plan, handed back to its reconciler by apply (which kept what it observed,
+/// so apply does not read everything again).
 pub struct Planned {
     /// The plan.
     pub plan: ResourcePlan,
-    /// What the kind observed, in its own type.
-    pub observed: Box<dyn Any + Send + Sync>,
 }
 
 /// What apply did to one resource.

@@ -66,9 +66,11 @@ impl Category {
         }
     }
 
-    /// The error policy. Errors that only a manifest change (or a person) can fix are not
-    /// retried: a failed apply waits for its manifest to change, and a failed plan is simply
-    /// seen again every pass until the cause is gone. Everything else backs off and retries.
+    /// The error policy, the only one: errors that only a manifest change (or a person) can
+    /// fix are not retried — a failed apply waits for its manifest to change, and a failed
+    /// plan is simply seen again every pass until the cause is gone. Everything else
+    /// (throttling, transient network errors, access denied, not converged) backs off
+    /// exponentially and is retried.
     pub fn needs_change(self) -> bool {
         matches!(
             self,
@@ -79,11 +81,6 @@ impl Category {
                 | Category::Rollout
                 | Category::Configuration
         )
-    }
-
-    /// True when trying again soon may succeed on its own.
-    pub fn is_transient(self) -> bool {
-        matches!(self, Category::Throttling | Category::Transient)
     }
 }
 
