@@ -275,7 +275,7 @@ mod tests {
         out
     }
 
-    const SERVICES: [&str; 12] = [
+    const SERVICES: [&str; 13] = [
         "acm",
         "application-autoscaling",
         "dynamodb",
@@ -284,6 +284,7 @@ mod tests {
         "elasticache",
         "elasticloadbalancing",
         "events",
+        "logs",
         "secretsmanager",
         "sns",
         "ssm",

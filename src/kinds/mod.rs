@@ -34,6 +34,8 @@ kinds! {
     LoadBalancer => load_balancer::LoadBalancerSpec, load_balancers;
     /// An ElastiCache Redis replication group.
     ReplicationGroup => replication_group::ReplicationGroupSpec, replication_groups;
+    /// A CloudWatch Logs log group, with its retention.
+    LogGroup => log_group::LogGroupSpec, log_groups;
     /// An ECS service on Fargate with its task definition.
     Service => service::ServiceSpec, services;
     /// Application Auto Scaling of a service's desired count.
