@@ -484,7 +484,7 @@ spec:
             &GROUP.replace("  tags:", "  kmsKeyId: alias/logs\n  tags:"),
         )])
         .unwrap_err();
-        assert!(e.contains("g.yaml:6:"), "{e}");
+        assert!(e.contains("g.yaml:7:3: spec.kmsKeyId"), "{e}");
         assert!(e.contains("is not a KMS key ARN"), "{e}");
         let e = load(&[(
             "g.yaml",
@@ -562,5 +562,77 @@ spec:
         let svc = service("{group: /ecs/elsewhere, createGroup: true}");
         let set = load(&[("s.yaml", &svc)]).unwrap();
         assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+    }
+
+    /// moto lacks AssociateKmsKey/DisassociateKmsKey: a key added to an existing group is
+    /// shown with canned responses, and nothing else is written.
+    #[tokio::test]
+    async fn a_new_kms_key_is_associated_in_place() {
+        use aws_sdk_cloudwatchlogs::Client;
+        use aws_sdk_cloudwatchlogs::operation::associate_kms_key::AssociateKmsKeyOutput;
+        use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
+        use aws_sdk_cloudwatchlogs::operation::list_tags_for_resource::ListTagsForResourceOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd";
+        let with_key = GROUP.replace("  tags:", &format!("  kmsKeyId: {KEY}\n  tags:"));
+        let set = load(&[("g.yaml", &with_key)]).unwrap();
+        let describe = mock!(Client::describe_log_groups)
+            .match_requests(|r| r.log_group_name_prefix() == Some("/ecs/backend"))
+            .then_output(|| {
+                DescribeLogGroupsOutput::builder()
+                    .log_groups(live(Some(30), None, &[]).unwrap().group)
+                    .build()
+            });
+        let tags = mock!(Client::list_tags_for_resource)
+            .match_requests(|r| {
+                r.resource_arn() == Some("arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/backend")
+            })
+            .then_output(|| {
+                ListTagsForResourceOutput::builder()
+                    .set_tags(Some(
+                        OWNED
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    ))
+                    .build()
+            });
+        let associate = mock!(Client::associate_kms_key)
+            .match_requests(|r| {
+                r.log_group_name() == Some("/ecs/backend") && r.kms_key_id() == Some(KEY)
+            })
+            .then_output(|| AssociateKmsKeyOutput::builder().build());
+        let logs = mock_client!(
+            aws_sdk_cloudwatchlogs,
+            RuleMode::MatchAny,
+            [&describe, &tags, &associate]
+        );
+        // Every other client points at a closed loopback port.
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let mut aws = crate::aws::Aws::from_config(&config).expect("config");
+        aws.logs = logs;
+        let ctx = crate::reconcile::Context::new(aws);
+        let report = crate::reconcile::apply_all(
+            &ctx,
+            &set,
+            &crate::kinds::reconcilers(&set),
+            true,
+        )
+        .await;
+        let r = &report.resources[0];
+        assert_eq!(r.action, crate::reconcile::Action::Update, "{r:#?}");
+        assert!(r.error().is_none(), "{r:#?}");
+        assert_eq!(
+            r.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
+            ["kmsKeyId"]
+        );
+        // Any other call (retention, tags, creating) matches no rule and would fail apply.
+        assert_eq!(associate.num_calls(), 1);
+        assert_eq!(describe.num_calls(), 1);
     }
 }
