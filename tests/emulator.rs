@@ -398,7 +398,8 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         total += resources.len();
         assert!(resources.iter().all(|r| r["action"] == "none"));
     }
-    assert_eq!(total, 26);
+    // 26, and the backend's LogGroup.
+    assert_eq!(total, 27);
 
     // Another client changes one thing of each kind.
     let config = emu.sdk_config().await;
@@ -482,6 +483,13 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         .send()
         .await
         .unwrap();
+    aws_sdk_cloudwatchlogs::Client::new(&config)
+        .put_retention_policy()
+        .log_group_name("/ecs/salon-backend")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
     // The scaler (or a person) changes the desired count: not drift under autoscaling.
     emu.ecs()
         .await
@@ -503,6 +511,7 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         "TargetGroup/salon-backend: update\n  ~ healthCheck.path: \"/health\" -> \"/api/health\"",
         "ParameterSet/salon-prd: update\n  ~ parameters./salon/prd/database/port.value: \"6543\" -> \"5432\"",
         "ReplicationGroup/salon-redis: update\n  ~ nodeType: \"cache.t3.medium\" -> \"cache.t2.small\"",
+        "LogGroup/salon-backend-logs: update\n  ~ retentionInDays: 7 -> 30",
         "Service/salon-backend: in sync",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
@@ -1756,7 +1765,7 @@ spec:
     );
     assert_eq!(
         tags.get("mooring.dev/stack").map(String::as_str),
-        Some("test")
+        Some("basic")
     );
     let (_, td) = describe_api(emu).await;
     let options = td.container_definitions()[0]
