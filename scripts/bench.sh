@@ -35,7 +35,9 @@ gen() { # gen DIR COUNT
   printf 'apiVersion: mooring.dev/v1alpha1\nkind: ParameterSet\nmetadata: {name: bench}\nspec:\n  path: /bench\n  parameters: {db/host: db.internal}\n' >"$1/parameters.yaml"
   for i in $(seq 1 "$2"); do
     c=$([ $((i % 2)) -eq 0 ] && echo a || echo b)
-    cat >"$1/svc-$i.yaml" <<YAML
+    # Ten services per file: a set is at most 1,000 files.
+    printf -- '---\n' >>"$1/svc-$((i / 10)).yaml"
+    cat >>"$1/svc-$((i / 10)).yaml" <<YAML
 apiVersion: mooring.dev/v1alpha1
 kind: Service
 metadata: {name: svc-$i}

@@ -277,7 +277,7 @@ mod tests {
         out
     }
 
-    const SERVICES: [&str; 12] = [
+    const SERVICES: [&str; 13] = [
         "acm",
         "application-autoscaling",
         "dynamodb",
@@ -286,6 +286,7 @@ mod tests {
         "elasticache",
         "elasticloadbalancing",
         "events",
+        "logs",
         "secretsmanager",
         "sns",
         "ssm",

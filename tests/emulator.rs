@@ -398,7 +398,8 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         total += resources.len();
         assert!(resources.iter().all(|r| r["action"] == "none"));
     }
-    assert_eq!(total, 27);
+    // 26, the Redis subnet group and the backend's LogGroup.
+    assert_eq!(total, 28);
 
     // Another client changes one thing of each kind.
     let config = emu.sdk_config().await;
@@ -482,6 +483,13 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         .send()
         .await
         .unwrap();
+    aws_sdk_cloudwatchlogs::Client::new(&config)
+        .put_retention_policy()
+        .log_group_name("/ecs/salon-backend")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
     // The scaler (or a person) changes the desired count: not drift under autoscaling.
     emu.ecs()
         .await
@@ -503,6 +511,7 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         "TargetGroup/salon-backend: update\n  ~ healthCheck.path: \"/health\" -> \"/api/health\"",
         "ParameterSet/salon-prd: update\n  ~ parameters./salon/prd/database/port.value: \"6543\" -> \"5432\"",
         "ReplicationGroup/salon-redis: update\n  ~ nodeType: \"cache.t3.medium\" -> \"cache.t2.small\"",
+        "LogGroup/salon-backend-logs: update\n  ~ retentionInDays: 7 -> 30",
         "Service/salon-backend: in sync",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
@@ -1877,4 +1886,136 @@ async fn iam_policy_names_only_the_services_a_stack_uses() {
         "{}",
         stdout(&out)
     );
+}
+
+/// Every write one run made, by service and operation.
+fn all_writes(aws: &mooring::aws::Aws) -> Vec<(String, String)> {
+    aws.calls
+        .snapshot()
+        .into_keys()
+        .filter(|(_, op, _)| !mooring::aws::is_read_operation(op))
+        .map(|(s, op, _)| (s, op))
+        .collect()
+}
+
+#[tokio::test]
+async fn log_groups_round_trip_and_are_created_before_the_service_that_logs_to_them() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    std::fs::write(
+        dir.path().join("logs.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: LogGroup
+metadata: {name: api-logs}
+spec:
+  logGroupName: /ecs/api
+  retentionInDays: 14
+  tags: {team: core}
+",
+    )
+    .unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "logs: {group: /ecs/api}",
+        "logs: {group: api-logs}",
+    );
+
+    // From nothing: the group first (it is a dependency of the service), then the service,
+    // which logs to the group's CloudWatch name.
+    let (report, _) = apply(emu, dir.path()).await;
+    let order: Vec<Kind> = report.resources.iter().map(|r| r.kind).collect();
+    let at = |k: Kind| order.iter().position(|x| *x == k).unwrap();
+    assert!(at(Kind::LogGroup) < at(Kind::Service), "{order:?}");
+    let group = report
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::LogGroup)
+        .unwrap();
+    assert_eq!(group.action, Action::Create);
+    assert!(
+        group.aws_id.ends_with(":log-group:/ecs/api"),
+        "{}",
+        group.aws_id
+    );
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&emu.sdk_config().await);
+    let described = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/ecs/api")
+        .send()
+        .await
+        .unwrap();
+    let g = &described.log_groups()[0];
+    assert_eq!(g.log_group_name(), Some("/ecs/api"));
+    assert_eq!(g.retention_in_days(), Some(14));
+    let arn = g.log_group_arn().unwrap().to_string();
+    let tags = logs
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    assert_eq!(tags.get("team").map(String::as_str), Some("core"));
+    assert_eq!(
+        tags.get("mooring.dev/resource").map(String::as_str),
+        Some("LogGroup/api-logs")
+    );
+    assert_eq!(
+        tags.get("mooring.dev/stack").map(String::as_str),
+        Some("basic")
+    );
+    let (_, td) = describe_api(emu).await;
+    let options = td.container_definitions()[0]
+        .log_configuration()
+        .unwrap()
+        .options()
+        .unwrap();
+    assert_eq!(options["awslogs-group"], "/ecs/api");
+
+    // Steady: nothing to do, nothing written.
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(all_writes(&aws), vec![], "plan must not write");
+
+    // Out of band: another retention. Named, and put back.
+    logs.put_retention_policy()
+        .log_group_name("/ecs/api")
+        .retention_in_days(90)
+        .send()
+        .await
+        .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("~ retentionInDays: 90 -> 14"),
+        "{}",
+        stdout(&out)
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let described = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/ecs/api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.log_groups()[0].retention_in_days(), Some(14));
+
+    // Kept forever when the manifest drops the retention.
+    edit(&dir.path().join("logs.yaml"), "  retentionInDays: 14\n", "");
+    let (report, _) = apply(emu, dir.path()).await;
+    assert!(report.resources.iter().any(|r| r.kind == Kind::LogGroup
+        && r.action == Action::Update
+        && r.changes.iter().any(|c| c.field == "retentionInDays")));
+    let described = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/ecs/api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.log_groups()[0].retention_in_days(), None);
+    let (report, _) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
 }

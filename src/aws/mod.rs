@@ -52,6 +52,8 @@ pub struct Aws {
     pub elasticache: aws_sdk_elasticache::Client,
     /// Certificate Manager: HTTPS listener certificates named by domain.
     pub acm: aws_sdk_acm::Client,
+    /// CloudWatch Logs: log groups.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// SNS: alert topics.
     pub sns: aws_sdk_sns::Client,
     /// DynamoDB: the leader-election lease.
@@ -290,6 +292,12 @@ impl Aws {
             ),
             acm: aws_sdk_acm::Client::from_conf(
                 aws_sdk_acm::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
+                    .build(),
+            ),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(
+                aws_sdk_cloudwatchlogs::config::Builder::from(config)
                     .interceptor(calls.clone())
                     .interceptor(fenced.clone())
                     .build(),

@@ -37,6 +37,8 @@ kinds! {
     CacheSubnetGroup => cache_subnet_group::CacheSubnetGroupSpec, cache_subnet_groups;
     /// An ElastiCache Redis replication group.
     ReplicationGroup => replication_group::ReplicationGroupSpec, replication_groups;
+    /// A CloudWatch Logs log group, with its retention.
+    LogGroup => log_group::LogGroupSpec, log_groups;
     /// An ECS service on Fargate with its task definition.
     Service => service::ServiceSpec, services;
     /// Application Auto Scaling of a service's desired count.

@@ -212,7 +212,7 @@ pub fn load_sources_with(
         }
     }
 
-    check_across(&set, &checked, &mut errors);
+    check_across(&set, &checked, &mut errors, &mut warnings);
     order_within_kinds(&mut set, &checked, &mut errors);
     if !yaml_errors.is_empty() {
         let refused: std::collections::BTreeSet<(&Path, &str)> = yaml_errors
@@ -519,7 +519,12 @@ fn out_of_range(value: &Value, error: &str) -> Option<(String, String)> {
 
 /// Checks that span documents, kind by kind: unique names, unique AWS identities,
 /// references that resolve, and each kind's own checks against the set.
-fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<ManifestError>) {
+fn check_across(
+    set: &ManifestSet,
+    checked: &[Checked],
+    errors: &mut Vec<ManifestError>,
+    warnings: &mut Vec<ManifestError>,
+) {
     let mut first: BTreeMap<(Kind, &str), &Checked> = BTreeMap::new();
     for c in checked {
         if let Some(prev) = first.get(&(c.kind, c.name.as_str())) {
@@ -549,6 +554,7 @@ fn check_across(set: &ManifestSet, checked: &[Checked], errors: &mut Vec<Manifes
             first: &first,
             names: &names,
             errors,
+            warnings,
         });
     }
 }
@@ -558,6 +564,7 @@ struct Across<'a> {
     first: &'a BTreeMap<(Kind, &'a str), &'a Checked>,
     names: &'a BTreeMap<Kind, Vec<&'a str>>,
     errors: &'a mut Vec<ManifestError>,
+    warnings: &'a mut Vec<ManifestError>,
 }
 
 impl Visitor for Across<'_> {
@@ -598,6 +605,7 @@ impl Visitor for Across<'_> {
             }
             K::check_set(m, self.set, &mut f);
             self.errors.append(&mut f.errors);
+            self.warnings.append(&mut f.warnings);
         }
     }
 }

@@ -148,6 +148,7 @@ impl Declared for Unit {
     fn check_set(m: &Manifest<Self::Spec>, set: &ManifestSet, f: &mut Findings<'_>) {
         check_secret_references(set, m, f);
         check_health_check_paths(set, m, f);
+        check_log_group(set, m, f);
     }
 
     /// Besides what it names: the parameter sets that declare its secrets (a missing
@@ -178,6 +179,11 @@ impl Declared for Unit {
                     deps.push((Kind::LoadBalancer, alb.name().to_string()));
                 }
             }
+        }
+        if let Some(g) = m.spec.task_definition.container.logs.as_ref().and_then(|l| {
+            super::log_group::managing(set, &l.group)
+        }) {
+            deps.push((Kind::LogGroup, g.name().to_string()));
         }
         deps.sort();
         deps.dedup();
@@ -468,6 +474,13 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
         secrets,
         region: aws.region.clone(),
         target_groups,
+        log_group: m
+            .spec
+            .task_definition
+            .container
+            .logs
+            .as_ref()
+            .map(|l| super::log_group::aws_name_for(cx.set, &l.group)),
     })
 }
 
@@ -1088,6 +1101,25 @@ pub(crate) fn cluster_name(set: &ManifestSet, name: &str) -> String {
     set.cluster(name)
         .map(|c| c.spec.aws_name(&c.metadata).to_string())
         .unwrap_or_else(|| name.to_string())
+}
+
+/// Warns when the service logs to a group that no `LogGroup` manifest manages and that
+/// the awslogs driver may not create (`createGroup` off): unless someone made it by hand,
+/// tasks fail to start, and a hand-made group keeps its events forever by default.
+fn check_log_group(set: &ManifestSet, svc: &Manifest<ServiceSpec>, f: &mut Findings<'_>) {
+    let Some(logs) = &svc.spec.task_definition.container.logs else {
+        return;
+    };
+    if logs.create_group || super::log_group::managing(set, &logs.group).is_some() {
+        return;
+    }
+    f.warn(
+        "/spec/taskDefinition/container/logs/group",
+        format!(
+            "no LogGroup manifest manages the log group `{}` and `createGroup` is off: tasks cannot start unless the group already exists, and a group nobody manages keeps its events forever; add a `kind: LogGroup` manifest with a `retentionInDays` and name it here",
+            logs.group
+        ),
+    );
 }
 
 /// When both the container and a target group check an HTTP path, it must be the same

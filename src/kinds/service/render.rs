@@ -37,6 +37,8 @@ pub struct Resolved {
     pub region: String,
     /// `TargetGroup` manifest name → ARN, for the target groups that exist.
     pub target_groups: BTreeMap<String, String>,
+    /// The log group's name in CloudWatch, when `logs.group` names a `LogGroup` manifest.
+    pub log_group: Option<String>,
 }
 
 /// A service in the shape plan compares: the service's settings and the task definition
@@ -254,7 +256,10 @@ pub fn health_check_command(spec: &ServiceSpec) -> Option<Vec<String>> {
 fn log_options(spec: &ServiceSpec, r: &Resolved) -> Option<BTreeMap<String, String>> {
     let logs = spec.task_definition.container.logs.as_ref()?;
     let mut o = BTreeMap::new();
-    o.insert("awslogs-group".to_string(), logs.group.clone());
+    o.insert(
+        "awslogs-group".to_string(),
+        r.log_group.clone().unwrap_or_else(|| logs.group.clone()),
+    );
     o.insert(
         "awslogs-region".to_string(),
         logs.region.clone().unwrap_or_else(|| r.region.clone()),
@@ -883,6 +888,7 @@ spec:
             )]),
             region: "eu-west-1".into(),
             target_groups: BTreeMap::new(),
+            log_group: None,
         }
     }
 
