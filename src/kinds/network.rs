@@ -103,7 +103,9 @@ pub async fn resolve(
 /// count too; one of this stack wins over one without a stack).
 pub async fn managed_groups(cx: &Cx<'_>) -> Result<BTreeMap<String, String>, ReconcileError> {
     let groups = mooring_groups(cx).await?;
-    Ok(owners(&groups, &cx.set.stack))
+    Ok(owners(&groups, &cx.set.stack, &|name| {
+        group_name(cx.set, name)
+    }))
 }
 
 /// Every security group that carries mooring's `managed-by` tag, whatever its stack (one
@@ -153,14 +155,25 @@ pub async fn vpc_id(cx: &Cx<'_>, vpc: &str) -> Result<String, ReconcileError> {
     })
 }
 
+/// The AWS name of the set's `SecurityGroup` manifest `name`.
+pub fn group_name(set: &crate::manifest::ManifestSet, name: &str) -> Option<String> {
+    set.security_group(name)
+        .map(|g| g.spec.aws_name(&g.metadata).to_string())
+}
+
 /// A group's ownership, from its tags.
 pub fn group_ownership(g: &SecurityGroup) -> Ownership {
     Ownership::from_tags(g.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))))
 }
 
-/// Manifest name → group ID of the groups that belong to `stack` (or to no stack: tagged
-/// before stacks).
-pub fn owners(groups: &[SecurityGroup], stack: &str) -> BTreeMap<String, String> {
+/// Manifest name → group ID of the groups that belong to `stack`, or to no stack (tagged
+/// before stacks) when they carry the name `aws_name` gives for that manifest: another
+/// stack's older group of the same manifest name is not this stack's.
+pub fn owners(
+    groups: &[SecurityGroup],
+    stack: &str,
+    aws_name: &dyn Fn(&str) -> Option<String>,
+) -> BTreeMap<String, String> {
     let prefix = format!("{}/", Kind::SecurityGroup);
     let mut out = BTreeMap::new();
     let mut legacy = BTreeMap::new();
@@ -178,9 +191,10 @@ pub fn owners(groups: &[SecurityGroup], stack: &str) -> BTreeMap<String, String>
             Some(s) if s == stack => {
                 out.insert(name.to_string(), id.to_string());
             }
-            None => {
+            None if aws_name(name).as_deref() == g.group_name() => {
                 legacy.insert(name.to_string(), id.to_string());
             }
+            None => {}
             Some(_) => {}
         }
     }

@@ -225,29 +225,67 @@ fn to_json<T: Serialize>(doc: &T) -> Value {
     serde_json::to_value(doc).unwrap_or(Value::Null)
 }
 
-/// `desired` with every field `mooring.dev/ignore` names set to its live value, so apply
-/// leaves those fields as they are.
+/// `desired` with every field `mooring.dev/ignore` names set to its live value (or left out
+/// where live has none), so apply leaves those fields as they are. Paths are matched the
+/// way the diff names fields (keys may themselves hold dots, as SSM names and tag keys do).
+/// An error when the result is no longer a valid document: apply then refuses rather than
+/// send the manifest's value for an ignored field.
 fn effective<D: Serialize + DeserializeOwned + Clone>(
     ignored: &[String],
     desired: &D,
     live: Option<&D>,
-) -> D {
+) -> Result<D, String> {
     let Some(live) = live.filter(|_| !ignored.is_empty()) else {
-        return desired.clone();
+        return Ok(desired.clone());
     };
     let mut d = to_json(desired);
-    let l = to_json(live);
-    for path in ignored {
-        let pointer: String = path
-            .split('.')
-            .map(|seg| format!("/{}", crate::manifest::yaml::escape_segment(seg)))
-            .collect();
-        let live_value = l.pointer(&pointer).cloned().unwrap_or(Value::Null);
-        if let Some(slot) = d.pointer_mut(&pointer) {
-            *slot = live_value;
+    keep_live("", &mut d, Some(&to_json(live)), ignored);
+    serde_json::from_value(d).map_err(|e| {
+        format!(
+            "the fields `{}` names cannot take their live values: {e}",
+            crate::manifest::annotations::IGNORE
+        )
+    })
+}
+
+/// True when `path` is an ignored field or below one.
+fn covered(path: &str, ignored: &[String]) -> bool {
+    ignored.iter().any(|i| {
+        path == i
+            || path
+                .strip_prefix(i.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+fn keep_live(path: &str, d: &mut Value, l: Option<&Value>, ignored: &[String]) {
+    let Value::Object(dm) = d else {
+        return;
+    };
+    let mut keys: Vec<String> = dm.keys().cloned().collect();
+    if let Some(Value::Object(lm)) = l {
+        keys.extend(lm.keys().filter(|k| !dm.contains_key(*k)).cloned());
+    }
+    for k in keys {
+        let p = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        let lv = l.and_then(|l| l.get(&k));
+        if covered(&p, ignored) {
+            match lv {
+                Some(v) if !v.is_null() => {
+                    dm.insert(k, v.clone());
+                }
+                _ => {
+                    dm.remove(&k);
+                }
+            }
+        } else if let Some(dv) = dm.get_mut(&k) {
+            keep_live(&p, dv, lv, ignored);
         }
     }
-    serde_json::from_value(d).unwrap_or_else(|_| desired.clone())
 }
 
 impl<R: Resource> Typed<R> {
@@ -281,7 +319,8 @@ impl<R: Resource> Typed<R> {
         };
         let mut problems = R::problems(m, &obs);
         if let Some(l) = live.as_ref().filter(|_| action == Action::Update) {
-            let eff = effective(&ignored_fields(&m.metadata), &desired, Some(l));
+            let eff = effective(&ignored_fields(&m.metadata), &desired, Some(l))
+                .unwrap_or_else(|_| desired.clone());
             let (fixed, what) = R::replacement(&eff, l);
             if !fixed.is_empty() {
                 action = Action::Replace;
@@ -378,7 +417,10 @@ impl<R: Resource> Reconciler for Typed<R> {
                 planned.plan.name
             )));
         };
-        let desired = effective(&ignored_fields(&m.metadata), &o.desired, o.live.as_ref());
+        let desired = effective(&ignored_fields(&m.metadata), &o.desired, o.live.as_ref())
+            .map_err(|e| {
+                ReconcileError::NotConverged(format!("{}/{}: {e}", R::KIND, planned.plan.name))
+            })?;
         let change = Change {
             desired: &desired,
             live: o.live.as_ref(),
@@ -432,7 +474,7 @@ mod tests {
             tags: [("team".to_string(), "b".to_string())].into(),
         };
         let ignored = vec!["desiredCount".to_string(), "tags.team".to_string()];
-        let eff = effective(&ignored, &desired, Some(&live));
+        let eff = effective(&ignored, &desired, Some(&live)).unwrap();
         assert_eq!(eff.desired_count, Some(5));
         assert_eq!(eff.tags["team"], "b");
         assert_eq!(
@@ -440,7 +482,7 @@ mod tests {
             "fields not ignored keep the manifest's value"
         );
         assert_eq!(
-            effective(&ignored, &desired, None),
+            effective(&ignored, &desired, None).unwrap(),
             desired,
             "nothing is ignored when creating"
         );
@@ -451,5 +493,37 @@ mod tests {
         };
         assert!(change.differs(|d| &d.image));
         assert!(!change.differs(|d| &d.desired_count));
+    }
+
+    #[test]
+    fn ignored_keys_with_dots_and_fields_live_lacks_are_matched_like_the_diff() {
+        let desired = Doc {
+            desired_count: Some(2),
+            image: "app:2".into(),
+            tags: [
+                ("cost.center".to_string(), "42".to_string()),
+                ("team".to_string(), "a".to_string()),
+            ]
+            .into(),
+        };
+        let live = Doc {
+            desired_count: None,
+            image: "app:1".into(),
+            tags: [("cost.center".to_string(), "7".to_string())].into(),
+        };
+        let ignored = vec![
+            "tags.cost.center".to_string(),
+            "tags.team".to_string(),
+            "desiredCount".to_string(),
+        ];
+        let eff = effective(&ignored, &desired, Some(&live)).unwrap();
+        assert_eq!(eff.tags.get("cost.center").map(String::as_str), Some("7"));
+        assert_eq!(
+            eff.tags.get("team"),
+            None,
+            "live has no `team`: left out, not set"
+        );
+        assert_eq!(eff.desired_count, None, "live has none: not sent");
+        assert_eq!(eff.image, "app:2");
     }
 }

@@ -12,6 +12,9 @@ pub struct YamlLimits {
     pub max_depth: usize,
     /// Nodes that aliases (`*name`) may copy in one file: what stops "billion laughs".
     pub max_alias_nodes: usize,
+    /// Bytes (of scalars and keys) that aliases may copy in one file: what stops a long
+    /// string aliased many times.
+    pub max_alias_bytes: usize,
     /// Documents in one file.
     pub max_documents: usize,
     /// Bytes in one scalar (a value or a key).
@@ -25,6 +28,7 @@ impl Default for YamlLimits {
         YamlLimits {
             max_depth: 64,
             max_alias_nodes: 10_000,
+            max_alias_bytes: 1024 * 1024,
             max_documents: 500,
             max_scalar_bytes: 64 * 1024,
             max_errors: 100,

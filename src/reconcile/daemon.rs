@@ -175,7 +175,7 @@ impl Backoffs {
                         delays: self.builder.build(),
                         until_changed: None,
                     });
-                    if failure.category.needs_change() {
+                    if failure.category.needs_change() && fingerprint.is_some() {
                         entry.until_changed = fingerprint;
                         info!(kind = %r.kind, name = %r.name, category = %failure.category, "not applied again until its manifest changes");
                     } else if Instant::now() >= entry.until {
@@ -218,6 +218,10 @@ struct Daemon {
     next_due: HashMap<Kind, Instant>,
     /// Check every kind in the next pass (a trigger, a new revision, a replacement).
     everything: bool,
+    /// The live resource each manifest was last found at: prune never deletes one of
+    /// these, whatever its tags say (a renamed manifest that adopted it, held in observe
+    /// mode before its tags are rewritten).
+    in_use: HashMap<(Kind, String), String>,
 }
 
 /// Runs passes until `shutdown` turns true.
@@ -245,6 +249,7 @@ pub async fn run(
         current: None,
         next_due: HashMap::new(),
         everything: true,
+        in_use: HashMap::new(),
     };
     loop {
         d.shared.heartbeat.store(unix_now(), Ordering::SeqCst);
@@ -375,9 +380,36 @@ impl Daemon {
             }
         };
         let now = Instant::now();
-        let recs: Vec<_> = reconcilers(set)
-            .into_iter()
+        let all = reconcilers(set);
+        let mut due: std::collections::HashSet<Kind> = all
+            .iter()
             .filter(|r| self.everything || self.next_due.get(&r.kind()).is_none_or(|t| *t <= now))
+            .map(|r| r.kind())
+            .collect();
+        // A kind that is due is checked with the kinds it depends on, whatever their own
+        // interval: its dependency gates go by states read in this pass, not an hour ago.
+        loop {
+            let needed: Vec<Kind> = all
+                .iter()
+                .filter(|r| due.contains(&r.kind()))
+                .flat_map(|r| {
+                    set.metadata()
+                        .into_iter()
+                        .filter(|(k, _)| *k == r.kind())
+                        .flat_map(|(_, m)| r.dependencies(set, &m.name))
+                        .map(|(k, _)| k)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|k| !due.contains(k))
+                .collect();
+            if needed.is_empty() {
+                break;
+            }
+            due.extend(needed);
+        }
+        let recs: Vec<_> = all
+            .into_iter()
+            .filter(|r| due.contains(&r.kind()))
             .collect();
         for r in &recs {
             let every = self
@@ -440,6 +472,14 @@ impl Daemon {
             .metrics
             .record_calls(&self.ctx.aws.calls.snapshot());
         self.backoffs.update(&report, &fingerprints);
+        let ids: std::collections::HashSet<(Kind, String)> = set.ids().into_iter().collect();
+        self.in_use.retain(|id, _| ids.contains(id));
+        for r in &report.resources {
+            if !r.aws_id.is_empty() && r.action != Action::Create {
+                self.in_use
+                    .insert((r.kind, r.name.clone()), r.aws_id.clone());
+            }
+        }
         Some(report)
     }
 
@@ -488,10 +528,12 @@ impl Daemon {
             match owned {
                 Ok(owned) => {
                     owned_total += owned.len();
+                    let in_use: std::collections::HashSet<&String> = self.in_use.values().collect();
                     orphans.extend(
                         owned
                             .into_iter()
                             .filter(|o| !wanted.contains(&(r.kind(), o.name.clone())))
+                            .filter(|o| !in_use.contains(&o.aws_id))
                             .map(|o| (i, o)),
                     );
                 }

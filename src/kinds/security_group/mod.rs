@@ -404,9 +404,9 @@ fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// The live group a manifest names: by its ownership tag first (this stack's, else one
-/// tagged before stacks), so a renamed group, or one in another VPC, is still this
-/// manifest's (and plans as a replacement); else by name in the VPC.
+/// The live group a manifest names: by this stack's ownership tag first, so a renamed
+/// group, or one in another VPC, is still this manifest's (and plans as a replacement);
+/// else one tagged before stacks that has its name in its VPC; else by name in the VPC.
 fn find<'a>(
     stack: &str,
     m: &Manifest<SecurityGroupSpec>,
@@ -423,9 +423,15 @@ fn find<'a>(
             })
             .collect()
     };
+    let name = m.spec.aws_name(&m.metadata);
     let mut mine = tagged(Some(stack));
     if mine.is_empty() {
-        mine = tagged(None);
+        // Tagged before stacks: this manifest's only with its name, in its VPC (another
+        // stack's older group of the same manifest name is not ours).
+        mine = tagged(None)
+            .into_iter()
+            .filter(|g| g.group_name() == Some(name) && g.vpc_id() == Some(vpc_id))
+            .collect();
     }
     if mine.len() > 1 {
         let ids: Vec<&str> = mine.iter().filter_map(|g| g.group_id()).collect();
@@ -434,7 +440,6 @@ fn find<'a>(
             ids.join(", ")
         )));
     }
-    let name = m.spec.aws_name(&m.metadata);
     Ok(mine.first().copied().or_else(|| {
         live.named
             .iter()
@@ -467,7 +472,8 @@ impl Resource for Unit {
         )
         .await?;
         let mooring = network::mooring_groups(cx).await?;
-        let managed = network::owners(&mooring, &cx.set.stack);
+        let managed =
+            network::owners(&mooring, &cx.set.stack, &|n| network::group_name(cx.set, n));
         Ok(Live {
             named,
             mooring,
@@ -969,7 +975,7 @@ mod tests {
             (TAG_RESOURCE, "SecurityGroup/app"),
         ];
         let live = |named: Vec<SecurityGroup>, mooring: Vec<SecurityGroup>| Live {
-            managed: network::owners(&mooring, stack),
+            managed: network::owners(&mooring, stack, &|n| Some(n.to_string())),
             named,
             mooring: Arc::new(mooring),
         };
