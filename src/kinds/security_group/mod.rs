@@ -991,7 +991,11 @@ mod tests {
             vec![group("sg-old", "x", &legacy), group("sg-1", "renamed", &mine)],
         );
         assert_eq!(found(&l).as_deref(), Some("sg-1"));
-        let l = live(vec![], vec![group("sg-old", "x", &legacy), group("sg-2", "y", &other)]);
+        // A group tagged before stacks is this manifest's only with its name in its VPC: one
+        // of another name may be another stack's of the same manifest name.
+        let l = live(vec![], vec![group("sg-x", "x", &legacy), group("sg-2", "y", &other)]);
+        assert_eq!(found(&l), None);
+        let l = live(vec![], vec![group("sg-old", "app", &legacy), group("sg-2", "y", &other)]);
         assert_eq!(found(&l).as_deref(), Some("sg-old"));
         // Another stack's group is not found by its tag, only by name (then refused).
         let by_name = group("sg-3", "app", &other);
