@@ -143,7 +143,9 @@ minimum = {
     "EC2.DescribeSecurityGroups": 1,                             # one lookup shared by all
 }
 total, low = sum(delta.values()), sum(minimum.values())
-print(f"steady daemon pass ({n} services): {total} AWS calls, batching minimum {low} (ratio {total / low:.2f}), writes: {sum(v for k, v in delta.items() if not re.match(r'.*\.(Describe|List|Get)', k))}")
+read = re.compile(r".*[.](Describe|List|Get)")
+writes = sum(v for k, v in delta.items() if not read.match(k))
+print(f"steady daemon pass ({n} services): {total} AWS calls, batching minimum {low} (ratio {total / low:.2f}), writes: {writes}")
 for op in sorted(set(delta) | set(minimum)):
     print(f"  {op:45} {delta.get(op, 0):4}   minimum {minimum.get(op, 0)}")
 PY
