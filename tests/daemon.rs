@@ -1042,9 +1042,11 @@ async fn healthz_stays_live_under_a_flood_of_idle_connections() {
         let (status, body) = common::http(d.port, "GET", "/healthz").unwrap();
         assert_eq!((status, body.as_str()), (200, "ok\n"));
     }
-    // The daemon holds at most its 256 connections (plus its AWS clients and listener).
+    // The daemon holds at most its 256 HTTP connections, plus its listener and the pooled
+    // connections of its 14 AWS clients: far below the flood of 1,100 and the limit of
+    // 1,024 open files.
     let sockets = open_sockets(pid);
-    assert!(sockets <= 256 + 40, "the daemon holds {sockets} sockets");
+    assert!(sockets <= 256 + 128, "the daemon holds {sockets} sockets");
     // Reconciling goes on: passes complete, and none failed for want of file descriptors.
     d.wait_for("two passes during the flood", || passes(&d) >= before + 2);
     let status = d.get("/status").to_string();

@@ -51,16 +51,9 @@ kinds! {
     Rule => rule::RuleSpec, rules;
 }
 
-/// The reconcilers for a manifest set, in dependency order.
-pub fn reconcilers(set: &ManifestSet) -> Vec<Box<dyn crate::reconcile::Reconciler>> {
-    struct Make<'a>(&'a ManifestSet);
-    impl Visitor for Make<'_> {
-        type Out = Box<dyn crate::reconcile::Reconciler>;
-        fn visit<K: Declared>(&mut self) -> Self::Out {
-            K::reconciler(self.0)
-        }
-    }
-    Kind::ALL.iter().map(|k| k.visit(&mut Make(set))).collect()
+/// The reconcilers for a pass, in dependency order.
+pub fn reconcilers(_set: &ManifestSet) -> Vec<Box<dyn crate::reconcile::Reconciler>> {
+    Kind::ALL.iter().map(|k| k.reconciler()).collect()
 }
 
 impl ManifestSet {

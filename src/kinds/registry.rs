@@ -43,6 +43,11 @@ macro_rules! kinds {
                 match self { $( Kind::$kind => <$module::Unit as $crate::kinds::Declared>::ACTIONS, )* }
             }
 
+            /// The engine's view of the kind, for one pass.
+            pub fn reconciler(self) -> Box<dyn $crate::reconcile::Reconciler> {
+                match self { $( Kind::$kind => $crate::kinds::Typed::<$module::Unit>::boxed(), )* }
+            }
+
             /// Runs `v` on this kind's types.
             pub fn visit<V: $crate::kinds::Visitor>(self, v: &mut V) -> V::Out {
                 match self { $( Kind::$kind => v.visit::<$module::Unit>(), )* }

@@ -96,9 +96,6 @@ pub trait Declared: InSet {
     fn iam_resources(_set: &ManifestSet) -> Vec<String> {
         Vec::new()
     }
-
-    /// The engine's view of the kind for one pass over `set`.
-    fn reconciler(set: &ManifestSet) -> Box<dyn Reconciler>;
 }
 
 /// What apply is asked to do for one resource.

@@ -68,9 +68,6 @@ impl crate::kinds::Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// An API destination in the shape plan compares.

@@ -21,7 +21,7 @@ use super::{Change, Declared, Resource};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
-use crate::reconcile::{Applied, Cx, Owned, ReconcileError, Reconciler};
+use crate::reconcile::{Applied, Cx, Owned, ReconcileError};
 use spec::CacheSubnetGroupSpec;
 
 /// The `CacheSubnetGroup` kind.
@@ -60,9 +60,6 @@ impl Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// A cache subnet group in the shape plan compares.

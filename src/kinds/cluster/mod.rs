@@ -14,7 +14,7 @@ use super::{Change, Declared, Resource};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
-use crate::reconcile::{Applied, Cx, ReconcileError, Reconciler};
+use crate::reconcile::{Applied, Cx, ReconcileError};
 use spec::ClusterSpec;
 
 /// DescribeClusters takes up to 100 clusters per call.
@@ -52,9 +52,6 @@ impl Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// A cluster in the shape plan compares: only the settings and tags the manifest manages.

@@ -77,9 +77,6 @@ impl crate::kinds::Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// A connection in the shape plan compares. The key's value is not in it: EventBridge does

@@ -27,7 +27,7 @@ use super::{Change, Declared, Reference, Resource};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
-use crate::reconcile::{Applied, Cx, ReconcileError, Reconciler};
+use crate::reconcile::{Applied, Cx, ReconcileError};
 use spec::{DEFAULT_SSL_POLICY, ListenerProtocol, ListenerSpec, LoadBalancerSpec, RedirectStatus};
 
 
@@ -94,9 +94,6 @@ impl Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// A load balancer in the shape plan compares.

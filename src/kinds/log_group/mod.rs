@@ -20,7 +20,7 @@ use super::{Change, Declared, Resource};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
-use crate::reconcile::{Applied, Cx, Owned, ReconcileError, Reconciler};
+use crate::reconcile::{Applied, Cx, Owned, ReconcileError};
 use spec::LogGroupSpec;
 
 /// The `LogGroup` kind.
@@ -61,9 +61,6 @@ impl Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// The `LogGroup` manifest a service's `logs.group` means: the one of that manifest name,

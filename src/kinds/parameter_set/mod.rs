@@ -21,7 +21,7 @@ use super::{Change, Resource};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
-use crate::reconcile::{Applied, Cx, Problem, ReconcileError, Reconciler};
+use crate::reconcile::{Applied, Cx, Problem, ReconcileError};
 use spec::ParameterSetSpec;
 
 /// GetParameters takes at most 10 names per call.
@@ -77,9 +77,6 @@ impl crate::kinds::Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// What AWS has for one parameter name. `value` is only ever read for `String`

@@ -24,7 +24,7 @@ use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::diff::ignored_fields;
-use crate::reconcile::{Applied, Cx, Problem, ReconcileError, Reconciler};
+use crate::reconcile::{Applied, Cx, Problem, ReconcileError};
 use spec::ReplicationGroupSpec;
 
 /// Default Redis port.
@@ -88,9 +88,6 @@ impl Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// A replication group in the shape plan compares.

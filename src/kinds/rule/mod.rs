@@ -62,9 +62,6 @@ impl crate::kinds::Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// The id of the target mooring manages on a rule; other targets are left alone.

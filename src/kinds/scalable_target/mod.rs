@@ -75,9 +75,6 @@ impl crate::kinds::Declared for Unit {
         }
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// DescribeScalableTargets takes at most 50 resource IDs per call.

@@ -30,7 +30,7 @@ use super::{Change, Declared, Reference, Resource};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet, TAG_RESOURCE};
-use crate::reconcile::{Applied, Cx, Owned, ReconcileError, Reconciler};
+use crate::reconcile::{Applied, Cx, Owned, ReconcileError};
 use spec::{Peer, SecurityGroupRule, SecurityGroupSpec};
 
 /// The `SecurityGroup` kind.
@@ -76,9 +76,6 @@ impl Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// The other end of a rule, as EC2 identifies it.

@@ -210,9 +210,6 @@ impl Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn crate::reconcile::Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// The task count the manifest manages: `None` when it leaves it unset or a ScalableTarget

@@ -21,7 +21,7 @@ use super::{Change, Resource};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
-use crate::reconcile::{Applied, Cx, Owned, ReconcileError, Reconciler};
+use crate::reconcile::{Applied, Cx, Owned, ReconcileError};
 use spec::{TargetGroupSpec, defaults};
 
 
@@ -60,9 +60,6 @@ impl crate::kinds::Declared for Unit {
             .collect()
     }
 
-    fn reconciler(_set: &ManifestSet) -> Box<dyn Reconciler> {
-        super::Typed::<Unit>::boxed()
-    }
 }
 
 /// Every target group in the region, read once per pass (one paginated
