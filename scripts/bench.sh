@@ -22,7 +22,8 @@ fi
 bin="$CARGO_TARGET_DIR/$profile/mooring"
 echo "binary: $profile build"
 work="$(mktemp -d)"
-trap 'scripts/moto.sh stop; rm -rf "$work"' EXIT
+daemon=""
+trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; scripts/moto.sh stop; rm -rf "$work"' EXIT
 
 gen() { # gen DIR COUNT
   mkdir -p "$1"
