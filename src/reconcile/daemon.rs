@@ -197,9 +197,9 @@ impl Backoffs {
 /// How long a trigger waits for more changes before the pass starts.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
-fn jittered(interval: Duration) -> Duration {
-    let factor = 0.9 + fastrand::f64() * 0.2;
-    interval.mul_f64(factor)
+/// A factor of ±10 %, so replicas and restarts spread out.
+fn jitter() -> f64 {
+    0.9 + fastrand::f64() * 0.2
 }
 
 /// The loop's state between passes.
@@ -411,6 +411,9 @@ impl Daemon {
             .into_iter()
             .filter(|r| due.contains(&r.kind()))
             .collect();
+        // One jitter per pass: kinds on the same interval stay due together, so an interval
+        // is one pass, not one small pass per kind.
+        let factor = jitter();
         for r in &recs {
             let every = self
                 .cfg
@@ -418,7 +421,7 @@ impl Daemon {
                 .get(&r.kind())
                 .copied()
                 .unwrap_or(self.cfg.interval);
-            self.next_due.insert(r.kind(), now + jittered(every));
+            self.next_due.insert(r.kind(), now + every.mul_f64(factor));
         }
         self.everything = false;
         let started = SystemTime::now();
@@ -725,7 +728,7 @@ mod tests {
         );
         assert!(!b.waiting(Kind::Service, "api", Some(1)));
         for _ in 0..100 {
-            let d = jittered(Duration::from_secs(60));
+            let d = Duration::from_secs(60).mul_f64(jitter());
             assert!(
                 d >= Duration::from_secs(54) && d <= Duration::from_secs(66),
                 "{d:?}"
