@@ -248,7 +248,7 @@ mod tests {
                 out.push((path.display().to_string(), text, vec![*kind]));
             }
         }
-        let shared: [(&str, &[Kind]); 5] = [
+        let shared: [(&str, &[Kind]); 6] = [
             // Lookups every kind with network settings makes.
             (
                 "kinds/network.rs",
@@ -262,6 +262,10 @@ mod tests {
                 ],
             ),
             ("kinds/elbv2.rs", &[Kind::TargetGroup, Kind::LoadBalancer]),
+            (
+                "kinds/elasticache.rs",
+                &[Kind::CacheSubnetGroup, Kind::ReplicationGroup],
+            ),
             (
                 "kinds/eventbridge.rs",
                 &[Kind::Connection, Kind::ApiDestination, Kind::Rule],

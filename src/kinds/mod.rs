@@ -14,6 +14,7 @@
 #[macro_use]
 mod registry;
 
+pub mod elasticache;
 pub mod elbv2;
 pub mod eventbridge;
 pub mod network;

@@ -195,6 +195,16 @@ pub trait Resource: Declared {
     }
 }
 
+/// The names of the fields whose flag is set: for [`Resource::replacement`], from
+/// `[("port", desired.port != live.port), …]`.
+pub fn differing(fields: &[(&'static str, bool)]) -> Vec<&'static str> {
+    fields
+        .iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(name, _)| *name)
+        .collect()
+}
+
 /// What plan hands to apply for one resource of kind `R`.
 struct Observation<R: Resource> {
     index: usize,

@@ -88,27 +88,8 @@ fn desired_tags(set: &ManifestSet, m: &Manifest<CacheSubnetGroupSpec>) -> BTreeM
     owned_tags(Kind::CacheSubnetGroup, &set.stack, m.name(), &m.spec.tags)
 }
 
-fn elasticache_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
 fn pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
     tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
-}
-
-async fn tags_of(cx: &Cx<'_>, arn: &str) -> Result<Vec<Tag>, AwsError> {
-    Ok(cx
-        .aws()
-        .elasticache
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("elasticache:ListTagsForResource", e))?
-        .tag_list()
-        .to_vec())
 }
 
 async fn describe_all(cx: &Cx<'_>) -> Result<Vec<CacheSubnetGroup>, AwsError> {
@@ -153,7 +134,7 @@ impl Resource for Unit {
             .find(|g| g.cache_subnet_group_name() == Some(name))
             .cloned();
         let tags = match group.as_ref().and_then(|g| g.arn()) {
-            Some(arn) => tags_of(cx, arn).await?,
+            Some(arn) => super::elasticache::tags_of(cx, arn).await?,
             None => Vec::new(),
         };
         Ok(Observed {
@@ -224,7 +205,7 @@ impl Resource for Unit {
                 .cache_subnet_group_name(name)
                 .cache_subnet_group_description(description)
                 .set_subnet_ids(Some(subnet_ids.clone()))
-                .set_tags(Some(elasticache_tags(tags)))
+                .set_tags(Some(super::elasticache::tags(tags)))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("elasticache:CreateCacheSubnetGroup", e))?;
@@ -250,15 +231,7 @@ impl Resource for Unit {
                 .map_err(|e| AwsError::from_sdk("elasticache:ModifyCacheSubnetGroup", e))?;
             info!(cache_subnet_group = %name, "modified cache subnet group");
         }
-        let missing = tags_to_set(tags, Some(&live.tags));
-        if !missing.is_empty() {
-            ec.add_tags_to_resource()
-                .resource_name(arn)
-                .set_tags(Some(elasticache_tags(&missing)))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticache:AddTagsToResource", e))?;
-        }
+        super::elasticache::add_tags(cx, arn, &tags_to_set(tags, Some(&live.tags))).await?;
         Ok(Applied {
             aws_id: arn.to_string(),
             rollout: None,
@@ -273,7 +246,7 @@ impl Resource for Unit {
                 if g.cache_subnet_group_name() == Some("default") {
                     continue;
                 }
-                let tags = tags_of(cx, arn).await?;
+                let tags = super::elasticache::tags_of(cx, arn).await?;
                 if let Some(name) =
                     Ownership::from_tags(pairs(&tags)).name_in(&cx.set.stack, Kind::CacheSubnetGroup)
                 {
@@ -334,7 +307,7 @@ mod tests {
         }
         Observed {
             group: Some(g.build()),
-            tags: elasticache_tags(&desired_tags(set, m)),
+            tags: crate::kinds::elasticache::tags(&desired_tags(set, m)),
             subnet_ids: vec!["subnet-a".into(), "subnet-b".into()],
         }
     }

@@ -577,7 +577,7 @@ impl Resource for Unit {
             ("type", desired.kind != live.kind),
         ];
         (
-            fixed.iter().filter(|(_, d)| *d).map(|(f, _)| *f).collect(),
+            super::unit::differing(&fixed),
             "load balancer (with a new DNS name; its listeners go with the old one)",
         )
     }

@@ -215,12 +215,6 @@ fn major_minor(v: &str) -> String {
     v.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 
-fn elasticache_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
 /// How long a replacement waits for ElastiCache to finish deleting the old group.
 const DELETE_WAIT: Duration = Duration::from_secs(30 * 60);
 
@@ -317,16 +311,7 @@ impl Resource for Unit {
                 .cloned()
         });
         let tags = match group.as_ref().and_then(|g| g.arn()) {
-            Some(arn) => cx
-                .aws()
-                .elasticache
-                .list_tags_for_resource()
-                .resource_name(arn)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticache:ListTagsForResource", e))?
-                .tag_list()
-                .to_vec(),
+            Some(arn) => super::elasticache::tags_of(cx, arn).await?,
             None => Vec::new(),
         };
         Ok(Observed {
@@ -446,7 +431,7 @@ impl Resource for Unit {
             ),
         ];
         (
-            fixed.iter().filter(|(_, d)| *d).map(|(f, _)| *f).collect(),
+            super::unit::differing(&fixed),
             "replication group (its data is lost unless restored from a snapshot)",
         )
     }
@@ -515,7 +500,7 @@ impl Resource for Unit {
                 .at_rest_encryption_enabled(*at_rest_encryption)
                 .transit_encryption_enabled(*transit_encryption)
                 .snapshot_retention_limit(*snapshot_retention_limit)
-                .set_tags(Some(elasticache_tags(tags)))
+                .set_tags(Some(super::elasticache::tags(tags)))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("elasticache:CreateReplicationGroup", e))?;
@@ -571,15 +556,7 @@ impl Resource for Unit {
                 .map_err(|e| AwsError::from_sdk("elasticache:ModifyReplicationGroup", e))?;
             info!(replication_group = %id, "modified replication group");
         }
-        let missing = tags_to_set(tags, Some(&live.tags));
-        if !missing.is_empty() {
-            ec.add_tags_to_resource()
-                .resource_name(arn)
-                .set_tags(Some(elasticache_tags(&missing)))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("elasticache:AddTagsToResource", e))?;
-        }
+        super::elasticache::add_tags(cx, arn, &tags_to_set(tags, Some(&live.tags))).await?;
         Ok(Applied {
             aws_id: arn.to_string(),
             rollout: None,
@@ -633,7 +610,7 @@ mod tests {
         Observed {
             group: Some(group),
             primary: Some(primary),
-            tags: elasticache_tags(&desired_tags(set, m)),
+            tags: crate::kinds::elasticache::tags(&desired_tags(set, m)),
             security_groups: vec!["sg-1".into()],
         }
     }

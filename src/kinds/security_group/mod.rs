@@ -544,7 +544,7 @@ impl Resource for Unit {
             ("vpcId", desired.vpc_id != live.vpc_id),
         ];
         (
-            fixed.iter().filter(|(_, d)| *d).map(|(f, _)| *f).collect(),
+            super::unit::differing(&fixed),
             "security group (EC2 refuses to delete one that is still in use)",
         )
     }

@@ -287,21 +287,13 @@ impl Resource for Unit {
     }
 
     fn replacement(desired: &Doc, live: &Doc) -> (Vec<&'static str>, &'static str) {
-        let mut fixed = Vec::new();
-        if desired.protocol != live.protocol {
-            fixed.push("protocol");
-        }
-        if desired.port != live.port {
-            fixed.push("port");
-        }
-        if desired.vpc_id != live.vpc_id {
-            fixed.push("vpcId");
-        }
-        if desired.target_type != live.target_type {
-            fixed.push("targetType");
-        }
         (
-            fixed,
+            super::unit::differing(&[
+                ("protocol", desired.protocol != live.protocol),
+                ("port", desired.port != live.port),
+                ("vpcId", desired.vpc_id != live.vpc_id),
+                ("targetType", desired.target_type != live.target_type),
+            ]),
             "target group (ELBv2 refuses to delete one a listener still forwards to)",
         )
     }
