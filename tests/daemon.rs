@@ -853,40 +853,13 @@ async fn prune_stays_inside_its_own_stack_and_never_empties_it() {
     assert_eq!(groups_named(emu, "legacy-web").await, 1);
 }
 
-async fn lease_table(emu: &Emulator) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    aws_sdk_dynamodb::Client::new(&emu.sdk_config().await)
-        .create_table()
-        .table_name("mooring-leases")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("name")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("name")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 /// The lease protocol against moto's DynamoDB, one request at a time (moto's conditional
 /// writes are not atomic under concurrent requests).
 #[tokio::test]
 async fn the_lease_goes_to_one_replica_and_moves_when_it_expires() {
     use mooring::lease::{Lease, LeaseConfig};
     let (_guard, emu) = emulator().await;
-    lease_table(emu).await;
+    emu.lease_table().await;
     let client = aws_sdk_dynamodb::Client::new(&emu.sdk_config().await);
     let lease = |holder: &str| {
         Lease::new(
@@ -939,7 +912,7 @@ async fn the_lease_goes_to_one_replica_and_moves_when_it_expires() {
 #[tokio::test]
 async fn of_two_daemons_one_applies_and_the_other_takes_over() {
     let (_guard, emu) = emulator().await;
-    lease_table(emu).await;
+    emu.lease_table().await;
     let dir = fixture_copy("basic");
     let path = dir.path().to_str().unwrap();
     let election = |id: &'static str| {

@@ -456,33 +456,6 @@ async fn a_daemon_without_aws_shows_failed_after_its_first_pass() {
     });
 }
 
-async fn lease_table(emu: &Emulator) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    aws_sdk_dynamodb::Client::new(&emu.sdk_config().await)
-        .create_table()
-        .table_name("mooring-leases")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("name")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("name")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 fn election(id: &'static str) -> [&'static str; 7] {
     [
         "--leader-election",
@@ -512,7 +485,7 @@ async fn leader_and_standby(
     emu: &Emulator,
     dir: &Path,
 ) -> (Daemon, FaultProxy, Daemon, FaultProxy) {
-    lease_table(emu).await;
+    emu.lease_table().await;
     let (pa, pb) = (
         FaultProxy::start(moto_port(emu)),
         FaultProxy::start(moto_port(emu)),

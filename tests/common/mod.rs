@@ -121,6 +121,34 @@ pub async fn emulator() -> (MutexGuard<'static, ()>, &'static Emulator) {
 }
 
 impl Emulator {
+    /// Creates the leader-election lease table `mooring-leases` (partition key `name`).
+    pub async fn lease_table(&self) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+            .create_table()
+            .table_name("mooring-leases")
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("name")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("name")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Requests an ACM certificate (moto issues it at once) and returns its ARN.
     pub fn certificate(&self, domain: &str) -> String {
         let (status, body) = aws_json(
