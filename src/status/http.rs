@@ -131,7 +131,7 @@ async fn ready(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     // Leadership as the lease says now, not as the last renewal left it.
-    if let Some(l) = app.status.snapshot().leadership {
+    if let Some(l) = app.status.leadership() {
         app.metrics.set_leader(l.leader);
     }
     (

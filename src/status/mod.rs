@@ -192,10 +192,16 @@ impl StatusStore {
     /// A copy of the current status.
     pub fn snapshot(&self) -> Status {
         let mut s = self.inner.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(lease) = self.lease.get() {
-            s.leadership = Some(lease.leadership());
+        if let Some(l) = self.leadership() {
+            s.leadership = Some(l);
         }
         s
+    }
+
+    /// Leadership as the lease says now (`None` without leader election), without copying
+    /// the whole status.
+    pub fn leadership(&self) -> Option<crate::lease::Leadership> {
+        self.lease.get().map(crate::lease::Lease::leadership)
     }
 
     /// Reads leadership from `lease` from now on.
