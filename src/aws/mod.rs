@@ -54,6 +54,10 @@ pub struct Aws {
     pub acm: aws_sdk_acm::Client,
     /// CloudWatch Logs: log groups.
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// ECR: image repositories and their lifecycle policies.
+    pub ecr: aws_sdk_ecr::Client,
+    /// CloudWatch: metric alarms.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// SNS: alert topics.
     pub sns: aws_sdk_sns::Client,
     /// DynamoDB: the leader-election lease.
@@ -298,6 +302,18 @@ impl Aws {
             ),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(
                 aws_sdk_cloudwatchlogs::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
+                    .build(),
+            ),
+            ecr: aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
+                    .build(),
+            ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(config)
                     .interceptor(calls.clone())
                     .interceptor(fenced.clone())
                     .build(),
