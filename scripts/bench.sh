@@ -204,6 +204,11 @@ print(f"steady plan of salon-booking: {changes} resources with changes, {total} 
       f"({total - max(moto_pages, 0)} as AWS pages DescribeParameters), batching minimum {low}")
 for op in sorted(set(calls) | set(minimum)):
     print(f"  {op:50} {calls.get(op, 0):4}   minimum {minimum.get(op, 0)}")
+# What each kind adds to a steady pass (a read several kinds share counts for the first).
+by_kind = report.get("awsCallsByKind", {})
+print("steady plan of salon-booking, AWS calls per kind (resources):")
+for kind in sorted(by_kind, key=lambda k: -by_kind[k]):
+    print(f"  {kind:20} {by_kind[kind]:4}   ({k(kind)})")
 PY
 
 # Throttling: the same set through the fault proxy, medians of 3 plans at 0 % and 30 %.

@@ -308,6 +308,7 @@ pub async fn execute(cli: Cli) -> i32 {
             let planned = reconcile::plan_all(&cx, &recs).await;
             let mut report = reconcile::report_plan(&set.revision, &recs, &planned);
             report.aws_calls = ctx.aws.calls.by_operation();
+            report.aws_calls_by_kind = cache.plan_calls();
             print_report(&report, output, false);
             if report.has_errors() {
                 1

@@ -312,6 +312,7 @@ mod tests {
                 },
             }],
             aws_calls: Default::default(),
+            aws_calls_by_kind: Default::default(),
         }
     }
 

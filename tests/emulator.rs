@@ -397,6 +397,23 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         let resources = json["resources"].as_array().unwrap();
         total += resources.len();
         assert!(resources.iter().all(|r| r["action"] == "none"));
+        // Every call of the plan is counted for the kind whose plan made it.
+        let sum = |key: &str| -> u64 {
+            json[key]
+                .as_object()
+                .unwrap_or_else(|| panic!("{key} in {json}"))
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(sum("awsCallsByKind"), sum("awsCalls"), "{json}");
+        for r in resources {
+            let kind = r["kind"].as_str().unwrap();
+            assert!(
+                json["awsCallsByKind"][kind].as_u64() > Some(0),
+                "{kind}: {json}"
+            );
+        }
     }
     // 26, the Redis subnet group and the backend's LogGroup.
     assert_eq!(total, 28);

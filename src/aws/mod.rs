@@ -111,6 +111,11 @@ impl ApiCalls {
         out
     }
 
+    /// Every call so far, whatever its outcome (throttled attempts not counted).
+    pub fn total(&self) -> u64 {
+        self.by_operation().values().sum()
+    }
+
     /// Calls of one operation (`"ECS"`, `"UpdateService"`), whatever their outcome.
     pub fn count(&self, service: &str, operation: &str) -> u64 {
         self.snapshot()

@@ -78,6 +78,9 @@ pub struct PassCache {
     pub connections: Memo<String, Option<Arc<Connection>>>,
     /// EventBridge API destinations by name (`None`: there is none).
     pub api_destinations: Memo<String, Option<Arc<ApiDestination>>>,
+    /// AWS calls each kind's plan made this round (a shared read counts for the first kind
+    /// that asked for it).
+    plan_calls: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl PassCache {
@@ -91,6 +94,20 @@ impl PassCache {
         self.elb_tags.clear();
         self.connections.clear();
         self.api_destinations.clear();
+    }
+
+    /// Counts `calls` more AWS calls for the plan of `kind`.
+    pub fn count_plan_calls(&self, kind: crate::manifest::Kind, calls: u64) {
+        let mut counts = self.plan_calls.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry(kind.to_string()).or_default() += calls;
+    }
+
+    /// AWS calls per kind's plan, kind name → calls.
+    pub fn plan_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.plan_calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

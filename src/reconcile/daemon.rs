@@ -603,6 +603,7 @@ impl Daemon {
                     revision: set.revision.clone(),
                     resources: vec![entry],
                     aws_calls: Default::default(),
+                    aws_calls_by_kind: Default::default(),
                 },
                 &none,
             );
@@ -696,6 +697,7 @@ mod tests {
                 outcome,
             }],
             aws_calls: Default::default(),
+            aws_calls_by_kind: Default::default(),
         }
     }
 

@@ -22,7 +22,10 @@ pub async fn plan_all(cx: &Cx<'_>, reconcilers: &[Box<dyn Reconciler>]) -> Vec<P
     let mut out = Vec::new();
     for (i, r) in reconcilers.iter().enumerate() {
         let span = info_span!("plan", kind = %r.kind());
+        let before = cx.ctx.aws.calls.total();
         let results = r.plan(cx).instrument(span).await;
+        let made = cx.ctx.aws.calls.total().saturating_sub(before);
+        cx.cache.count_plan_calls(r.kind(), made);
         for (name, result) in results {
             out.push((i, result.map_err(|e| (name, e))));
         }
@@ -47,6 +50,7 @@ pub fn report_plan(
         revision: revision.to_string(),
         resources,
         aws_calls: Default::default(),
+        aws_calls_by_kind: Default::default(),
     }
 }
 
@@ -289,6 +293,7 @@ async fn apply_round(
         revision: set.revision.clone(),
         resources,
         aws_calls: Default::default(),
+        aws_calls_by_kind: Default::default(),
     }
 }
 

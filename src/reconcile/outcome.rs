@@ -280,6 +280,10 @@ pub struct PassReport {
     /// clients; empty otherwise).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub aws_calls: std::collections::BTreeMap<String, u64>,
+    /// AWS calls of the plan per kind, kind → count (a read shared by several kinds counts
+    /// for the first that made it; filled by `plan`, empty otherwise).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub aws_calls_by_kind: std::collections::BTreeMap<String, u64>,
 }
 
 impl PassReport {

@@ -454,6 +454,7 @@ mod tests {
                 outcome: Outcome::Held { why: Hold::Observe },
             }],
             aws_calls: Default::default(),
+            aws_calls_by_kind: Default::default(),
         };
         store.record_pass(&report, SystemTime::now(), true);
         let (_, body) = get_json(&store, "/status/Cluster/prd").await;
@@ -490,6 +491,7 @@ mod tests {
                 outcome,
             }],
             aws_calls: Default::default(),
+            aws_calls_by_kind: Default::default(),
         };
         store.record_pass(
             &entry(Action::Create, Outcome::Held { why: Hold::Observe }),

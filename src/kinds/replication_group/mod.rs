@@ -121,6 +121,10 @@ pub struct Doc {
     /// the manifest does not set them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_groups: Option<Vec<String>>,
+    /// The cache subnet group's name; left out when the member clusters do not show it or
+    /// the manifest does not name one (ElastiCache then picks `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_group: Option<String>,
     /// Tags the manifest manages.
     pub tags: BTreeMap<String, String>,
 }
@@ -135,6 +139,8 @@ pub struct Observable {
     pub engine_version: bool,
     /// The primary's security groups are visible (and the manifest sets them).
     pub security_groups: bool,
+    /// The primary's subnet group is visible (and the manifest names one).
+    pub subnet_group: bool,
 }
 
 /// What one read finds for all of the kind's manifests.
@@ -158,18 +164,22 @@ pub struct Observed {
 impl Observed {
     fn observable(&self, m: &Manifest<ReplicationGroupSpec>) -> Observable {
         let sets = m.spec.security_groups.is_some();
+        let names = m.spec.subnet_group.is_some() || m.spec.subnet_group_name.is_some();
         match (&self.group, &self.primary) {
             (None, _) => Observable {
                 engine_version: true,
                 security_groups: sets,
+                subnet_group: names,
             },
             (Some(_), None) => Observable {
                 engine_version: false,
                 security_groups: false,
+                subnet_group: false,
             },
             (Some(_), Some(c)) => Observable {
                 engine_version: c.engine_version().is_some(),
                 security_groups: sets && c.security_groups.is_some(),
+                subnet_group: names && c.cache_subnet_group_name().is_some(),
             },
         }
     }
@@ -352,6 +362,10 @@ impl Resource for Unit {
             security_groups: observable
                 .security_groups
                 .then(|| obs.security_groups.clone()),
+            subnet_group: observable
+                .subnet_group
+                .then(|| subnet_group_name(set, m))
+                .flatten(),
             tags: desired_tags(set, m),
         }
     }
@@ -405,6 +419,11 @@ impl Resource for Unit {
             transit_encryption: rg.transit_encryption_enabled().unwrap_or(false),
             snapshot_retention_limit: rg.snapshot_retention_limit().unwrap_or(0),
             security_groups,
+            subnet_group: observable
+                .subnet_group
+                .then(|| primary.and_then(|c| c.cache_subnet_group_name()))
+                .flatten()
+                .map(str::to_string),
             tags: managed_tags(tags, &desired_tags(set, m)),
         })
     }
@@ -429,6 +448,7 @@ impl Resource for Unit {
                 "transitEncryption",
                 desired.transit_encryption != live.transit_encryption,
             ),
+            ("subnetGroup", desired.subnet_group != live.subnet_group),
         ];
         (
             super::unit::differing(&fixed),
@@ -471,6 +491,8 @@ impl Resource for Unit {
             transit_encryption,
             snapshot_retention_limit,
             security_groups,
+            // Changes only by replacement; created with the name the manifest gives.
+            subnet_group: _,
             tags,
         } = change.desired;
         let ec = &cx.aws().elasticache;
@@ -515,7 +537,7 @@ impl Resource for Unit {
                 rollout: None,
             });
         };
-        // Engine, port and encryption change only by replacement; numCacheClusters is a
+        // Engine, port, encryption and subnet group change only by replacement; numCacheClusters is a
         // problem plan reports (replicas are not added or removed yet).
         let mut req = ec
             .modify_replication_group()
@@ -786,6 +808,26 @@ mod tests {
             [(Kind::CacheSubnetGroup, "private".to_string())]
         );
         assert_eq!(subnet_group_name(&set, m).as_deref(), Some("cache-private"));
+
+        // A group in another subnet group is replaced, never moved in place (ElastiCache
+        // cannot); a member cluster that does not show its subnet group is not compared.
+        let mut obs = observed(&set);
+        if let Some(c) = obs.primary.as_mut() {
+            c.cache_subnet_group_name = Some("default".into());
+        }
+        let desired = Unit::desired(&set, m, &obs);
+        let live = Unit::live(&set, m, &obs).unwrap();
+        assert_eq!(desired.subnet_group.as_deref(), Some("cache-private"));
+        assert_eq!(Unit::replacement(&desired, &live).0, ["subnetGroup"]);
+        if let Some(c) = obs.primary.as_mut() {
+            c.cache_subnet_group_name = Some("cache-private".into());
+        }
+        let live = Unit::live(&set, m, &obs).unwrap();
+        assert!(Unit::replacement(&Unit::desired(&set, m, &obs), &live).0.is_empty());
+        if let Some(c) = obs.primary.as_mut() {
+            c.cache_subnet_group_name = None;
+        }
+        assert_eq!(Unit::desired(&set, m, &obs).subnet_group, None, "not shown: not compared");
 
         // An existing group by its ElastiCache name is neither.
         let existing = rg.replace("subnetGroup: private", "subnetGroupName: legacy-private");
