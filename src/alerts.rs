@@ -723,6 +723,7 @@ mod tests {
             }],
             aws_calls: Default::default(),
             aws_calls_by_kind: Default::default(),
+            check_seconds_by_kind: Default::default(),
         }
     }
 

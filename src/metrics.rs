@@ -1,9 +1,12 @@
-//! `GET /metrics`: what the daemon did, in Prometheus text format (`prometheus-client`).
+//! `GET /metrics`: what the daemon did, in OpenMetrics (`prometheus-client`) or, for
+//! scrapers that do not ask for OpenMetrics, the classic Prometheus text format.
 //!
 //! Counters only grow: AWS calls are taken from the clients' call counter after every
 //! pass and added as the difference to the last look.
 
-use std::collections::BTreeMap;
+mod process;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -12,10 +15,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::aws::CallKey;
-use crate::reconcile::PassReport;
+use crate::manifest::Kind;
+use crate::reconcile::{Hold, Outcome, PassReport};
 
 /// Labels of a reconcile of one kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +45,24 @@ pub struct ResourceLabels {
     pub kind: String,
     /// The manifest's name.
     pub name: String,
+}
+
+/// Labels of one resource's state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// The kind.
+    pub kind: String,
+    /// The manifest's name.
+    pub name: String,
+    /// `in_sync`, `applied`, `held`, `blocked` or `failed`.
+    pub state: String,
+}
+
+/// Labels of the build.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// mooring's version.
+    pub version: String,
 }
 
 /// Labels of AWS calls.
@@ -77,9 +100,13 @@ pub struct Metrics {
     reconciles: Family<KindLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     pass_duration: Histogram,
+    check_duration: Family<KindLabels, Histogram>,
     drifted: Family<ResourceLabels, Gauge>,
+    states: Family<StateLabels, Gauge>,
     aws_calls: Family<CallLabels, Counter>,
     last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Each resource's latest check: did it succeed?
+    latest: Mutex<HashMap<(Kind, String), bool>>,
     revision: Family<RevisionLabels, Gauge>,
     rejected_sets: Counter,
     alerts: Family<AlertLabels, Counter>,
@@ -97,7 +124,9 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every metric, all zero.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("mooring");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("mooring");
         let reconciles = Family::<KindLabels, Counter>::default();
         registry.register(
             "reconciles",
@@ -114,8 +143,29 @@ impl Metrics {
             Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]);
         registry.register(
             "pass_duration_seconds",
-            "Duration of a full reconcile pass",
+            "Duration of a reconcile pass (the kinds that were due)",
             pass_duration.clone(),
+        );
+        let check_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+        });
+        registry.register(
+            "check_duration_seconds",
+            "Duration of one kind's check in a pass (its AWS reads and the diff)",
+            check_duration.clone(),
+        );
+        let states = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "resource_state",
+            "1 for the state of each resource after its latest check, 0 for the other states",
+            states.clone(),
+        );
+        registry.register(
+            "build",
+            "mooring's build (value 1)",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            }),
         );
         let drifted = Family::<ResourceLabels, Gauge>::default();
         registry.register(
@@ -131,8 +181,8 @@ impl Metrics {
         );
         let last_success = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
-            "last_successful_pass_timestamp_seconds",
-            "Unix time of the last pass in which no resource failed",
+            "last_successful_full_pass_timestamp_seconds",
+            "Unix time of the last pass after which every resource of the set had been checked and none was failed, blocked or backing off",
             last_success.clone(),
         );
         let revision = Family::<RevisionLabels, Gauge>::default();
@@ -167,13 +217,16 @@ impl Metrics {
             acquisitions.clone(),
         );
         Metrics {
-            registry,
+            registry: root,
             reconciles,
             failures,
             pass_duration,
+            check_duration,
             drifted,
+            states,
             aws_calls,
             last_success,
+            latest: Mutex::default(),
             revision,
             rejected_sets,
             alerts,
@@ -183,9 +236,38 @@ impl Metrics {
         }
     }
 
-    /// Records a finished pass: per-resource outcomes, drift, duration, the revision.
-    pub fn record_pass(&self, report: &PassReport, source: &str, took: Duration) {
+    /// Records a finished pass over some of the set's resources (`set`: all of them):
+    /// per-resource outcomes and states, drift, durations, the revision, and whether every
+    /// resource's latest check now succeeded.
+    pub fn record_pass(
+        &self,
+        report: &PassReport,
+        set: &HashSet<(Kind, String)>,
+        source: &str,
+        took: Duration,
+    ) {
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        // Resources that left the set leave the per-resource series too.
+        latest.retain(|(kind, name), _| {
+            let keep = set.contains(&(*kind, name.clone()));
+            if !keep {
+                self.forget(*kind, name);
+            }
+            keep
+        });
         for r in &report.resources {
+            let ok =
+                r.error().is_none() && !matches!(r.outcome, Outcome::Held { why: Hold::Backoff });
+            latest.insert((r.kind, r.name.clone()), ok);
+            for state in Outcome::STATES {
+                self.states
+                    .get_or_create(&StateLabels {
+                        kind: r.kind.to_string(),
+                        name: r.name.clone(),
+                        state: state.to_string(),
+                    })
+                    .set(i64::from(state == r.outcome.state()));
+            }
             let kind = r.kind.to_string();
             self.reconciles
                 .get_or_create(&KindLabels { kind: kind.clone() })
@@ -206,7 +288,15 @@ impl Metrics {
                 .set(i64::from(r.drifted()));
         }
         self.pass_duration.observe(took.as_secs_f64());
-        if !report.has_errors() {
+        for (kind, seconds) in &report.check_seconds_by_kind {
+            self.check_duration
+                .get_or_create(&KindLabels { kind: kind.clone() })
+                .observe(*seconds);
+        }
+        let all_ok = set
+            .iter()
+            .all(|id| latest.get(id).copied().unwrap_or(false));
+        if all_ok {
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
@@ -214,6 +304,21 @@ impl Metrics {
             self.last_success.set(now);
         }
         self.set_revision(source, &report.revision);
+    }
+
+    fn forget(&self, kind: Kind, name: &str) {
+        let kind = kind.to_string();
+        self.drifted.remove(&ResourceLabels {
+            kind: kind.clone(),
+            name: name.to_string(),
+        });
+        for state in Outcome::STATES {
+            self.states.remove(&StateLabels {
+                kind: kind.clone(),
+                name: name.to_string(),
+                state: state.to_string(),
+            });
+        }
     }
 
     /// Shows `revision` as the one being reconciled (and no other).
@@ -270,7 +375,7 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// Every metric in OpenMetrics text.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -278,6 +383,60 @@ impl Metrics {
         }
         out
     }
+
+    /// Every metric in the format `accept` (an HTTP `Accept` header) asks for: OpenMetrics
+    /// when it names it, else the classic text format; with its content type.
+    pub fn encode_for(&self, accept: Option<&str>) -> (&'static str, String) {
+        if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
+            (OPENMETRICS, self.encode())
+        } else {
+            (CLASSIC, to_classic(&self.encode()))
+        }
+    }
+}
+
+/// The content type of OpenMetrics text.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the classic Prometheus text format.
+pub const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text in the classic Prometheus format. The two differ where a classic
+/// parser would misread: OpenMetrics names a counter family without `_total` (its samples
+/// carry it), so a classic parser reads every counter as untyped; `info` families are
+/// gauges there; `# UNIT` and `# EOF` do not exist.
+fn to_classic(openmetrics: &str) -> String {
+    let mut counters = HashSet::new();
+    let mut infos = HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            match rest.rsplit_once(' ') {
+                Some((name, "counter")) => counters.insert(name.to_string()),
+                Some((name, "info")) => infos.insert(name.to_string()),
+                _ => false,
+            };
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let header = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match header.and_then(|(p, rest)| Some((p, rest.split_once(' ')?))) {
+            Some((p, (name, rest))) if counters.contains(name) => {
+                out.push_str(&format!("{p}{name}_total {rest}"));
+            }
+            Some((p, (name, rest))) if infos.contains(name) => {
+                let rest = if p == "# TYPE " { "gauge" } else { rest };
+                out.push_str(&format!("{p}{name}_info {rest}"));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Shared metrics.
@@ -313,17 +472,25 @@ mod tests {
             }],
             aws_calls: Default::default(),
             aws_calls_by_kind: Default::default(),
+            check_seconds_by_kind: Default::default(),
         }
+    }
+
+    fn ids(names: &[&str]) -> HashSet<(Kind, String)> {
+        names
+            .iter()
+            .map(|n| (Kind::Service, n.to_string()))
+            .collect()
     }
 
     #[test]
     fn passes_calls_and_drift_show_in_the_text_format() {
         let m = Metrics::new();
-        m.record_pass(
-            &report(Action::Update, false, None),
-            "dir",
-            Duration::from_millis(300),
-        );
+        let mut first = report(Action::Update, false, None);
+        first
+            .check_seconds_by_kind
+            .insert("Service".to_string(), 0.2);
+        m.record_pass(&first, &ids(&["api"]), "dir", Duration::from_millis(300));
         let mut calls = BTreeMap::new();
         calls.insert(("ECS".to_string(), "DescribeServices".to_string(), "ok"), 3);
         m.record_calls(&calls);
@@ -331,6 +498,7 @@ mod tests {
         m.record_calls(&calls);
         m.record_pass(
             &report(Action::None, false, Some(Category::Throttling)),
+            &ids(&["api"]),
             "dir",
             Duration::from_millis(300),
         );
@@ -339,12 +507,142 @@ mod tests {
             "mooring_reconciles_total{kind=\"Service\"} 2",
             "mooring_reconcile_failures_total{kind=\"Service\",category=\"throttling\"} 1",
             "mooring_resource_drifted{kind=\"Service\",name=\"api\"} 0",
+            "mooring_resource_state{kind=\"Service\",name=\"api\",state=\"failed\"} 1",
+            "mooring_resource_state{kind=\"Service\",name=\"api\",state=\"held\"} 0",
             "mooring_aws_calls_total{service=\"ECS\",operation=\"DescribeServices\",outcome=\"ok\"} 5",
             "mooring_pass_duration_seconds_count 2",
+            "mooring_check_duration_seconds_count{kind=\"Service\"} 1",
             "mooring_manifest_revision_info{source=\"dir\",revision=\"sha256:abc\"} 1",
+            "mooring_build_info{version=\"",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+        ] {
+            assert!(text.contains(name), "missing {name:?} in\n{text}");
+        }
+    }
+
+    /// `/status` and `mooring_resource_state` name states alike.
+    #[test]
+    fn state_names_are_the_status_names() {
+        let failure = Failure {
+            category: Category::Throttling,
+            message: "x".into(),
+        };
+        for outcome in [
+            Outcome::InSync,
+            Outcome::Applied,
+            Outcome::Held { why: Hold::Observe },
+            Outcome::Blocked {
+                on: "a".into(),
+                why: "b".into(),
+            },
+            Outcome::Failed { failure },
+        ] {
+            let json = serde_json::to_value(&outcome).unwrap();
+            assert_eq!(json["state"], outcome.state());
+            assert!(Outcome::STATES.contains(&outcome.state()));
+        }
+    }
+
+    /// The stuck alert's gauge: fresh only while every resource's latest check succeeded,
+    /// however many passes of other kinds succeed meanwhile.
+    #[test]
+    fn the_full_pass_gauge_stays_old_while_any_resource_fails() {
+        let last = |m: &Metrics| -> f64 {
+            let text = m.encode();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("mooring_last_successful_full_pass_timestamp_seconds "))
+                .unwrap_or_else(|| panic!("{text}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let named = |name: &str, error: Option<Category>| {
+            let mut r = report(Action::None, false, error);
+            r.resources[0].name = name.into();
+            r
+        };
+        let m = Metrics::new();
+        let both = ids(&["api", "web"]);
+        // Only one of the two checked: not a full pass yet.
+        m.record_pass(&named("api", None), &both, "dir", Duration::ZERO);
+        assert_eq!(last(&m), 0.0);
+        m.record_pass(&named("web", None), &both, "dir", Duration::ZERO);
+        let full = last(&m);
+        assert!(full > 0.0);
+        // `web` fails; passes that check only `api` (another interval) succeed.
+        m.record_pass(
+            &named("web", Some(Category::Throttling)),
+            &both,
+            "dir",
+            Duration::ZERO,
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        m.record_pass(&named("api", None), &both, "dir", Duration::ZERO);
+        assert_eq!(last(&m), full, "a failing resource keeps the gauge old");
+        // Backing off is still failing.
+        let mut held = named("web", None);
+        held.resources[0].outcome = Outcome::Held { why: Hold::Backoff };
+        m.record_pass(&held, &both, "dir", Duration::ZERO);
+        assert_eq!(last(&m), full);
+        // `web` leaves the set: its series go, and the rest is a full success.
+        m.record_pass(&named("api", None), &ids(&["api"]), "dir", Duration::ZERO);
+        assert!(last(&m) > full);
+        assert!(!m.encode().contains("name=\"web\""));
+    }
+
+    /// Scrapers that do not ask for OpenMetrics get the classic format, where every
+    /// counter's `# TYPE` names its `_total` samples.
+    #[test]
+    fn the_classic_format_types_counters_under_their_sample_names() {
+        let m = Metrics::new();
+        m.record_pass(
+            &report(Action::None, false, None),
+            &ids(&["api"]),
+            "dir",
+            Duration::ZERO,
+        );
+        let (om_type, om) = m.encode_for(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        ));
+        assert_eq!(om_type, OPENMETRICS);
+        assert!(om.contains("# TYPE mooring_reconciles counter"), "{om}");
+        let (classic_type, classic) = m.encode_for(Some("*/*"));
+        assert_eq!(classic_type, CLASSIC);
+        assert_eq!(m.encode_for(None).0, CLASSIC);
+        assert!(
+            !classic.contains("# EOF") && !classic.contains("# UNIT"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# TYPE mooring_reconciles_total counter"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# HELP mooring_reconciles_total "),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# TYPE mooring_build_info gauge"),
+            "{classic}"
+        );
+        // Every sample belongs to a family its # TYPE line names.
+        let typed: HashSet<&str> = classic
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+            .collect();
+        for sample in classic.lines().filter(|l| !l.starts_with('#')) {
+            let name = sample.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(f)))
+                .unwrap_or(name);
+            assert!(typed.contains(family), "{name} has no # TYPE in\n{classic}");
+        }
     }
 }

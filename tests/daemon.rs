@@ -255,10 +255,63 @@ async fn drift_is_corrected_with_one_alert_and_one_resolved_message() {
     {
         let (name, value) = line.rsplit_once(' ').expect("`name value`");
         assert!(value.parse::<f64>().is_ok(), "{line}");
-        assert!(name.starts_with("mooring_"), "{line}");
+        assert!(
+            name.starts_with("mooring_") || name.starts_with("process_"),
+            "{line}"
+        );
         samples += 1;
     }
-    assert!(samples > 10 && text.ends_with("# EOF\n"), "{text}");
+    assert!(samples > 10, "{text}");
+    // A plain GET gets the classic format, which Prometheus' classic parser reads with
+    // every counter typed as one; a scraper that asks gets OpenMetrics, which the strict
+    // OpenMetrics parser accepts.
+    let classic = common::prometheus_families(&text, false);
+    let counter = |name: &str| classic.iter().any(|(n, t)| n == name && t == "counter");
+    for name in [
+        "mooring_aws_calls",
+        "mooring_reconciles",
+        "mooring_alert_deliveries",
+        "process_cpu_seconds",
+    ] {
+        assert!(counter(name), "{name} not a counter: {classic:?}");
+    }
+    assert!(
+        !classic
+            .iter()
+            .any(|(_, t)| t == "unknown" || t == "untyped"),
+        "{classic:?}"
+    );
+    let (code, om) = common::get(
+        d.port,
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )],
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    let families = common::prometheus_families(&om, true);
+    for (name, kind) in [
+        ("mooring_aws_calls", "counter"),
+        ("mooring_resource_state", "gauge"),
+        ("mooring_build", "info"),
+        (
+            "mooring_last_successful_full_pass_timestamp_seconds",
+            "gauge",
+        ),
+        ("mooring_check_duration_seconds", "histogram"),
+    ] {
+        assert!(
+            families.iter().any(|(n, t)| n == name && t == kind),
+            "{name} {kind} not in {families:?}"
+        );
+    }
+    assert!(
+        text.contains("mooring_resource_state{kind=\"Service\",name=\"api\",state=\"in_sync\"} 1"),
+        "{text}"
+    );
     let describe = text
         .lines()
         .find(|l| {

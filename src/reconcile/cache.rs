@@ -78,9 +78,9 @@ pub struct PassCache {
     pub connections: Memo<String, Option<Arc<Connection>>>,
     /// EventBridge API destinations by name (`None`: there is none).
     pub api_destinations: Memo<String, Option<Arc<ApiDestination>>>,
-    /// AWS calls each kind's plan made this round (a shared read counts for the first kind
-    /// that asked for it).
-    plan_calls: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// What each kind's plan cost this round: AWS calls (a shared read counts for the
+    /// first kind that asked for it) and seconds.
+    plan_costs: Mutex<std::collections::BTreeMap<String, (u64, f64)>>,
 }
 
 impl PassCache {
@@ -96,18 +96,39 @@ impl PassCache {
         self.api_destinations.clear();
     }
 
-    /// Counts `calls` more AWS calls for the plan of `kind`.
-    pub fn count_plan_calls(&self, kind: crate::manifest::Kind, calls: u64) {
-        let mut counts = self.plan_calls.lock().unwrap_or_else(|p| p.into_inner());
-        *counts.entry(kind.to_string()).or_default() += calls;
+    /// Counts `calls` more AWS calls and `seconds` more time for the plan of `kind`.
+    pub fn count_plan(&self, kind: crate::manifest::Kind, calls: u64, seconds: f64) {
+        let mut costs = self.plan_costs.lock().unwrap_or_else(|p| p.into_inner());
+        let cost = costs.entry(kind.to_string()).or_default();
+        cost.0 += calls;
+        cost.1 += seconds;
     }
 
     /// AWS calls per kind's plan, kind name → calls.
     pub fn plan_calls(&self) -> std::collections::BTreeMap<String, u64> {
-        self.plan_calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.plan_costs().map(|(calls, _)| calls)
+    }
+
+    /// Seconds per kind's plan (its check: reads and diff), kind name → seconds.
+    pub fn plan_seconds(&self) -> std::collections::BTreeMap<String, f64> {
+        self.plan_costs().map(|(_, seconds)| seconds)
+    }
+
+    fn plan_costs(&self) -> Costs {
+        Costs(
+            self.plan_costs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+struct Costs(std::collections::BTreeMap<String, (u64, f64)>);
+
+impl Costs {
+    fn map<T>(self, f: impl Fn((u64, f64)) -> T) -> std::collections::BTreeMap<String, T> {
+        self.0.into_iter().map(|(k, v)| (k, f(v))).collect()
     }
 }
 

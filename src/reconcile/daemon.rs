@@ -468,14 +468,14 @@ impl Daemon {
         let reachable = ok_calls(&self.ctx) > ok_before
             || self.ctx.aws.calls.snapshot().values().sum::<u64>() == calls_before;
         self.shared.status.record_pass(&report, started, reachable);
+        let ids: std::collections::HashSet<(Kind, String)> = set.ids().into_iter().collect();
         self.shared
             .metrics
-            .record_pass(&report, &self.source_label, clock.elapsed());
+            .record_pass(&report, &ids, &self.source_label, clock.elapsed());
         self.shared
             .metrics
             .record_calls(&self.ctx.aws.calls.snapshot());
         self.backoffs.update(&report, &fingerprints);
-        let ids: std::collections::HashSet<(Kind, String)> = set.ids().into_iter().collect();
         self.in_use.retain(|id, _| ids.contains(id));
         for r in &report.resources {
             if !r.aws_id.is_empty() && r.action != Action::Create {
@@ -604,6 +604,7 @@ impl Daemon {
                     resources: vec![entry],
                     aws_calls: Default::default(),
                     aws_calls_by_kind: Default::default(),
+                    check_seconds_by_kind: Default::default(),
                 },
                 &none,
             );
@@ -698,6 +699,7 @@ mod tests {
             }],
             aws_calls: Default::default(),
             aws_calls_by_kind: Default::default(),
+            check_seconds_by_kind: Default::default(),
         }
     }
 

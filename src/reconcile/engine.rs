@@ -23,9 +23,11 @@ pub async fn plan_all(cx: &Cx<'_>, reconcilers: &[Box<dyn Reconciler>]) -> Vec<P
     for (i, r) in reconcilers.iter().enumerate() {
         let span = info_span!("plan", kind = %r.kind());
         let before = cx.ctx.aws.calls.total();
+        let clock = std::time::Instant::now();
         let results = r.plan(cx).instrument(span).await;
         let made = cx.ctx.aws.calls.total().saturating_sub(before);
-        cx.cache.count_plan_calls(r.kind(), made);
+        cx.cache
+            .count_plan(r.kind(), made, clock.elapsed().as_secs_f64());
         for (name, result) in results {
             out.push((i, result.map_err(|e| (name, e))));
         }
@@ -51,6 +53,7 @@ pub fn report_plan(
         resources,
         aws_calls: Default::default(),
         aws_calls_by_kind: Default::default(),
+        check_seconds_by_kind: Default::default(),
     }
 }
 
@@ -179,6 +182,12 @@ pub async fn apply_selected(
     if replaced {
         info!("a resource was replaced: one more round for the resources that refer to it");
         let again = apply_round(ctx, set, reconcilers, policy, gates).await;
+        for (kind, calls) in again.aws_calls_by_kind {
+            *report.aws_calls_by_kind.entry(kind).or_default() += calls;
+        }
+        for (kind, seconds) in again.check_seconds_by_kind {
+            *report.check_seconds_by_kind.entry(kind).or_default() += seconds;
+        }
         for later in again.resources {
             if !(later.applied || later.error().is_some()) {
                 continue;
@@ -293,7 +302,8 @@ async fn apply_round(
         revision: set.revision.clone(),
         resources,
         aws_calls: Default::default(),
-        aws_calls_by_kind: Default::default(),
+        aws_calls_by_kind: cache.plan_calls(),
+        check_seconds_by_kind: cache.plan_seconds(),
     }
 }
 

@@ -182,6 +182,22 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Every state an outcome can be in, as [`Outcome::state`] names them.
+    pub const STATES: [&'static str; 5] = ["in_sync", "applied", "held", "blocked", "failed"];
+
+    /// The state's name, as `/status` shows it.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Outcome::InSync => "in_sync",
+            Outcome::Applied => "applied",
+            Outcome::Held { .. } => "held",
+            Outcome::Blocked { .. } => "blocked",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// What one pass found and did for one resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceReport {
@@ -284,6 +300,9 @@ pub struct PassReport {
     /// for the first that made it; filled by `plan`, empty otherwise).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub aws_calls_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Seconds each kind's check (its reads and diff) took in the pass, kind → seconds.
+    #[serde(skip)]
+    pub check_seconds_by_kind: std::collections::BTreeMap<String, f64>,
 }
 
 impl PassReport {

@@ -129,19 +129,14 @@ async fn ready(State(app): State<App>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<App>) -> Response {
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     // Leadership as the lease says now, not as the last renewal left it.
     if let Some(l) = app.status.leadership() {
         app.metrics.set_leader(l.leader);
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.metrics.encode(),
-    )
-        .into_response()
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, text) = app.metrics.encode_for(accept);
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// True when `signature` (`sha256=<hex>`, GitHub's `X-Hub-Signature-256`) is the

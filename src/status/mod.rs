@@ -455,6 +455,7 @@ mod tests {
             }],
             aws_calls: Default::default(),
             aws_calls_by_kind: Default::default(),
+            check_seconds_by_kind: Default::default(),
         };
         store.record_pass(&report, SystemTime::now(), true);
         let (_, body) = get_json(&store, "/status/Cluster/prd").await;
@@ -492,6 +493,7 @@ mod tests {
             }],
             aws_calls: Default::default(),
             aws_calls_by_kind: Default::default(),
+            check_seconds_by_kind: Default::default(),
         };
         store.record_pass(
             &entry(Action::Create, Outcome::Held { why: Hold::Observe }),

@@ -276,6 +276,47 @@ pub fn post(
     request(port, "POST", path, headers, body)
 }
 
+/// A GET with extra headers; returns (status, body).
+pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+    request(port, "GET", path, headers, "")
+}
+
+/// Parses Prometheus text with Prometheus' own Python parsers (PyPI `prometheus-client`,
+/// installed by scripts/test.sh): `openmetrics` strictly, else the classic parser; returns
+/// each family's name and type as the parser read them.
+pub fn prometheus_families(text: &str, openmetrics: bool) -> Vec<(String, String)> {
+    let script = if openmetrics {
+        "import sys; from prometheus_client.openmetrics.parser import text_string_to_metric_families as p"
+    } else {
+        "import sys; from prometheus_client.parser import text_string_to_metric_families as p"
+    };
+    let script = format!("{script}\nfor f in p(sys.stdin.read()): print(f.name, f.type)");
+    let mut child = Command::new(root().join(".venv/bin/python"))
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python from .venv (scripts/test.sh installs prometheus-client)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "the parser refused the text: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect()
+}
+
 /// One HTTP/1.1 request on a fresh connection; returns (status, body).
 fn request(
     port: u16,
