@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use crate::aws::Aws;
+use crate::aws::identity::Target;
+use crate::aws::{Aws, ErrorCategory};
 use crate::kinds::reconcilers;
 use crate::manifest::{Kind, ManifestErrors, ManifestSet, load_dir};
 use crate::reconcile::diff::show;
@@ -37,6 +38,10 @@ pub struct Cli {
     /// answer twice in a row fails its calls at once for this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration, global = true, env = "MOORING_AWS_TIMEOUT")]
     pub aws_timeout: Duration,
+    /// The AWS account ID the credentials must belong to: plan, apply and run refuse to
+    /// read or change anything in any other account.
+    #[arg(long, global = true, env = "MOORING_EXPECT_ACCOUNT")]
+    pub expect_account: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -255,7 +260,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Sets up logging on stderr (`RUST_LOG` filters, default `info`).
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The credential chain's own warnings repeat, per provider and per client, what
+        // the one identity error (src/aws/identity.rs) already says.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -272,6 +279,7 @@ pub async fn execute(cli: Cli) -> i32 {
         calls_per_second: Some(cli.aws_rate_limit).filter(|r| *r > 0.0),
         response_timeout: cli.aws_timeout,
     };
+    let expect = cli.expect_account.as_deref();
     match cli.command {
         Command::Validate { dir, output } => match load(&dir, output) {
             Ok(set) => {
@@ -295,7 +303,7 @@ pub async fn execute(cli: Cli) -> i32 {
             let Ok(set) = load(&dir, output) else {
                 return 1;
             };
-            let Some(ctx) = context(rate).await else {
+            let Some((ctx, target)) = context(rate, expect, output).await else {
                 return 1;
             };
             let recs = reconcilers(&set);
@@ -309,6 +317,7 @@ pub async fn execute(cli: Cli) -> i32 {
             let mut report = reconcile::report_plan(&set.revision, &recs, &planned);
             report.aws_calls = ctx.aws.calls.by_operation();
             report.aws_calls_by_kind = cache.plan_calls();
+            report.target = Some(target);
             print_report(&report, output, false);
             if report.has_errors() {
                 1
@@ -327,7 +336,7 @@ pub async fn execute(cli: Cli) -> i32 {
             let Ok(set) = load(&dir, output) else {
                 return 1;
             };
-            let Some(mut ctx) = context(rate).await else {
+            let Some((mut ctx, target)) = context(rate, expect, output).await else {
                 return 1;
             };
             ctx.rollout_wait = wait.then_some(wait_timeout);
@@ -335,6 +344,7 @@ pub async fn execute(cli: Cli) -> i32 {
             let mut report = reconcile::apply_all(&ctx, &set, &recs, true).await;
             reconcile::verify_converged(&ctx, &set, &recs, &mut report).await;
             report.aws_calls = ctx.aws.calls.by_operation();
+            report.target = Some(target);
             print_report(&report, output, true);
             i32::from(report.has_errors())
         }
@@ -382,6 +392,7 @@ pub async fn execute(cli: Cli) -> i32 {
             };
             run(RunArgs {
                 rate,
+                expect_account: expect.map(str::to_string),
                 source,
                 interval,
                 listen,
@@ -488,19 +499,51 @@ fn report_loaded(
     })
 }
 
-async fn context(rate: crate::aws::TransportSettings) -> Option<Context> {
-    match Aws::from_env_with(rate).await {
-        Ok(aws) => Some(Context::new(aws)),
-        Err(e) => {
-            eprintln!("error: {e}");
-            None
+/// The AWS clients, after asking which account and region they work in: missing or
+/// refused credentials, an endpoint that does not answer, or another account than
+/// `expect` is one error (on stderr, or as JSON on stdout) before any resource is read.
+async fn context(
+    rate: crate::aws::TransportSettings,
+    expect: Option<&str>,
+    output: Output,
+) -> Option<(Context, Target)> {
+    let fail = |message: String, category: &str| {
+        match output {
+            Output::Text => eprintln!("error: {message}; nothing was read or changed"),
+            Output::Json => println!(
+                "{}",
+                serde_json::json!({"error": {"category": category, "message": message}})
+            ),
         }
+        None
+    };
+    let aws = match Aws::from_env_with(rate).await {
+        Ok(aws) => aws,
+        Err(e) => return fail(e.to_string(), e.category.as_str()),
+    };
+    let target = match aws.target().await {
+        Ok(t) => t,
+        Err(e) => return fail(e.to_string(), e.category.as_str()),
+    };
+    if let Some(expected) = expect.filter(|e| *e != target.account) {
+        return fail(
+            format!(
+                "the credentials belong to account {}, not {expected} (--expect-account)",
+                target.account
+            ),
+            "configuration",
+        );
     }
+    info!(%target, "working in");
+    Some((Context::new(aws), target))
 }
 
 /// Renders a plan or apply report for people.
 pub fn render_report(report: &PassReport, applied: bool) -> String {
     let mut out = String::new();
+    if let Some(t) = &report.target {
+        let _ = writeln!(out, "AWS: {t}");
+    }
     let (mut create, mut update, mut replace, mut same, mut failed) = (0, 0, 0, 0, 0);
     for r in &report.resources {
         let id = r.id();
@@ -589,6 +632,7 @@ fn print_report(report: &PassReport, output: Output, applied: bool) {
 /// Settings of `mooring run`.
 struct RunArgs {
     rate: crate::aws::TransportSettings,
+    expect_account: Option<String>,
     source: reconcile::daemon::Source,
     interval: Duration,
     listen: SocketAddr,
@@ -626,9 +670,39 @@ async fn run(args: RunArgs) -> i32 {
         },
         None => crate::config::OperatorConfig::default(),
     };
-    let Some(ctx) = context(args.rate).await else {
-        return 1;
+    // The daemon asks who and where first too, but carries on when AWS does not answer
+    // yet (every pass asks again), unless the account must be checked first.
+    let aws = match Aws::from_env_with(args.rate).await {
+        Ok(aws) => aws,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
     };
+    let target = match aws.target().await {
+        Ok(t) => Some(t),
+        Err(e) if e.category == ErrorCategory::Transient && args.expect_account.is_none() => {
+            warn!(error = %e, "cannot tell the account yet; every pass asks again");
+            None
+        }
+        Err(e) => {
+            eprintln!("error: {e}; nothing was read or changed");
+            return 1;
+        }
+    };
+    if let (Some(expected), Some(t)) = (&args.expect_account, &target)
+        && *expected != t.account
+    {
+        eprintln!(
+            "error: the credentials belong to account {}, not {expected} (--expect-account); nothing was read or changed",
+            t.account
+        );
+        return 1;
+    }
+    if let Some(t) = &target {
+        info!(target = %t, "working in");
+    }
+    let ctx = Context::new(aws);
     let mode_name = match args.mode {
         Mode::Enforce => "enforce",
         Mode::Observe => "observe",
@@ -650,6 +724,9 @@ async fn run(args: RunArgs) -> i32 {
         None => None,
     };
     let status = StatusStore::new(&source_label, mode_name);
+    if let Some(t) = target {
+        status.set_target(t);
+    }
     let trigger = std::sync::Arc::new(tokio::sync::Notify::new());
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,

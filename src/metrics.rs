@@ -471,6 +471,7 @@ mod tests {
                 },
             }],
             aws_calls: Default::default(),
+            target: None,
             aws_calls_by_kind: Default::default(),
             check_seconds_by_kind: Default::default(),
         }

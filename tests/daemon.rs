@@ -205,6 +205,10 @@ async fn drift_is_corrected_with_one_alert_and_one_resolved_message() {
             .any(|a| a["kind"] == "resolved")
     });
     assert_eq!(desired_count(emu).await, 2);
+    // The account and region it works in, as STS said.
+    let target = &d.get("/status")["target"];
+    assert_eq!(target["account"], "123456789012", "{target}");
+    assert_eq!(target["region"], "us-east-1", "{target}");
     let r = d.get("/status/Service/api");
     assert_eq!(r["state"], "in_sync");
     assert_eq!(r["mode"], "enforce");

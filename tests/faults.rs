@@ -250,35 +250,11 @@ async fn apply_converges_through_throttling_in_each_protocol() {
     }
 }
 
-fn errors_of(report: &serde_json::Value) -> Vec<(String, String, String)> {
-    report["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                format!(
-                    "{}/{}",
-                    r["kind"].as_str().unwrap(),
-                    r["name"].as_str().unwrap()
-                ),
-                r["error"]["category"]
-                    .as_str()
-                    .unwrap_or("none")
-                    .to_string(),
-                r["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Finding 8: with AWS not answering, a plan ends with one clear error per resource after
-/// a couple of unanswered attempts per service, not after minutes of retries.
+/// Finding 8, and the operator's view: with AWS not answering, a plan asks who and where
+/// first and ends with one error naming the endpoint and what to check — not one raw SDK
+/// error per resource, not minutes of retries.
 #[tokio::test]
-async fn an_unreachable_aws_fails_the_plan_with_one_transient_error_per_resource() {
+async fn an_unreachable_aws_fails_the_plan_with_one_error_naming_the_endpoint() {
     let (_guard, emu) = emulator().await;
     let proxy = FaultProxy::start(moto_port(emu));
     proxy.set(Faults {
@@ -286,58 +262,95 @@ async fn an_unreachable_aws_fails_the_plan_with_one_transient_error_per_resource
         ..Faults::default()
     });
     let dir = root().join("tests/fixtures/basic");
+    let one_error = |out: &Output, endpoint: &str| {
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+        let json: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+        assert_eq!(json["error"]["category"], "transient", "{json}");
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("did not answer at {endpoint}")),
+            "{message}"
+        );
+        assert!(message.contains("AWS_ENDPOINT_URL"), "{message}");
+        assert!(json.get("resources").is_none(), "{json}");
+        assert!(!stderr(out).contains("DispatchFailure"), "{}", stderr(out));
+    };
     let out = emu
         .mooring_command(&["plan", dir.to_str().unwrap(), "--output", "json"])
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)
         .env("MOORING_AWS_TIMEOUT", "1s")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let errors = errors_of(&report);
-    assert_eq!(errors.len(), 3, "{errors:?}");
-    for (resource, category, message) in &errors {
-        assert!(
-            category == "transient" || category == "dependency",
-            "{resource}: {category}: {message}"
-        );
-        assert!(!message.is_empty(), "{resource}");
-    }
-    assert!(
-        errors
-            .iter()
-            .any(|(_, c, m)| c == "transient" && m.contains("did not answer")),
-        "{errors:?}"
-    );
-    // The breaker: after two unanswered attempts a service's calls fail at once, so the
-    // black hole saw a handful of requests, not every attempt of every call.
+    one_error(&out, &proxy.endpoint);
+    // The breaker: after two unanswered attempts STS's calls fail at once, so the black
+    // hole saw a couple of requests, not every attempt.
     let held = proxy
         .injected()
         .iter()
         .filter(|(f, _)| *f == "black_hole")
         .count();
     assert!(
-        held <= 12,
+        held <= 3,
         "{held} requests went into the black hole: {:?}",
         proxy.injected()
     );
     proxy.clear();
 
     // Connection refused: the same, at once.
-    let closed = common::free_port();
+    let closed = format!("http://127.0.0.1:{}", common::free_port());
     let out = emu
         .mooring_command(&["plan", dir.to_str().unwrap(), "--output", "json"])
-        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{closed}"))
+        .env("AWS_ENDPOINT_URL", &closed)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    for (resource, category, message) in errors_of(&report) {
-        assert!(
-            category == "transient" || category == "dependency",
-            "{resource}: {category}: {message}"
-        );
-    }
+    one_error(&out, &closed);
+
+    // Another account than the one expected: refused before any resource is read.
+    let calls_before = proxy.forwarded().len();
+    let out = emu
+        .mooring_command(&[
+            "plan",
+            dir.to_str().unwrap(),
+            "--expect-account",
+            "999999999999",
+        ])
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("belong to account 123456789012, not 999999999999"),
+        "{}",
+        stderr(&out)
+    );
+    let asked: Vec<String> = proxy.forwarded()[calls_before..]
+        .iter()
+        .map(|f| format!("{}:{}", f.service, f.operation))
+        .collect();
+    assert_eq!(
+        asked,
+        ["sts:GetCallerIdentity"],
+        "nothing but who and where"
+    );
+    // The right one: the plan names where it looked.
+    let out = emu
+        .mooring_command(&[
+            "plan",
+            dir.to_str().unwrap(),
+            "--expect-account",
+            "123456789012",
+        ])
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "AWS: account 123456789012, region us-east-1, endpoint {}",
+            proxy.endpoint
+        )),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// A daemon started with the flags of `extra`, its AWS behind `proxy`.

@@ -24,6 +24,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::sync::OnceCell;
 
 pub mod fence;
+pub mod identity;
 pub mod transport;
 
 pub use fence::{Fence, Fenced, is_read_operation};
@@ -69,6 +70,7 @@ pub struct Aws {
     /// Asked before every write of every client except the lease's DynamoDB and SNS.
     pub fence: Fence,
     account: Arc<OnceCell<String>>,
+    endpoint: Option<String>,
 }
 
 /// The HTTPS client every AWS client shares: rustls with ring (no aws-lc build).
@@ -337,6 +339,17 @@ impl Aws {
             calls,
             fence,
             account: Default::default(),
+            endpoint: config.endpoint_url().map(str::to_string),
+        })
+    }
+
+    /// The account and region mooring works in: the account is asked first, so missing or
+    /// refused credentials and an endpoint that does not answer are one clear error.
+    pub async fn target(&self) -> Result<identity::Target, AwsError> {
+        Ok(identity::Target {
+            account: self.account_id().await?,
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
         })
     }
 
@@ -344,12 +357,10 @@ impl Aws {
     pub async fn account_id(&self) -> Result<String, AwsError> {
         self.account
             .get_or_try_init(|| async {
-                let out = self
-                    .sts
-                    .get_caller_identity()
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("sts:GetCallerIdentity", e))?;
+                let out =
+                    self.sts.get_caller_identity().send().await.map_err(|e| {
+                        identity::explain(e, &self.region, self.endpoint.as_deref())
+                    })?;
                 out.account.ok_or_else(|| AwsError {
                     operation: "sts:GetCallerIdentity",
                     code: None,

@@ -340,6 +340,12 @@ impl Daemon {
     /// shutdown cut an apply short.
     async fn pass(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<PassReport> {
         let set = self.current.as_ref()?;
+        if self.shared.status.target().is_none()
+            && let Ok(target) = self.ctx.aws.target().await
+        {
+            info!(%target, "working in");
+            self.shared.status.set_target(target);
+        }
         let fingerprints = set.fingerprints();
         let modes: HashMap<(Kind, String), (bool, bool)> = set
             .metadata()
@@ -603,6 +609,7 @@ impl Daemon {
                     revision: set.revision.clone(),
                     resources: vec![entry],
                     aws_calls: Default::default(),
+                    target: None,
                     aws_calls_by_kind: Default::default(),
                     check_seconds_by_kind: Default::default(),
                 },
@@ -698,6 +705,7 @@ mod tests {
                 outcome,
             }],
             aws_calls: Default::default(),
+            target: None,
             aws_calls_by_kind: Default::default(),
             check_seconds_by_kind: Default::default(),
         }

@@ -52,6 +52,7 @@ pub fn report_plan(
         revision: revision.to_string(),
         resources,
         aws_calls: Default::default(),
+        target: None,
         aws_calls_by_kind: Default::default(),
         check_seconds_by_kind: Default::default(),
     }
@@ -302,6 +303,7 @@ async fn apply_round(
         revision: set.revision.clone(),
         resources,
         aws_calls: Default::default(),
+        target: None,
         aws_calls_by_kind: cache.plan_calls(),
         check_seconds_by_kind: cache.plan_seconds(),
     }

@@ -290,6 +290,9 @@ impl Serialize for ResourceReport {
 pub struct PassReport {
     /// Revision of the manifest set.
     pub revision: String,
+    /// The account and region (filled by the caller that asked AWS; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::aws::identity::Target>,
     /// One entry per resource, in dependency order.
     pub resources: Vec<ResourceReport>,
     /// AWS calls made, `Service.Operation` → count (filled by the caller that owns the

@@ -111,6 +111,9 @@ pub struct Status {
     pub passes: u64,
     /// True when the last pass reached AWS (some call answered).
     pub aws_reachable: bool,
+    /// The account and region this daemon works in (once AWS has said).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::aws::identity::Target>,
     /// With leader election: whether this replica leads (applies) or stands by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leadership: Option<crate::lease::Leadership>,
@@ -358,6 +361,20 @@ impl StatusStore {
         self.write(|s| s.leadership = Some(leadership));
     }
 
+    /// The account and region the daemon works in.
+    pub fn set_target(&self, target: crate::aws::identity::Target) {
+        self.write(|s| s.target = Some(target));
+    }
+
+    /// The account and region, once known.
+    pub fn target(&self) -> Option<crate::aws::identity::Target> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .target
+            .clone()
+    }
+
     /// Where manifests come from and which revision of them (a git commit) is in use.
     pub fn set_source(&self, source: &str) {
         self.write(|s| s.source = source.to_string());
@@ -454,6 +471,7 @@ mod tests {
                 outcome: Outcome::Held { why: Hold::Observe },
             }],
             aws_calls: Default::default(),
+            target: None,
             aws_calls_by_kind: Default::default(),
             check_seconds_by_kind: Default::default(),
         };
@@ -492,6 +510,7 @@ mod tests {
                 outcome,
             }],
             aws_calls: Default::default(),
+            target: None,
             aws_calls_by_kind: Default::default(),
             check_seconds_by_kind: Default::default(),
         };
