@@ -50,6 +50,9 @@ pub struct Alert {
     pub resource: Option<String>,
     /// Where manifests come from.
     pub source: String,
+    /// The account and region (stamped by the alerter once AWS has said).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::aws::identity::Target>,
     /// The manifest revision being reconciled.
     pub revision: String,
     /// Fields that differ, live → desired (secret-looking fields redacted).
@@ -88,6 +91,7 @@ impl Alert {
             resolves,
             resource,
             source: source.to_string(),
+            target: None,
             revision: revision.to_string(),
             changes: Vec::new(),
             corrected: None,
@@ -126,6 +130,9 @@ impl Alert {
             (AlertKind::Resolved, _) => format!(":white_check_mark: {what} is back in sync"),
         };
         out.push_str(&format!(" — revision {} ({})", self.revision, self.source));
+        if let Some(t) = &self.target {
+            out.push_str(&format!(" in account {}, {}", t.account, t.region));
+        }
         for c in self.changes.iter().take(10) {
             out.push_str(&format!(
                 "\n• {}: {} → {}",
@@ -361,6 +368,7 @@ impl Queue {
 /// its own alerts.
 #[derive(Clone)]
 pub struct Alerter {
+    target: Arc<std::sync::Mutex<Option<crate::aws::identity::Target>>>,
     queues: Vec<(&'static str, Arc<Queue>)>,
     tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     metrics: Arc<Metrics>,
@@ -392,15 +400,28 @@ impl Alerter {
             }));
         }
         Alerter {
+            target: Arc::default(),
             queues,
             tasks: Arc::new(std::sync::Mutex::new(tasks)),
             metrics,
         }
     }
 
+    /// Names this account and region in every alert from now on.
+    pub fn set_target(&self, target: crate::aws::identity::Target) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = Some(target);
+    }
+
     /// Queues an alert for every sink; never waits. A full queue drops its oldest alert.
-    pub fn send(&self, alert: Alert) {
+    pub fn send(&self, mut alert: Alert) {
         info!(kind = ?alert.kind, resource = alert.resource.as_deref().unwrap_or("-"), "alert");
+        if alert.target.is_none() {
+            alert.target = self
+                .target
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+        }
         let alert = Arc::new(alert);
         for (sink, queue) in &self.queues {
             if queue.closed.load(Ordering::SeqCst) {

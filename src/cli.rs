@@ -803,6 +803,9 @@ async fn run(args: RunArgs) -> i32 {
         None => metrics.set_leader(true),
     }
     let alerter = crate::alerts::Alerter::start(sinks, metrics.clone());
+    if let Some(t) = status.target() {
+        alerter.set_target(t);
+    }
     let shared = reconcile::daemon::Shared {
         alerter: alerter.clone(),
         status,

@@ -228,6 +228,7 @@ async fn drift_is_corrected_with_one_alert_and_one_resolved_message() {
     assert_eq!(kinds, ["drift", "resolved"], "{alerts:#?}");
     assert_eq!(alerts[0]["corrected"], true);
     assert_eq!(alerts[0]["changes"][0]["field"], "desiredCount");
+    assert_eq!(alerts[0]["target"]["account"], "123456789012");
     assert!(
         alerts[0]["revision"]
             .as_str()
@@ -245,6 +246,7 @@ async fn drift_is_corrected_with_one_alert_and_one_resolved_message() {
         texts
             .iter()
             .any(|t| t.contains("Service/api drifted from git (corrected)")
+                && t.contains("in account 123456789012, us-east-1")
                 && t.contains("• desiredCount: 7 → 2")),
         "{texts:#?}"
     );

@@ -344,6 +344,7 @@ impl Daemon {
             && let Ok(target) = self.ctx.aws.target().await
         {
             info!(%target, "working in");
+            self.shared.alerter.set_target(target.clone());
             self.shared.status.set_target(target);
         }
         let fingerprints = set.fingerprints();
