@@ -2125,10 +2125,14 @@ spec:
     let (_, td) = describe_api(emu).await;
     assert_eq!(image_of(&td), format!("{uri}:v1.0.0"));
 
-    // Steady: nothing to do, nothing written.
+    // Steady: nothing to do, nothing written. The reads: every repository once (the
+    // service's image shares it), then tags and lifecycle policy per repository.
     let (report, aws) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(all_writes(&aws), vec![], "plan must not write");
+    assert_eq!(aws.calls.count("ECR", "DescribeRepositories"), 1);
+    assert_eq!(aws.calls.count("ECR", "ListTagsForResource"), 2);
+    assert_eq!(aws.calls.count("ECR", "GetLifecyclePolicy"), 2);
 
     // The same policy written another way (key order, whitespace) is no drift.
     ecr.put_lifecycle_policy()
