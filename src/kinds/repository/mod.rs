@@ -1063,6 +1063,97 @@ spec:
         assert!(msg.contains("aws ecr delete-repository --repository-name salon/backend --force"));
     }
 
+    /// moto returns every repository in one page; ECR pages them. The manifest's repository
+    /// on a second page is found (not created again), a missing lifecycle policy is
+    /// `LifecyclePolicyNotFoundException`, and the only write is the policy.
+    #[tokio::test]
+    async fn a_repository_on_a_later_page_is_found_and_only_its_policy_is_written() {
+        use aws_sdk_ecr::Client;
+        use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
+        use aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError;
+        use aws_sdk_ecr::operation::list_tags_for_resource::ListTagsForResourceOutput;
+        use aws_sdk_ecr::operation::put_lifecycle_policy::PutLifecyclePolicyOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let set = load(&[("r.yaml", REPO)]).unwrap();
+        let first = mock!(Client::describe_repositories)
+            .match_requests(|r| r.next_token().is_none())
+            .then_output(|| {
+                DescribeRepositoriesOutput::builder()
+                    .repositories(
+                        Repository::builder()
+                            .repository_name("other")
+                            .repository_arn("arn:aws:ecr:eu-west-1:123456789012:repository/other")
+                            .build(),
+                    )
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::describe_repositories)
+            .match_requests(|r| r.next_token() == Some("page-2"))
+            .then_output(|| {
+                DescribeRepositoriesOutput::builder()
+                    .repositories(steady().unwrap().repository)
+                    .build()
+            });
+        let tags = mock!(Client::list_tags_for_resource)
+            .match_requests(|r| r.resource_arn() == Some(ARN))
+            .then_output(|| {
+                ListTagsForResourceOutput::builder()
+                    .set_tags(Some(ecr_tags(
+                        &OWNED
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    )))
+                    .build()
+            });
+        let no_policy = mock!(Client::get_lifecycle_policy).then_error(|| {
+            GetLifecyclePolicyError::generic(
+                ErrorMetadata::builder()
+                    .code("LifecyclePolicyNotFoundException")
+                    .message("Lifecycle policy does not exist")
+                    .build(),
+            )
+        });
+        let put = mock!(Client::put_lifecycle_policy)
+            .match_requests(|r| {
+                r.repository_name() == Some("salon/backend")
+                    && r.lifecycle_policy_text().map(parse_policy)
+                        == Some(parse_policy(LIVE_POLICY))
+            })
+            .then_output(|| PutLifecyclePolicyOutput::builder().build());
+        let ecr = mock_client!(
+            aws_sdk_ecr,
+            RuleMode::MatchAny,
+            [&first, &second, &tags, &no_policy, &put]
+        );
+        // Every other client points at a closed loopback port.
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let mut aws = crate::aws::Aws::from_config(&config).expect("config");
+        aws.ecr = ecr;
+        let ctx = crate::reconcile::Context::new(aws);
+        let report =
+            crate::reconcile::apply_all(&ctx, &set, &crate::kinds::reconcilers(&set), true).await;
+        let r = &report.resources[0];
+        assert_eq!(r.action, crate::reconcile::Action::Update, "{r:#?}");
+        assert!(r.error().is_none(), "{r:#?}");
+        let fields: Vec<&str> = r.changes.iter().map(|c| c.field.as_str()).collect();
+        assert!(
+            fields.iter().all(|f| f.starts_with("lifecyclePolicy.")),
+            "{fields:?}"
+        );
+        assert!(fields.contains(&"lifecyclePolicy.2.selection.countUnit"), "{fields:?}");
+        // Any other write (creating, mutability, tags) matches no rule and would fail apply.
+        assert_eq!(put.num_calls(), 1);
+        assert_eq!(second.num_calls(), 1);
+    }
+
     fn service(container: &str) -> String {
         format!(
             "apiVersion: mooring.dev/v1alpha1
