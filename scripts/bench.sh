@@ -195,6 +195,9 @@ minimum = {
     "EventBridge.ListRules": 1,
     "EventBridge.ListTargetsByRule": k("Rule"),
     "EventBridge.ListTagsForResource": k("Rule"),
+    "ECR.DescribeRepositories": 1 if k("Repository") else 0,  # every repository, shared with services
+    "ECR.ListTagsForResource": k("Repository"),
+    "ECR.GetLifecyclePolicy": k("Repository"),
 }
 minimum.update({op: 1 for op in calls if op not in minimum})  # a new kind's read: one each
 total, low = sum(calls.values()), sum(minimum.values())

@@ -397,7 +397,8 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         let resources = json["resources"].as_array().unwrap();
         total += resources.len();
         assert!(resources.iter().all(|r| r["action"] == "none"));
-        // Every call of the plan is counted for the kind whose plan made it.
+        // Every call of the plan is counted for the kind whose plan made it, but the one
+        // GetCallerIdentity asked before anything (who and where).
         let sum = |key: &str| -> u64 {
             json[key]
                 .as_object()
@@ -406,7 +407,8 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
                 .map(|v| v.as_u64().unwrap())
                 .sum()
         };
-        assert_eq!(sum("awsCallsByKind"), sum("awsCalls"), "{json}");
+        assert_eq!(sum("awsCallsByKind") + 1, sum("awsCalls"), "{json}");
+        assert_eq!(json["awsCalls"]["STS.GetCallerIdentity"], 1, "{json}");
         for r in resources {
             let kind = r["kind"].as_str().unwrap();
             assert!(
@@ -415,8 +417,8 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
             );
         }
     }
-    // 26, the Redis subnet group and the backend's LogGroup.
-    assert_eq!(total, 28);
+    // 26, the Redis subnet group, the backend's LogGroup and its image Repository.
+    assert_eq!(total, 29);
 
     // Another client changes one thing of each kind.
     let config = emu.sdk_config().await;
@@ -507,6 +509,13 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         .send()
         .await
         .unwrap();
+    aws_sdk_ecr::Client::new(&config)
+        .put_image_tag_mutability()
+        .repository_name("salon/backend")
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Mutable)
+        .send()
+        .await
+        .unwrap();
     // The scaler (or a person) changes the desired count: not drift under autoscaling.
     emu.ecs()
         .await
@@ -529,6 +538,7 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         "ParameterSet/salon-prd: update\n  ~ parameters./salon/prd/database/port.value: \"6543\" -> \"5432\"",
         "ReplicationGroup/salon-redis: update\n  ~ nodeType: \"cache.t3.medium\" -> \"cache.t2.small\"",
         "LogGroup/salon-backend-logs: update\n  ~ retentionInDays: 7 -> 30",
+        "Repository/salon-backend: update\n  ~ imageTagMutability: \"MUTABLE\" -> \"IMMUTABLE\"",
         "Service/salon-backend: in sync",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
@@ -2035,4 +2045,268 @@ spec:
     assert_eq!(described.log_groups()[0].retention_in_days(), None);
     let (report, _) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
+}
+
+/// The repository's lifecycle policy as ECR returns it, parsed.
+async fn lifecycle_of(ecr: &aws_sdk_ecr::Client, name: &str) -> serde_json::Value {
+    let text = ecr
+        .get_lifecycle_policy()
+        .repository_name(name)
+        .send()
+        .await
+        .unwrap()
+        .lifecycle_policy_text
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn repositories_round_trip_serve_service_images_and_are_never_pruned_while_retained() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let repos = dir.path().join("repository.yaml");
+    std::fs::write(
+        &repos,
+        "apiVersion: mooring.dev/v1alpha1
+kind: Repository
+metadata: {name: api-images}
+spec:
+  repositoryName: team/api
+  imageTagMutability: IMMUTABLE
+  scanOnPush: true
+  lifecycle:
+    - {keepLast: 20, tagPrefixes: [v]}
+    - {expireUntaggedAfterDays: 14}
+  tags: {team: core}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Repository
+metadata: {name: scratch}
+spec:
+  deletionPolicy: delete
+",
+    )
+    .unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "image: nginx:1.27",
+        "repository: api-images\n      tag: v1.0.0",
+    );
+
+    // From nothing: the repositories first, then the service, whose image is the
+    // repository's URI (as ECR reports it) with the tag.
+    let (report, _) = apply(emu, dir.path()).await;
+    let order: Vec<Kind> = report.resources.iter().map(|r| r.kind).collect();
+    let at = |k: Kind| order.iter().position(|x| *x == k).unwrap();
+    assert!(at(Kind::Repository) < at(Kind::Service), "{order:?}");
+    let ecr = aws_sdk_ecr::Client::new(&emu.sdk_config().await);
+    let described = ecr
+        .describe_repositories()
+        .repository_names("team/api")
+        .send()
+        .await
+        .unwrap();
+    let repo = &described.repositories()[0];
+    assert_eq!(
+        repo.image_tag_mutability(),
+        Some(&aws_sdk_ecr::types::ImageTagMutability::Immutable)
+    );
+    assert!(repo.image_scanning_configuration().unwrap().scan_on_push());
+    let arn = repo.repository_arn().unwrap().to_string();
+    let uri = repo.repository_uri().unwrap().to_string();
+    let tags: std::collections::HashMap<String, String> = ecr
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    assert_eq!(tags["team"], "core");
+    assert_eq!(tags["mooring.dev/resource"], "Repository/api-images");
+    assert_eq!(tags["mooring.dev/stack"], "basic");
+    assert_eq!(tags["mooring.dev/deletion-policy"], "retain");
+    let policy = lifecycle_of(&ecr, "team/api").await;
+    assert_eq!(policy["rules"][0]["rulePriority"], 1);
+    assert_eq!(
+        policy["rules"][0]["selection"]["tagPrefixList"],
+        serde_json::json!(["v"])
+    );
+    assert_eq!(
+        policy["rules"][0]["selection"]["countType"],
+        "imageCountMoreThan"
+    );
+    assert_eq!(policy["rules"][1]["selection"]["tagStatus"], "untagged");
+    assert_eq!(policy["rules"][1]["selection"]["countUnit"], "days");
+    assert_eq!(policy["rules"][1]["action"]["type"], "expire");
+    let (_, td) = describe_api(emu).await;
+    assert_eq!(image_of(&td), format!("{uri}:v1.0.0"));
+
+    // Steady: nothing to do, nothing written. The reads: every repository once (the
+    // service's image shares it), then tags and lifecycle policy per repository.
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(all_writes(&aws), vec![], "plan must not write");
+    assert_eq!(aws.calls.count("ECR", "DescribeRepositories"), 1);
+    assert_eq!(aws.calls.count("ECR", "ListTagsForResource"), 2);
+    assert_eq!(aws.calls.count("ECR", "GetLifecyclePolicy"), 2);
+
+    // The same policy written another way (key order, whitespace) is no drift.
+    ecr.put_lifecycle_policy()
+        .repository_name("team/api")
+        .lifecycle_policy_text(
+            r#"{"rules": [
+              {"selection": {"countNumber": 14, "countUnit": "days", "countType": "sinceImagePushed",
+                             "tagStatus": "untagged"}, "action": {"type": "expire"}, "rulePriority": 2},
+              {"action": {"type": "expire"}, "rulePriority": 1,
+               "selection": {"countNumber": 20, "countType": "imageCountMoreThan",
+                             "tagPrefixList": ["v"], "tagStatus": "tagged"}}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let (report, _) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+
+    // Out of band: mutable tags and a hand-edited policy. Named, and put back.
+    ecr.put_image_tag_mutability()
+        .repository_name("team/api")
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Mutable)
+        .send()
+        .await
+        .unwrap();
+    ecr.put_lifecycle_policy()
+        .repository_name("team/api")
+        .lifecycle_policy_text(
+            r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "tagged",
+               "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 5},
+               "action": {"type": "expire"}}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for expected in [
+        "Repository/api-images: update",
+        "~ imageTagMutability: \"MUTABLE\" -> \"IMMUTABLE\"",
+        "~ lifecyclePolicy.1.selection.countNumber: 5 -> 20",
+        "lifecyclePolicy.2",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let described = ecr
+        .describe_repositories()
+        .repository_names("team/api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.repositories()[0].image_tag_mutability(),
+        Some(&aws_sdk_ecr::types::ImageTagMutability::Immutable)
+    );
+    assert_eq!(lifecycle_of(&ecr, "team/api").await, policy);
+    let (report, _) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+
+    // A new encryption replaces the repository, which would delete its images: refused
+    // while it is retained, even with the replacement annotation.
+    edit(
+        &repos,
+        "metadata: {name: api-images}",
+        "metadata: {name: api-images, annotations: {mooring.dev/allow-replacement: \"true\"}}",
+    );
+    edit(
+        &repos,
+        "  scanOnPush: true\n",
+        "  scanOnPush: true\n  encryption: {type: KMS}\n",
+    );
+    let (report, _) = plan(emu, dir.path()).await;
+    let r = report
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::Repository && r.name == "api-images")
+        .unwrap();
+    assert_eq!(r.action, Action::Replace, "{r:#?}");
+    let e = r.error().expect("refused").message;
+    assert!(e.contains("`deletionPolicy` is `retain`"), "{e}");
+    let set = load_dir(dir.path()).unwrap();
+    let aws = emu.aws().await;
+    let ctx = Context::new(aws.clone());
+    let report = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(
+        report.has_errors(),
+        "the replacement is refused: {report:#?}"
+    );
+    assert!(
+        !all_writes(&aws)
+            .iter()
+            .any(|(_, op)| op == "DeleteRepository" || op == "CreateRepository"),
+        "{:?}",
+        all_writes(&aws)
+    );
+    assert_eq!(
+        ecr.describe_repositories()
+            .repository_names("team/api")
+            .send()
+            .await
+            .unwrap()
+            .repositories()[0]
+            .repository_arn(),
+        Some(arn.as_str()),
+        "the same repository"
+    );
+
+    // Both repositories leave the manifests: prune deletes the one whose policy says
+    // `delete` and keeps the retained one, reporting how to delete it by hand.
+    std::fs::remove_file(&repos).unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "repository: api-images\n      tag: v1.0.0",
+        &format!("image: {uri}:v1.0.0"),
+    );
+    let set = load_dir(dir.path()).unwrap();
+    let recs = reconcilers(&set);
+    let cache = PassCache::default();
+    let cx = Cx {
+        ctx: &ctx,
+        set: &set,
+        cache: &cache,
+    };
+    let r = recs.iter().find(|r| r.kind() == Kind::Repository).unwrap();
+    let mut owned = r.owned(&cx).await.expect("listed").expect("listing");
+    owned.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        owned.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+        ["api-images", "scratch"]
+    );
+    let kept = r.delete(&cx, &owned[0]).await.unwrap_err().to_string();
+    assert!(kept.contains("is retained"), "{kept}");
+    assert!(
+        kept.contains("aws ecr delete-repository --repository-name team/api --force"),
+        "{kept}"
+    );
+    r.delete(&cx, &owned[1]).await.expect("scratch is deleted");
+    let names: Vec<String> = ecr
+        .describe_repositories()
+        .send()
+        .await
+        .unwrap()
+        .repositories()
+        .iter()
+        .filter_map(|r| r.repository_name().map(str::to_string))
+        .collect();
+    assert_eq!(names, ["team/api"], "the retained repository stays");
 }

@@ -40,6 +40,8 @@ kinds! {
     ReplicationGroup => replication_group::ReplicationGroupSpec, replication_groups;
     /// A CloudWatch Logs log group, with its retention.
     LogGroup => log_group::LogGroupSpec, log_groups;
+    /// An ECR private repository, with its lifecycle policy.
+    Repository => repository::RepositorySpec, repositories;
     /// An ECS service on Fargate with its task definition.
     Service => service::ServiceSpec, services;
     /// Application Auto Scaling of a service's desired count.

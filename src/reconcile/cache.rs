@@ -78,6 +78,8 @@ pub struct PassCache {
     pub connections: Memo<String, Option<Arc<Connection>>>,
     /// EventBridge API destinations by name (`None`: there is none).
     pub api_destinations: Memo<String, Option<Arc<ApiDestination>>>,
+    /// Every ECR repository of the registry (repositories, and the services that name one).
+    pub ecr_repositories: Memo<(), Arc<Vec<aws_sdk_ecr::types::Repository>>>,
     /// What each kind's plan cost this round: AWS calls (a shared read counts for the
     /// first kind that asked for it) and seconds.
     plan_costs: Mutex<std::collections::BTreeMap<String, (u64, f64)>>,
@@ -94,6 +96,7 @@ impl PassCache {
         self.elb_tags.clear();
         self.connections.clear();
         self.api_destinations.clear();
+        self.ecr_repositories.clear();
     }
 
     /// Counts `calls` more AWS calls and `seconds` more time for the plan of `kind`.

@@ -8,7 +8,7 @@
 //! Reads: one DescribeServices per cluster and 10 services, one DescribeParameters per 50
 //! SSM parameters and one DescribeSecret per secret that no ParameterSet declares, and a
 //! DescribeTaskDefinition per revision not seen before (kept in [`State`] across passes).
-//! Subnets, security groups and target groups come from the pass cache.
+//! Subnets, security groups, target groups and ECR repositories come from the pass cache.
 
 pub mod render;
 pub mod spec;
@@ -133,6 +133,13 @@ impl Declared for Unit {
                 .security_groups
                 .references("/spec/network/securityGroups"),
         );
+        if let Some(repository) = &m.spec.task_definition.container.repository {
+            out.push(Reference::new(
+                "/spec/taskDefinition/container/repository",
+                Kind::Repository,
+                repository,
+            ));
+        }
         for (i, lb) in m.spec.load_balancers.iter().enumerate() {
             if let Some(tg) = &lb.target_group {
                 out.push(Reference::new(
@@ -465,6 +472,13 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
             .filter_map(|lb| lb.target_group.as_deref()),
     )
     .await?;
+    let c = &m.spec.task_definition.container;
+    let image = match (&c.repository, &c.tag) {
+        (Some(repository), Some(tag)) => {
+            Some(super::repository::image_uri(cx, repository, tag).await?)
+        }
+        _ => None,
+    };
     Ok(Resolved {
         subnets,
         security_groups,
@@ -478,6 +492,7 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
             .logs
             .as_ref()
             .map(|l| super::log_group::aws_name_for(cx.set, &l.group)),
+        image,
     })
 }
 

@@ -39,6 +39,8 @@ pub struct Resolved {
     pub target_groups: BTreeMap<String, String>,
     /// The log group's name in CloudWatch, when `logs.group` names a `LogGroup` manifest.
     pub log_group: Option<String>,
+    /// The image, when the container names a `Repository` manifest and a tag.
+    pub image: Option<String>,
 }
 
 /// A service in the shape plan compares: the service's settings and the task definition
@@ -282,7 +284,7 @@ pub fn manifest_container(m: &Manifest<ServiceSpec>, r: &Resolved) -> ContainerD
     let c = &spec.task_definition.container;
     let mut b = ContainerDefinition::builder()
         .name(spec.container_name())
-        .image(&c.image)
+        .set_image(r.image.clone().or_else(|| c.image.clone()))
         .essential(true)
         .set_command(c.command.clone());
     if let Some(port) = c.port {
@@ -889,6 +891,7 @@ spec:
             region: "eu-west-1".into(),
             target_groups: BTreeMap::new(),
             log_group: None,
+            image: None,
         }
     }
 

@@ -73,7 +73,16 @@ pub struct ContainerSpec {
     #[serde(default)]
     pub name: Option<String>,
     /// Image reference, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:1.4.2`.
-    pub image: String,
+    /// Exactly one of `image` and `repository` with `tag`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// `metadata.name` of a `Repository` manifest the image is in (with `tag`): the image
+    /// is `<repository URI>:<tag>`, and the repository is created before the service.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The image tag in `repository`, e.g. `1.4.2`.
+    #[serde(default)]
+    pub tag: Option<String>,
     /// Port the application listens on (TCP).
     #[serde(default)]
     pub port: Option<u16>,
@@ -356,17 +365,54 @@ impl ServiceSpec {
     fn check_container(&self, f: &mut Findings<'_>) {
         let c = &self.task_definition.container;
         let base = "/spec/taskDefinition/container";
-        if c.image.trim().is_empty() || c.image.contains(char::is_whitespace) {
-            f.at(
+        match (&c.image, &c.repository, &c.tag) {
+            (Some(image), None, None) => {
+                if image.trim().is_empty() || image.contains(char::is_whitespace) {
+                    f.at(
+                        &format!("{base}/image"),
+                        "must be a non-empty image reference without spaces",
+                    );
+                }
+            }
+            (None, Some(_), Some(tag)) => {
+                if !crate::kinds::repository::spec::valid_tag(tag) {
+                    f.at(
+                        &format!("{base}/tag"),
+                        format!(
+                            "`{tag}` is not an image tag (1-128 of A-Z, a-z, 0-9, `_`, `.`, `-`, not starting with `.` or `-`)"
+                        ),
+                    );
+                }
+            }
+            (Some(_), _, _) => f.at(
                 &format!("{base}/image"),
-                "must be a non-empty image reference without spaces",
-            );
+                "set either `image` or `repository` with `tag`, not both",
+            ),
+            (None, Some(_), None) => f.at(
+                &format!("{base}/repository"),
+                "`repository` needs a `tag`: the image tag to run, e.g. `tag: 1.4.2`",
+            ),
+            (None, None, Some(_)) => f.at(
+                &format!("{base}/tag"),
+                "`tag` needs `repository`: the `Repository` manifest the image is in",
+            ),
+            (None, None, None) => f.at(
+                base,
+                "set `image` (a full image reference) or `repository` and `tag`",
+            ),
         }
         if c.port == Some(0) {
             f.at(&format!("{base}/port"), "ports are 1-65535");
         }
+        let image = c.image.clone().unwrap_or_else(|| {
+            format!(
+                "{}:{}",
+                c.repository.as_deref().unwrap_or_default(),
+                c.tag.as_deref().unwrap_or_default()
+            )
+        });
         if let Some(hc) = &c.health_check
-            && is_alpine(&c.image)
+            && is_alpine(&image)
         {
             let curl = hc.http_path.is_some()
                 || hc
@@ -381,7 +427,7 @@ impl ServiceSpec {
                     &format!("{base}/healthCheck"),
                     format!(
                         "the health check runs curl, but `{}` looks Alpine-based and Alpine images ship without curl: every check would fail and ECS would keep replacing the tasks. Install curl in the image, or check with BusyBox wget: `command: [CMD-SHELL, \"wget -q -O /dev/null http://localhost:{port}{path} || exit 1\"]`",
-                        c.image
+                        image
                     ),
                 );
             }
