@@ -912,13 +912,8 @@ impl Resource for Unit {
                 continue;
             };
             let have = live.and_then(|d| d.listeners.get(&l.port)).and_then(Option::as_ref);
-            let ListenerDoc {
-                protocol: _,
-                certificate_arn: _,
-                ssl_policy: _,
-                default_action: _,
-                rules: want_rules,
-            } = want;
+            // The listener (ModifyListener) and its rules (rule calls) are written apart.
+            let want_rules = want.rules.as_ref();
             let without_rules = |d: &ListenerDoc| ListenerDoc {
                 rules: None,
                 ..d.clone()
@@ -965,7 +960,8 @@ impl Resource for Unit {
                         })?;
                     listener.to_string()
                 }
-                None => elbv2
+                None => {
+                    let created = elbv2
                         .create_listener()
                         .load_balancer_arn(&arn)
                         .set_protocol(protocol)
@@ -977,12 +973,14 @@ impl Resource for Unit {
                         .await
                         .map_err(|e| {
                             AwsError::from_sdk("elasticloadbalancing:CreateListener", e)
-                        })?
+                        })?;
+                    created
                         .listeners()
                         .first()
                         .and_then(|x| x.listener_arn())
                         .unwrap_or_default()
-                        .to_string(),
+                        .to_string()
+                }
             };
             info!(port = l.port, "listener in place");
             if let Some(want_rules) = want_rules {
