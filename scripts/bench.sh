@@ -214,6 +214,21 @@ for kind in sorted(by_kind, key=lambda k: -by_kind[k]):
     print(f"  {kind:20} {by_kind[kind]:4}   ({k(kind)})")
 PY
 
+# A steady plan of the webapp example: two services behind one ALB whose HTTPS listener
+# declares its rules (one DescribeRules per such listener).
+"$bin" apply manifests/examples/webapp >/dev/null
+"$bin" plan manifests/examples/webapp --output json >"$work/webapp.json" || true
+python3 - "$work/webapp.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+calls = report.get("awsCalls", {})
+changes = sum(1 for r in report["resources"] if r["action"] != "none")
+print(f"steady plan of webapp: {changes} resources with changes, {sum(calls.values())} AWS calls, "
+      f"of which DescribeRules {calls.get('Elastic Load Balancing v2.DescribeRules', 0)} (listeners with rules: 1)")
+for op in sorted(calls):
+    print(f"  {op:50} {calls[op]:4}")
+PY
+
 # Throttling: the same set through the fault proxy, medians of 3 plans at 0 % and 30 %.
 release=()
 [ "$profile" = release ] && release=(--release)

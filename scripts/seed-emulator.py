@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-DOMAINS = ["api.salon.example", "api.small.example"]
+DOMAINS = ["api.salon.example", "api.small.example", "app.webapp.example"]
 SECURE_PARAMETERS = [
     "/salon/prd/secrets/database-password",
     "/salon/prd/secrets/jwt-access-secret",

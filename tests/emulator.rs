@@ -966,6 +966,27 @@ spec:
   port: 3000
   vpc: default
   healthCheck: {path: /api/health, matcher: 200-299, intervalSeconds: 15}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: spare}
+spec:
+  port: 4000
+  vpc: default
+",
+    )
+    .unwrap();
+    // ECS attaches only a target group a listener forwards to.
+    std::fs::write(
+        dir.path().join("load-balancer.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: LoadBalancer
+metadata: {name: api}
+spec:
+  subnets: {lookup: {vpc: default}}
+  securityGroups: {lookup: {vpc: default, names: [default]}}
+  listeners:
+    - {port: 80, protocol: HTTP, defaultAction: {forward: api}}
 ",
     )
     .unwrap();
@@ -1029,40 +1050,50 @@ spec:
         Some("/api/health")
     );
 
-    // A new port needs a new target group: reported, refused, nothing changed.
+    // A new port needs a new target group: reported, refused, nothing changed. (ELBv2
+    // refuses to delete a target group a listener forwards to, so this is the spare one.)
+    let spare = elb
+        .describe_target_groups()
+        .names("spare")
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
     edit(
         &dir.path().join("target-group.yaml"),
-        "port: 3000",
+        "port: 4000",
         "port: 8080",
     );
     let out = emu.mooring(&["apply", path]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains(
-            "TargetGroup/api: error (replacement): changing port needs a new target group"
+            "TargetGroup/spare: error (replacement): changing port needs a new target group"
         ),
         "{}",
         stdout(&out)
     );
     let tgs = elb
         .describe_target_groups()
-        .names("api")
+        .names("spare")
         .send()
         .await
         .unwrap();
-    assert_eq!(tgs.target_groups()[0].port(), Some(3000));
+    assert_eq!(tgs.target_groups()[0].port(), Some(4000));
 
-    // Allowed: the target group is deleted and created again, and the service that held
-    // the old ARN follows in the same apply.
+    // Allowed: the target group is deleted and created again.
     edit(
         &dir.path().join("target-group.yaml"),
-        "metadata: {name: api}",
-        "metadata:\n  name: api\n  annotations: {mooring.dev/allow-replacement: \"true\"}",
+        "metadata: {name: spare}",
+        "metadata:\n  name: spare\n  annotations: {mooring.dev/allow-replacement: \"true\"}",
     );
     let out = emu.mooring(&["plan", path]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stdout(&out).contains("TargetGroup/api: replace\n  ~ port: 3000 -> 8080"),
+        stdout(&out).contains("TargetGroup/spare: replace\n  ~ port: 4000 -> 8080"),
         "{}",
         stdout(&out)
     );
@@ -1076,15 +1107,18 @@ spec:
     );
     let tgs = elb
         .describe_target_groups()
-        .names("api")
+        .names("spare")
         .send()
         .await
         .unwrap();
     let new_arn = tgs.target_groups()[0].target_group_arn().unwrap();
-    assert_ne!(new_arn, arn);
+    assert_ne!(new_arn, spare);
     assert_eq!(tgs.target_groups()[0].port(), Some(8080));
     let (svc, _) = describe_api(emu).await;
-    assert_eq!(svc.load_balancers()[0].target_group_arn(), Some(new_arn));
+    assert_eq!(
+        svc.load_balancers()[0].target_group_arn(),
+        Some(arn.as_str())
+    );
     assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
 }
 
@@ -2309,4 +2343,238 @@ spec:
         .filter_map(|r| r.repository_name().map(str::to_string))
         .collect();
     assert_eq!(names, ["team/api"], "the retained repository stays");
+}
+
+/// The non-default rules of the webapp example's HTTPS listener, by priority:
+/// (path patterns, target group ARN).
+async fn webapp_rules(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+) -> (String, Vec<(String, Vec<String>, String)>) {
+    let lb = elb
+        .describe_load_balancers()
+        .names("webapp-alb")
+        .send()
+        .await
+        .unwrap();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .unwrap()
+        .listener_arn()
+        .unwrap()
+        .to_string();
+    let rules = elb
+        .describe_rules()
+        .listener_arn(&https)
+        .send()
+        .await
+        .unwrap();
+    let rules = rules
+        .rules()
+        .iter()
+        .filter(|r| r.is_default() != Some(true))
+        .map(|r| {
+            let c = &r.conditions()[0];
+            let paths = match c.path_pattern_config() {
+                Some(p) => p.values().to_vec(),
+                None => c.values().to_vec(),
+            };
+            (
+                r.priority().unwrap().to_string(),
+                paths,
+                r.actions()[0]
+                    .target_group_arn()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    (https, rules)
+}
+
+#[tokio::test]
+async fn webapp_example_routes_api_to_the_backend_and_keeps_its_listener_rules() {
+    let (_guard, emu) = emulator().await;
+    let webapp = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples/webapp");
+    let out = emu.mooring(&["validate", "manifests/examples/webapp"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    emu.seed_examples();
+
+    // From nothing: target groups, then the load balancer and its rule, then the services
+    // (each after the load balancer that forwards to its target group).
+    let (report, _) = apply(emu, &webapp).await;
+    assert!(
+        report.resources.iter().all(|r| r.error().is_none()),
+        "{report:#?}"
+    );
+    let at = |kind: Kind, name: &str| {
+        report
+            .resources
+            .iter()
+            .position(|r| r.kind == kind && r.name == name)
+            .unwrap_or_else(|| panic!("{kind:?}/{name} in {report:#?}"))
+    };
+    let alb = at(Kind::LoadBalancer, "webapp-alb");
+    assert!(at(Kind::TargetGroup, "webapp-backend") < alb);
+    assert!(alb < at(Kind::Service, "webapp-backend"));
+    assert!(alb < at(Kind::Service, "webapp-frontend"));
+    assert!(at(Kind::LogGroup, "webapp-backend-logs") < at(Kind::Service, "webapp-backend"));
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let tg = |name: &'static str| {
+        let elb = elb.clone();
+        async move {
+            elb.describe_target_groups()
+                .names(name)
+                .send()
+                .await
+                .unwrap()
+                .target_groups()[0]
+                .target_group_arn()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let (backend, frontend) = (tg("webapp-backend").await, tg("webapp-frontend").await);
+    let (https, rules) = webapp_rules(&elb).await;
+    assert_eq!(
+        rules,
+        [(
+            "10".to_string(),
+            vec!["/api/*".to_string()],
+            backend.clone()
+        )]
+    );
+    let (svc, _) = describe_service(emu, "webapp-prd", "webapp-backend").await;
+    assert_eq!(
+        svc.load_balancers()[0].target_group_arn(),
+        Some(backend.as_str())
+    );
+    assert_eq!(svc.load_balancers()[0].container_port(), Some(3001));
+
+    // Steady: nothing to do, nothing written.
+    let (report, aws) = plan(emu, &webapp).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(all_writes(&aws), vec![], "plan must not write");
+
+    // Out of band: the rule's path changes, and someone adds a rule of their own on the
+    // listener mooring owns. Both are named by priority; apply puts the path back and
+    // removes the foreign rule (the listener declares its rules).
+    let rule_arn = elb
+        .describe_rules()
+        .listener_arn(&https)
+        .send()
+        .await
+        .unwrap()
+        .rules()
+        .iter()
+        .find(|r| r.priority() == Some("10"))
+        .unwrap()
+        .rule_arn()
+        .unwrap()
+        .to_string();
+    let path = |p: &str| {
+        aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+            .field("path-pattern")
+            .path_pattern_config(
+                aws_sdk_elasticloadbalancingv2::types::PathPatternConditionConfig::builder()
+                    .values(p)
+                    .build(),
+            )
+            .build()
+    };
+    let forward = |arn: &str| {
+        aws_sdk_elasticloadbalancingv2::types::Action::builder()
+            .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+            .target_group_arn(arn)
+            .build()
+    };
+    elb.modify_rule()
+        .rule_arn(&rule_arn)
+        .conditions(path("/v2/*"))
+        .actions(forward(&backend))
+        .send()
+        .await
+        .unwrap();
+    elb.create_rule()
+        .listener_arn(&https)
+        .priority(99)
+        .conditions(path("/admin/*"))
+        .actions(forward(&frontend))
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", "manifests/examples/webapp"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    for expected in [
+        r#"~ listeners.443.rules.10.conditions.pathPatterns: ["/v2/*"] -> ["/api/*"]"#,
+        "listeners.443.rules.99: ",
+    ] {
+        assert!(
+            stdout(&out).contains(expected),
+            "{expected}: {}",
+            stdout(&out)
+        );
+    }
+    let (report, aws) = apply(emu, &webapp).await;
+    assert!(
+        report.resources.iter().all(|r| r.error().is_none()),
+        "{report:#?}"
+    );
+    let writes = all_writes(&aws);
+    for op in ["ModifyRule", "DeleteRule"] {
+        assert!(writes.iter().any(|(_, o)| o == op), "{op}: {writes:?}");
+    }
+    assert!(
+        !writes.iter().any(|(_, o)| o == "ModifyListener"),
+        "the default rule is left alone: {writes:?}"
+    );
+    let (_, rules) = webapp_rules(&elb).await;
+    assert_eq!(
+        rules,
+        [(
+            "10".to_string(),
+            vec!["/api/*".to_string()],
+            backend.clone()
+        )]
+    );
+
+    // Moved by hand to another priority: moved back, not rewritten.
+    elb.set_rule_priorities()
+        .rule_priorities(
+            aws_sdk_elasticloadbalancingv2::types::RulePriorityPair::builder()
+                .rule_arn(&rule_arn)
+                .priority(20)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (report, aws) = apply(emu, &webapp).await;
+    assert!(
+        report.resources.iter().all(|r| r.error().is_none()),
+        "{report:#?}"
+    );
+    let writes = all_writes(&aws);
+    assert!(
+        writes.iter().any(|(_, o)| o == "SetRulePriorities")
+            && !writes
+                .iter()
+                .any(|(_, o)| o == "CreateRule" || o == "DeleteRule"),
+        "{writes:?}"
+    );
+    let (_, rules) = webapp_rules(&elb).await;
+    assert_eq!(
+        rules,
+        [("10".to_string(), vec!["/api/*".to_string()], backend)]
+    );
+    let (report, _) = plan(emu, &webapp).await;
+    assert!(!report.has_changes(), "{report:#?}");
 }

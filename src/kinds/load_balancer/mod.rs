@@ -14,9 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_acm::types::{CertificateStatus, CertificateSummary};
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action as ElbAction, ActionTypeEnum, Certificate, Listener, LoadBalancer,
-    LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, RedirectActionConfig,
-    RedirectActionStatusCodeEnum, Tag,
+    Action as ElbAction, ActionTypeEnum, Certificate, FixedResponseActionConfig,
+    ForwardActionConfig, Listener, LoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum,
+    ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum, Rule, Tag,
+    TargetGroupStickinessConfig, TargetGroupTuple,
 };
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -28,7 +29,12 @@ use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::{Applied, Cx, ReconcileError};
-use spec::{DEFAULT_SSL_POLICY, ListenerProtocol, ListenerSpec, LoadBalancerSpec, RedirectStatus};
+use spec::{
+    DEFAULT_SSL_POLICY, ListenerAction, ListenerProtocol, LoadBalancerSpec, QueryStringCondition,
+    RedirectStatus,
+};
+
+pub mod rules;
 
 
 /// The `LoadBalancer` kind.
@@ -51,6 +57,11 @@ impl Declared for Unit {
         "elasticloadbalancing:CreateListener",
         "elasticloadbalancing:ModifyListener",
         "elasticloadbalancing:AddTags",
+        "elasticloadbalancing:DescribeRules",
+        "elasticloadbalancing:CreateRule",
+        "elasticloadbalancing:ModifyRule",
+        "elasticloadbalancing:DeleteRule",
+        "elasticloadbalancing:SetRulePriorities",
     ];
     type State = ();
 
@@ -65,17 +76,9 @@ impl Declared for Unit {
     fn references(m: &Manifest<Self::Spec>) -> Vec<Reference> {
         let mut out: Vec<Reference> = m
             .spec
-            .listeners
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                let tg = l.default_action.forward.as_deref()?;
-                Some(Reference::new(
-                    format!("/spec/listeners/{i}/defaultAction/forward"),
-                    Kind::TargetGroup,
-                    tg,
-                ))
-            })
+            .target_groups()
+            .into_iter()
+            .map(|(pointer, tg)| Reference::new(pointer, Kind::TargetGroup, tg))
             .collect();
         out.extend(m.spec.security_groups.references("/spec/securityGroups"));
         out
@@ -89,6 +92,10 @@ impl Declared for Unit {
                 [
                     crate::iam::arn("elasticloadbalancing", &format!("loadbalancer/app/{name}/*")),
                     crate::iam::arn("elasticloadbalancing", &format!("listener/app/{name}/*")),
+                    crate::iam::arn(
+                        "elasticloadbalancing",
+                        &format!("listener-rule/app/{name}/*"),
+                    ),
                 ]
             })
             .collect()
@@ -125,20 +132,62 @@ pub struct ListenerDoc {
     pub certificate_arn: Option<String>,
     /// The TLS policy of an HTTPS listener.
     pub ssl_policy: Option<String>,
-    /// What it does with every request.
+    /// What it does with a request no rule matches.
     pub default_action: Option<ActionDoc>,
+    /// The rules by priority, when the manifest declares the listener's rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<BTreeMap<u32, RuleDoc>>,
 }
 
-/// A listener's default action: a forward or a redirect.
+/// A listener rule (not the default one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct RuleDoc {
+    /// What a request must match.
+    pub conditions: ConditionsDoc,
+    /// What the rule does.
+    pub action: Option<ActionDoc>,
+}
+
+/// A rule's conditions, each list sorted (values are alternatives).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionsDoc {
+    /// `path-pattern` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path_patterns: Vec<String>,
+    /// `host-header` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_headers: Vec<String>,
+    /// `http-header` conditions: header name → values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_headers: BTreeMap<String, Vec<String>>,
+    /// `query-string` key/value pairs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_strings: Vec<QueryStringCondition>,
+    /// Conditions of other fields (`source-ip`, `http-request-method`), set outside
+    /// mooring: field → values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, Vec<String>>,
+}
+
+/// An action: a forward (to one target group, or weighted to several), a redirect or a
+/// fixed response.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ActionDoc {
-    /// `forward`, `redirect` (or another type, set by hand).
+    /// `forward`, `redirect`, `fixed-response` (or another type, set by hand).
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// Where a forward goes.
+    /// Where a forward to one target group goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_group_arn: Option<String>,
+    /// Where a weighted forward goes, sorted by ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_groups: Option<Vec<WeightedDoc>>,
+    /// How long a weighted forward keeps a client on its target group (when sticky).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stickiness_seconds: Option<i32>,
     /// A redirect's protocol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
@@ -154,14 +203,57 @@ pub struct ActionDoc {
     /// A redirect's query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
-    /// A redirect's status code.
+    /// A redirect's or fixed response's status code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<String>,
+    /// A fixed response's content type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// A fixed response's body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_body: Option<String>,
+}
+
+/// One target group of a weighted forward.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedDoc {
+    /// Its ARN.
+    pub target_group_arn: String,
+    /// Its weight.
+    pub weight: i32,
 }
 
 /// What plan shows for the ARN of a target group that this apply has yet to create.
 fn pending_target_group(name: &str) -> String {
     format!("(ARN of TargetGroup/{name}, once created)")
+}
+
+/// The target group name in a [`pending_target_group`] placeholder.
+fn pending_name(arn: &str) -> Option<&str> {
+    arn.strip_prefix("(ARN of TargetGroup/")?
+        .strip_suffix(", once created)")
+}
+
+/// Replaces the pending target group ARNs of `a` with those created since plan.
+fn settle_action(a: &mut ActionDoc, found: &BTreeMap<String, String>) -> Result<(), ReconcileError> {
+    let settle = |arn: &mut String| match pending_name(arn) {
+        Some(name) => match found.get(name) {
+            Some(real) => {
+                *arn = real.clone();
+                Ok(())
+            }
+            None => Err(ReconcileError::Dependency(format!("TargetGroup/{name}"))),
+        },
+        None => Ok(()),
+    };
+    if let Some(arn) = a.target_group_arn.as_mut() {
+        settle(arn)?;
+    }
+    for w in a.target_groups.iter_mut().flatten() {
+        settle(&mut w.target_group_arn)?;
+    }
+    Ok(())
 }
 
 /// Inputs of a load balancer that are looked up, not written in the manifest.
@@ -196,6 +288,8 @@ pub struct Observed {
     tags: Vec<Tag>,
     /// Its listeners.
     listeners: Vec<Listener>,
+    /// The rules (default rule left out) of the listeners that declare theirs, by port.
+    rules: BTreeMap<u16, Vec<Rule>>,
     /// What the manifest's lookups found.
     resolved: Resolved,
 }
@@ -218,29 +312,66 @@ fn elb_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-fn action_doc(l: &ListenerSpec, r: &Resolved) -> ActionDoc {
-    let a = &l.default_action;
+fn target_group_arn(r: &Resolved, name: &str) -> String {
+    r.target_groups
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| pending_target_group(name))
+}
+
+fn forward_doc(arn: String) -> ActionDoc {
+    ActionDoc {
+        kind: Some("forward".into()),
+        target_group_arn: Some(arn),
+        ..ActionDoc::default()
+    }
+}
+
+/// The action as ELBv2 describes it once created: a weighted forward to one target group
+/// without stickiness is a plain forward; the redirect's unset parts keep the request's.
+fn action_doc(a: &ListenerAction, r: &Resolved) -> ActionDoc {
     if let Some(tg) = &a.forward {
+        return forward_doc(target_group_arn(r, tg));
+    }
+    if let Some(w) = &a.weighted_forward {
+        if let ([only], None) = (w.target_groups.as_slice(), &w.stickiness) {
+            return forward_doc(target_group_arn(r, &only.name));
+        }
+        let mut groups: Vec<WeightedDoc> = w
+            .target_groups
+            .iter()
+            .map(|t| WeightedDoc {
+                target_group_arn: target_group_arn(r, &t.name),
+                weight: i32::from(t.weight),
+            })
+            .collect();
+        groups.sort();
         return ActionDoc {
             kind: Some("forward".into()),
-            target_group_arn: Some(
-                r.target_groups
-                    .get(tg)
-                    .cloned()
-                    .unwrap_or_else(|| pending_target_group(tg)),
+            target_groups: Some(groups),
+            stickiness_seconds: w
+                .stickiness
+                .as_ref()
+                .map(|s| i32::try_from(s.duration_seconds).unwrap_or(i32::MAX)),
+            ..ActionDoc::default()
+        };
+    }
+    if let Some(f) = &a.fixed_response {
+        return ActionDoc {
+            kind: Some("fixed-response".into()),
+            status_code: Some(f.status_code.to_string()),
+            content_type: Some(
+                f.content_type
+                    .clone()
+                    .unwrap_or_else(|| spec::CONTENT_TYPES[0].into()),
             ),
-            protocol: None,
-            port: None,
-            host: None,
-            path: None,
-            query: None,
-            status_code: None,
+            message_body: f.message_body.clone().filter(|b| !b.is_empty()),
+            ..ActionDoc::default()
         };
     }
     let redirect = a.redirect.as_ref();
     ActionDoc {
         kind: Some("redirect".into()),
-        target_group_arn: None,
         protocol: Some(
             redirect
                 .and_then(|r| r.protocol)
@@ -249,9 +380,21 @@ fn action_doc(l: &ListenerSpec, r: &Resolved) -> ActionDoc {
                 .into(),
         ),
         port: Some(redirect.and_then(|r| r.port).unwrap_or(443).to_string()),
-        host: Some("#{host}".into()),
-        path: Some("/#{path}".into()),
-        query: Some("#{query}".into()),
+        host: Some(
+            redirect
+                .and_then(|r| r.host.clone())
+                .unwrap_or_else(|| "#{host}".into()),
+        ),
+        path: Some(
+            redirect
+                .and_then(|r| r.path.clone())
+                .unwrap_or_else(|| "/#{path}".into()),
+        ),
+        query: Some(
+            redirect
+                .and_then(|r| r.query.clone())
+                .unwrap_or_else(|| "#{query}".into()),
+        ),
         status_code: Some(
             redirect
                 .and_then(|r| r.status_code)
@@ -259,23 +402,44 @@ fn action_doc(l: &ListenerSpec, r: &Resolved) -> ActionDoc {
                 .as_str()
                 .into(),
         ),
+        ..ActionDoc::default()
     }
 }
 
 fn live_action_doc(a: &ElbAction) -> ActionDoc {
     let mut doc = ActionDoc {
         kind: a.r#type().map(|t| t.as_str().to_string()),
-        target_group_arn: None,
-        protocol: None,
-        port: None,
-        host: None,
-        path: None,
-        query: None,
-        status_code: None,
+        ..ActionDoc::default()
     };
     match a.r#type() {
         Some(ActionTypeEnum::Forward) => {
-            doc.target_group_arn = a.target_group_arn().map(str::to_string);
+            let config = a.forward_config();
+            let mut groups: Vec<WeightedDoc> = config
+                .map(|c| c.target_groups())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| {
+                    Some(WeightedDoc {
+                        target_group_arn: t.target_group_arn()?.to_string(),
+                        weight: t.weight().unwrap_or(1),
+                    })
+                })
+                .collect();
+            // ELBv2 reports stickiness as off, with or without a duration.
+            let sticky = config
+                .and_then(|c| c.target_group_stickiness_config())
+                .filter(|s| s.enabled() == Some(true))
+                .map(|s| s.duration_seconds().unwrap_or(3600));
+            if groups.len() <= 1 && sticky.is_none() {
+                doc.target_group_arn = a
+                    .target_group_arn()
+                    .map(str::to_string)
+                    .or_else(|| groups.pop().map(|g| g.target_group_arn));
+            } else {
+                groups.sort();
+                doc.target_groups = Some(groups);
+                doc.stickiness_seconds = sticky;
+            }
         }
         Some(ActionTypeEnum::Redirect) => {
             let c = a.redirect_config();
@@ -291,6 +455,15 @@ fn live_action_doc(a: &ElbAction) -> ActionDoc {
                 .and_then(|c| c.status_code())
                 .map(|s| s.as_str().to_string());
         }
+        Some(ActionTypeEnum::FixedResponse) => {
+            let c = a.fixed_response_config();
+            doc.status_code = c.and_then(|c| c.status_code()).map(str::to_string);
+            doc.content_type = c.and_then(|c| c.content_type()).map(str::to_string);
+            doc.message_body = c
+                .and_then(|c| c.message_body())
+                .filter(|b| !b.is_empty())
+                .map(str::to_string);
+        }
         _ => {}
     }
     doc
@@ -300,10 +473,46 @@ fn live_action_doc(a: &ElbAction) -> ActionDoc {
 /// `mooring.dev/ignore`).
 fn elb_action(a: &ActionDoc) -> Option<ElbAction> {
     match a.kind.as_deref()? {
-        "forward" => Some(
-            ElbAction::builder()
+        "forward" => Some(match &a.target_groups {
+            Some(groups) => ElbAction::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .forward_config(
+                    ForwardActionConfig::builder()
+                        .set_target_groups(Some(
+                            groups
+                                .iter()
+                                .map(|g| {
+                                    TargetGroupTuple::builder()
+                                        .target_group_arn(&g.target_group_arn)
+                                        .weight(g.weight)
+                                        .build()
+                                })
+                                .collect(),
+                        ))
+                        .target_group_stickiness_config(
+                            TargetGroupStickinessConfig::builder()
+                                .enabled(a.stickiness_seconds.is_some())
+                                .set_duration_seconds(a.stickiness_seconds)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+            None => ElbAction::builder()
                 .r#type(ActionTypeEnum::Forward)
                 .set_target_group_arn(a.target_group_arn.clone())
+                .build(),
+        }),
+        "fixed-response" => Some(
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::FixedResponse)
+                .fixed_response_config(
+                    FixedResponseActionConfig::builder()
+                        .set_status_code(a.status_code.clone())
+                        .set_content_type(a.content_type.clone())
+                        .set_message_body(a.message_body.clone())
+                        .build(),
+                )
                 .build(),
         ),
         "redirect" => Some(
@@ -370,12 +579,11 @@ fn certificates(
     Ok(out)
 }
 
-/// The target groups the manifests' listeners forward to.
+/// The target groups the manifests' listeners (default actions and rules) forward to.
 fn forwards(manifests: &[Manifest<LoadBalancerSpec>]) -> impl Iterator<Item = &str> {
     manifests
         .iter()
-        .flat_map(|m| m.spec.listeners.iter())
-        .filter_map(|l| l.default_action.forward.as_deref())
+        .flat_map(|m| m.spec.target_groups().into_iter().map(|(_, tg)| tg))
 }
 
 #[async_trait::async_trait]
@@ -468,10 +676,22 @@ impl Resource for Unit {
             ),
             None => (Vec::new(), Vec::new()),
         };
+        let mut rules = BTreeMap::new();
+        for l in m.spec.listeners.iter().filter(|l| l.rules.is_some()) {
+            let Some(arn) = listeners
+                .iter()
+                .find(|x: &&Listener| x.port() == Some(i32::from(l.port)))
+                .and_then(|x| x.listener_arn())
+            else {
+                continue;
+            };
+            rules.insert(l.port, rules::describe(cx, arn).await?);
+        }
         Ok(Observed {
             load_balancer,
             tags,
             listeners,
+            rules,
             resolved,
         })
     }
@@ -502,7 +722,21 @@ impl Resource for Unit {
                             .clone()
                             .unwrap_or_else(|| DEFAULT_SSL_POLICY.into())
                     }),
-                    default_action: Some(action_doc(l, r)),
+                    default_action: Some(action_doc(&l.default_action, r)),
+                    rules: l.rules.as_ref().map(|rules| {
+                        rules
+                            .iter()
+                            .map(|rule| {
+                                (
+                                    rule.priority,
+                                    RuleDoc {
+                                        conditions: rules::conditions_doc(&rule.conditions),
+                                        action: Some(action_doc(&rule.action, r)),
+                                    },
+                                )
+                            })
+                            .collect()
+                    }),
                 };
                 (l.port, Some(doc))
             })
@@ -550,6 +784,12 @@ impl Resource for Unit {
                             .filter(|_| l.protocol() == Some(&ProtocolEnum::Https))
                             .map(str::to_string),
                         default_action: l.default_actions().first().map(live_action_doc),
+                        rules: want.rules.as_ref().map(|_| {
+                            obs.rules
+                                .get(&want.port)
+                                .map(|r| rules::live_rules(r))
+                                .unwrap_or_default()
+                        }),
                     });
                 (want.port, doc)
             })
@@ -672,18 +912,30 @@ impl Resource for Unit {
                 continue;
             };
             let have = live.and_then(|d| d.listeners.get(&l.port)).and_then(Option::as_ref);
-            if have == Some(want) {
+            // The listener (ModifyListener) and its rules (rule calls) are written apart.
+            let want_rules = want.rules.as_ref();
+            let without_rules = |d: &ListenerDoc| ListenerDoc {
+                rules: None,
+                ..d.clone()
+            };
+            let listener = obs
+                .listeners
+                .iter()
+                .filter(|_| live.is_some())
+                .find(|x| x.port() == Some(i32::from(l.port)))
+                .and_then(|x| x.listener_arn());
+            if have.map(without_rules) == Some(without_rules(want)) {
+                if let (Some(want_rules), Some(listener)) = (want_rules, listener)
+                    && have.and_then(|h| h.rules.as_ref()) != Some(want_rules)
+                {
+                    let live_rules = obs.rules.get(&l.port).map(Vec::as_slice).unwrap_or(&[]);
+                    rules::apply(cx, listener, want_rules, live_rules, &target_groups).await?;
+                }
                 continue;
             }
             let mut action = want.default_action.clone();
-            if let (Some(a), Some(tg)) = (action.as_mut(), &l.default_action.forward)
-                && a.kind.as_deref() == Some("forward")
-                && a.target_group_arn.as_deref() == Some(pending_target_group(tg).as_str())
-            {
-                let found = target_groups
-                    .get(tg)
-                    .ok_or_else(|| ReconcileError::Dependency(format!("TargetGroup/{tg}")))?;
-                a.target_group_arn = Some(found.clone());
+            if let Some(a) = action.as_mut() {
+                settle_action(a, &target_groups)?;
             }
             let certificates = want
                 .certificate_arn
@@ -691,13 +943,7 @@ impl Resource for Unit {
                 .map(|c| vec![Certificate::builder().certificate_arn(c).build()]);
             let protocol = want.protocol.as_deref().map(ProtocolEnum::from);
             let actions = action.as_ref().and_then(elb_action).map(|a| vec![a]);
-            let listener = obs
-                .listeners
-                .iter()
-                .filter(|_| live.is_some())
-                .find(|x| x.port() == Some(i32::from(l.port)))
-                .and_then(|x| x.listener_arn());
-            match listener {
+            let listener = match listener {
                 Some(listener) => {
                     elbv2
                         .modify_listener()
@@ -712,9 +958,10 @@ impl Resource for Unit {
                         .map_err(|e| {
                             AwsError::from_sdk("elasticloadbalancing:ModifyListener", e)
                         })?;
+                    listener.to_string()
                 }
                 None => {
-                    elbv2
+                    let created = elbv2
                         .create_listener()
                         .load_balancer_arn(&arn)
                         .set_protocol(protocol)
@@ -727,9 +974,24 @@ impl Resource for Unit {
                         .map_err(|e| {
                             AwsError::from_sdk("elasticloadbalancing:CreateListener", e)
                         })?;
+                    created
+                        .listeners()
+                        .first()
+                        .and_then(|x| x.listener_arn())
+                        .unwrap_or_default()
+                        .to_string()
                 }
-            }
+            };
             info!(port = l.port, "listener in place");
+            if let Some(want_rules) = want_rules {
+                let live_rules = obs
+                    .rules
+                    .get(&l.port)
+                    .filter(|_| live.is_some())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                rules::apply(cx, &listener, want_rules, live_rules, &target_groups).await?;
+            }
         }
         if let Some(live) = live {
             let missing = tags_to_set(tags, Some(&live.tags));
@@ -755,7 +1017,11 @@ mod tests {
     use super::*;
     use crate::manifest::load::load_with_stack;
     use crate::reconcile::diff::diff;
-    use aws_sdk_elasticloadbalancingv2::types::AvailabilityZone;
+    use aws_sdk_elasticloadbalancingv2::types::{
+        AvailabilityZone, HostHeaderConditionConfig, HttpHeaderConditionConfig,
+        PathPatternConditionConfig, QueryStringConditionConfig, QueryStringKeyValuePair,
+        RuleCondition,
+    };
     use serde_json::json;
 
     const TG_ARN: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/api/1";
@@ -837,6 +1103,7 @@ mod tests {
             load_balancer: Some(lb),
             tags: elb_tags(&tags),
             listeners,
+            rules: BTreeMap::new(),
             resolved: resolved(tgs),
         }
     }
@@ -918,7 +1185,7 @@ mod tests {
         let forward = d.listeners[&443].as_ref().unwrap().default_action.as_ref().unwrap();
         assert_eq!(elb_action(forward).unwrap().target_group_arn(), Some(TG_ARN));
         let other = ActionDoc {
-            kind: Some("fixed-response".into()),
+            kind: Some("authenticate-oidc".into()),
             ..live_action_doc(&ElbAction::builder().build())
         };
         assert!(elb_action(&other).is_none());
@@ -950,5 +1217,286 @@ mod tests {
                 .contains("no ISSUED ACM certificate for api.example.com in eu-west-1"),
             "{e}"
         );
+    }
+
+    const WEB_ARN: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/web/2";
+
+    /// A listener with one rule of each kind, and a second target group `web`.
+    fn load_rules() -> ManifestSet {
+        let text = format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: TargetGroup\nmetadata: {{name: web}}\nspec: {{port: 3000, vpc: default}}\n---\n{}",
+            "apiVersion: mooring.dev/v1alpha1\nkind: TargetGroup\nmetadata: {name: api}\nspec: {port: 3001, vpc: default}\n---\napiVersion: mooring.dev/v1alpha1\nkind: LoadBalancer\nmetadata: {name: api}\nspec:\n  subnets: {ids: [subnet-b, subnet-a]}\n  securityGroups: {ids: [sg-1]}\n  listeners:\n    - port: 443\n      protocol: HTTPS\n      certificateArn: CERT\n      defaultAction: {forward: web}\n      rules:\n        - priority: 10\n          conditions: {pathPatterns: [/api/*, /api], httpHeaders: [{name: X-Canary, values: ['1']}]}\n          action: {forward: api}\n        - priority: 20\n          conditions: {hostHeaders: [old.example.com], queryStrings: [{key: v, value: '2'}]}\n          action: {redirect: {host: new.example.com, statusCode: HTTP_302}}\n        - priority: 30\n          conditions: {pathPatterns: [/beta/*]}\n          action: {weightedForward: {targetGroups: [{name: web, weight: 90}, {name: api, weight: 10}], stickiness: {durationSeconds: 300}}}\n        - priority: 40\n          conditions: {pathPatterns: [/down]}\n          action: {fixedResponse: {statusCode: 503, messageBody: maintenance}}\n".replace("CERT", CERT)
+        );
+        load_with_stack(&[("lb.yaml".into(), text)]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn condition(field: &str, values: &[&str]) -> RuleCondition {
+        // AWS reports path patterns and host headers twice: as `Values` and as a config.
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        let b = RuleCondition::builder()
+            .field(field)
+            .set_values(Some(values.clone()));
+        match field {
+            "path-pattern" => b.path_pattern_config(
+                PathPatternConditionConfig::builder()
+                    .set_values(Some(values))
+                    .build(),
+            ),
+            _ => b.host_header_config(
+                HostHeaderConditionConfig::builder()
+                    .set_values(Some(values))
+                    .build(),
+            ),
+        }
+        .build()
+    }
+
+    fn forward_to(arns: &[(&str, i32)], sticky: Option<i32>) -> ElbAction {
+        let b = ElbAction::builder().r#type(ActionTypeEnum::Forward);
+        let b = match arns {
+            [(arn, _)] => b.target_group_arn(*arn),
+            _ => b,
+        };
+        b.forward_config(
+            ForwardActionConfig::builder()
+                .set_target_groups(Some(
+                    arns.iter()
+                        .map(|(arn, w)| {
+                            TargetGroupTuple::builder()
+                                .target_group_arn(*arn)
+                                .weight(*w)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .target_group_stickiness_config(
+                    TargetGroupStickinessConfig::builder()
+                        .enabled(sticky.is_some())
+                        .set_duration_seconds(sticky)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+    }
+
+    /// The rules of [`load_rules`] as AWS describes them (with the default rule).
+    fn aws_rules() -> Vec<Rule> {
+        let rule = |p: &str, conditions: Vec<RuleCondition>, action: ElbAction| {
+            Rule::builder()
+                .rule_arn(format!("arn:rule/{p}"))
+                .priority(p)
+                .is_default(false)
+                .set_conditions(Some(conditions))
+                .actions(action)
+                .build()
+        };
+        vec![
+            Rule::builder()
+                .rule_arn("arn:rule/default")
+                .priority("default")
+                .is_default(true)
+                .actions(forward_to(&[(WEB_ARN, 1)], None))
+                .build(),
+            rule(
+                "10",
+                vec![
+                    condition("path-pattern", &["/api", "/api/*"]),
+                    RuleCondition::builder()
+                        .field("http-header")
+                        .http_header_config(
+                            HttpHeaderConditionConfig::builder()
+                                .http_header_name("X-Canary")
+                                .values("1")
+                                .build(),
+                        )
+                        .build(),
+                ],
+                forward_to(&[(TG_ARN, 1)], None),
+            ),
+            rule(
+                "20",
+                vec![
+                    condition("host-header", &["old.example.com"]),
+                    RuleCondition::builder()
+                        .field("query-string")
+                        .query_string_config(
+                            QueryStringConditionConfig::builder()
+                                .values(QueryStringKeyValuePair::builder().key("v").value("2").build())
+                                .build(),
+                        )
+                        .build(),
+                ],
+                ElbAction::builder()
+                    .r#type(ActionTypeEnum::Redirect)
+                    .redirect_config(
+                        RedirectActionConfig::builder()
+                            .protocol("HTTPS")
+                            .port("443")
+                            .host("new.example.com")
+                            .path("/#{path}")
+                            .query("#{query}")
+                            .status_code(RedirectActionStatusCodeEnum::Http302)
+                            .build(),
+                    )
+                    .build(),
+            ),
+            rule(
+                "30",
+                vec![condition("path-pattern", &["/beta/*"])],
+                forward_to(&[(TG_ARN, 10), (WEB_ARN, 90)], Some(300)),
+            ),
+            rule(
+                "40",
+                vec![condition("path-pattern", &["/down"])],
+                ElbAction::builder()
+                    .r#type(ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(
+                        FixedResponseActionConfig::builder()
+                            .status_code("503")
+                            .content_type("text/plain")
+                            .message_body("maintenance")
+                            .build(),
+                    )
+                    .build(),
+            ),
+        ]
+    }
+
+    fn rules_observed(set: &ManifestSet, rules: Vec<Rule>) -> Observed {
+        let mut listener = https();
+        listener.default_actions = Some(vec![forward_to(&[(WEB_ARN, 1)], None)]);
+        let mut obs = observed(set, vec![listener], &[("api", TG_ARN), ("web", WEB_ARN)]);
+        obs.rules.insert(443, rules);
+        obs
+    }
+
+    #[test]
+    fn rules_as_aws_describes_them_are_in_sync() {
+        let set = load_rules();
+        let obs = rules_observed(&set, aws_rules());
+        assert_eq!(changes(&set, &obs), []);
+        let d = Unit::desired(&set, &set.load_balancers[0], &obs);
+        let v = serde_json::to_value(&d).unwrap();
+        let rules = &v["listeners"]["443"]["rules"];
+        assert_eq!(rules["10"]["conditions"]["pathPatterns"], json!(["/api", "/api/*"]));
+        assert_eq!(rules["30"]["action"]["stickinessSeconds"], json!(300));
+        assert_eq!(rules["40"]["action"]["contentType"], json!("text/plain"));
+        // Priorities survive the JSON round trip `mooring.dev/ignore` goes through.
+        assert_eq!(serde_json::from_value::<Doc>(v).unwrap(), d);
+        // A listener that declares no rules neither reads nor compares them.
+        let plain = load(&LISTENERS.replace("CERT", CERT));
+        let v = serde_json::to_value(Unit::desired(&plain, &plain.load_balancers[0], &obs)).unwrap();
+        assert!(v["listeners"]["443"].get("rules").is_none(), "{v}");
+    }
+
+    #[test]
+    fn changed_and_foreign_rules_are_named_by_priority() {
+        let set = load_rules();
+        let mut rules = aws_rules();
+        rules[1].conditions = Some(vec![condition("path-pattern", &["/v2/*"])]);
+        rules.push(
+            Rule::builder()
+                .rule_arn("arn:rule/99")
+                .priority("99")
+                .conditions(condition("path-pattern", &["/admin"]))
+                .actions(forward_to(&[(WEB_ARN, 1)], None))
+                .build(),
+        );
+        rules.remove(4);
+        let c = changes(&set, &rules_observed(&set, rules));
+        let fields: Vec<&str> = c.iter().map(|c| c.0.as_str()).collect();
+        assert!(fields.contains(&"listeners.443.rules.10.conditions.pathPatterns"), "{fields:?}");
+        assert!(fields.contains(&"listeners.443.rules.10.conditions.httpHeaders.X-Canary"), "{fields:?}");
+        assert!(fields.contains(&"listeners.443.rules.99"), "{fields:?}");
+        assert!(fields.iter().any(|f| f.starts_with("listeners.443.rules.40.")), "{fields:?}");
+        let foreign = c.iter().find(|c| c.0 == "listeners.443.rules.99").unwrap();
+        assert_eq!(foreign.2, json!(null));
+        let moved = c
+            .iter()
+            .find(|c| c.0 == "listeners.443.rules.10.conditions.pathPatterns")
+            .unwrap();
+        assert_eq!((&moved.1, &moved.2), (&json!(["/v2/*"]), &json!(["/api", "/api/*"])));
+    }
+
+    fn rule_doc(path: &str) -> RuleDoc {
+        RuleDoc {
+            conditions: ConditionsDoc {
+                path_patterns: vec![path.into()],
+                ..ConditionsDoc::default()
+            },
+            action: Some(forward_doc(TG_ARN.into())),
+        }
+    }
+
+    #[test]
+    fn rule_changes_become_deletes_moves_modifications_and_creations() {
+        let have = |rules: &[(u32, &str)]| -> BTreeMap<u32, (String, RuleDoc)> {
+            rules
+                .iter()
+                .map(|(p, path)| (*p, (format!("arn:{p}"), rule_doc(path))))
+                .collect()
+        };
+        let want = |rules: &[(u32, &str)]| -> BTreeMap<u32, RuleDoc> {
+            rules.iter().map(|(p, path)| (*p, rule_doc(path))).collect()
+        };
+        // In sync: nothing to do.
+        let same = [(10, "/a"), (20, "/b")];
+        assert_eq!(rules::plan(&want(&same), &have(&same)), rules::RulePlan::default());
+        // /a moved from 10 to 15, /b changed in place, /c is foreign, /d is new.
+        let p = rules::plan(
+            &want(&[(15, "/a"), (20, "/b2"), (30, "/d")]),
+            &have(&[(10, "/a"), (20, "/b"), (25, "/c")]),
+        );
+        assert_eq!(p.moves, [("arn:10".to_string(), 15)]);
+        assert_eq!(p.modify, [("arn:20".to_string(), 20)]);
+        assert_eq!(p.delete, ["arn:25"]);
+        assert_eq!(p.create, [30]);
+        // A swap is not done with SetRulePriorities (moto refuses it): the second rule is
+        // rewritten where it stands instead.
+        let p = rules::plan(&want(&[(10, "/b"), (20, "/a")]), &have(&[(10, "/a"), (20, "/b")]));
+        assert_eq!(p.moves.len() + p.modify.len() + p.create.len(), 2, "{p:?}");
+        let targets: Vec<u32> = p.moves.iter().map(|m| m.1).collect();
+        assert!(p.modify.iter().all(|(_, q)| !targets.contains(q)), "{p:?}");
+    }
+
+    #[test]
+    fn rule_conditions_are_sent_in_config_form() {
+        let set = load_rules();
+        let obs = rules_observed(&set, Vec::new());
+        let d = Unit::desired(&set, &set.load_balancers[0], &obs);
+        let rules = d.listeners[&443].as_ref().unwrap().rules.as_ref().unwrap();
+        let sent = rules::elb_conditions(&rules[&10].conditions);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0].field(), Some("path-pattern"));
+        assert_eq!(sent[0].path_pattern_config().unwrap().values(), ["/api", "/api/*"]);
+        assert!(sent[0].values().is_empty(), "Values and a config together are refused");
+        assert_eq!(sent[1].http_header_config().unwrap().http_header_name(), Some("X-Canary"));
+        let weighted = elb_action(rules[&30].action.as_ref().unwrap()).unwrap();
+        let fc = weighted.forward_config().unwrap();
+        assert_eq!(fc.target_groups().len(), 2);
+        assert_eq!(fc.target_group_stickiness_config().unwrap().duration_seconds(), Some(300));
+        let fixed = elb_action(rules[&40].action.as_ref().unwrap()).unwrap();
+        assert_eq!(fixed.fixed_response_config().unwrap().status_code(), Some("503"));
+        // Target groups created during this apply replace their placeholders.
+        let mut pending = action_doc(
+            &set.load_balancers[0].spec.listeners[0].rules.as_ref().unwrap()[2].action,
+            &Resolved::default(),
+        );
+        let found = BTreeMap::from([("api".to_string(), TG_ARN.to_string())]);
+        let e = settle_action(&mut pending.clone(), &found).unwrap_err();
+        assert!(e.to_string().contains("TargetGroup/web"), "{e}");
+        let found = BTreeMap::from([
+            ("api".to_string(), TG_ARN.to_string()),
+            ("web".to_string(), WEB_ARN.to_string()),
+        ]);
+        settle_action(&mut pending, &found).unwrap();
+        let arns: Vec<&str> = pending
+            .target_groups
+            .iter()
+            .flatten()
+            .map(|g| g.target_group_arn.as_str())
+            .collect();
+        assert!(arns.contains(&TG_ARN) && arns.contains(&WEB_ARN), "{arns:?}");
     }
 }

@@ -156,6 +156,7 @@ impl Declared for Unit {
         check_secret_references(set, m, f);
         check_health_check_paths(set, m, f);
         check_log_group(set, m, f);
+        check_target_groups_forwarded(set, m, f);
     }
 
     /// Besides what it names: the parameter sets that declare its secrets (a missing
@@ -177,12 +178,7 @@ impl Declared for Unit {
         }
         for tg in m.spec.load_balancers.iter().filter_map(|lb| lb.target_group.as_ref()) {
             for alb in &set.load_balancers {
-                if alb
-                    .spec
-                    .listeners
-                    .iter()
-                    .any(|l| l.default_action.forward.as_ref() == Some(tg))
-                {
+                if alb.spec.forwards_to(tg) {
                     deps.push((Kind::LoadBalancer, alb.name().to_string()));
                 }
             }
@@ -1134,6 +1130,31 @@ fn check_log_group(set: &ManifestSet, svc: &Manifest<ServiceSpec>, f: &mut Findi
     );
 }
 
+/// ECS refuses to attach a target group no load balancer uses: each `TargetGroup` manifest a
+/// service names needs a listener (default action or rule) of the set that forwards to it.
+fn check_target_groups_forwarded(
+    set: &ManifestSet,
+    svc: &Manifest<ServiceSpec>,
+    f: &mut Findings<'_>,
+) {
+    for (i, lb) in svc.spec.load_balancers.iter().enumerate() {
+        let Some(tg) = lb.target_group.as_deref() else {
+            continue;
+        };
+        if set.target_group(tg).is_none()
+            || set.load_balancers.iter().any(|alb| alb.spec.forwards_to(tg))
+        {
+            continue;
+        }
+        f.at(
+            &format!("/spec/loadBalancers/{i}/targetGroup"),
+            format!(
+                "no LoadBalancer listener forwards to TargetGroup `{tg}`, and ECS only attaches a target group a load balancer uses: forward to it from a listener's `defaultAction` or a rule"
+            ),
+        );
+    }
+}
+
 /// When both the container and a target group check an HTTP path, it must be the same
 /// path: a mismatch (`/health` vs `/api/health`) keeps tasks failing load balancer checks
 /// and restarting.
@@ -1216,5 +1237,75 @@ mod tests {
         let arn = "arn:aws:secretsmanager:eu-west-1:1:secret:prd/db-AbCdEf";
         assert_eq!(secret_arn(arn), arn);
         assert_eq!(secret_arn(&format!("{arn}:password::")), arn);
+    }
+
+    const ROUTED: &str = "apiVersion: mooring.dev/v1alpha1
+kind: Cluster
+metadata: {name: prd}
+spec: {}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: web}
+spec: {port: 3000, vpc: default}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: api}
+spec: {port: 3001, vpc: default}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: LoadBalancer
+metadata: {name: edge}
+spec:
+  subnets: {ids: [subnet-a, subnet-b]}
+  securityGroups: {ids: [sg-1]}
+  listeners:
+    - port: 80
+      protocol: HTTP
+      defaultAction: {forward: web}
+RULES---
+apiVersion: mooring.dev/v1alpha1
+kind: Service
+metadata: {name: api}
+spec:
+  cluster: prd
+  network:
+    subnets: {ids: [subnet-a]}
+    securityGroups: {ids: [sg-1]}
+  loadBalancers: [{targetGroup: api, containerPort: 3001}]
+  taskDefinition:
+    cpu: 256
+    memory: 512
+    container: {image: 'api:1', port: 3001}
+";
+
+    #[test]
+    fn a_target_group_no_listener_forwards_to_is_refused_and_a_rule_is_enough() {
+        let load = |rules: &str| {
+            crate::manifest::load::load_with_stack(&[(
+                "app.yaml".into(),
+                ROUTED.replace("RULES", rules),
+            )])
+        };
+        let errs: Vec<String> = match load("") {
+            Ok(_) => panic!("a target group no listener uses was accepted"),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        };
+        assert!(
+            errs.iter().any(|e| e.contains(
+                "spec.loadBalancers[0].targetGroup: no LoadBalancer listener forwards to TargetGroup `api`"
+            )),
+            "{errs:#?}"
+        );
+        let set = load(
+            "      rules:\n        - {priority: 10, conditions: {pathPatterns: [/api/*]}, action: {forward: api}}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let deps = Unit::dependencies(&set.services[0], &set);
+        assert!(
+            deps.contains(&(Kind::LoadBalancer, "edge".to_string())),
+            "{deps:?}"
+        );
     }
 }
