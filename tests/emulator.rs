@@ -2329,4 +2329,43 @@ spec:
         left
     });
     assert!(rec.owned(&cx).await.unwrap().unwrap().is_empty());
+
+    // Asking for the other team's rule: a requirement, not a duplicate or a takeover...
+    let vpn = "apiVersion: mooring.dev/v1alpha1
+kind: SecurityGroupIngress
+metadata: {name: vpn-access}
+spec:
+  groupName: salon-db
+  rules:
+    - {port: 5432, from: {cidr: 192.168.0.0/16}, description: vpn}
+";
+    std::fs::write(&access, vpn).unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("the rule `tcp 5432 192.168.0.0/16` is already in")
+            && text.contains("not this stack's"),
+        "{text}"
+    );
+    assert!(ingress_rules(&ec2, &db).await.contains(&foreign[0]));
+    // ...unless adopted: the same rule, now tagged as this manifest's.
+    std::fs::write(
+        &access,
+        vpn.replace(
+            "{name: vpn-access}",
+            "{name: vpn-access, annotations: {mooring.dev/adopt: \"true\"}}",
+        ),
+    )
+    .unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let rules = ingress_rules(&ec2, &db).await;
+    let adopted = rules.iter().find(|r| r.0 == foreign[0].0).unwrap();
+    assert_eq!(
+        adopted.3.as_deref(),
+        Some("SecurityGroupIngress/vpn-access")
+    );
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
 }
