@@ -2198,10 +2198,14 @@ spec:
         "the foreign rule is untouched: {rules:?}"
     );
 
-    // Steady: nothing to do, nothing written.
+    // Steady: nothing to do, nothing written; the kind's own reads are one
+    // DescribeSecurityGroups for its groups and one DescribeSecurityGroupRules.
     let (report, aws) = plan(emu, webapp.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(all_writes(&aws), vec![], "plan must not write");
+    assert_eq!(aws.calls.count("EC2", "DescribeSecurityGroupRules"), 1);
+    // SecurityGroup/backend: its names and mooring's groups (shared); this kind: its group.
+    assert_eq!(aws.calls.count("EC2", "DescribeSecurityGroups"), 3);
 
     // Another stack adds its own rule to the same group.
     let reports = tempfile::tempdir().unwrap();

@@ -1137,6 +1137,92 @@ mod tests {
         assert_eq!((p.from_port(), p.to_port()), (Some(443), Some(443)));
     }
 
+    /// What apply sends: new rules with the ownership tags as rule tags, descriptions by
+    /// rule ID, and revocations by rule ID only (never by content, which could match
+    /// someone else's identical rule).
+    #[tokio::test]
+    async fn apply_tags_new_rules_and_changes_and_revokes_only_by_rule_id() {
+        use aws_sdk_ec2::Client;
+        use aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityGroupIngressOutput;
+        use aws_sdk_ec2::operation::modify_security_group_rules::ModifySecurityGroupRulesOutput;
+        use aws_sdk_ec2::operation::revoke_security_group_ingress::RevokeSecurityGroupIngressOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        let authorize = mock!(Client::authorize_security_group_ingress)
+            .match_requests(|r| {
+                let spec = &r.tag_specifications()[0];
+                let tags: BTreeMap<&str, &str> = spec
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?, t.value()?)))
+                    .collect();
+                r.group_id() == Some(DB)
+                    && r.tag_specifications().len() == 1
+                    && spec.resource_type() == Some(&ResourceType::SecurityGroupRule)
+                    && tags
+                        == BTreeMap::from([
+                            (TAG_MANAGED_BY, "mooring"),
+                            (TAG_STACK, "test"),
+                            (TAG_RESOURCE, "SecurityGroupIngress/db"),
+                        ])
+                    && r.ip_permissions().len() == 1
+                    && r.ip_permissions()[0].ip_ranges()[0].cidr_ip() == Some("10.8.0.0/16")
+            })
+            .then_output(|| AuthorizeSecurityGroupIngressOutput::builder().build());
+        let modify = mock!(Client::modify_security_group_rules)
+            .match_requests(|r| {
+                let u = &r.security_group_rules()[0];
+                let rule = u.security_group_rule().unwrap();
+                u.security_group_rule_id() == Some("sgr-1")
+                    && rule.referenced_group_id() == Some(BACKEND)
+                    && rule.description() == Some("the backend")
+            })
+            .then_output(|| ModifySecurityGroupRulesOutput::builder().build());
+        let revoke = mock!(Client::revoke_security_group_ingress)
+            .match_requests(|r| {
+                r.group_id() == Some("sg-0old")
+                    && r.security_group_rule_ids() == ["sgr-7"]
+                    && r.ip_permissions().is_empty()
+            })
+            .then_output(|| RevokeSecurityGroupIngressOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_ec2,
+            RuleMode::MatchAny,
+            [&authorize, &modify, &revoke]
+        );
+        let mut aws = aws();
+        aws.ec2 = client;
+        let ctx = crate::reconcile::Context::new(aws);
+
+        let set = set("");
+        let rules = vec![
+            stack_rule("sgr-1", DB, "SecurityGroupIngress/db", BACKEND, Some("changed by hand")),
+            stack_rule("sgr-7", "sg-0old", "SecurityGroupIngress/db", "10.8.0.0/16", None),
+        ];
+        let group = db_group(&[(BACKEND, Some("changed by hand"))], &[]);
+        let obs = observe(&set, live(vec![group], rules)).await.unwrap();
+        let m = &set.security_group_ingresses[0];
+        let desired = Unit::desired(&set, m, &obs);
+        let live_doc = Unit::live(&set, m, &obs).unwrap();
+        let cache = crate::reconcile::PassCache::default();
+        let cx = Cx {
+            ctx: &ctx,
+            set: &set,
+            cache: &cache,
+        };
+        let change = Change {
+            desired: &desired,
+            live: Some(&live_doc),
+            replace: false,
+        };
+        let applied = Unit::apply(&cx, m, &obs, &change).await.unwrap();
+        assert_eq!(applied.aws_id, DB);
+        assert_eq!(
+            (authorize.num_calls(), modify.num_calls(), revoke.num_calls()),
+            (1, 1, 1)
+        );
+    }
+
     #[test]
     fn the_policy_scopes_writes_to_the_groups_by_id() {
         let set = set("");
