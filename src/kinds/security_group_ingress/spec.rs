@@ -50,8 +50,8 @@ pub struct IngressRule {
     pub to_port: Option<u16>,
     /// Where the traffic comes from.
     pub from: Source,
-    /// Shown in the console (at most 255 characters). Compared: a description changed by
-    /// hand is put back.
+    /// Shown in the console: at most 255 letters, digits, spaces and `._-:/()#,@[]+=&;{}!$*`
+    /// (what EC2 accepts). Compared: a description changed by hand is put back.
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -209,11 +209,14 @@ impl IngressRule {
             }
         }
         if let Some(d) = &self.description
-            && (d.len() > 255 || !d.is_ascii())
+            && (d.len() > 255
+                || !d
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=&;{}!$*".contains(c)))
         {
             f.at(
                 &format!("{p}/description"),
-                "at most 255 ASCII characters (EC2's limit)",
+                "at most 255 characters: letters, digits, spaces and ._-:/()#,@[]+=&;{}!$* (what EC2 accepts)",
             );
         }
     }
@@ -378,7 +381,7 @@ mod tests {
     #[test]
     fn invalid_rules_and_targets_are_reported_with_their_place() {
         let errs = errors(
-            "  groupId: db\n  vpc: main\n  rules:\n    - {port: 5432, from: {}}\n    - {port: 5432, from: {cidr: 10.0.0.0/16, groupId: sg-1}}\n    - {fromPort: 90, toPort: 80, from: {cidr: 10.0.0.5/16}}\n    - {protocol: icmp, port: 1, from: {groupId: x-1}}\n    - {port: 22, from: {cidr: 10.0.0.0/8}}\n    - {port: 22, from: {cidr: 10.0.0.0/8}, description: again}\n",
+            "  groupId: db\n  vpc: main\n  rules:\n    - {port: 5432, from: {}}\n    - {port: 5432, from: {cidr: 10.0.0.0/16, groupId: sg-1}}\n    - {fromPort: 90, toPort: 80, from: {cidr: 10.0.0.5/16}}\n    - {protocol: icmp, port: 1, from: {groupId: x-1}}\n    - {port: 22, from: {cidr: 10.0.0.0/8}}\n    - {port: 22, from: {cidr: 10.0.0.0/8}, description: \"again?\"}\n",
         );
         for expected in [
             "i.yaml:5:3: spec.groupId: `db` does not look like a security group ID",
@@ -391,6 +394,7 @@ mod tests {
             "spec.rules[3]: `icmp` rules take no ports",
             "spec.rules[3].from.groupId: `x-1` does not look like a security group ID",
             "spec.rules[5]: the same rule as spec.rules[4]",
+            "spec.rules[5].description: at most 255 characters: letters, digits",
         ] {
             assert!(
                 errs.iter().any(|e| e.contains(expected)),
