@@ -2578,3 +2578,357 @@ async fn webapp_example_routes_api_to_the_backend_and_keeps_its_listener_rules()
     let (report, _) = plan(emu, &webapp).await;
     assert!(!report.has_changes(), "{report:#?}");
 }
+
+/// An ingress rule of a security group, as another client sees it: (ID, source,
+/// description, the `mooring.dev/resource` tag).
+type SeenRule = (String, String, Option<String>, Option<String>);
+
+async fn ingress_rules(ec2: &aws_sdk_ec2::Client, group: &str) -> Vec<SeenRule> {
+    let out = ec2
+        .describe_security_group_rules()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-id")
+                .values(group)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut rules: Vec<SeenRule> = out
+        .security_group_rules()
+        .iter()
+        .filter(|r| r.is_egress() == Some(false))
+        .map(|r| {
+            let source = r
+                .cidr_ipv4()
+                .map(str::to_string)
+                .or_else(|| {
+                    r.referenced_group_info()
+                        .and_then(|g| g.group_id())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            let owner = r
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("mooring.dev/resource"))
+                .and_then(|t| t.value())
+                .map(str::to_string);
+            (
+                r.security_group_rule_id().unwrap().to_string(),
+                source,
+                r.description().map(str::to_string),
+                owner,
+            )
+        })
+        .collect();
+    rules.sort_by(|a, b| a.1.cmp(&b.1));
+    rules
+}
+
+#[tokio::test]
+async fn ingress_rules_on_a_group_of_another_team_touch_only_their_own() {
+    let (_guard, emu) = emulator().await;
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config().await);
+    // The database's group belongs to another team, with a rule of theirs.
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("is-default")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let db = ec2
+        .create_security_group()
+        .group_name("salon-db")
+        .description("the database (not mooring's)")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(&db)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(5432)
+                .to_port(5432)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("192.168.0.0/16")
+                        .description("vpn")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let foreign = ingress_rules(&ec2, &db).await;
+    assert_eq!(foreign.len(), 1);
+
+    let stack = |name: &str| {
+        format!("apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata: {{name: {name}}}\n")
+    };
+    let webapp = tempfile::tempdir().unwrap();
+    std::fs::write(webapp.path().join("stack.yaml"), stack("webapp")).unwrap();
+    std::fs::write(
+        webapp.path().join("backend.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: SecurityGroup
+metadata: {name: backend}
+spec:
+  vpc: default
+",
+    )
+    .unwrap();
+    let access = webapp.path().join("db-access.yaml");
+    std::fs::write(
+        &access,
+        "apiVersion: mooring.dev/v1alpha1
+kind: SecurityGroupIngress
+metadata: {name: db-access}
+spec:
+  groupName: salon-db
+  rules:
+    - {port: 5432, from: {securityGroup: backend}, description: the backend}
+    - {port: 5432, from: {cidr: 10.8.0.0/16}, description: migrations}
+",
+    )
+    .unwrap();
+
+    // From nothing: the backend's group first, then the rules, tagged as this manifest's.
+    let (report, _) = apply(emu, webapp.path()).await;
+    let order: Vec<(Kind, Action)> = report
+        .resources
+        .iter()
+        .map(|r| (r.kind, r.action))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (Kind::SecurityGroup, Action::Create),
+            (Kind::SecurityGroupIngress, Action::Create)
+        ]
+    );
+    assert_eq!(report.resources[1].aws_id, db);
+    let backend = ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values("backend")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .security_groups()[0]
+        .group_id()
+        .unwrap()
+        .to_string();
+    let rules = ingress_rules(&ec2, &db).await;
+    let ours = |rules: &[SeenRule]| -> Vec<(String, String)> {
+        rules
+            .iter()
+            .filter(|r| r.3.as_deref() == Some("SecurityGroupIngress/db-access"))
+            .map(|r| (r.1.clone(), r.0.clone()))
+            .collect()
+    };
+    let mut sources: Vec<String> = ours(&rules).into_iter().map(|(s, _)| s).collect();
+    sources.sort();
+    let mut expected = vec!["10.8.0.0/16".to_string(), backend.clone()];
+    expected.sort();
+    assert_eq!(sources, expected);
+    assert!(
+        rules.contains(&foreign[0]),
+        "the foreign rule is untouched: {rules:?}"
+    );
+
+    // Steady: nothing to do, nothing written; the kind's own reads are one
+    // DescribeSecurityGroups for its groups and one DescribeSecurityGroupRules.
+    let (report, aws) = plan(emu, webapp.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(all_writes(&aws), vec![], "plan must not write");
+    assert_eq!(aws.calls.count("EC2", "DescribeSecurityGroupRules"), 1);
+    // SecurityGroup/backend: its names and mooring's groups (shared); this kind: its group.
+    assert_eq!(aws.calls.count("EC2", "DescribeSecurityGroups"), 3);
+
+    // Another stack adds its own rule to the same group.
+    let reports = tempfile::tempdir().unwrap();
+    std::fs::write(reports.path().join("stack.yaml"), stack("reports")).unwrap();
+    std::fs::write(
+        reports.path().join("db.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: SecurityGroupIngress
+metadata: {name: reports-db}
+spec:
+  groupId: GROUP
+  rules:
+    - {port: 5432, from: {cidr: 10.20.0.0/16}}
+"
+        .replace("GROUP", &db),
+    )
+    .unwrap();
+    apply(emu, reports.path()).await;
+    let theirs: Vec<SeenRule> = ingress_rules(&ec2, &db)
+        .await
+        .into_iter()
+        .filter(|r| r.3.as_deref() == Some("SecurityGroupIngress/reports-db"))
+        .collect();
+    assert_eq!(theirs.len(), 1);
+    let (report, _) = plan(emu, webapp.path()).await;
+    assert!(
+        !report.has_changes(),
+        "another stack's rule is not drift: {report:#?}"
+    );
+
+    // Out of band: one of ours revoked, the other's description changed. Both named, both
+    // put back; nobody else's rule is touched.
+    let cidr_rule = ours(&ingress_rules(&ec2, &db).await)
+        .into_iter()
+        .find(|(s, _)| s == "10.8.0.0/16")
+        .unwrap()
+        .1;
+    let group_rule = ours(&ingress_rules(&ec2, &db).await)
+        .into_iter()
+        .find(|(s, _)| *s == backend)
+        .unwrap()
+        .1;
+    ec2.revoke_security_group_ingress()
+        .group_id(&db)
+        .security_group_rule_ids(&cidr_rule)
+        .send()
+        .await
+        .unwrap();
+    ec2.modify_security_group_rules()
+        .group_id(&db)
+        .security_group_rules(
+            aws_sdk_ec2::types::SecurityGroupRuleUpdate::builder()
+                .security_group_rule_id(&group_rule)
+                .security_group_rule(
+                    aws_sdk_ec2::types::SecurityGroupRuleRequest::builder()
+                        .ip_protocol("tcp")
+                        .from_port(5432)
+                        .to_port(5432)
+                        .referenced_group_id(&backend)
+                        .description("changed by hand")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let path = webapp.path().to_str().unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("SecurityGroupIngress/db-access: update"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"~ rules.tcp 5432 10.8.0.0/16: (none) -> "migrations""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"~ rules.tcp 5432 {backend}: "changed by hand" -> "the backend""#
+        )),
+        "{text}"
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (report, _) = plan(emu, webapp.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    let rules = ingress_rules(&ec2, &db).await;
+    assert_eq!(ours(&rules).len(), 2, "{rules:?}");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.0 == group_rule && r.2.as_deref() == Some("the backend")),
+        "the description was changed in place: {rules:?}"
+    );
+    assert!(rules.contains(&foreign[0]), "{rules:?}");
+    assert!(rules.contains(&theirs[0]), "{rules:?}");
+
+    // The manifest goes: prune revokes this stack's rules and nothing else.
+    std::fs::remove_file(&access).unwrap();
+    let set = load_dir(webapp.path()).unwrap();
+    let ctx = Context::new(emu.aws().await);
+    let cache = PassCache::default();
+    let cx = Cx {
+        ctx: &ctx,
+        set: &set,
+        cache: &cache,
+    };
+    let rec = Kind::SecurityGroupIngress.reconciler();
+    let owned = rec.owned(&cx).await.unwrap().unwrap();
+    assert_eq!(
+        owned
+            .iter()
+            .map(|o| (o.name.as_str(), o.scope.as_deref()))
+            .collect::<Vec<_>>(),
+        [("db-access", Some(db.as_str()))]
+    );
+    rec.delete(&cx, &owned[0]).await.unwrap();
+    let rules = ingress_rules(&ec2, &db).await;
+    assert_eq!(rules, {
+        let mut left = vec![foreign[0].clone(), theirs[0].clone()];
+        left.sort_by(|a, b| a.1.cmp(&b.1));
+        left
+    });
+    assert!(rec.owned(&cx).await.unwrap().unwrap().is_empty());
+
+    // Asking for the other team's rule: a requirement, not a duplicate or a takeover...
+    let vpn = "apiVersion: mooring.dev/v1alpha1
+kind: SecurityGroupIngress
+metadata: {name: vpn-access}
+spec:
+  groupName: salon-db
+  rules:
+    - {port: 5432, from: {cidr: 192.168.0.0/16}, description: vpn}
+";
+    std::fs::write(&access, vpn).unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("the rule `tcp 5432 192.168.0.0/16` is already in")
+            && text.contains("not this stack's"),
+        "{text}"
+    );
+    assert!(ingress_rules(&ec2, &db).await.contains(&foreign[0]));
+    // ...unless adopted: the same rule, now tagged as this manifest's.
+    std::fs::write(
+        &access,
+        vpn.replace(
+            "{name: vpn-access}",
+            "{name: vpn-access, annotations: {mooring.dev/adopt: \"true\"}}",
+        ),
+    )
+    .unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let rules = ingress_rules(&ec2, &db).await;
+    let adopted = rules.iter().find(|r| r.0 == foreign[0].0).unwrap();
+    assert_eq!(
+        adopted.3.as_deref(),
+        Some("SecurityGroupIngress/vpn-access")
+    );
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+}

@@ -30,6 +30,8 @@ kinds! {
     ParameterSet => parameter_set::ParameterSetSpec, parameter_sets;
     /// A VPC security group and its rules.
     SecurityGroup => security_group::SecurityGroupSpec, security_groups;
+    /// Ingress rules mooring adds to a security group it does not own (only its own rules).
+    SecurityGroupIngress => security_group_ingress::SecurityGroupIngressSpec, security_group_ingresses;
     /// An ELBv2 target group of `ip` targets.
     TargetGroup => target_group::TargetGroupSpec, target_groups;
     /// An Application Load Balancer and its listeners.
