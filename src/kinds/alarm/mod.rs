@@ -700,3 +700,466 @@ impl Resource for Unit {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load::load_with_stack;
+    use crate::reconcile::diff::diff;
+
+    const CPU: &str = "apiVersion: mooring.dev/v1alpha1
+kind: Alarm
+metadata: {name: api-cpu}
+spec:
+  description: API CPU above 85 % for 3 minutes
+  service: {name: api, metric: cpu}
+  period: 60
+  threshold: 85
+  comparison: greaterThan
+  evaluationPeriods: 3
+  alarmActions: [arn:aws:sns:eu-west-1:123456789012:alerts, arn:aws:sns:eu-west-1:123456789012:pager]
+  tags: {team: core}
+";
+
+    const STACK: &str = "apiVersion: mooring.dev/v1alpha1
+kind: Cluster
+metadata: {name: prd}
+spec: {clusterName: prd-cluster}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: api}
+spec: {port: 3000, vpc: default}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: LoadBalancer
+metadata: {name: edge}
+spec:
+  loadBalancerName: edge-alb
+  subnets: {ids: [subnet-1, subnet-2]}
+  securityGroups: {ids: [sg-1]}
+  listeners:
+    - {port: 80, protocol: HTTP, defaultAction: {forward: api}}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Service
+metadata: {name: api}
+spec:
+  cluster: prd
+  serviceName: api-svc
+  network:
+    subnets: {ids: [subnet-1]}
+    securityGroups: {ids: [sg-1]}
+  taskDefinition:
+    cpu: 256
+    memory: 512
+    executionRoleArn: arn:aws:iam::123456789012:role/exec
+    container:
+      image: api:1
+      port: 3000
+      logs: {group: /ecs/api, createGroup: true}
+";
+
+    fn load(files: &[(&str, &str)]) -> Result<ManifestSet, Vec<String>> {
+        let sources: Vec<_> = files
+            .iter()
+            .map(|(f, t)| (std::path::PathBuf::from(f), t.to_string()))
+            .collect();
+        load_with_stack(&sources).map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
+    }
+
+    fn errors(alarm: &str) -> Vec<String> {
+        match load(&[("s.yaml", STACK), ("a.yaml", alarm)]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e,
+        }
+    }
+
+    fn cpu_metric() -> Metric {
+        Metric {
+            namespace: "AWS/ECS".into(),
+            metric_name: "CPUUtilization".into(),
+            dimensions: [
+                ("ClusterName".to_string(), "prd-cluster".to_string()),
+                ("ServiceName".to_string(), "api-svc".to_string()),
+            ]
+            .into(),
+            pending: None,
+        }
+    }
+
+    /// The alarm as DescribeAlarms returns it after mooring created it: no
+    /// TreatMissingData or DatapointsToAlarm (never set), dimensions and actions in
+    /// another order, a tag someone else added.
+    fn as_cloudwatch_returns_it(set: &ManifestSet) -> Observed {
+        let m = &set.alarms[0];
+        let alarm = MetricAlarm::builder()
+            .alarm_name("api-cpu")
+            .alarm_arn("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:api-cpu")
+            .alarm_description("API CPU above 85 % for 3 minutes")
+            .actions_enabled(true)
+            .alarm_actions("arn:aws:sns:eu-west-1:123456789012:pager")
+            .alarm_actions("arn:aws:sns:eu-west-1:123456789012:alerts")
+            .namespace("AWS/ECS")
+            .metric_name("CPUUtilization")
+            .dimensions(Dimension::builder().name("ServiceName").value("api-svc").build())
+            .dimensions(Dimension::builder().name("ClusterName").value("prd-cluster").build())
+            .statistic(Statistic::Average)
+            .period(60)
+            .evaluation_periods(3)
+            .threshold(85.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .build();
+        let tags = aws_tags(&desired_tags(set, m))
+            .into_iter()
+            .chain([Tag::builder().key("cost-center").value("42").build()])
+            .collect();
+        Observed {
+            metric: cpu_metric(),
+            live: Some((alarm, tags)),
+        }
+    }
+
+    fn changes(set: &ManifestSet, obs: &Observed) -> Vec<String> {
+        let m = &set.alarms[0];
+        let d = serde_json::to_value(Unit::desired(set, m, obs)).unwrap();
+        let l = Unit::live(set, m, obs).map(|l| serde_json::to_value(l).unwrap());
+        diff(&d, l.as_ref()).into_iter().map(|c| c.field).collect()
+    }
+
+    #[test]
+    fn cloudwatch_defaults_and_orders_are_not_drift() {
+        let set = load(&[("s.yaml", STACK), ("a.yaml", CPU)]).unwrap();
+        let obs = as_cloudwatch_returns_it(&set);
+        assert_eq!(changes(&set, &obs), Vec::<String>::new());
+        assert_eq!(
+            Unit::aws_id(&set, &set.alarms[0], &obs),
+            "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:api-cpu"
+        );
+        let d = Unit::desired(&set, &set.alarms[0], &obs);
+        assert_eq!(d.statistic.as_deref(), Some("Average"));
+        assert_eq!(d.treat_missing_data, "missing");
+        assert_eq!(d.datapoints_to_alarm, 3, "all periods unless said otherwise");
+    }
+
+    #[test]
+    fn out_of_band_changes_are_named() {
+        let set = load(&[("s.yaml", STACK), ("a.yaml", CPU)]).unwrap();
+        let mut obs = as_cloudwatch_returns_it(&set);
+        if let Some((a, _)) = obs.live.as_mut() {
+            a.threshold = Some(95.0);
+            a.comparison_operator = Some(ComparisonOperator::GreaterThanOrEqualToThreshold);
+            a.treat_missing_data = Some("breaching".into());
+            a.datapoints_to_alarm = Some(1);
+            a.actions_enabled = Some(false);
+            a.alarm_actions = Some(vec!["arn:aws:sns:eu-west-1:123456789012:alerts".into()]);
+            a.unit = Some(StandardUnit::Percent);
+            a.dimensions = Some(vec![
+                Dimension::builder().name("ServiceName").value("api-svc").build(),
+            ]);
+        }
+        assert_eq!(
+            changes(&set, &obs),
+            [
+                "dimensions.ClusterName",
+                "unit",
+                "threshold",
+                "comparison",
+                "datapointsToAlarm",
+                "treatMissingData",
+                "actionsEnabled",
+                "alarmActions",
+            ]
+        );
+        // An operator the manifest cannot say is shown by CloudWatch's name.
+        if let Some((a, _)) = obs.live.as_mut() {
+            a.comparison_operator =
+                Some(ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold);
+        }
+        let l = Unit::live(&set, &set.alarms[0], &obs).unwrap();
+        assert_eq!(l.comparison, "LessThanLowerOrGreaterThanUpperThreshold");
+    }
+
+    #[test]
+    fn short_forms_name_the_aws_metrics_and_their_dependencies() {
+        let tg_alarm = "apiVersion: mooring.dev/v1alpha1
+kind: Alarm
+metadata: {name: api-5xx}
+spec:
+  targetGroup: {name: api, metric: 5xx}
+  threshold: 10
+  comparison: greaterThanOrEqual
+  evaluationPeriods: 1
+  treatMissingData: notBreaching
+";
+        let set = load(&[("s.yaml", STACK), ("a.yaml", CPU), ("t.yaml", tg_alarm)]).unwrap();
+        let cpu = &set.alarms[0];
+        let five = &set.alarms[1];
+        assert_eq!(statistic(&five.spec).as_deref(), Some("Sum"));
+        assert_eq!(statistic(&cpu.spec).as_deref(), Some("Average"));
+        assert_eq!(five.spec.period(), 300);
+        // The load balancer whose listener forwards to the target group comes first.
+        assert_eq!(
+            Unit::dependencies(five, &set),
+            [
+                (Kind::TargetGroup, "api".to_string()),
+                (Kind::LoadBalancer, "edge".to_string())
+            ]
+        );
+        assert_eq!(
+            Unit::dependencies(cpu, &set),
+            [(Kind::Service, "api".to_string())]
+        );
+        let order = |k: Kind| Kind::ALL.iter().position(|x| *x == k).unwrap();
+        for k in [Kind::Service, Kind::TargetGroup, Kind::LoadBalancer] {
+            assert!(order(k) < order(Kind::Alarm), "{k}");
+        }
+        assert_eq!(
+            arn_suffix("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/api/73e2d6bc24d8a067"),
+            Some("targetgroup/api/73e2d6bc24d8a067")
+        );
+        assert_eq!(
+            arn_suffix("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/edge-alb/50dc6c495c0c9188"),
+            Some("app/edge-alb/50dc6c495c0c9188")
+        );
+        assert_eq!(
+            placeholder(Kind::TargetGroup, "api"),
+            "(TargetGroup/api, once created)"
+        );
+    }
+
+    #[test]
+    fn invalid_alarms_are_named_with_their_positions() {
+        let bad = "apiVersion: mooring.dev/v1alpha1
+kind: Alarm
+metadata: {name: TargetTracking-mine}
+spec:
+  service: {name: api, metric: cpu}
+  metric: {namespace: AWS/ECS, metricName: CPUUtilization, unit: Percents}
+  statistic: Average
+  extendedStatistic: q99
+  period: 45
+  threshold: 85
+  comparison: greaterThan
+  evaluationPeriods: 2000
+  datapointsToAlarm: 2001
+  alarmActions: [arn:aws:sqs:eu-west-1:123456789012:q, not-an-arn]
+  okActions: [arn:aws:sns:eu-west-1:123456789012:t, arn:aws:sns:eu-west-1:123456789012:t]
+";
+        let errs = errors(bad);
+        for expected in [
+            "a.yaml:3:12: metadata.name: alarm names starting with `TargetTracking-` belong to Application Auto Scaling",
+            "a.yaml:4:1: spec: set exactly one of `metric`, `service` and `targetGroup`",
+            "a.yaml:6:60: spec.metric.unit: `Percents` is not a CloudWatch unit",
+            "a.yaml:8:3: spec.extendedStatistic: set `statistic` or `extendedStatistic`, not both",
+            "spec.extendedStatistic: `q99` is not a percentile statistic",
+            "a.yaml:9:3: spec.period: CloudWatch alarms take a period of 10, 30 or a multiple of 60 seconds, not 45",
+            "a.yaml:12:3: spec.evaluationPeriods: 2000 periods of 45 s look back 90000 s",
+            "a.yaml:13:3: spec.datapointsToAlarm: must be 1-2000",
+            "a.yaml:14:18: spec.alarmActions[0]: `arn:aws:sqs:eu-west-1:123456789012:q` is not an SNS topic ARN",
+            "a.yaml:14:56: spec.alarmActions[1]: `not-an-arn` is not an SNS topic ARN",
+            "a.yaml:15:53: spec.okActions[1]: `arn:aws:sns:eu-west-1:123456789012:t` is listed twice",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.contains(expected)),
+                "missing {expected:?} in {errs:#?}"
+            );
+        }
+        let dangling = CPU.replace("name: api, metric", "name: web, metric");
+        let errs = errors(&dangling);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("a.yaml:6:13: spec.service.name: no Service named `web`")),
+            "{errs:#?}"
+        );
+        assert!(errors(CPU).is_empty(), "{:#?}", errors(CPU));
+        for ok in ["p99", "p99.9", "tm90", "p0", "p100"] {
+            assert!(spec::is_extended_statistic(ok), "{ok}");
+        }
+        for bad in ["p", "p101", "99", "p9x", "P99"] {
+            assert!(!spec::is_extended_statistic(bad), "{bad}");
+        }
+        assert!(spec::is_topic_arn("arn:aws:sns:eu-west-1:123456789012:alerts.fifo"));
+        assert!(spec::is_topic_arn("arn:aws-cn:sns:cn-north-1:123456789012:a_b-c"));
+        assert!(!spec::is_topic_arn("arn:aws:sns:eu-west-1:1234:alerts"));
+        assert!(!spec::is_topic_arn("arn:aws:sns:eu-west-1:123456789012:"));
+    }
+
+    #[test]
+    fn a_target_group_alarm_needs_exactly_one_load_balancer() {
+        let alarm = |extra: &str| {
+            format!(
+                "apiVersion: mooring.dev/v1alpha1
+kind: Alarm
+metadata: {{name: api-latency}}
+spec:
+  targetGroup: {{name: api, metric: responseTime{extra}}}
+  extendedStatistic: p99
+  threshold: 1.5
+  comparison: greaterThan
+  evaluationPeriods: 5
+"
+            )
+        };
+        assert!(errors(&alarm("")).is_empty(), "{:#?}", errors(&alarm("")));
+        let second = STACK.to_string()
+            + "---
+apiVersion: mooring.dev/v1alpha1
+kind: LoadBalancer
+metadata: {name: inner}
+spec:
+  scheme: internal
+  subnets: {ids: [subnet-1, subnet-2]}
+  securityGroups: {ids: [sg-1]}
+  listeners:
+    - {port: 8080, protocol: HTTP, defaultAction: {forward: api}}
+";
+        let errs = load(&[("s.yaml", &second), ("a.yaml", &alarm(""))]).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains(
+                "a.yaml:5:3: spec.targetGroup: several LoadBalancer manifests forward to TargetGroup `api` (edge, inner); name one in `loadBalancer`"
+            )),
+            "{errs:#?}"
+        );
+        let set = load(&[("s.yaml", &second), ("a.yaml", &alarm(", loadBalancer: inner"))]).unwrap();
+        assert!(
+            Unit::dependencies(&set.alarms[0], &set)
+                .contains(&(Kind::LoadBalancer, "inner".to_string()))
+        );
+        let alone = STACK.replace("defaultAction: {forward: api}", "defaultAction: {redirect: {port: 443}}");
+        let errs = load(&[("s.yaml", &alone), ("a.yaml", &alarm(""))]).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains(
+                "spec.targetGroup.name: no LoadBalancer manifest forwards to TargetGroup `api`"
+            )),
+            "{errs:#?}"
+        );
+        let set = load(&[("s.yaml", &alone), ("a.yaml", &alarm(", loadBalancer: edge"))]).unwrap();
+        let w: Vec<String> = set.warnings.iter().map(|w| w.to_string()).collect();
+        assert!(
+            w.iter().any(|w| w.contains("LoadBalancer `edge` does not forward to TargetGroup `api`")),
+            "{w:#?}"
+        );
+    }
+
+    #[test]
+    fn the_iam_policy_scopes_alarm_writes_to_the_alarms() {
+        let set = load(&[("s.yaml", STACK), ("a.yaml", CPU)]).unwrap();
+        let policy = crate::iam::policy(&set);
+        let statements = policy["Statement"].as_array().unwrap();
+        let write = statements
+            .iter()
+            .find(|s| s["Sid"] == "AlarmWrite")
+            .expect("an AlarmWrite statement");
+        assert_eq!(
+            write["Resource"],
+            serde_json::json!(["arn:aws:cloudwatch:*:*:alarm:api-cpu"])
+        );
+        for action in ["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource", "cloudwatch:DeleteAlarms"] {
+            assert!(write["Action"].as_array().unwrap().contains(&serde_json::json!(action)));
+        }
+        let read = statements.iter().find(|s| s["Sid"] == "Read").unwrap();
+        assert!(
+            !read["Action"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("cloudwatch:PutMetricAlarm")),
+            "without a ScalableTarget nothing may write every alarm: {read}"
+        );
+    }
+
+    /// CloudWatch ignores the tags of a PutMetricAlarm that updates an alarm (moto applies
+    /// them): an update sends every field and no tags, and adds a missing tag with
+    /// TagResource. Any other call matches no rule and fails apply.
+    #[tokio::test]
+    async fn an_update_puts_the_whole_alarm_and_tags_separately() {
+        use aws_sdk_cloudwatch::Client;
+        use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+        use aws_sdk_cloudwatch::operation::list_tags_for_resource::ListTagsForResourceOutput;
+        use aws_sdk_cloudwatch::operation::put_metric_alarm::PutMetricAlarmOutput;
+        use aws_sdk_cloudwatch::operation::tag_resource::TagResourceOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        let metric = "apiVersion: mooring.dev/v1alpha1
+kind: Alarm
+metadata: {name: api-cpu}
+spec:
+  description: API CPU above 85 % for 3 minutes
+  metric:
+    namespace: AWS/ECS
+    metricName: CPUUtilization
+    dimensions: {ClusterName: prd-cluster, ServiceName: api-svc}
+  period: 60
+  threshold: 85
+  comparison: greaterThan
+  evaluationPeriods: 3
+  alarmActions: [arn:aws:sns:eu-west-1:123456789012:alerts, arn:aws:sns:eu-west-1:123456789012:pager]
+  tags: {team: core}
+";
+        let set = load(&[("a.yaml", metric)]).unwrap();
+        let mut obs = as_cloudwatch_returns_it(&set);
+        let (mut alarm, tags) = obs.live.take().unwrap();
+        alarm.threshold = Some(95.0);
+        // Tagged before stacks: the stack tag is missing.
+        let tags: Vec<Tag> = tags
+            .into_iter()
+            .filter(|t| t.key() != Some("mooring.dev/stack"))
+            .collect();
+        let describe = mock!(Client::describe_alarms)
+            .match_requests(|r| r.alarm_names() == ["api-cpu".to_string()])
+            .then_output(move || {
+                DescribeAlarmsOutput::builder()
+                    .metric_alarms(alarm.clone())
+                    .build()
+            });
+        let list_tags = mock!(Client::list_tags_for_resource)
+            .match_requests(|r| {
+                r.resource_arn() == Some("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:api-cpu")
+            })
+            .then_output(move || {
+                ListTagsForResourceOutput::builder()
+                    .set_tags(Some(tags.clone()))
+                    .build()
+            });
+        let put = mock!(Client::put_metric_alarm)
+            .match_requests(|r| {
+                r.threshold() == Some(85.0)
+                    && r.tags().is_empty()
+                    && r.alarm_actions().len() == 2
+                    && r.dimensions().len() == 2
+                    && r.treat_missing_data() == Some("missing")
+                    && r.datapoints_to_alarm() == Some(3)
+                    && r.actions_enabled() == Some(true)
+                    && r.alarm_description() == Some("API CPU above 85 % for 3 minutes")
+            })
+            .then_output(|| PutMetricAlarmOutput::builder().build());
+        let tag = mock!(Client::tag_resource)
+            .match_requests(|r| {
+                r.tags().len() == 1 && r.tags()[0].key() == Some("mooring.dev/stack")
+            })
+            .then_output(|| TagResourceOutput::builder().build());
+        let cloudwatch = mock_client!(
+            aws_sdk_cloudwatch,
+            RuleMode::MatchAny,
+            [&describe, &list_tags, &put, &tag]
+        );
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let mut aws = crate::aws::Aws::from_config(&config).expect("config");
+        aws.cloudwatch = cloudwatch;
+        let ctx = crate::reconcile::Context::new(aws);
+        let report =
+            crate::reconcile::apply_all(&ctx, &set, &crate::kinds::reconcilers(&set), true).await;
+        let r = &report.resources[0];
+        assert!(r.error().is_none(), "{r:#?}");
+        assert_eq!(
+            r.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
+            ["threshold", "tags.mooring.dev/stack"]
+        );
+        assert_eq!(put.num_calls(), 1);
+        assert_eq!(tag.num_calls(), 1);
+    }
+}
