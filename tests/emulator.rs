@@ -398,8 +398,8 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         total += resources.len();
         assert!(resources.iter().all(|r| r["action"] == "none"));
     }
-    // 26, the Redis subnet group and the backend's LogGroup.
-    assert_eq!(total, 28);
+    // 26, the Redis subnet group, the backend's LogGroup and its two alarms.
+    assert_eq!(total, 30);
 
     // Another client changes one thing of each kind.
     let config = emu.sdk_config().await;
@@ -490,6 +490,34 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         .send()
         .await
         .unwrap();
+    aws_sdk_cloudwatch::Client::new(&config)
+        .put_metric_alarm()
+        .alarm_name("salon-backend-cpu")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("ClusterName")
+                .value("salon-prd")
+                .build(),
+        )
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("ServiceName")
+                .value("salon-backend")
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(95.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .alarm_description("salon-backend CPU above 85 % for 3 minutes")
+        .alarm_actions("arn:aws:sns:eu-west-1:123456789012:salon-prd-alerts")
+        .ok_actions("arn:aws:sns:eu-west-1:123456789012:salon-prd-alerts")
+        .send()
+        .await
+        .unwrap();
     // The scaler (or a person) changes the desired count: not drift under autoscaling.
     emu.ecs()
         .await
@@ -512,6 +540,8 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         "ParameterSet/salon-prd: update\n  ~ parameters./salon/prd/database/port.value: \"6543\" -> \"5432\"",
         "ReplicationGroup/salon-redis: update\n  ~ nodeType: \"cache.t3.medium\" -> \"cache.t2.small\"",
         "LogGroup/salon-backend-logs: update\n  ~ retentionInDays: 7 -> 30",
+        "Alarm/salon-backend-cpu: update\n  ~ threshold: 95.0 -> 85.0\n",
+        "Alarm/salon-backend-5xx: in sync",
         "Service/salon-backend: in sync",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
