@@ -361,7 +361,7 @@ impl AlarmSpec {
             );
         }
         let period = self.period();
-        if !(period == 10 || period == 30 || (period > 0 && period % 60 == 0)) {
+        if !(period == 10 || period == 30 || (period > 0 && period.is_multiple_of(60))) {
             f.at(
                 "/spec/period",
                 format!("CloudWatch alarms take a period of 10, 30 or a multiple of 60 seconds, not {period}"),
