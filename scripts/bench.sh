@@ -167,7 +167,8 @@ for r in report["resources"]:
 changes = sum(1 for r in report["resources"] if r["action"] != "none")
 k = lambda name: kinds.get(name, 0)
 # What the AWS APIs allow for this stack (one cluster, one parameter set of 50 values and
-# 6 required secrets, one service, target group and load balancer, Redis, 4 schedules).
+# 6 required secrets, one service, target group and load balancer, Redis, 4 schedules,
+# 2 alarms).
 minimum = {
     "ECS.DescribeClusters": 1,
     "ECS.DescribeServices": 1,
@@ -198,6 +199,8 @@ minimum = {
     "ECR.DescribeRepositories": 1 if k("Repository") else 0,  # every repository, shared with services
     "ECR.ListTagsForResource": k("Repository"),
     "ECR.GetLifecyclePolicy": k("Repository"),
+    "CloudWatch.DescribeAlarms": math.ceil(k("Alarm") / 100),  # 100 alarm names per call
+    "CloudWatch.ListTagsForResource": k("Alarm"),        # CloudWatch has no batch tag read
 }
 minimum.update({op: 1 for op in calls if op not in minimum})  # a new kind's read: one each
 total, low = sum(calls.values()), sum(minimum.values())

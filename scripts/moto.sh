@@ -32,7 +32,7 @@ start() {
   port="$(free_port)"
   # Deployments never progress in moto; this makes new services report their tasks running.
   MOTO_ECS_SERVICE_RUNNING="${MOTO_ECS_SERVICE_RUNNING:-2}" \
-    nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$state/moto.log" 2>&1 &
+    nohup "$root/scripts/moto-server" -H 127.0.0.1 -p "$port" >"$state/moto.log" 2>&1 &
   echo $! >"$state/pid"
   echo "http://127.0.0.1:$port" >"$state/endpoint"
   for _ in $(seq 1 100); do

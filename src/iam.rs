@@ -20,8 +20,9 @@ pub(crate) fn arn(service: &str, rest: &str) -> String {
 }
 
 /// Actions AWS does not scope to a resource (or that mooring calls before it knows the
-/// ARN): always on `*`.
-fn unscoped(action: &str) -> bool {
+/// ARN): always on `*`. `kind`'s: the target-tracking alarms Application Auto Scaling
+/// makes for a `ScalableTarget` have names nobody knows in advance; an `Alarm`'s do.
+fn unscoped(kind: Kind, action: &str) -> bool {
     let (_, op) = action.split_once(':').unwrap_or(("", action));
     op.starts_with("Describe")
         || op.starts_with("List")
@@ -29,11 +30,14 @@ fn unscoped(action: &str) -> bool {
             action,
             "ecs:RegisterTaskDefinition"
                 | "sts:GetCallerIdentity"
-                | "cloudwatch:PutMetricAlarm"
-                | "cloudwatch:DeleteAlarms"
                 | "application-autoscaling:RegisterScalableTarget"
                 | "application-autoscaling:PutScalingPolicy"
         )
+        || (kind == Kind::ScalableTarget
+            && matches!(
+                action,
+                "cloudwatch:PutMetricAlarm" | "cloudwatch:DeleteAlarms"
+            ))
 }
 
 fn statement(sid: String, actions: Vec<&str>, resources: Vec<String>) -> Value {
@@ -53,8 +57,9 @@ pub fn policy(set: &ManifestSet) -> Value {
     // Reads on `*`, one statement for all kinds.
     let reads: Vec<&str> = present
         .iter()
-        .flat_map(|k| k.actions().iter().copied())
-        .filter(|a| unscoped(a))
+        .flat_map(|k| k.actions().iter().map(|a| (*k, *a)))
+        .filter(|(k, a)| unscoped(*k, a))
+        .map(|(_, a)| a)
         .collect();
     if !reads.is_empty() {
         statements.push(statement("Read".into(), reads, vec!["*".into()]));
@@ -63,7 +68,9 @@ pub fn policy(set: &ManifestSet) -> Value {
         kind.actions()
             .iter()
             .copied()
-            .filter(|a| !unscoped(a) && !a.starts_with("iam:") && !a.starts_with("secretsmanager:"))
+            .filter(|a| {
+                !unscoped(kind, a) && !a.starts_with("iam:") && !a.starts_with("secretsmanager:")
+            })
             .collect()
     };
     for kind in &present {

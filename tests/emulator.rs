@@ -417,8 +417,9 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
             );
         }
     }
-    // 26, the Redis subnet group, the backend's LogGroup and its image Repository.
-    assert_eq!(total, 29);
+    // 26, the Redis subnet group, the backend's LogGroup, its image Repository and its
+    // two alarms.
+    assert_eq!(total, 31);
 
     // Another client changes one thing of each kind.
     let config = emu.sdk_config().await;
@@ -516,6 +517,34 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         .send()
         .await
         .unwrap();
+    aws_sdk_cloudwatch::Client::new(&config)
+        .put_metric_alarm()
+        .alarm_name("salon-backend-cpu")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("ClusterName")
+                .value("salon-prd")
+                .build(),
+        )
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("ServiceName")
+                .value("salon-backend")
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(95.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .alarm_description("salon-backend CPU above 85 % for 3 minutes")
+        .alarm_actions("arn:aws:sns:eu-west-1:123456789012:salon-prd-alerts")
+        .ok_actions("arn:aws:sns:eu-west-1:123456789012:salon-prd-alerts")
+        .send()
+        .await
+        .unwrap();
     // The scaler (or a person) changes the desired count: not drift under autoscaling.
     emu.ecs()
         .await
@@ -539,6 +568,8 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         "ReplicationGroup/salon-redis: update\n  ~ nodeType: \"cache.t3.medium\" -> \"cache.t2.small\"",
         "LogGroup/salon-backend-logs: update\n  ~ retentionInDays: 7 -> 30",
         "Repository/salon-backend: update\n  ~ imageTagMutability: \"MUTABLE\" -> \"IMMUTABLE\"",
+        "Alarm/salon-backend-cpu: update\n  ~ threshold: 95.0 -> 85.0\n",
+        "Alarm/salon-backend-5xx: in sync",
         "Service/salon-backend: in sync",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
@@ -2931,4 +2962,298 @@ spec:
     );
     assert_eq!(rules.len(), 2, "{rules:?}");
     assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+}
+
+/// A target group, the load balancer forwarding to it, and two alarms on the basic
+/// fixture's service: CPU (the service short form) and 5xx (the target group short form).
+const ALARMS: &str = "apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: api}
+spec: {port: 3000, vpc: default, healthCheck: {path: /api/health}}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: LoadBalancer
+metadata: {name: api}
+spec:
+  subnets: {lookup: {vpc: default}}
+  securityGroups: {lookup: {vpc: default, names: [default]}}
+  listeners:
+    - {port: 80, protocol: HTTP, defaultAction: {forward: api}}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Alarm
+metadata: {name: api-cpu}
+spec:
+  description: API CPU above 85 % for 3 minutes
+  service: {name: api, metric: cpu}
+  period: 60
+  threshold: 85
+  comparison: greaterThan
+  evaluationPeriods: 3
+  alarmActions: [arn:aws:sns:us-east-1:123456789012:alerts]
+  okActions: [arn:aws:sns:us-east-1:123456789012:alerts]
+  tags: {team: core}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Alarm
+metadata: {name: api-5xx}
+spec:
+  targetGroup: {name: api, metric: 5xx}
+  threshold: 10
+  comparison: greaterThanOrEqual
+  evaluationPeriods: 5
+  datapointsToAlarm: 2
+  treatMissingData: notBreaching
+  alarmActions: [arn:aws:sns:us-east-1:123456789012:pager]
+";
+
+async fn metric_alarm(
+    cw: &aws_sdk_cloudwatch::Client,
+    name: &str,
+) -> Option<aws_sdk_cloudwatch::types::MetricAlarm> {
+    cw.describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .unwrap()
+        .metric_alarms()
+        .first()
+        .cloned()
+}
+
+#[tokio::test]
+async fn alarms_round_trip_and_leave_target_tracking_and_other_stacks_alone() {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    std::fs::write(dir.path().join("alarms.yaml"), ALARMS).unwrap();
+    edit(
+        &dir.path().join("service.yaml"),
+        "  enableExecuteCommand: true\n",
+        "  enableExecuteCommand: true\n  loadBalancers:\n    - targetGroup: api\n",
+    );
+    let cw = aws_sdk_cloudwatch::Client::new(&emu.sdk_config().await);
+    // Out of band, before mooring: what Application Auto Scaling makes for target
+    // tracking (no mooring tags), and an alarm of another stack in the same account.
+    let tracking = "TargetTracking-service/basic/api-AlarmHigh-0b1c2d3e";
+    cw.put_metric_alarm()
+        .alarm_name(tracking)
+        .alarm_description("DO NOT EDIT OR DELETE. For TargetTrackingScaling policy")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .dimensions(
+            Dimension::builder()
+                .name("ClusterName")
+                .value("test")
+                .build(),
+        )
+        .dimensions(
+            Dimension::builder()
+                .name("ServiceName")
+                .value("api")
+                .build(),
+        )
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(80.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .alarm_actions("arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:x")
+        .send()
+        .await
+        .unwrap();
+    cw.put_metric_alarm()
+        .alarm_name("other-cpu")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(90.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .tags(
+            Tag::builder()
+                .key("mooring.dev/managed-by")
+                .value("mooring")
+                .build(),
+        )
+        .tags(
+            Tag::builder()
+                .key("mooring.dev/stack")
+                .value("other")
+                .build(),
+        )
+        .tags(
+            Tag::builder()
+                .key("mooring.dev/resource")
+                .value("Alarm/gone")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // From nothing: after the service, the target group and the load balancer, whose
+    // ARN suffixes become the 5xx alarm's dimensions.
+    let (report, _) = apply(emu, dir.path()).await;
+    let order: Vec<Kind> = report.resources.iter().map(|r| r.kind).collect();
+    let at = |k: Kind| order.iter().position(|x| *x == k).unwrap();
+    for k in [Kind::Service, Kind::TargetGroup, Kind::LoadBalancer] {
+        assert!(at(k) < at(Kind::Alarm), "{order:?}");
+    }
+    for r in report.resources.iter().filter(|r| r.kind == Kind::Alarm) {
+        assert_eq!(r.action, Action::Create, "{r:#?}");
+        assert!(r.aws_id.contains(":alarm:api-"), "{}", r.aws_id);
+    }
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let tg_arn = elb
+        .describe_target_groups()
+        .names("api")
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let lb_arn = elb
+        .describe_load_balancers()
+        .names("api")
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let five = metric_alarm(&cw, "api-5xx").await.expect("the 5xx alarm");
+    let dims: std::collections::BTreeMap<&str, &str> = five
+        .dimensions()
+        .iter()
+        .map(|d| (d.name().unwrap(), d.value().unwrap()))
+        .collect();
+    assert_eq!(dims["TargetGroup"], tg_arn.rsplit_once(':').unwrap().1);
+    assert!(
+        dims["TargetGroup"].starts_with("targetgroup/api/"),
+        "{dims:?}"
+    );
+    assert_eq!(
+        dims["LoadBalancer"],
+        lb_arn.split_once(":loadbalancer/").unwrap().1
+    );
+    assert_eq!(five.namespace(), Some("AWS/ApplicationELB"));
+    assert_eq!(five.metric_name(), Some("HTTPCode_Target_5XX_Count"));
+    assert_eq!(five.statistic(), Some(&Statistic::Sum));
+    assert_eq!(five.treat_missing_data(), Some("notBreaching"));
+    assert_eq!(five.datapoints_to_alarm(), Some(2));
+    let cpu = metric_alarm(&cw, "api-cpu").await.expect("the CPU alarm");
+    assert_eq!(cpu.metric_name(), Some("CPUUtilization"));
+    assert_eq!(cpu.threshold(), Some(85.0));
+    let cpu_arn = cpu.alarm_arn().unwrap().to_string();
+    let tags = cw
+        .list_tags_for_resource()
+        .resource_arn(&cpu_arn)
+        .send()
+        .await
+        .unwrap();
+    let tags: std::collections::BTreeMap<&str, &str> = tags
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags.get("team"), Some(&"core"));
+    assert_eq!(tags.get("mooring.dev/stack"), Some(&"basic"));
+    assert_eq!(tags.get("mooring.dev/resource"), Some(&"Alarm/api-cpu"));
+
+    // Steady: nothing to do, nothing written; the alarms cost one DescribeAlarms and a
+    // tag read each.
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(all_writes(&aws), vec![], "plan must not write");
+    let by_op = aws.calls.by_operation();
+    assert_eq!(
+        by_op.get("CloudWatch.DescribeAlarms"),
+        Some(&1),
+        "{by_op:?}"
+    );
+    assert_eq!(
+        by_op.get("CloudWatch.ListTagsForResource"),
+        Some(&2),
+        "{by_op:?}"
+    );
+
+    // Out of band: a higher threshold (PutMetricAlarm replaces the alarm). Named, and
+    // put back with everything else intact.
+    cw.put_metric_alarm()
+        .alarm_name("api-cpu")
+        .alarm_description("API CPU above 85 % for 3 minutes")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .set_dimensions(Some(cpu.dimensions().to_vec()))
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(95.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .alarm_actions("arn:aws:sns:us-east-1:123456789012:alerts")
+        .ok_actions("arn:aws:sns:us-east-1:123456789012:alerts")
+        .send()
+        .await
+        .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("Alarm/api-cpu: update\n  ~ threshold: 95.0 -> 85.0\n"),
+        "{text}"
+    );
+    assert!(text.contains("Alarm/api-5xx: in sync"), "{text}");
+    assert!(!text.contains("TargetTracking"), "{text}");
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let cpu = metric_alarm(&cw, "api-cpu").await.unwrap();
+    assert_eq!(cpu.threshold(), Some(85.0));
+    assert_eq!(
+        cpu.alarm_actions(),
+        ["arn:aws:sns:us-east-1:123456789012:alerts"]
+    );
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    // The 5xx alarm leaves the manifests: it is this stack's orphan, and pruning deletes
+    // it alone — not the other stack's alarm, not Application Auto Scaling's.
+    std::fs::write(
+        dir.path().join("alarms.yaml"),
+        ALARMS
+            .split("---\napiVersion: mooring.dev/v1alpha1\nkind: Alarm\nmetadata: {name: api-5xx}")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let set = load_dir(dir.path()).expect("valid manifests");
+    let ctx = Context::new(emu.aws().await);
+    let cache = PassCache::default();
+    let cx = Cx {
+        ctx: &ctx,
+        set: &set,
+        cache: &cache,
+    };
+    let alarms = Kind::Alarm.reconciler();
+    let mut owned = alarms
+        .owned(&cx)
+        .await
+        .expect("alarms list their own")
+        .unwrap();
+    owned.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<&str> = owned.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["api-5xx", "api-cpu"]);
+    let orphan = owned.iter().find(|o| o.name == "api-5xx").unwrap();
+    alarms.delete(&cx, orphan).await.unwrap();
+    assert!(metric_alarm(&cw, "api-5xx").await.is_none());
+    assert!(metric_alarm(&cw, "api-cpu").await.is_some());
+    assert!(metric_alarm(&cw, "other-cpu").await.is_some());
+    let kept = metric_alarm(&cw, tracking)
+        .await
+        .expect("target tracking's alarm stays");
+    assert_eq!(kept.threshold(), Some(80.0));
 }

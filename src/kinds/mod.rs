@@ -48,6 +48,8 @@ kinds! {
     Service => service::ServiceSpec, services;
     /// Application Auto Scaling of a service's desired count.
     ScalableTarget => scalable_target::ScalableTargetSpec, scalable_targets;
+    /// A CloudWatch metric alarm notifying SNS topics.
+    Alarm => alarm::AlarmSpec, alarms;
     /// An EventBridge connection with API-key authorization.
     Connection => connection::ConnectionSpec, connections;
     /// An EventBridge API destination (an HTTPS endpoint).

@@ -37,12 +37,12 @@ fn moto_binary() -> PathBuf {
     if let Ok(p) = std::env::var("MOORING_MOTO_SERVER") {
         return PathBuf::from(p);
     }
-    let p = root().join(".venv/bin/moto_server");
     assert!(
-        p.exists(),
+        root().join(".venv/bin/moto_server").exists(),
         "moto is not installed: run `scripts/moto.sh install` (or set MOORING_MOTO_SERVER)"
     );
-    p
+    // moto plus the CloudWatch protocol the SDK speaks (see scripts/moto_server.py).
+    root().join("scripts/moto-server")
 }
 
 pub fn free_port() -> u16 {
