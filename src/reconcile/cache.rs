@@ -78,6 +78,9 @@ pub struct PassCache {
     pub connections: Memo<String, Option<Arc<Connection>>>,
     /// EventBridge API destinations by name (`None`: there is none).
     pub api_destinations: Memo<String, Option<Arc<ApiDestination>>>,
+    /// The readable fields of the resources observed, for `from:` values. Not emptied by
+    /// [`PassCache::clear`]: a resource read from is read again when it is applied.
+    pub fields: crate::kinds::from::Readings,
 }
 
 impl PassCache {
