@@ -377,9 +377,9 @@ impl Resolved {
     /// Why a resource waits for this value.
     pub fn waiting(&self) -> String {
         format!(
-            "{} (its `{}`, for {}, is not known yet)",
-            self.from.from,
+            "`{}` of {} (read by {})",
             self.from.field,
+            self.from.from,
             crate::manifest::error::dotted(&self.pointer)
         )
     }
@@ -703,7 +703,7 @@ spec:
         assert_eq!(
             waiting,
             [
-                "ReplicationGroup/redis (its `primaryEndpoint.port`, for spec.taskDefinition.container.environment.REDIS_PORT, is not known yet)"
+                "`primaryEndpoint.port` of ReplicationGroup/redis (read by spec.taskDefinition.container.environment.REDIS_PORT)"
             ]
         );
     }
