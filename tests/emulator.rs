@@ -382,6 +382,13 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
     let out = emu.mooring(&["plan", examples]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stdout(&out).contains("Service/salon-backend: create"));
+    assert!(
+        stdout(&out).contains(
+            "+ taskDefinition.container.environment.REDIS_HOST = \"(known after apply)\""
+        ),
+        "{}",
+        stdout(&out)
+    );
     for dir in [examples, small] {
         let out = emu.mooring(&["apply", dir]);
         let applied = stdout(&out);
@@ -401,8 +408,46 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
     // 26, the Redis subnet group and the backend's LogGroup.
     assert_eq!(total, 28);
 
-    // Another client changes one thing of each kind.
+    // The values read `from:` the live Redis and ALB were filled in by that one apply.
     let config = emu.sdk_config().await;
+    let redis = aws_sdk_elasticache::Client::new(&config)
+        .describe_replication_groups()
+        .replication_group_id("salon-redis")
+        .send()
+        .await
+        .unwrap();
+    let address = redis.replication_groups()[0].node_groups()[0]
+        .primary_endpoint()
+        .and_then(|e| e.address())
+        .unwrap()
+        .to_string();
+    let (_, td) = describe_service(emu, "salon-prd", "salon-backend").await;
+    assert!(
+        td.container_definitions()[0]
+            .environment()
+            .iter()
+            .any(|kv| kv.name() == Some("REDIS_HOST") && kv.value() == Some(address.as_str())),
+        "{td:?}"
+    );
+    let alb = aws_sdk_elasticloadbalancingv2::Client::new(&config)
+        .describe_load_balancers()
+        .names("salon-alb")
+        .send()
+        .await
+        .unwrap();
+    let dns = alb.load_balancers()[0].dns_name().unwrap().to_string();
+    let reset = aws_sdk_eventbridge::Client::new(&config)
+        .describe_api_destination()
+        .name("salon-reset-queue")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reset.invocation_endpoint(),
+        Some(format!("https://{dns}/salons/reset-queue").as_str())
+    );
+
+    // Another client changes one thing of each kind.
     let events = aws_sdk_eventbridge::Client::new(&config);
     events
         .disable_rule()
