@@ -22,6 +22,8 @@ use super::{Declared, Visitor};
 use crate::manifest::error::Findings;
 use crate::manifest::yaml::escape_segment;
 use crate::manifest::{Kind, Manifest, ManifestSet};
+use crate::reconcile::FieldChange;
+use crate::reconcile::diff::{looks_secret, redact};
 
 /// What plan shows for a value read from a resource that does not exist yet.
 pub const UNKNOWN: &str = "(known after apply)";
@@ -465,6 +467,17 @@ fn substitute<S: Serialize + DeserializeOwned>(spec: &S, resolved: &[Resolved]) 
     serde_json::from_value(json).ok()
 }
 
+/// The changes of a plan as shown: a value read from another resource is not a secret,
+/// but when one goes into a field named like a secret (`DB_PASSWORD`), the secret-looking
+/// fields' values are not shown.
+pub fn shown(changes: Vec<FieldChange>, values: &[Resolved]) -> Vec<FieldChange> {
+    if values.iter().any(|v| looks_secret(&v.pointer)) {
+        redact(&changes)
+    } else {
+        changes
+    }
+}
+
 /// The pointer of map entry `key` under `base`.
 pub fn entry(base: &str, key: &str) -> String {
     format!("{base}/{}", escape_segment(key))
@@ -818,6 +831,49 @@ spec:
                 .starts_with("d.yaml:6:54: spec.endpoint.format: `format` takes exactly one `{}`")),
             "{errs:#?}"
         );
+    }
+
+    #[test]
+    fn a_value_read_into_a_secret_looking_field_is_not_shown() {
+        let change = |field: &str, desired: &str| FieldChange {
+            field: field.into(),
+            live: serde_json::Value::Null,
+            desired: desired.into(),
+        };
+        let read = |pointer: &str| Resolved {
+            pointer: pointer.into(),
+            from: ValueFrom {
+                from: "ReplicationGroup/redis".into(),
+                field: "primaryEndpoint.address".into(),
+                format: None,
+            },
+            value: Some("master.redis.example".into()),
+        };
+        let changes = vec![
+            change(
+                "taskDefinition.container.environment.REDIS_AUTH_TOKEN",
+                "master.redis.example",
+            ),
+            change(
+                "taskDefinition.container.environment.REDIS_HOST",
+                "master.redis.example",
+            ),
+        ];
+        let out = shown(
+            changes.clone(),
+            &[read(
+                "/spec/taskDefinition/container/environment/REDIS_AUTH_TOKEN",
+            )],
+        );
+        assert_eq!(out[0].desired, "(redacted)");
+        assert_eq!(out[1].desired, "master.redis.example");
+        let out = shown(
+            changes.clone(),
+            &[read(
+                "/spec/taskDefinition/container/environment/REDIS_HOST",
+            )],
+        );
+        assert_eq!(out, changes, "no secret-looking field reads a value");
     }
 
     #[test]

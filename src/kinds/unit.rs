@@ -17,7 +17,7 @@ use super::from::{self, Field, Resolved, Value as FromValue};
 use super::ownership::{self, Ownership};
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
-use crate::reconcile::diff::{diff_managed, ignored_fields, looks_secret, redact};
+use crate::reconcile::diff::{diff_managed, ignored_fields};
 use crate::reconcile::{
     Action, Applied, Cx, Owned, Planned, Problem, ReconcileError, Reconciler, ResourcePlan, Rollout,
 };
@@ -356,16 +356,14 @@ impl<R: Resource> Typed<R> {
         }
         let desired = R::desired(set, m, &obs);
         let live = R::live(set, m, &obs);
-        let mut changes = diff_managed(
-            &m.metadata,
-            &to_json(&desired),
-            live.as_ref().map(to_json).as_ref(),
+        let changes = from::shown(
+            diff_managed(
+                &m.metadata,
+                &to_json(&desired),
+                live.as_ref().map(to_json).as_ref(),
+            ),
+            &values,
         );
-        // A value read from another resource is not a secret, but one put in a field
-        // named like a secret is not shown either.
-        if values.iter().any(|v| looks_secret(&v.pointer)) {
-            changes = redact(&changes);
-        }
         let mut action = match (&live, changes.is_empty()) {
             (None, _) => Action::Create,
             (Some(_), true) => Action::None,
