@@ -514,13 +514,15 @@ impl<R: Resource> Reconciler for Typed<R> {
             // Manifests applied after this one read its fields as they are now (a new
             // endpoint after a replacement): read it again, past what the pass had cached.
             cx.cache.clear();
-            let fields = match R::read(cx, std::slice::from_ref(m)).await {
-                Ok(live) => R::observe(cx, m, &live)
-                    .await
-                    .map(|obs| R::fields(&obs))
-                    .unwrap_or_default(),
-                Err(_) => Vec::new(),
+            let read = match R::read(cx, std::slice::from_ref(m)).await {
+                Ok(live) => R::observe(cx, m, &live).await.map(|obs| R::fields(&obs)),
+                Err(e) => Err(e),
             };
+            // Unread, its fields count as unknown: its readers wait for a later pass.
+            let fields = read.unwrap_or_else(|e| {
+                tracing::warn!(kind = %R::KIND, name = %m.name(), error = %e, "failed to read the fields other manifests read from it");
+                Vec::new()
+            });
             cx.cache.fields.put(R::KIND, m.name(), fields);
         }
         Ok(applied)
