@@ -382,6 +382,13 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
     let out = emu.mooring(&["plan", examples]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stdout(&out).contains("Service/salon-backend: create"));
+    assert!(
+        stdout(&out).contains(
+            "+ taskDefinition.container.environment.REDIS_HOST = \"(known after apply)\""
+        ),
+        "{}",
+        stdout(&out)
+    );
     for dir in [examples, small] {
         let out = emu.mooring(&["apply", dir]);
         let applied = stdout(&out);
@@ -421,8 +428,46 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
     // two alarms.
     assert_eq!(total, 31);
 
-    // Another client changes one thing of each kind.
+    // The values read `from:` the live Redis and ALB were filled in by that one apply.
     let config = emu.sdk_config().await;
+    let redis = aws_sdk_elasticache::Client::new(&config)
+        .describe_replication_groups()
+        .replication_group_id("salon-redis")
+        .send()
+        .await
+        .unwrap();
+    let address = redis.replication_groups()[0].node_groups()[0]
+        .primary_endpoint()
+        .and_then(|e| e.address())
+        .unwrap()
+        .to_string();
+    let (_, td) = describe_service(emu, "salon-prd", "salon-backend").await;
+    assert!(
+        td.container_definitions()[0]
+            .environment()
+            .iter()
+            .any(|kv| kv.name() == Some("REDIS_HOST") && kv.value() == Some(address.as_str())),
+        "{td:?}"
+    );
+    let alb = aws_sdk_elasticloadbalancingv2::Client::new(&config)
+        .describe_load_balancers()
+        .names("salon-alb")
+        .send()
+        .await
+        .unwrap();
+    let dns = alb.load_balancers()[0].dns_name().unwrap().to_string();
+    let reset = aws_sdk_eventbridge::Client::new(&config)
+        .describe_api_destination()
+        .name("salon-reset-queue")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reset.invocation_endpoint(),
+        Some(format!("https://{dns}/salons/reset-queue").as_str())
+    );
+
+    // Another client changes one thing of each kind.
     let events = aws_sdk_eventbridge::Client::new(&config);
     events
         .disable_rule()
@@ -3256,4 +3301,221 @@ async fn alarms_round_trip_and_leave_target_tracking_and_other_stacks_alone() {
         .await
         .expect("target tracking's alarm stays");
     assert_eq!(kept.threshold(), Some(80.0));
+}
+
+/// A stack whose service reads Redis's endpoint and whose API destination reads the ALB's
+/// DNS name (`SECRET_ARN` is the connection's key).
+const VALUES_FROM: &str = "apiVersion: mooring.dev/v1alpha1
+kind: Stack
+metadata: {name: values}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Cluster
+metadata: {name: prd}
+spec: {}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: ReplicationGroup
+metadata: {name: redis}
+spec:
+  engineVersion: '7.1'
+  nodeType: cache.t2.small
+  numCacheClusters: 1
+  securityGroups: {lookup: {vpc: default, names: [default]}}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: LoadBalancer
+metadata: {name: alb}
+spec:
+  loadBalancerName: values-alb
+  subnets: {lookup: {vpc: default}}
+  securityGroups: {lookup: {vpc: default, names: [default]}}
+  listeners:
+    - {port: 80, protocol: HTTP, defaultAction: {redirect: {protocol: HTTPS, port: 443}}}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Service
+metadata: {name: api}
+spec:
+  cluster: prd
+  network:
+    subnets: {lookup: {vpc: default}}
+    securityGroups: {lookup: {vpc: default, names: [default]}}
+  taskDefinition:
+    cpu: 256
+    memory: 512
+    container:
+      image: nginx:1.27
+      port: 80
+      environment:
+        NODE_ENV: production
+        REDIS_HOST: {from: ReplicationGroup/redis, field: primaryEndpoint.address}
+        REDIS_PORT: {from: ReplicationGroup/redis, field: primaryEndpoint.port}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {name: backend}
+spec:
+  apiKey: {headerName: x-api-key, secretId: SECRET_ARN}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: ApiDestination
+metadata: {name: jobs}
+spec:
+  connection: backend
+  endpoint: {from: LoadBalancer/alb, field: dnsName, format: 'https://{}/api/jobs'}
+  httpMethod: POST
+";
+
+#[tokio::test]
+async fn values_from_other_resources_are_filled_in_order_and_follow_their_source() {
+    let (_guard, emu) = emulator().await;
+    let config = emu.sdk_config().await;
+    let secret = aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name("values/api-key")
+        .secret_string("key-that-is-never-shown")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stack.yaml");
+    std::fs::write(
+        &file,
+        VALUES_FROM.replace("SECRET_ARN", secret.arn().unwrap()),
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+
+    // From nothing: the values are not known before their sources exist.
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}{}", stderr(&out));
+    for expected in [
+        "+ taskDefinition.container.environment.REDIS_HOST = \"(known after apply)\"",
+        "+ taskDefinition.container.environment.REDIS_PORT = \"(known after apply)\"",
+        "+ taskDefinition.container.environment.NODE_ENV = \"production\"",
+        "+ endpoint = \"(known after apply)\"",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    let out = emu.mooring(&["plan", path, "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("plan json");
+    let jobs = json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "ApiDestination")
+        .unwrap();
+    let endpoint = jobs["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "endpoint")
+        .unwrap();
+    assert_eq!(endpoint["desired"], "(known after apply)");
+
+    // One apply creates the sources first and fills the values in, in the same pass.
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let ec = aws_sdk_elasticache::Client::new(&config);
+    let groups = ec
+        .describe_replication_groups()
+        .replication_group_id("redis")
+        .send()
+        .await
+        .unwrap();
+    let primary = groups.replication_groups()[0].node_groups()[0]
+        .primary_endpoint()
+        .unwrap()
+        .clone();
+    let address = primary.address().unwrap().to_string();
+    assert!(address.contains("redis"), "{address}");
+    let (_, td) = describe_service(emu, "prd", "api").await;
+    let env = |td: &aws_sdk_ecs::types::TaskDefinition, name: &str| {
+        td.container_definitions()[0]
+            .environment()
+            .iter()
+            .find(|kv| kv.name() == Some(name))
+            .and_then(|kv| kv.value())
+            .map(str::to_string)
+    };
+    assert_eq!(env(&td, "REDIS_HOST"), Some(address.clone()));
+    assert_eq!(
+        env(&td, "REDIS_PORT"),
+        primary.port().map(|p| p.to_string())
+    );
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let dns = |name: &'static str| {
+        let elb = elb.clone();
+        async move {
+            elb.describe_load_balancers()
+                .names(name)
+                .send()
+                .await
+                .unwrap()
+                .load_balancers()[0]
+                .dns_name()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let eb = aws_sdk_eventbridge::Client::new(&config);
+    let endpoint = || async {
+        eb.describe_api_destination()
+            .name("jobs")
+            .send()
+            .await
+            .unwrap()
+            .invocation_endpoint()
+            .unwrap()
+            .to_string()
+    };
+    let first_dns = dns("values-alb").await;
+    assert_eq!(endpoint().await, format!("https://{first_dns}/api/jobs"));
+
+    // Converged: an empty plan, and another apply writes nothing.
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (report, aws) = apply(emu, dir.path()).await;
+    assert!(report.resources.iter().all(|r| r.action == Action::None));
+    assert_eq!(all_writes(&aws), Vec::<(String, String)>::new());
+
+    // The source changes (a new ALB, under another name): plan cannot know its DNS name
+    // yet, and one apply creates it and moves the destination to it.
+    edit(
+        &file,
+        "loadBalancerName: values-alb",
+        "loadBalancerName: values-alb-2",
+    );
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ApiDestination/jobs: update\n  ~ endpoint: \"https://{first_dns}/api/jobs\" -> \"(known after apply)\""
+        )),
+        "{text}"
+    );
+    let (report, _) = apply(emu, dir.path()).await;
+    let jobs = report
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::ApiDestination)
+        .unwrap();
+    assert!(jobs.applied, "{report:#?}");
+    let second_dns = dns("values-alb-2").await;
+    assert_ne!(second_dns, first_dns);
+    assert_eq!(endpoint().await, format!("https://{second_dns}/api/jobs"));
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // The service did not move: Redis is the same.
+    let (_, td) = describe_service(emu, "prd", "api").await;
+    assert_eq!(env(&td, "REDIS_HOST"), Some(address));
 }

@@ -17,6 +17,7 @@ mod registry;
 pub mod elasticache;
 pub mod elbv2;
 pub mod eventbridge;
+pub mod from;
 pub mod network;
 pub mod ownership;
 pub mod unit;

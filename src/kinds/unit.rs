@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::from::{self, Field, Resolved, Value as FromValue};
 use super::ownership::{self, Ownership};
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -66,6 +67,16 @@ pub trait Declared: InSet {
 
     /// Checks one manifest beyond what the schema says (ranges, formats, combinations).
     fn check(_m: &Manifest<Self::Spec>, _f: &mut Findings<'_>) {}
+
+    /// The fields other manifests can read from this kind's live resources with
+    /// `{from: Kind/name, field: …}`; read by [`Resource::fields`].
+    const FIELDS: &'static [Field] = &[];
+
+    /// The spec values that may be `from:` another resource, each with its JSON pointer in
+    /// the document (e.g. `/spec/endpoint`).
+    fn values(_spec: &Self::Spec) -> Vec<(String, &FromValue)> {
+        Vec::new()
+    }
 
     /// The other manifests this one names. The loader checks each exists.
     fn references(_m: &Manifest<Self::Spec>) -> Vec<Reference> {
@@ -167,6 +178,12 @@ pub trait Resource: Declared {
         Vec::new()
     }
 
+    /// The values of [`Declared::FIELDS`] the live resource has (none when it does not
+    /// exist), for the manifests that read them.
+    fn fields(_obs: &Self::Observed) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// The deployment under way, for services.
     fn rollout(_obs: &Self::Observed) -> Option<Rollout> {
         None
@@ -208,7 +225,12 @@ pub fn differing(fields: &[(&'static str, bool)]) -> Vec<&'static str> {
 /// What plan hands to apply for one resource of kind `R`.
 struct Observation<R: Resource> {
     index: usize,
-    obs: R::Observed,
+    /// The manifest with the `from:` values known this pass written in; `None` when that
+    /// is the set's own (it reads none, or none is known yet).
+    resolved: Option<Manifest<R::Spec>>,
+    /// Its `from:` values, as resolved.
+    values: Vec<Resolved>,
+    obs: Arc<R::Observed>,
     desired: R::Doc,
     live: Option<R::Doc>,
 }
@@ -296,13 +318,33 @@ fn keep_live(path: &str, d: &mut Value, l: Option<&Value>, ignored: &[String]) {
 }
 
 impl<R: Resource> Typed<R> {
+    /// `m` with its `from:` values read from what this pass observed.
+    fn resolve<'m>(
+        cx: &Cx<'_>,
+        m: &'m Manifest<R::Spec>,
+    ) -> (std::borrow::Cow<'m, Manifest<R::Spec>>, Vec<Resolved>) {
+        from::resolve::<R>(m, |kind, name, field| {
+            cx.cache.fields.get(kind, name, field)
+        })
+    }
+
+    fn observation(&self, name: &str) -> Option<Arc<Observation<R>>> {
+        self.observations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
     fn plan_one(
         &self,
         set: &ManifestSet,
         index: usize,
-        m: &Manifest<R::Spec>,
-        obs: R::Observed,
+        manifest: std::borrow::Cow<'_, Manifest<R::Spec>>,
+        values: Vec<Resolved>,
+        obs: Arc<R::Observed>,
     ) -> Result<Planned, ReconcileError> {
+        let m: &Manifest<R::Spec> = &manifest;
         let stack = set.stack.as_str();
         if let Some(conflict) =
             R::ownership(&obs).and_then(|o| ownership::conflict(R::KIND, &m.metadata, stack, &o))
@@ -314,10 +356,13 @@ impl<R: Resource> Typed<R> {
         }
         let desired = R::desired(set, m, &obs);
         let live = R::live(set, m, &obs);
-        let changes = diff_managed(
-            &m.metadata,
-            &to_json(&desired),
-            live.as_ref().map(to_json).as_ref(),
+        let changes = from::shown(
+            diff_managed(
+                &m.metadata,
+                &to_json(&desired),
+                live.as_ref().map(to_json).as_ref(),
+            ),
+            &values,
         );
         let mut action = match (&live, changes.is_empty()) {
             (None, _) => Action::Create,
@@ -356,6 +401,11 @@ impl<R: Resource> Typed<R> {
                 m.metadata.name.clone(),
                 Arc::new(Observation {
                     index,
+                    resolved: match manifest {
+                        std::borrow::Cow::Owned(m) => Some(m),
+                        std::borrow::Cow::Borrowed(_) => None,
+                    },
+                    values,
                     obs,
                     desired,
                     live,
@@ -372,11 +422,14 @@ impl<R: Resource> Reconciler for Typed<R> {
     }
 
     fn dependencies(&self, set: &ManifestSet, name: &str) -> Vec<(Kind, String)> {
-        R::manifests(set)
-            .iter()
-            .find(|m| m.metadata.name == name)
-            .map(|m| R::dependencies(m, set))
-            .unwrap_or_default()
+        let Some(m) = R::manifests(set).iter().find(|m| m.metadata.name == name) else {
+            return Vec::new();
+        };
+        let mut deps = R::dependencies(m, set);
+        deps.extend(from::sources::<R>(m));
+        deps.sort();
+        deps.dedup();
+        deps
     }
 
     async fn plan(&self, cx: &Cx<'_>) -> Vec<(String, Result<Planned, ReconcileError>)> {
@@ -395,8 +448,16 @@ impl<R: Resource> Reconciler for Typed<R> {
         };
         let mut out = Vec::with_capacity(manifests.len());
         for (index, m) in manifests.iter().enumerate() {
-            let planned = match R::observe(cx, m, &live).await {
-                Ok(obs) => self.plan_one(cx.set, index, m, obs),
+            let (resolved, values) = Self::resolve(cx, m);
+            let planned = match R::observe(cx, &resolved, &live).await {
+                Ok(obs) => {
+                    let fields = R::fields(&obs);
+                    let planned = self.plan_one(cx.set, index, resolved, values, Arc::new(obs));
+                    if planned.is_ok() && !R::FIELDS.is_empty() {
+                        cx.cache.fields.put(R::KIND, m.name(), fields);
+                    }
+                    planned
+                }
                 Err(e) => Err(e),
             };
             out.push((m.metadata.name.clone(), planned));
@@ -404,26 +465,41 @@ impl<R: Resource> Reconciler for Typed<R> {
         out
     }
 
+    fn refresh(&self, cx: &Cx<'_>, planned: &Planned) -> Option<Planned> {
+        let o = self
+            .observation(&planned.plan.name)
+            .filter(|o| !o.values.is_empty() && planned.plan.kind == R::KIND)?;
+        let m = R::manifests(cx.set).get(o.index)?;
+        let (resolved, values) = Self::resolve(cx, m);
+        if values == o.values {
+            return None;
+        }
+        self.plan_one(cx.set, o.index, resolved, values, o.obs.clone())
+            .ok()
+    }
+
     async fn apply(&self, cx: &Cx<'_>, planned: &Planned) -> Result<Applied, ReconcileError> {
-        let observed = self
-            .observations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&planned.plan.name)
-            .cloned();
+        let observed = self.observation(&planned.plan.name);
         let Some(o) = observed.filter(|_| planned.plan.kind == R::KIND) else {
             return Err(ReconcileError::NotConverged(format!(
                 "{}/{} was not planned in this pass",
                 planned.plan.kind, planned.plan.name
             )));
         };
-        let Some(m) = R::manifests(cx.set).get(o.index) else {
+        let Some(m) = o
+            .resolved
+            .as_ref()
+            .or_else(|| R::manifests(cx.set).get(o.index))
+        else {
             return Err(ReconcileError::NotConverged(format!(
                 "{}/{} is no longer in the manifests",
                 R::KIND,
                 planned.plan.name
             )));
         };
+        if let Some(v) = o.values.iter().find(|v| v.value.is_none()) {
+            return Err(ReconcileError::Dependency(v.waiting()));
+        }
         let desired = effective(&ignored_fields(&m.metadata), &o.desired, o.live.as_ref())
             .map_err(|e| {
                 ReconcileError::NotConverged(format!("{}/{}: {e}", R::KIND, planned.plan.name))
@@ -433,7 +509,23 @@ impl<R: Resource> Reconciler for Typed<R> {
             live: o.live.as_ref(),
             replace: planned.plan.action == Action::Replace && planned.plan.problems.is_empty(),
         };
-        R::apply(cx, m, &o.obs, &change).await
+        let applied = R::apply(cx, m, &o.obs, &change).await?;
+        if !R::FIELDS.is_empty() && from::is_read(cx.set, R::KIND, m.name()) {
+            // Manifests applied after this one read its fields as they are now (a new
+            // endpoint after a replacement): read it again, past what the pass had cached.
+            cx.cache.clear();
+            let read = match R::read(cx, std::slice::from_ref(m)).await {
+                Ok(live) => R::observe(cx, m, &live).await.map(|obs| R::fields(&obs)),
+                Err(e) => Err(e),
+            };
+            // Unread, its fields count as unknown: its readers wait for a later pass.
+            let fields = read.unwrap_or_else(|e| {
+                tracing::warn!(kind = %R::KIND, name = %m.name(), error = %e, "failed to read the fields other manifests read from it");
+                Vec::new()
+            });
+            cx.cache.fields.put(R::KIND, m.name(), fields);
+        }
+        Ok(applied)
     }
 
     async fn owned(&self, cx: &Cx<'_>) -> Option<Result<Vec<Owned>, ReconcileError>> {

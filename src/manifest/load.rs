@@ -447,6 +447,26 @@ fn check_schema(kind: Kind, doc: &YamlDocument, f: &mut Findings<'_>) {
                 }
                 f.at(&path, format!("missing required field `{name}`"));
             }
+            K::Enum { options } => {
+                // A misspelt choice (a `from:` field, an engine) gets the nearest one.
+                let choices: Vec<&str> = options
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let hint = err
+                    .instance()
+                    .as_str()
+                    .and_then(|v| {
+                        choices
+                            .iter()
+                            .map(|c| (edit_distance(&c.to_lowercase(), &v.to_lowercase()), *c))
+                            .filter(|(d, _)| *d <= 2)
+                            .min()
+                    })
+                    .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                f.at(&path, format!("{err}{hint}"));
+            }
             _ => f.at(&path, err.to_string()),
         }
     }
@@ -604,6 +624,7 @@ impl Visitor for Across<'_> {
                 }
             }
             K::check_set(m, self.set, &mut f);
+            crate::kinds::from::check::<K>(m, self.set, &mut f);
             self.errors.append(&mut f.errors);
             self.warnings.append(&mut f.warnings);
         }
@@ -623,8 +644,15 @@ fn order_within_kinds(set: &mut ManifestSet, checked: &[Checked], errors: &mut V
         type Out = ();
         fn visit<K: Declared>(&mut self) {
             let refs = |m: &Manifest<K::Spec>| -> Vec<Reference> {
+                let reads = crate::kinds::from::values_of::<K>(m)
+                    .into_iter()
+                    .filter_map(|(pointer, v)| {
+                        let (kind, name) = v.source()?;
+                        Some(Reference::new(format!("{pointer}/from"), kind, name))
+                    });
                 K::references(m)
                     .into_iter()
+                    .chain(reads)
                     .filter(|r| r.kind == K::KIND && r.name != m.metadata.name)
                     .collect()
             };
@@ -656,10 +684,15 @@ fn order_within_kinds(set: &mut ManifestSet, checked: &[Checked], errors: &mut V
                     };
                     let mut f = Findings::new(&c.file, &c.doc);
                     let names: Vec<&str> = waiting.iter().map(|r| r.name.as_str()).collect();
+                    let hint = if K::KIND == Kind::SecurityGroup {
+                        " (e.g. allow a CIDR block on one side)"
+                    } else {
+                        ""
+                    };
                     f.at(
                         waiting.first().map_or("/spec", |r| r.pointer.as_str()),
                         format!(
-                            "{} `{}` and {} name each other in a cycle, so neither can be created first; break it (e.g. allow a CIDR block on one side)",
+                            "{} `{}` and {} name each other in a cycle, so neither can be created first; break it{hint}",
                             K::KIND,
                             m.metadata.name,
                             names.join(", ")
@@ -1028,8 +1061,8 @@ spec:
         );
         let set = load(&[("a.yaml", CLUSTER), ("svc.yaml", &svc)]).unwrap();
         let env = &set.services[0].spec.task_definition.container.environment;
-        assert_eq!(env["PORT"], "3000");
-        assert_eq!(env["DEBUG"], "false");
+        assert_eq!(env["PORT"].as_str(), "3000");
+        assert_eq!(env["DEBUG"].as_str(), "false");
     }
 
     #[test]

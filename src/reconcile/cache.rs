@@ -83,6 +83,9 @@ pub struct PassCache {
     /// What each kind's plan cost this round: AWS calls (a shared read counts for the
     /// first kind that asked for it) and seconds.
     plan_costs: Mutex<std::collections::BTreeMap<String, (u64, f64)>>,
+    /// The readable fields of the resources observed, for `from:` values. Not emptied by
+    /// [`PassCache::clear`]: a resource read from is read again when it is applied.
+    pub fields: crate::kinds::from::Readings,
 }
 
 impl PassCache {

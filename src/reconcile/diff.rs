@@ -123,6 +123,12 @@ const SECRET_WORDS: [&str; 6] = [
     "password", "secret", "token", "apikey", "api-key", "private",
 ];
 
+/// True when a field's path (or pointer) names it like a secret (`…password…`, `…token…`).
+pub fn looks_secret(field: &str) -> bool {
+    let field = field.to_lowercase().replace('_', "");
+    SECRET_WORDS.iter().any(|w| field.contains(w))
+}
+
 /// The changes with the values of secret-looking fields (`…password…`, `…token…`,
 /// `…apiKey…`) replaced by `(redacted)`: for status and alerts, a safety net on top of
 /// mooring never reading secret values in the first place.
@@ -130,8 +136,7 @@ pub fn redact(changes: &[FieldChange]) -> Vec<FieldChange> {
     changes
         .iter()
         .map(|c| {
-            let field = c.field.to_lowercase().replace('_', "");
-            if SECRET_WORDS.iter().any(|w| field.contains(w)) {
+            if looks_secret(&c.field) {
                 let hide = |v: &Value| {
                     if v.is_null() {
                         Value::Null

@@ -233,6 +233,7 @@ async fn apply_round(
     };
     let planned = plan_all(&cx, reconcilers).await;
     let mut resources = Vec::with_capacity(planned.len());
+    let mut applied_any = false;
     for (i, p) in &planned {
         let r = &reconcilers[*i];
         let p = match p {
@@ -244,6 +245,10 @@ async fn apply_round(
                 continue;
             }
         };
+        // A value it reads `from:` a resource applied before it in this round (created,
+        // replaced) is planned again with what that resource has now.
+        let refreshed = if applied_any { r.refresh(&cx, p) } else { None };
+        let p = refreshed.as_ref().unwrap_or(p);
         let name = p.plan.name.clone();
         let mut entry = planned_report(p, Hold::Plan);
         if p.plan.action == Action::None {
@@ -274,6 +279,7 @@ async fn apply_round(
                 info!(kind = %r.kind(), name = %name, changes = p.plan.changes.len(), "applied");
                 // What was read before may have changed: later resources read afresh.
                 cache.clear();
+                applied_any = true;
                 entry.applied = true;
                 entry.aws_id = applied.aws_id;
                 if applied.rollout.is_some() {

@@ -28,6 +28,9 @@ struct FakeKind {
     states: Arc<Mutex<HashMap<String, Fake>>>,
     deps: HashMap<String, Vec<(Kind, String)>>,
     applied: Arc<Mutex<Vec<String>>>,
+    /// What a resource becomes when planned again after an apply earlier in the round (a
+    /// value it reads `from:` changed).
+    refreshed: HashMap<String, Fake>,
 }
 
 #[async_trait::async_trait]
@@ -93,12 +96,24 @@ impl Reconciler for FakeKind {
     fn dependencies(&self, _set: &ManifestSet, name: &str) -> Vec<(Kind, String)> {
         self.deps.get(name).cloned().unwrap_or_default()
     }
+
+    fn refresh(&self, _cx: &Cx<'_>, planned: &Planned) -> Option<Planned> {
+        let state = self.refreshed.get(&planned.plan.name)?;
+        self.states
+            .lock()
+            .unwrap()
+            .insert(planned.plan.name.clone(), state.clone());
+        let mut plan = planned.plan.clone();
+        plan.action = Action::Update;
+        Some(Planned { plan })
+    }
 }
 
 struct World {
     clusters: Arc<Mutex<HashMap<String, Fake>>>,
     services: Arc<Mutex<HashMap<String, Fake>>>,
     applied: Arc<Mutex<Vec<String>>>,
+    refreshed: HashMap<String, Fake>,
 }
 
 impl World {
@@ -107,6 +122,7 @@ impl World {
             clusters: Arc::new(Mutex::new(HashMap::from([("prd".to_string(), cluster)]))),
             services: Arc::new(Mutex::new(HashMap::from([("api".to_string(), service)]))),
             applied: Arc::default(),
+            refreshed: HashMap::new(),
         }
     }
 
@@ -120,6 +136,7 @@ impl World {
                 states: self.clusters.clone(),
                 deps: HashMap::new(),
                 applied: self.applied.clone(),
+                refreshed: HashMap::new(),
             }));
         }
         out.push(Box::new(FakeKind {
@@ -127,6 +144,7 @@ impl World {
             states: self.services.clone(),
             deps: HashMap::from([("api".to_string(), vec![(Kind::Cluster, "prd".to_string())])]),
             applied: self.applied.clone(),
+            refreshed: self.refreshed.clone(),
         }));
         out
     }
@@ -306,4 +324,49 @@ async fn a_replacement_runs_one_more_round_for_the_resources_that_follow_it() {
     let report = apply_selected(&ctx, &set, &world.reconcilers(true), &apply, &mut gates).await;
     assert!(!report.has_changes());
     assert!(world.applied().is_empty());
+}
+
+/// A resource that reads a value `from:` another is planned again once that one was
+/// applied earlier in the round, and applied in the same round when the value changed it;
+/// without an apply before it, its plan stands.
+#[tokio::test]
+async fn a_reader_is_planned_again_after_its_source_is_applied_in_the_round() {
+    let ctx = context().await;
+    let set = set();
+    let apply = |_: Kind, _: &str| None;
+    let mut world = World::new(Fake::Missing, Fake::InSync);
+    world.refreshed = HashMap::from([("api".to_string(), Fake::Differs)]);
+    let report = apply_selected(
+        &ctx,
+        &set,
+        &world.reconcilers(true),
+        &apply,
+        &mut Gates::default(),
+    )
+    .await;
+    assert_eq!(world.applied(), ["Cluster/prd", "Service/api"]);
+    let service = report
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::Service)
+        .unwrap();
+    assert!(
+        service.applied && service.action == Action::Update,
+        "{report:#?}"
+    );
+
+    let mut world = World::new(Fake::InSync, Fake::InSync);
+    world.refreshed = HashMap::from([("api".to_string(), Fake::Differs)]);
+    apply_selected(
+        &ctx,
+        &set,
+        &world.reconcilers(true),
+        &apply,
+        &mut Gates::default(),
+    )
+    .await;
+    assert!(
+        world.applied().is_empty(),
+        "nothing applied before it: not planned again"
+    );
 }

@@ -260,6 +260,13 @@ pub trait Reconciler: Send + Sync {
     /// interruption.
     async fn apply(&self, cx: &Cx<'_>, planned: &Planned) -> Result<Applied, ReconcileError>;
 
+    /// The plan of `planned` again when a value it reads from another resource changed
+    /// since it was made (that resource was applied since): its desired state with the new
+    /// value, against what plan observed. `None` when nothing it reads changed.
+    fn refresh(&self, _cx: &Cx<'_>, _planned: &Planned) -> Option<Planned> {
+        None
+    }
+
     /// The manifests the resource `name` of this kind depends on (`Kind`, name).
     fn dependencies(&self, set: &ManifestSet, name: &str) -> Vec<(Kind, String)>;
 

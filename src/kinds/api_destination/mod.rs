@@ -21,6 +21,7 @@ use super::ownership::{self, Ownership};
 use super::{Change, Resource, eventbridge};
 use crate::aws::AwsError;
 use crate::kinds::Reference;
+use crate::kinds::from::{Field, Value};
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::{Applied, Cx, ReconcileError};
@@ -49,6 +50,15 @@ impl crate::kinds::Declared for Unit {
 
     fn identity(m: &Manifest<Self::Spec>, _set: &ManifestSet) -> String {
         format!("the API destination `{}`", m.spec.aws_name(&m.metadata))
+    }
+
+    const FIELDS: &'static [Field] = &[Field {
+        name: "arn",
+        doc: "the API destination's ARN",
+    }];
+
+    fn values(spec: &ApiDestinationSpec) -> Vec<(String, &Value)> {
+        vec![("/spec/endpoint".to_string(), &spec.endpoint)]
     }
 
     fn references(m: &Manifest<Self::Spec>) -> Vec<Reference> {
@@ -150,7 +160,7 @@ impl Resource for Unit {
     fn desired(set: &ManifestSet, m: &Manifest<ApiDestinationSpec>, obs: &Observed) -> Doc {
         Doc {
             connection_arn: obs.connection_arn.clone(),
-            endpoint: m.spec.endpoint.clone(),
+            endpoint: m.spec.endpoint.as_str().to_string(),
             http_method: m.spec.http_method.as_str().to_string(),
             invocation_rate_limit_per_second: m
                 .spec
@@ -183,6 +193,14 @@ impl Resource for Unit {
                 .unwrap_or_default(),
             description: d.description().map(str::to_string),
         })
+    }
+
+    fn fields(obs: &Observed) -> Vec<(&'static str, String)> {
+        obs.live
+            .as_ref()
+            .and_then(|d| d.api_destination_arn())
+            .map(|arn| vec![("arn", arn.to_string())])
+            .unwrap_or_default()
     }
 
     fn aws_id(_set: &ManifestSet, m: &Manifest<ApiDestinationSpec>, obs: &Observed) -> String {

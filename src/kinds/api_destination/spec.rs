@@ -4,6 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::from::Value;
 use crate::manifest::Metadata;
 use crate::manifest::error::Findings;
 use crate::kinds::connection::spec::check_name;
@@ -17,8 +18,10 @@ pub struct ApiDestinationSpec {
     pub api_destination_name: Option<String>,
     /// `metadata.name` of the `Connection` manifest that authorizes the calls.
     pub connection: String,
-    /// HTTPS URL to call, e.g. `https://api.example.com/salons/reset-queue`.
-    pub endpoint: String,
+    /// HTTPS URL to call, e.g. `https://api.example.com/salons/reset-queue`, or read from
+    /// another resource, e.g. `{from: LoadBalancer/alb, field: dnsName, format:
+    /// "https://{}/salons/reset-queue"}`.
+    pub endpoint: Value,
     /// HTTP method.
     pub http_method: HttpMethod,
     /// Most calls per second (1-300). Default 300.
@@ -69,17 +72,35 @@ impl ApiDestinationSpec {
     /// Checks what the schema cannot express.
     pub fn check(&self, meta: &Metadata, f: &mut Findings<'_>) {
         check_name(self.aws_name(meta), "/spec/apiDestinationName", f);
-        let host = self.endpoint.strip_prefix("https://");
-        if host
-            .is_none_or(|h| h.is_empty() || h.starts_with('/') || h.contains(char::is_whitespace))
-        {
-            f.at(
-                "/spec/endpoint",
-                format!(
-                    "`{}` is not an https:// URL (EventBridge calls HTTPS endpoints only)",
-                    self.endpoint
-                ),
-            );
+        match &self.endpoint {
+            Value::Literal(url) => {
+                let host = url.strip_prefix("https://");
+                if host.is_none_or(|h| {
+                    h.is_empty() || h.starts_with('/') || h.contains(char::is_whitespace)
+                }) {
+                    f.at(
+                        "/spec/endpoint",
+                        format!(
+                            "`{url}` is not an https:// URL (EventBridge calls HTTPS endpoints only)"
+                        ),
+                    );
+                }
+            }
+            Value::From(v) => {
+                if !v
+                    .format
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("https://{}"))
+                {
+                    f.at(
+                        "/spec/endpoint/format",
+                        format!(
+                            "the endpoint read from {} must be an https:// URL: give a `format` that starts with `https://{{}}`, e.g. `https://{{}}/api/jobs` (EventBridge calls HTTPS endpoints only)",
+                            v.from
+                        ),
+                    );
+                }
+            }
         }
         if let Some(r) = self
             .invocation_rate_limit_per_second

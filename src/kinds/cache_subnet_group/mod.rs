@@ -18,6 +18,7 @@ use tracing::info;
 use super::network::{self, Target};
 use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Declared, Resource};
+use super::from::Field;
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -39,6 +40,11 @@ impl Declared for Unit {
         "elasticache:AddTagsToResource",
     ];
     type State = ();
+
+    const FIELDS: &'static [Field] = &[Field {
+        name: "name",
+        doc: "the cache subnet group's name",
+    }];
 
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
@@ -142,6 +148,14 @@ impl Resource for Unit {
             tags,
             subnet_ids,
         })
+    }
+
+    fn fields(obs: &Observed) -> Vec<(&'static str, String)> {
+        obs.group
+            .as_ref()
+            .and_then(|g| g.cache_subnet_group_name())
+            .map(|n| vec![("name", n.to_string())])
+            .unwrap_or_default()
     }
 
     fn ownership(obs: &Observed) -> Option<Ownership> {

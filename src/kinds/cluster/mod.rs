@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ownership::{Ownership, ecs_tags, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Declared, Resource};
+use super::from::Field;
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -31,6 +32,11 @@ impl Declared for Unit {
         "ecs:TagResource",
     ];
     type State = ();
+
+    const FIELDS: &'static [Field] = &[Field {
+        name: "arn",
+        doc: "the cluster's ARN",
+    }];
 
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
@@ -121,6 +127,13 @@ impl Resource for Unit {
         live: &Self::Live,
     ) -> Result<Self::Observed, ReconcileError> {
         Ok(live.get(m.spec.aws_name(&m.metadata)).cloned())
+    }
+
+    fn fields(obs: &Self::Observed) -> Vec<(&'static str, String)> {
+        obs.as_ref()
+            .and_then(|c| c.cluster_arn())
+            .map(|arn| vec![("arn", arn.to_string())])
+            .unwrap_or_default()
     }
 
     fn ownership(obs: &Self::Observed) -> Option<Ownership> {

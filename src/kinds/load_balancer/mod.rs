@@ -25,6 +25,7 @@ use tracing::info;
 use super::network::{self, Target};
 use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Declared, Reference, Resource};
+use super::from::Field;
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -64,6 +65,21 @@ impl Declared for Unit {
         "elasticloadbalancing:SetRulePriorities",
     ];
     type State = ();
+
+    const FIELDS: &'static [Field] = &[
+        Field {
+            name: "dnsName",
+            doc: "the load balancer's DNS name",
+        },
+        Field {
+            name: "arn",
+            doc: "the load balancer's ARN",
+        },
+        Field {
+            name: "canonicalHostedZoneId",
+            doc: "the Route 53 hosted zone of its DNS name (for alias records)",
+        },
+    ];
 
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
@@ -694,6 +710,20 @@ impl Resource for Unit {
             rules,
             resolved,
         })
+    }
+
+    fn fields(obs: &Observed) -> Vec<(&'static str, String)> {
+        let Some(lb) = obs.load_balancer.as_ref() else {
+            return Vec::new();
+        };
+        [
+            ("dnsName", lb.dns_name()),
+            ("arn", lb.load_balancer_arn()),
+            ("canonicalHostedZoneId", lb.canonical_hosted_zone_id()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?.to_string())))
+        .collect()
     }
 
     fn ownership(obs: &Observed) -> Option<Ownership> {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Declared, Resource};
+use super::from::Field;
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -39,6 +40,17 @@ impl Declared for Unit {
         "logs:DeleteLogGroup",
     ];
     type State = ();
+
+    const FIELDS: &'static [Field] = &[
+        Field {
+            name: "name",
+            doc: "the log group's name",
+        },
+        Field {
+            name: "arn",
+            doc: "the log group's ARN (without the `:*` suffix)",
+        },
+    ];
 
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
@@ -178,6 +190,20 @@ impl Resource for Unit {
         live: &Self::Live,
     ) -> Result<Self::Observed, ReconcileError> {
         Ok(live.get(m.name()).cloned())
+    }
+
+    fn fields(obs: &Self::Observed) -> Vec<(&'static str, String)> {
+        let Some(l) = obs else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(name) = l.group.log_group_name() {
+            out.push(("name", name.to_string()));
+        }
+        if let Some(arn) = tagging_arn(&l.group) {
+            out.push(("arn", arn));
+        }
+        out
     }
 
     fn ownership(obs: &Self::Observed) -> Option<Ownership> {

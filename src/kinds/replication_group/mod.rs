@@ -20,6 +20,7 @@ use tracing::info;
 use super::network::{self, Target};
 use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Declared, Reference, Resource};
+use super::from::Field;
 use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -46,6 +47,21 @@ impl Declared for Unit {
         "elasticache:AddTagsToResource",
     ];
     type State = ();
+
+    const FIELDS: &'static [Field] = &[
+        Field {
+            name: "primaryEndpoint.address",
+            doc: "the host name of the primary (read-write) endpoint",
+        },
+        Field {
+            name: "primaryEndpoint.port",
+            doc: "the port of the primary endpoint",
+        },
+        Field {
+            name: "readerEndpoint.address",
+            doc: "the host name of the reader endpoint (the replicas)",
+        },
+    ];
 
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
@@ -330,6 +346,25 @@ impl Resource for Unit {
             tags,
             security_groups,
         })
+    }
+
+    fn fields(obs: &Observed) -> Vec<(&'static str, String)> {
+        let Some(ng) = obs.group.as_ref().and_then(|g| g.node_groups().first()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(e) = ng.primary_endpoint() {
+            if let Some(a) = e.address() {
+                out.push(("primaryEndpoint.address", a.to_string()));
+            }
+            if let Some(p) = e.port() {
+                out.push(("primaryEndpoint.port", p.to_string()));
+            }
+        }
+        if let Some(a) = ng.reader_endpoint().and_then(|e| e.address()) {
+            out.push(("readerEndpoint.address", a.to_string()));
+        }
+        out
     }
 
     fn ownership(obs: &Observed) -> Option<Ownership> {

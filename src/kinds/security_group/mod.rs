@@ -27,6 +27,7 @@ use tracing::info;
 use super::network::{self, describe_security_groups, group_ownership};
 use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Declared, Reference, Resource};
+use super::from::Field;
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet, TAG_RESOURCE};
@@ -49,6 +50,11 @@ impl Declared for Unit {
         "ec2:DeleteSecurityGroup",
     ];
     type State = ();
+
+    const FIELDS: &'static [Field] = &[Field {
+        name: "groupId",
+        doc: "the security group's ID (`sg-…`)",
+    }];
 
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
@@ -490,6 +496,14 @@ impl Resource for Unit {
             group,
             groups: live.managed.clone(),
         })
+    }
+
+    fn fields(obs: &Observed) -> Vec<(&'static str, String)> {
+        obs.group
+            .as_ref()
+            .and_then(|g| g.group_id())
+            .map(|id| vec![("groupId", id.to_string())])
+            .unwrap_or_default()
     }
 
     fn ownership(obs: &Observed) -> Option<Ownership> {

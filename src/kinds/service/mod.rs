@@ -30,6 +30,7 @@ use tracing::{debug, info};
 use self::render::{Doc, LoadBalancerDoc, NetworkDoc, Resolved, TaskDefinitionDoc};
 use super::network::{self, Target};
 use super::ownership::{Ownership, ecs_tags, tags_to_set};
+use super::from::{self, Value};
 use super::{Change, Declared, Reference, Resource};
 use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::ServiceSpec;
@@ -150,6 +151,20 @@ impl Declared for Unit {
             }
         }
         out
+    }
+
+    fn values(spec: &ServiceSpec) -> Vec<(String, &Value)> {
+        spec.task_definition
+            .container
+            .environment
+            .iter()
+            .map(|(k, v)| {
+                (
+                    from::entry("/spec/taskDefinition/container/environment", k),
+                    v,
+                )
+            })
+            .collect()
     }
 
     fn check_set(m: &Manifest<Self::Spec>, set: &ManifestSet, f: &mut Findings<'_>) {

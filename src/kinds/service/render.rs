@@ -297,7 +297,7 @@ pub fn manifest_container(m: &Manifest<ServiceSpec>, r: &Resolved) -> ContainerD
         );
     }
     for (k, v) in &c.environment {
-        b = b.environment(KeyValuePair::builder().name(k).value(v).build());
+        b = b.environment(KeyValuePair::builder().name(k).value(v.as_str()).build());
     }
     for (k, arn) in &r.secrets {
         // Secret names and ARNs are references, never values: safe to send and show.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::from::Value;
 use crate::manifest::Metadata;
 pub use crate::manifest::common::{NetworkLookup, NetworkSelector};
 use crate::manifest::common::{check_aws_name, check_tags};
@@ -90,11 +91,11 @@ pub struct ContainerSpec {
     #[serde(default)]
     pub command: Option<Vec<String>>,
     /// Plain environment variables. Values may be written as numbers or booleans; they are
-    /// passed as strings.
+    /// passed as strings. A value may be read from another manifest's live resource:
+    /// `REDIS_HOST: {from: ReplicationGroup/redis, field: primaryEndpoint.address}`.
     #[serde(default)]
-    #[schemars(with = "BTreeMap<String, crate::manifest::ScalarSchema>")]
-    #[serde(deserialize_with = "crate::manifest::scalar_map")]
-    pub environment: BTreeMap<String, String>,
+    #[schemars(with = "BTreeMap<String, crate::kinds::from::ScalarValue>")]
+    pub environment: BTreeMap<String, Value>,
     /// Environment variables whose values ECS reads from SSM Parameter Store or Secrets
     /// Manager when a task starts. Only the reference lives in git.
     #[serde(default)]

@@ -18,6 +18,7 @@ use tracing::info;
 
 use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Resource};
+use super::from::Field;
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -39,6 +40,11 @@ impl crate::kinds::Declared for Unit {
             "elasticloadbalancing:AddTags",
     ];
     type State = ();
+
+    const FIELDS: &'static [Field] = &[Field {
+        name: "arn",
+        doc: "the target group's ARN",
+    }];
 
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
@@ -224,6 +230,14 @@ impl Resource for Unit {
             vpc_id: super::network::vpc_id(cx, &m.spec.vpc).await?,
             live: live.get(m.name()).cloned(),
         })
+    }
+
+    fn fields(obs: &Observed) -> Vec<(&'static str, String)> {
+        obs.live
+            .as_ref()
+            .and_then(|(tg, _)| tg.target_group_arn())
+            .map(|arn| vec![("arn", arn.to_string())])
+            .unwrap_or_default()
     }
 
     fn ownership(obs: &Observed) -> Option<Ownership> {
