@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sets, in the AWS emulator, what people set by hand in a real account and mooring only
 checks: the hand-set secrets the example manifests declare as `required`, the API key
-secret of the schedules, and ACM certificates for the example domains.
+secret of the schedules, ACM certificates for the example domains, and the security group of
+the webapp's database (another team's).
 
     .venv/bin/python scripts/seed-emulator.py [ENDPOINT]
 
@@ -31,6 +32,7 @@ SECURE_PARAMETERS = [
     "/salon/prd/secrets/smtp-password",
 ]
 API_KEY_SECRETS = ["salon/prd/scheduler-api-key"]
+EXTERNAL_GROUPS = ["webapp-db"]
 
 
 def self_signed(domain):
@@ -81,6 +83,23 @@ def main():
         cert, key = self_signed(domain)
         acm.import_certificate(Certificate=cert, PrivateKey=key)
         print(f"seeded ACM certificate for {domain}")
+
+    # The webapp's database belongs to another team: its security group exists before
+    # mooring adds the backend's rule to it (manifests/examples/webapp/database-access.yaml).
+    ec2 = client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    for group in EXTERNAL_GROUPS:
+        found = ec2.describe_security_groups(
+            Filters=[
+                {"Name": "group-name", "Values": [group]},
+                {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            ]
+        )["SecurityGroups"]
+        if not found:
+            ec2.create_security_group(
+                GroupName=group, Description="database (another team's)", VpcId=vpc["VpcId"]
+            )
+            print(f"seeded security group {group}")
 
     ssm = client("ssm")
     for name in SECURE_PARAMETERS:

@@ -2535,6 +2535,64 @@ async fn webapp_example_routes_api_to_the_backend_and_keeps_its_listener_rules()
     );
     assert_eq!(svc.load_balancers()[0].container_port(), Some(3001));
 
+    // The database's group (another team's, seeded) lets the backend's tasks in on 5432,
+    // by one rule tagged as the webapp stack's.
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config().await);
+    let group_id = |name: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            ec2.describe_security_groups()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("group-name")
+                        .values(name)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .security_groups()[0]
+                .group_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let (db, backend_sg) = (
+        group_id("webapp-db").await,
+        group_id("webapp-backend").await,
+    );
+    let db_rules = ec2
+        .describe_security_group_rules()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-id")
+                .values(&db)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ingress: Vec<_> = db_rules
+        .security_group_rules()
+        .iter()
+        .filter(|r| r.is_egress() == Some(false))
+        .collect();
+    assert_eq!(ingress.len(), 1, "{ingress:#?}");
+    assert_eq!(ingress[0].from_port(), Some(5432));
+    assert_eq!(
+        ingress[0]
+            .referenced_group_info()
+            .and_then(|g| g.group_id()),
+        Some(backend_sg.as_str())
+    );
+    assert!(
+        ingress[0]
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("mooring.dev/stack") && t.value() == Some("webapp")),
+        "{ingress:#?}"
+    );
+
     // Steady: nothing to do, nothing written.
     let (report, aws) = plan(emu, &webapp).await;
     assert!(!report.has_changes(), "{report:#?}");

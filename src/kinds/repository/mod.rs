@@ -58,6 +58,17 @@ impl Declared for Unit {
     ];
     type State = ();
 
+    const FIELDS: &'static [super::from::Field] = &[
+        super::from::Field {
+            name: "repositoryUri",
+            doc: "the repository's URI (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME`)",
+        },
+        super::from::Field {
+            name: "arn",
+            doc: "the repository's ARN",
+        },
+    ];
+
     fn check(m: &Manifest<Self::Spec>, f: &mut Findings<'_>) {
         m.spec.check(&m.metadata, f);
     }
@@ -438,6 +449,20 @@ impl Resource for Unit {
     type Live = HashMap<String, Live>;
     type Observed = Option<Live>;
     type Doc = Doc;
+
+    fn fields(obs: &Self::Observed) -> Vec<(&'static str, String)> {
+        let Some(live) = obs else {
+            return Vec::new();
+        };
+        let r = &live.repository;
+        [
+            ("repositoryUri", r.repository_uri()),
+            ("arn", r.repository_arn()),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| Some((field, value?.to_string())))
+        .collect()
+    }
 
     async fn read(
         cx: &Cx<'_>,
@@ -849,6 +874,25 @@ spec:
             .insert("cost-center".into(), "42".into());
         assert!(changes(&set, &obs).is_empty());
         assert_eq!(Unit::aws_id(&set, &set.repositories[0], &obs), ARN);
+    }
+
+    /// `from: Repository/x` reads the URI and ARN of the live repository; none before it
+    /// exists.
+    #[test]
+    fn the_uri_and_arn_are_readable_once_the_repository_exists() {
+        assert_eq!(
+            Unit::fields(&steady()),
+            [
+                (
+                    "repositoryUri",
+                    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/salon/backend".to_string()
+                ),
+                ("arn", ARN.to_string()),
+            ]
+        );
+        assert!(Unit::fields(&None).is_empty());
+        let declared: Vec<&str> = <Unit as Declared>::FIELDS.iter().map(|f| f.name).collect();
+        assert_eq!(declared, ["repositoryUri", "arn"]);
     }
 
     #[test]
