@@ -11,24 +11,35 @@ use mooring::manifest::ManifestErrors;
 use mooring::manifest::limits::Limits;
 use mooring::manifest::load::load_sources;
 
-fn examples() -> Vec<(PathBuf, String)> {
+fn examples() -> Vec<Vec<(PathBuf, String)>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
-    let mut out = Vec::new();
-    let mut pending = vec![root];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                out.push((path, text));
-            }
+    let mut sets = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
         }
+        let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p, text)
+            })
+            .collect();
+        files.sort();
+        // Each example is a whole set that loads as it is.
+        assert!(
+            load_sources(&files).is_ok(),
+            "{} does not load",
+            dir.display()
+        );
+        sets.push(files);
     }
-    out.sort();
-    assert!(out.len() >= 5, "the examples are the seed corpus");
-    out
+    sets.sort();
+    assert!(sets.len() >= 2, "the examples are the seed corpus");
+    sets
 }
 
 /// Fragments that reach the reader's corners.
@@ -175,7 +186,11 @@ fn check(seed: u64, case: usize, sources: &[(PathBuf, String)]) -> Vec<String> {
     let result = std::panic::catch_unwind(|| load_sources(sources));
     let Ok(result) = result else {
         let dump = std::env::temp_dir().join(format!("mooring-fuzz-{seed}-{case}.yaml"));
-        std::fs::write(&dump, &sources[0].1).unwrap();
+        let all: String = sources
+            .iter()
+            .map(|(p, t)| format!("# ---- {}\n{t}\n", p.display()))
+            .collect();
+        std::fs::write(&dump, all).unwrap();
         panic!(
             "load_sources panicked on seed {seed} case {case}; input saved to {}",
             dump.display()
@@ -232,9 +247,12 @@ fn the_loader_never_panics_on_mutated_manifests() {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut refused = 0;
     for case in 0..cases {
-        let (path, text) = &corpus[rng.usize(..corpus.len())];
-        let mutated = mutate(&mut rng, text);
-        refused += usize::from(!check(seed, case, &[(path.clone(), mutated)]).is_empty());
+        // One file of a whole example set mutated; the set loaded together, so references
+        // between files (target groups, `from:`, the stack) are checked too.
+        let mut set = corpus[rng.usize(..corpus.len())].clone();
+        let i = rng.usize(..set.len());
+        set[i].1 = mutate(&mut rng, &set[i].1);
+        refused += usize::from(!check(seed, case, &set).is_empty());
     }
     // The mutations do break things: most cases are refused, not all.
     assert!(

@@ -20,7 +20,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use super::engine::Gates;
 use super::{
-    Action, Context, Cx, Hold, Outcome, PassCache, PassReport, ResourceReport, apply_selected,
+    Action, Context, Cx, Hold, Outcome, PassCache, PassReport, ReconcileError, ResourceReport,
+    apply_selected,
 };
 use crate::alerts::{Alerter, Episodes};
 use crate::kinds::reconcilers;
@@ -622,6 +623,16 @@ impl Daemon {
                     self.shared
                         .status
                         .record_orphan(r.kind(), &o.name, &o.aws_id, "pruned");
+                }
+                Err(ReconcileError::Retained(why)) => {
+                    // Kept on purpose: reported, not an error; asked again after a backoff.
+                    info!(kind = %r.kind(), name = %o.name, aws_id = %o.aws_id, "not pruned: retained");
+                    self.shared.status.record_orphan(
+                        r.kind(),
+                        &o.name,
+                        &o.aws_id,
+                        &format!("retained: {why}"),
+                    );
                 }
                 Err(e) => {
                     warn!(kind = %r.kind(), name = %o.name, error = %e, "prune failed: backing off");

@@ -170,6 +170,10 @@ pub enum ReconcileError {
     /// Something apply must not or cannot fix is wrong (see [`ResourcePlan::problems`]).
     #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
     Problems(Vec<Problem>),
+    /// Deleting it was refused on purpose: it holds data its manifest said to keep (an ECR
+    /// repository with `deletionPolicy: retain`). Prune reports it as retained.
+    #[error("retained: {0}")]
+    Retained(String),
 }
 
 impl ReconcileError {
@@ -187,6 +191,7 @@ impl ReconcileError {
             ReconcileError::NotConverged(_) => Category::NotConverged,
             ReconcileError::Rollout(_) => Category::Rollout,
             ReconcileError::Ownership(_) => Category::Ownership,
+            ReconcileError::Retained(_) => Category::Requirement,
             ReconcileError::Problems(p) => p
                 .iter()
                 .map(|p| p.category)

@@ -735,7 +735,7 @@ impl Resource for Unit {
                 Some(p) => format!("its tag `{TAG_DELETION_POLICY}` is `{p}`"),
                 None => format!("it has no `{TAG_DELETION_POLICY}` tag"),
             };
-            return Err(ReconcileError::requirement(retained_message(&name, &why)));
+            return Err(ReconcileError::Retained(retained_message(&name, &why)));
         }
         cx.aws()
             .ecr
