@@ -157,8 +157,10 @@ pub enum Command {
         /// After SIGTERM, how long the apply in flight may take to finish.
         #[arg(long, default_value = "30s", value_parser = parse_duration, env = "MOORING_SHUTDOWN_GRACE")]
         shutdown_grace: Duration,
-        /// Delete resources that carry mooring's ownership tags but are in no manifest
-        /// (enforce mode only; services, target groups and security groups).
+        /// Delete resources that carry this stack's ownership tags but are in no manifest
+        /// (enforce mode only; services, target groups, security groups and ingress rules,
+        /// log groups, cache subnet groups, alarms, and ECR repositories whose deletion
+        /// policy is `delete`).
         #[arg(long, env = "MOORING_PRUNE")]
         prune: bool,
         /// Let `--prune` delete more resources than the manifests still describe (refused

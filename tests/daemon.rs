@@ -1134,3 +1134,107 @@ fn lease_table_and_leader_election_need_each_other() {
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("leader-election"), "{err}");
 }
+
+/// The log groups of a stack, with the manifest their `mooring.dev/resource` tag names.
+async fn log_groups(emu: &Emulator) -> Vec<(String, Option<String>)> {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&emu.sdk_config().await);
+    let mut out = Vec::new();
+    for g in logs
+        .describe_log_groups()
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+    {
+        let name = g.log_group_name().unwrap().to_string();
+        let arn = g.arn().unwrap().trim_end_matches(":*").to_string();
+        let tags = logs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        let resource = tags
+            .tags()
+            .and_then(|t| t.get("mooring.dev/resource"))
+            .cloned();
+        out.push((name, resource));
+    }
+    out.sort();
+    out
+}
+
+/// Found from outside (data loss): prune must not delete a log group a service still logs
+/// to by name after its manifest went, nor a resource whose manifest was only renamed (it
+/// used to be refused as another manifest's, pruned, and created again empty).
+#[tokio::test]
+async fn prune_spares_groups_in_use_and_renamed_manifests_keep_their_resource() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let logs = dir.path().join("logs.yaml");
+    let group = |name: &str, group: &str| {
+        format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: LogGroup\nmetadata: {{name: {name}}}\nspec:\n  logGroupName: {group}\n  retentionInDays: 30\n"
+        )
+    };
+    std::fs::write(
+        &logs,
+        format!(
+            "{}---\n{}",
+            group("api-logs", "/ecs/api"),
+            group("audit", "/ecs/audit")
+        ),
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    assert_eq!(
+        log_groups(emu).await,
+        [
+            (
+                "/ecs/api".to_string(),
+                Some("LogGroup/api-logs".to_string())
+            ),
+            ("/ecs/audit".to_string(), Some("LogGroup/audit".to_string())),
+        ]
+    );
+
+    // The service's group loses its manifest (the service still names it); the other
+    // manifest is renamed. Several pruning passes later both groups are still there.
+    std::fs::write(&logs, group("audit-trail", "/ecs/audit")).unwrap();
+    let d = Daemon::start(emu, path, &["--prune"]);
+    d.wait_for("the renamed manifest to take its group over", || {
+        d.get("/status/LogGroup/audit-trail")["state"] == "in_sync"
+    });
+    let passes = d.get("/status")["passes"].as_u64().unwrap();
+    d.wait_for("two more passes", || {
+        d.get("/status")["passes"].as_u64().unwrap() >= passes + 2
+    });
+    assert_eq!(
+        log_groups(emu).await,
+        [
+            (
+                "/ecs/api".to_string(),
+                Some("LogGroup/api-logs".to_string())
+            ),
+            (
+                "/ecs/audit".to_string(),
+                Some("LogGroup/audit-trail".to_string())
+            ),
+        ],
+        "nothing pruned: one group in use, the other re-tagged for its new manifest"
+    );
+    for gone in ["LogGroup/api-logs", "LogGroup/audit"] {
+        let events = d.get(&format!("/status/{gone}"))["events"].clone();
+        assert!(
+            !events
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["detail"] == "pruned"),
+            "{gone}: {events}"
+        );
+    }
+    d.stop();
+}

@@ -66,11 +66,29 @@ pub fn allows_replacement(metadata: &Metadata) -> bool {
 
 /// Why mooring must not touch a live resource; `None` when it is this manifest's, when it
 /// predates stacks and names this manifest, or when adoption is asked for.
-pub fn conflict(kind: Kind, metadata: &Metadata, stack: &str, live: &Ownership) -> Option<String> {
+///
+/// A resource of this stack whose manifest (`Kind/name`, `in_set` false) is no longer in the
+/// set is this manifest's: that is a rename (same AWS identity, new manifest name), and the
+/// resource is taken over and re-tagged, never pruned and created again empty.
+pub fn conflict(
+    kind: Kind,
+    metadata: &Metadata,
+    stack: &str,
+    live: &Ownership,
+    in_set: &dyn Fn(&str) -> bool,
+) -> Option<String> {
     if adopts(metadata) {
         return None;
     }
     let me = format!("{kind}/{}", metadata.name);
+    if let (Some(r), Some(s)) = (&live.resource, &live.stack)
+        && s == stack
+        && r.strip_prefix(kind.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
+        && !in_set(r)
+    {
+        return None;
+    }
     let hint = format!("set the annotation `{ADOPT}: \"true\"` if {me} should take it over");
     match (&live.resource, &live.stack) {
         (Some(r), Some(s)) if *r == me && s == stack => None,
@@ -185,31 +203,98 @@ mod tests {
     fn a_resource_is_ours_when_stack_and_manifest_match_or_it_predates_stacks() {
         let m = meta(false);
         let k = Kind::Service;
+        // Every manifest named is in the set.
+        let all = |_: &str| true;
         assert_eq!(
-            conflict(k, &m, "shop", &owned(Some("shop"), Some("Service/api"))),
+            conflict(
+                k,
+                &m,
+                "shop",
+                &owned(Some("shop"), Some("Service/api")),
+                &all
+            ),
             None
         );
         // Created before stacks: taken over (the stack tag is added on apply).
         assert_eq!(
-            conflict(k, &m, "shop", &owned(None, Some("Service/api"))),
+            conflict(k, &m, "shop", &owned(None, Some("Service/api")), &all),
             None
         );
-        let other_stack = conflict(k, &m, "shop", &owned(Some("blog"), Some("Service/api")));
+        let other_stack = conflict(
+            k,
+            &m,
+            "shop",
+            &owned(Some("blog"), Some("Service/api")),
+            &all,
+        );
         assert!(
             other_stack
                 .as_deref()
                 .is_some_and(|c| c.contains("stack `blog`")),
             "{other_stack:?}"
         );
-        let other = conflict(k, &m, "shop", &owned(Some("shop"), Some("Service/web")));
+        let other = conflict(
+            k,
+            &m,
+            "shop",
+            &owned(Some("shop"), Some("Service/web")),
+            &all,
+        );
         assert!(other.is_some_and(|c| c.contains("belongs to Service/web")));
-        let foreign = conflict(k, &m, "shop", &owned(None, None));
+        let foreign = conflict(k, &m, "shop", &owned(None, None), &all);
         assert!(foreign.is_some_and(|c| c.contains("not created by mooring")));
         let adopt = meta(true);
         assert_eq!(
-            conflict(k, &adopt, "shop", &owned(Some("blog"), Some("Service/x"))),
+            conflict(
+                k,
+                &adopt,
+                "shop",
+                &owned(Some("blog"), Some("Service/x")),
+                &all
+            ),
             None
         );
+    }
+
+    /// A manifest renamed: the resource's manifest left the set, this one has its AWS
+    /// identity; it is taken over (and re-tagged), not refused and then pruned. Only
+    /// within the stack and the kind.
+    #[test]
+    fn a_resource_whose_manifest_left_the_set_goes_to_the_renamed_one() {
+        let m = meta(false);
+        let k = Kind::Service;
+        let gone = |r: &str| r != "Service/web";
+        assert_eq!(
+            conflict(
+                k,
+                &m,
+                "shop",
+                &owned(Some("shop"), Some("Service/web")),
+                &gone
+            ),
+            None
+        );
+        assert!(
+            conflict(
+                k,
+                &m,
+                "shop",
+                &owned(Some("blog"), Some("Service/web")),
+                &gone
+            )
+            .is_some()
+        );
+        assert!(
+            conflict(
+                k,
+                &m,
+                "shop",
+                &owned(Some("shop"), Some("TargetGroup/web")),
+                &gone
+            )
+            .is_some()
+        );
+        assert!(conflict(k, &m, "shop", &owned(None, Some("Service/web")), &gone).is_some());
     }
 
     #[test]

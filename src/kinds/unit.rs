@@ -269,21 +269,24 @@ fn effective<D: Serialize + DeserializeOwned + Clone>(
     };
     let mut d = to_json(desired);
     keep_live("", &mut d, Some(&to_json(live)), ignored);
+    // mooring's own tags stay as the manifest says, even under an ignored `tags`.
+    if let (Some(Value::Object(own)), Value::Object(doc)) = (to_json(desired).get("tags"), &mut d) {
+        let kept = doc
+            .entry("tags")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(kept) = kept {
+            for (k, v) in own {
+                if format!("tags.{k}").starts_with(crate::reconcile::diff::OWN_TAGS) {
+                    kept.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
     serde_json::from_value(d).map_err(|e| {
         format!(
             "the fields `{}` names cannot take their live values: {e}",
             crate::manifest::annotations::IGNORE
         )
-    })
-}
-
-/// True when `path` is an ignored field or below one.
-fn covered(path: &str, ignored: &[String]) -> bool {
-    ignored.iter().any(|i| {
-        path == i
-            || path
-                .strip_prefix(i.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
     })
 }
 
@@ -302,7 +305,7 @@ fn keep_live(path: &str, d: &mut Value, l: Option<&Value>, ignored: &[String]) {
             format!("{path}.{k}")
         };
         let lv = l.and_then(|l| l.get(&k));
-        if covered(&p, ignored) {
+        if crate::reconcile::diff::ignore_covers(&p, ignored) {
             match lv {
                 Some(v) if !v.is_null() => {
                     dm.insert(k, v.clone());
@@ -346,8 +349,13 @@ impl<R: Resource> Typed<R> {
     ) -> Result<Planned, ReconcileError> {
         let m: &Manifest<R::Spec> = &manifest;
         let stack = set.stack.as_str();
-        if let Some(conflict) =
-            R::ownership(&obs).and_then(|o| ownership::conflict(R::KIND, &m.metadata, stack, &o))
+        let in_set = |resource: &str| {
+            R::manifests(set)
+                .iter()
+                .any(|other| format!("{}/{}", R::KIND, other.metadata.name) == resource)
+        };
+        if let Some(conflict) = R::ownership(&obs)
+            .and_then(|o| ownership::conflict(R::KIND, &m.metadata, stack, &o, &in_set))
         {
             return Err(ReconcileError::Ownership(format!(
                 "{}: {conflict}",
@@ -592,6 +600,65 @@ mod tests {
         };
         assert!(change.differs(|d| &d.image));
         assert!(!change.differs(|d| &d.desired_count));
+    }
+
+    /// Ignoring `tags` (or one of mooring's own) never lets mooring's own tags drift: prune
+    /// and adopt decide by them (an ECR repository's deletion policy is one).
+    #[test]
+    fn ignoring_tags_keeps_moorings_own_tags_as_the_manifest_says() {
+        let own = |policy: &str| -> std::collections::BTreeMap<String, String> {
+            [
+                ("team".to_string(), "a".to_string()),
+                (
+                    "mooring.dev/deletion-policy".to_string(),
+                    policy.to_string(),
+                ),
+            ]
+            .into()
+        };
+        let desired = Doc {
+            desired_count: Some(2),
+            image: "app:2".into(),
+            tags: own("retain"),
+        };
+        let live = Doc {
+            desired_count: Some(2),
+            image: "app:2".into(),
+            tags: [(
+                "mooring.dev/deletion-policy".to_string(),
+                "delete".to_string(),
+            )]
+            .into(),
+        };
+        for ignored in [
+            vec!["tags".to_string()],
+            vec!["tags.mooring.dev/deletion-policy".to_string()],
+        ] {
+            let eff = effective(&ignored, &desired, Some(&live)).unwrap();
+            assert_eq!(
+                eff.tags["mooring.dev/deletion-policy"], "retain",
+                "{ignored:?}"
+            );
+            let meta: crate::manifest::Metadata = serde_json::from_value(serde_json::json!({
+                "name": "x",
+                "annotations": {"mooring.dev/ignore": ignored.join(",")}
+            }))
+            .unwrap();
+            let changes = crate::reconcile::diff::diff_managed(
+                &meta,
+                &to_json(&desired),
+                Some(&to_json(&live)),
+            );
+            assert!(
+                changes
+                    .iter()
+                    .any(|c| c.field == "tags.mooring.dev/deletion-policy"),
+                "{ignored:?}: {changes:?}"
+            );
+        }
+        // Other tags under an ignored `tags` keep their live values.
+        let eff = effective(&["tags".to_string()], &desired, Some(&live)).unwrap();
+        assert!(!eff.tags.contains_key("team"));
     }
 
     #[test]

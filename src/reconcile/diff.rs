@@ -56,16 +56,26 @@ pub fn diff_managed(
     let mut changes = diff(desired, live);
     let ignored = ignored_fields(meta);
     if live.is_some() && !ignored.is_empty() {
-        changes.retain(|c| {
-            !ignored.iter().any(|i| {
-                c.field == *i
-                    || c.field
-                        .strip_prefix(i.as_str())
-                        .is_some_and(|rest| rest.starts_with('.'))
-            })
-        });
+        changes.retain(|c| !ignore_covers(&c.field, &ignored));
     }
     changes
+}
+
+/// The prefix of mooring's own tags in a document (`tags.mooring.dev/…`).
+pub const OWN_TAGS: &str = "tags.mooring.dev/";
+
+/// True when the `mooring.dev/ignore` fields `ignored` cover `path` (the field itself or
+/// one below it). mooring's own tags (ownership, an ECR repository's deletion policy) are
+/// never covered: prune and adopt decide by them, so ignoring `tags` must not let them
+/// drift.
+pub fn ignore_covers(path: &str, ignored: &[String]) -> bool {
+    !path.starts_with(OWN_TAGS)
+        && ignored.iter().any(|i| {
+            path == i
+                || path
+                    .strip_prefix(i.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        })
 }
 
 fn join(path: &str, key: &str) -> String {

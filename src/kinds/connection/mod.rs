@@ -394,7 +394,13 @@ spec:
         let owner = Unit::ownership(&obs).unwrap();
         assert_eq!(owner.stack, None);
         assert_eq!(
-            ownership::conflict(Kind::Connection, &set.connections[0].metadata, "test", &owner),
+            ownership::conflict(
+                Kind::Connection,
+                &set.connections[0].metadata,
+                "test",
+                &owner,
+                &|_| true
+            ),
             None
         );
         assert_eq!(changes(&set, &obs), ["description"]);
@@ -404,7 +410,8 @@ spec:
                 Kind::Connection,
                 &set.connections[0].metadata,
                 "test",
-                &Unit::ownership(&other).unwrap()
+                &Unit::ownership(&other).unwrap(),
+                &|_| true
             )
             .is_some()
         );

@@ -327,12 +327,24 @@ impl Resource for Unit {
     }
 
     async fn owned(cx: &Cx<'_>) -> Option<Result<Vec<Owned>, ReconcileError>> {
+        // A group a service of the set logs to by its name is in use, whichever manifest
+        // once made it: pruning it would lose its events and stop the tasks starting.
+        let logged_to: std::collections::HashSet<&str> = cx
+            .set
+            .services
+            .iter()
+            .filter_map(|s| s.spec.task_definition.container.logs.as_ref())
+            .map(|l| l.group.as_str())
+            .collect();
         let listed = async {
             let mut out = Vec::new();
             for g in describe(cx, None).await? {
                 let (Some(arn), Some(name)) = (tagging_arn(&g), g.log_group_name()) else {
                     continue;
                 };
+                if logged_to.contains(name) {
+                    continue;
+                }
                 let tags = tags_of(cx, &arn).await?;
                 let owner = Ownership::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 if let Some(manifest) = owner.name_in(&cx.set.stack, Kind::LogGroup) {

@@ -97,6 +97,16 @@ impl IpProtocol {
             IpProtocol::All => "-1",
         }
     }
+
+    /// The name a manifest uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpProtocol::Tcp => "tcp",
+            IpProtocol::Udp => "udp",
+            IpProtocol::Icmp => "icmp",
+            IpProtocol::All => "all",
+        }
+    }
 }
 
 /// Where a rule's traffic comes from or goes to.
@@ -111,16 +121,9 @@ pub enum Peer<'a> {
 }
 
 impl SecurityGroupRule {
-    /// The port range EC2 stores: (-1, -1) for `all` and ICMP without ports.
+    /// The port range EC2 stores: (-1, -1) for `all` and ICMP.
     pub fn ports(&self) -> (i32, i32) {
-        match self.ip_protocol {
-            IpProtocol::All => (-1, -1),
-            _ => {
-                let from = self.port.or(self.from_port).map_or(-1, i32::from);
-                let to = self.port.or(self.to_port).or(self.from_port);
-                (from, to.map_or(-1, i32::from))
-            }
-        }
+        port_range(self.ip_protocol, self.port, self.from_port, self.to_port)
     }
 
     /// The rule's one peer (validation guarantees there is exactly one).
@@ -161,44 +164,12 @@ impl SecurityGroupRule {
                 format!("`{id}` does not look like a security group ID (`sg-…`)"),
             );
         }
-        match self.ip_protocol {
-            IpProtocol::Tcp | IpProtocol::Udp => {
-                match (self.port, self.from_port, self.to_port) {
-                    (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-                    (Some(_), _, _) => f.at(
-                        &format!("{p}/port"),
-                        "set either `port` or `fromPort` and `toPort`, not both",
-                    ),
-                    _ => f.at(
-                        p,
-                        "a tcp or udp rule needs `port`, or `fromPort` and `toPort`",
-                    ),
-                }
-                let (from, to) = self.ports();
-                if from == 0 || to == 0 {
-                    f.at(p, "ports are 1-65535");
-                } else if from > to {
-                    f.at(
-                        &format!("{p}/toPort"),
-                        format!("the range {from}-{to} ends before it starts"),
-                    );
-                }
-            }
-            IpProtocol::All | IpProtocol::Icmp => {
-                if self.port.is_some() || self.from_port.is_some() || self.to_port.is_some() {
-                    f.at(
-                        p,
-                        format!(
-                            "`{}` rules take no ports",
-                            serde_json::to_value(self.ip_protocol)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_string))
-                                .unwrap_or_default()
-                        ),
-                    );
-                }
-            }
-        }
+        check_ports(
+            self.ip_protocol,
+            [self.port, self.from_port, self.to_port],
+            p,
+            f,
+        );
     }
 }
 
@@ -333,6 +304,63 @@ mod tests {
                 errs.iter().any(|e| e.contains(expected)),
                 "missing {expected:?} in {errs:#?}"
             );
+        }
+    }
+}
+
+/// The port range EC2 stores for a rule written with `port`, or `fromPort` and `toPort`:
+/// (-1, -1) for `all` and ICMP.
+pub fn port_range(
+    protocol: IpProtocol,
+    port: Option<u16>,
+    from_port: Option<u16>,
+    to_port: Option<u16>,
+) -> (i32, i32) {
+    match protocol {
+        IpProtocol::All | IpProtocol::Icmp => (-1, -1),
+        _ => {
+            let from = port.or(from_port).map_or(-1, i32::from);
+            let to = port.or(to_port).or(from_port);
+            (from, to.map_or(-1, i32::from))
+        }
+    }
+}
+
+/// Checks the ports of a rule at JSON pointer `p`: tcp and udp take `port`, or `fromPort`
+/// and `toPort` (1-65535, in order); `all` and ICMP take none.
+pub fn check_ports(
+    protocol: IpProtocol,
+    [port, from_port, to_port]: [Option<u16>; 3],
+    p: &str,
+    f: &mut Findings<'_>,
+) {
+    match protocol {
+        IpProtocol::Tcp | IpProtocol::Udp => {
+            match (port, from_port, to_port) {
+                (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+                (Some(_), _, _) => f.at(
+                    &format!("{p}/port"),
+                    "set either `port` or `fromPort` and `toPort`, not both",
+                ),
+                _ => f.at(
+                    p,
+                    "a tcp or udp rule needs `port`, or `fromPort` and `toPort`",
+                ),
+            }
+            let (from, to) = port_range(protocol, port, from_port, to_port);
+            if from == 0 || to == 0 {
+                f.at(p, "ports are 1-65535");
+            } else if from > to {
+                f.at(
+                    &format!("{p}/toPort"),
+                    format!("the range {from}-{to} ends before it starts"),
+                );
+            }
+        }
+        IpProtocol::All | IpProtocol::Icmp => {
+            if port.is_some() || from_port.is_some() || to_port.is_some() {
+                f.at(p, format!("`{}` rules take no ports", protocol.as_str()));
+            }
         }
     }
 }

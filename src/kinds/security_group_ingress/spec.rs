@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::kinds::security_group::spec::IpProtocol;
+use crate::kinds::security_group::spec::{IpProtocol, check_ports, port_range};
 use crate::manifest::error::{Findings, dotted};
 
 /// Rules added to an existing security group, found by ID or by name in a VPC. The group
@@ -124,14 +124,7 @@ pub fn normalise_cidr(text: &str) -> Result<(String, bool), String> {
 impl IngressRule {
     /// The port range EC2 stores: (-1, -1) for `all` and ICMP.
     pub fn ports(&self) -> (i32, i32) {
-        match self.protocol {
-            IpProtocol::All | IpProtocol::Icmp => (-1, -1),
-            _ => {
-                let from = self.port.or(self.from_port).map_or(-1, i32::from);
-                let to = self.port.or(self.to_port).or(self.from_port);
-                (from, to.map_or(-1, i32::from))
-            }
-        }
+        port_range(self.protocol, self.port, self.from_port, self.to_port)
     }
 
     /// The rule's one source (`None` when the manifest does not name exactly one valid one;
@@ -176,38 +169,12 @@ impl IngressRule {
                 format!("`{id}` does not look like a security group ID (`sg-…`)"),
             );
         }
-        match self.protocol {
-            IpProtocol::Tcp | IpProtocol::Udp => {
-                match (self.port, self.from_port, self.to_port) {
-                    (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-                    (Some(_), _, _) => f.at(
-                        &format!("{p}/port"),
-                        "set either `port` or `fromPort` and `toPort`, not both",
-                    ),
-                    _ => f.at(
-                        p,
-                        "a tcp or udp rule needs `port`, or `fromPort` and `toPort`",
-                    ),
-                }
-                let (from, to) = self.ports();
-                if from == 0 || to == 0 {
-                    f.at(p, "ports are 1-65535");
-                } else if from > to {
-                    f.at(
-                        &format!("{p}/toPort"),
-                        format!("the range {from}-{to} ends before it starts"),
-                    );
-                }
-            }
-            IpProtocol::All | IpProtocol::Icmp => {
-                if self.port.is_some() || self.from_port.is_some() || self.to_port.is_some() {
-                    f.at(
-                        p,
-                        format!("`{}` rules take no ports", self.protocol_name()),
-                    );
-                }
-            }
-        }
+        check_ports(
+            self.protocol,
+            [self.port, self.from_port, self.to_port],
+            p,
+            f,
+        );
         if let Some(d) = &self.description
             && (d.len() > 255
                 || !d
@@ -221,14 +188,6 @@ impl IngressRule {
         }
     }
 
-    fn protocol_name(&self) -> &'static str {
-        match self.protocol {
-            IpProtocol::Tcp => "tcp",
-            IpProtocol::Udp => "udp",
-            IpProtocol::Icmp => "icmp",
-            IpProtocol::All => "all",
-        }
-    }
 
     /// What makes two rules the same in EC2: protocol, ports and source.
     pub fn identity(&self) -> Option<(IpProtocol, (i32, i32), Peer<'_>)> {
