@@ -269,45 +269,6 @@ impl SecurityGroupSpec {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::manifest::load::load_with_stack;
-
-    fn errors(spec: &str) -> Vec<String> {
-        let text = format!(
-            "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {{name: app}}\nspec:\n{spec}"
-        );
-        match load_with_stack(&[("sg.yaml".into(), text)]) {
-            Ok(_) => Vec::new(),
-            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn rules_need_one_peer_and_sane_ports() {
-        assert!(errors("  vpc: default\n  ingress:\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {ipProtocol: all, securityGroupId: sg-1}\n").is_empty());
-        let errs = errors(
-            "  vpc: main\n  ingress:\n    - {port: 443}\n    - {port: 80, cidrIp: 0.0.0.0/0, securityGroupId: sg-1}\n    - {fromPort: 90, toPort: 80, cidrIp: 10.0.0.0/33}\n    - {ipProtocol: all, port: 1, securityGroupId: x-1}\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {port: 22, cidrIp: 10.0.0.5/16}\n",
-        );
-        for expected in [
-            "sg.yaml:5:3: spec.vpc: must be `default` or a VPC ID",
-            "spec.ingress[0]: set exactly one of `cidrIp`, `securityGroup` and `securityGroupId`",
-            "spec.ingress[1]: set exactly one of",
-            "spec.ingress[2].cidrIp: `10.0.0.0/33` is not an IPv4 CIDR block",
-            "spec.ingress[2].toPort: the range 90-80 ends before it starts",
-            "spec.ingress[3]: `all` rules take no ports",
-            "spec.ingress[3].securityGroupId: `x-1` does not look like a security group ID",
-            "spec.ingress[5]: the same rule as spec.ingress[4]",
-            "spec.ingress[6].cidrIp: `10.0.0.5/16` is not an IPv4 CIDR block",
-        ] {
-            assert!(
-                errs.iter().any(|e| e.contains(expected)),
-                "missing {expected:?} in {errs:#?}"
-            );
-        }
-    }
-}
-
 /// The port range EC2 stores for a rule written with `port`, or `fromPort` and `toPort`:
 /// (-1, -1) for `all` and ICMP.
 pub fn port_range(
@@ -361,6 +322,45 @@ pub fn check_ports(
             if port.is_some() || from_port.is_some() || to_port.is_some() {
                 f.at(p, format!("`{}` rules take no ports", protocol.as_str()));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::load::load_with_stack;
+
+    fn errors(spec: &str) -> Vec<String> {
+        let text = format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {{name: app}}\nspec:\n{spec}"
+        );
+        match load_with_stack(&[("sg.yaml".into(), text)]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn rules_need_one_peer_and_sane_ports() {
+        assert!(errors("  vpc: default\n  ingress:\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {ipProtocol: all, securityGroupId: sg-1}\n").is_empty());
+        let errs = errors(
+            "  vpc: main\n  ingress:\n    - {port: 443}\n    - {port: 80, cidrIp: 0.0.0.0/0, securityGroupId: sg-1}\n    - {fromPort: 90, toPort: 80, cidrIp: 10.0.0.0/33}\n    - {ipProtocol: all, port: 1, securityGroupId: x-1}\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {port: 443, cidrIp: 0.0.0.0/0}\n    - {port: 22, cidrIp: 10.0.0.5/16}\n",
+        );
+        for expected in [
+            "sg.yaml:5:3: spec.vpc: must be `default` or a VPC ID",
+            "spec.ingress[0]: set exactly one of `cidrIp`, `securityGroup` and `securityGroupId`",
+            "spec.ingress[1]: set exactly one of",
+            "spec.ingress[2].cidrIp: `10.0.0.0/33` is not an IPv4 CIDR block",
+            "spec.ingress[2].toPort: the range 90-80 ends before it starts",
+            "spec.ingress[3]: `all` rules take no ports",
+            "spec.ingress[3].securityGroupId: `x-1` does not look like a security group ID",
+            "spec.ingress[5]: the same rule as spec.ingress[4]",
+            "spec.ingress[6].cidrIp: `10.0.0.5/16` is not an IPv4 CIDR block",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.contains(expected)),
+                "missing {expected:?} in {errs:#?}"
+            );
         }
     }
 }
