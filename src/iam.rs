@@ -116,6 +116,19 @@ pub fn policy(set: &ManifestSet) -> Value {
                 "Resource": ["arn:aws:ec2:*:*:security-group/*"],
                 "Condition": {"StringEquals": {format!("aws:ResourceTag/{TAG_MANAGED_BY}"): MANAGED_BY}},
             }));
+        } else if kind == Kind::SecurityGroupIngress && !resources.is_empty() {
+            // Tags on rules only: tagging a group `managed-by: mooring` would hand it to
+            // `SecurityGroupOwned` above (and its DeleteSecurityGroup).
+            let (tags, rest): (Vec<&str>, Vec<&str>) =
+                w.into_iter().partition(|a| *a == "ec2:CreateTags");
+            statements.push(statement(format!("{kind}Write"), rest, resources));
+            if !tags.is_empty() {
+                statements.push(statement(
+                    format!("{kind}TagRules"),
+                    tags,
+                    vec!["arn:aws:ec2:*:*:security-group-rule/*".into()],
+                ));
+            }
         } else if !w.is_empty() && !resources.is_empty() {
             statements.push(statement(format!("{kind}Write"), w, resources));
         }

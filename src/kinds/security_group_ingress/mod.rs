@@ -1246,5 +1246,25 @@ mod tests {
                 .unwrap()
                 .contains(&json!("ec2:RevokeSecurityGroupIngress"))
         );
+        // Tags go on rules only, never on a group (which would make it mooring's).
+        let tag_statements: Vec<&serde_json::Value> = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["Sid"]
+                    .as_str()
+                    .is_some_and(|sid| sid.starts_with("SecurityGroupIngress"))
+                    && s["Action"]
+                        .as_array()
+                        .is_some_and(|a| a.contains(&json!("ec2:CreateTags")))
+            })
+            .collect();
+        assert_eq!(tag_statements.len(), 1, "{p:#}");
+        assert_eq!(tag_statements[0]["Sid"], "SecurityGroupIngressTagRules");
+        assert_eq!(
+            tag_statements[0]["Resource"],
+            json!(["arn:aws:ec2:*:*:security-group-rule/*"])
+        );
     }
 }
