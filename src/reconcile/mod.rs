@@ -20,7 +20,8 @@ use crate::manifest::{Kind, ManifestSet};
 pub use cache::PassCache;
 pub use diff::FieldChange;
 pub use engine::{
-    ApplyPolicy, Gates, apply_all, apply_selected, plan_all, report_plan, verify_converged,
+    ApplyPolicy, Gates, PlanCheck, Refused, apply_all, apply_checked, apply_selected, plan_all,
+    report_plan, verify_converged,
 };
 pub use outcome::{Category, Failure, Hold, Outcome, PassReport, ResourceReport};
 
@@ -269,6 +270,13 @@ pub trait Reconciler: Send + Sync {
     /// since it was made (that resource was applied since): its desired state with the new
     /// value, against what plan observed. `None` when nothing it reads changed.
     fn refresh(&self, _cx: &Cx<'_>, _planned: &Planned) -> Option<Planned> {
+        None
+    }
+
+    /// A fingerprint (`sha256:…`) of the live document the last plan observed for the
+    /// resource `name` (of `null` when it did not exist); `None` when it was not planned.
+    /// A saved plan keeps it to tell when live state moved since.
+    fn live_fingerprint(&self, _name: &str) -> Option<String> {
         None
     }
 
