@@ -368,8 +368,15 @@ pub(crate) struct ApplyArgs<'a> {
 
 /// `mooring apply DIR` or `mooring apply PLAN`; returns the exit code.
 pub(crate) async fn apply(a: ApplyArgs<'_>) -> i32 {
+    let output = a.output;
     let refuse = |message: String| {
-        eprintln!("error: {message}; nothing was changed");
+        match output {
+            Output::Text => eprintln!("error: {message}; nothing was changed"),
+            Output::Json => println!(
+                "{}",
+                serde_json::json!({"error": {"category": "configuration", "message": message}})
+            ),
+        }
         1
     };
     let (dir, saved) = if a.path.is_file() {
@@ -433,6 +440,12 @@ pub(crate) async fn apply(a: ApplyArgs<'_>) -> i32 {
         ));
     }
     ctx.rollout_wait = a.wait;
+    if a.wait.is_some() {
+        // On stderr: stdout stays the report (one JSON document with `--output json`).
+        ctx.on_rollout = Some(std::sync::Arc::new(|name, r, waited| {
+            eprintln!("{}", rollout_line(name, r, waited));
+        }));
+    }
     let mut expected = saved.map(|p| p.resources);
     let interactive =
         !a.auto_approve && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -479,10 +492,20 @@ pub(crate) async fn apply(a: ApplyArgs<'_>) -> i32 {
             } else {
                 "the plan shown".to_string()
             };
-            eprintln!(
-                "error: {what} no longer matches; nothing was changed:\n  {}\nplan again",
-                refused.reason
-            );
+            match output {
+                Output::Text => eprintln!(
+                    "error: {what} no longer matches; nothing was changed:\n  {}\nplan again",
+                    refused.reason
+                ),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"error": {
+                        "category": "stale_plan",
+                        "message": format!("{what} no longer matches; nothing was changed"),
+                        "moved": refused.reason.split("\n  ").collect::<Vec<_>>(),
+                    }})
+                ),
+            }
             return 1;
         }
     };
@@ -492,6 +515,19 @@ pub(crate) async fn apply(a: ApplyArgs<'_>) -> i32 {
     report.target = Some(target);
     crate::cli::print_report(&report, a.output, true);
     i32::from(report.has_errors())
+}
+
+/// One line of `apply --wait`'s progress.
+fn rollout_line(name: &str, r: &crate::reconcile::Rollout, waited: std::time::Duration) -> String {
+    format!(
+        "Service/{name}: rollout {}, {}/{} running, {} pending, {} deployment(s) ({}s)",
+        r.state,
+        r.running,
+        r.desired,
+        r.pending,
+        r.deployments,
+        waited.as_secs()
+    )
 }
 
 enum Confirmed {
@@ -573,6 +609,23 @@ mod tests {
             targets: vec!["Service/api".into()],
             resources,
         }
+    }
+
+    #[test]
+    fn rollout_progress_lines() {
+        let r = crate::reconcile::Rollout {
+            state: "IN_PROGRESS".into(),
+            reason: None,
+            running: 1,
+            desired: 3,
+            pending: 2,
+            deployments: 2,
+            task_definition: None,
+        };
+        assert_eq!(
+            rollout_line("api", &r, std::time::Duration::from_millis(12_500)),
+            "Service/api: rollout IN_PROGRESS, 1/3 running, 2 pending, 2 deployment(s) (12s)"
+        );
     }
 
     #[test]

@@ -3752,6 +3752,16 @@ async fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     // Nothing was written: the planned cluster is not there, the hand-set value stays.
     assert!(!cluster_exists(emu, "pf-late").await);
+    let out = emu.mooring(&["apply", plan_path, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["error"]["category"], "stale_plan", "{json}");
+    assert_eq!(
+        json["error"]["moved"][0],
+        "ParameterSet/pf-config: its live state changed; planned to none, now update",
+        "{json}"
+    );
+    assert!(!cluster_exists(emu, "pf-late").await);
     let host = ssm
         .get_parameter()
         .name("/pf/config/db/host")

@@ -214,7 +214,13 @@ pub struct Context {
     pub rollout_poll: std::time::Duration,
     /// Called just before a resource is applied (the daemon marks it `applying`).
     pub on_apply: Option<ApplyHook>,
+    /// Called while apply waits for a service's rollout, each time what ECS reports
+    /// changes (`apply --wait` prints it).
+    pub on_rollout: Option<RolloutHook>,
 }
+
+/// A callback told a service's manifest name, its rollout, and how long apply has waited.
+pub type RolloutHook = std::sync::Arc<dyn Fn(&str, &Rollout, std::time::Duration) + Send + Sync>;
 
 /// A callback told which resource (`kind`, name) is about to be applied.
 pub type ApplyHook = std::sync::Arc<dyn Fn(Kind, &str) + Send + Sync>;
@@ -228,6 +234,7 @@ impl Context {
             rollout_wait: None,
             rollout_poll: std::time::Duration::from_secs(5),
             on_apply: None,
+            on_rollout: None,
         }
     }
 }
