@@ -452,7 +452,6 @@ pub(crate) async fn apply(a: ApplyArgs<'_>) -> i32 {
     if expected.is_none() && interactive {
         match confirm(&ctx, &set, &recs, scope.as_ref(), &target).await {
             Confirmed::Yes(shown) => expected = Some(shown),
-            Confirmed::Nothing => {}
             Confirmed::No(code) => return code,
         }
     }
@@ -533,9 +532,7 @@ fn rollout_line(name: &str, r: &crate::reconcile::Rollout, waited: std::time::Du
 enum Confirmed {
     /// Go ahead with exactly these.
     Yes(Vec<PlannedResource>),
-    /// Nothing to change: apply finds that out itself.
-    Nothing,
-    /// Stop with this exit code.
+    /// Stop with this exit code (0: nothing to change).
     No(i32),
 }
 
@@ -567,7 +564,7 @@ async fn confirm(
         return Confirmed::No(1);
     }
     if !report.has_changes() {
-        return Confirmed::Nothing;
+        return Confirmed::No(0);
     }
     print!("\nApply these changes in {target}? Only `yes` goes ahead: ");
     let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -576,6 +573,7 @@ async fn confirm(
         eprintln!("Apply cancelled; nothing was changed.");
         return Confirmed::No(1);
     }
+    println!();
     Confirmed::Yes(entries(recs, &planned, scope).0)
 }
 

@@ -3858,3 +3858,82 @@ async fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
         vec![("Cluster/pf-other".to_string(), "update".to_string())]
     );
 }
+
+/// `mooring apply DIR` on a terminal (`script` gives it one), answering `answer`.
+fn apply_on_a_terminal(emu: &Emulator, dir: &str, answer: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mooring = emu.mooring_command(&[]);
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("{} apply {dir}", env!("CARGO_BIN_EXE_mooring")),
+        "/dev/null",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in mooring.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().expect("run script (util-linux)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn apply_on_a_terminal_asks_first() {
+    let (_guard, emu) = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata:\n  name: tty\n---\n\
+         apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: pf-tty\nspec: {}\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = apply_on_a_terminal(emu, path, "no");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Cluster/pf-tty: create"), "{text}");
+    assert!(text.contains("Only `yes` goes ahead"), "{text}");
+    assert!(
+        text.contains("Apply cancelled; nothing was changed."),
+        "{text}"
+    );
+    assert!(!cluster_exists(emu, "pf-tty").await);
+
+    let out = apply_on_a_terminal(emu, path, "yes");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Cluster/pf-tty: created"), "{text}");
+    assert!(cluster_exists(emu, "pf-tty").await);
+
+    // --auto-approve on a terminal, and no terminal at all: no question.
+    edit(
+        &dir.path().join("stack.yaml"),
+        "spec: {}",
+        "spec: {tags: {team: a}}",
+    );
+    let out = apply_on_a_terminal(emu, &format!("{path} --auto-approve"), "");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Cluster/pf-tty: updated"), "{text}");
+    assert!(!text.contains("goes ahead"), "{text}");
+    edit(&dir.path().join("stack.yaml"), "team: a", "team: b");
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("Cluster/pf-tty: updated"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("goes ahead"), "{}", stdout(&out));
+}
