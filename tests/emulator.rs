@@ -3699,6 +3699,23 @@ async fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
     assert_eq!(saved["region"], "us-east-1");
     assert!(saved["revision"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(saved["resources"].as_array().unwrap().len(), 4, "{saved}");
+    // A plan made in another region is refused.
+    let elsewhere = plans.path().join("elsewhere.json");
+    std::fs::write(
+        &elsewhere,
+        std::fs::read_to_string(&plan_file)
+            .unwrap()
+            .replace("\"us-east-1\"", "\"eu-west-1\""),
+    )
+    .unwrap();
+    let out = emu.mooring(&["apply", elsewhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("region eu-west-1, but the credentials work in account"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!cluster_exists(emu, "pf").await);
     let out = emu.mooring(&["apply", plan_path]);
     assert_eq!(
         out.status.code(),
