@@ -102,11 +102,30 @@ pub enum Command {
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Save the plan to FILE, for `mooring apply FILE` to apply exactly (not written
+        /// when the plan has errors).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Plan only this resource and what it depends on, e.g. `Service/api` (repeatable).
+        #[arg(long = "target", value_name = "KIND/NAME")]
+        targets: Vec<String>,
     },
-    /// Make AWS match the manifests once. Exit 0 converged, 1 error.
+    /// Make AWS match the manifests once, or apply a plan saved by `plan --out` exactly
+    /// (refused when the manifests or live state moved since). Exit 0 converged, 1 error.
     Apply {
-        /// Manifest directory (read recursively).
+        /// Manifest directory (read recursively), or a plan file from `plan --out`.
+        #[arg(value_name = "DIR|PLAN")]
         dir: PathBuf,
+        /// With a plan file: read the manifests here instead of where plan read them.
+        #[arg(long = "dir", value_name = "DIR")]
+        manifests: Option<PathBuf>,
+        /// Apply only this resource and what it depends on, e.g. `Service/api`
+        /// (repeatable; a plan file carries its own).
+        #[arg(long = "target", value_name = "KIND/NAME")]
+        targets: Vec<String>,
+        /// Do not ask for confirmation on a terminal.
+        #[arg(long)]
+        auto_approve: bool,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
@@ -301,14 +320,26 @@ pub async fn execute(cli: Cli) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Plan { dir, output } => {
+        Command::Plan {
+            dir,
+            output,
+            out,
+            targets,
+        } => {
             let Ok(set) = load(&dir, output) else {
                 return 1;
+            };
+            let recs = reconcilers(&set);
+            let scope = match crate::planfile::scope(&set, &recs, &targets) {
+                Ok(scope) => scope,
+                Err(e) => {
+                    eprintln!("error: {e}; nothing was read");
+                    return 1;
+                }
             };
             let Some((ctx, target)) = context(rate, expect, output).await else {
                 return 1;
             };
-            let recs = reconcilers(&set);
             let cache = PassCache::default();
             let cx = Cx {
                 ctx: &ctx,
@@ -317,8 +348,29 @@ pub async fn execute(cli: Cli) -> i32 {
             };
             let planned = reconcile::plan_all(&cx, &recs).await;
             let mut report = reconcile::report_plan(&set.revision, &recs, &planned);
+            if let Some(scope) = &scope {
+                report
+                    .resources
+                    .retain(|r| scope.contains(&(r.kind, r.name.clone())));
+            }
             report.aws_calls = ctx.aws.calls.by_operation();
             report.aws_calls_by_kind = cache.plan_calls();
+            if let Some(path) = &out {
+                let saved = crate::planfile::save(crate::planfile::Save {
+                    path,
+                    dir: &dir,
+                    set: &set,
+                    target: &target,
+                    targets: &targets,
+                    recs: &recs,
+                    planned: &planned,
+                    scope: scope.as_ref(),
+                    failed: report.has_errors(),
+                });
+                if saved.is_err() {
+                    return 1;
+                }
+            }
             report.target = Some(target);
             print_report(&report, output, false);
             if report.has_errors() {
@@ -331,24 +383,24 @@ pub async fn execute(cli: Cli) -> i32 {
         }
         Command::Apply {
             dir,
+            manifests,
+            targets,
+            auto_approve,
             output,
             wait,
             wait_timeout,
         } => {
-            let Ok(set) = load(&dir, output) else {
-                return 1;
-            };
-            let Some((mut ctx, target)) = context(rate, expect, output).await else {
-                return 1;
-            };
-            ctx.rollout_wait = wait.then_some(wait_timeout);
-            let recs = reconcilers(&set);
-            let mut report = reconcile::apply_all(&ctx, &set, &recs, true).await;
-            reconcile::verify_converged(&ctx, &set, &recs, &mut report).await;
-            report.aws_calls = ctx.aws.calls.by_operation();
-            report.target = Some(target);
-            print_report(&report, output, true);
-            i32::from(report.has_errors())
+            crate::planfile::apply(crate::planfile::ApplyArgs {
+                rate,
+                expect,
+                path: dir,
+                manifests,
+                targets,
+                auto_approve,
+                output,
+                wait: wait.then_some(wait_timeout),
+            })
+            .await
         }
         Command::Run {
             dir,
@@ -472,7 +524,7 @@ pub async fn execute(cli: Cli) -> i32 {
 }
 
 /// Loads manifests, printing every error. Returns exit code 1 on errors.
-fn load(dir: &std::path::Path, output: Output) -> Result<ManifestSet, i32> {
+pub(crate) fn load(dir: &std::path::Path, output: Output) -> Result<ManifestSet, i32> {
     report_loaded(load_dir(dir), output)
 }
 
@@ -504,7 +556,7 @@ fn report_loaded(
 /// The AWS clients, after asking which account and region they work in: missing or
 /// refused credentials, an endpoint that does not answer, or another account than
 /// `expect` is one error (on stderr, or as JSON on stdout) before any resource is read.
-async fn context(
+pub(crate) async fn context(
     rate: crate::aws::TransportSettings,
     expect: Option<&str>,
     output: Output,
@@ -621,7 +673,7 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
     out
 }
 
-fn print_report(report: &PassReport, output: Output, applied: bool) {
+pub(crate) fn print_report(report: &PassReport, output: Output, applied: bool) {
     match output {
         Output::Text => print!("{}", render_report(report, applied)),
         Output::Json => println!(

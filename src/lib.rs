@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod lease;
 pub mod manifest;
 pub mod metrics;
+pub mod planfile;
 pub mod reconcile;
 pub mod source;
 pub mod status;

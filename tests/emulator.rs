@@ -3583,3 +3583,374 @@ async fn values_from_other_resources_are_filled_in_order_and_follow_their_source
     let (_, td) = describe_service(emu, "prd", "api").await;
     assert_eq!(env(&td, "REDIS_HOST"), Some(address));
 }
+
+const PLANFILE_STACK: &str = r#"apiVersion: mooring.dev/v1alpha1
+kind: Stack
+metadata:
+  name: planfile
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: pf
+spec: {}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: pf-other
+spec:
+  tags:
+    team: core
+---
+apiVersion: mooring.dev/v1alpha1
+kind: ParameterSet
+metadata:
+  name: pf-config
+spec:
+  path: /pf/config
+  parameters:
+    db/host: db.internal
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Service
+metadata:
+  name: pf-api
+spec:
+  cluster: pf
+  desiredCount: 1
+  network:
+    subnets:
+      lookup: {vpc: default}
+    securityGroups:
+      lookup: {vpc: default, names: [default]}
+  taskDefinition:
+    cpu: 256
+    memory: 512
+    executionRoleArn: arn:aws:iam::123456789012:role/exec
+    container:
+      image: nginx:1.27
+      port: 3000
+      secrets:
+        DB_HOST: {ssmParameter: /pf/config/db/host}
+"#;
+
+/// `Kind/name` → action of a JSON plan's resources.
+fn planned_actions(out: &std::process::Output) -> Vec<(String, String)> {
+    let json: serde_json::Value = serde_json::from_str(&stdout(out)).expect("plan json");
+    json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "{}/{}",
+                    r["kind"].as_str().unwrap(),
+                    r["name"].as_str().unwrap()
+                ),
+                r["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn cluster_exists(emu: &Emulator, name: &str) -> bool {
+    let out = emu
+        .ecs()
+        .await
+        .describe_clusters()
+        .clusters(name)
+        .send()
+        .await
+        .unwrap();
+    out.clusters().iter().any(|c| c.status() == Some("ACTIVE"))
+}
+
+#[tokio::test]
+async fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
+    let (_guard, emu) = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stack.yaml");
+    std::fs::write(&file, PLANFILE_STACK).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    let plan_file = plans.path().join("plan.json");
+    let plan_path = plan_file.to_str().unwrap();
+
+    // plan --out → apply FILE converges.
+    let out = emu.mooring(&["plan", path, "--out", plan_path]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("Saved the plan to"),
+        "{}",
+        stderr(&out)
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert_eq!(saved["format"], "mooring-plan");
+    assert_eq!(saved["version"], 1);
+    assert_eq!(saved["region"], "us-east-1");
+    assert!(saved["revision"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(saved["resources"].as_array().unwrap().len(), 4, "{saved}");
+    // A plan made in another region is refused.
+    let elsewhere = plans.path().join("elsewhere.json");
+    std::fs::write(
+        &elsewhere,
+        std::fs::read_to_string(&plan_file)
+            .unwrap()
+            .replace("\"us-east-1\"", "\"eu-west-1\""),
+    )
+    .unwrap();
+    let out = emu.mooring(&["apply", elsewhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("region eu-west-1, but the credentials work in account"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!cluster_exists(emu, "pf").await);
+    let out = emu.mooring(&["apply", plan_path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("Apply: 4 created"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    // A new cluster to create, planned; then someone changes a parameter by hand.
+    std::fs::write(
+        dir.path().join("late.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: pf-late\nspec: {}\n",
+    )
+    .unwrap();
+    let out = emu.mooring(&["plan", path, "--out", plan_path]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let ssm = aws_sdk_ssm::Client::new(&emu.sdk_config().await);
+    ssm.put_parameter()
+        .name("/pf/config/db/host")
+        .value("db.moved")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["apply", plan_path]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("ParameterSet/pf-config: its live state changed"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(
+        !err.contains("Cluster/pf-late"),
+        "only what moved is named: {err}"
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    // Nothing was written: the planned cluster is not there, the hand-set value stays.
+    assert!(!cluster_exists(emu, "pf-late").await);
+    let out = emu.mooring(&["apply", plan_path, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["error"]["category"], "stale_plan", "{json}");
+    assert_eq!(
+        json["error"]["moved"][0],
+        "ParameterSet/pf-config: its live state changed; planned to none, now update",
+        "{json}"
+    );
+    assert!(!cluster_exists(emu, "pf-late").await);
+    let host = ssm
+        .get_parameter()
+        .name("/pf/config/db/host")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(host.parameter().and_then(|p| p.value()), Some("db.moved"));
+
+    // A plan made before the manifests changed is refused too.
+    let out = emu.mooring(&["plan", path, "--out", plan_path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    edit(&dir.path().join("late.yaml"), "pf-late", "pf-later");
+    let out = emu.mooring(&["apply", plan_path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("changed since the plan"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!cluster_exists(emu, "pf-later").await);
+
+    // Planned again, it applies: the value is put back and the cluster created.
+    let out = emu.mooring(&["plan", path, "--out", plan_path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = emu.mooring(&["apply", plan_path, "--dir", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(cluster_exists(emu, "pf-later").await);
+    let host = ssm
+        .get_parameter()
+        .name("/pf/config/db/host")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        host.parameter().and_then(|p| p.value()),
+        Some("db.internal")
+    );
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    // --target: only the service and what it depends on.
+    edit(&file, "team: core", "team: platform");
+    edit(&file, "db/host: db.internal", "db/host: db2.internal");
+    edit(&file, "desiredCount: 1", "desiredCount: 2");
+    let out = emu.mooring(&[
+        "plan",
+        path,
+        "--target",
+        "Service/pf-api",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let actions = planned_actions(&out);
+    assert_eq!(
+        actions,
+        vec![
+            ("Cluster/pf".to_string(), "none".to_string()),
+            ("ParameterSet/pf-config".to_string(), "update".to_string()),
+            ("Service/pf-api".to_string(), "update".to_string()),
+        ]
+    );
+    let out = emu.mooring(&["plan", path, "--target", "Service/pf-apj"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("did you mean `Service/pf-api`?"),
+        "{}",
+        stderr(&out)
+    );
+    let out = emu.mooring(&["apply", path, "--target", "Service/pf-api"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("pf-other"), "{}", stdout(&out));
+    let (svc, _) = describe_service(emu, "pf", "pf-api").await;
+    assert_eq!(svc.desired_count(), 2);
+    let out = emu.mooring(&["plan", path, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let pending: Vec<_> = planned_actions(&out)
+        .into_iter()
+        .filter(|(_, a)| a != "none")
+        .collect();
+    assert_eq!(
+        pending,
+        vec![("Cluster/pf-other".to_string(), "update".to_string())]
+    );
+}
+
+/// `mooring apply DIR` on a terminal (`script` gives it one), answering `answer`.
+fn apply_on_a_terminal(emu: &Emulator, dir: &str, answer: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mooring = emu.mooring_command(&[]);
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("{} apply {dir}", env!("CARGO_BIN_EXE_mooring")),
+        "/dev/null",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in mooring.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().expect("run script (util-linux)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn apply_on_a_terminal_asks_first() {
+    let (_guard, emu) = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata:\n  name: tty\n---\n\
+         apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: pf-tty\nspec: {}\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = apply_on_a_terminal(emu, path, "no");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Cluster/pf-tty: create"), "{text}");
+    assert!(text.contains("Only `yes` goes ahead"), "{text}");
+    assert!(
+        text.contains("Apply cancelled; nothing was changed."),
+        "{text}"
+    );
+    assert!(!cluster_exists(emu, "pf-tty").await);
+
+    let out = apply_on_a_terminal(emu, path, "yes");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Cluster/pf-tty: created"), "{text}");
+    assert!(cluster_exists(emu, "pf-tty").await);
+
+    // --auto-approve on a terminal, and no terminal at all: no question.
+    edit(
+        &dir.path().join("stack.yaml"),
+        "spec: {}",
+        "spec: {tags: {team: a}}",
+    );
+    let out = apply_on_a_terminal(emu, &format!("{path} --auto-approve"), "");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Cluster/pf-tty: updated"), "{text}");
+    assert!(!text.contains("goes ahead"), "{text}");
+    edit(&dir.path().join("stack.yaml"), "team: a", "team: b");
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("Cluster/pf-tty: updated"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("goes ahead"), "{}", stdout(&out));
+}

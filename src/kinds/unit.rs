@@ -440,6 +440,13 @@ impl<R: Resource> Reconciler for Typed<R> {
         deps
     }
 
+    fn live_fingerprint(&self, name: &str) -> Option<String> {
+        let o = self.observation(name)?;
+        Some(crate::planfile::fingerprint(
+            &o.live.as_ref().map(to_json).unwrap_or(Value::Null),
+        ))
+    }
+
     async fn plan(&self, cx: &Cx<'_>) -> Vec<(String, Result<Planned, ReconcileError>)> {
         let manifests = R::manifests(cx.set);
         if manifests.is_empty() {

@@ -175,14 +175,45 @@ pub async fn apply_selected(
     policy: ApplyPolicy<'_>,
     gates: &mut Gates,
 ) -> PassReport {
-    let mut report = apply_round(ctx, set, reconcilers, policy, gates).await;
+    match apply_checked(ctx, set, reconcilers, policy, gates, None).await {
+        Ok(report) | Err(Refused { report, .. }) => report,
+    }
+}
+
+/// Looks at a pass's fresh plan before anything is applied: `Err` with why refuses the
+/// whole apply (a saved plan that no longer matches, see `crate::planfile`).
+pub type PlanCheck<'a> =
+    &'a (dyn Fn(&[Box<dyn Reconciler>], &[PlanOutcome]) -> Result<(), String> + Sync);
+
+/// An apply that `check` refused before any write: the fresh plan's report, and why.
+#[derive(Debug)]
+pub struct Refused {
+    /// The plan as it is now; nothing in it was applied.
+    pub report: PassReport,
+    /// What `check` said.
+    pub reason: String,
+}
+
+/// [`apply_selected`], with `check` shown the first round's plan before anything is
+/// applied: when it refuses, nothing is written.
+pub async fn apply_checked(
+    ctx: &Context,
+    set: &ManifestSet,
+    reconcilers: &[Box<dyn Reconciler>],
+    policy: ApplyPolicy<'_>,
+    gates: &mut Gates,
+    check: Option<PlanCheck<'_>>,
+) -> Result<PassReport, Refused> {
+    let mut report = apply_round(ctx, set, reconcilers, policy, gates, check).await?;
     let replaced = report
         .resources
         .iter()
         .any(|r| r.applied && r.action == Action::Replace);
     if replaced {
         info!("a resource was replaced: one more round for the resources that refer to it");
-        let again = apply_round(ctx, set, reconcilers, policy, gates).await;
+        let again = match apply_round(ctx, set, reconcilers, policy, gates, None).await {
+            Ok(report) | Err(Refused { report, .. }) => report,
+        };
         for (kind, calls) in again.aws_calls_by_kind {
             *report.aws_calls_by_kind.entry(kind).or_default() += calls;
         }
@@ -215,7 +246,7 @@ pub async fn apply_selected(
             }
         }
     }
-    report
+    Ok(report)
 }
 
 async fn apply_round(
@@ -224,7 +255,8 @@ async fn apply_round(
     reconcilers: &[Box<dyn Reconciler>],
     policy: ApplyPolicy<'_>,
     gates: &mut Gates,
-) -> PassReport {
+    check: Option<PlanCheck<'_>>,
+) -> Result<PassReport, Refused> {
     let cache = PassCache::default();
     let cx = Cx {
         ctx,
@@ -232,6 +264,11 @@ async fn apply_round(
         cache: &cache,
     };
     let planned = plan_all(&cx, reconcilers).await;
+    if let Some(Err(reason)) = check.map(|check| check(reconcilers, &planned)) {
+        let mut report = report_plan(&set.revision, reconcilers, &planned);
+        report.aws_calls_by_kind = cache.plan_calls();
+        return Err(Refused { report, reason });
+    }
     let mut resources = Vec::with_capacity(planned.len());
     let mut applied_any = false;
     for (i, p) in &planned {
@@ -305,14 +342,14 @@ async fn apply_round(
         gates.record_one(&entry);
         resources.push(entry);
     }
-    PassReport {
+    Ok(PassReport {
         revision: set.revision.clone(),
         resources,
         aws_calls: Default::default(),
         target: None,
         aws_calls_by_kind: cache.plan_calls(),
         check_seconds_by_kind: cache.plan_seconds(),
-    }
+    })
 }
 
 /// Plans again after an apply and turns every resource that still differs into a
@@ -334,7 +371,16 @@ pub async fn verify_converged(
     };
     let planned = plan_all(&cx, reconcilers).await;
     let after = report_plan(&report.revision, reconcilers, &planned);
-    for (entry, now) in report.resources.iter_mut().zip(after.resources) {
+    // By identity: the report may cover only some resources (`--target`).
+    let mut after: HashMap<(Kind, String), ResourceReport> = after
+        .resources
+        .into_iter()
+        .map(|r| ((r.kind, r.name.clone()), r))
+        .collect();
+    for entry in report.resources.iter_mut() {
+        let Some(now) = after.remove(&(entry.kind, entry.name.clone())) else {
+            continue;
+        };
         if let Some(failure) = now.error() {
             entry.outcome = Outcome::Failed { failure };
         } else if now.action != Action::None {

@@ -20,7 +20,8 @@ use crate::manifest::{Kind, ManifestSet};
 pub use cache::PassCache;
 pub use diff::FieldChange;
 pub use engine::{
-    ApplyPolicy, Gates, apply_all, apply_selected, plan_all, report_plan, verify_converged,
+    ApplyPolicy, Gates, PlanCheck, Refused, apply_all, apply_checked, apply_selected, plan_all,
+    report_plan, verify_converged,
 };
 pub use outcome::{Category, Failure, Hold, Outcome, PassReport, ResourceReport};
 
@@ -213,7 +214,13 @@ pub struct Context {
     pub rollout_poll: std::time::Duration,
     /// Called just before a resource is applied (the daemon marks it `applying`).
     pub on_apply: Option<ApplyHook>,
+    /// Called while apply waits for a service's rollout, each time what ECS reports
+    /// changes (`apply --wait` prints it).
+    pub on_rollout: Option<RolloutHook>,
 }
+
+/// A callback told a service's manifest name, its rollout, and how long apply has waited.
+pub type RolloutHook = std::sync::Arc<dyn Fn(&str, &Rollout, std::time::Duration) + Send + Sync>;
 
 /// A callback told which resource (`kind`, name) is about to be applied.
 pub type ApplyHook = std::sync::Arc<dyn Fn(Kind, &str) + Send + Sync>;
@@ -227,6 +234,7 @@ impl Context {
             rollout_wait: None,
             rollout_poll: std::time::Duration::from_secs(5),
             on_apply: None,
+            on_rollout: None,
         }
     }
 }
@@ -269,6 +277,13 @@ pub trait Reconciler: Send + Sync {
     /// since it was made (that resource was applied since): its desired state with the new
     /// value, against what plan observed. `None` when nothing it reads changed.
     fn refresh(&self, _cx: &Cx<'_>, _planned: &Planned) -> Option<Planned> {
+        None
+    }
+
+    /// A fingerprint (`sha256:…`) of the live document the last plan observed for the
+    /// resource `name` (of `null` when it did not exist); `None` when it was not planned.
+    /// A saved plan keeps it to tell when live state moved since.
+    fn live_fingerprint(&self, _name: &str) -> Option<String> {
         None
     }
 

@@ -428,3 +428,48 @@ async fn a_new_revision_keeps_the_live_value_of_an_ignored_field() {
     assert_eq!(rules[2].num_calls(), 1, "registered with the live image");
     assert_eq!(rules[3].num_calls(), 1, "the service points at it");
 }
+
+#[tokio::test]
+async fn waiting_reports_each_change_of_the_rollout_once() {
+    let in_progress = || {
+        service(
+            NEW_TD,
+            &[
+                ("PRIMARY", DeploymentRolloutState::InProgress, None),
+                ("ACTIVE", DeploymentRolloutState::Completed, None),
+            ],
+            1,
+        )
+    };
+    let rules = rollout_rules(vec![
+        in_progress(),
+        in_progress(),
+        service(
+            NEW_TD,
+            &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+            2,
+        ),
+    ]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    ctx.on_rollout = Some(std::sync::Arc::new(move |name, r, _| {
+        log.lock().unwrap().push(format!(
+            "{name}: {} {}/{} ({} deployments)",
+            r.state, r.running, r.desired, r.deployments
+        ));
+    }));
+    let set = set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(rules[0].num_calls(), 4, "plan read + three polls");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            "api: IN_PROGRESS 2/2 (2 deployments)",
+            "api: IN_PROGRESS 1/2 (2 deployments)",
+            "api: COMPLETED 2/2 (1 deployments)",
+        ]
+    );
+}

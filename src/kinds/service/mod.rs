@@ -745,7 +745,8 @@ impl Resource for Unit {
             }
         };
         if let Some(limit) = cx.ctx.rollout_wait {
-            service = wait_for_rollout(cx, &obs.cluster, name, service, &td_arn, limit).await?;
+            let ids = (m.metadata.name.as_str(), name);
+            service = wait_for_rollout(cx, &obs.cluster, ids, service, &td_arn, limit).await?;
         }
         Ok(Applied {
             aws_id: service.service_arn().unwrap_or_default().to_string(),
@@ -1066,15 +1067,17 @@ fn failed_deployment(s: &Service, td_arn: &str) -> Option<String> {
 /// passes. A circuit-breaker rollback shows as the old revision becoming PRIMARY again
 /// and the new one FAILED: both count as failure, and the revision is remembered so that
 /// later passes do not deploy it again.
+/// `ids`: the manifest's name and the ECS service's.
 async fn wait_for_rollout(
     cx: &Cx<'_>,
     cluster: &str,
-    name: &str,
+    (manifest, name): (&str, &str),
     mut service: Service,
     td_arn: &str,
     limit: Duration,
 ) -> Result<Service, ReconcileError> {
     let started = Instant::now();
+    let mut shown: Option<Rollout> = None;
     loop {
         if let Some(reason) = failed_deployment(&service, td_arn) {
             state(cx).remember_failed(td_arn);
@@ -1085,6 +1088,10 @@ async fn wait_for_rollout(
         let Some(r) = rollout_of(&service) else {
             return Ok(service);
         };
+        if let Some(hook) = cx.ctx.on_rollout.as_ref().filter(|_| shown.as_ref() != Some(&r)) {
+            hook(manifest, &r, started.elapsed());
+            shown = Some(r.clone());
+        }
         if let Some(primary) = r.task_definition.as_deref().filter(|p| *p != td_arn) {
             state(cx).remember_failed(td_arn);
             return Err(ReconcileError::Rollout(format!(
