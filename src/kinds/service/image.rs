@@ -335,6 +335,29 @@ mod tests {
     }
 
     #[test]
+    fn digest_is_refused_for_an_image_outside_ecr() {
+        let service = |container: &str| {
+            format!(
+                "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: prd}}\nspec: {{}}\n---\napiVersion: mooring.dev/v1alpha1\nkind: Service\nmetadata: {{name: api}}\nspec:\n  cluster: prd\n  network: {{subnets: {{ids: [subnet-1]}}, securityGroups: {{ids: [sg-1]}}}}\n  taskDefinition: {{cpu: 256, memory: 512, container: {container}}}\n"
+            )
+        };
+        let load = |c: &str| crate::manifest::load::load_with_stack(&[("s.yaml".into(), service(c))]);
+        let errs = match load("{image: 'nginx:1.27', imageUpdate: digest}") {
+            Ok(_) => panic!("digest on Docker Hub accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            errs.contains("imageUpdate: `digest` follows images in ECR, and `nginx:1.27` is not an ECR image"),
+            "{errs}"
+        );
+        assert!(load("{image: 'nginx:1.27', imageUpdate: tag}").is_ok());
+        assert!(
+            load("{image: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:latest', imageUpdate: digest}")
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn a_tracked_image_is_pinned_to_its_digest() {
         let t = Tracked {
             image: EcrImage::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:latest")
