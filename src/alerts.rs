@@ -724,6 +724,7 @@ mod tests {
                     field: "desiredCount".into(),
                     live: json!(7),
                     desired: json!(2),
+                    note: None,
                 }],
                 applied,
                 rollout: None,

@@ -649,12 +649,14 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
             if r.action == Action::Create {
                 let _ = writeln!(out, "  + {} = {}", c.field, show(&c.desired));
             } else {
+                let note = c.note.as_ref().map(|n| format!(" ({n})"));
                 let _ = writeln!(
                     out,
-                    "  ~ {}: {} -> {}",
+                    "  ~ {}: {} -> {}{}",
                     c.field,
                     show(&c.live),
-                    show(&c.desired)
+                    show(&c.desired),
+                    note.unwrap_or_default()
                 );
             }
         }

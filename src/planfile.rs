@@ -720,11 +720,13 @@ mod tests {
                             field: "auth.apiKey.value".into(),
                             live: serde_json::json!("old-secret"),
                             desired: serde_json::json!(SECRET),
+                            note: None,
                         },
                         FieldChange {
                             field: "environment.DB_PASSWORD".into(),
                             live: Value::Null,
                             desired: serde_json::json!(SECRET),
+                            note: None,
                         },
                     ],
                     rollout: None,

@@ -3954,3 +3954,153 @@ async fn apply_on_a_terminal_asks_first() {
     );
     assert!(!stdout(&out).contains("goes ahead"), "{}", stdout(&out));
 }
+
+/// An image manifest as `docker push` would put it, distinct per `layer`.
+fn image_manifest(layer: &str) -> String {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 7023,
+            "digest": format!("sha256:{}", "c".repeat(64)),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "size": 32654,
+            "digest": format!("sha256:{layer}"),
+        }],
+    })
+    .to_string()
+}
+
+/// Pushes a new image under `tag`; returns its digest.
+async fn push(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str, layer: &str) -> String {
+    ecr.put_image()
+        .repository_name(repository)
+        .image_tag(tag)
+        .image_manifest(image_manifest(layer))
+        .send()
+        .await
+        .expect("put image")
+        .image()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .expect("a digest")
+        .to_string()
+}
+
+#[tokio::test]
+async fn images_in_ecr_are_followed_by_digest_and_a_push_of_the_same_tag_deploys() {
+    let (_guard, emu) = emulator().await;
+    let ecr = aws_sdk_ecr::Client::new(&emu.sdk_config().await);
+    let repo = ecr
+        .create_repository()
+        .repository_name("team/api")
+        .send()
+        .await
+        .unwrap()
+        .repository
+        .unwrap();
+    let uri = repo.repository_uri().unwrap().to_string();
+    let first = push(&ecr, "team/api", "latest", &"1".repeat(64)).await;
+    let stable = push(&ecr, "team/api", "stable", &"2".repeat(64)).await;
+
+    // Two services on the one (MUTABLE, no manifest) repository: `api` follows `latest`,
+    // `worker` follows `stable`.
+    let dir = fixture_copy("basic");
+    let service = dir.path().join("service.yaml");
+    edit(
+        &service,
+        "image: nginx:1.27",
+        &format!("image: {uri}:latest"),
+    );
+    let worker = std::fs::read_to_string(&service)
+        .unwrap()
+        .replace("name: api", "name: worker")
+        .replace(":latest", ":stable");
+    std::fs::write(dir.path().join("worker.yaml"), worker).unwrap();
+    apply(emu, dir.path()).await;
+    let (_, td) = describe_api(emu).await;
+    assert_eq!(image_of(&td), format!("{uri}@{first}"));
+    let (_, worker_td) = describe_service(emu, "test", "worker").await;
+    assert_eq!(image_of(&worker_td), format!("{uri}@{stable}"));
+
+    // Steady: no change, no write, and one BatchGetImage for both services' tags.
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(writes(&aws), 0);
+    assert_eq!(aws.calls.count("ECR", "BatchGetImage"), 1);
+    assert_eq!(aws.calls.count("ECR", "DescribeRepositories"), 1);
+
+    // A push of the same tag: plan names the digests and the tag; only `api` moves.
+    let second = push(&ecr, "team/api", "latest", &"3".repeat(64)).await;
+    assert_ne!(first, second);
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let expected = format!(
+        "\n  ~ taskDefinition.container.image: \"{uri}@{first}\" -> \"{uri}@{second}\" (tag latest)\n"
+    );
+    assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    assert!(text.contains("Service/api: update"), "{text}");
+    assert!(text.contains("Service/worker: in sync"), "{text}");
+    let (report, aws) = apply(emu, dir.path()).await;
+    assert_eq!(aws.calls.count("ECS", "RegisterTaskDefinition"), 1);
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    let api = report.resources.iter().find(|r| r.name == "api").unwrap();
+    assert!(api.applied, "{report:#?}");
+    let (svc, after) = describe_api(emu).await;
+    assert_eq!(image_of(&after), format!("{uri}@{second}"));
+    assert_eq!(after.revision(), td.revision() + 1);
+    assert_eq!(svc.task_definition(), after.task_definition_arn());
+    let (_, worker_after) = describe_service(emu, "test", "worker").await;
+    assert_eq!(
+        worker_after.task_definition_arn(),
+        worker_td.task_definition_arn()
+    );
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(writes(&aws), 0);
+
+    // A tag that is not there fails that service alone, which keeps its revision.
+    edit(&dir.path().join("worker.yaml"), ":stable", ":missing");
+    let set = load_dir(dir.path()).unwrap();
+    let aws = emu.aws().await;
+    let ctx = Context::new(aws.clone());
+    let report = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let failed = report
+        .resources
+        .iter()
+        .find(|r| r.name == "worker")
+        .unwrap();
+    let e = failed.error().expect("the worker fails").message;
+    assert!(
+        e.contains("ECR has no image tagged `missing` in the repository team/api")
+            && e.contains("running revision is kept"),
+        "{e}"
+    );
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 0);
+    assert_eq!(aws.calls.count("ECS", "RegisterTaskDefinition"), 0);
+    let api = report.resources.iter().find(|r| r.name == "api").unwrap();
+    assert!(api.error().is_none(), "{report:#?}");
+    let (_, worker_now) = describe_service(emu, "test", "worker").await;
+    assert_eq!(
+        worker_now.task_definition_arn(),
+        worker_td.task_definition_arn()
+    );
+
+    // `imageUpdate: tag` runs the tag as written (one revision, then steady).
+    edit(&dir.path().join("worker.yaml"), ":missing", ":stable");
+    edit(
+        &service,
+        "      port: 3000",
+        "      imageUpdate: tag\n      port: 3000",
+    );
+    let (_, _) = apply(emu, dir.path()).await;
+    let (_, td) = describe_api(emu).await;
+    assert_eq!(image_of(&td), format!("{uri}:latest"));
+    let (report, _) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+}

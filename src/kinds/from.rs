@@ -834,6 +834,7 @@ spec:
             field: field.into(),
             live: serde_json::Value::Null,
             desired: desired.into(),
+            note: None,
         };
         let read = |pointer: &str| Resolved {
             pointer: pointer.into(),

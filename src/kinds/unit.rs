@@ -184,6 +184,12 @@ pub trait Resource: Declared {
         Vec::new()
     }
 
+    /// Notes plan shows beside changed fields, field path → note (why an image changes:
+    /// `tag latest`).
+    fn notes(_obs: &Self::Observed) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// The deployment under way, for services.
     fn rollout(_obs: &Self::Observed) -> Option<Rollout> {
         None
@@ -364,7 +370,7 @@ impl<R: Resource> Typed<R> {
         }
         let desired = R::desired(set, m, &obs);
         let live = R::live(set, m, &obs);
-        let changes = from::shown(
+        let mut changes = from::shown(
             diff_managed(
                 &m.metadata,
                 &to_json(&desired),
@@ -372,6 +378,11 @@ impl<R: Resource> Typed<R> {
             ),
             &values,
         );
+        for (field, note) in R::notes(&obs) {
+            for c in changes.iter_mut().filter(|c| c.field == field) {
+                c.note = Some(note.clone());
+            }
+        }
         let mut action = match (&live, changes.is_empty()) {
             (None, _) => Action::Create,
             (Some(_), true) => Action::None,

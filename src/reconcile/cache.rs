@@ -80,6 +80,9 @@ pub struct PassCache {
     pub api_destinations: Memo<String, Option<Arc<ApiDestination>>>,
     /// Every ECR repository of the registry (repositories, and the services that name one).
     pub ecr_repositories: Memo<(), Arc<Vec<aws_sdk_ecr::types::Repository>>>,
+    /// Image digests by tag, per (registry, repository): every tag the services follow in
+    /// a repository, read in one BatchGetImage.
+    pub ecr_digests: Memo<(String, String), crate::kinds::service::image::Digests>,
     /// What each kind's plan cost this round: AWS calls (a shared read counts for the
     /// first kind that asked for it) and seconds.
     plan_costs: Mutex<std::collections::BTreeMap<String, (u64, f64)>>,
@@ -100,6 +103,7 @@ impl PassCache {
         self.connections.clear();
         self.api_destinations.clear();
         self.ecr_repositories.clear();
+        self.ecr_digests.clear();
     }
 
     /// Counts `calls` more AWS calls and `seconds` more time for the plan of `kind`.

@@ -15,6 +15,10 @@ pub struct FieldChange {
     pub live: Value,
     /// What the manifest wants.
     pub desired: Value,
+    /// Why the value changes, for people, when the kind knows more than the values show
+    /// (`tag latest` for an image followed by digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Compares `desired` with `live`, both normalised by the kind into the same shape.
@@ -125,6 +129,7 @@ fn change(path: &str, live: &Value, desired: &Value) -> FieldChange {
         field: path.to_string(),
         live: live.clone(),
         desired: desired.clone(),
+        note: None,
     }
 }
 
@@ -158,6 +163,7 @@ pub fn redact(changes: &[FieldChange]) -> Vec<FieldChange> {
                     field: c.field.clone(),
                     live: hide(&c.live),
                     desired: hide(&c.desired),
+                    note: c.note.clone(),
                 }
             } else {
                 c.clone()
@@ -280,11 +286,13 @@ mod tests {
                 field: "parameters./prd/db/password.value".into(),
                 live: serde_json::json!("hunter2"),
                 desired: serde_json::json!("x"),
+                note: None,
             },
             FieldChange {
                 field: "desiredCount".into(),
                 live: serde_json::json!(1),
                 desired: serde_json::json!(2),
+                note: None,
             },
         ];
         let r = redact(&changes);

@@ -129,7 +129,7 @@ pub fn registry_host(account: &str, region: &str) -> String {
 }
 
 /// Every repository of the registry, once per pass.
-async fn repositories(cx: &Cx<'_>) -> Result<Arc<Vec<Repository>>, AwsError> {
+pub(crate) async fn repositories(cx: &Cx<'_>) -> Result<Arc<Vec<Repository>>, AwsError> {
     cx.cache
         .ecr_repositories
         .get((), || async {

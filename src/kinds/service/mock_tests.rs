@@ -473,3 +473,49 @@ async fn waiting_reports_each_change_of_the_rollout_once() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_digest_ecr_refuses_to_read_fails_the_service_and_keeps_its_revision() {
+    // moto grants everything: a registry that answers AccessDenied is canned here.
+    let image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:latest";
+    let manifests = MANIFESTS.replace(
+        "container: {image: 'api:2', port: 3000}",
+        &format!("container: {{image: '{image}', imageUpdate: digest, port: 3000}}"),
+    );
+    let set = load_with_stack(&[("m.yaml".into(), manifests)]).unwrap();
+    let rules = rollout_rules(vec![]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    let denied = mock!(aws_sdk_ecr::Client::batch_get_image)
+        .match_requests(|r| {
+            r.repository_name() == Some("api")
+                && r.registry_id() == Some("123456789012")
+                && r.image_ids().iter().map(|i| i.image_tag()).collect::<Vec<_>>()
+                    == [Some("latest")]
+        })
+        .then_error(|| {
+            aws_sdk_ecr::operation::batch_get_image::BatchGetImageError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not authorized to perform: ecr:BatchGetImage")
+                    .build(),
+            )
+        });
+    ctx.aws.ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&denied]);
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let svc = report
+        .resources
+        .iter()
+        .find(|r| r.name == "api")
+        .unwrap();
+    let e = svc.error().expect("the service fails").message;
+    assert!(
+        e.contains(&format!("failed to resolve the digest of {image}"))
+            && e.contains("ecr:BatchGetImage")
+            && e.contains("the running revision is kept"),
+        "{e}"
+    );
+    assert_eq!(denied.num_calls(), 1);
+    assert_eq!(rules[2].num_calls(), 0, "no revision registered");
+    assert_eq!(rules[3].num_calls(), 0, "no UpdateService");
+}

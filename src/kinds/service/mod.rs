@@ -10,6 +10,7 @@
 //! DescribeTaskDefinition per revision not seen before (kept in [`State`] across passes).
 //! Subnets, security groups, target groups and ECR repositories come from the pass cache.
 
+pub mod image;
 pub mod render;
 pub mod spec;
 
@@ -109,6 +110,9 @@ impl Declared for Unit {
         "elasticloadbalancing:DescribeTargetGroups",
         "ssm:DescribeParameters",
         "secretsmanager:DescribeSecret",
+        // Images followed by digest (image.rs): the repository listing and the tags.
+        "ecr:DescribeRepositories",
+        "ecr:BatchGetImage",
         "sts:GetCallerIdentity",
         "iam:PassRole",
     ];
@@ -209,7 +213,8 @@ impl Declared for Unit {
     }
 
     fn iam_resources(set: &ManifestSet) -> Vec<String> {
-        set.services
+        let mut out: Vec<String> = set.services.iter().filter_map(|s| ecr_repository_arn(set, s)).collect();
+        out.extend(set.services
             .iter()
             .flat_map(|s| {
                 let cluster = cluster_name(set, &s.spec.cluster);
@@ -224,10 +229,30 @@ impl Declared for Unit {
                     ),
                     crate::iam::arn("ecs", &format!("cluster/{cluster}")),
                 ]
-            })
-            .collect()
+            }));
+        out
     }
 
+}
+
+/// The ECR repository whose tags the service may follow by digest (BatchGetImage is scoped
+/// to it): the `Repository` manifest's, or the one an ECR `image` names. `None` with
+/// `imageUpdate: tag` or an image outside ECR.
+fn ecr_repository_arn(set: &ManifestSet, s: &Manifest<ServiceSpec>) -> Option<String> {
+    let c = &s.spec.task_definition.container;
+    if c.image_update == Some(spec::ImageUpdate::Tag) {
+        return None;
+    }
+    let name = match (&c.image, &c.repository) {
+        (Some(i), _) => image::EcrImage::parse(i)?.repository,
+        (None, Some(r)) => set
+            .repositories
+            .iter()
+            .find(|m| m.name() == r)
+            .map_or_else(|| r.clone(), |m| m.spec.aws_name(&m.metadata).to_string()),
+        (None, None) => return None,
+    };
+    Some(crate::iam::arn("ecr", &format!("repository/{name}")))
 }
 
 /// The task count the manifest manages: `None` when it leaves it unset or a ScalableTarget
@@ -484,11 +509,18 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
     )
     .await?;
     let c = &m.spec.task_definition.container;
-    let image = match (&c.repository, &c.tag) {
-        (Some(repository), Some(tag)) => {
-            Some(super::repository::image_uri(cx, repository, tag).await?)
-        }
-        _ => None,
+    let (image, image_tag) = match image::tracked(cx, m).await? {
+        Some(t) => (
+            Some(t.pinned(&image::digest(cx, &t).await?)),
+            Some(t.tag),
+        ),
+        None => match (&c.repository, &c.tag) {
+            (Some(repository), Some(tag)) => (
+                Some(super::repository::image_uri(cx, repository, tag).await?),
+                None,
+            ),
+            _ => (None, None),
+        },
     };
     Ok(Resolved {
         subnets,
@@ -504,6 +536,7 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
             .as_ref()
             .map(|l| super::log_group::aws_name_for(cx.set, &l.group)),
         image,
+        image_tag,
     })
 }
 
@@ -642,6 +675,14 @@ impl Resource for Unit {
 
     fn rollout(obs: &Observed) -> Option<Rollout> {
         obs.live.as_ref().and_then(rollout_of)
+    }
+
+    fn notes(obs: &Observed) -> Vec<(&'static str, String)> {
+        obs.resolved
+            .image_tag
+            .iter()
+            .map(|tag| ("taskDefinition.container.image", format!("tag {tag}")))
+            .collect()
     }
 
     async fn apply(

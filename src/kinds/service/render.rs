@@ -39,8 +39,11 @@ pub struct Resolved {
     pub target_groups: BTreeMap<String, String>,
     /// The log group's name in CloudWatch, when `logs.group` names a `LogGroup` manifest.
     pub log_group: Option<String>,
-    /// The image, when the container names a `Repository` manifest and a tag.
+    /// The image, when the container names a `Repository` manifest and a tag, or when its
+    /// tag is followed by digest (then `repo@sha256:…`).
     pub image: Option<String>,
+    /// The tag an image followed by digest was resolved from (plan shows it).
+    pub image_tag: Option<String>,
 }
 
 /// A service in the shape plan compares: the service's settings and the task definition
@@ -892,6 +895,7 @@ spec:
             target_groups: BTreeMap::new(),
             log_group: None,
             image: None,
+            image_tag: None,
         }
     }
 

@@ -84,6 +84,13 @@ pub struct ContainerSpec {
     /// The image tag in `repository`, e.g. `1.4.2`.
     #[serde(default)]
     pub tag: Option<String>,
+    /// How a new image under the same tag reaches the tasks. Unset: an image in ECR (an
+    /// ECR URI, or `repository` with `tag`) is followed by digest unless its repository
+    /// is IMMUTABLE; other images keep their tag. `digest`: resolve the tag to its digest
+    /// on every pass (ECR images only), even in an IMMUTABLE repository. `tag`: register
+    /// the tag as written; a push of the same tag is never seen.
+    #[serde(default)]
+    pub image_update: Option<ImageUpdate>,
     /// Port the application listens on (TCP).
     #[serde(default)]
     pub port: Option<u16>,
@@ -106,6 +113,16 @@ pub struct ContainerSpec {
     /// awslogs log configuration.
     #[serde(default)]
     pub logs: Option<LogsSpec>,
+}
+
+/// How a container's image tag is followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageUpdate {
+    /// The task definition names the tag's digest (`repo@sha256:…`), resolved each pass.
+    Digest,
+    /// The task definition names the tag.
+    Tag,
 }
 
 /// Where a secret's value lives. Exactly one field.
@@ -401,6 +418,17 @@ impl ServiceSpec {
                 base,
                 "set `image` (a full image reference) or `repository` and `tag`",
             ),
+        }
+        if c.image_update == Some(ImageUpdate::Digest)
+            && let Some(image) = &c.image
+            && crate::kinds::service::image::EcrImage::parse(image).is_none()
+        {
+            f.at(
+                &format!("{base}/imageUpdate"),
+                format!(
+                    "`digest` follows images in ECR, and `{image}` is not an ECR image (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME:TAG); pin its digest in `image` instead, or use `repository` with `tag`"
+                ),
+            );
         }
         if c.port == Some(0) {
             f.at(&format!("{base}/port"), "ports are 1-65535");
