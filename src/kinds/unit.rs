@@ -184,6 +184,16 @@ pub trait Resource: Declared {
         Vec::new()
     }
 
+    /// Lines plan shows besides the changed fields when the resource is created or
+    /// changed, as changes of made-up fields (e.g. a service's pre-deploy task).
+    fn notes(
+        _m: &Manifest<Self::Spec>,
+        _obs: &Self::Observed,
+        _changes: &[crate::reconcile::diff::FieldChange],
+    ) -> Vec<crate::reconcile::diff::FieldChange> {
+        Vec::new()
+    }
+
     /// The deployment under way, for services.
     fn rollout(_obs: &Self::Observed) -> Option<Rollout> {
         None
@@ -356,7 +366,7 @@ impl<R: Resource> Typed<R> {
         }
         let desired = R::desired(set, m, &obs);
         let live = R::live(set, m, &obs);
-        let changes = from::shown(
+        let mut changes = from::shown(
             diff_managed(
                 &m.metadata,
                 &to_json(&desired),
@@ -369,6 +379,10 @@ impl<R: Resource> Typed<R> {
             (Some(_), true) => Action::None,
             (Some(_), false) => Action::Update,
         };
+        if action != Action::None {
+            let notes = R::notes(m, &obs, &changes);
+            changes.extend(notes);
+        }
         let mut problems = R::problems(m, &obs);
         if let Some(l) = live.as_ref().filter(|_| action == Action::Update) {
             let eff = effective(&ignored_fields(&m.metadata), &desired, Some(l))
