@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{
     ContainerOverride, DesiredStatus, KeyValuePair, LaunchType, LogDriver, Tag, Task,
-    TaskDefinition, TaskDefinitionField, TaskOverride,
+    TaskDefinition, TaskDefinitionField, TaskOverride, TaskStopCode,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,8 @@ pub const TAG: &str = "mooring.dev/pre-deploy";
 pub const SUCCEEDED: &str = "succeeded";
 /// `startedBy` of every pre-deploy task (ListTasks filters on it).
 pub const STARTED_BY: &str = "mooring/pre-deploy";
+/// How the reason mooring gives StopTask starts.
+const STOP_REASON: &str = "mooring: pre-deploy";
 /// The field plan shows the pre-deploy task under.
 pub const FIELD: &str = "preDeploy";
 /// `timeoutSeconds` when the manifest leaves it out.
@@ -295,6 +297,13 @@ pub fn failure(td: &TaskDefinition, task: &Task, main: &str) -> Option<String> {
     ))
 }
 
+/// True when someone stopped the task (StopTask, e.g. after a timeout): whatever its
+/// exit codes, it did not finish.
+fn stopped_by_someone(t: &Task) -> bool {
+    t.stop_code() == Some(&TaskStopCode::UserInitiated)
+        || t.stopped_reason().is_some_and(|r| r.starts_with(STOP_REASON))
+}
+
 /// True when the revision carries the success tag. Read from ECS every time.
 async fn succeeded(cx: &Cx<'_>, td_arn: &str) -> Result<bool, AwsError> {
     let out = cx
@@ -532,7 +541,10 @@ pub(super) async fn before_rollout(
             arn
         }
         _ => {
-            if earlier.iter().any(|t| failure(td, t, main).is_none()) {
+            if earlier
+                .iter()
+                .any(|t| !stopped_by_someone(t) && failure(td, t, main).is_none())
+            {
                 // It succeeded, and its leader died before recording it.
                 record(cx, td_arn).await?;
                 return Ok(());
@@ -553,10 +565,7 @@ pub(super) async fn before_rollout(
             Some(message) => message,
         },
         None => {
-            let reason = format!(
-                "mooring: pre-deploy timed out after {}s",
-                p.timeout_seconds
-            );
+            let reason = format!("{STOP_REASON} timed out after {}s", p.timeout_seconds);
             if let Err(e) = cx
                 .aws()
                 .ecs
