@@ -384,6 +384,13 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
     assert!(stdout(&out).contains("Service/salon-backend: create"));
     assert!(
         stdout(&out).contains(
+            "  preDeploy: will run \"npm run migration:run\" before the service is created"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains(
             "+ taskDefinition.container.environment.REDIS_HOST = \"(known after apply)\""
         ),
         "{}",

@@ -730,3 +730,35 @@ async fn a_revision_whose_pre_deploy_succeeded_before_is_rolled_out_without_runn
     assert_eq!(*p.calls.lock().unwrap(), ["UpdateService"]);
     assert_eq!(p.run.num_calls(), 0);
 }
+
+#[tokio::test]
+async fn a_pre_deploy_task_an_earlier_leader_started_is_followed_not_started_again() {
+    use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+    // The leader died while the task ran: ECS still lists it, started by mooring.
+    let mut p = pre_deploy_rules(
+        false,
+        vec![
+            pre_deploy_task("RUNNING", None),
+            pre_deploy_task("RUNNING", None),
+            pre_deploy_task("STOPPED", Some(0)),
+        ],
+    );
+    let running = mock!(Client::list_tasks)
+        .match_requests(|r| {
+            r.desired_status() == Some(&aws_sdk_ecs::types::DesiredStatus::Running)
+                && r.started_by() == Some("mooring/pre-deploy")
+        })
+        .then_output(|| ListTasksOutput::builder().task_arns(TASK).build());
+    p.rules.insert(0, running);
+    let ctx = pre_deploy_context(&p);
+    let set = pre_deploy_set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(p.run.num_calls(), 0, "the running task is followed");
+    assert_eq!(*p.calls.lock().unwrap(), ["TagResource", "UpdateService"]);
+    assert_eq!(
+        p.describe_tasks.num_calls(),
+        3,
+        "found, then polled until it stopped"
+    );
+}

@@ -484,6 +484,8 @@ async fn wait(
     limit: Duration,
 ) -> Result<Option<Task>, ReconcileError> {
     let started = Instant::now();
+    // Short tasks are seen to stop soon: 1 s, 2 s, 4 s … up to the rollout poll interval.
+    let mut pause = Duration::from_secs(1);
     loop {
         let task = describe_tasks(cx, cluster, &[task_arn.to_string()])
             .await?
@@ -502,7 +504,8 @@ async fn wait(
         if elapsed >= limit {
             return Ok(None);
         }
-        tokio::time::sleep(cx.ctx.rollout_poll.min(limit - elapsed)).await;
+        tokio::time::sleep(pause.min(cx.ctx.rollout_poll).min(limit - elapsed)).await;
+        pause = pause.saturating_mul(2);
     }
 }
 
