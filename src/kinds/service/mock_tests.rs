@@ -762,3 +762,48 @@ async fn a_pre_deploy_task_an_earlier_leader_started_is_followed_not_started_aga
         "found, then polled until it stopped"
     );
 }
+
+#[tokio::test]
+async fn pre_deploy_overrides_reach_run_task() {
+    use aws_sdk_ecs::operation::run_task::RunTaskOutput;
+    let p = pre_deploy_rules(false, vec![pre_deploy_task("STOPPED", Some(0))]);
+    let overridden = mock!(Client::run_task)
+        .match_requests(|r| {
+            let o = r.overrides().unwrap();
+            let c = &o.container_overrides()[0];
+            let v = r
+                .network_configuration()
+                .and_then(|n| n.awsvpc_configuration())
+                .unwrap();
+            o.cpu() == Some("512")
+                && o.memory() == Some("1024")
+                && c.environment()
+                    .iter()
+                    .any(|kv| kv.name() == Some("DB_POOL") && kv.value() == Some("1"))
+                && v.subnets() == ["subnet-db"]
+                && v.security_groups() == ["sg-1"]
+                && v.assign_public_ip() == Some(&aws_sdk_ecs::types::AssignPublicIp::Enabled)
+        })
+        .then_output(|| {
+            RunTaskOutput::builder()
+                .tasks(pre_deploy_task("PROVISIONING", None))
+                .build()
+        });
+    let mut rules = p.rules.clone();
+    rules.insert(0, overridden.clone());
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let set = load_with_stack(&[(
+        "m.yaml".into(),
+        format!(
+            "{MANIFESTS}  deploy:\n    preDeploy:\n      command: [npm, run, migration:run]\n      cpu: 512\n      memory: 1024\n      environment: {{DB_POOL: 1}}\n      network: {{subnets: {{ids: [subnet-db]}}, assignPublicIp: true}}\n"
+        ),
+    )])
+    .unwrap();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(overridden.num_calls(), 1, "RunTask with the overrides");
+    assert_eq!(p.run.num_calls(), 0);
+    assert_eq!(p.update.num_calls(), 1);
+}
