@@ -449,6 +449,7 @@ fn pre_deploy_task(status: &str, exit: Option<i32>) -> aws_sdk_ecs::types::Task 
     aws_sdk_ecs::types::Task::builder()
         .task_arn(TASK)
         .task_definition_arn(NEW_TD)
+        .started_by("mooring/pre-deploy")
         .last_status(status)
         .set_stopped_reason(
             (status == "STOPPED").then(|| "Essential container in task exited".to_string()),
@@ -546,9 +547,15 @@ fn pre_deploy_rules(tagged: bool, polls: Vec<aws_sdk_ecs::types::Task>) -> PreDe
             out.build()
         });
     rules.insert(0, new_td);
+    // ListTasks: running tasks by `startedBy` alone, stopped ones by family.
     let list = mock!(Client::list_tasks)
         .match_requests(|r| {
-            r.started_by() == Some("mooring/pre-deploy") && r.family() == Some("api")
+            (r.started_by() == Some("mooring/pre-deploy")
+                && r.family().is_none()
+                && r.desired_status().is_none())
+                || (r.started_by().is_none()
+                    && r.family() == Some("api")
+                    && r.desired_status() == Some(&aws_sdk_ecs::types::DesiredStatus::Stopped))
         })
         .then_output(|| ListTasksOutput::builder().build());
     let log = calls.clone();
@@ -744,10 +751,7 @@ async fn a_pre_deploy_task_an_earlier_leader_started_is_followed_not_started_aga
         ],
     );
     let running = mock!(Client::list_tasks)
-        .match_requests(|r| {
-            r.desired_status() == Some(&aws_sdk_ecs::types::DesiredStatus::Running)
-                && r.started_by() == Some("mooring/pre-deploy")
-        })
+        .match_requests(|r| r.started_by() == Some("mooring/pre-deploy"))
         .then_output(|| ListTasksOutput::builder().task_arns(TASK).build());
     p.rules.insert(0, running);
     let ctx = pre_deploy_context(&p);
@@ -806,4 +810,23 @@ async fn pre_deploy_overrides_reach_run_task() {
     assert_eq!(overridden.num_calls(), 1, "RunTask with the overrides");
     assert_eq!(p.run.num_calls(), 0);
     assert_eq!(p.update.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_pre_deploy_task_that_succeeded_before_its_leader_recorded_it_is_not_run_again() {
+    use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+    // The leader died after the task exited 0 and before TagResource.
+    let mut p = pre_deploy_rules(false, vec![pre_deploy_task("STOPPED", Some(0))]);
+    let stopped = mock!(Client::list_tasks)
+        .match_requests(|r| {
+            r.desired_status() == Some(&aws_sdk_ecs::types::DesiredStatus::Stopped)
+        })
+        .then_output(|| ListTasksOutput::builder().task_arns(TASK).build());
+    p.rules.insert(0, stopped);
+    let ctx = pre_deploy_context(&p);
+    let set = pre_deploy_set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(p.run.num_calls(), 0);
+    assert_eq!(*p.calls.lock().unwrap(), ["TagResource", "UpdateService"]);
 }

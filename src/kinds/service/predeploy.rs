@@ -355,39 +355,44 @@ async fn describe_tasks(cx: &Cx<'_>, cluster: &str, arns: &[String]) -> Result<V
     Ok(out)
 }
 
-/// Pre-deploy tasks of `td_arn` that an earlier leader started and that ECS still shows:
-/// running ones first.
+/// Pre-deploy tasks of `td_arn` that an earlier leader started and that ECS still shows
+/// (stopped ones for about an hour): running ones first. ListTasks takes `startedBy` only
+/// as its sole filter, and lists running tasks unless asked otherwise: running ones by
+/// `startedBy`, stopped ones by family, each checked after DescribeTasks.
 async fn earlier(
     cx: &Cx<'_>,
     cluster: &str,
     family: &str,
     td_arn: &str,
 ) -> Result<Vec<Task>, AwsError> {
-    let mut arns = Vec::new();
-    for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
-        let listed: Vec<String> = cx
-            .aws()
+    let list = |started_by: Option<&str>, family: Option<&str>, status: Option<DesiredStatus>| {
+        cx.aws()
             .ecs
             .list_tasks()
             .cluster(cluster)
-            .family(family)
-            .started_by(STARTED_BY)
-            .desired_status(status)
+            .set_started_by(started_by.map(str::to_string))
+            .set_family(family.map(str::to_string))
+            .set_desired_status(status)
             .into_paginator()
             .items()
             .send()
             .try_collect()
+    };
+    let mut arns: Vec<String> = list(Some(STARTED_BY), None, None)
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListTasks", e))?;
+    arns.extend(
+        list(None, Some(family), Some(DesiredStatus::Stopped))
             .await
-            .map_err(|e| AwsError::from_sdk("ecs:ListTasks", e))?;
-        arns.extend(listed);
-    }
+            .map_err(|e| AwsError::from_sdk("ecs:ListTasks", e))?,
+    );
     if arns.is_empty() {
         return Ok(Vec::new());
     }
     let mut tasks: Vec<Task> = describe_tasks(cx, cluster, &arns)
         .await?
         .into_iter()
-        .filter(|t| t.task_definition_arn() == Some(td_arn))
+        .filter(|t| t.task_definition_arn() == Some(td_arn) && t.started_by() == Some(STARTED_BY))
         .collect();
     tasks.sort_by_key(|t| t.last_status() == Some("STOPPED"));
     Ok(tasks)
