@@ -117,6 +117,30 @@ def cbor_middleware(app):
     return wrapped
 
 
+def fargate_task_memory():
+    """moto 5.2.5's RunTask adds up the containers' `memory` and fails with a 500 on a
+    Fargate task definition that sets memory only for the task, as ECS allows (mooring's
+    pre-deploy tasks run from such revisions): such a container counts as 0 MiB here."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def calculate(task_definition):
+        defined = task_definition.container_definitions
+        task_definition.container_definitions = [
+            c
+            if any(c.get(k) is not None for k in ("Memory", "MemoryReservation", "memory", "memoryReservation"))
+            else dict(c, memory=0)
+            for c in defined
+        ]
+        try:
+            return original(task_definition)
+        finally:
+            task_definition.container_definitions = defined
+
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(calculate)
+
+
 class App(server.DomainDispatcherApplication):
     """moto's dispatcher with the CBOR front."""
 
@@ -130,4 +154,5 @@ class App(server.DomainDispatcherApplication):
 
 if __name__ == "__main__":
     server.DomainDispatcherApplication = App
+    fargate_task_memory()
     server.main(sys.argv[1:])

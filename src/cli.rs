@@ -646,7 +646,9 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
             continue;
         }
         for c in &r.changes {
-            if r.action == Action::Create {
+            if let Some(note) = crate::kinds::service::predeploy::shown_note(c) {
+                let _ = writeln!(out, "  {note}");
+            } else if r.action == Action::Create {
                 let _ = writeln!(out, "  + {} = {}", c.field, show(&c.desired));
             } else {
                 let note = c.note.as_ref().map(|n| format!(" ({n})"));

@@ -384,6 +384,13 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
     assert!(stdout(&out).contains("Service/salon-backend: create"));
     assert!(
         stdout(&out).contains(
+            "  preDeploy: will run \"npm run migration:run\" before the service is created"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains(
             "+ taskDefinition.container.environment.REDIS_HOST = \"(known after apply)\""
         ),
         "{}",
@@ -4103,4 +4110,162 @@ async fn images_in_ecr_are_followed_by_digest_and_a_push_of_the_same_tag_deploys
     assert_eq!(image_of(&td), format!("{uri}:latest"));
     let (report, _) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
+}
+
+/// How many DescribeTasks calls moto's tasks take per step of RUNNING → … → STOPPED
+/// (exit code 0); `None`: moto's default, one.
+fn moto_task_steps(emu: &Emulator, times: Option<u32>) {
+    let (path, body) = match times {
+        Some(t) => (
+            "/moto-api/state-manager/set-transition",
+            format!(
+                r#"{{"model_name": "ecs::task", "transition": {{"progression": "manual", "times": {t}}}}}"#
+            ),
+        ),
+        None => (
+            "/moto-api/state-manager/unset-transition",
+            r#"{"model_name": "ecs::task"}"#.to_string(),
+        ),
+    };
+    let port: u16 = emu
+        .endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("moto's port");
+    let (status, body) = common::post(port, path, &[("Content-Type", "application/json")], &body)
+        .expect("moto state manager");
+    assert!(status < 300, "{status} {body}");
+}
+
+/// Applies with a short poll interval (pre-deploy tasks are polled); errors are returned.
+async fn apply_polling(emu: &Emulator, dir: &Path) -> (PassReport, mooring::aws::Aws) {
+    let set = load_dir(dir).expect("valid manifests");
+    let aws = emu.aws().await;
+    let mut ctx = Context::new(aws.clone());
+    ctx.rollout_poll = Duration::from_millis(20);
+    let report = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    (report, aws)
+}
+
+#[tokio::test]
+async fn a_pre_deploy_task_runs_from_the_new_revision_before_the_service_moves_to_it() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    apply(emu, dir.path()).await;
+    let (_, old) = describe_api(emu).await;
+    let service = dir.path().join("service.yaml");
+    edit(
+        &service,
+        "  tags:\n    team: core",
+        "  deploy:\n    preDeploy: {command: [npm, run, migration:run], timeoutSeconds: 1}\n  tags:\n    team: core",
+    );
+    edit(&service, "image: nginx:1.27", "image: nginx:1.28");
+    let (planned, _) = plan(emu, dir.path()).await;
+    let note = service_report(&planned)
+        .changes
+        .iter()
+        .find(|c| c.field == "preDeploy")
+        .expect("plan names the pre-deploy task");
+    assert_eq!(
+        note.desired,
+        "will run \"npm run migration:run\" before rolling to the new revision"
+    );
+
+    // moto's task does not stop in time: it is stopped, and the service is not touched.
+    moto_task_steps(emu, Some(1_000_000));
+    let (report, aws) = apply_polling(emu, dir.path()).await;
+    moto_task_steps(emu, None);
+    let err = service_report(&report)
+        .error()
+        .expect("the pre-deploy timed out");
+    assert_eq!(err.category, Category::Rollout, "{}", err.message);
+    assert!(
+        err.message
+            .contains("did not stop within 1s and was stopped")
+            && err
+                .message
+                .contains("logs: group /ecs/api, stream ecs/app/"),
+        "{}",
+        err.message
+    );
+    assert_eq!(aws.calls.count("ECS", "RegisterTaskDefinition"), 1);
+    assert_eq!(aws.calls.count("ECS", "RunTask"), 1);
+    assert_eq!(aws.calls.count("ECS", "StopTask"), 1);
+    assert_eq!(
+        aws.calls.count("ECS", "UpdateService"),
+        0,
+        "gated on the task"
+    );
+    let (still, _) = describe_api(emu).await;
+    assert_eq!(still.task_definition(), old.task_definition_arn());
+
+    // What moto holds: one task, started by mooring from the new revision, with the command.
+    let ecs = emu.ecs().await;
+    let listed = ecs
+        .list_tasks()
+        .cluster("test")
+        .started_by("mooring/pre-deploy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.task_arns().len(), 1);
+    let tasks = ecs
+        .describe_tasks()
+        .cluster("test")
+        .set_tasks(Some(listed.task_arns().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let task = &tasks.tasks()[0];
+    let new_td = task.task_definition_arn().unwrap().to_string();
+    assert!(new_td.ends_with("task-definition/api:2"), "{new_td}");
+    let container = &task.overrides().unwrap().container_overrides()[0];
+    assert_eq!(container.name(), Some("app"));
+    assert_eq!(container.command(), ["npm", "run", "migration:run"]);
+    assert_eq!(task.last_status(), Some("STOPPED"));
+
+    // The task stops with exit code 0: the revision is tagged, then the service moves to it.
+    let (report, aws) = apply_polling(emu, dir.path()).await;
+    assert!(!report.has_errors(), "{report:#?}");
+    assert_eq!(
+        aws.calls.count("ECS", "RegisterTaskDefinition"),
+        0,
+        "api:2 reused"
+    );
+    assert_eq!(aws.calls.count("ECS", "RunTask"), 1);
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    let (now, td) = describe_api(emu).await;
+    assert_eq!(now.task_definition(), Some(new_td.as_str()));
+    assert_eq!(image_of(&td), "nginx:1.28");
+    let tags = ecs
+        .describe_task_definition()
+        .task_definition(&new_td)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == Some("mooring.dev/pre-deploy") && t.value() == Some("succeeded")),
+        "{:?}",
+        tags.tags()
+    );
+
+    // Once per revision: moved back to api:1 out of band, the service returns to api:2
+    // without the task running again.
+    ecs.update_service()
+        .cluster("test")
+        .service("api")
+        .task_definition(old.task_definition_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (report, aws) = apply_polling(emu, dir.path()).await;
+    assert!(!report.has_errors(), "{report:#?}");
+    assert_eq!(aws.calls.count("ECS", "RunTask"), 0);
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    let (now, _) = describe_api(emu).await;
+    assert_eq!(now.task_definition(), Some(new_td.as_str()));
 }

@@ -190,6 +190,16 @@ pub trait Resource: Declared {
         Vec::new()
     }
 
+    /// Lines plan shows besides the changed fields when the resource is created or
+    /// changed, as changes of made-up fields (e.g. a service's pre-deploy task).
+    fn extra_changes(
+        _m: &Manifest<Self::Spec>,
+        _obs: &Self::Observed,
+        _changes: &[crate::reconcile::diff::FieldChange],
+    ) -> Vec<crate::reconcile::diff::FieldChange> {
+        Vec::new()
+    }
+
     /// The deployment under way, for services.
     fn rollout(_obs: &Self::Observed) -> Option<Rollout> {
         None
@@ -388,6 +398,10 @@ impl<R: Resource> Typed<R> {
             (Some(_), true) => Action::None,
             (Some(_), false) => Action::Update,
         };
+        if action != Action::None {
+            let notes = R::extra_changes(m, &obs, &changes);
+            changes.extend(notes);
+        }
         let mut problems = R::problems(m, &obs);
         if let Some(l) = live.as_ref().filter(|_| action == Action::Update) {
             let eff = effective(&ignored_fields(&m.metadata), &desired, Some(l))

@@ -519,3 +519,405 @@ async fn a_digest_ecr_refuses_to_read_fails_the_service_and_keeps_its_revision()
     assert_eq!(rules[2].num_calls(), 0, "no revision registered");
     assert_eq!(rules[3].num_calls(), 0, "no UpdateService");
 }
+
+// The pre-deploy task (predeploy.rs): RunTask from the new revision, then UpdateService
+// only when every essential container exited 0.
+
+const TASK: &str = "arn:aws:ecs:eu-west-1:123456789012:task/prd/0f1e2d3c";
+
+fn pre_deploy_set() -> crate::manifest::ManifestSet {
+    let manifests = format!(
+        "{MANIFESTS}  deploy:\n    preDeploy: {{command: [npm, run, migration:run], timeoutSeconds: 1}}\n"
+    )
+    .replace(
+        "container: {image: 'api:2', port: 3000}",
+        "container:\n      image: 'api:2'\n      port: 3000\n      logs: {group: /ecs/api, createGroup: true}\n    executionRoleArn: arn:aws:iam::123456789012:role/exec",
+    );
+    load_with_stack(&[("m.yaml".into(), manifests)]).unwrap()
+}
+
+fn pre_deploy_task(status: &str, exit: Option<i32>) -> aws_sdk_ecs::types::Task {
+    aws_sdk_ecs::types::Task::builder()
+        .task_arn(TASK)
+        .task_definition_arn(NEW_TD)
+        .started_by("mooring/pre-deploy")
+        .last_status(status)
+        .set_stopped_reason(
+            (status == "STOPPED").then(|| "Essential container in task exited".to_string()),
+        )
+        .containers(
+            aws_sdk_ecs::types::Container::builder()
+                .name("app")
+                .set_exit_code(exit)
+                .build(),
+        )
+        .build()
+}
+
+/// The new revision as ECS has it: with its awslogs configuration.
+fn logged_task_definition() -> TaskDefinition {
+    let mut td = task_definition(NEW_TD, "api:2");
+    if let Some(c) = td.container_definitions.as_mut().and_then(|c| c.first_mut()) {
+        c.log_configuration = aws_sdk_ecs::types::LogConfiguration::builder()
+            .log_driver(aws_sdk_ecs::types::LogDriver::Awslogs)
+            .options("awslogs-group", "/ecs/api")
+            .options("awslogs-stream-prefix", "ecs")
+            .build()
+            .ok();
+    }
+    td
+}
+
+/// What the ECS mock saw, in order.
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>;
+
+struct PreDeploy {
+    rules: Vec<Rule>,
+    calls: Calls,
+    run: Rule,
+    describe_tasks: Rule,
+    tag: Rule,
+    stop: Rule,
+    update: Rule,
+}
+
+/// The image changes (api:1 -> api:2, registered as NEW_TD). `tagged`: NEW_TD already
+/// carries the success tag. `polls`: what DescribeTasks answers in turn (the last one from
+/// then on).
+fn pre_deploy_rules(tagged: bool, polls: Vec<aws_sdk_ecs::types::Task>) -> PreDeploy {
+    use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+    use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+    use aws_sdk_ecs::operation::run_task::RunTaskOutput;
+    use aws_sdk_ecs::operation::stop_task::StopTaskOutput;
+    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
+    let calls: Calls = Default::default();
+    let mut rules = rollout_rules(vec![]);
+    // Every pass sees the old revision.
+    rules[0] = mock!(Client::describe_services).then_output(|| {
+        DescribeServicesOutput::builder()
+            .services(service(
+                OLD_TD,
+                &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+                2,
+            ))
+            .build()
+    });
+    let log = calls.clone();
+    let update = mock!(Client::update_service)
+        .match_requests(|r| r.task_definition() == Some(NEW_TD))
+        .then_compute_output(move |_| {
+            log.lock().unwrap().push("UpdateService");
+            UpdateServiceOutput::builder()
+                .service(service(
+                    NEW_TD,
+                    &[("PRIMARY", DeploymentRolloutState::InProgress, None)],
+                    2,
+                ))
+                .build()
+        });
+    rules[3] = update.clone();
+    rules[2] = mock!(Client::register_task_definition).then_output(|| {
+        RegisterTaskDefinitionOutput::builder()
+            .task_definition(logged_task_definition())
+            .build()
+    });
+    // The new revision, with its awslogs configuration, and its tags read fresh.
+    let new_td = mock!(Client::describe_task_definition)
+        .match_requests(|r| r.task_definition() == Some(NEW_TD))
+        .then_output(move || {
+            let mut out = DescribeTaskDefinitionOutput::builder()
+                .task_definition(logged_task_definition());
+            if tagged {
+                out = out.tags(
+                    aws_sdk_ecs::types::Tag::builder()
+                        .key("mooring.dev/pre-deploy")
+                        .value("succeeded")
+                        .build(),
+                );
+            }
+            out.build()
+        });
+    rules.insert(0, new_td);
+    // ListTasks: running tasks by `startedBy` alone, stopped ones by family.
+    let list = mock!(Client::list_tasks)
+        .match_requests(|r| {
+            (r.started_by() == Some("mooring/pre-deploy")
+                && r.family().is_none()
+                && r.desired_status().is_none())
+                || (r.started_by().is_none()
+                    && r.family() == Some("api")
+                    && r.desired_status() == Some(&aws_sdk_ecs::types::DesiredStatus::Stopped))
+        })
+        .then_output(|| ListTasksOutput::builder().build());
+    let log = calls.clone();
+    let run = mock!(Client::run_task)
+        .match_requests(|r| {
+            let o = &r.overrides().unwrap().container_overrides()[0];
+            r.task_definition() == Some(NEW_TD)
+                && r.launch_type() == Some(&aws_sdk_ecs::types::LaunchType::Fargate)
+                && r.network_configuration()
+                    .and_then(|n| n.awsvpc_configuration())
+                    .is_some_and(|v| v.subnets() == ["subnet-1"])
+                && o.name() == Some("app")
+                && o.command() == ["npm", "run", "migration:run"]
+        })
+        .then_compute_output(move |_| {
+            log.lock().unwrap().push("RunTask");
+            RunTaskOutput::builder()
+                .tasks(pre_deploy_task("PROVISIONING", None))
+                .build()
+        });
+    let mut seq = mock!(Client::describe_tasks).sequence();
+    let last = polls.last().cloned();
+    for t in polls {
+        seq = seq.output(move || DescribeTasksOutput::builder().tasks(t.clone()).build());
+    }
+    let describe_tasks = match last {
+        Some(t) => seq
+            .output(move || DescribeTasksOutput::builder().tasks(t.clone()).build())
+            .repeatedly()
+            .build(),
+        None => seq.build(),
+    };
+    let log = calls.clone();
+    let tag = mock!(Client::tag_resource)
+        .match_requests(|r| {
+            r.resource_arn() == Some(NEW_TD)
+                && r.tags().iter().any(|t| {
+                    t.key() == Some("mooring.dev/pre-deploy") && t.value() == Some("succeeded")
+                })
+        })
+        .then_compute_output(move |_| {
+            log.lock().unwrap().push("TagResource");
+            TagResourceOutput::builder().build()
+        });
+    let log = calls.clone();
+    let stop = mock!(Client::stop_task)
+        .match_requests(|r| r.task() == Some(TASK))
+        .then_compute_output(move |_| {
+            log.lock().unwrap().push("StopTask");
+            StopTaskOutput::builder().build()
+        });
+    rules.extend([
+        list,
+        run.clone(),
+        describe_tasks.clone(),
+        tag.clone(),
+        stop.clone(),
+    ]);
+    PreDeploy {
+        rules,
+        calls,
+        run,
+        describe_tasks,
+        tag,
+        stop,
+        update,
+    }
+}
+
+fn pre_deploy_context(p: &PreDeploy) -> Context {
+    let refs: Vec<&Rule> = p.rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    ctx
+}
+
+#[tokio::test]
+async fn a_pre_deploy_task_that_exits_0_comes_before_the_service_update() {
+    let p = pre_deploy_rules(
+        false,
+        vec![
+            pre_deploy_task("RUNNING", None),
+            pre_deploy_task("STOPPED", Some(0)),
+        ],
+    );
+    let ctx = pre_deploy_context(&p);
+    let set = pre_deploy_set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let svc = &report.resources[1];
+    assert!(svc.error().is_none(), "{report:#?}");
+    assert!(svc.applied);
+    assert_eq!(
+        *p.calls.lock().unwrap(),
+        ["RunTask", "TagResource", "UpdateService"]
+    );
+    assert_eq!(p.describe_tasks.num_calls(), 2, "polled until it stopped");
+    assert_eq!(p.stop.num_calls(), 0);
+    let text = crate::cli::render_report(&report, true);
+    assert!(
+        text.contains("  preDeploy: will run \"npm run migration:run\" before rolling to the new revision"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_pre_deploy_task_leaves_the_service_alone_until_the_manifest_changes() {
+    let p = pre_deploy_rules(false, vec![pre_deploy_task("STOPPED", Some(1))]);
+    let ctx = pre_deploy_context(&p);
+    let set = pre_deploy_set();
+    let recs = reconcilers(&set);
+    let report = apply_all(&ctx, &set, &recs, true).await;
+    let svc = &report.resources[1];
+    let err = svc.error().expect("the pre-deploy failure fails the service");
+    assert_eq!(err.category.as_str(), "rollout");
+    assert!(err.category.needs_change(), "waits for a manifest change");
+    for part in [
+        "pre-deploy task 0f1e2d3c failed",
+        "container `app` exited with code 1",
+        "stopped reason: Essential container in task exited",
+        "logs: group /ecs/api, stream ecs/app/0f1e2d3c",
+        NEW_TD,
+    ] {
+        assert!(err.message.contains(part), "{part} not in {}", err.message);
+    }
+    assert!(!svc.applied);
+    assert_eq!(p.update.num_calls(), 0, "the service stays on its revision");
+    assert_eq!(p.tag.num_calls(), 0);
+
+    // The next pass plans the same change but does not run the task again.
+    let report = apply_all(&ctx, &set, &recs, true).await;
+    let err = report.resources[1].error().expect("still failed");
+    assert!(
+        err.message.contains("not run again"),
+        "{}",
+        err.message
+    );
+    assert_eq!(p.run.num_calls(), 1, "no second RunTask");
+    assert_eq!(p.update.num_calls(), 0);
+
+    // A changed pre-deploy (here its timeout) runs it again.
+    let changed = load_with_stack(&[(
+        "m.yaml".into(),
+        format!(
+            "{MANIFESTS}  deploy:\n    preDeploy: {{command: [npm, run, migration:run], timeoutSeconds: 2}}\n"
+        ),
+    )])
+    .unwrap();
+    let _ = apply_all(&ctx, &changed, &reconcilers(&changed), true).await;
+    assert_eq!(p.run.num_calls(), 2, "run again after the manifest changed");
+    assert_eq!(p.update.num_calls(), 0, "and failed again");
+}
+
+#[tokio::test]
+async fn a_pre_deploy_task_that_does_not_stop_in_time_is_stopped_and_fails() {
+    let p = pre_deploy_rules(false, vec![pre_deploy_task("RUNNING", None)]);
+    let mut ctx = pre_deploy_context(&p);
+    ctx.rollout_poll = Duration::from_millis(50);
+    let set = pre_deploy_set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let err = report.resources[1].error().expect("timed out");
+    assert_eq!(err.category.as_str(), "rollout");
+    assert!(
+        err.message
+            .contains("pre-deploy task 0f1e2d3c did not stop within 1s and was stopped"),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("stream ecs/app/0f1e2d3c"), "{}", err.message);
+    assert_eq!(*p.calls.lock().unwrap(), ["RunTask", "StopTask"]);
+}
+
+#[tokio::test]
+async fn a_revision_whose_pre_deploy_succeeded_before_is_rolled_out_without_running_it() {
+    let p = pre_deploy_rules(true, vec![]);
+    let ctx = pre_deploy_context(&p);
+    let set = pre_deploy_set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(*p.calls.lock().unwrap(), ["UpdateService"]);
+    assert_eq!(p.run.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_pre_deploy_task_an_earlier_leader_started_is_followed_not_started_again() {
+    use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+    // The leader died while the task ran: ECS still lists it, started by mooring.
+    let mut p = pre_deploy_rules(
+        false,
+        vec![
+            pre_deploy_task("RUNNING", None),
+            pre_deploy_task("RUNNING", None),
+            pre_deploy_task("STOPPED", Some(0)),
+        ],
+    );
+    let running = mock!(Client::list_tasks)
+        .match_requests(|r| r.started_by() == Some("mooring/pre-deploy"))
+        .then_output(|| ListTasksOutput::builder().task_arns(TASK).build());
+    p.rules.insert(0, running);
+    let ctx = pre_deploy_context(&p);
+    let set = pre_deploy_set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(p.run.num_calls(), 0, "the running task is followed");
+    assert_eq!(*p.calls.lock().unwrap(), ["TagResource", "UpdateService"]);
+    assert_eq!(
+        p.describe_tasks.num_calls(),
+        3,
+        "found, then polled until it stopped"
+    );
+}
+
+#[tokio::test]
+async fn pre_deploy_overrides_reach_run_task() {
+    use aws_sdk_ecs::operation::run_task::RunTaskOutput;
+    let p = pre_deploy_rules(false, vec![pre_deploy_task("STOPPED", Some(0))]);
+    let overridden = mock!(Client::run_task)
+        .match_requests(|r| {
+            let o = r.overrides().unwrap();
+            let c = &o.container_overrides()[0];
+            let v = r
+                .network_configuration()
+                .and_then(|n| n.awsvpc_configuration())
+                .unwrap();
+            o.cpu() == Some("512")
+                && o.memory() == Some("1024")
+                && c.environment()
+                    .iter()
+                    .any(|kv| kv.name() == Some("DB_POOL") && kv.value() == Some("1"))
+                && v.subnets() == ["subnet-db"]
+                && v.security_groups() == ["sg-1"]
+                && v.assign_public_ip() == Some(&aws_sdk_ecs::types::AssignPublicIp::Enabled)
+        })
+        .then_output(|| {
+            RunTaskOutput::builder()
+                .tasks(pre_deploy_task("PROVISIONING", None))
+                .build()
+        });
+    let mut rules = p.rules.clone();
+    rules.insert(0, overridden.clone());
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let set = load_with_stack(&[(
+        "m.yaml".into(),
+        format!(
+            "{MANIFESTS}  deploy:\n    preDeploy:\n      command: [npm, run, migration:run]\n      cpu: 512\n      memory: 1024\n      environment: {{DB_POOL: 1}}\n      network: {{subnets: {{ids: [subnet-db]}}, assignPublicIp: true}}\n"
+        ),
+    )])
+    .unwrap();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(overridden.num_calls(), 1, "RunTask with the overrides");
+    assert_eq!(p.run.num_calls(), 0);
+    assert_eq!(p.update.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_pre_deploy_task_that_succeeded_before_its_leader_recorded_it_is_not_run_again() {
+    use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+    // The leader died after the task exited 0 and before TagResource.
+    let mut p = pre_deploy_rules(false, vec![pre_deploy_task("STOPPED", Some(0))]);
+    let stopped = mock!(Client::list_tasks)
+        .match_requests(|r| {
+            r.desired_status() == Some(&aws_sdk_ecs::types::DesiredStatus::Stopped)
+        })
+        .then_output(|| ListTasksOutput::builder().task_arns(TASK).build());
+    p.rules.insert(0, stopped);
+    let ctx = pre_deploy_context(&p);
+    let set = pre_deploy_set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(p.run.num_calls(), 0);
+    assert_eq!(*p.calls.lock().unwrap(), ["TagResource", "UpdateService"]);
+}

@@ -11,6 +11,7 @@
 //! Subnets, security groups, target groups and ECR repositories come from the pass cache.
 
 pub mod image;
+pub mod predeploy;
 pub mod render;
 pub mod spec;
 
@@ -37,6 +38,7 @@ use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::ServiceSpec;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
+use crate::reconcile::diff::FieldChange;
 use crate::reconcile::{Applied, Cx, Owned, Problem, ReconcileError, Rollout};
 
 /// DescribeServices takes at most 10 services per call.
@@ -52,6 +54,8 @@ pub struct State {
     /// Revisions whose deployment failed (circuit breaker, rollback): not deployed again
     /// until the manifest renders another revision.
     failed_revisions: Mutex<HashSet<String>>,
+    /// Pre-deploy tasks that failed (see [`predeploy`]).
+    pre_deploys: predeploy::Memory,
 }
 
 impl State {
@@ -115,6 +119,11 @@ impl Declared for Unit {
         "ecr:BatchGetImage",
         "sts:GetCallerIdentity",
         "iam:PassRole",
+        // The pre-deploy task (predeploy.rs).
+        "ecs:RunTask",
+        "ecs:DescribeTasks",
+        "ecs:ListTasks",
+        "ecs:StopTask",
     ];
     type State = State;
 
@@ -229,6 +238,11 @@ impl Declared for Unit {
                     ),
                     crate::iam::arn("ecs", &format!("cluster/{cluster}")),
                 ]
+                .into_iter()
+                // StopTask on a pre-deploy task that timed out.
+                .chain(s.spec.deploy.pre_deploy.as_ref().map(|_| {
+                    crate::iam::arn("ecs", &format!("task/{cluster}/*"))
+                }))
             }));
         out
     }
@@ -673,6 +687,12 @@ impl Resource for Unit {
             )
     }
 
+    fn extra_changes(m: &Manifest<ServiceSpec>, obs: &Observed, changes: &[FieldChange]) -> Vec<FieldChange> {
+        predeploy::plan_note(&m.spec, obs.live.is_none(), changes)
+            .into_iter()
+            .collect()
+    }
+
     fn rollout(obs: &Observed) -> Option<Rollout> {
         obs.live.as_ref().and_then(rollout_of)
     }
@@ -752,6 +772,20 @@ impl Resource for Unit {
                 arn
             }
         };
+        let moving = obs.live.as_ref().and_then(|s| s.task_definition()) != Some(td_arn.as_str());
+        if moving && m.spec.deploy.pre_deploy.is_some() {
+            let td = task_definition_by_arn(cx, &td_arn).await?;
+            predeploy::before_rollout(
+                cx,
+                m,
+                &state(cx).pre_deploys,
+                &obs.cluster,
+                &settled.network,
+                &td_arn,
+                &td,
+            )
+            .await?;
+        }
         let name = m.spec.aws_name(&m.metadata);
         let mut service = match &obs.live {
             None => {

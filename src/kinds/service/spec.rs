@@ -43,6 +43,19 @@ pub struct ServiceSpec {
     /// Tags to put on the service and its task definitions (the ownership tags are added).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// What happens around a deploy (a move to a new task definition revision).
+    #[serde(default)]
+    pub deploy: DeploySpec,
+}
+
+/// What happens around a deploy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploySpec {
+    /// A one-off task (e.g. database migrations) run from the new revision before the
+    /// service moves to it; the service is updated only when it succeeds.
+    #[serde(default)]
+    pub pre_deploy: Option<super::predeploy::PreDeploySpec>,
 }
 
 /// Task-level settings of the task definition (Fargate, awsvpc, one essential container).
@@ -340,6 +353,7 @@ impl ServiceSpec {
         self.check_container(f);
         self.check_network(f);
         self.check_deployment(f);
+        super::predeploy::check(self, f);
 
         if let Some(grace) = self.health_check_grace_period_seconds
             && grace > 2_147_483_647
