@@ -316,3 +316,34 @@ pub struct Owned {
     /// Where it lives, when deleting needs it (a service's cluster).
     pub scope: Option<String>,
 }
+
+impl Owned {
+    /// This stack's resource of `kind` by its tags, as prune lists it: `aws_id` its ARN,
+    /// `scope` its AWS name when deleting needs it. `None` when the tags name another
+    /// stack, another kind or nothing.
+    pub fn by_tags<'a>(
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+        stack: &str,
+        kind: Kind,
+        aws_id: &str,
+        scope: Option<&str>,
+    ) -> Option<Owned> {
+        let name = crate::kinds::ownership::Ownership::from_tags(tags).name_in(stack, kind)?;
+        Some(Owned {
+            name,
+            aws_id: aws_id.to_string(),
+            scope: scope.map(str::to_string),
+        })
+    }
+
+    /// Its AWS name: `scope`, or what follows `marker` in its ARN (`:log-group:`,
+    /// `:alarm:`, `:repository/`), without a log group ARN's `:*`.
+    pub fn aws_name(&self, marker: &str) -> String {
+        self.scope.clone().unwrap_or_else(|| {
+            self.aws_id
+                .rsplit_once(marker)
+                .map(|(_, n)| n.trim_end_matches(":*").to_string())
+                .unwrap_or_default()
+        })
+    }
+}

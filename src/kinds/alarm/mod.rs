@@ -662,15 +662,13 @@ impl Resource for Unit {
                     continue;
                 }
                 let tags = tags_of(cx, arn).await?;
-                if let Some(manifest) =
-                    Ownership::from_tags(pairs(&tags)).name_in(&cx.set.stack, Kind::Alarm)
-                {
-                    out.push(Owned {
-                        name: manifest,
-                        aws_id: arn.to_string(),
-                        scope: Some(name.to_string()),
-                    });
-                }
+                out.extend(Owned::by_tags(
+                    pairs(&tags),
+                    &cx.set.stack,
+                    Kind::Alarm,
+                    arn,
+                    Some(name),
+                ));
             }
             Ok::<_, AwsError>(out)
         };
@@ -678,13 +676,7 @@ impl Resource for Unit {
     }
 
     async fn delete(cx: &Cx<'_>, owned: &Owned) -> Result<(), ReconcileError> {
-        let name = owned.scope.clone().unwrap_or_else(|| {
-            owned
-                .aws_id
-                .rsplit_once(":alarm:")
-                .map(|(_, n)| n.to_string())
-                .unwrap_or_default()
-        });
+        let name = owned.aws_name(":alarm:");
         if name.starts_with(TARGET_TRACKING_PREFIX) {
             return Err(ReconcileError::NotConverged(format!(
                 "{name} belongs to Application Auto Scaling; mooring does not delete it"

@@ -261,15 +261,13 @@ impl Resource for Unit {
                     continue;
                 }
                 let tags = super::elasticache::tags_of(cx, arn).await?;
-                if let Some(name) =
-                    Ownership::from_tags(pairs(&tags)).name_in(&cx.set.stack, Kind::CacheSubnetGroup)
-                {
-                    out.push(Owned {
-                        name,
-                        aws_id: arn.to_string(),
-                        scope: None,
-                    });
-                }
+                out.extend(Owned::by_tags(
+                    pairs(&tags),
+                    &cx.set.stack,
+                    Kind::CacheSubnetGroup,
+                    arn,
+                    None,
+                ));
             }
             Ok::<_, AwsError>(out)
         };

@@ -346,14 +346,13 @@ impl Resource for Unit {
                     continue;
                 }
                 let tags = tags_of(cx, &arn).await?;
-                let owner = Ownership::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                if let Some(manifest) = owner.name_in(&cx.set.stack, Kind::LogGroup) {
-                    out.push(Owned {
-                        name: manifest,
-                        aws_id: arn,
-                        scope: Some(name.to_string()),
-                    });
-                }
+                out.extend(Owned::by_tags(
+                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    &cx.set.stack,
+                    Kind::LogGroup,
+                    &arn,
+                    Some(name),
+                ));
             }
             Ok::<_, AwsError>(out)
         };
@@ -362,13 +361,7 @@ impl Resource for Unit {
 
     /// Deletes the group and the events in it.
     async fn delete(cx: &Cx<'_>, owned: &Owned) -> Result<(), ReconcileError> {
-        let name = owned.scope.clone().unwrap_or_else(|| {
-            owned
-                .aws_id
-                .rsplit_once(":log-group:")
-                .map(|(_, n)| n.trim_end_matches(":*").to_string())
-                .unwrap_or_default()
-        });
+        let name = owned.aws_name(":log-group:");
         cx.aws()
             .logs
             .delete_log_group()

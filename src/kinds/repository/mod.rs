@@ -704,14 +704,13 @@ impl Resource for Unit {
                     continue;
                 };
                 let tags = tags_of(cx, arn).await?;
-                let owner = Ownership::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                if let Some(manifest) = owner.name_in(&cx.set.stack, Kind::Repository) {
-                    out.push(Owned {
-                        name: manifest,
-                        aws_id: arn.to_string(),
-                        scope: Some(name.to_string()),
-                    });
-                }
+                out.extend(Owned::by_tags(
+                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    &cx.set.stack,
+                    Kind::Repository,
+                    arn,
+                    Some(name),
+                ));
             }
             Ok::<_, AwsError>(out)
         };
@@ -722,13 +721,7 @@ impl Resource for Unit {
     /// `mooring.dev/deletion-policy: delete` (read afresh); a retained one is refused with
     /// how to delete it by hand, and stays reported as an orphan.
     async fn delete(cx: &Cx<'_>, owned: &Owned) -> Result<(), ReconcileError> {
-        let name = owned.scope.clone().unwrap_or_else(|| {
-            owned
-                .aws_id
-                .split_once(":repository/")
-                .map(|(_, n)| n.to_string())
-                .unwrap_or_default()
-        });
+        let name = owned.aws_name(":repository/");
         let policy = tags_of(cx, &owned.aws_id).await?.remove(TAG_DELETION_POLICY);
         if policy.as_deref() != Some(DeletionPolicy::Delete.as_str()) {
             let why = match policy {
