@@ -957,6 +957,19 @@ spec:
                 "missing {expected:?} in {errs:#?}"
             );
         }
+        // No periods: that one error, not a range `1-0` for `datapointsToAlarm`.
+        let none = errors(&CPU.replace(
+            "evaluationPeriods: 3",
+            "evaluationPeriods: 0\n  datapointsToAlarm: 1",
+        ));
+        assert!(
+            none.iter().any(|e| e.contains("spec.evaluationPeriods")),
+            "{none:#?}"
+        );
+        assert!(
+            !none.iter().any(|e| e.contains("datapointsToAlarm")),
+            "{none:#?}"
+        );
         let dangling = CPU.replace("name: api, metric", "name: web, metric");
         let errs = errors(&dangling);
         assert!(

@@ -386,7 +386,9 @@ impl AlarmSpec {
                 ),
             );
         }
+        // With no valid `evaluationPeriods` (reported above) there is no range to name.
         if let Some(d) = self.datapoints_to_alarm
+            && self.evaluation_periods > 0
             && (d == 0 || d > self.evaluation_periods)
         {
             f.at(
