@@ -281,18 +281,11 @@ pub fn scope(
 
 fn unknown_target(target: &str, ids: &[(Kind, String)]) -> String {
     let names: Vec<String> = ids.iter().map(|(k, n)| format!("{k}/{n}")).collect();
-    let best = names
-        .iter()
-        .map(|n| {
-            (
-                crate::kinds::from::edit_distance(&n.to_lowercase(), &target.to_lowercase()),
-                n,
-            )
-        })
-        .filter(|(d, n)| *d <= 3.max(n.len() / 4))
-        .min();
+    let best = crate::manifest::load::closest(target, names.iter().map(String::as_str), |n| {
+        3.max(n.len() / 4)
+    });
     let hint = match best {
-        Some((_, n)) => format!("did you mean `{n}`?"),
+        Some(n) => format!("did you mean `{n}`?"),
         None if names.is_empty() => "the manifests describe none".to_string(),
         None => format!("known: {}", names.join(", ")),
     };

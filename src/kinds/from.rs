@@ -331,31 +331,11 @@ pub fn check<K: Declared>(m: &Manifest<K::Spec>, set: &ManifestSet, f: &mut Find
 
 /// "did you mean" among `names`, else the list of them.
 fn nearest(name: &str, names: &[&str]) -> String {
-    let best = names
-        .iter()
-        .map(|n| (edit_distance(&n.to_lowercase(), &name.to_lowercase()), *n))
-        .filter(|(d, _)| *d <= 3)
-        .min();
-    match best {
-        Some((_, n)) => format!(" (did you mean `{n}`?)"),
+    match crate::manifest::load::closest(name, names.iter().copied(), |_| 3) {
+        Some(n) => format!(" (did you mean `{n}`?)"),
         None if names.is_empty() => " (it has none)".to_string(),
         None => format!(" (readable: {})", names.join(", ")),
     }
-}
-
-/// Levenshtein distance, by characters.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// What one `from:` value resolved to this pass.

@@ -456,14 +456,8 @@ fn check_schema(kind: Kind, doc: &YamlDocument, f: &mut Findings<'_>) {
                 let hint = err
                     .instance()
                     .as_str()
-                    .and_then(|v| {
-                        choices
-                            .iter()
-                            .map(|c| (edit_distance(&c.to_lowercase(), &v.to_lowercase()), *c))
-                            .filter(|(d, _)| *d <= 2)
-                            .min()
-                    })
-                    .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+                    .and_then(|v| closest(v, choices.iter().copied(), |_| 2))
+                    .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 f.at(&path, format!("{err}{hint}"));
             }
@@ -476,16 +470,27 @@ fn check_schema(kind: Kind, doc: &YamlDocument, f: &mut Findings<'_>) {
 /// one or two edits away.
 fn suggestion(kind: Kind, pointer: &str, key: &str) -> String {
     let fields = super::schema::fields_at(kind, pointer);
-    let best = fields
-        .iter()
-        .map(|f| (edit_distance(&f.to_lowercase(), &key.to_lowercase()), f))
-        .filter(|(d, _)| *d <= 2)
-        .min();
-    match best {
-        Some((_, f)) => format!(" (did you mean `{f}`?)"),
+    match closest(key, fields.iter().map(String::as_str), |_| 2) {
+        Some(f) => format!(" (did you mean `{f}`?)"),
         None if !fields.is_empty() => format!(" (expected one of: {})", fields.join(", ")),
         None => String::new(),
     }
+}
+
+/// The candidate nearest to `name` (case-insensitive edit distance) when it is at most
+/// `max(candidate)` edits away: the "did you mean" of every error that names a choice.
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    max: impl Fn(&str) -> usize,
+) -> Option<&'a str> {
+    let name = name.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&c.to_lowercase(), &name), c))
+        .filter(|(d, c)| *d <= max(c))
+        .min()
+        .map(|(_, c)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
