@@ -210,8 +210,9 @@ impl Rule {
         format!("{protocol}{ports} {peer}")
     }
 
-    /// The rule in EC2's request form, with `description` when adding it.
-    fn permission(&self, description: Option<&String>) -> IpPermission {
+    /// The rule in EC2's request form, with `description` when adding it (also used by
+    /// `SecurityGroupIngress`, whose rules may be IPv6 or prefix lists).
+    pub(crate) fn permission(&self, description: Option<&String>) -> IpPermission {
         let mut p = IpPermission::builder().ip_protocol(&self.protocol);
         if self.protocol != "-1" {
             p = p.from_port(self.from).to_port(self.to);
@@ -230,10 +231,18 @@ impl Rule {
                     .set_description(description)
                     .build(),
             ),
-            PeerId::Ipv6(c) => p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build()),
-            PeerId::PrefixList(id) => {
-                p.prefix_list_ids(PrefixListId::builder().prefix_list_id(id).build())
-            }
+            PeerId::Ipv6(c) => p.ipv6_ranges(
+                Ipv6Range::builder()
+                    .cidr_ipv6(c)
+                    .set_description(description)
+                    .build(),
+            ),
+            PeerId::PrefixList(id) => p.prefix_list_ids(
+                PrefixListId::builder()
+                    .prefix_list_id(id)
+                    .set_description(description)
+                    .build(),
+            ),
             PeerId::Pending(_) => p,
         }
         .build()

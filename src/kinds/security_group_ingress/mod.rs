@@ -19,9 +19,8 @@ pub mod spec;
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup,
-    SecurityGroupRule, SecurityGroupRuleRequest, SecurityGroupRuleUpdate, Tag, TagSpecification,
-    UserIdGroupPair,
+    Filter, IpPermission, ResourceType, SecurityGroup, SecurityGroupRule,
+    SecurityGroupRuleRequest, SecurityGroupRuleUpdate, Tag, TagSpecification,
 };
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -303,41 +302,10 @@ fn key(rule: &Rule, group: &str, target: &str) -> String {
     }
 }
 
-/// The rule in EC2's request form, with its description.
+/// The rule in EC2's request form, with its description (none when empty).
 fn permission(rule: &Rule, description: &str) -> IpPermission {
-    let mut p = IpPermission::builder().ip_protocol(&rule.protocol);
-    if rule.protocol != "-1" {
-        p = p.from_port(rule.from).to_port(rule.to);
-    }
     let description = (!description.is_empty()).then(|| description.to_string());
-    match &rule.peer {
-        PeerId::Cidr(c) => p.ip_ranges(
-            IpRange::builder()
-                .cidr_ip(c)
-                .set_description(description)
-                .build(),
-        ),
-        PeerId::Ipv6(c) => p.ipv6_ranges(
-            Ipv6Range::builder()
-                .cidr_ipv6(c)
-                .set_description(description)
-                .build(),
-        ),
-        PeerId::Group(g) => p.user_id_group_pairs(
-            UserIdGroupPair::builder()
-                .group_id(g)
-                .set_description(description)
-                .build(),
-        ),
-        PeerId::PrefixList(id) => p.prefix_list_ids(
-            PrefixListId::builder()
-                .prefix_list_id(id)
-                .set_description(description)
-                .build(),
-        ),
-        PeerId::Pending(_) => p,
-    }
-    .build()
+    rule.permission(description.as_ref())
 }
 
 /// The rule as ModifySecurityGroupRules takes it (the whole rule, with a new description).
@@ -816,6 +784,7 @@ async fn revoke_rules(aws: &Aws, group: &str, ids: Vec<String>) -> Result<(), Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_ec2::types::{IpRange, UserIdGroupPair};
     use crate::manifest::load::load_with_stack;
     use crate::manifest::annotations::ADOPT;
     use crate::manifest::{TAG_MANAGED_BY, TAG_RESOURCE};
