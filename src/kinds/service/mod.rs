@@ -304,6 +304,9 @@ pub struct Live {
     /// Referenced SSM parameters (names) and Secrets Manager secrets (ARNs) that no
     /// ParameterSet declares and that do not exist.
     missing_secrets: BTreeSet<String>,
+    /// The current version of each referenced parameter (name → Version) and secret (ARN →
+    /// AWSCURRENT VersionId) that exists. Metadata only.
+    secret_versions: BTreeMap<String, String>,
 }
 
 /// One service as observed, with what its desired state was resolved against.
@@ -318,19 +321,26 @@ pub struct Observed {
     live_td: Option<Arc<TaskDefinition>>,
 }
 
-/// The referenced parameters and secrets that do not exist, of those no ParameterSet
-/// declares. Metadata only: no value is read.
-async fn missing_secrets(
+/// The referenced parameters and secrets that do not exist (of those no ParameterSet
+/// declares), and the current versions of those that do. Metadata only: no value is read.
+/// The parameters ParameterSets declare are described too (for their versions) when a
+/// service follows its secrets: the same batched calls.
+async fn secret_metadata(
     cx: &Cx<'_>,
     manifests: &[Manifest<ServiceSpec>],
-) -> Result<BTreeSet<String>, AwsError> {
+) -> Result<(BTreeSet<String>, BTreeMap<String, String>), AwsError> {
+    let mut undeclared = BTreeSet::new();
     let mut parameters = BTreeSet::new();
     let mut secrets = BTreeSet::new();
     for m in manifests {
+        let follows = follows_secrets(m);
         for secret in m.spec.task_definition.container.secrets.values() {
             if let Some(p) = &secret.ssm_parameter {
                 let name = parameter_name(p);
                 if cx.set.parameter_set_declaring(&name).is_none() {
+                    undeclared.insert(name.clone());
+                    parameters.insert(name);
+                } else if follows {
                     parameters.insert(name);
                 }
             }
@@ -339,7 +349,8 @@ async fn missing_secrets(
             }
         }
     }
-    let mut missing = parameters.clone();
+    let mut versions = BTreeMap::new();
+    let mut missing = undeclared;
     let parameters: Vec<String> = parameters.into_iter().collect();
     for chunk in parameters.chunks(PARAMETER_BATCH) {
         let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
@@ -361,6 +372,7 @@ async fn missing_secrets(
         for p in pages.iter().flat_map(|page| page.parameters()) {
             if let Some(name) = p.name() {
                 missing.remove(name);
+                versions.insert(name.to_string(), p.version().to_string());
             }
         }
     }
@@ -372,15 +384,79 @@ async fn missing_secrets(
             .secret_id(&arn)
             .send()
             .await;
-        if let Err(e) = out {
-            let e = AwsError::from_sdk("secretsmanager:DescribeSecret", e);
-            if e.category != ErrorCategory::NotFound {
-                return Err(e);
+        match out {
+            Ok(out) => {
+                let current = out.version_ids_to_stages().and_then(|v| {
+                    v.iter()
+                        .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+                        .map(|(id, _)| id.clone())
+                });
+                if let Some(id) = current {
+                    versions.insert(arn, id);
+                }
             }
-            missing.insert(arn);
+            Err(e) => {
+                let e = AwsError::from_sdk("secretsmanager:DescribeSecret", e);
+                if e.category != ErrorCategory::NotFound {
+                    return Err(e);
+                }
+                missing.insert(arn);
+            }
         }
     }
-    Ok(missing)
+    Ok((missing, versions))
+}
+
+/// True when the service deploys again on a new version of a secret it reads.
+fn follows_secrets(m: &Manifest<ServiceSpec>) -> bool {
+    m.spec.deploy.restart_on_secret_change != Some(false)
+        && !m.spec.task_definition.container.secrets.is_empty()
+}
+
+/// The versions of the service's secrets, `ENV=version` by env name, comma-separated (the
+/// value of `MOORING_SECRETS_VERSION`); `None` when it does not follow them. A secret whose
+/// version is not known (not created yet) is left out.
+fn secrets_version(m: &Manifest<ServiceSpec>, versions: &BTreeMap<String, String>) -> Option<String> {
+    if !follows_secrets(m) {
+        return None;
+    }
+    let entries: Vec<String> = m
+        .spec
+        .task_definition
+        .container
+        .secrets
+        .iter()
+        .filter_map(|(env, r)| {
+            let key = match (&r.ssm_parameter, &r.secrets_manager_arn) {
+                (Some(p), _) => parameter_name(p),
+                (None, Some(arn)) => secret_arn(arn),
+                (None, None) => return None,
+            };
+            versions.get(&key).map(|v| format!("{env}={v}"))
+        })
+        .collect();
+    (!entries.is_empty()).then(|| entries.join(","))
+}
+
+/// The secrets whose version differs between two `MOORING_SECRETS_VERSION` values, by env
+/// name (added, removed or changed).
+fn changed_secrets(live: &str, desired: &str) -> Vec<String> {
+    let parse = |s: &str| -> BTreeMap<String, String> {
+        s.split(',')
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (l, d) = (parse(live), parse(desired));
+    let mut names: Vec<String> = l
+        .keys()
+        .chain(d.keys())
+        .filter(|k| l.get(*k) != d.get(*k))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Why the service's tasks could not start: each secret it reads that does not exist.
@@ -551,6 +627,7 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
             .map(|l| super::log_group::aws_name_for(cx.set, &l.group)),
         image,
         image_tag,
+        secrets_version: None, // from the kind's batched read, in `observe`
     })
 }
 
@@ -608,9 +685,11 @@ impl Resource for Unit {
                 .map_err(ReconcileError::from);
             services.insert(cluster, found);
         }
+        let (missing_secrets, secret_versions) = secret_metadata(cx, manifests).await?;
         Ok(Live {
             services,
-            missing_secrets: missing_secrets(cx, manifests).await?,
+            missing_secrets,
+            secret_versions,
         })
     }
 
@@ -630,7 +709,8 @@ impl Resource for Unit {
         if !absent.is_empty() {
             return Err(ReconcileError::Problems(absent));
         }
-        let resolved = resolve(cx, m).await?;
+        let mut resolved = resolve(cx, m).await?;
+        resolved.secrets_version = secrets_version(m, &live.secret_versions);
         if found.as_ref().is_some_and(|s| s.status() == Some("DRAINING")) {
             return Err(ReconcileError::Resolve {
                 what: format!("service {}", m.spec.aws_name(&m.metadata)),
@@ -698,11 +778,30 @@ impl Resource for Unit {
     }
 
     fn notes(obs: &Observed) -> Vec<(&'static str, String)> {
-        obs.resolved
+        let mut notes: Vec<(&'static str, String)> = obs
+            .resolved
             .image_tag
             .iter()
             .map(|tag| ("taskDefinition.container.image", format!("tag {tag}")))
-            .collect()
+            .collect();
+        if let Some(desired) = &obs.resolved.secrets_version {
+            let live = obs
+                .live_td
+                .iter()
+                .flat_map(|td| td.container_definitions())
+                .flat_map(|c| c.environment())
+                .find(|kv| kv.name() == Some(spec::SECRETS_VERSION_ENV))
+                .and_then(|kv| kv.value())
+                .unwrap_or_default();
+            let changed = changed_secrets(live, desired);
+            if !live.is_empty() && !changed.is_empty() {
+                notes.push((
+                    "taskDefinition.container.environment.MOORING_SECRETS_VERSION",
+                    format!("new version of secret {}", changed.join(", ")),
+                ));
+            }
+        }
+        notes
     }
 
     async fn apply(
@@ -729,6 +828,7 @@ impl Resource for Unit {
         }
         // Security groups and target groups created earlier in this apply had no ID when
         // the service was planned: look them up now.
+        let task_definition = &refresh_secrets_version(cx, m, obs, change, task_definition).await?;
         let settled = Doc {
             launch_type: launch_type.clone(),
             desired_count: *desired_count,
@@ -886,6 +986,36 @@ impl Resource for Unit {
             .map_err(|e| AwsError::from_sdk("ecs:DeleteService", e))?;
         Ok(())
     }
+}
+
+/// The task definition to register with the secrets' versions read again: a ParameterSet
+/// applied earlier in this pass may have created or changed a parameter since plan, and a
+/// revision registered with the versions plan saw would be deployed again next pass. Only
+/// when a revision is registered anyway, and not when `mooring.dev/ignore` kept the live
+/// value.
+async fn refresh_secrets_version(
+    cx: &Cx<'_>,
+    m: &Manifest<ServiceSpec>,
+    obs: &Observed,
+    change: &Change<'_, Doc>,
+    td: &Option<TaskDefinitionDoc>,
+) -> Result<Option<TaskDefinitionDoc>, ReconcileError> {
+    let registers = obs.live.is_none() || change.differs(|d| &d.task_definition);
+    let Some(mut td) = td.clone().filter(|_| registers && follows_secrets(m)) else {
+        return Ok(td.clone());
+    };
+    let Some(c) = td.container.as_mut() else {
+        return Ok(Some(td));
+    };
+    if c.environment.get(spec::SECRETS_VERSION_ENV) != obs.resolved.secrets_version.as_ref() {
+        return Ok(Some(td));
+    }
+    let (_, versions) = secret_metadata(cx, std::slice::from_ref(m)).await?;
+    match secrets_version(m, &versions) {
+        Some(v) => c.environment.insert(spec::SECRETS_VERSION_ENV.to_string(), v),
+        None => c.environment.remove(spec::SECRETS_VERSION_ENV),
+    };
+    Ok(Some(td))
 }
 
 /// The attachments with the ARNs of target groups created since plan filled in. One

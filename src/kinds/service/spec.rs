@@ -31,6 +31,9 @@ pub struct ServiceSpec {
     /// Rolling deployment settings.
     #[serde(default)]
     pub deployment: DeploymentSpec,
+    /// What mooring does around a deploy.
+    #[serde(default)]
+    pub deploy: DeploySpec,
     /// Seconds to ignore failing load balancer health checks after a task starts.
     #[serde(default)]
     pub health_check_grace_period_seconds: Option<u32>,
@@ -212,6 +215,22 @@ fn is_alpine(image: &str) -> bool {
     last.split([':', '-', '@', '.'])
         .any(|part| part.starts_with("alpine"))
 }
+
+/// What mooring does around a deploy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploySpec {
+    /// Deploy again when a secret the container reads gets a new version (an SSM
+    /// parameter's version, a Secrets Manager secret's current version ID; never the
+    /// value). The versions ride in the environment variable `MOORING_SECRETS_VERSION`, so
+    /// the task definition changes and ECS starts new tasks, which read the new values.
+    /// Default true.
+    #[serde(default)]
+    pub restart_on_secret_change: Option<bool>,
+}
+
+/// The environment variable that carries the versions of a container's secrets.
+pub const SECRETS_VERSION_ENV: &str = "MOORING_SECRETS_VERSION";
 
 /// Rolling deployment settings. Unset fields take the AWS defaults.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -476,6 +495,12 @@ impl ServiceSpec {
             }
         }
         for name in c.environment.keys().chain(c.secrets.keys()) {
+            if name == SECRETS_VERSION_ENV {
+                f.at(
+                    &format!("{base}/environment/{name}"),
+                    format!("`{name}` is set by mooring (the versions of the secrets the container reads)"),
+                );
+            }
             if !is_env_name(name) {
                 let p = if c.environment.contains_key(name) {
                     format!("{base}/environment/{name}")
