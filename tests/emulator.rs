@@ -4313,6 +4313,9 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
     let (report, aws) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(writes(&aws), 0);
+    // Versions cost no call of their own: the set's listing of its path (DB_HOST) and the
+    // existence check of the hand-set password (one call for both services).
+    assert_eq!(aws.calls.count("SSM", "DescribeParameters"), 2);
 
     // The password is rotated by hand: plan names it, apply deploys `api` alone.
     put("hunter2-second").await.unwrap();

@@ -323,8 +323,8 @@ pub struct Observed {
 
 /// The referenced parameters and secrets that do not exist (of those no ParameterSet
 /// declares), and the current versions of those that do. Metadata only: no value is read.
-/// The parameters ParameterSets declare are described too (for their versions) when a
-/// service follows its secrets: the same batched calls.
+/// The versions of parameters a ParameterSet declares come from that set's listing of its
+/// path (the pass cache): no call of their own.
 async fn secret_metadata(
     cx: &Cx<'_>,
     manifests: &[Manifest<ServiceSpec>],
@@ -332,16 +332,25 @@ async fn secret_metadata(
     let mut undeclared = BTreeSet::new();
     let mut parameters = BTreeSet::new();
     let mut secrets = BTreeSet::new();
+    let mut versions = BTreeMap::new();
     for m in manifests {
         let follows = follows_secrets(m);
         for secret in m.spec.task_definition.container.secrets.values() {
             if let Some(p) = &secret.ssm_parameter {
                 let name = parameter_name(p);
-                if cx.set.parameter_set_declaring(&name).is_none() {
-                    undeclared.insert(name.clone());
-                    parameters.insert(name);
-                } else if follows {
-                    parameters.insert(name);
+                match cx.set.parameter_set_declaring(&name) {
+                    None => {
+                        undeclared.insert(name.clone());
+                        parameters.insert(name);
+                    }
+                    // The set's own listing of its path, shared through the pass cache.
+                    Some(ps) if follows => {
+                        let listed = super::parameter_set::listing(cx, &ps.spec.path).await?;
+                        if let Some(p) = listed.iter().find(|p| p.name() == Some(name.as_str())) {
+                            versions.insert(name, p.version().to_string());
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
             if let Some(arn) = &secret.secrets_manager_arn {
@@ -349,7 +358,6 @@ async fn secret_metadata(
             }
         }
     }
-    let mut versions = BTreeMap::new();
     let mut missing = undeclared;
     let parameters: Vec<String> = parameters.into_iter().collect();
     for chunk in parameters.chunks(PARAMETER_BATCH) {
@@ -1453,6 +1461,39 @@ pub(crate) fn secret_arn(value_from: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_versions_are_carried_by_env_name_and_changes_are_named() {
+        let set = crate::manifest::load::load_with_stack(&[(
+            "s.yaml".into(),
+            "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n---\napiVersion: mooring.dev/v1alpha1\nkind: Service\nmetadata: {name: api}\nspec:\n  cluster: prd\n  network: {subnets: {ids: [subnet-1]}, securityGroups: {ids: [sg-1]}}\n  taskDefinition:\n    cpu: 256\n    memory: 512\n    executionRoleArn: arn:aws:iam::1:role/exec\n    container:\n      image: api:1\n      secrets:\n        DB_PASSWORD: {ssmParameter: /prd/db/password}\n        API_KEY: {secretsManagerArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:key-AbCdEf:token::'}\n".into(),
+        )])
+        .unwrap();
+        let mut m = set.services[0].clone();
+        let versions = BTreeMap::from([
+            ("/prd/db/password".to_string(), "4".to_string()),
+            (
+                "arn:aws:secretsmanager:eu-west-1:1:secret:key-AbCdEf".to_string(),
+                "v-1".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            secrets_version(&m, &versions).as_deref(),
+            Some("API_KEY=v-1,DB_PASSWORD=4")
+        );
+        assert_eq!(
+            secrets_version(&m, &BTreeMap::new()),
+            None,
+            "unknown versions are left out"
+        );
+        assert_eq!(
+            changed_secrets("API_KEY=v-1,DB_PASSWORD=4", "API_KEY=v-2,DB_PASSWORD=4"),
+            ["API_KEY"]
+        );
+        assert_eq!(changed_secrets("A=1", "A=1,B=1"), ["B"]);
+        m.spec.deploy.restart_on_secret_change = Some(false);
+        assert_eq!(secrets_version(&m, &versions), None, "opted out");
+    }
 
     #[test]
     fn value_from_forms() {
