@@ -4285,12 +4285,27 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
             .send()
     };
     put("hunter2-first").await.unwrap();
-    // `api` reads the hand-set password and the ParameterSet's host; `worker` only the host.
+    let sm = aws_sdk_secretsmanager::Client::new(&emu.sdk_config().await);
+    let key = sm
+        .create_secret()
+        .name("worker/api-key")
+        .secret_string("key-never-shown-1")
+        .send()
+        .await
+        .unwrap();
+    let key_arn = key.arn().unwrap().to_string();
+    let key_v1 = key.version_id().unwrap().to_string();
+    // `api` reads the hand-set password and the ParameterSet's host; `worker` the host and
+    // a Secrets Manager key.
     let dir = fixture_copy("basic");
     let service = dir.path().join("service.yaml");
     let worker = std::fs::read_to_string(&service)
         .unwrap()
-        .replace("name: api", "name: worker");
+        .replace("name: api", "name: worker")
+        .replace(
+            "DB_HOST: {ssmParameter: /test/config/db/host}",
+            &format!("DB_HOST: {{ssmParameter: /test/config/db/host}}\n        API_KEY: {{secretsManagerArn: '{key_arn}'}}"),
+        );
     std::fs::write(dir.path().join("worker.yaml"), worker).unwrap();
     edit(
         &service,
@@ -4309,7 +4324,10 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
     // The ParameterSet created DB_HOST in the same apply: its version is read again then.
     assert_eq!(version(&td).as_deref(), Some("DB_HOST=1,DB_PASSWORD=1"));
     let (_, worker_td) = describe_service(emu, "test", "worker").await;
-    assert_eq!(version(&worker_td).as_deref(), Some("DB_HOST=1"));
+    assert_eq!(
+        version(&worker_td),
+        Some(format!("API_KEY={key_v1},DB_HOST=1"))
+    );
     let (report, aws) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(writes(&aws), 0);
@@ -4342,6 +4360,34 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
     let (report, aws) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(writes(&aws), 0);
+
+    // The worker's key is rotated in Secrets Manager: the worker deploys, `api` does not.
+    let key_v2 = sm
+        .put_secret_value()
+        .secret_id(&key_arn)
+        .secret_string("key-never-shown-2")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("(new version of secret API_KEY)") && text.contains("Service/api: in sync"),
+        "{text}"
+    );
+    assert!(!text.contains("key-never-shown"));
+    let (_, aws) = apply(emu, dir.path()).await;
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    let (_, worker_now) = describe_service(emu, "test", "worker").await;
+    assert_eq!(
+        version(&worker_now),
+        Some(format!("API_KEY={key_v2},DB_HOST=1"))
+    );
+    let (_, api_now) = describe_api(emu).await;
+    assert_eq!(api_now.task_definition_arn(), after.task_definition_arn());
 
     // Opted out: the versions leave the task definition, and a rotation deploys nothing.
     edit(

@@ -8,7 +8,11 @@
 //! Reads: one DescribeServices per cluster and 10 services, one DescribeParameters per 50
 //! SSM parameters and one DescribeSecret per secret that no ParameterSet declares, and a
 //! DescribeTaskDefinition per revision not seen before (kept in [`State`] across passes).
-//! Subnets, security groups, target groups and ECR repositories come from the pass cache.
+//! Subnets, security groups, target groups and ECR repositories come from the pass cache,
+//! and so do the digests of images followed by digest (one BatchGetImage per repository,
+//! [`image`]) and the versions of parameters a ParameterSet declares (its path listing).
+//! The versions of the secrets a service reads (metadata, never values) ride in the
+//! environment variable `MOORING_SECRETS_VERSION`, so a new version is a new revision.
 
 pub mod image;
 pub mod predeploy;
