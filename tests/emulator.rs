@@ -4389,6 +4389,36 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
     let (_, api_now) = describe_api(emu).await;
     assert_eq!(api_now.task_definition_arn(), after.task_definition_arn());
 
+    // A value the ParameterSet manages changes in git: the one apply writes it and
+    // deploys both readers with its new version (they are planned again after the set is
+    // applied), and nothing is left differing.
+    edit(
+        &dir.path().join("parameters.yaml"),
+        "db/host: db.internal",
+        "db/host: db2.internal",
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let (_, api_host) = describe_api(emu).await;
+    assert_eq!(
+        version(&api_host).as_deref(),
+        Some("DB_HOST=2,DB_PASSWORD=2")
+    );
+    let (_, worker_host) = describe_service(emu, "test", "worker").await;
+    assert_eq!(
+        version(&worker_host),
+        Some(format!("API_KEY={key_v2},DB_HOST=2"))
+    );
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(writes(&aws), 0);
+
     // Opted out: the versions leave the task definition, and a rotation deploys nothing.
     edit(
         &service,

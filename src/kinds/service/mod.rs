@@ -840,7 +840,6 @@ impl Resource for Unit {
         }
         // Security groups and target groups created earlier in this apply had no ID when
         // the service was planned: look them up now.
-        let task_definition = &refresh_secrets_version(cx, m, obs, change, task_definition).await?;
         let settled = Doc {
             launch_type: launch_type.clone(),
             desired_count: *desired_count,
@@ -998,36 +997,6 @@ impl Resource for Unit {
             .map_err(|e| AwsError::from_sdk("ecs:DeleteService", e))?;
         Ok(())
     }
-}
-
-/// The task definition to register with the secrets' versions read again: a ParameterSet
-/// applied earlier in this pass may have created or changed a parameter since plan, and a
-/// revision registered with the versions plan saw would be deployed again next pass. Only
-/// when a revision is registered anyway, and not when `mooring.dev/ignore` kept the live
-/// value.
-async fn refresh_secrets_version(
-    cx: &Cx<'_>,
-    m: &Manifest<ServiceSpec>,
-    obs: &Observed,
-    change: &Change<'_, Doc>,
-    td: &Option<TaskDefinitionDoc>,
-) -> Result<Option<TaskDefinitionDoc>, ReconcileError> {
-    let registers = obs.live.is_none() || change.differs(|d| &d.task_definition);
-    let Some(mut td) = td.clone().filter(|_| registers && follows_secrets(m)) else {
-        return Ok(td.clone());
-    };
-    let Some(c) = td.container.as_mut() else {
-        return Ok(Some(td));
-    };
-    if c.environment.get(spec::SECRETS_VERSION_ENV) != obs.resolved.secrets_version.as_ref() {
-        return Ok(Some(td));
-    }
-    let (_, versions) = secret_metadata(cx, std::slice::from_ref(m)).await?;
-    match secrets_version(m, &versions) {
-        Some(v) => c.environment.insert(spec::SECRETS_VERSION_ENV.to_string(), v),
-        None => c.environment.remove(spec::SECRETS_VERSION_ENV),
-    };
-    Ok(Some(td))
 }
 
 /// The attachments with the ARNs of target groups created since plan filled in. One

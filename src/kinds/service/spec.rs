@@ -31,9 +31,6 @@ pub struct ServiceSpec {
     /// Rolling deployment settings.
     #[serde(default)]
     pub deployment: DeploymentSpec,
-    /// What mooring does around a deploy.
-    #[serde(default)]
-    pub deploy: DeploySpec,
     /// Seconds to ignore failing load balancer health checks after a task starts.
     #[serde(default)]
     pub health_check_grace_period_seconds: Option<u32>,
@@ -59,6 +56,13 @@ pub struct DeploySpec {
     /// service moves to it; the service is updated only when it succeeds.
     #[serde(default)]
     pub pre_deploy: Option<super::predeploy::PreDeploySpec>,
+    /// Deploy again when a secret the container reads gets a new version (an SSM
+    /// parameter's version, a Secrets Manager secret's current version ID; never the
+    /// value). The versions ride in the environment variable `MOORING_SECRETS_VERSION`, so
+    /// the task definition changes and ECS starts new tasks, which read the new values.
+    /// Default true.
+    #[serde(default)]
+    pub restart_on_secret_change: Option<bool>,
 }
 
 /// Task-level settings of the task definition (Fargate, awsvpc, one essential container).
@@ -214,19 +218,6 @@ fn is_alpine(image: &str) -> bool {
     let last = image.rsplit('/').next().unwrap_or(image);
     last.split([':', '-', '@', '.'])
         .any(|part| part.starts_with("alpine"))
-}
-
-/// What mooring does around a deploy.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DeploySpec {
-    /// Deploy again when a secret the container reads gets a new version (an SSM
-    /// parameter's version, a Secrets Manager secret's current version ID; never the
-    /// value). The versions ride in the environment variable `MOORING_SECRETS_VERSION`, so
-    /// the task definition changes and ECS starts new tasks, which read the new values.
-    /// Default true.
-    #[serde(default)]
-    pub restart_on_secret_change: Option<bool>,
 }
 
 /// The environment variable that carries the versions of a container's secrets.
