@@ -622,7 +622,9 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
         "Repository/salon-backend: update\n  ~ imageTagMutability: \"MUTABLE\" -> \"IMMUTABLE\"",
         "Alarm/salon-backend-cpu: update\n  ~ threshold: 95.0 -> 85.0\n",
         "Alarm/salon-backend-5xx: in sync",
-        "Service/salon-backend: in sync",
+        // The backend reads the port: its new version (set by hand) is a deploy.
+        "Service/salon-backend: update",
+        "(new version of secret DATABASE_PORT)",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
@@ -4268,4 +4270,166 @@ async fn a_pre_deploy_task_runs_from_the_new_revision_before_the_service_moves_t
     assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
     let (now, _) = describe_api(emu).await;
     assert_eq!(now.task_definition(), Some(new_td.as_str()));
+}
+
+#[tokio::test]
+async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_other() {
+    let (_guard, emu) = emulator().await;
+    let ssm = aws_sdk_ssm::Client::new(&emu.sdk_config().await);
+    let put = |value: &'static str| {
+        ssm.put_parameter()
+            .name("/shared/db/password")
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+    };
+    put("hunter2-first").await.unwrap();
+    let sm = aws_sdk_secretsmanager::Client::new(&emu.sdk_config().await);
+    let key = sm
+        .create_secret()
+        .name("worker/api-key")
+        .secret_string("key-never-shown-1")
+        .send()
+        .await
+        .unwrap();
+    let key_arn = key.arn().unwrap().to_string();
+    let key_v1 = key.version_id().unwrap().to_string();
+    // `api` reads the hand-set password and the ParameterSet's host; `worker` the host and
+    // a Secrets Manager key.
+    let dir = fixture_copy("basic");
+    let service = dir.path().join("service.yaml");
+    let worker = std::fs::read_to_string(&service)
+        .unwrap()
+        .replace("name: api", "name: worker")
+        .replace(
+            "DB_HOST: {ssmParameter: /test/config/db/host}",
+            &format!("DB_HOST: {{ssmParameter: /test/config/db/host}}\n        API_KEY: {{secretsManagerArn: '{key_arn}'}}"),
+        );
+    std::fs::write(dir.path().join("worker.yaml"), worker).unwrap();
+    edit(
+        &service,
+        "DB_HOST: {ssmParameter: /test/config/db/host}",
+        "DB_HOST: {ssmParameter: /test/config/db/host}\n        DB_PASSWORD: {ssmParameter: /shared/db/password}",
+    );
+    apply(emu, dir.path()).await;
+    let version = |td: &aws_sdk_ecs::types::TaskDefinition| {
+        td.container_definitions()[0]
+            .environment()
+            .iter()
+            .find(|kv| kv.name() == Some("MOORING_SECRETS_VERSION"))
+            .and_then(|kv| kv.value().map(str::to_string))
+    };
+    let (_, td) = describe_api(emu).await;
+    // The ParameterSet created DB_HOST in the same apply: its version is read again then.
+    assert_eq!(version(&td).as_deref(), Some("DB_HOST=1,DB_PASSWORD=1"));
+    let (_, worker_td) = describe_service(emu, "test", "worker").await;
+    assert_eq!(
+        version(&worker_td),
+        Some(format!("API_KEY={key_v1},DB_HOST=1"))
+    );
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(writes(&aws), 0);
+    // Versions cost no call of their own: the set's listing of its path (DB_HOST) and the
+    // existence check of the hand-set password (one call for both services).
+    assert_eq!(aws.calls.count("SSM", "DescribeParameters"), 2);
+
+    // The password is rotated by hand: plan names it, apply deploys `api` alone.
+    put("hunter2-second").await.unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let expected = "  ~ taskDefinition.container.environment.MOORING_SECRETS_VERSION: \"DB_HOST=1,DB_PASSWORD=1\" -> \"DB_HOST=1,DB_PASSWORD=2\" (new version of secret DB_PASSWORD)\n";
+    assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    assert!(text.contains("Service/worker: in sync"), "{text}");
+    assert!(!text.contains("hunter2") && !stderr(&out).contains("hunter2"));
+    let (_, aws) = apply(emu, dir.path()).await;
+    assert_eq!(aws.calls.count("ECS", "RegisterTaskDefinition"), 1);
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    let (svc, after) = describe_api(emu).await;
+    assert_eq!(version(&after).as_deref(), Some("DB_HOST=1,DB_PASSWORD=2"));
+    assert_eq!(after.revision(), td.revision() + 1);
+    assert_eq!(svc.task_definition(), after.task_definition_arn());
+    let (_, worker_after) = describe_service(emu, "test", "worker").await;
+    assert_eq!(
+        worker_after.task_definition_arn(),
+        worker_td.task_definition_arn()
+    );
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(writes(&aws), 0);
+
+    // The worker's key is rotated in Secrets Manager: the worker deploys, `api` does not.
+    let key_v2 = sm
+        .put_secret_value()
+        .secret_id(&key_arn)
+        .secret_string("key-never-shown-2")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("(new version of secret API_KEY)") && text.contains("Service/api: in sync"),
+        "{text}"
+    );
+    assert!(!text.contains("key-never-shown"));
+    let (_, aws) = apply(emu, dir.path()).await;
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    let (_, worker_now) = describe_service(emu, "test", "worker").await;
+    assert_eq!(
+        version(&worker_now),
+        Some(format!("API_KEY={key_v2},DB_HOST=1"))
+    );
+    let (_, api_now) = describe_api(emu).await;
+    assert_eq!(api_now.task_definition_arn(), after.task_definition_arn());
+
+    // A value the ParameterSet manages changes in git: the one apply writes it and
+    // deploys both readers with its new version (they are planned again after the set is
+    // applied), and nothing is left differing.
+    edit(
+        &dir.path().join("parameters.yaml"),
+        "db/host: db.internal",
+        "db/host: db2.internal",
+    );
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let (_, api_host) = describe_api(emu).await;
+    assert_eq!(
+        version(&api_host).as_deref(),
+        Some("DB_HOST=2,DB_PASSWORD=2")
+    );
+    let (_, worker_host) = describe_service(emu, "test", "worker").await;
+    assert_eq!(
+        version(&worker_host),
+        Some(format!("API_KEY={key_v2},DB_HOST=2"))
+    );
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(writes(&aws), 0);
+
+    // Opted out: the versions leave the task definition, and a rotation deploys nothing.
+    edit(
+        &service,
+        "  enableExecuteCommand: true\n",
+        "  enableExecuteCommand: true\n  deploy: {restartOnSecretChange: false}\n",
+    );
+    apply(emu, dir.path()).await;
+    let (_, td) = describe_api(emu).await;
+    assert_eq!(version(&td), None);
+    put("hunter2-third").await.unwrap();
+    let (report, aws) = plan(emu, dir.path()).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    assert_eq!(writes(&aws), 0);
 }

@@ -505,19 +505,6 @@ impl<R: Resource> Reconciler for Typed<R> {
         out
     }
 
-    fn refresh(&self, cx: &Cx<'_>, planned: &Planned) -> Option<Planned> {
-        let o = self
-            .observation(&planned.plan.name)
-            .filter(|o| !o.values.is_empty() && planned.plan.kind == R::KIND)?;
-        let m = R::manifests(cx.set).get(o.index)?;
-        let (resolved, values) = Self::resolve(cx, m);
-        if values == o.values {
-            return None;
-        }
-        self.plan_one(cx.set, o.index, resolved, values, o.obs.clone())
-            .ok()
-    }
-
     async fn apply(&self, cx: &Cx<'_>, planned: &Planned) -> Result<Applied, ReconcileError> {
         let observed = self.observation(&planned.plan.name);
         let Some(o) = observed.filter(|_| planned.plan.kind == R::KIND) else {

@@ -83,6 +83,9 @@ pub struct PassCache {
     /// Image digests by tag, per (registry, repository): every tag the services follow in
     /// a repository, read in one BatchGetImage.
     pub ecr_digests: Memo<(String, String), crate::kinds::service::image::Digests>,
+    /// SSM parameter metadata under a path (a ParameterSet's listing; services read the
+    /// versions of the parameters a set declares from it).
+    pub ssm_paths: Memo<String, Arc<Vec<aws_sdk_ssm::types::ParameterMetadata>>>,
     /// What each kind's plan cost this round: AWS calls (a shared read counts for the
     /// first kind that asked for it) and seconds.
     plan_costs: Mutex<std::collections::BTreeMap<String, (u64, f64)>>,
@@ -104,6 +107,7 @@ impl PassCache {
         self.api_destinations.clear();
         self.ecr_repositories.clear();
         self.ecr_digests.clear();
+        self.ssm_paths.clear();
     }
 
     /// Counts `calls` more AWS calls and `seconds` more time for the plan of `kind`.

@@ -21,18 +21,23 @@ pub type PlanOutcome = (usize, Result<Planned, (String, ReconcileError)>);
 pub async fn plan_all(cx: &Cx<'_>, reconcilers: &[Box<dyn Reconciler>]) -> Vec<PlanOutcome> {
     let mut out = Vec::new();
     for (i, r) in reconcilers.iter().enumerate() {
-        let span = info_span!("plan", kind = %r.kind());
-        let before = cx.ctx.aws.calls.total();
-        let clock = std::time::Instant::now();
-        let results = r.plan(cx).instrument(span).await;
-        let made = cx.ctx.aws.calls.total().saturating_sub(before);
-        cx.cache
-            .count_plan(r.kind(), made, clock.elapsed().as_secs_f64());
-        for (name, result) in results {
+        for (name, result) in plan_kind(cx, r.as_ref()).await {
             out.push((i, result.map_err(|e| (name, e))));
         }
     }
     out
+}
+
+/// One kind's plan, its AWS calls and time counted in the pass cache.
+async fn plan_kind(cx: &Cx<'_>, r: &dyn Reconciler) -> KindPlan {
+    let span = info_span!("plan", kind = %r.kind());
+    let before = cx.ctx.aws.calls.total();
+    let clock = std::time::Instant::now();
+    let results = r.plan(cx).instrument(span).await;
+    let made = cx.ctx.aws.calls.total().saturating_sub(before);
+    cx.cache
+        .count_plan(r.kind(), made, clock.elapsed().as_secs_f64());
+    results
 }
 
 /// Builds the report of a plan without applying anything.
@@ -270,10 +275,14 @@ async fn apply_round(
         return Err(Refused { report, reason });
     }
     let mut resources = Vec::with_capacity(planned.len());
-    let mut applied_any = false;
+    let mut replans = Replans::default();
     for (i, p) in &planned {
         let r = &reconcilers[*i];
-        let p = match p {
+        // A resource one of its dependencies was applied before in this round is planned
+        // again from fresh reads: what it reads of that one (an ARN `from:` it, a
+        // parameter's version) may have changed since the round's plan.
+        let again = replans.current(&cx, *i, r.as_ref(), p).await;
+        let p = match again.as_ref().unwrap_or(p) {
             Ok(p) => p,
             Err((name, e)) => {
                 let entry = failed(r.kind(), name, e);
@@ -282,10 +291,6 @@ async fn apply_round(
                 continue;
             }
         };
-        // A value it reads `from:` a resource applied before it in this round (created,
-        // replaced) is planned again with what that resource has now.
-        let refreshed = if applied_any { r.refresh(&cx, p) } else { None };
-        let p = refreshed.as_ref().unwrap_or(p);
         let name = p.plan.name.clone();
         let mut entry = planned_report(p, Hold::Plan);
         if p.plan.action == Action::None {
@@ -316,7 +321,7 @@ async fn apply_round(
                 info!(kind = %r.kind(), name = %name, changes = p.plan.changes.len(), "applied");
                 // What was read before may have changed: later resources read afresh.
                 cache.clear();
-                applied_any = true;
+                replans.applied(r.kind(), &name);
                 entry.applied = true;
                 entry.aws_id = applied.aws_id;
                 if applied.rollout.is_some() {
@@ -351,6 +356,58 @@ async fn apply_round(
         check_seconds_by_kind: cache.plan_seconds(),
     })
 }
+
+/// Which kinds were planned again within an apply round, and when.
+#[derive(Default)]
+struct Replans {
+    /// Resources applied so far in the round, with the order of their apply (from 1).
+    applied: HashMap<(Kind, String), usize>,
+    /// A kind's fresh plan (by reconciler index), made after the apply numbered `.0`.
+    fresh: HashMap<usize, (usize, KindPlan)>,
+}
+
+impl Replans {
+    fn applied(&mut self, kind: Kind, name: &str) {
+        let n = self.applied.len() + 1;
+        self.applied.insert((kind, name.to_string()), n);
+    }
+
+    /// The resource's plan as it stands now, when it differs from the round's plan `p`:
+    /// its kind is planned again (once per apply it depends on, not once per resource)
+    /// when a dependency was applied after the kind's last plan; once planned again, the
+    /// kind's later resources take that plan too (it is the one its observations hold).
+    async fn current(
+        &mut self,
+        cx: &Cx<'_>,
+        i: usize,
+        r: &dyn Reconciler,
+        p: &OnePlan,
+    ) -> Option<OnePlan> {
+        let name = match p {
+            Ok(p) => &p.plan.name,
+            Err((name, _)) => name,
+        };
+        let since = r
+            .dependencies(cx.set, name)
+            .iter()
+            .filter_map(|d| self.applied.get(d))
+            .max()
+            .copied();
+        let planned_at = self.fresh.get(&i).map(|(at, _)| *at);
+        if let Some(since) = since.filter(|s| planned_at.is_none_or(|at| at < *s)) {
+            self.fresh.insert(i, (since, plan_kind(cx, r).await));
+        }
+        let (_, results) = self.fresh.get(&i)?;
+        let (n, result) = results.iter().find(|(n, _)| n == name)?;
+        Some(result.clone().map_err(|e| (n.clone(), e)))
+    }
+}
+
+/// A kind's plan: each manifest's name with its plan or why it failed.
+type KindPlan = Vec<(String, Result<Planned, ReconcileError>)>;
+
+/// One resource's plan, or the name of the resource it failed for and why.
+type OnePlan = Result<Planned, (String, ReconcileError)>;
 
 /// Plans again after an apply and turns every resource that still differs into a
 /// `not_converged` failure: "apply exited 0" then means "AWS now matches".

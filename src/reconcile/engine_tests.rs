@@ -22,15 +22,20 @@ enum Fake {
     Requirement,
 }
 
+/// The fake resources of a kind by name.
+type States = Arc<Mutex<HashMap<String, Fake>>>;
+
 /// A fake kind: each named resource behaves as `states` says; applies are recorded.
 struct FakeKind {
     kind: Kind,
     states: Arc<Mutex<HashMap<String, Fake>>>,
     deps: HashMap<String, Vec<(Kind, String)>>,
     applied: Arc<Mutex<Vec<String>>>,
-    /// What a resource becomes when planned again after an apply earlier in the round (a
-    /// value it reads `from:` changed).
-    refreshed: HashMap<String, Fake>,
+    /// What an apply of this kind does to other resources (a value they read `from:` it
+    /// changes): their states, and what each named one becomes.
+    effects: Option<(States, HashMap<String, Fake>)>,
+    /// How many times the kind was planned.
+    plans: Arc<Mutex<usize>>,
 }
 
 #[async_trait::async_trait]
@@ -40,6 +45,7 @@ impl Reconciler for FakeKind {
     }
 
     async fn plan(&self, _cx: &Cx<'_>) -> Vec<(String, Result<Planned, ReconcileError>)> {
+        *self.plans.lock().unwrap() += 1;
         let states = self.states.lock().unwrap().clone();
         let mut names: Vec<_> = states.keys().cloned().collect();
         names.sort();
@@ -87,6 +93,9 @@ impl Reconciler for FakeKind {
             return Err(ReconcileError::NotConverged("AWS said no".into()));
         }
         states.insert(name.clone(), Fake::InSync);
+        if let Some((others, becomes)) = &self.effects {
+            others.lock().unwrap().extend(becomes.clone());
+        }
         Ok(Applied {
             aws_id: format!("id-{name}"),
             rollout: None,
@@ -96,24 +105,16 @@ impl Reconciler for FakeKind {
     fn dependencies(&self, _set: &ManifestSet, name: &str) -> Vec<(Kind, String)> {
         self.deps.get(name).cloned().unwrap_or_default()
     }
-
-    fn refresh(&self, _cx: &Cx<'_>, planned: &Planned) -> Option<Planned> {
-        let state = self.refreshed.get(&planned.plan.name)?;
-        self.states
-            .lock()
-            .unwrap()
-            .insert(planned.plan.name.clone(), state.clone());
-        let mut plan = planned.plan.clone();
-        plan.action = Action::Update;
-        Some(Planned { plan })
-    }
 }
 
 struct World {
     clusters: Arc<Mutex<HashMap<String, Fake>>>,
     services: Arc<Mutex<HashMap<String, Fake>>>,
     applied: Arc<Mutex<Vec<String>>>,
+    /// What services become when a cluster is applied.
     refreshed: HashMap<String, Fake>,
+    /// How many times services were planned.
+    service_plans: Arc<Mutex<usize>>,
 }
 
 impl World {
@@ -123,6 +124,7 @@ impl World {
             services: Arc::new(Mutex::new(HashMap::from([("api".to_string(), service)]))),
             applied: Arc::default(),
             refreshed: HashMap::new(),
+            service_plans: Arc::default(),
         }
     }
 
@@ -136,15 +138,19 @@ impl World {
                 states: self.clusters.clone(),
                 deps: HashMap::new(),
                 applied: self.applied.clone(),
-                refreshed: HashMap::new(),
+                effects: Some((self.services.clone(), self.refreshed.clone())),
+                plans: Arc::default(),
             }));
         }
         out.push(Box::new(FakeKind {
             kind: Kind::Service,
             states: self.services.clone(),
-            deps: HashMap::from([("api".to_string(), vec![(Kind::Cluster, "prd".to_string())])]),
+            deps: ["api", "worker"]
+                .map(|s| (s.to_string(), vec![(Kind::Cluster, "prd".to_string())]))
+                .into(),
             applied: self.applied.clone(),
-            refreshed: self.refreshed.clone(),
+            effects: None,
+            plans: self.service_plans.clone(),
         }));
         out
     }
@@ -326,9 +332,9 @@ async fn a_replacement_runs_one_more_round_for_the_resources_that_follow_it() {
     assert!(world.applied().is_empty());
 }
 
-/// A resource that reads a value `from:` another is planned again once that one was
-/// applied earlier in the round, and applied in the same round when the value changed it;
-/// without an apply before it, its plan stands.
+/// A resource whose dependency was applied earlier in the round (a value it reads `from:`
+/// it, a parameter's version) is planned again from fresh reads, and applied in the same
+/// round when that changed it; without an apply before it, its plan stands.
 #[tokio::test]
 async fn a_reader_is_planned_again_after_its_source_is_applied_in_the_round() {
     let ctx = context().await;
@@ -354,6 +360,31 @@ async fn a_reader_is_planned_again_after_its_source_is_applied_in_the_round() {
         service.applied && service.action == Action::Update,
         "{report:#?}"
     );
+    assert_eq!(*world.service_plans.lock().unwrap(), 2);
+
+    // Two readers of the cluster: their kind is planned again once, not once each.
+    let mut world = World::new(Fake::Missing, Fake::InSync);
+    world
+        .services
+        .lock()
+        .unwrap()
+        .insert("worker".into(), Fake::InSync);
+    world.refreshed = ["api", "worker"]
+        .map(|s| (s.to_string(), Fake::Differs))
+        .into();
+    apply_selected(
+        &ctx,
+        &set,
+        &world.reconcilers(true),
+        &apply,
+        &mut Gates::default(),
+    )
+    .await;
+    assert_eq!(
+        world.applied(),
+        ["Cluster/prd", "Service/api", "Service/worker"]
+    );
+    assert_eq!(*world.service_plans.lock().unwrap(), 2);
 
     let mut world = World::new(Fake::InSync, Fake::InSync);
     world.refreshed = HashMap::from([("api".to_string(), Fake::Differs)]);
@@ -369,4 +400,5 @@ async fn a_reader_is_planned_again_after_its_source_is_applied_in_the_round() {
         world.applied().is_empty(),
         "nothing applied before it: not planned again"
     );
+    assert_eq!(*world.service_plans.lock().unwrap(), 1);
 }

@@ -99,6 +99,7 @@ pub struct ResourcePlan {
 
 /// A resource's plan, handed back to its reconciler by apply (which kept what it observed,
 /// so apply does not read everything again).
+#[derive(Clone)]
 pub struct Planned {
     /// The plan.
     pub plan: ResourcePlan,
@@ -272,13 +273,6 @@ pub trait Reconciler: Send + Sync {
     /// Makes one resource match its manifest. Idempotent: safe to run again after any
     /// interruption.
     async fn apply(&self, cx: &Cx<'_>, planned: &Planned) -> Result<Applied, ReconcileError>;
-
-    /// The plan of `planned` again when a value it reads from another resource changed
-    /// since it was made (that resource was applied since): its desired state with the new
-    /// value, against what plan observed. `None` when nothing it reads changed.
-    fn refresh(&self, _cx: &Cx<'_>, _planned: &Planned) -> Option<Planned> {
-        None
-    }
 
     /// A fingerprint (`sha256:…`) of the live document the last plan observed for the
     /// resource `name` (of `null` when it did not exist); `None` when it was not planned.

@@ -136,6 +136,43 @@ pub fn problems(spec: &ParameterSetSpec, live: &BTreeMap<String, LiveParameter>)
     out
 }
 
+/// Every parameter under `path` (metadata only), once per pass: the set's listing, which
+/// services also read the versions of the parameters a set declares from.
+pub(crate) async fn listing(
+    cx: &Cx<'_>,
+    path: &str,
+) -> Result<std::sync::Arc<Vec<aws_sdk_ssm::types::ParameterMetadata>>, AwsError> {
+    cx.cache
+        .ssm_paths
+        .get(path.to_string(), || async {
+            let filter = ParameterStringFilter::builder()
+                .key("Path")
+                .option("Recursive")
+                .values(path)
+                .build()
+                .map_err(|e| AwsError::invalid_request("ssm:DescribeParameters", e))?;
+            let pages: Vec<_> = cx
+                .aws()
+                .ssm
+                .describe_parameters()
+                .parameter_filters(filter)
+                .max_results(50)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::from_sdk("ssm:DescribeParameters", e))?;
+            Ok(std::sync::Arc::new(
+                pages
+                    .iter()
+                    .flat_map(|page| page.parameters())
+                    .cloned()
+                    .collect(),
+            ))
+        })
+        .await
+}
+
 #[async_trait::async_trait]
 impl Resource for Unit {
     /// Nothing is shared between sets: each lists its own path.
@@ -157,25 +194,9 @@ impl Resource for Unit {
     ) -> Result<Self::Observed, ReconcileError> {
         let spec = &m.spec;
         let ssm = &cx.aws().ssm;
-        let listed = ssm
-            .describe_parameters()
-            .parameter_filters(
-                ParameterStringFilter::builder()
-                    .key("Path")
-                    .option("Recursive")
-                    .values(&spec.path)
-                    .build()
-                    .map_err(|e| AwsError::invalid_request("ssm:DescribeParameters", e))?,
-            )
-            .max_results(50)
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| AwsError::from_sdk("ssm:DescribeParameters", e))?;
+        let listed = listing(cx, &spec.path).await?;
         let mut live: BTreeMap<String, LiveParameter> = listed
             .iter()
-            .flat_map(|page| page.parameters())
             .filter_map(|p| {
                 Some((
                     p.name()?.to_string(),

@@ -8,7 +8,11 @@
 //! Reads: one DescribeServices per cluster and 10 services, one DescribeParameters per 50
 //! SSM parameters and one DescribeSecret per secret that no ParameterSet declares, and a
 //! DescribeTaskDefinition per revision not seen before (kept in [`State`] across passes).
-//! Subnets, security groups, target groups and ECR repositories come from the pass cache.
+//! Subnets, security groups, target groups and ECR repositories come from the pass cache,
+//! and so do the digests of images followed by digest (one BatchGetImage per repository,
+//! [`image`]) and the versions of parameters a ParameterSet declares (its path listing).
+//! The versions of the secrets a service reads (metadata, never values) ride in the
+//! environment variable `MOORING_SECRETS_VERSION`, so a new version is a new revision.
 
 pub mod image;
 pub mod predeploy;
@@ -304,6 +308,9 @@ pub struct Live {
     /// Referenced SSM parameters (names) and Secrets Manager secrets (ARNs) that no
     /// ParameterSet declares and that do not exist.
     missing_secrets: BTreeSet<String>,
+    /// The current version of each referenced parameter (name → Version) and secret (ARN →
+    /// AWSCURRENT VersionId) that exists. Metadata only.
+    secret_versions: BTreeMap<String, String>,
 }
 
 /// One service as observed, with what its desired state was resolved against.
@@ -318,20 +325,36 @@ pub struct Observed {
     live_td: Option<Arc<TaskDefinition>>,
 }
 
-/// The referenced parameters and secrets that do not exist, of those no ParameterSet
-/// declares. Metadata only: no value is read.
-async fn missing_secrets(
+/// The referenced parameters and secrets that do not exist (of those no ParameterSet
+/// declares), and the current versions of those that do. Metadata only: no value is read.
+/// The versions of parameters a ParameterSet declares come from that set's listing of its
+/// path (the pass cache): no call of their own.
+async fn secret_metadata(
     cx: &Cx<'_>,
     manifests: &[Manifest<ServiceSpec>],
-) -> Result<BTreeSet<String>, AwsError> {
+) -> Result<(BTreeSet<String>, BTreeMap<String, String>), AwsError> {
+    let mut undeclared = BTreeSet::new();
     let mut parameters = BTreeSet::new();
     let mut secrets = BTreeSet::new();
+    let mut versions = BTreeMap::new();
     for m in manifests {
+        let follows = follows_secrets(m);
         for secret in m.spec.task_definition.container.secrets.values() {
             if let Some(p) = &secret.ssm_parameter {
                 let name = parameter_name(p);
-                if cx.set.parameter_set_declaring(&name).is_none() {
-                    parameters.insert(name);
+                match cx.set.parameter_set_declaring(&name) {
+                    None => {
+                        undeclared.insert(name.clone());
+                        parameters.insert(name);
+                    }
+                    // The set's own listing of its path, shared through the pass cache.
+                    Some(ps) if follows => {
+                        let listed = super::parameter_set::listing(cx, &ps.spec.path).await?;
+                        if let Some(p) = listed.iter().find(|p| p.name() == Some(name.as_str())) {
+                            versions.insert(name, p.version().to_string());
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
             if let Some(arn) = &secret.secrets_manager_arn {
@@ -339,7 +362,7 @@ async fn missing_secrets(
             }
         }
     }
-    let mut missing = parameters.clone();
+    let mut missing = undeclared;
     let parameters: Vec<String> = parameters.into_iter().collect();
     for chunk in parameters.chunks(PARAMETER_BATCH) {
         let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
@@ -361,6 +384,7 @@ async fn missing_secrets(
         for p in pages.iter().flat_map(|page| page.parameters()) {
             if let Some(name) = p.name() {
                 missing.remove(name);
+                versions.insert(name.to_string(), p.version().to_string());
             }
         }
     }
@@ -372,15 +396,79 @@ async fn missing_secrets(
             .secret_id(&arn)
             .send()
             .await;
-        if let Err(e) = out {
-            let e = AwsError::from_sdk("secretsmanager:DescribeSecret", e);
-            if e.category != ErrorCategory::NotFound {
-                return Err(e);
+        match out {
+            Ok(out) => {
+                let current = out.version_ids_to_stages().and_then(|v| {
+                    v.iter()
+                        .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+                        .map(|(id, _)| id.clone())
+                });
+                if let Some(id) = current {
+                    versions.insert(arn, id);
+                }
             }
-            missing.insert(arn);
+            Err(e) => {
+                let e = AwsError::from_sdk("secretsmanager:DescribeSecret", e);
+                if e.category != ErrorCategory::NotFound {
+                    return Err(e);
+                }
+                missing.insert(arn);
+            }
         }
     }
-    Ok(missing)
+    Ok((missing, versions))
+}
+
+/// True when the service deploys again on a new version of a secret it reads.
+fn follows_secrets(m: &Manifest<ServiceSpec>) -> bool {
+    m.spec.deploy.restart_on_secret_change != Some(false)
+        && !m.spec.task_definition.container.secrets.is_empty()
+}
+
+/// The versions of the service's secrets, `ENV=version` by env name, comma-separated (the
+/// value of `MOORING_SECRETS_VERSION`); `None` when it does not follow them. A secret whose
+/// version is not known (not created yet) is left out.
+fn secrets_version(m: &Manifest<ServiceSpec>, versions: &BTreeMap<String, String>) -> Option<String> {
+    if !follows_secrets(m) {
+        return None;
+    }
+    let entries: Vec<String> = m
+        .spec
+        .task_definition
+        .container
+        .secrets
+        .iter()
+        .filter_map(|(env, r)| {
+            let key = match (&r.ssm_parameter, &r.secrets_manager_arn) {
+                (Some(p), _) => parameter_name(p),
+                (None, Some(arn)) => secret_arn(arn),
+                (None, None) => return None,
+            };
+            versions.get(&key).map(|v| format!("{env}={v}"))
+        })
+        .collect();
+    (!entries.is_empty()).then(|| entries.join(","))
+}
+
+/// The secrets whose version differs between two `MOORING_SECRETS_VERSION` values, by env
+/// name (added, removed or changed).
+fn changed_secrets(live: &str, desired: &str) -> Vec<String> {
+    let parse = |s: &str| -> BTreeMap<String, String> {
+        s.split(',')
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (l, d) = (parse(live), parse(desired));
+    let mut names: Vec<String> = l
+        .keys()
+        .chain(d.keys())
+        .filter(|k| l.get(*k) != d.get(*k))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Why the service's tasks could not start: each secret it reads that does not exist.
@@ -551,6 +639,7 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
             .map(|l| super::log_group::aws_name_for(cx.set, &l.group)),
         image,
         image_tag,
+        secrets_version: None, // from the kind's batched read, in `observe`
     })
 }
 
@@ -608,9 +697,11 @@ impl Resource for Unit {
                 .map_err(ReconcileError::from);
             services.insert(cluster, found);
         }
+        let (missing_secrets, secret_versions) = secret_metadata(cx, manifests).await?;
         Ok(Live {
             services,
-            missing_secrets: missing_secrets(cx, manifests).await?,
+            missing_secrets,
+            secret_versions,
         })
     }
 
@@ -630,7 +721,8 @@ impl Resource for Unit {
         if !absent.is_empty() {
             return Err(ReconcileError::Problems(absent));
         }
-        let resolved = resolve(cx, m).await?;
+        let mut resolved = resolve(cx, m).await?;
+        resolved.secrets_version = secrets_version(m, &live.secret_versions);
         if found.as_ref().is_some_and(|s| s.status() == Some("DRAINING")) {
             return Err(ReconcileError::Resolve {
                 what: format!("service {}", m.spec.aws_name(&m.metadata)),
@@ -698,11 +790,30 @@ impl Resource for Unit {
     }
 
     fn notes(obs: &Observed) -> Vec<(&'static str, String)> {
-        obs.resolved
+        let mut notes: Vec<(&'static str, String)> = obs
+            .resolved
             .image_tag
             .iter()
             .map(|tag| ("taskDefinition.container.image", format!("tag {tag}")))
-            .collect()
+            .collect();
+        if let Some(desired) = &obs.resolved.secrets_version {
+            let live = obs
+                .live_td
+                .iter()
+                .flat_map(|td| td.container_definitions())
+                .flat_map(|c| c.environment())
+                .find(|kv| kv.name() == Some(spec::SECRETS_VERSION_ENV))
+                .and_then(|kv| kv.value())
+                .unwrap_or_default();
+            let changed = changed_secrets(live, desired);
+            if !live.is_empty() && !changed.is_empty() {
+                notes.push((
+                    "taskDefinition.container.environment.MOORING_SECRETS_VERSION",
+                    format!("new version of secret {}", changed.join(", ")),
+                ));
+            }
+        }
+        notes
     }
 
     async fn apply(
@@ -1323,6 +1434,39 @@ pub(crate) fn secret_arn(value_from: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_versions_are_carried_by_env_name_and_changes_are_named() {
+        let set = crate::manifest::load::load_with_stack(&[(
+            "s.yaml".into(),
+            "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n---\napiVersion: mooring.dev/v1alpha1\nkind: Service\nmetadata: {name: api}\nspec:\n  cluster: prd\n  network: {subnets: {ids: [subnet-1]}, securityGroups: {ids: [sg-1]}}\n  taskDefinition:\n    cpu: 256\n    memory: 512\n    executionRoleArn: arn:aws:iam::1:role/exec\n    container:\n      image: api:1\n      secrets:\n        DB_PASSWORD: {ssmParameter: /prd/db/password}\n        API_KEY: {secretsManagerArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:key-AbCdEf:token::'}\n".into(),
+        )])
+        .unwrap();
+        let mut m = set.services[0].clone();
+        let versions = BTreeMap::from([
+            ("/prd/db/password".to_string(), "4".to_string()),
+            (
+                "arn:aws:secretsmanager:eu-west-1:1:secret:key-AbCdEf".to_string(),
+                "v-1".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            secrets_version(&m, &versions).as_deref(),
+            Some("API_KEY=v-1,DB_PASSWORD=4")
+        );
+        assert_eq!(
+            secrets_version(&m, &BTreeMap::new()),
+            None,
+            "unknown versions are left out"
+        );
+        assert_eq!(
+            changed_secrets("API_KEY=v-1,DB_PASSWORD=4", "API_KEY=v-2,DB_PASSWORD=4"),
+            ["API_KEY"]
+        );
+        assert_eq!(changed_secrets("A=1", "A=1,B=1"), ["B"]);
+        m.spec.deploy.restart_on_secret_change = Some(false);
+        assert_eq!(secrets_version(&m, &versions), None, "opted out");
+    }
 
     #[test]
     fn value_from_forms() {

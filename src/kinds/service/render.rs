@@ -44,6 +44,9 @@ pub struct Resolved {
     pub image: Option<String>,
     /// The tag an image followed by digest was resolved from (plan shows it).
     pub image_tag: Option<String>,
+    /// The versions of the secrets the container reads (`ENV=version,…`), carried as the
+    /// environment variable `MOORING_SECRETS_VERSION`; `None` when not followed.
+    pub secrets_version: Option<String>,
 }
 
 /// A service in the shape plan compares: the service's settings and the task definition
@@ -301,6 +304,14 @@ pub fn manifest_container(m: &Manifest<ServiceSpec>, r: &Resolved) -> ContainerD
     }
     for (k, v) in &c.environment {
         b = b.environment(KeyValuePair::builder().name(k).value(v.as_str()).build());
+    }
+    if let Some(versions) = &r.secrets_version {
+        b = b.environment(
+            KeyValuePair::builder()
+                .name(crate::kinds::service::spec::SECRETS_VERSION_ENV)
+                .value(versions)
+                .build(),
+        );
     }
     for (k, arn) in &r.secrets {
         // Secret names and ARNs are references, never values: safe to send and show.
@@ -896,6 +907,7 @@ spec:
             log_group: None,
             image: None,
             image_tag: None,
+            secrets_version: None,
         }
     }
 

@@ -56,6 +56,13 @@ pub struct DeploySpec {
     /// service moves to it; the service is updated only when it succeeds.
     #[serde(default)]
     pub pre_deploy: Option<super::predeploy::PreDeploySpec>,
+    /// Deploy again when a secret the container reads gets a new version (an SSM
+    /// parameter's version, a Secrets Manager secret's current version ID; never the
+    /// value). The versions ride in the environment variable `MOORING_SECRETS_VERSION`, so
+    /// the task definition changes and ECS starts new tasks, which read the new values.
+    /// Default true.
+    #[serde(default)]
+    pub restart_on_secret_change: Option<bool>,
 }
 
 /// Task-level settings of the task definition (Fargate, awsvpc, one essential container).
@@ -212,6 +219,9 @@ fn is_alpine(image: &str) -> bool {
     last.split([':', '-', '@', '.'])
         .any(|part| part.starts_with("alpine"))
 }
+
+/// The environment variable that carries the versions of a container's secrets.
+pub const SECRETS_VERSION_ENV: &str = "MOORING_SECRETS_VERSION";
 
 /// Rolling deployment settings. Unset fields take the AWS defaults.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -476,6 +486,12 @@ impl ServiceSpec {
             }
         }
         for name in c.environment.keys().chain(c.secrets.keys()) {
+            if name == SECRETS_VERSION_ENV {
+                f.at(
+                    &format!("{base}/environment/{name}"),
+                    format!("`{name}` is set by mooring (the versions of the secrets the container reads)"),
+                );
+            }
             if !is_env_name(name) {
                 let p = if c.environment.contains_key(name) {
                     format!("{base}/environment/{name}")
