@@ -1034,6 +1034,79 @@ spec:
     let out = emu.mooring(&["apply", path]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    // Scaling paused by hand, and a second policy added by hand on the managed target:
+    // both named; apply resumes scaling and deletes the foreign policy (mooring owns the
+    // target's policies).
+    scaling
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .resource_id("service/test/api")
+        .suspended_state(
+            aws_sdk_applicationautoscaling::types::SuspendedState::builder()
+                .dynamic_scaling_in_suspended(true)
+                .dynamic_scaling_out_suspended(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    scaling
+        .put_scaling_policy()
+        .policy_name("by-hand")
+        .service_namespace(ServiceNamespace::Ecs)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .resource_id("service/test/api")
+        .policy_type(PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(20.0)
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::EcsServiceAverageCpuUtilization)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for expected in [
+        "~ suspended.dynamicScalingIn: true -> false",
+        "~ suspended.dynamicScalingOut: true -> false",
+        "~ policies.by-hand: {\"metric\":\"ECSServiceAverageCPUUtilization\",\"targetValue\":20.0,",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(text.contains("} -> (none)\n"), "{text}");
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+    let policies = scaling
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = policies
+        .scaling_policies()
+        .iter()
+        .map(|p| p.policy_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["mooring-api-cpu", "mooring-api-memory"]);
     let (svc, _) = describe_api(emu).await;
     assert_eq!(svc.desired_count(), 3, "apply never fights the scaler");
 }
