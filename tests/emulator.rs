@@ -1528,9 +1528,29 @@ async fn schedules_call_the_backend_with_a_key_that_is_never_shown() {
         .send()
         .await
         .unwrap();
+    // ... and a second target added by hand to the daily rule: mooring owns the rule's
+    // targets, so it is named and removed.
+    eb.put_targets()
+        .rule("reset-queue-daily")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("by-hand")
+                .arn("arn:aws:sqs:us-east-1:123456789012:somewhere")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     let out = emu.mooring(&["plan", path]);
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
+    assert!(
+        text.contains(
+            r#"~ extraTargets.by-hand: "arn:aws:sqs:us-east-1:123456789012:somewhere" -> (none)"#
+        ),
+        "{text}"
+    );
     assert!(text.contains(r#"Rule/reset-queue-daily: update"#), "{text}");
     assert!(
         text.contains(r#"~ state: "DISABLED" -> "ENABLED""#),
@@ -1551,6 +1571,14 @@ async fn schedules_call_the_backend_with_a_key_that_is_never_shown() {
         .await
         .unwrap();
     assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
+    let targets = eb
+        .list_targets_by_rule()
+        .rule("reset-queue-daily")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = targets.targets().iter().map(|t| t.id()).collect();
+    assert_eq!(ids, ["mooring"]);
 
     // The key is rotated: seen from the secret's version, the connection is updated.
     sm.put_secret_value()
