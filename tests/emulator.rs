@@ -237,6 +237,7 @@ async fn out_of_band_changes_are_named_and_reverted() {
     let (_guard, emu) = emulator().await;
     let dir = common::root().join("tests/fixtures/basic");
     apply(emu, &dir).await;
+    let (_, good) = describe_api(emu).await;
 
     // Another client registers a revision with another image, points the service at it and
     // changes the desired count.
@@ -268,10 +269,13 @@ async fn out_of_band_changes_are_named_and_reverted() {
 
     let (_, aws) = apply(emu, &dir).await;
     assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    // The revision it ran before is identical to the manifest: reused, not duplicated.
+    assert_eq!(aws.calls.count("ECS", "RegisterTaskDefinition"), 0);
     let (svc, td) = describe_api(emu).await;
     assert_eq!(image_of(&td), "nginx:1.27");
     assert_eq!(svc.desired_count(), 2);
     assert_ne!(svc.task_definition(), Some(other_arn.as_str()));
+    assert_eq!(svc.task_definition(), good.task_definition_arn());
     let (report, _) = plan(emu, &dir).await;
     assert!(!report.has_changes(), "{report:#?}");
 }

@@ -2,8 +2,9 @@
 //!
 //! The baseline for comparing is the task definition the service *runs*, not the newest
 //! revision of its family. A new revision is registered only when the manifest's content
-//! differs from it, and then only if the family's newest revision does not already match
-//! (which makes a re-run after an interrupted apply register nothing).
+//! differs from it, and then only if none of the family's five newest revisions already
+//! matches (which makes a re-run after an interrupted apply register nothing, and a
+//! service moved to another revision by hand go back to the one it ran).
 //!
 //! Reads: one DescribeServices per cluster and 10 services, one DescribeParameters per 50
 //! SSM parameters and one DescribeSecret per secret that no ParameterSet declares, and a
@@ -107,6 +108,7 @@ impl Declared for Unit {
         "ecs:DescribeServices",
         "ecs:ListServices",
         "ecs:DescribeTaskDefinition",
+        "ecs:ListTaskDefinitions",
         "ecs:RegisterTaskDefinition",
         "ecs:CreateService",
         "ecs:UpdateService",
@@ -564,6 +566,37 @@ async fn describe_task_definition(
             }
         }
     }
+}
+
+/// How many of a family's newest revisions a repair looks at before registering one.
+const RECENT_REVISIONS: i32 = 5;
+
+/// The ARNs of the family's [`RECENT_REVISIONS`] newest ACTIVE revisions, newest first
+/// (one ListTaskDefinitions; only when a revision is about to be registered).
+async fn recent_revisions(cx: &Cx<'_>, family: &str) -> Result<Vec<String>, AwsError> {
+    let out = cx
+        .aws()
+        .ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .sort(aws_sdk_ecs::types::SortOrder::Desc)
+        .max_results(RECENT_REVISIONS)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListTaskDefinitions", e))?;
+    // `familyPrefix` is a prefix: keep this family's revisions, newest first.
+    let mut revisions: Vec<(u32, String)> = out
+        .task_definition_arns()
+        .iter()
+        .filter_map(|arn| {
+            let (f, rev) = arn.rsplit_once('/')?.1.rsplit_once(':')?;
+            (f == family).then(|| Some((rev.parse().ok()?, arn.clone())))?
+        })
+        .collect();
+    revisions.sort_by(|a, b| b.cmp(a));
+    revisions.truncate(usize::try_from(RECENT_REVISIONS).unwrap_or(5));
+    Ok(revisions.into_iter().map(|(_, arn)| arn).collect())
 }
 
 /// A task definition by ARN, from [`State`] or ECS.
@@ -1039,8 +1072,10 @@ async fn settle_load_balancers(
     Ok(out)
 }
 
-/// The ARN of a task definition revision with exactly the document's content: the
-/// family's newest revision when it matches, otherwise a newly registered one.
+/// The ARN of a task definition revision with exactly the document's content: the newest
+/// such of the family's [`RECENT_REVISIONS`] newest ACTIVE revisions (read once each, then
+/// kept in [`State`]), otherwise a newly registered one. A revision moved to by
+/// hand and then repaired is thus undone by going back, not by registering a duplicate.
 async fn ensure_task_definition(
     cx: &Cx<'_>,
     m: &Manifest<ServiceSpec>,
@@ -1062,12 +1097,14 @@ async fn ensure_task_definition(
     let family = family
         .clone()
         .unwrap_or_else(|| m.spec.family(&m.metadata).to_string());
-    if let Some(latest) = describe_task_definition(cx, &family).await?
-        && render::live_task_definition(&latest, m.spec.container_name()) == *desired
-        && let Some(arn) = latest.task_definition_arn()
-    {
-        info!(task_definition = arn, "reusing matching revision");
-        return Ok(arn.to_string());
+    for arn in recent_revisions(cx, &family).await? {
+        let td = task_definition_by_arn(cx, &arn).await?;
+        if render::live_task_definition(&td, m.spec.container_name()) == *desired
+            && !state(cx).has_failed(&arn)
+        {
+            info!(task_definition = %arn, "reusing matching revision");
+            return Ok(arn);
+        }
     }
     let Some(container) = container else {
         return Err(ReconcileError::NotConverged(format!(
