@@ -4436,9 +4436,10 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
     let (report, aws) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(writes(&aws), 0);
-    // Versions cost no call of their own: the set's listing of its path (DB_HOST) and the
-    // existence check of the hand-set password (one call for both services).
-    assert_eq!(aws.calls.count("SSM", "DescribeParameters"), 2);
+    // Versions cost no call of their own: the set's listing of its path (DB_HOST), its
+    // tag-filtered listing (its tags), and the existence check of the hand-set password
+    // (one call for both services).
+    assert_eq!(aws.calls.count("SSM", "DescribeParameters"), 3);
 
     // The password is rotated by hand: plan names it, apply deploys `api` alone.
     put("hunter2-second").await.unwrap();
@@ -4537,4 +4538,124 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
     let (report, aws) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(writes(&aws), 0);
+}
+
+/// Out-of-band changes that once went unseen (issue 16): each is named by plan with its
+/// exact field, and apply puts it back.
+#[tokio::test]
+async fn once_unseen_changes_are_named_and_restored() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    std::fs::write(
+        dir.path().join("target-group.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: api}
+spec:
+  port: 3000
+  vpc: default
+  healthCheck: {path: /api/health}
+",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // A service pinned to another platform version; a target group's health check moved
+    // to another port, then switched off.
+    emu.ecs()
+        .await
+        .update_service()
+        .cluster("test")
+        .service("api")
+        .platform_version("1.3.0")
+        .send()
+        .await
+        .unwrap();
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let tg = elb
+        .describe_target_groups()
+        .names("api")
+        .send()
+        .await
+        .unwrap();
+    let tg_arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    elb.modify_target_group()
+        .target_group_arn(&tg_arn)
+        .health_check_port("8080")
+        .health_check_enabled(false)
+        .send()
+        .await
+        .unwrap();
+    // A managed tag of an SSM parameter changed (tags others add are left alone).
+    let ssm = aws_sdk_ssm::Client::new(&emu.sdk_config().await);
+    for (k, v) in [
+        ("mooring.dev/resource", "ParameterSet/other"),
+        ("cost-center", "42"),
+    ] {
+        ssm.add_tags_to_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id("/test/config/db/host")
+            .tags(
+                aws_sdk_ssm::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for expected in [
+        r#"~ platformVersion: "1.3.0" -> "LATEST""#,
+        r#"~ healthCheck.port: "8080" -> "traffic-port""#,
+        "~ healthCheck.enabled: false -> true",
+        r#"~ parameters./test/config/db/host.tags.mooring.dev/resource: "ParameterSet/other" -> "ParameterSet/test-config""#,
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (svc, _) = describe_api(emu).await;
+    assert_eq!(svc.platform_version(), Some("LATEST"));
+    let tags = ssm
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id("/test/config/db/host")
+        .send()
+        .await
+        .unwrap();
+    let tags: std::collections::BTreeMap<&str, &str> = tags
+        .tag_list()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(
+        tags.get("mooring.dev/resource"),
+        Some(&"ParameterSet/test-config")
+    );
+    assert_eq!(tags.get("cost-center"), Some(&"42"), "others' tags stay");
 }

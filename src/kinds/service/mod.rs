@@ -856,15 +856,11 @@ impl Resource for Unit {
         change: &Change<'_, Doc>,
     ) -> Result<Applied, ReconcileError> {
         let Doc {
-            launch_type,
-            desired_count,
             task_definition,
             network,
-            deployment,
-            health_check_grace_period_seconds,
-            enable_execute_command,
             load_balancers,
             tags,
+            ..
         } = change.desired;
         if obs.live.is_some() && change.differs(|d| &d.launch_type) {
             return Err(ReconcileError::NotConverged(
@@ -874,9 +870,6 @@ impl Resource for Unit {
         // Security groups and target groups created earlier in this apply had no ID when
         // the service was planned: look them up now.
         let settled = Doc {
-            launch_type: launch_type.clone(),
-            desired_count: *desired_count,
-            task_definition: task_definition.clone(),
             network: NetworkDoc {
                 security_groups: network::settle(
                     cx,
@@ -886,11 +879,8 @@ impl Resource for Unit {
                 .await?,
                 ..network.clone()
             },
-            deployment: deployment.clone(),
-            health_check_grace_period_seconds: *health_check_grace_period_seconds,
-            enable_execute_command: *enable_execute_command,
             load_balancers: settle_load_balancers(cx, m, load_balancers).await?,
-            tags: tags.clone(),
+            ..change.desired.clone()
         };
         let change = Change {
             desired: &settled,
@@ -1156,6 +1146,7 @@ async fn create_service(
         deployment,
         health_check_grace_period_seconds,
         enable_execute_command,
+        platform_version,
         load_balancers,
         tags,
     } = desired;
@@ -1177,6 +1168,7 @@ async fn create_service(
             (*health_check_grace_period_seconds != 0).then_some(*health_check_grace_period_seconds),
         )
         .enable_execute_command(*enable_execute_command)
+        .platform_version(platform_version)
         .set_load_balancers((!lbs.is_empty()).then_some(lbs))
         .set_tags(Some(ecs_tags(tags)))
         .send()
@@ -1210,6 +1202,7 @@ async fn update_service(
         deployment,
         health_check_grace_period_seconds,
         enable_execute_command,
+        platform_version,
         load_balancers,
         tags,
     } = change.desired;
@@ -1238,6 +1231,10 @@ async fn update_service(
     }
     if change.differs(|d| &d.enable_execute_command) {
         req = req.enable_execute_command(*enable_execute_command);
+        any = true;
+    }
+    if change.differs(|d| &d.platform_version) {
+        req = req.platform_version(platform_version);
         any = true;
     }
     if change.differs(|d| &d.load_balancers) {
