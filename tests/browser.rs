@@ -188,6 +188,12 @@ async fn a_person_sees_a_drifted_resource_in_the_browser() {
 
     let base = format!("http://127.0.0.1:{port}");
     let index = dump_dom(&chromium, &format!("{base}/"));
+    // It reloads itself, and runs no script.
+    assert!(
+        index.contains(r#"<meta http-equiv="refresh" content="10">"#),
+        "{index}"
+    );
+    assert!(!index.contains("<script"), "{index}");
     let page = text(&index);
     assert!(page.contains("Mode observe"), "{page}");
     assert!(
