@@ -571,9 +571,9 @@ fn styled(style: anstyle::Style, text: &str) -> String {
 }
 
 /// Colours a plan or apply report from [`render_report`] line by line: `+` set green, `~`
-/// changed yellow, `-` removed red, a replacement (header and fields) magenta, errors red, in sync
-/// dim.
-/// Only styles are added: without colour the text is [`render_report`]'s, byte for byte.
+/// changed yellow, `-` removed red, a replacement (header and fields) magenta, errors red,
+/// in sync dim. Only styles are added: without colour the text is [`render_report`]'s,
+/// byte for byte.
 pub fn paint_report(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 2);
     let mut replacing = false;
