@@ -1238,3 +1238,98 @@ async fn prune_spares_groups_in_use_and_renamed_manifests_keep_their_resource() 
     }
     d.stop();
 }
+
+#[tokio::test]
+async fn mooring_status_prints_a_table_and_colour_only_where_asked() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let dir = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", dir]);
+    assert_eq!(out.status.code(), Some(0));
+    let d = Daemon::start(emu, dir, &["--mode", "observe"]);
+    scale_out_of_band(emu, 7).await;
+    d.wait_for("the drift", || {
+        d.get("/status/Service/api")["state"] == "drifted"
+    });
+    // The summary block of /status, and a diff only where changes are pending.
+    let s = d.get("/status");
+    assert_eq!(s["summary"]["resources"], 3, "{s}");
+    assert_eq!(s["summary"]["byState"]["drifted"], 1, "{s}");
+    assert_eq!(s["summary"]["byState"]["in_sync"], 2, "{s}");
+    assert_eq!(s["summary"]["withChanges"], 1, "{s}");
+    for r in s["resources"].as_array().unwrap() {
+        assert_eq!(r.get("diff").is_some(), r["name"] == "api", "{r}");
+    }
+
+    let url = format!("http://127.0.0.1:{}", d.port);
+    // Colour is forced on (as a terminal would get it) unless a test says otherwise.
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = emu.mooring_command(args);
+        cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let piped = run(&["status", "--url", &url], &[]);
+    assert_eq!(piped.status.code(), Some(0), "{}", common::stderr(&piped));
+    let table = common::stdout(&piped);
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("account 123456789012, region us-east-1 · revision sha256:"),
+        "{table}"
+    );
+    assert!(lines[0].contains("single replica · last pass "), "{table}");
+    assert!(lines[0].ends_with("observe mode"), "{table}");
+    assert_eq!(lines[1], "3 resources: 2 in sync, 1 drifted", "{table}");
+    let row = |kind: &str, name: &str| {
+        lines
+            .iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .find(|l| l.starts_with(&format!("{kind} {name} ")))
+            .unwrap_or_else(|| panic!("no {kind}/{name} row in\n{table}"))
+    };
+    assert_eq!(row("Service", "api"), "Service api drifted desiredCount");
+    assert_eq!(row("Cluster", "test"), "Cluster test in sync");
+
+    let forced = common::stdout(&run(&["status", "--url", &url], &[("CLICOLOR_FORCE", "1")]));
+    assert!(forced.contains("\u{1b}[33mdrifted\u{1b}[0m"), "{forced:?}");
+    for (args, env) in [
+        (
+            &["status", "--url", &url, "--no-color"][..],
+            &[("CLICOLOR_FORCE", "1")][..],
+        ),
+        (
+            &["status", "--url", &url],
+            &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")][..],
+        ),
+    ] {
+        let out = common::stdout(&run(args, env));
+        assert_eq!(out, table, "{args:?} {env:?}");
+    }
+
+    // plan: the same text as before piped or with --no-color; coloured when forced.
+    let plain = run(&["plan", dir], &[]);
+    assert_eq!(plain.status.code(), Some(2));
+    let plain = common::stdout(&plain);
+    assert!(!plain.contains('\u{1b}'), "{plain:?}");
+    assert!(plain.contains("\n  ~ desiredCount: 7 -> 2\n"), "{plain}");
+    let coloured = common::stdout(&run(&["plan", dir], &[("CLICOLOR_FORCE", "1")]));
+    assert!(
+        coloured.contains("\u{1b}[33m  ~ desiredCount: 7 -> 2\u{1b}[0m"),
+        "{coloured:?}"
+    );
+    let no_color = run(&["plan", dir, "--no-color"], &[("CLICOLOR_FORCE", "1")]);
+    assert_eq!(common::stdout(&no_color), plain);
+
+    d.stop();
+    // Nobody listening: one error naming the address, exit 1.
+    let down = run(&["status", "--url", &url], &[]);
+    assert_eq!(down.status.code(), Some(1));
+    let err = common::stderr(&down);
+    assert!(
+        err.starts_with(&format!("error: failed to read {url}/status: ")),
+        "{err}"
+    );
+}

@@ -62,10 +62,12 @@ impl Liveness {
     }
 }
 
-/// The router: `/status`, `/status/{kind}/{name}`, `/healthz`, `/readyz`, `/metrics`,
-/// `POST /reconcile`.
+/// The router: the pages `/` and `/resources/{kind}/{name}`, `/status`,
+/// `/status/{kind}/{name}`, `/healthz`, `/readyz`, `/metrics`, `POST /reconcile`.
 pub fn router(app: App) -> Router {
     Router::new()
+        .route("/", get(super::page::index))
+        .route("/resources/{kind}/{name}", get(super::page::resource))
         .route("/status", get(status))
         .route("/status/{kind}/{name}", get(resource))
         .route("/healthz", get(healthz))
@@ -101,6 +103,7 @@ async fn resource(State(app): State<App>, Path((kind, name)): Path<(String, Stri
             .into_response();
     };
     let mut body = serde_json::to_value(r).unwrap_or_default();
+    body["lastDiff"] = serde_json::to_value(&r.last_diff).unwrap_or_default();
     let events = snapshot
         .events
         .get(&format!("{}/{}", r.kind, r.name))
