@@ -206,6 +206,11 @@ pub enum Command {
         /// This replica's name in the lease (default: the host name).
         #[arg(long, env = "MOORING_REPLICA_ID")]
         replica_id: Option<String>,
+        /// Where the other replicas reach this one's HTTP server, e.g.
+        /// `http://10.0.1.7:8080`: written into the lease while leading, so a standby
+        /// forwards `POST /reconcile` to the leader. Only with `--leader-election`.
+        #[arg(long, env = "MOORING_ADVERTISE_URL", value_parser = crate::webhook::parse_advertise_url)]
+        advertise_url: Option<String>,
         /// Check one kind on its own interval, e.g. `Service=30s` or `Rule=5m` (repeatable).
         #[arg(long = "kind-interval", value_parser = parse_kind_interval)]
         kind_intervals: Vec<(Kind, Duration)>,
@@ -422,6 +427,7 @@ pub async fn execute(cli: Cli) -> i32 {
             lease_name,
             lease_duration,
             replica_id,
+            advertise_url,
             http_max_connections,
             http_header_timeout,
             http_idle_timeout,
@@ -475,6 +481,7 @@ pub async fn execute(cli: Cli) -> i32 {
                             .filter(|h| !h.is_empty())
                             .unwrap_or_else(|| format!("mooring-{:016x}", fastrand::u64(..))),
                         duration: lease_duration,
+                        url: advertise_url,
                     }
                 }),
             })
