@@ -1348,3 +1348,32 @@ fn operator_config_matches_the_binary_and_names_env_vars_only() {
         );
     }
 }
+
+/// Durations in humantime's combined form reach the binary, which parses them.
+#[test]
+fn combined_durations_pass_the_schema_and_the_binary() {
+    let validator = validator();
+    let mut v = installable();
+    set(&mut v, "/interval", json!("1m30s"));
+    assert!(
+        validator.is_valid(&v),
+        "{:?}",
+        schema_errors(&validator, &v)
+    );
+    let env = env_of(&rendered("1m30s", &v));
+    let interval = env
+        .iter()
+        .find(|(n, _)| n == "MOORING_INTERVAL")
+        .and_then(|(_, e)| e["value"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(interval, "1m30s");
+    assert_eq!(
+        mooring::cli::parse_duration(&interval),
+        Ok(std::time::Duration::from_secs(90))
+    );
+    for bad in ["1m30", "0", "1 minute", "m"] {
+        set(&mut v, "/interval", json!(bad));
+        assert!(!validator.is_valid(&v), "{bad} accepted by the schema");
+    }
+}
