@@ -1471,3 +1471,55 @@ async fn webhooks_sent_to_the_standby_reach_the_leader() {
     );
     b.stop();
 }
+
+/// A leader that advertises no URL (an older replica, or `--advertise-url` not set): the
+/// standby wakes only itself and says so, rather than claiming the leader got the push.
+#[tokio::test]
+async fn a_standby_without_the_leaders_url_says_the_push_waits_for_the_interval() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_guard, emu) = emulator().await;
+    emu.lease_table().await;
+    let far = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    aws_sdk_dynamodb::Client::new(&emu.sdk_config().await)
+        .put_item()
+        .table_name("mooring-leases")
+        .item("name", AttributeValue::S("mooring".into()))
+        .item("holder", AttributeValue::S("old-replica".into()))
+        .item("token", AttributeValue::N("9".into()))
+        .item("expiresAt", AttributeValue::N(far.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(
+        emu,
+        dir.path().to_str().unwrap(),
+        &[
+            "--leader-election",
+            "--lease-table",
+            "mooring-leases",
+            "--replica-id",
+            "standby",
+        ],
+    );
+    let leadership = d.get("/status")["leadership"].clone();
+    assert_eq!(leadership["holder"], "old-replica", "{leadership}");
+    assert!(leadership.get("leaderUrl").is_none(), "{leadership}");
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let (code, text) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &sign(body, SECRET))],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 202, "{text}");
+    assert!(
+        text.contains("the leader `old-replica` advertises no URL"),
+        "{text}"
+    );
+    d.stop();
+}
