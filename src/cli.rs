@@ -210,6 +210,11 @@ pub enum Command {
         /// This replica's name in the lease (default: the host name).
         #[arg(long, env = "MOORING_REPLICA_ID")]
         replica_id: Option<String>,
+        /// Where the other replicas reach this one's HTTP server, e.g.
+        /// `http://10.0.1.7:8080`: written into the lease while leading, so a standby
+        /// forwards `POST /reconcile` to the leader. Only with `--leader-election`.
+        #[arg(long, env = "MOORING_ADVERTISE_URL", value_parser = crate::webhook::parse_advertise_url)]
+        advertise_url: Option<String>,
         /// Check one kind on its own interval, e.g. `Service=30s` or `Rule=5m` (repeatable).
         #[arg(long = "kind-interval", value_parser = parse_kind_interval)]
         kind_intervals: Vec<(Kind, Duration)>,
@@ -267,21 +272,23 @@ pub fn parse_kind_interval(s: &str) -> Result<(Kind, Duration), String> {
     Ok((kind, parse_duration(every.trim())?))
 }
 
-/// Parses `90`, `90s`, `5m`, `1h`, `250ms`.
+/// Parses `90` (seconds), `90s`, `5m`, `1h`, `250ms`, and combinations such as `1m30s` or
+/// `1h 15m` (humantime's format).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h)"))?;
-    let too_long = || format!("`{s}` is too long");
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(too_long)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(too_long)?),
-        _ => return Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        // A bare number is seconds, as before humantime.
+        s.parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("`{s}` is too long"))?
+    } else {
+        humantime::parse_duration(s).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => format!("`{s}` is too long"),
+            humantime::DurationError::UnknownUnit { unit, .. } => format!(
+                "`{s}` has an unknown unit `{unit}` (use ms, s, m or h, e.g. 30s, 5m, 1m30s)"
+            ),
+            _ => format!("`{s}` is not a duration (e.g. 30s, 5m, 1m30s, 1h)"),
+        })?
     };
     if d.is_zero() {
         return Err("the duration must be more than zero".into());
@@ -447,6 +454,7 @@ pub async fn execute(cli: Cli) -> i32 {
             lease_name,
             lease_duration,
             replica_id,
+            advertise_url,
             http_max_connections,
             http_header_timeout,
             http_idle_timeout,
@@ -500,6 +508,7 @@ pub async fn execute(cli: Cli) -> i32 {
                             .filter(|h| !h.is_empty())
                             .unwrap_or_else(|| format!("mooring-{:016x}", fastrand::u64(..))),
                         duration: lease_duration,
+                        url: advertise_url,
                     }
                 }),
             })
@@ -1293,6 +1302,32 @@ mod tests {
              Cluster  prd   in sync\n\
              Service  api   drifted  desiredCount\n\
              Alarm    cpu   failed                    bad threshold (validation)\n"
+        );
+    }
+
+    /// Issue 15: humantime's combined forms, with every old form still accepted.
+    #[test]
+    fn durations_combine_units() {
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h 15m").unwrap(), Duration::from_secs(4500));
+        assert_eq!(
+            parse_duration("2s500ms").unwrap(),
+            Duration::from_millis(2500)
+        );
+        for (old, secs) in [("90", 90), ("90s", 90), ("5m", 300), ("1h", 3600)] {
+            assert_eq!(parse_duration(old).unwrap(), Duration::from_secs(secs));
+        }
+        let e = parse_duration("5 parsecs").unwrap_err();
+        assert!(e.contains("unknown unit `parsecs`"), "{e}");
+        assert!(parse_duration("0m0s").is_err());
+        assert!(
+            parse_duration("1m30").is_err(),
+            "a unit-less tail is ambiguous"
+        );
+        assert!(
+            parse_duration("99999999999999999999")
+                .unwrap_err()
+                .contains("too long")
         );
     }
 }

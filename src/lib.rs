@@ -20,3 +20,4 @@ pub mod planfile;
 pub mod reconcile;
 pub mod source;
 pub mod status;
+pub mod webhook;

@@ -59,6 +59,20 @@ impl crate::kinds::Declared for Unit {
         format!("the scaling of Service `{}`", m.spec.service)
     }
 
+    /// The scalable targets (their IDs are made up by AWS: any target) and the alarms
+    /// target tracking makes for each scaled service
+    /// (`TargetTracking-service/CLUSTER/SERVICE-AlarmHigh-…`).
+    fn iam_resources(set: &ManifestSet) -> Vec<String> {
+        let mut out = vec![crate::iam::arn("application-autoscaling", "scalable-target/*")];
+        out.extend(set.scalable_targets.iter().map(|m| {
+            crate::iam::arn(
+                "cloudwatch",
+                &format!("alarm:TargetTracking-{}-*", service_resource_id(set, m)),
+            )
+        }));
+        out
+    }
+
     fn references(m: &Manifest<Self::Spec>) -> Vec<Reference> {
         vec![Reference::new("/spec/service", Kind::Service, &m.spec.service)]
     }
