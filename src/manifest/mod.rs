@@ -3,6 +3,7 @@
 
 pub mod annotations;
 pub mod common;
+pub mod environment;
 pub mod error;
 pub mod limits;
 pub mod load;
