@@ -989,4 +989,148 @@ mod tests {
             }
         }
     }
+
+    const STACK: &str = "apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata: {name: shop}\n";
+    const LOGS: &str = "apiVersion: mooring.dev/v1alpha1
+kind: LogGroup
+metadata:
+  name: api-logs
+  annotations: {mooring.dev/allow-replacement: \"true\"}
+spec:
+  logGroupName: /ecs/api
+  retentionInDays: 30
+";
+
+    /// A base (`base/`) and an environment (`envs/x/environment.yaml` holding `env`).
+    fn layout(base_logs: &str, env: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().join("base");
+        let envs = root.path().join("envs/x");
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::create_dir_all(&envs).unwrap();
+        std::fs::write(base.join("stack.yaml"), STACK).unwrap();
+        std::fs::write(base.join("logs.yaml"), base_logs).unwrap();
+        let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: x}\nspec:\n  bases: [../../base]\n";
+        std::fs::write(envs.join("environment.yaml"), format!("{head}{env}")).unwrap();
+        root
+    }
+
+    fn load_env(root: &tempfile::TempDir) -> Result<ManifestSet, ManifestErrors> {
+        super::super::load_dir(&root.path().join("envs/x"))
+    }
+
+    fn messages(root: &tempfile::TempDir, e: ManifestErrors) -> Vec<String> {
+        let prefix = format!("{}/", root.path().display());
+        e.0.iter()
+            .map(|e| e.to_string().replace(&prefix, ""))
+            .collect()
+    }
+
+    #[test]
+    fn an_environment_renames_tags_patches_and_protects() {
+        let root = layout(
+            LOGS,
+            "  names: {prefix: a-, suffix: -x}\n  tags: {env: x}\n  protect: true\n  vars: {days: 7}\n  patches:\n    LogGroup/api-logs:\n      spec: {retentionInDays: \"${days}\"}\n",
+        );
+        let set = load_env(&root).unwrap();
+        assert_eq!(set.stack, "a-shop-x");
+        assert_eq!(set.environment.as_deref(), Some("x"));
+        assert!(set.protect);
+        let logs = &set.log_groups[0];
+        assert_eq!(
+            logs.name(),
+            "api-logs",
+            "manifest names stay: references hold"
+        );
+        assert_eq!(logs.spec.log_group_name.as_deref(), Some("/a-ecs/api-x"));
+        assert_eq!(logs.spec.retention_in_days, Some(7));
+        assert_eq!(logs.spec.tags.get("env").map(String::as_str), Some("x"));
+        // protect overrides the base's annotation.
+        assert!(!crate::kinds::ownership::allows_replacement(&logs.metadata));
+        // Without protect the annotation stays.
+        let root = layout(LOGS, "  protect: false\n");
+        let set = load_env(&root).unwrap();
+        assert!(crate::kinds::ownership::allows_replacement(
+            &set.log_groups[0].metadata
+        ));
+        assert!(!set.protect);
+    }
+
+    #[test]
+    fn errors_point_at_the_file_that_wrote_the_field() {
+        let root = layout(
+            &LOGS.replace("retentionInDays: 30", "retentionInDays: 31"),
+            "  vars: {unused: 1}\n  patches:\n    LogGroup/api-logs:\n      spec:\n        logGroupNam: /x\n        tags: {team: \"${team}\"}\n    LogGroup/api-log:\n      spec: {}\n",
+        );
+        let found = messages(&root, load_env(&root).unwrap_err());
+        assert_eq!(
+            found,
+            [
+                "envs/x/environment.yaml:6:10: spec.vars.unused: variable `unused` is not used (no `${unused}` in the bases or patches)",
+                "envs/x/environment.yaml:11:16: spec.tags.team: variable `team` is not defined in envs/x/environment.yaml (`vars:`)",
+                "envs/x/environment.yaml:12:5: patch for `LogGroup/api-log`, which no base declares; did you mean `LogGroup/api-logs`?",
+            ]
+        );
+        // Once the environment itself is right, the checks place each field.
+        let root = layout(
+            &LOGS.replace("retentionInDays: 30", "retentionInDays: 31"),
+            "  patches:\n    LogGroup/api-logs:\n      spec:\n        logGroupNam: /x\n",
+        );
+        let found = messages(&root, load_env(&root).unwrap_err());
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("base/logs.yaml:8:3: spec.retentionInDays:"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("envs/x/environment.yaml:9:9: spec.logGroupNam: unknown field"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_null_in_a_patch_removes_the_field_and_its_place() {
+        let root = layout(
+            LOGS,
+            "  patches:\n    LogGroup/api-logs:\n      spec: {retentionInDays: null}\n",
+        );
+        let set = load_env(&root).unwrap();
+        assert_eq!(set.log_groups[0].spec.retention_in_days, None);
+    }
+
+    #[test]
+    fn expansion_is_bounded() {
+        let big = "x".repeat(40_000);
+        let refs: String = (0..40)
+            .map(|i| format!("        k{i}: \"${{v}}\"\n"))
+            .collect();
+        let root = layout(
+            LOGS,
+            &format!(
+                "  vars: {{v: {big}}}\n  patches:\n    LogGroup/api-logs:\n      spec:\n        tags:\n{refs}"
+            ),
+        );
+        let found = messages(&root, load_env(&root).unwrap_err());
+        assert!(
+            found
+                .iter()
+                .any(|m| m.contains("variables expand to more than the limit for one environment")),
+            "{found:?}"
+        );
+        let two = "\"${v}${v}\"";
+        let root = layout(
+            LOGS,
+            &format!(
+                "  vars: {{v: {big}}}\n  patches:\n    LogGroup/api-logs:\n      spec:\n        tags: {{a: {two}}}\n"
+            ),
+        );
+        let found = messages(&root, load_env(&root).unwrap_err());
+        assert!(
+            found
+                .iter()
+                .any(|m| m
+                    .contains("expands to 80000 bytes, longer than the limit of 64 KiB per value")),
+            "{found:?}"
+        );
+    }
 }
