@@ -98,6 +98,7 @@ pub fn load_sources_with(
 
 /// Files parsed into documents (or resolved by an environment), with the problems met so
 /// far, ready for [`check_parsed`].
+#[derive(Clone)]
 pub struct ParsedSources {
     /// Each file with its documents, in a stable order.
     pub files: Vec<(PathBuf, Vec<YamlDocument>)>,

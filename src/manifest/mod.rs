@@ -8,6 +8,7 @@ pub mod error;
 pub mod limits;
 pub mod load;
 pub mod read;
+pub mod render;
 pub mod schema;
 pub mod stack;
 pub mod yaml;

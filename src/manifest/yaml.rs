@@ -670,7 +670,7 @@ fn resolve_scalar(text: &str, style: TScalarStyle, core: Option<&str>) -> Result
     }
 }
 
-fn resolve_plain(text: &str) -> Value {
+pub(crate) fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
