@@ -660,19 +660,20 @@ fn add_tags(env: &Environment, kind: &str, doc: &mut YamlDocument) {
 }
 
 /// RFC 7386 JSON merge patch: mappings merge key by key, `null` removes a key, anything
-/// else replaces. `on` hears of every replaced (`Some`) or removed (`None`) pointer.
+/// else replaces. `on` hears of every replaced or removed (`true`) target pointer, with
+/// the patch's pointer that did it.
 pub fn merge_patch(
     target: &mut Value,
     patch: &Value,
     at: &str,
-    on: &mut dyn FnMut(&str, Option<&str>),
+    on: &mut dyn FnMut(&str, &str, bool),
     patch_at: &str,
 ) {
     match patch {
         Value::Object(pm) => {
             if !target.is_object() {
                 *target = Value::Object(Map::new());
-                on(at, Some(patch_at));
+                on(at, patch_at, false);
             }
             let Some(tm) = target.as_object_mut() else {
                 return;
@@ -682,7 +683,7 @@ pub fn merge_patch(
                 let (tk, pk) = (format!("{at}/{s}"), format!("{patch_at}/{s}"));
                 if v.is_null() {
                     if tm.remove(k).is_some() {
-                        on(&tk, None);
+                        on(&tk, &pk, true);
                     }
                 } else {
                     let entry = tm.entry(k.clone()).or_insert(Value::Null);
@@ -692,24 +693,27 @@ pub fn merge_patch(
         }
         other => {
             *target = other.clone();
-            on(at, Some(patch_at));
+            on(at, patch_at, false);
         }
     }
 }
 
 fn apply_patch(env: &Environment, doc: &mut YamlDocument, patch: &Value, env_pointer: &str) {
-    let mut events: Vec<(String, Option<String>)> = Vec::new();
+    let mut events: Vec<(String, String, bool)> = Vec::new();
     merge_patch(
         &mut doc.value,
         patch,
         "",
-        &mut |p, from| events.push((p.to_string(), from.map(str::to_string))),
+        &mut |p, from, removed| events.push((p.to_string(), from.to_string(), removed)),
         env_pointer,
     );
-    for (p, from) in events {
-        match from {
-            Some(e) => written_at(env, doc, &p, &e),
-            None => clear(doc, &p),
+    for (p, e, removed) in events {
+        if removed {
+            // Gone, and the environment is where it went.
+            clear(doc, &p);
+            doc.elsewhere.insert(p, (env.file.clone(), env.mark(&e)));
+        } else {
+            written_at(env, doc, &p, &e);
         }
     }
 }
@@ -881,7 +885,7 @@ mod tests {
 
     fn merged(target: Value, patch: Value) -> Value {
         let mut t = target;
-        merge_patch(&mut t, &patch, "", &mut |_, _| {}, "");
+        merge_patch(&mut t, &patch, "", &mut |_, _, _| {}, "");
         t
     }
 
