@@ -38,6 +38,36 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
         .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
 }
 
+/// The base directories of the environment directory `dir` (empty for a plain directory,
+/// or when the environment file does not read): what a file watch must cover besides `dir`.
+pub fn base_dirs(dir: &Path) -> Vec<PathBuf> {
+    let Some(file) = find(dir) else {
+        return Vec::new();
+    };
+    let limits = Limits::default();
+    let too_big = std::fs::metadata(&file).map_or(true, |m| m.len() > limits.max_file_bytes as u64);
+    let Ok(text) = (if too_big {
+        Err(std::io::Error::other("too big"))
+    } else {
+        std::fs::read_to_string(&file)
+    }) else {
+        return Vec::new();
+    };
+    let (docs, _) = super::yaml::parse_documents_with(&text, &limits.yaml);
+    let Some(doc) = docs.into_iter().find(|d| !d.value.is_null()) else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    check_environment(&file, doc, &mut errors)
+        .map(|env| {
+            env.bases
+                .iter()
+                .map(|(b, _)| normalize(&dir.join(b)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A checked environment file.
 #[derive(Debug, Clone)]
 pub struct Environment {
@@ -1037,6 +1067,11 @@ spec:
             "  names: {prefix: a-, suffix: -x}\n  tags: {env: x}\n  protect: true\n  vars: {days: 7}\n  patches:\n    LogGroup/api-logs:\n      spec: {retentionInDays: \"${days}\"}\n",
         );
         let set = load_env(&root).unwrap();
+        assert_eq!(
+            base_dirs(&root.path().join("envs/x")),
+            [root.path().join("base")],
+            "the file watch covers the base"
+        );
         assert_eq!(set.stack, "a-shop-x");
         assert_eq!(set.environment.as_deref(), Some("x"));
         assert!(set.protect);
