@@ -27,6 +27,10 @@ use super::{API_VERSION, Kind, ManifestSet};
 /// The `kind` of an environment file.
 pub const KIND: &str = "Environment";
 
+/// Bases one environment may name: each is read within the set's limits, and the count
+/// keeps one small file from asking for many directory walks.
+pub const MAX_BASES: usize = 16;
+
 /// The names an environment file may have, in the environment directory itself.
 pub const FILE_NAMES: [&str; 2] = ["environment.yaml", "environment.yml"];
 
@@ -332,11 +336,18 @@ fn check_environment(
         spec,
         &["bases", "vars", "names", "tags", "protect", "patches"],
     );
-    let mut bases = Vec::new();
+    let mut bases: Vec<(String, String)> = Vec::new();
     match spec.get("bases") {
+        Some(Value::Array(items)) if items.len() > MAX_BASES => {
+            f.at("/spec/bases", format!("at most {MAX_BASES} bases"))
+        }
         Some(Value::Array(items)) if !items.is_empty() => {
             for (i, b) in items.iter().enumerate() {
                 match b.as_str() {
+                    Some(s) if bases.iter().any(|(other, _)| other == s) => f.at(
+                        &format!("/spec/bases/{i}"),
+                        format!("base `{s}` is listed twice"),
+                    ),
                     Some(s) if !s.is_empty() && !Path::new(s).is_absolute() => {
                         bases.push((s.to_string(), format!("/spec/bases/{i}")))
                     }

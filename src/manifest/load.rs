@@ -468,6 +468,13 @@ fn check_envelope(doc: &YamlDocument, f: &mut Findings<'_>) -> Option<Envelope> 
             None
         }
         Some(Value::String(k)) if k == super::stack::KIND => Some(Envelope::Stack),
+        Some(Value::String(k)) if k == super::environment::KIND => {
+            f.at(
+                "/kind",
+                "an `Environment` is read only as the environment.yaml of the directory given to mooring; this directory is read as manifests (keep environment directories outside their bases, which are read recursively)",
+            );
+            None
+        }
         Some(Value::String(k)) => match Kind::parse(k) {
             Some(kind) => Some(Envelope::Kind(kind)),
             None => {
