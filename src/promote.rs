@@ -415,4 +415,82 @@ mod tests {
             "--- f.yaml\n+++ f.yaml\n@@ -2,1 +2,1 @@\n-vars: {tag: 'v1'}\n+vars: {tag: 'v2'}\n@@ -3,1 +3,1 @@\n-image: \"x:1\"\n+image: \"x:2\"\n"
         );
     }
+
+    /// `base/` (the basic fixture) with environments `a` and `b` holding `a` and `b`.
+    fn envs(a: &str, b: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/basic");
+        std::fs::create_dir_all(root.path().join("base")).unwrap();
+        for entry in std::fs::read_dir(fixture).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                root.path().join("base").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+        let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: NAME}\nspec:\n  bases: [../base]\n";
+        for (name, body) in [("a", a), ("b", b)] {
+            std::fs::create_dir_all(root.path().join(name)).unwrap();
+            std::fs::write(
+                root.path().join(name).join("environment.yaml"),
+                format!("{}{body}", head.replace("NAME", name)),
+            )
+            .unwrap();
+        }
+        root
+    }
+
+    fn promoted(root: &tempfile::TempDir) -> Result<String, PromoteError> {
+        let (from, to) = (root.path().join("a"), root.path().join("b"));
+        let (file, edits) = plan(&from, &to, &[])?;
+        let text = std::fs::read_to_string(file).unwrap();
+        Ok(apply_edits(&text, &edits))
+    }
+
+    const PATCH: &str = "  patches:\n    Service/api:\n      spec:\n        taskDefinition:\n          container:\n            image: nginx:1.29  # the release\n";
+
+    #[test]
+    fn promotion_edits_a_patch_or_the_variable_it_names() {
+        // A literal in TO's patch: edited in place, the comment kept.
+        let root = envs(PATCH, &PATCH.replace("1.29", "1.27"));
+        assert!(
+            promoted(&root)
+                .unwrap()
+                .ends_with("image: nginx:1.29  # the release\n")
+        );
+        // TO's patch names a variable: the variable is edited, the patch stays.
+        let to = "  vars:\n    web: \"nginx:1.27\" # pinned\n  patches:\n    Service/api:\n      spec: {taskDefinition: {container: {image: \"${web}\"}}}\n";
+        let root = envs(PATCH, to);
+        let out = promoted(&root).unwrap();
+        assert!(out.contains("    web: \"nginx:1.29\" # pinned\n"), "{out}");
+        assert!(out.contains("{image: \"${web}\"}"), "{out}");
+        // Already the same: nothing to do.
+        let root = envs(PATCH, PATCH);
+        let (_, edits) = plan(&root.path().join("a"), &root.path().join("b"), &[]).unwrap();
+        assert!(edits.is_empty());
+    }
+
+    #[test]
+    fn promotion_needs_a_place_to_write_and_known_services() {
+        let root = envs(PATCH, "  tags: {env: b}\n");
+        let e = promoted(&root).unwrap_err().to_string();
+        assert!(e.contains("takes its image from the base"), "{e}");
+        let root = envs(PATCH, PATCH);
+        let e = plan(
+            &root.path().join("a"),
+            &root.path().join("b"),
+            &["ap".into()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no Service `ap`") && e.contains("did you mean `api`?"),
+            "{e}"
+        );
+        let e = plan(&root.path().join("base"), &root.path().join("b"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not an environment directory"), "{e}");
+    }
 }
