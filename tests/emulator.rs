@@ -4337,17 +4337,12 @@ async fn environments_render_apply_side_by_side_and_promote_only_images() {
     let (_guard, emu) = emulator().await;
     // A copy of the example base and its environments: promote edits files.
     let work = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
-    copy_tree(
-        &root.join("salon-booking"),
-        &work.path().join("salon-booking"),
-    );
-    copy_tree(
-        &root.join("salon-booking-envs"),
-        &work.path().join("salon-booking-envs"),
-    );
-    let dev = work.path().join("salon-booking-envs/dev");
-    let prd = work.path().join("salon-booking-envs/prd");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    for dir in ["examples/salon-booking", "environments/salon-booking"] {
+        copy_tree(&root.join(dir), &work.path().join(dir));
+    }
+    let dev = work.path().join("environments/salon-booking/dev");
+    let prd = work.path().join("environments/salon-booking/prd");
     let (dev_s, prd_s) = (dev.to_str().unwrap(), prd.to_str().unwrap());
     let dev_file = dev.join("environment.yaml");
     let prd_file = prd.join("environment.yaml");
