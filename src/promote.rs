@@ -163,12 +163,13 @@ fn value_span(line: &str, col: usize) -> Option<(usize, usize)> {
         if flow && matches!(c, b',' | b'}' | b']') {
             break;
         }
-        if c == b'#' && end > value_start && bytes[end - 1] == b' ' {
+        if c == b'#' && end > value_start && matches!(bytes[end - 1], b' ' | b'\t') {
             break;
         }
         end += 1;
     }
-    while end > value_start && bytes[end - 1] == b' ' {
+    // Blanks before a comment, and a CRLF file's `\r`, are not the value.
+    while end > value_start && matches!(bytes[end - 1], b' ' | b'\t' | b'\r') {
         end -= 1;
     }
     Some((value_start, end))
@@ -616,5 +617,30 @@ mod tests {
         let root = envs(PATCH, to);
         let e = promoted(&root).unwrap_err().to_string();
         assert!(e.contains("used in 2 places"), "{e}");
+    }
+
+    #[test]
+    fn a_crlf_file_keeps_its_line_ends_and_a_tab_before_a_comment_keeps_the_comment() {
+        // Before: the `\r` was part of the value (the edited line lost it), and a tab
+        // before `#` made the comment part of the value.
+        let line = "            image: nginx:1.27\r";
+        assert_eq!(
+            value_span(line, 13).map(|(a, b)| &line[a..b]),
+            Some("nginx:1.27")
+        );
+        let line = "    tag: v1.0.0\t# the release";
+        assert_eq!(
+            value_span(line, 5).map(|(a, b)| &line[a..b]),
+            Some("v1.0.0")
+        );
+        let root = envs(
+            &PATCH.replace('\n', "\r\n"),
+            &PATCH.replace("1.29", "1.27").replace('\n', "\r\n"),
+        );
+        let out = promoted(&root).unwrap();
+        assert!(
+            out.contains("image: nginx:1.29  # the release\r\n"),
+            "{out:?}"
+        );
     }
 }
