@@ -1668,3 +1668,74 @@ async fn a_protected_environment_prunes_nothing() {
     assert_eq!(groups_named(emu, "old").await, 1, "nothing is deleted");
     d.stop();
 }
+
+#[tokio::test]
+async fn dev_prunes_only_its_own_resources_beside_prd_in_one_account() {
+    let (_guard, emu) = emulator().await;
+    // One base (the basic fixture) and two environments over it: dev with a name scheme
+    // and its own SSM path, prd with the base's names. Each has its own `SecurityGroup/extra`.
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    let extra = "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: extra}\nspec:\n  vpc: default\n  ingress:\n    - {port: 8080, cidrIp: 10.0.0.0/8}\n";
+    let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: NAME}\nspec:\n  bases: [../base]\n";
+    // (prd first: dev's service reads the base's secret parameter, which prd creates.)
+    for (name, body) in [
+        ("prd", "  tags: {env: prd}\n"),
+        (
+            "dev",
+            "  names: {suffix: -dev}\n  patches:\n    ParameterSet/test-config:\n      spec: {path: /test/dev}\n",
+        ),
+    ] {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("environment.yaml"),
+            format!("{}{body}", head.replace("NAME", name)),
+        )
+        .unwrap();
+        std::fs::write(dir.join("extra.yaml"), extra).unwrap();
+        let out = emu.mooring(&["apply", dir.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}{}",
+            common::stdout(&out),
+            common::stderr(&out)
+        );
+    }
+    assert_eq!(groups_named(emu, "extra").await, 1);
+    assert_eq!(groups_named(emu, "extra-dev").await, 1);
+
+    // dev drops its `extra`; dev's daemon prunes dev's group, and prd's stays.
+    let dev = root.path().join("dev");
+    std::fs::remove_file(dev.join("extra.yaml")).unwrap();
+    let d = Daemon::start(emu, dev.to_str().unwrap(), &["--prune"]);
+    d.wait_for("the prune of extra-dev", || {
+        d.get("/status/SecurityGroup/extra")["events"]
+            .as_array()
+            .is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["what"] == "prune" && e["detail"] == "pruned")
+            })
+    });
+    d.stop();
+    assert_eq!(
+        groups_named(emu, "extra-dev").await,
+        0,
+        "dev's own is pruned"
+    );
+    assert_eq!(groups_named(emu, "extra").await, 1, "prd's group stays");
+    let out = emu.mooring(&["plan", root.path().join("prd").to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "prd still has nothing to do: {}",
+        common::stdout(&out)
+    );
+}
