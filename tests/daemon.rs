@@ -1777,3 +1777,43 @@ async fn two_environments_without_a_name_scheme_do_not_share_resources() {
         common::stdout(&out)
     );
 }
+
+#[tokio::test]
+async fn a_protected_environment_refuses_replacement_and_says_why() {
+    let (_guard, emu) = emulator().await;
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    let web = base.join("web.yaml");
+    let group = "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata:\n  name: web\n  annotations: {mooring.dev/allow-replacement: \"true\"}\nspec:\n  vpc: default\n  description: first\n";
+    std::fs::write(&web, group).unwrap();
+    let env = root.path().join("prd");
+    std::fs::create_dir_all(&env).unwrap();
+    // The annotation in the base and again in a patch: protect drops both.
+    std::fs::write(
+        env.join("environment.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: prd}\nspec:\n  bases: [../base]\n  protect: true\n  patches:\n    SecurityGroup/web:\n      metadata:\n        annotations: {mooring.dev/allow-replacement: \"true\"}\n",
+    )
+    .unwrap();
+    let path = env.to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    // A description change replaces a security group: refused, naming the protection
+    // (not asking for the annotation the environment drops).
+    std::fs::write(&web, group.replace("first", "second")).unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stdout(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.contains(
+            "the environment `prd` is protected (`protect: true`): mooring replaces nothing in it"
+        ),
+        "{text}"
+    );
+    assert_eq!(groups_named(emu, "web").await, 1);
+}
