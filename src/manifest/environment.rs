@@ -392,6 +392,11 @@ fn check_environment(
                     f.at(&p, "a variable name is letters, digits, `_` and `-`, starting with a letter or `_`");
                 }
                 match val {
+                    // Not expanded: `${b}` in `a` would reach AWS as written.
+                    Value::String(s) if expand(s, &BTreeMap::new()).is_err() => f.at(
+                        &p,
+                        "a variable's value cannot name another variable (values are not expanded); write the value out",
+                    ),
                     Value::String(_) | Value::Number(_) | Value::Bool(_) => {
                         vars.insert(k.clone(), val.clone());
                     }
@@ -1221,5 +1226,22 @@ spec:
                 "{found:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_variable_naming_another_is_an_error_at_its_value() {
+        // Before: `a` reached the manifest as the literal text `${b}`, and the error was
+        // that `b` is unused.
+        let root = layout(
+            LOGS,
+            "  vars: {a: \"x-${b}\", b: y}\n  patches:\n    LogGroup/api-logs:\n      spec: {tags: {t: \"${a}\", u: \"${b}\"}}\n",
+        );
+        let found = messages(&root, load_env(&root).unwrap_err());
+        assert_eq!(
+            found,
+            [
+                "envs/x/environment.yaml:6:10: spec.vars.a: a variable's value cannot name another variable (values are not expanded); write the value out"
+            ]
+        );
     }
 }
