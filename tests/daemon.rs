@@ -1817,3 +1817,57 @@ async fn a_protected_environment_refuses_replacement_and_says_why() {
     );
     assert_eq!(groups_named(emu, "web").await, 1);
 }
+
+#[tokio::test]
+async fn dev_cannot_take_prds_resources_by_an_explicit_name_or_a_shared_ssm_path() {
+    let (_guard, emu) = emulator().await;
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(
+        base.join("extra.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: extra}\nspec:\n  vpc: default\n  description: extra\n",
+    )
+    .unwrap();
+    let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: NAME}\nspec:\n  bases: [../base]\n";
+    let write = |name: &str, body: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("environment.yaml"),
+            format!("{}{body}", head.replace("NAME", name)),
+        )
+        .unwrap();
+        dir.to_str().unwrap().to_string()
+    };
+    let prd = write("prd", "  protect: true\n");
+    let out = emu.mooring(&["apply", &prd]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    let dev_ssm = "  names: {suffix: -dev}\n  patches:\n    ParameterSet/test-config:\n      spec: {path: /test/dev}\n";
+    // A patch naming prd's group outright: the group is prd's stack's, refused.
+    let dev = write(
+        "dev",
+        &format!("{dev_ssm}    SecurityGroup/extra:\n      spec: {{groupName: extra}}\n"),
+    );
+    let out = emu.mooring(&["apply", &dev]);
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("it belongs to SecurityGroup/extra of the stack `basic`"),
+        "{text}"
+    );
+    // A name scheme with the base's SSM path: prd's parameters are not dev's.
+    let dev = write("dev", "  names: {suffix: -dev}\n");
+    let out = emu.mooring(&["apply", &dev]);
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("of the stack `basic`"), "{text}");
+    // prd is as it was.
+    let out = emu.mooring(&["plan", &prd]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+}

@@ -96,6 +96,9 @@ pub struct LiveParameter {
     /// Its managed tags, for managed parameters: `None` when it carries all of them as
     /// the manifest says (the tag-filtered listing found it).
     pub tags: Option<BTreeMap<String, String>>,
+    /// Who its ownership tags name, when that is another stack (an environment over the
+    /// same base with the same SSM path): `None` for this stack's or an untagged one.
+    pub owner: Option<Ownership>,
 }
 
 /// The managed parameters as plan compares them: full name → type and value.
@@ -265,6 +268,7 @@ impl Resource for Unit {
                         kind: p.r#type()?.as_str().to_string(),
                         value: None,
                         tags: None,
+                        owner: None,
                     },
                 ))
             })
@@ -290,8 +294,10 @@ impl Resource for Unit {
                     out.tag_list().iter().map(|t| (t.key(), t.value())),
                     &want,
                 );
+                let owner = Ownership::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 if let Some(p) = live.get_mut(name) {
                     p.tags = Some(tags);
+                    p.owner = owner.stack.as_ref().is_some_and(|s| *s != cx.set.stack).then_some(owner);
                 }
             }
         }
@@ -320,10 +326,11 @@ impl Resource for Unit {
         Ok(live)
     }
 
-    /// Parameters carry tags from their creation only; their owner is not checked (a set
-    /// manages values by name under its path).
-    fn ownership(_obs: &Self::Observed) -> Option<Ownership> {
-        None
+    /// A set manages values by name under its path; a managed parameter whose ownership
+    /// tags name another stack is that stack's (dev with prd's SSM path would overwrite
+    /// prd's values and take them over).
+    fn ownership(obs: &Self::Observed) -> Option<Ownership> {
+        obs.values().find_map(|p| p.owner.clone())
     }
 
     fn desired(set: &ManifestSet, m: &Manifest<ParameterSetSpec>, _obs: &Self::Observed) -> Doc {
@@ -488,6 +495,7 @@ mod tests {
                         kind: k.to_string(),
                         value: v.map(str::to_string),
                         tags: None,
+                        owner: None,
                     },
                 )
             })
