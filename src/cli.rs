@@ -237,6 +237,15 @@ pub enum Command {
         /// forwards `POST /reconcile` to the leader. Only with `--leader-election`.
         #[arg(long, env = "MOORING_ADVERTISE_URL", value_parser = crate::webhook::parse_advertise_url)]
         advertise_url: Option<String>,
+        /// An SQS queue URL fed by an EventBridge rule with CloudTrail's management
+        /// events: a change to a kind mooring manages is re-checked at once, not at the
+        /// next interval (which stays as the safety net and can then be much longer).
+        #[arg(long, env = "MOORING_EVENTS_QUEUE")]
+        events_queue: Option<String>,
+        /// With `--events-queue`: warn in `/status` when no change event arrived for this
+        /// long (a broken trail, rule or queue policy).
+        #[arg(long, default_value = "6h", value_parser = parse_duration, env = "MOORING_EVENTS_QUIET")]
+        events_quiet: Duration,
         /// Check one kind on its own interval, e.g. `Service=30s` or `Rule=5m` (repeatable).
         #[arg(long = "kind-interval", value_parser = parse_kind_interval)]
         kind_intervals: Vec<(Kind, Duration)>,
@@ -507,6 +516,8 @@ pub async fn execute(cli: Cli) -> i32 {
             lease_duration,
             replica_id,
             advertise_url,
+            events_queue,
+            events_quiet,
             http_max_connections,
             http_header_timeout,
             http_idle_timeout,
@@ -563,6 +574,7 @@ pub async fn execute(cli: Cli) -> i32 {
                         url: advertise_url,
                     }
                 }),
+                events: events_queue.map(|queue| (queue, events_quiet)),
             })
             .await
         }
@@ -1054,6 +1066,8 @@ struct RunArgs {
     allow_empty_prune: bool,
     http: crate::status::server::Limits,
     lease: Option<crate::lease::LeaseConfig>,
+    /// The change-event queue and how long without an event is suspicious.
+    events: Option<(String, Duration)>,
 }
 
 async fn run(args: RunArgs) -> i32 {
@@ -1215,6 +1229,21 @@ async fn run(args: RunArgs) -> i32 {
     if let Some(t) = status.target() {
         alerter.set_target(t);
     }
+    let events = args.events.map(|(queue, quiet)| {
+        let rechecks = std::sync::Arc::new(crate::events::Rechecks::default());
+        tokio::spawn(crate::events::consume(
+            ctx.aws.clone(),
+            queue,
+            // The long poll stays below the transport's response timeout.
+            args.rate
+                .response_timeout
+                .saturating_sub(Duration::from_secs(1)),
+            rechecks.clone(),
+            lease.clone(),
+            rx.clone(),
+        ));
+        (rechecks, quiet)
+    });
     let shared = reconcile::daemon::Shared {
         alerter: alerter.clone(),
         status,
@@ -1222,6 +1251,7 @@ async fn run(args: RunArgs) -> i32 {
         trigger,
         lease: lease.clone(),
         heartbeat,
+        events,
     };
     reconcile::daemon::run(cfg, ctx, shared, rx).await;
     if let Some(lease) = lease {

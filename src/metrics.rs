@@ -85,6 +85,13 @@ pub struct RevisionLabels {
     pub revision: String,
 }
 
+/// Labels of change events (`--events-queue`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `mapped` (a re-check), `own` (mooring's write) or `ignored`.
+    pub verdict: String,
+}
+
 /// Labels of alert deliveries.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertLabels {
@@ -113,6 +120,10 @@ pub struct Metrics {
     leader: Gauge,
     acquisitions: Counter,
     seen_calls: Mutex<BTreeMap<CallKey, u64>>,
+    change_events: Family<EventLabels, Counter>,
+    event_rechecks: Counter,
+    last_event: Gauge<f64, std::sync::atomic::AtomicU64>,
+    seen_events: Mutex<crate::events::Stats>,
 }
 
 impl Default for Metrics {
@@ -216,6 +227,24 @@ impl Metrics {
             "Times this replica became leader (handovers to it)",
             acquisitions.clone(),
         );
+        let change_events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "change_events",
+            "Change events read from the events queue, by verdict (mapped to a re-check, mooring's own write, ignored)",
+            change_events.clone(),
+        );
+        let event_rechecks = Counter::default();
+        registry.register(
+            "event_rechecks",
+            "Re-checks that change events triggered",
+            event_rechecks.clone(),
+        );
+        let last_event = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "last_change_event_timestamp_seconds",
+            "When the last change event arrived (Unix time); 0 before the first",
+            last_event.clone(),
+        );
         Metrics {
             registry: root,
             reconciles,
@@ -233,7 +262,34 @@ impl Metrics {
             leader,
             acquisitions,
             seen_calls: Mutex::default(),
+            change_events,
+            event_rechecks,
+            last_event,
+            seen_events: Mutex::default(),
         }
+    }
+
+    /// The change-event consumer's counts as they are now (counters move by the
+    /// difference since the last call).
+    pub fn record_change_events(&self, now: &crate::events::Stats) {
+        let mut seen = self.seen_events.lock().unwrap_or_else(|p| p.into_inner());
+        for (verdict, new, old) in [
+            ("mapped", now.mapped, seen.mapped),
+            ("own", now.own, seen.own),
+            ("ignored", now.ignored, seen.ignored),
+        ] {
+            self.change_events
+                .get_or_create(&EventLabels {
+                    verdict: verdict.to_string(),
+                })
+                .inc_by(new.saturating_sub(old));
+        }
+        self.event_rechecks
+            .inc_by(now.rechecks.saturating_sub(seen.rechecks));
+        if let Some(at) = now.last_event_unix {
+            self.last_event.set(at as f64);
+        }
+        *seen = now.clone();
     }
 
     /// Records a finished pass over some of the set's resources (`set`: all of them):

@@ -1668,3 +1668,126 @@ async fn a_protected_environment_prunes_nothing() {
     assert_eq!(groups_named(emu, "old").await, 1, "nothing is deleted");
     d.stop();
 }
+
+/// Puts a CloudTrail-shaped event on the default bus, as the trail would for a call made
+/// with `agent`.
+async fn put_cloudtrail_event(emu: &Emulator, name: &str, agent: &str) {
+    let detail = serde_json::json!({
+        "eventSource": "ecs.amazonaws.com",
+        "eventName": name,
+        "userAgent": agent,
+        "sourceIPAddress": "203.0.113.7",
+        "userIdentity": {"type": "AssumedRole"},
+        "requestParameters": {"cluster": "test", "service": "api", "desiredCount": 7},
+    });
+    let out = aws_sdk_eventbridge::Client::new(&emu.sdk_config().await)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("mooring.test.cloudtrail")
+                .detail_type("AWS API Call via CloudTrail")
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_entry_count(), 0);
+}
+
+/// Issue 16: a change AWS reports as a CloudTrail event is corrected at once, long before
+/// the service's interval (10 minutes here), and mooring's own writes trigger nothing.
+#[tokio::test]
+async fn a_change_event_corrects_drift_long_before_the_interval() {
+    let (_guard, emu) = emulator().await;
+    let config = emu.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs
+        .create_queue()
+        .queue_name("mooring-events")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let eb = aws_sdk_eventbridge::Client::new(&config);
+    eb.put_rule()
+        .name("cloudtrail-to-mooring")
+        .event_pattern(r#"{"detail-type": ["AWS API Call via CloudTrail"]}"#)
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule("cloudtrail-to-mooring")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("mooring")
+                .arn("arn:aws:sqs:us-east-1:123456789012:mooring-events")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(
+        emu,
+        dir.path().to_str().unwrap(),
+        &["--kind-interval", "Service=10m", "--events-queue", &queue],
+    );
+    d.wait_for("the first pass", || {
+        d.get("/status")["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["state"] == "in_sync"))
+    });
+    let passes = |d: &Daemon| d.get("/status")["changeEvents"]["rechecks"].as_u64();
+
+    // Someone scales the service by hand; CloudTrail reports it.
+    scale_out_of_band(emu, 7).await;
+    let changed = Instant::now();
+    put_cloudtrail_event(emu, "UpdateService", "aws-cli/2.15 Python/3.11").await;
+    let started = Instant::now();
+    loop {
+        if desired_count(emu).await == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the event did not lead to a correction; status: {}",
+            d.get("/status")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "out-of-band change corrected {:?} after its event (Service interval: 10 minutes)",
+        changed.elapsed()
+    );
+    let events = d.get("/status")["changeEvents"].clone();
+    assert_eq!(events["mapped"], 1, "{events}");
+    assert_eq!(events["rechecks"], 1, "{events}");
+    assert!(events["lastEvent"].is_string(), "{events}");
+    assert!(events.get("warning").is_none(), "{events}");
+
+    // mooring's own write, as CloudTrail records it: counted, no re-check.
+    put_cloudtrail_event(
+        emu,
+        "UpdateService",
+        "aws-sdk-rust/1.3.9 ua/2.1 os/linux lang/rust/1.95.0 app/mooring",
+    )
+    .await;
+    d.wait_for("the own event", || {
+        d.get("/status")["changeEvents"]["own"].as_u64() == Some(1)
+    });
+    assert_eq!(passes(&d), Some(1), "no re-check for mooring's own write");
+    let (_, metrics) = common::http(d.port, "GET", "/metrics").unwrap();
+    for line in [
+        "mooring_change_events_total{verdict=\"mapped\"} 1",
+        "mooring_change_events_total{verdict=\"own\"} 1",
+        "mooring_event_rechecks_total 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    d.stop();
+}

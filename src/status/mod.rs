@@ -160,6 +160,10 @@ pub struct Status {
     /// With leader election: whether this replica leads (applies) or stands by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leadership: Option<crate::lease::Leadership>,
+    /// With `--events-queue`: what the change-event consumer received, and a warning
+    /// when none arrived for long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_events: Option<ChangeEvents>,
     /// Counts by state and the last pass, filled in by [`StatusStore::snapshot`].
     pub summary: Summary,
     /// Every resource of the current set, then orphans.
@@ -167,6 +171,18 @@ pub struct Status {
     /// Recent events per `Kind/name`, newest last (shown by `/status/{kind}/{name}`).
     #[serde(skip)]
     pub events: BTreeMap<String, VecDeque<Event>>,
+}
+
+/// The change-event consumer's counts, in `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEvents {
+    /// Received, mapped, own, ignored, re-checks, last event.
+    #[serde(flatten)]
+    pub stats: crate::events::Stats,
+    /// Set when no event arrived for longer than `--events-quiet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The numbers at the top of `/status`, the status page and `mooring status`.
@@ -453,6 +469,11 @@ impl StatusStore {
     /// Leadership, with leader election on.
     pub fn set_leadership(&self, leadership: crate::lease::Leadership) {
         self.write(|s| s.leadership = Some(leadership));
+    }
+
+    /// The change-event consumer's counts and warning.
+    pub fn set_change_events(&self, events: ChangeEvents) {
+        self.write(|s| s.change_events = Some(events));
     }
 
     /// The account and region the daemon works in.
