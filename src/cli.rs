@@ -273,6 +273,18 @@ pub enum Command {
         /// Leader election's lease table: adds `dynamodb:GetItem`/`PutItem` on it.
         #[arg(long)]
         lease_table: Option<String>,
+        /// The change-event queue URL: adds `sqs:ReceiveMessage`/`DeleteMessage` on it.
+        #[arg(long)]
+        events_queue: Option<String>,
+    },
+    /// Create (or bring up to date) what `run --events-queue` reads: an SQS queue whose
+    /// policy lets only the rule send to it, and an EventBridge rule on the default bus
+    /// that forwards CloudTrail's write calls to the services mooring manages. Prints the
+    /// queue URL. Needs a CloudTrail trail with management events in the account.
+    EventsSetup {
+        /// The queue's name (and the rule's).
+        #[arg(long, default_value = "mooring-change-events")]
+        name: String,
     },
     /// Show a running daemon's status as a table: the summary, then every resource with its
     /// state, pending changes and last error. Exit 0 read, 1 not reachable.
@@ -582,6 +594,7 @@ pub async fn execute(cli: Cli) -> i32 {
             dir,
             config,
             lease_table,
+            events_queue,
         } => {
             let Ok(set) = load(&dir, Output::Text) else {
                 return 1;
@@ -608,6 +621,9 @@ pub async fn execute(cli: Cli) -> i32 {
             if let (Some(table), Some(list)) = (lease_table, policy["Statement"].as_array_mut()) {
                 list.push(crate::iam::lease_statement(&table));
             }
+            if let (Some(queue), Some(list)) = (events_queue, policy["Statement"].as_array_mut()) {
+                list.push(crate::iam::events_statement(&queue));
+            }
             println!(
                 "{}",
                 serde_json::to_string_pretty(&policy).unwrap_or_default()
@@ -615,6 +631,26 @@ pub async fn execute(cli: Cli) -> i32 {
             0
         }
         Command::Status { url } => status(&url).await,
+        Command::EventsSetup { name } => {
+            let aws = match Aws::from_env_with(rate).await {
+                Ok(aws) => aws,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            };
+            match crate::events::setup(&aws, &name).await {
+                Ok(url) => {
+                    println!("{url}");
+                    eprintln!("run the daemon with --events-queue {url}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            }
+        }
         Command::Schema => {
             print!("{}", crate::manifest::schema::manifest_schema_text());
             0

@@ -380,6 +380,133 @@ pub async fn consume(
     }
 }
 
+/// The ARN of the queue at `url` (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`, or an
+/// endpoint's `http://HOST/ACCOUNT/NAME` with the region unknown: `*`).
+pub fn queue_arn(url: &str) -> String {
+    let path: Vec<&str> = url.split("://").nth(1).unwrap_or(url).split('/').collect();
+    let region = path
+        .first()
+        .and_then(|host| host.strip_prefix("sqs."))
+        .and_then(|h| h.split('.').next())
+        .unwrap_or("*");
+    match path.as_slice() {
+        [_, account, name, ..] => format!("arn:aws:sqs:{region}:{account}:{name}"),
+        _ => format!("arn:aws:sqs:{region}:*:*"),
+    }
+}
+
+/// The services whose write calls the rule forwards (CloudTrail's `source` for each).
+const SOURCES: &[&str] = &[
+    "aws.ecs",
+    "aws.elasticloadbalancing",
+    "aws.application-autoscaling",
+    "aws.elasticache",
+    "aws.events",
+    "aws.ssm",
+    "aws.secretsmanager",
+    "aws.ec2",
+    "aws.logs",
+    "aws.ecr",
+    "aws.monitoring",
+];
+
+/// The rule's event pattern: write calls (not read-only) to [`SOURCES`], as CloudTrail
+/// reports them.
+pub fn event_pattern() -> Value {
+    serde_json::json!({
+        "source": SOURCES,
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"readOnly": [false]},
+    })
+}
+
+/// Creates or updates the queue `name` (its policy lets only the rule `name` send) and the
+/// rule `name` targeting it. Idempotent. Returns the queue URL.
+pub async fn setup(aws: &Aws, name: &str) -> Result<String, AwsError> {
+    let url = aws
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("sqs:CreateQueue", e))?
+        .queue_url
+        .unwrap_or_default();
+    let rule = aws
+        .eventbridge
+        .put_rule()
+        .name(name)
+        .description("CloudTrail write calls to the services mooring manages, for mooring run --events-queue")
+        .event_pattern(event_pattern().to_string())
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("events:PutRule", e))?
+        .rule_arn
+        .unwrap_or_default();
+    let attributes = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("sqs:GetQueueAttributes", e))?;
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_else(|| queue_arn(&url));
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "OnlyTheRule",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule}},
+        }],
+    });
+    aws.sqs
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            policy.to_string(),
+        )
+        // A day is plenty: polling covers what is older.
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
+            "86400",
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("sqs:SetQueueAttributes", e))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("mooring")
+        .arn(&queue_arn)
+        .build()
+        .map_err(|e| AwsError::invalid_request("events:PutTargets", e))?;
+    let out = aws
+        .eventbridge
+        .put_targets()
+        .rule(name)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("events:PutTargets", e))?;
+    if out.failed_entry_count() > 0 {
+        return Err(AwsError::invalid_request(
+            "events:PutTargets",
+            format!(
+                "the rule refused the queue as its target ({} failed)",
+                out.failed_entry_count()
+            ),
+        ));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +674,48 @@ mod tests {
             classify(&json!({"detail-type": "Scheduled Event"})),
             Verdict::Ignored(_)
         ));
+    }
+
+    #[test]
+    fn queue_arns_from_urls() {
+        assert_eq!(
+            queue_arn("https://sqs.eu-west-1.amazonaws.com/123456789012/mooring-change-events"),
+            "arn:aws:sqs:eu-west-1:123456789012:mooring-change-events"
+        );
+        assert_eq!(
+            queue_arn("http://127.0.0.1:5000/123456789012/q"),
+            "arn:aws:sqs:*:123456789012:q"
+        );
+    }
+
+    #[test]
+    fn the_rule_forwards_writes_of_every_service_the_classifier_maps() {
+        let pattern = event_pattern();
+        for source in SOURCES {
+            let service = format!("{}.amazonaws.com", source.trim_start_matches("aws."));
+            // Some write of each source maps to a kind.
+            let mapped = [
+                "Put",
+                "Update",
+                "Modify",
+                "Create",
+                "Authorize",
+                "Tag",
+                "PutImage",
+                "PutMetricAlarm",
+                "PutScalingPolicy",
+                "ModifyReplicationGroup",
+                "PutRetentionPolicy",
+                "PutSecretValue",
+                "PutParameter",
+                "UpdateService",
+                "PutRule",
+            ]
+            .iter()
+            .any(|name| !kinds_of(&service, name, &[]).is_empty());
+            assert!(mapped, "{source}: no write maps to a kind");
+        }
+        assert_eq!(pattern["detail"]["readOnly"], serde_json::json!([false]));
     }
 
     #[test]

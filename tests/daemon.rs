@@ -1791,3 +1791,86 @@ async fn a_change_event_corrects_drift_long_before_the_interval() {
     }
     d.stop();
 }
+
+/// `mooring events-setup` makes the queue and the rule the daemon reads, idempotently;
+/// `iam-policy --events-queue` grants reading exactly that queue.
+#[tokio::test]
+async fn events_setup_makes_a_queue_only_its_rule_may_send_to() {
+    let (_guard, emu) = emulator().await;
+    let run = || emu.mooring(&["events-setup", "--name", "mooring-change-events"]);
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let url = common::stdout(&out).trim().to_string();
+    assert!(
+        url.ends_with("/123456789012/mooring-change-events"),
+        "{url}"
+    );
+    let again = run();
+    assert_eq!(common::stdout(&again).trim(), url, "idempotent");
+
+    let config = emu.sdk_config().await;
+    let eb = aws_sdk_eventbridge::Client::new(&config);
+    let rule = eb
+        .describe_rule()
+        .name("mooring-change-events")
+        .send()
+        .await
+        .unwrap();
+    let pattern: serde_json::Value = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+    assert_eq!(pattern["detail-type"][0], "AWS API Call via CloudTrail");
+    assert!(
+        pattern["source"]
+            .as_array()
+            .unwrap()
+            .contains(&"aws.ecs".into())
+    );
+    let targets = eb
+        .list_targets_by_rule()
+        .rule("mooring-change-events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        targets.targets()[0].arn(),
+        "arn:aws:sqs:us-east-1:123456789012:mooring-change-events"
+    );
+    let attrs = aws_sdk_sqs::Client::new(&config)
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(
+        attrs
+            .attributes()
+            .unwrap()
+            .get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .unwrap(),
+    )
+    .unwrap();
+    let st = &policy["Statement"][0];
+    assert_eq!(st["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(
+        st["Condition"]["ArnEquals"]["aws:SourceArn"],
+        rule.arn().unwrap()
+    );
+
+    let out = emu.mooring(&[
+        "iam-policy",
+        "tests/fixtures/basic",
+        "--events-queue",
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/mooring-change-events",
+    ]);
+    let policy: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    let st = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "ChangeEvents")
+        .unwrap();
+    assert_eq!(
+        st["Resource"][0],
+        "arn:aws:sqs:eu-west-1:123456789012:mooring-change-events"
+    );
+}
