@@ -4885,6 +4885,29 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "target group deregistration delay" | "target group stickiness" => {
+                let attr = |k: &str, v: &str| {
+                    aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                };
+                let attrs = if id == "target group stickiness" {
+                    vec![
+                        attr("stickiness.enabled", "true"),
+                        attr("stickiness.type", "lb_cookie"),
+                    ]
+                } else {
+                    vec![attr("deregistration_delay.timeout_seconds", "5")]
+                };
+                self.elb
+                    .modify_target_group_attributes()
+                    .target_group_arn(self.target_group_arn().await)
+                    .set_attributes(Some(attrs))
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "load balancer security groups" => {
                 self.elb
                     .set_security_groups()
@@ -5303,6 +5326,16 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "target group health check off",
             "TargetGroup/salon-backend",
             "healthCheck.enabled",
+        ),
+        (
+            "target group deregistration delay",
+            "TargetGroup/salon-backend",
+            "attributes.deregistrationDelaySeconds",
+        ),
+        (
+            "target group stickiness",
+            "TargetGroup/salon-backend",
+            "attributes.stickiness",
         ),
         (
             "load balancer security groups",
