@@ -3,6 +3,11 @@
 //! its own bounded queue and delivery task with retries, so neither reconciling nor another
 //! sink waits for a slow one; messages are cut to each sink's size limit; what is queued at
 //! shutdown is delivered within the grace; outcomes are counted.
+//!
+//! Each sink may take only some alerts (resource kinds, severities, names). Slack gets
+//! Block Kit messages: the stack, account and region, the diff, the commit, and a link to
+//! the resource's page when `externalUrl` is configured. Deploy notifications
+//! ([`crate::deploys`]) travel the same way to sinks of their own.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -15,7 +20,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::AlertsConfig;
+use crate::config::OperatorConfig;
+use crate::deploys::{Deploy, DeployRule, Notice};
 use crate::manifest::{Kind, ManifestError};
 use crate::metrics::Metrics;
 use crate::reconcile::diff::redact;
@@ -36,6 +42,30 @@ pub enum AlertKind {
     Resolved,
 }
 
+/// How urgent an alert is; sinks may take only some severities.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Drift (corrected or not), and the end of a drift episode.
+    Warning,
+    /// A failing resource or a rejected manifest set, and the end of one.
+    Critical,
+}
+
+impl Severity {
+    /// The severity of an alert of `kind` (a `resolved` alert: of the episode it ends).
+    pub fn of(kind: AlertKind, resolves: Option<AlertKind>) -> Severity {
+        match (kind, resolves) {
+            (AlertKind::Drift, _) | (AlertKind::Resolved, Some(AlertKind::Drift)) => {
+                Severity::Warning
+            }
+            _ => Severity::Critical,
+        }
+    }
+}
+
 /// One alert, as the JSON webhook receives it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,13 +78,25 @@ pub struct Alert {
     /// `Kind/name`, for resource alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// How urgent it is.
+    pub severity: Severity,
     /// Where manifests come from.
     pub source: String,
+    /// The stack (environment) of the manifest set (stamped by the alerter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
     /// The account and region (stamped by the alerter once AWS has said).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<crate::aws::identity::Target>,
-    /// The manifest revision being reconciled.
+    /// The manifest revision being reconciled (for a rejected set: the one still running).
     pub revision: String,
+    /// For a rejected set: the revision that was rejected, when it could be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_revision: Option<String>,
+    /// The resource's status page, when `externalUrl` is configured (stamped by the
+    /// alerter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
     /// Fields that differ, live → desired (secret-looking fields redacted).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
@@ -90,9 +132,13 @@ impl Alert {
             kind,
             resolves,
             resource,
+            severity: Severity::of(kind, resolves),
             source: source.to_string(),
+            stack: None,
             target: None,
             revision: revision.to_string(),
+            rejected_revision: None,
+            link: None,
             changes: Vec::new(),
             corrected: None,
             held: None,
@@ -103,10 +149,10 @@ impl Alert {
         }
     }
 
-    /// A readable one-paragraph text (Slack, SNS).
-    pub fn text(&self) -> String {
+    /// What happened, in one line (a Slack header, the start of the text).
+    pub fn headline(&self) -> String {
         let what = self.resource.as_deref().unwrap_or("the manifest set");
-        let mut out = match (self.kind, self.resolves) {
+        match (self.kind, self.resolves) {
             (AlertKind::Drift, _) => format!(
                 ":warning: {what} drifted from git ({})",
                 match (self.corrected, self.held, &self.error) {
@@ -117,10 +163,16 @@ impl Alert {
                 }
             ),
             (AlertKind::Failure, _) => format!(":x: {what} failed to reconcile"),
-            (AlertKind::ManifestRejected, _) => {
-                ":no_entry: a new manifest set was rejected; the previous one keeps running"
-                    .to_string()
-            }
+            (AlertKind::ManifestRejected, _) => match &self.rejected_revision {
+                Some(rejected) => format!(
+                    ":no_entry: manifest revision {rejected} was rejected; revision {} keeps running",
+                    self.revision
+                ),
+                None => {
+                    ":no_entry: a new manifest set was rejected; the previous one keeps running"
+                        .to_string()
+                }
+            },
             (AlertKind::Resolved, Some(AlertKind::ManifestRejected)) => {
                 ":white_check_mark: the manifests validate again".to_string()
             }
@@ -128,7 +180,12 @@ impl Alert {
                 format!(":white_check_mark: {what} reconciles again")
             }
             (AlertKind::Resolved, _) => format!(":white_check_mark: {what} is back in sync"),
-        };
+        }
+    }
+
+    /// A readable one-paragraph text (SNS, Slack's fallback).
+    pub fn text(&self) -> String {
+        let mut out = self.headline();
         out.push_str(&format!(" — revision {} ({})", self.revision, self.source));
         if let Some(t) = &self.target {
             out.push_str(&format!(" in account {}, {}", t.account, t.region));
@@ -159,7 +216,121 @@ impl Alert {
         if let Some(note) = &self.truncated {
             out.push_str(&format!("\n{note}"));
         }
+        if let Some(link) = &self.link {
+            out.push_str(&format!("\n{link}"));
+        }
         out
+    }
+
+    /// The diff, one `field: live → desired` per line, within about `max` characters.
+    fn diff_lines(&self, max: usize) -> String {
+        let mut out = String::new();
+        for (i, c) in self.changes.iter().enumerate() {
+            let line = format!(
+                "{}: {} → {}\n",
+                c.field,
+                crate::reconcile::diff::show(&c.live),
+                crate::reconcile::diff::show(&c.desired)
+            );
+            if out.chars().count() + line.chars().count() > max.saturating_sub(40) {
+                out.push_str(&format!("… and {} more\n", self.changes.len() - i));
+                break;
+            }
+            out.push_str(&line);
+        }
+        out
+    }
+
+    /// A Slack Block Kit message: the headline, the facts (stack, account, region, commit)
+    /// as fields, the diff, the error or manifest errors, and a button to the resource's
+    /// page; `text` is the fallback Slack shows in notifications.
+    pub fn slack(&self) -> serde_json::Value {
+        use crate::deploys::{button, context, field, header, section};
+        let mut fields = Vec::new();
+        if let Some(stack) = &self.stack {
+            fields.push(field("Stack", stack));
+        }
+        if let Some(t) = &self.target {
+            fields.push(field("Account", &t.account));
+            fields.push(field("Region", &t.region));
+        }
+        match &self.rejected_revision {
+            Some(rejected) => {
+                fields.push(field("Rejected revision", &format!("`{rejected}`")));
+                fields.push(field("Running revision", &format!("`{}`", self.revision)));
+            }
+            None => fields.push(field("Revision", &format!("`{}`", self.revision))),
+        }
+        if let Some(r) = &self.resource {
+            fields.push(field("Resource", r));
+        }
+        fields.push(field(
+            "Severity",
+            match self.severity {
+                Severity::Warning => "warning",
+                Severity::Critical => "critical",
+            },
+        ));
+        let mut blocks = vec![
+            header(&self.headline()),
+            serde_json::json!({"type": "section", "fields": fields}),
+        ];
+        if !self.changes.is_empty() {
+            blocks.push(section(&format!(
+                "*Diff* (live → git)\n```{}```",
+                self.diff_lines(2900)
+            )));
+        }
+        if let Some(e) = &self.error {
+            blocks.push(section(&format!("*Error* ({})\n{}", e.category, e.message)));
+        }
+        if !self.manifest_errors.is_empty() {
+            let mut listed = String::new();
+            for (i, e) in self.manifest_errors.iter().enumerate() {
+                if listed.chars().count() + e.chars().count() > 2800 {
+                    listed.push_str(&format!("… and {} more\n", self.manifest_errors.len() - i));
+                    break;
+                }
+                listed.push_str(&format!("{e}\n"));
+            }
+            blocks.push(section(&format!("*Errors*\n```{listed}```")));
+        }
+        let mut note = format!("{} · {}", self.source, self.at);
+        if let Some(t) = &self.truncated {
+            note.push_str(&format!(" · {t}"));
+        }
+        blocks.push(context(&note));
+        if let Some(link) = &self.link {
+            blocks.push(button("Open the resource's page", link));
+        }
+        serde_json::json!({"text": cut_chars(&self.text(), SLACK_LIMIT), "blocks": blocks})
+    }
+}
+
+/// Which alerts a sink takes: of these resource kinds, severities and names (each: any
+/// when empty). Alerts about the manifest set as a whole pass the kind and name filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertFilter {
+    /// Resource kinds (`Service`).
+    pub kinds: Vec<String>,
+    /// Severities.
+    pub severities: Vec<Severity>,
+    /// Manifest names.
+    pub names: Vec<String>,
+}
+
+impl AlertFilter {
+    /// True when the sink takes `alert`.
+    pub fn takes(&self, alert: &Alert) -> bool {
+        let (kind, name) = alert
+            .resource
+            .as_deref()
+            .and_then(|r| r.split_once('/'))
+            .map_or((None, None), |(k, n)| (Some(k), Some(n)));
+        (self.severities.is_empty() || self.severities.contains(&alert.severity))
+            && (self.kinds.is_empty()
+                || kind.is_none_or(|k| self.kinds.iter().any(|w| w.eq_ignore_ascii_case(k))))
+            && (self.names.is_empty() || name.is_none_or(|n| self.names.iter().any(|w| w == n)))
     }
 }
 
@@ -236,17 +407,20 @@ impl Episodes {
     }
 
     /// A manifest set was rejected: an alert unless the same errors were already announced.
+    /// `revision`: the one still running; `rejected`: the one refused, when known.
     pub fn rejected(
         &mut self,
         errors: &[ManifestError],
         source: &str,
         revision: &str,
+        rejected: Option<&str>,
     ) -> Option<Alert> {
         if self.rejected.as_deref() == Some(errors) {
             return None;
         }
         self.rejected = Some(errors.to_vec());
         let mut alert = Alert::new(AlertKind::ManifestRejected, None, None, source, revision);
+        alert.rejected_revision = rejected.map(str::to_string);
         alert.manifest_errors = errors.iter().map(ToString::to_string).collect();
         Some(alert)
     }
@@ -265,41 +439,100 @@ impl Episodes {
     }
 }
 
-/// Where alerts go, resolved from the configuration.
+/// Where a sink sends.
+#[derive(Clone, Debug, PartialEq)]
+enum Address {
+    Webhook(String),
+    Slack(String),
+    Sns(String),
+}
+
+/// What a sink takes: alerts (filtered) or deploy notifications (by rules).
+#[derive(Clone, Debug, PartialEq)]
+enum Accepts {
+    Alerts(AlertFilter),
+    Deploys(Vec<DeployRule>),
+}
+
+/// Where alerts and deploy notifications go, resolved from the configuration.
 #[derive(Clone, Default)]
 pub struct Sinks {
-    webhooks: Vec<String>,
-    slack: Vec<String>,
-    sns: Vec<String>,
+    sinks: Vec<(Address, Accepts)>,
     sns_client: Option<aws_sdk_sns::Client>,
+    external_url: Option<String>,
 }
 
 impl Sinks {
     /// The sinks of a configuration (secrets are read here).
     pub fn from_config(
-        config: &AlertsConfig,
+        config: &OperatorConfig,
         sns_client: Option<aws_sdk_sns::Client>,
     ) -> Result<Sinks, String> {
+        let filter = |kinds: &[String], severities: &[Severity], names: &[String]| {
+            Accepts::Alerts(AlertFilter {
+                kinds: kinds.to_vec(),
+                severities: severities.to_vec(),
+                names: names.to_vec(),
+            })
+        };
+        let mut sinks = Vec::new();
+        let alerts = &config.alerts;
+        for w in &alerts.webhooks {
+            sinks.push((
+                Address::Webhook(w.url.resolve()?),
+                filter(&w.kinds, &w.severities, &w.names),
+            ));
+        }
+        for w in &alerts.slack {
+            sinks.push((
+                Address::Slack(w.webhook_url.resolve()?),
+                filter(&w.kinds, &w.severities, &w.names),
+            ));
+        }
+        for w in &alerts.sns {
+            sinks.push((
+                Address::Sns(w.topic_arn.clone()),
+                filter(&w.kinds, &w.severities, &w.names),
+            ));
+        }
+        let deploys = &config.deploys;
+        for w in &deploys.webhooks {
+            sinks.push((
+                Address::Webhook(w.url.resolve()?),
+                Accepts::Deploys(w.when.clone()),
+            ));
+        }
+        for w in &deploys.slack {
+            sinks.push((
+                Address::Slack(w.webhook_url.resolve()?),
+                Accepts::Deploys(w.when.clone()),
+            ));
+        }
+        for w in &deploys.sns {
+            sinks.push((
+                Address::Sns(w.topic_arn.clone()),
+                Accepts::Deploys(w.when.clone()),
+            ));
+        }
         Ok(Sinks {
-            webhooks: config
-                .webhooks
-                .iter()
-                .map(|w| w.url.resolve())
-                .collect::<Result<_, _>>()?,
-            slack: config
-                .slack
-                .iter()
-                .map(|s| s.webhook_url.resolve())
-                .collect::<Result<_, _>>()?,
-            sns: config.sns.iter().map(|s| s.topic_arn.clone()).collect(),
+            sinks,
             sns_client,
+            external_url: config.external_url.clone(),
         })
     }
 
     /// True when there is nowhere to send alerts.
     pub fn is_empty(&self) -> bool {
-        self.webhooks.is_empty() && self.slack.is_empty() && self.sns.is_empty()
+        self.sinks.is_empty()
     }
+}
+
+/// The page of `Kind/name` under `external_url`.
+fn page(external_url: &str, resource: &str) -> String {
+    format!(
+        "{}/resources/{resource}",
+        external_url.trim_end_matches('/')
+    )
 }
 
 /// Largest JSON body sent to a generic webhook, in bytes.
@@ -324,34 +557,49 @@ enum Target {
 }
 
 impl Target {
-    /// The `sink` label of `alert_deliveries_total`.
-    fn label(&self) -> &'static str {
-        match self {
-            Target::Webhook(_) => "webhook",
-            Target::Slack(_) => "slack",
-            Target::Sns { .. } => "sns",
+    /// The `sink` label of `alert_deliveries_total` (`deploy_…` for deploy sinks).
+    fn label(&self, accepts: &Accepts) -> &'static str {
+        match (self, accepts) {
+            (Target::Webhook(_), Accepts::Alerts(_)) => "webhook",
+            (Target::Slack(_), Accepts::Alerts(_)) => "slack",
+            (Target::Sns { .. }, Accepts::Alerts(_)) => "sns",
+            (Target::Webhook(_), Accepts::Deploys(_)) => "deploy_webhook",
+            (Target::Slack(_), Accepts::Deploys(_)) => "deploy_slack",
+            (Target::Sns { .. }, Accepts::Deploys(_)) => "deploy_sns",
         }
     }
 }
 
 impl Sinks {
-    fn targets(&self) -> Vec<Target> {
-        let mut out: Vec<Target> = self.webhooks.iter().cloned().map(Target::Webhook).collect();
-        out.extend(self.slack.iter().cloned().map(Target::Slack));
-        if let Some(client) = &self.sns_client {
-            out.extend(self.sns.iter().map(|topic| Target::Sns {
-                client: client.clone(),
-                topic: topic.clone(),
-            }));
-        }
-        out
+    fn targets(&self) -> Vec<(Target, Accepts)> {
+        self.sinks
+            .iter()
+            .filter_map(|(address, accepts)| {
+                let target = match address {
+                    Address::Webhook(url) => Target::Webhook(url.clone()),
+                    Address::Slack(url) => Target::Slack(url.clone()),
+                    Address::Sns(topic) => Target::Sns {
+                        client: self.sns_client.clone()?,
+                        topic: topic.clone(),
+                    },
+                };
+                Some((target, accepts.clone()))
+            })
+            .collect()
     }
+}
+
+/// What a sink delivers.
+#[derive(Debug, Clone)]
+enum Message {
+    Alert(Arc<Alert>),
+    Deploy(Arc<Notice>),
 }
 
 /// The alerts waiting for one sink.
 #[derive(Default)]
 struct Queue {
-    alerts: std::sync::Mutex<VecDeque<Arc<Alert>>>,
+    alerts: std::sync::Mutex<VecDeque<Message>>,
     wake: Notify,
     closed: AtomicBool,
     /// An alert is being delivered (taken off the queue, not yet done).
@@ -359,7 +607,7 @@ struct Queue {
 }
 
 impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Alert>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Message>> {
         self.alerts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -369,7 +617,9 @@ impl Queue {
 #[derive(Clone)]
 pub struct Alerter {
     target: Arc<std::sync::Mutex<Option<crate::aws::identity::Target>>>,
-    queues: Vec<(&'static str, Arc<Queue>)>,
+    stack: Arc<std::sync::Mutex<Option<String>>>,
+    external_url: Option<String>,
+    queues: Vec<(&'static str, Arc<Queue>, Accepts)>,
     tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     metrics: Arc<Metrics>,
 }
@@ -379,9 +629,10 @@ impl Alerter {
     pub fn start(sinks: Sinks, metrics: Arc<Metrics>) -> Alerter {
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
-        for target in sinks.targets() {
+        for (target, accepts) in sinks.targets() {
             let queue = Arc::new(Queue::default());
-            queues.push((target.label(), queue.clone()));
+            let label = target.label(&accepts);
+            queues.push((label, queue.clone(), accepts));
             let m = metrics.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
@@ -389,7 +640,7 @@ impl Alerter {
                     match next {
                         Some(alert) => {
                             queue.in_flight.store(true, Ordering::SeqCst);
-                            deliver(&target, &alert, &m).await;
+                            deliver(&target, label, &alert, &m).await;
                             queue.in_flight.store(false, Ordering::SeqCst);
                         }
                         None if queue.closed.load(Ordering::SeqCst) => return,
@@ -401,6 +652,8 @@ impl Alerter {
         }
         Alerter {
             target: Arc::default(),
+            stack: Arc::default(),
+            external_url: sinks.external_url,
             queues,
             tasks: Arc::new(std::sync::Mutex::new(tasks)),
             metrics,
@@ -412,7 +665,13 @@ impl Alerter {
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = Some(target);
     }
 
-    /// Queues an alert for every sink; never waits. A full queue drops its oldest alert.
+    /// Names this stack (environment) in every alert from now on.
+    pub fn set_stack(&self, stack: &str) {
+        *self.stack.lock().unwrap_or_else(|p| p.into_inner()) = Some(stack.to_string());
+    }
+
+    /// Queues an alert for every sink that takes it; never waits. A full queue drops its
+    /// oldest alert.
     pub fn send(&self, mut alert: Alert) {
         info!(kind = ?alert.kind, resource = alert.resource.as_deref().unwrap_or("-"), "alert");
         if alert.target.is_none() {
@@ -422,8 +681,48 @@ impl Alerter {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
         }
-        let alert = Arc::new(alert);
-        for (sink, queue) in &self.queues {
+        if alert.stack.is_none() {
+            alert.stack = self.stack.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        }
+        if let (Some(url), Some(resource), None) =
+            (&self.external_url, &alert.resource, &alert.link)
+        {
+            alert.link = Some(page(url, resource));
+        }
+        let message = Message::Alert(Arc::new(alert));
+        self.enqueue(&message, |accepts| match (accepts, &message) {
+            (Accepts::Alerts(filter), Message::Alert(a)) => filter.takes(a),
+            _ => false,
+        });
+    }
+
+    /// Queues the notification of `deploy` as it is now for every deploy sink whose rules
+    /// take it; never waits.
+    pub fn send_deploy(&self, deploy: &Deploy) {
+        let Some(mut notice) = Notice::of(deploy) else {
+            return;
+        };
+        notice.target = self
+            .target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        notice.link = self
+            .external_url
+            .as_ref()
+            .map(|url| page(url, &format!("Service/{}", deploy.service)));
+        let message = Message::Deploy(Arc::new(notice));
+        self.enqueue(&message, |accepts| match accepts {
+            Accepts::Deploys(rules) => crate::deploys::takes(rules, deploy),
+            Accepts::Alerts(_) => false,
+        });
+    }
+
+    fn enqueue(&self, message: &Message, takes: impl Fn(&Accepts) -> bool) {
+        for (sink, queue, accepts) in &self.queues {
+            if !takes(accepts) {
+                continue;
+            }
             if queue.closed.load(Ordering::SeqCst) {
                 warn!(sink, "alert after shutdown: not sent");
                 self.metrics.record_alert(sink, "dropped");
@@ -431,7 +730,7 @@ impl Alerter {
             }
             let dropped = {
                 let mut q = queue.lock();
-                q.push_back(alert.clone());
+                q.push_back(message.clone());
                 if q.len() > QUEUE { q.pop_front() } else { None }
             };
             if dropped.is_some() {
@@ -446,7 +745,7 @@ impl Alerter {
     /// counted). Called once at shutdown; later alerts are not sent.
     pub async fn flush(&self, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
-        for (_, queue) in &self.queues {
+        for (_, queue, _) in &self.queues {
             queue.closed.store(true, Ordering::SeqCst);
             queue.wake.notify_one();
         }
@@ -461,7 +760,7 @@ impl Alerter {
         for task in late {
             let _ = task.await;
         }
-        for (sink, queue) in &self.queues {
+        for (sink, queue, _) in &self.queues {
             let left = queue.lock().drain(..).count()
                 + usize::from(queue.in_flight.swap(false, Ordering::SeqCst));
             if left > 0 {
@@ -514,10 +813,11 @@ fn webhook_body(alert: &Alert) -> String {
     json(&fit(alert, WEBHOOK_LIMIT, |a| json(a).len()))
 }
 
-/// The Slack body, its text within [`SLACK_LIMIT`] characters.
+/// The Slack body: Block Kit, its fallback text within [`SLACK_LIMIT`] characters.
 fn slack_body(alert: &Alert) -> String {
-    let text = fit(alert, SLACK_LIMIT, |a| a.text().chars().count()).text();
-    serde_json::json!({ "text": cut_chars(&text, SLACK_LIMIT) }).to_string()
+    fit(alert, SLACK_LIMIT, |a| a.text().chars().count())
+        .slack()
+        .to_string()
 }
 
 /// The SNS message (the text, then the JSON alert), within [`SNS_LIMIT`] bytes.
@@ -638,20 +938,32 @@ fn fit(alert: &Alert, limit: usize, size: impl Fn(&Alert) -> usize) -> Alert {
         .unwrap_or_else(|| keeping(0, 0))
 }
 
-async fn deliver(target: &Target, alert: &Alert, metrics: &Metrics) {
-    let sink = target.label();
+async fn deliver(target: &Target, sink: &'static str, message: &Message, metrics: &Metrics) {
+    let (json, slack, text) = match message {
+        Message::Alert(alert) => (
+            webhook_body(alert),
+            slack_body(alert),
+            (alert.text(), sns_message(alert)),
+        ),
+        Message::Deploy(notice) => {
+            let json = serde_json::to_string(notice.as_ref()).unwrap_or_default();
+            (
+                json.clone(),
+                notice.slack().to_string(),
+                (notice.text(), format!("{}\n\n{json}", notice.text())),
+            )
+        }
+    };
     match target {
         Target::Webhook(url) => {
-            let body = webhook_body(alert);
-            with_retries(sink, metrics, || post_json(url.clone(), body.clone())).await;
+            with_retries(sink, metrics, || post_json(url.clone(), json.clone())).await;
         }
         Target::Slack(url) => {
-            let body = slack_body(alert);
-            with_retries(sink, metrics, || post_json(url.clone(), body.clone())).await;
+            with_retries(sink, metrics, || post_json(url.clone(), slack.clone())).await;
         }
         Target::Sns { client, topic } => {
-            let subject: String = alert
-                .text()
+            let (text, message) = text;
+            let subject: String = text
                 .lines()
                 .next()
                 .unwrap_or("mooring alert")
@@ -659,7 +971,6 @@ async fn deliver(target: &Target, alert: &Alert, metrics: &Metrics) {
                 .filter(|c| c.is_ascii() && !c.is_ascii_control())
                 .take(100)
                 .collect();
-            let message = sns_message(alert);
             with_retries(sink, metrics, || {
                 let req = client
                     .publish()
@@ -830,11 +1141,11 @@ mod tests {
             message: "bad".into(),
         };
         let a = e
-            .rejected(std::slice::from_ref(&err), "dir", "sha256:1")
+            .rejected(std::slice::from_ref(&err), "dir", "sha256:1", None)
             .unwrap();
         assert_eq!(a.manifest_errors, ["a.yaml:3:5: spec.cpu: bad"]);
         assert!(
-            e.rejected(std::slice::from_ref(&err), "dir", "sha256:1")
+            e.rejected(std::slice::from_ref(&err), "dir", "sha256:1", None)
                 .is_none()
         );
         let back = e.accepted("dir", "sha256:2").unwrap();
@@ -913,9 +1224,17 @@ mod tests {
     }
 
     fn sinks(webhooks: &[&Endpoint], slack: &[&Endpoint]) -> Sinks {
+        let every = || Accepts::Alerts(AlertFilter::default());
         Sinks {
-            webhooks: webhooks.iter().map(|e| e.url.clone()).collect(),
-            slack: slack.iter().map(|e| e.url.clone()).collect(),
+            sinks: webhooks
+                .iter()
+                .map(|e| (Address::Webhook(e.url.clone()), every()))
+                .chain(
+                    slack
+                        .iter()
+                        .map(|e| (Address::Slack(e.url.clone()), every())),
+                )
+                .collect(),
             ..Sinks::default()
         }
     }
@@ -1041,10 +1360,10 @@ mod tests {
         let q = queue.lock();
         assert_eq!(q.len(), QUEUE);
         // The newest are kept.
-        assert_eq!(
-            q.front().unwrap().resource.as_deref(),
-            Some("Service/api-4")
-        );
+        let Some(Message::Alert(front)) = q.front() else {
+            panic!("not an alert")
+        };
+        assert_eq!(front.resource.as_deref(), Some("Service/api-4"));
     }
 
     fn huge_rejection(errors: usize) -> Alert {

@@ -766,7 +766,7 @@ async fn run(args: RunArgs) -> i32 {
         Mode::Observe => "observe",
     };
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let sinks = match crate::alerts::Sinks::from_config(&config.alerts, Some(ctx.aws.sns.clone())) {
+    let sinks = match crate::alerts::Sinks::from_config(&config, Some(ctx.aws.sns.clone())) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: alert sinks: {e}");
@@ -839,6 +839,10 @@ async fn run(args: RunArgs) -> i32 {
         backoff: (args.backoff, Duration::from_secs(600).max(args.backoff)),
         prune: args.prune,
         allow_empty_prune: args.allow_empty_prune,
+        deploy_timeout: config
+            .deploys
+            .timeout_seconds
+            .map_or(crate::deploys::DEFAULT_TIMEOUT, Duration::from_secs),
     };
     let lease = args
         .lease

@@ -1,5 +1,5 @@
-//! The operator's own configuration (`mooring run --config FILE`): alert sinks and the
-//! git-push webhook secret. Secrets (webhook URLs, the HMAC key) are read from an
+//! The operator's own configuration (`mooring run --config FILE`): alert sinks, deploy
+//! notification sinks, the status site's external URL and the git-push webhook secret. Secrets (webhook URLs, the HMAC key) are read from an
 //! environment variable or a file — e.g. a mounted Kubernetes Secret — or, for local use
 //! only, given inline.
 //!
@@ -11,6 +11,15 @@
 //!     - webhookUrl: {file: /var/run/secrets/mooring/slack-url}
 //!   sns:
 //!     - topicArn: arn:aws:sns:eu-west-1:123456789012:mooring-alerts
+//!       severities: [critical]
+//! deploys:
+//!   slack:
+//!     - webhookUrl: {env: SLACK_DEPLOYS_URL}
+//!       when:
+//!         - outcomes: [failed]
+//!         - outcomes: [succeeded]
+//!           stacks: [production]
+//! externalUrl: https://mooring.example/
 //! webhook:
 //!   secret: {env: MOORING_WEBHOOK_SECRET}
 //! ```
@@ -20,6 +29,8 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use crate::alerts::Severity;
+pub use crate::deploys::DeployRule;
 use crate::manifest::yaml::parse_documents;
 
 /// The whole operator configuration.
@@ -29,6 +40,13 @@ pub struct OperatorConfig {
     /// Where drift, failure and rejected-manifest alerts go.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Where deploy notifications go (a stream of their own, beside alerts).
+    #[serde(default)]
+    pub deploys: DeploysConfig,
+    /// The address people reach this daemon's status pages at (`https://mooring.example/`):
+    /// alerts and deploy notifications link to `<externalUrl>/resources/{Kind}/{name}`.
+    #[serde(default)]
+    pub external_url: Option<String>,
     /// The git-push webhook (`POST /reconcile`).
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
@@ -55,6 +73,15 @@ pub struct AlertsConfig {
 pub struct WebhookSink {
     /// The URL (a secret: it often carries a token).
     pub url: Secret,
+    /// Only alerts about resources of these kinds (`Service`, …); any when empty.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Only alerts of these severities (`warning`, `critical`); any when empty.
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+    /// Only alerts about resources of these manifest names; any when empty.
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 /// A Slack incoming webhook.
@@ -63,6 +90,15 @@ pub struct WebhookSink {
 pub struct SlackSink {
     /// The incoming-webhook URL.
     pub webhook_url: Secret,
+    /// Only alerts about resources of these kinds (`Service`, …); any when empty.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Only alerts of these severities (`warning`, `critical`); any when empty.
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+    /// Only alerts about resources of these manifest names; any when empty.
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 /// An SNS topic.
@@ -71,6 +107,67 @@ pub struct SlackSink {
 pub struct SnsSink {
     /// The topic's ARN.
     pub topic_arn: String,
+    /// Only alerts about resources of these kinds (`Service`, …); any when empty.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Only alerts of these severities (`warning`, `critical`); any when empty.
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+    /// Only alerts about resources of these manifest names; any when empty.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// Deploy notification sinks: each takes the notifications its `when` rules take (all,
+/// without rules).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploysConfig {
+    /// Generic JSON webhooks (one JSON object per notification: enough for a board item).
+    #[serde(default)]
+    pub webhooks: Vec<DeployWebhookSink>,
+    /// Slack incoming webhooks (a Block Kit message).
+    #[serde(default)]
+    pub slack: Vec<DeploySlackSink>,
+    /// SNS topics (the readable text, then the JSON).
+    #[serde(default)]
+    pub sns: Vec<DeploySnsSink>,
+    /// How long a rollout is followed before the deploy counts as failed (default 1800).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// A JSON webhook for deploy notifications.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeployWebhookSink {
+    /// The URL (a secret).
+    pub url: Secret,
+    /// Which notifications it takes (any rule; all without rules).
+    #[serde(default)]
+    pub when: Vec<DeployRule>,
+}
+
+/// A Slack incoming webhook for deploy notifications.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploySlackSink {
+    /// The incoming-webhook URL.
+    pub webhook_url: Secret,
+    /// Which notifications it takes (any rule; all without rules).
+    #[serde(default)]
+    pub when: Vec<DeployRule>,
+}
+
+/// An SNS topic for deploy notifications.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploySnsSink {
+    /// The topic's ARN.
+    pub topic_arn: String,
+    /// Which notifications it takes (any rule; all without rules).
+    #[serde(default)]
+    pub when: Vec<DeployRule>,
 }
 
 /// The git-push webhook.
@@ -181,6 +278,12 @@ pub fn load(path: &Path) -> Result<OperatorConfig, String> {
     for (i, s) in config.alerts.slack.iter().enumerate() {
         secrets.push((format!("alerts.slack[{i}].webhookUrl"), &s.webhook_url));
     }
+    for (i, w) in config.deploys.webhooks.iter().enumerate() {
+        secrets.push((format!("deploys.webhooks[{i}].url"), &w.url));
+    }
+    for (i, s) in config.deploys.slack.iter().enumerate() {
+        secrets.push((format!("deploys.slack[{i}].webhookUrl"), &s.webhook_url));
+    }
     if let Some(w) = &config.webhook {
         secrets.push(("webhook.secret".into(), &w.secret));
     }
@@ -189,14 +292,63 @@ pub fn load(path: &Path) -> Result<OperatorConfig, String> {
             .resolve()
             .map_err(|e| format!("{}: {field}: {e}", path.display()))?;
     }
-    for (i, s) in config.alerts.sns.iter().enumerate() {
-        if !(s.topic_arn.starts_with("arn:") && s.topic_arn.contains(":sns:")) {
+    let topics = config
+        .alerts
+        .sns
+        .iter()
+        .map(|s| ("alerts", &s.topic_arn))
+        .chain(config.deploys.sns.iter().map(|s| ("deploys", &s.topic_arn)));
+    let mut counts = std::collections::HashMap::new();
+    for (stream, topic) in topics {
+        let i = counts.entry(stream).or_insert(0usize);
+        if !(topic.starts_with("arn:") && topic.contains(":sns:")) {
             // The value is not shown: config errors never echo config values.
             return Err(format!(
-                "{}: alerts.sns[{i}].topicArn: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+                "{}: {stream}.sns[{i}].topicArn: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
                 path.display(),
             ));
         }
+        *i += 1;
+    }
+    let kinds = config
+        .alerts
+        .webhooks
+        .iter()
+        .map(|w| ("webhooks", &w.kinds))
+        .enumerate()
+        .chain(
+            config
+                .alerts
+                .slack
+                .iter()
+                .map(|s| ("slack", &s.kinds))
+                .enumerate(),
+        )
+        .chain(
+            config
+                .alerts
+                .sns
+                .iter()
+                .map(|s| ("sns", &s.kinds))
+                .enumerate(),
+        );
+    for (i, (sink, kinds)) in kinds {
+        for k in kinds {
+            if crate::manifest::Kind::parse(k).is_none() {
+                return Err(format!(
+                    "{}: alerts.{sink}[{i}].kinds: unknown kind `{k}`",
+                    path.display()
+                ));
+            }
+        }
+    }
+    if let Some(url) = &config.external_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(format!(
+            "{}: externalUrl: must start with https:// or http://",
+            path.display()
+        ));
     }
     Ok(config)
 }
