@@ -1436,4 +1436,281 @@ mod tests {
         assert_eq!(fit(&small, SNS_LIMIT, |a| sns_message(a).len()), small);
         assert!(!sns_message(&small).contains("not shown"));
     }
+
+    fn drift() -> Alert {
+        let mut a = Alert::new(
+            AlertKind::Drift,
+            None,
+            Some("Service/api".into()),
+            "git@example:ops.git",
+            "4f2c9e1",
+        );
+        a.corrected = Some(true);
+        a.changes = vec![FieldChange {
+            field: "desiredCount".into(),
+            live: json!(7),
+            desired: json!(2),
+            note: None,
+        }];
+        a
+    }
+
+    fn deploy(state: crate::deploys::DeployState, stack: &str) -> crate::deploys::Deploy {
+        let begun = crate::deploys::Begun {
+            service: "api".into(),
+            ecs_name: "api".into(),
+            cluster: "prd".into(),
+            from_task_definition: Some("arn:aws:ecs:r:1:task-definition/api:1".into()),
+            to_task_definition: "arn:aws:ecs:r:1:task-definition/api:2".into(),
+            from_image: Some("nginx:1.27".into()),
+            to_image: Some("nginx:1.28".into()),
+            started: SystemTime::now(),
+            failed: None,
+        };
+        let mut d = crate::deploys::Deploy::begin(
+            &begun,
+            stack,
+            "4f2c9e1",
+            (crate::deploys::Reason::ManifestChange, None),
+        );
+        match state {
+            crate::deploys::DeployState::InProgress => {}
+            crate::deploys::DeployState::Failed => d.finish(Some((
+                crate::deploys::Cause::Rollback,
+                "circuit breaker".into(),
+            ))),
+            _ => d.finish(None),
+        }
+        d
+    }
+
+    #[tokio::test]
+    async fn slack_alerts_are_block_kit_with_the_stack_account_region_diff_commit_and_link() {
+        let slack = Endpoint::start(true);
+        let metrics = Arc::new(Metrics::new());
+        let alerter = Alerter::start(
+            Sinks {
+                sinks: vec![(
+                    Address::Slack(slack.url.clone()),
+                    Accepts::Alerts(AlertFilter::default()),
+                )],
+                external_url: Some("https://mooring.example/".into()),
+                ..Sinks::default()
+            },
+            metrics,
+        );
+        alerter.set_target(crate::aws::identity::Target {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            endpoint: None,
+        });
+        alerter.set_stack("production");
+        alerter.send(drift());
+        alerter.flush(Duration::from_secs(30)).await;
+        let body = &slack.json()[0];
+        let blocks = body["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(
+            blocks[0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Service/api drifted from git (corrected)"),
+            "{body}"
+        );
+        let fields: Vec<&str> = blocks[1]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["text"].as_str().unwrap())
+            .collect();
+        for want in [
+            "*Stack*\nproduction",
+            "*Account*\n123456789012",
+            "*Region*\neu-west-1",
+            "*Revision*\n`4f2c9e1`",
+            "*Resource*\nService/api",
+            "*Severity*\nwarning",
+        ] {
+            assert!(fields.contains(&want), "{want} not in {fields:?}");
+        }
+        let texts: Vec<&str> = blocks
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str())
+            .collect();
+        assert!(
+            texts.iter().any(|t| t.contains("desiredCount: 7 → 2")),
+            "{texts:?}"
+        );
+        let actions = blocks.iter().find(|b| b["type"] == "actions").unwrap();
+        assert_eq!(
+            actions["elements"][0]["url"],
+            "https://mooring.example/resources/Service/api"
+        );
+        // The fallback text says it too, for notifications.
+        let text = body["text"].as_str().unwrap();
+        assert!(text.contains("account 123456789012, eu-west-1"), "{text}");
+    }
+
+    #[test]
+    fn a_rejected_set_names_the_rejected_revision_and_the_running_one() {
+        let mut e = Episodes::default();
+        let err = ManifestError {
+            file: "a.yaml".into(),
+            line: 3,
+            col: 5,
+            field: "spec.cpu".into(),
+            message: "bad".into(),
+        };
+        let a = e
+            .rejected(
+                std::slice::from_ref(&err),
+                "dir",
+                "abc1234",
+                Some("def5678"),
+            )
+            .unwrap();
+        assert!(
+            a.headline()
+                .contains("manifest revision def5678 was rejected; revision abc1234 keeps running"),
+            "{}",
+            a.headline()
+        );
+        let fields = a.slack()["blocks"][1]["fields"].to_string();
+        assert!(
+            fields.contains("*Rejected revision*\\n`def5678`")
+                && fields.contains("*Running revision*\\n`abc1234`"),
+            "{fields}"
+        );
+        assert_eq!(a.severity, Severity::Critical);
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["rejectedRevision"], "def5678");
+        assert_eq!(json["revision"], "abc1234");
+    }
+
+    #[test]
+    fn alert_filters_take_kinds_severities_and_names() {
+        let drift = drift();
+        let mut failure = drift.clone();
+        failure.kind = AlertKind::Failure;
+        failure.severity = Severity::of(AlertKind::Failure, None);
+        let mut rejected = Alert::new(AlertKind::ManifestRejected, None, None, "dir", "r");
+        rejected.severity = Severity::Critical;
+        let all = AlertFilter::default();
+        assert!(all.takes(&drift) && all.takes(&failure) && all.takes(&rejected));
+        let critical = AlertFilter {
+            severities: vec![Severity::Critical],
+            ..AlertFilter::default()
+        };
+        assert!(!critical.takes(&drift) && critical.takes(&failure) && critical.takes(&rejected));
+        let resolved = Alert::new(
+            AlertKind::Resolved,
+            Some(AlertKind::Failure),
+            Some("Service/api".into()),
+            "dir",
+            "r",
+        );
+        assert!(critical.takes(&resolved), "the end of a critical episode");
+        let clusters = AlertFilter {
+            kinds: vec!["Cluster".into()],
+            ..AlertFilter::default()
+        };
+        assert!(!clusters.takes(&drift));
+        assert!(
+            clusters.takes(&rejected),
+            "set-wide alerts pass kind filters"
+        );
+        let services = AlertFilter {
+            kinds: vec!["service".into()],
+            names: vec!["api".into()],
+            ..AlertFilter::default()
+        };
+        assert!(services.takes(&drift));
+        let worker = AlertFilter {
+            names: vec!["worker".into()],
+            ..AlertFilter::default()
+        };
+        assert!(!worker.takes(&drift));
+    }
+
+    #[tokio::test]
+    async fn deploy_notifications_go_only_to_deploy_sinks_whose_rules_take_them() {
+        use crate::deploys::{DeployState, Outcome};
+        let (alerts, failures, slack) = (
+            Endpoint::start(true),
+            Endpoint::start(true),
+            Endpoint::start(true),
+        );
+        let metrics = Arc::new(Metrics::new());
+        let alerter = Alerter::start(
+            Sinks {
+                sinks: vec![
+                    (
+                        Address::Webhook(alerts.url.clone()),
+                        Accepts::Alerts(AlertFilter::default()),
+                    ),
+                    (
+                        Address::Webhook(failures.url.clone()),
+                        Accepts::Deploys(vec![
+                            DeployRule {
+                                outcomes: vec![Outcome::Failed],
+                                ..DeployRule::default()
+                            },
+                            DeployRule {
+                                outcomes: vec![Outcome::Succeeded],
+                                stacks: vec!["production".into()],
+                                names: vec![],
+                            },
+                        ]),
+                    ),
+                    (Address::Slack(slack.url.clone()), Accepts::Deploys(vec![])),
+                ],
+                external_url: Some("https://mooring.example".into()),
+                ..Sinks::default()
+            },
+            metrics.clone(),
+        );
+        alerter.send_deploy(&deploy(DeployState::InProgress, "staging"));
+        alerter.send_deploy(&deploy(DeployState::Succeeded, "staging"));
+        alerter.send_deploy(&deploy(DeployState::Failed, "staging"));
+        alerter.send_deploy(&deploy(DeployState::Succeeded, "production"));
+        alerter.send(drift());
+        alerter.flush(Duration::from_secs(30)).await;
+        let outcomes = |e: &Endpoint| -> Vec<String> {
+            e.json()
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}/{}",
+                        n["outcome"].as_str().unwrap_or("-"),
+                        n["stack"].as_str().unwrap_or("-")
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            outcomes(&failures),
+            ["failed/staging", "succeeded/production"]
+        );
+        assert_eq!(
+            slack.json().len(),
+            4,
+            "a sink with no rules takes every notification"
+        );
+        assert_eq!(alerts.json().len(), 1, "alerts only: {:?}", alerts.json());
+        assert_eq!(alerts.json()[0]["kind"], "drift");
+        let failed = &failures.json()[0];
+        assert_eq!(
+            failed["link"],
+            "https://mooring.example/resources/Service/api"
+        );
+        assert_eq!(failed["failure"]["message"], "circuit breaker");
+        assert!(
+            slack.json()[0]["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Deploy started: api (staging)")
+        );
+        assert_eq!(counted(&metrics, "deploy_webhook", "delivered"), 2);
+        assert_eq!(counted(&metrics, "deploy_slack", "delivered"), 4);
+    }
 }

@@ -428,4 +428,60 @@ mod tests {
         std::fs::write(&cfg, "alerts:\n  slak: []\n").unwrap();
         assert!(load(&cfg).unwrap_err().contains("unknown field `slak`"));
     }
+
+    #[test]
+    fn deploy_sinks_and_alert_filters_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mooring.yaml");
+        std::fs::write(
+            &cfg,
+            "alerts:\n  slack:\n    - webhookUrl: {value: 'http://127.0.0.1:9/a'}\n      kinds: [Service]\n      severities: [critical]\n      names: [api]\ndeploys:\n  timeoutSeconds: 600\n  webhooks:\n    - url: {value: 'http://127.0.0.1:9/d'}\n      when:\n        - outcomes: [failed]\n        - outcomes: [succeeded]\n          stacks: [production]\n  slack:\n    - webhookUrl: {value: 'http://127.0.0.1:9/s'}\n  sns:\n    - topicArn: arn:aws:sns:eu-west-1:1:deploys\nexternalUrl: https://mooring.example/\n",
+        )
+        .unwrap();
+        let c = load(&cfg).unwrap();
+        assert_eq!(c.alerts.slack[0].severities, [Severity::Critical]);
+        assert_eq!(c.alerts.slack[0].kinds, ["Service"]);
+        assert_eq!(c.deploys.webhooks[0].when.len(), 2);
+        assert_eq!(
+            c.deploys.webhooks[0].when[1].outcomes,
+            [crate::deploys::Outcome::Succeeded]
+        );
+        assert_eq!(c.deploys.webhooks[0].when[1].stacks, ["production"]);
+        assert!(c.deploys.slack[0].when.is_empty());
+        assert_eq!(c.deploys.timeout_seconds, Some(600));
+        assert_eq!(c.external_url.as_deref(), Some("https://mooring.example/"));
+        let sinks = crate::alerts::Sinks::from_config(&c, None).unwrap();
+        assert!(!sinks.is_empty());
+
+        for (text, error) in [
+            (
+                "alerts:\n  webhooks:\n    - url: {value: x}\n      kinds: [Servise]\n",
+                "alerts.webhooks[0].kinds: unknown kind `Servise`",
+            ),
+            (
+                "deploys:\n  sns:\n    - topicArn: nope\n",
+                "deploys.sns[0].topicArn: not an SNS topic ARN",
+            ),
+            (
+                "deploys:\n  slack:\n    - webhookUrl: {env: MOORING_TEST_SURELY_UNSET_VAR}\n",
+                "deploys.slack[0].webhookUrl: environment variable",
+            ),
+            (
+                "externalUrl: mooring.example\n",
+                "externalUrl: must start with https://",
+            ),
+            (
+                "deploys:\n  webhooks:\n    - url: {value: x}\n      when: [{outcomes: [exploded]}]\n",
+                "unknown variant `exploded`",
+            ),
+            (
+                "alerts:\n  sns:\n    - topicArn: arn:aws:sns:r:1:t\n      severities: [loud]\n",
+                "unknown variant `loud`",
+            ),
+        ] {
+            std::fs::write(&cfg, text).unwrap();
+            let e = load(&cfg).unwrap_err();
+            assert!(e.contains(error), "{text}: {e}");
+        }
+    }
 }

@@ -679,7 +679,10 @@ mod tests {
             Some("new version of secret db-password"),
         );
         let cpu = change("taskDefinition.cpu", None);
-        assert_eq!(reason(std::slice::from_ref(&cpu), true, None).0, Reason::ManifestChange);
+        assert_eq!(
+            reason(std::slice::from_ref(&cpu), true, None).0,
+            Reason::ManifestChange
+        );
         assert_eq!(
             reason(std::slice::from_ref(&image), false, None).0,
             Reason::ManifestChange
