@@ -346,9 +346,19 @@ pub struct Episodes {
     open: HashMap<(Kind, String), Open>,
     seen_in_sync: HashSet<(Kind, String)>,
     rejected: Option<Vec<ManifestError>>,
+    /// Each manifest's fingerprint now, and when its resource was last in sync.
+    fingerprints: HashMap<(Kind, String), u64>,
+    in_sync_with: HashMap<(Kind, String), u64>,
 }
 
 impl Episodes {
+    /// The manifests' fingerprints for the next [`Episodes::observe`]: a resource whose
+    /// manifest changed since it was last in sync, and whose change went in, is a change
+    /// from git (a deploy, for a service), not drift.
+    pub fn set_fingerprints(&mut self, fingerprints: HashMap<(Kind, String), u64>) {
+        self.fingerprints = fingerprints;
+    }
+
     /// The alerts a pass calls for. `enforce` says whether drift was meant to be corrected.
     pub fn observe(&mut self, report: &PassReport, source: &str) -> Vec<Alert> {
         let mut out = Vec::new();
@@ -369,6 +379,14 @@ impl Episodes {
                 Action::Create => self.seen_in_sync.contains(&id),
                 Action::None => false,
             };
+            // A change git asked for, applied: not drift.
+            let from_git = r.applied
+                && r.error().is_none()
+                && self
+                    .in_sync_with
+                    .get(&id)
+                    .is_some_and(|was| self.fingerprints.get(&id) != Some(was));
+            let drift = drift && !from_git;
             // A resource waiting for a failed dependency is not its own failure.
             let failure = match &r.outcome {
                 Outcome::Failed { failure } => Some(failure.clone()),
@@ -400,6 +418,9 @@ impl Episodes {
                 out.push(alert(AlertKind::Resolved, Some(AlertKind::Failure)));
             }
             if r.action == Action::None && error.is_none() {
+                if let Some(print) = self.fingerprints.get(&id) {
+                    self.in_sync_with.insert(id.clone(), *print);
+                }
                 self.seen_in_sync.insert(id);
             }
         }
@@ -1712,5 +1733,37 @@ mod tests {
         );
         assert_eq!(counted(&metrics, "deploy_webhook", "delivered"), 2);
         assert_eq!(counted(&metrics, "deploy_slack", "delivered"), 4);
+    }
+
+    #[test]
+    fn a_change_from_git_that_went_in_is_not_drift() {
+        let id = (Kind::Service, "api".to_string());
+        let mut e = Episodes::default();
+        e.set_fingerprints(HashMap::from([(id.clone(), 1)]));
+        assert!(
+            e.observe(&pass(Action::None, false, None), "dir")
+                .is_empty()
+        );
+        // The manifest changed and the change was applied: a deploy, not drift.
+        e.set_fingerprints(HashMap::from([(id.clone(), 2)]));
+        assert!(
+            e.observe(&pass(Action::Update, true, None), "dir")
+                .is_empty()
+        );
+        assert!(
+            e.observe(&pass(Action::None, false, None), "dir")
+                .is_empty()
+        );
+        // Held back (observe mode): live still differs from git, which is reported.
+        e.set_fingerprints(HashMap::from([(id.clone(), 3)]));
+        let held = e.observe(&pass(Action::Update, false, None), "dir");
+        assert_eq!(kinds(&held), [(AlertKind::Drift, None)]);
+        assert!(
+            !e.observe(&pass(Action::None, false, None), "dir")
+                .is_empty()
+        );
+        // The manifest unchanged since: a change to live is drift again.
+        let drifted = e.observe(&pass(Action::Update, true, None), "dir");
+        assert_eq!(kinds(&drifted), [(AlertKind::Drift, None)]);
     }
 }

@@ -1331,6 +1331,11 @@ async fn each_deploy_is_announced_once_when_it_starts_and_once_when_it_ends() {
         d.alerts.json().iter().all(|a| a["event"] != "deploy"),
         "alert sinks get no deploy notifications"
     );
+    assert!(
+        d.alerts_for("Service/api").is_empty(),
+        "a change from git is a deploy, not drift: {:#?}",
+        d.alerts.json()
+    );
 
     let status = d.get("/status/Service/api");
     let kept = status["deploys"].as_array().unwrap();

@@ -562,6 +562,9 @@ impl Daemon {
     fn record(&mut self, report: &PassReport) {
         // Every replica tracks episodes (a new leader closes what the old one opened);
         // only the leader sends.
+        if let Some(set) = self.current.as_ref() {
+            self.episodes.set_fingerprints(set.fingerprints());
+        }
         let alerts = self.episodes.observe(report, &self.source_label);
         if self.leads() {
             for alert in alerts {
