@@ -1486,6 +1486,8 @@ mod tests {
             from_image: Some("nginx:1.27".into()),
             to_image: Some("nginx:1.28".into()),
             started: SystemTime::now(),
+            changes: Vec::new(),
+            created: false,
             failed: None,
         };
         let mut d = crate::deploys::Deploy::begin(

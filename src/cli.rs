@@ -227,7 +227,7 @@ pub enum Command {
     IamPolicy {
         /// Manifest directory (read recursively).
         dir: PathBuf,
-        /// Operator config: adds `sns:Publish` on its alert topics.
+        /// Operator config: adds `sns:Publish` on its alert and deploy topics.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Leader election's lease table: adds `dynamodb:GetItem`/`PutItem` on it.
@@ -492,8 +492,7 @@ pub async fn execute(cli: Cli) -> i32 {
             if let Some(path) = config {
                 match crate::config::load(&path) {
                     Ok(c) => {
-                        let topics: Vec<String> =
-                            c.alerts.sns.iter().map(|s| s.topic_arn.clone()).collect();
+                        let topics: Vec<String> = c.sns_topics();
                         if let (Some(st), Some(list)) = (
                             crate::iam::alert_statement(&topics),
                             policy["Statement"].as_array_mut(),

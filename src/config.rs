@@ -52,7 +52,18 @@ pub struct OperatorConfig {
     pub webhook: Option<WebhookConfig>,
 }
 
-/// Alert sinks; every alert goes to all of them.
+impl OperatorConfig {
+    /// Every SNS topic it publishes to: alert topics, then deploy topics.
+    pub fn sns_topics(&self) -> Vec<String> {
+        let alerts = self.alerts.sns.iter().map(|s| s.topic_arn.clone());
+        let deploys = self.deploys.sns.iter().map(|s| s.topic_arn.clone());
+        let mut topics: Vec<String> = alerts.chain(deploys).collect();
+        topics.dedup();
+        topics
+    }
+}
+
+/// Alert sinks; every alert goes to all of them that take it.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AlertsConfig {
@@ -452,6 +463,11 @@ mod tests {
         assert_eq!(c.external_url.as_deref(), Some("https://mooring.example/"));
         let sinks = crate::alerts::Sinks::from_config(&c, None).unwrap();
         assert!(!sinks.is_empty());
+        assert_eq!(
+            c.sns_topics(),
+            ["arn:aws:sns:eu-west-1:1:deploys"],
+            "for the IAM policy"
+        );
 
         for (text, error) in [
             (

@@ -1,9 +1,10 @@
 //! Deploys as episodes. When the Service kind moves a service to a new task definition
-//! revision it records what it began ([`Begun`]); after the pass the daemon turns that into
-//! a [`Deploy`] — why it happened (derived from the plan's changes), old → new image, the
-//! manifest revision — announces it as started, and follows the rollout in a task of its
-//! own (so no other resource waits for it) until it completes, fails (circuit-breaker
-//! rollback, pre-deploy failure, the apply itself) or times out. `/status/Service/{name}`
+//! revision it says what it begins ([`Begun`]) before any pre-deploy task or update; the
+//! daemon's [`Tracker`] turns that into a [`Deploy`] — why it happened (derived from the
+//! plan's changes), old → new image, the manifest revision — and announces it as started.
+//! After the pass it follows the rollout in a task of its own (so no other resource waits
+//! for it) until it completes, fails (circuit-breaker rollback, pre-deploy failure, the
+//! apply itself) or times out. `/status/Service/{name}`
 //! keeps the last [`DEPLOYS_KEPT`]; deploy notifications go to their own sinks
 //! ([`crate::alerts`]), filtered per sink by outcome, stack and name ([`DeployRule`]).
 
@@ -111,6 +112,11 @@ pub struct Begun {
     pub to_image: Option<String>,
     /// When.
     pub started: SystemTime,
+    /// The plan's changes that say why: the image and `MOORING_SECRETS_VERSION`, with
+    /// their notes (`tag latest`, `new version of secret …`).
+    pub changes: Vec<FieldChange>,
+    /// The service is new.
+    pub created: bool,
     /// Set when the deploy failed within the apply (pre-deploy task, ECS refused).
     pub failed: Option<(Cause, String)>,
 }
@@ -540,16 +546,8 @@ impl Reporter {
     }
 }
 
-/// What the daemon keeps about deploys between passes: the manifest each service was
-/// last in sync with (to tell a manifest change from a new digest or drift), and the
-/// rollouts being followed.
-#[derive(Default)]
-pub struct Tracker {
-    settled: HashMap<String, u64>,
-    following: HashMap<String, (Arc<std::sync::Mutex<Deploy>>, tokio::task::AbortHandle)>,
-}
-
 /// What following a rollout needs.
+#[derive(Clone)]
 pub struct Follow {
     /// ECS.
     pub ecs: aws_sdk_ecs::Client,
@@ -559,84 +557,141 @@ pub struct Follow {
     pub timeout: Duration,
 }
 
+/// What the daemon keeps about deploys, shared with the Service kind's hook: the manifest
+/// each service was last in sync with (to tell a manifest change from a new digest or
+/// drift), the deploys announced in this pass, and the rollouts being followed.
+#[derive(Clone)]
+pub struct Tracker {
+    inner: Arc<std::sync::Mutex<Inner>>,
+    reporter: Reporter,
+    follow: Follow,
+}
+
+#[derive(Default)]
+struct Inner {
+    stack: String,
+    revision: String,
+    fingerprints: HashMap<(crate::manifest::Kind, String), u64>,
+    settled: HashMap<String, u64>,
+    /// Announced as started in this pass, by [`Deploy::id`].
+    announced: HashMap<String, Deploy>,
+    following: HashMap<String, (Arc<std::sync::Mutex<Deploy>>, tokio::task::AbortHandle)>,
+}
+
 impl Tracker {
-    /// Turns what the Service kind began in a pass into deploys: reports each as started,
-    /// then failed at once (it failed within the apply) or followed in a task of its own.
-    /// `fingerprints`: each manifest's fingerprint now.
-    pub fn after_pass(
-        &mut self,
-        begun: Vec<Begun>,
-        report: &crate::reconcile::PassReport,
-        set: &crate::manifest::ManifestSet,
-        reporter: &Reporter,
-        follow: &Follow,
-    ) {
-        use crate::manifest::Kind;
-        let fingerprints = set.fingerprints();
-        let print = |name: &str| {
-            fingerprints
-                .get(&(Kind::Service, name.to_string()))
-                .copied()
-        };
-        for b in begun {
-            let r = report
-                .resources
-                .iter()
-                .find(|r| r.kind == Kind::Service && r.name == b.service);
-            let changes = r.map(|r| r.changes.as_slice()).unwrap_or_default();
-            let created = r.is_some_and(|r| r.action == crate::reconcile::Action::Create);
-            let manifest_changed = self
-                .settled
-                .get(&b.service)
-                .map(|was| Some(*was) != print(&b.service));
-            let why = reason(changes, created, manifest_changed);
-            let mut deploy = Deploy::begin(&b, &set.stack, &set.revision, why);
-            if let Some((_, (older, task))) = self.following.remove_entry(&b.service) {
+    /// A tracker reporting to `reporter` and following rollouts as `follow` says.
+    pub fn new(reporter: Reporter, follow: Follow) -> Tracker {
+        Tracker {
+            inner: Arc::default(),
+            reporter,
+            follow,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The set a pass is about to reconcile: its stack, revision and fingerprints.
+    pub fn before_pass(&self, set: &crate::manifest::ManifestSet) {
+        let mut inner = self.lock();
+        inner.stack = set.stack.clone();
+        inner.revision = set.revision.clone();
+        inner.fingerprints = set.fingerprints();
+    }
+
+    fn deploy_of(inner: &Inner, b: &Begun) -> Deploy {
+        let print = inner
+            .fingerprints
+            .get(&(crate::manifest::Kind::Service, b.service.clone()))
+            .copied();
+        let manifest_changed = inner.settled.get(&b.service).map(|was| Some(*was) != print);
+        let why = reason(&b.changes, b.created, manifest_changed);
+        Deploy::begin(b, &inner.stack, &inner.revision, why)
+    }
+
+    /// The Service kind began `b` (called from its apply, before a pre-deploy task or the
+    /// update): announced as started now; a deploy of the same service still followed is
+    /// superseded.
+    pub fn begun(&self, b: &Begun) {
+        let deploy = {
+            let mut inner = self.lock();
+            let deploy = Self::deploy_of(&inner, b);
+            if let Some((older, task)) = inner.following.remove(&b.service) {
                 task.abort();
-                let mut older = older.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                older.supersede();
-                reporter.report(&older);
+                // Under the lock its follower finishes with: ended already, or never.
+                let mut older = older.lock().unwrap_or_else(|p| p.into_inner());
+                if older.state == DeployState::InProgress {
+                    older.supersede();
+                    self.reporter.report(&older);
+                }
             }
-            reporter.report(&deploy);
+            inner.announced.insert(deploy.id.clone(), deploy.clone());
+            deploy
+        };
+        self.reporter.report(&deploy);
+    }
+
+    /// After a pass: each deploy the Service kind began (`begun`, taken from it) ends at
+    /// once when it failed within the apply, or is followed in a task of its own.
+    /// Services whose plan was clean count as in sync with their manifest as it is now.
+    pub fn after_pass(&self, begun: Vec<Begun>, report: &crate::reconcile::PassReport) {
+        use crate::manifest::Kind;
+        let mut inner = self.lock();
+        for b in begun {
+            let fresh = Self::deploy_of(&inner, &b);
+            let mut deploy = match inner.announced.remove(&fresh.id) {
+                Some(d) => d,
+                None => {
+                    // Begun without the hook (not expected in the daemon): announce now.
+                    self.reporter.report(&fresh);
+                    fresh
+                }
+            };
             if let Some(failed) = b.failed.clone() {
                 deploy.finish(Some(failed));
-                reporter.report(&deploy);
+                self.reporter.report(&deploy);
                 continue;
             }
+            let service = deploy.service.clone();
             let shared = Arc::new(std::sync::Mutex::new(deploy));
-            let (ecs, poll, timeout, reporter, mine) = (
-                follow.ecs.clone(),
-                follow.poll,
-                follow.timeout,
-                reporter.clone(),
-                shared.clone(),
-            );
+            let (follow, reporter, mine) =
+                (self.follow.clone(), self.reporter.clone(), shared.clone());
             let task = tokio::spawn(async move {
-                let result = crate::kinds::service::follow::follow(&ecs, &b, poll, timeout).await;
+                let result = crate::kinds::service::follow::follow(
+                    &follow.ecs,
+                    &b,
+                    follow.poll,
+                    follow.timeout,
+                )
+                .await;
                 let done = {
                     let mut d = mine.lock().unwrap_or_else(|p| p.into_inner());
-                    d.finish(result.err());
-                    d.clone()
+                    // A newer deploy may have superseded it meanwhile.
+                    (d.state == DeployState::InProgress).then(|| {
+                        d.finish(result.err());
+                        d.clone()
+                    })
                 };
-                reporter.report(&done);
+                if let Some(done) = done {
+                    reporter.report(&done);
+                }
             });
-            self.following.insert(
-                shared
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .service
-                    .clone(),
-                (shared.clone(), task.abort_handle()),
-            );
+            inner
+                .following
+                .insert(service, (shared, task.abort_handle()));
         }
-        self.following.retain(|_, (_, task)| !task.is_finished());
-        // Services whose plan is clean are in sync with their manifest as it is now.
+        inner.announced.clear();
+        inner.following.retain(|_, (_, task)| !task.is_finished());
         for r in &report.resources {
             if r.kind == Kind::Service
                 && r.action == crate::reconcile::Action::None
-                && let Some(p) = print(&r.name)
+                && let Some(p) = inner
+                    .fingerprints
+                    .get(&(Kind::Service, r.name.clone()))
+                    .copied()
             {
-                self.settled.insert(r.name.clone(), p);
+                inner.settled.insert(r.name.clone(), p);
             }
         }
     }
@@ -666,6 +721,8 @@ mod tests {
             from_image: Some("nginx:1.27".into()),
             to_image: Some("nginx:1.28".into()),
             started: SystemTime::now() - Duration::from_secs(65),
+            changes: Vec::new(),
+            created: false,
             failed: None,
         }
     }

@@ -296,6 +296,22 @@ pub async fn run(
         applying.set_applying(kind, name)
     }));
     let source_label = shared.status.snapshot().source;
+    let deploys = crate::deploys::Tracker::new(
+        crate::deploys::Reporter {
+            status: shared.status.clone(),
+            metrics: shared.metrics.clone(),
+            alerter: shared.alerter.clone(),
+        },
+        crate::deploys::Follow {
+            ecs: ctx.aws.ecs.clone(),
+            poll: ctx.rollout_poll,
+            timeout: cfg.deploy_timeout,
+        },
+    );
+    let announce = deploys.clone();
+    ctx.states
+        .services
+        .on_begin(Arc::new(move |begun| announce.begun(begun)));
     let mut d = Daemon {
         backoffs: Backoffs::new(cfg.backoff),
         prune_backoffs: Backoffs::new(cfg.backoff),
@@ -305,7 +321,7 @@ pub async fn run(
         source_label,
         stopping: Arc::new(AtomicBool::new(false)),
         episodes: Episodes::default(),
-        deploys: Default::default(),
+        deploys,
         gates: Gates::default(),
         current: None,
         next_due: HashMap::new(),
@@ -404,6 +420,7 @@ impl Daemon {
     /// shutdown cut an apply short.
     async fn pass(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<PassReport> {
         let set = self.current.as_ref()?;
+        self.deploys.before_pass(set);
         if self.shared.status.target().is_none()
             && let Ok(target) = self.ctx.aws.target().await
         {
@@ -571,21 +588,8 @@ impl Daemon {
                 self.shared.alerter.send(alert);
             }
         }
-        if let Some(set) = self.current.as_ref() {
-            let reporter = crate::deploys::Reporter {
-                status: self.shared.status.clone(),
-                metrics: self.shared.metrics.clone(),
-                alerter: self.shared.alerter.clone(),
-            };
-            let follow = crate::deploys::Follow {
-                ecs: self.ctx.aws.ecs.clone(),
-                poll: self.ctx.rollout_poll,
-                timeout: self.cfg.deploy_timeout,
-            };
-            let begun = self.ctx.states.services.take_deploys();
-            self.deploys
-                .after_pass(begun, report, set, &reporter, &follow);
-        }
+        let begun = self.ctx.states.services.take_deploys();
+        self.deploys.after_pass(begun, report);
         if report
             .resources
             .iter()

@@ -950,6 +950,8 @@ fn begun_deploy() -> crate::deploys::Begun {
         from_image: Some("api:1".into()),
         to_image: Some("api:2".into()),
         started: std::time::SystemTime::now(),
+        changes: Vec::new(),
+        created: false,
         failed: None,
     }
 }
@@ -974,14 +976,48 @@ fn rolling_out() -> Service {
 #[tokio::test]
 async fn the_daemon_reports_a_deploy_apply_began_and_follows_it_until_it_completes() {
     use crate::deploys::{DeployState, Follow, Reason, Reporter, Tracker};
-    // The daemon does not wait in apply: the Service kind records the deploy it began.
+    let set = set();
+    let status = crate::status::StatusStore::new("dir", "enforce");
+    status.set_manifests(&set, true);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    // Followed apart from the pass: in progress, then completed.
+    let (describe, ecs) = describing(vec![
+        rolling_out(),
+        service(
+            NEW_TD,
+            &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+            2,
+        ),
+    ]);
+    let tracker = Tracker::new(
+        Reporter {
+            status: status.clone(),
+            metrics: metrics.clone(),
+            alerter: crate::alerts::Alerter::start(Default::default(), metrics.clone()),
+        },
+        Follow {
+            ecs,
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_secs(30),
+        },
+    );
+    // The daemon does not wait in apply: the Service kind says what it begins.
     let rules = rollout_rules(vec![]);
     let refs: Vec<&Rule> = rules.iter().collect();
     let mut ctx = context(&refs);
     ctx.rollout_wait = None;
-    let set = set();
+    let announce = tracker.clone();
+    ctx.states
+        .services
+        .on_begin(std::sync::Arc::new(move |b| announce.begun(b)));
+    tracker.before_pass(&set);
     let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
     assert!(report.resources[1].applied, "{report:#?}");
+    let deploys = || status.snapshot().deploys.get("api").cloned().unwrap_or_default();
+    // Announced as started during the apply, before the pass ended.
+    assert_eq!(deploys().len(), 1);
+    assert_eq!(deploys()[0].state, DeployState::InProgress);
+    assert_eq!(deploys()[0].reason, Reason::ManifestChange);
     let begun = ctx.states.services.take_deploys();
     assert_eq!(begun.len(), 1, "{begun:#?}");
     let b = &begun[0];
@@ -993,55 +1029,38 @@ async fn the_daemon_reports_a_deploy_apply_began_and_follows_it_until_it_complet
         (b.from_image.as_deref(), b.to_image.as_deref()),
         (Some("api:1"), Some("api:2"))
     );
-    assert_eq!((b.cluster.as_str(), b.failed.clone()), ("prd", None));
+    assert_eq!(b.changes.len(), 1, "{:#?}", b.changes);
+    assert_eq!(b.changes[0].field, "taskDefinition.container.image");
+    assert_eq!((b.cluster.as_str(), b.failed.clone(), b.created), ("prd", None, false));
     assert!(ctx.states.services.take_deploys().is_empty(), "taken once");
 
-    // Followed apart from the pass: in progress, then completed.
-    let (describe, ecs) = describing(vec![
-        rolling_out(),
-        service(
-            NEW_TD,
-            &[("PRIMARY", DeploymentRolloutState::Completed, None)],
-            2,
-        ),
-    ]);
-    let status = crate::status::StatusStore::new("dir", "enforce");
-    status.set_manifests(&set, true);
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let reporter = Reporter {
-        status: status.clone(),
-        metrics: metrics.clone(),
-        alerter: crate::alerts::Alerter::start(Default::default(), metrics.clone()),
-    };
-    let follow = Follow {
-        ecs,
-        poll: Duration::from_millis(1),
-        timeout: Duration::from_secs(30),
-    };
-    let mut tracker = Tracker::default();
-    tracker.after_pass(begun, &report, &set, &reporter, &follow);
-    let deploys = || status.snapshot().deploys.get("api").cloned().unwrap_or_default();
-    assert_eq!(deploys().len(), 1);
-    assert_eq!(deploys()[0].reason, Reason::ManifestChange);
+    tracker.after_pass(begun, &report);
     for _ in 0..500 {
         if deploys()[0].state != DeployState::InProgress {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(deploys().len(), 1, "one deploy, updated in place");
     let d = &deploys()[0];
     assert_eq!(d.state, DeployState::Succeeded, "{d:#?}");
     assert!(d.duration_seconds.is_some() && d.finished_at.is_some());
     assert_eq!(describe.num_calls(), 2, "polled until it completed");
     let snapshot = status.snapshot();
     let api = snapshot.resources.iter().find(|r| r.name == "api").unwrap();
-    assert_eq!(api.last_deploy.as_ref().map(|d| d.state), Some(DeployState::Succeeded));
+    assert_eq!(
+        api.last_deploy.as_ref().map(|d| d.state),
+        Some(DeployState::Succeeded)
+    );
     let text = metrics.encode();
     assert!(
         text.contains("mooring_deploys_total{service=\"api\",outcome=\"succeeded\"} 1"),
         "{text}"
     );
-    assert!(text.contains("mooring_deploy_duration_seconds_count 1"), "{text}");
+    assert!(
+        text.contains("mooring_deploy_duration_seconds_count 1"),
+        "{text}"
+    );
     assert!(
         text.contains("mooring_last_successful_deploy_timestamp_seconds{service=\"api\"} 1"),
         "{text}"
@@ -1150,4 +1169,69 @@ fn a_service_that_runs_the_new_revision_steadily_has_completed_even_without_its_
             .build(),
     ]);
     assert!(matches!(judge(&failed, NEW_TD), Judgement::Failed(m) if m.contains("tasks failed to start")));
+}
+
+#[tokio::test]
+async fn a_newer_deploy_supersedes_one_still_rolling_out_but_not_one_that_ended() {
+    use crate::deploys::{DeployState, Follow, Reporter, Tracker};
+    let set = set();
+    let status = crate::status::StatusStore::new("dir", "enforce");
+    status.set_manifests(&set, true);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let (_, ecs) = describing(vec![rolling_out()]);
+    let tracker = Tracker::new(
+        Reporter {
+            status: status.clone(),
+            metrics: metrics.clone(),
+            alerter: crate::alerts::Alerter::start(Default::default(), metrics.clone()),
+        },
+        Follow {
+            ecs,
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_secs(60),
+        },
+    );
+    tracker.before_pass(&set);
+    let report = crate::reconcile::PassReport {
+        revision: set.revision.clone(),
+        resources: Vec::new(),
+        aws_calls: Default::default(),
+        target: None,
+        aws_calls_by_kind: Default::default(),
+        check_seconds_by_kind: Default::default(),
+    };
+    let first = begun_deploy();
+    tracker.begun(&first);
+    tracker.after_pass(vec![first], &report);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut second = begun_deploy();
+    second.started += Duration::from_secs(1);
+    tracker.begun(&second);
+    let kept = status.snapshot().deploys["api"].clone();
+    let states: Vec<DeployState> = kept.iter().map(|d| d.state).collect();
+    assert_eq!(states, [DeployState::Superseded, DeployState::InProgress]);
+    assert!(
+        metrics
+            .encode()
+            .contains("mooring_deploys_total{service=\"api\",outcome=\"superseded\"} 1")
+    );
+    // One that failed within the apply ends at once; the next does not touch it.
+    let mut third = begun_deploy();
+    third.started += Duration::from_secs(2);
+    third.failed = Some((crate::deploys::Cause::Apply, "refused".into()));
+    tracker.after_pass(vec![second], &report);
+    tracker.begun(&third);
+    tracker.after_pass(vec![third], &report);
+    let states: Vec<DeployState> = status.snapshot().deploys["api"]
+        .iter()
+        .map(|d| d.state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            DeployState::Superseded,
+            DeployState::Superseded,
+            DeployState::Failed
+        ]
+    );
 }

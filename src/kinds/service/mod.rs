@@ -63,7 +63,12 @@ pub struct State {
     pre_deploys: predeploy::Memory,
     /// Deploys begun since the daemon last took them (at most [`BEGUN_KEPT`]).
     begun: Mutex<Vec<crate::deploys::Begun>>,
+    /// Told of each deploy as it begins (the daemon announces it).
+    on_begin: std::sync::OnceLock<DeployHook>,
 }
+
+/// A callback told of each deploy as it begins.
+pub type DeployHook = Arc<dyn Fn(&crate::deploys::Begun) + Send + Sync>;
 
 /// How many begun deploys wait to be taken (`apply` never takes them).
 const BEGUN_KEPT: usize = 100;
@@ -100,7 +105,19 @@ impl State {
         all.drain(..over);
     }
 
-    /// The deploys begun since the last call (the daemon reports and follows them).
+    /// Tells `hook` of every deploy as it begins, before its pre-deploy task or update.
+    pub fn on_begin(&self, hook: DeployHook) {
+        let _ = self.on_begin.set(hook);
+    }
+
+    fn announce(&self, begun: &crate::deploys::Begun) {
+        if let Some(hook) = self.on_begin.get() {
+            hook(begun);
+        }
+    }
+
+    /// The deploys begun since the last call, with how the apply ended for each (the
+    /// daemon ends or follows them).
     pub fn take_deploys(&self) -> Vec<crate::deploys::Begun> {
         std::mem::take(&mut *self.begun.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -925,8 +942,13 @@ impl Resource for Unit {
                 .and_then(|td| td.container.as_ref())
                 .and_then(|c| c.image.clone()),
             started: std::time::SystemTime::now(),
+            changes: deploy_changes(change.live, change.desired, &Self::notes(obs)),
+            created: obs.live.is_none(),
             failed: None,
         });
+        if let Some(begun) = &deploy {
+            state(cx).announce(begun);
+        }
         let rolled = async {
             if moving && m.spec.deploy.pre_deploy.is_some() {
                 let td = task_definition_by_arn(cx, &td_arn).await?;
@@ -1291,6 +1313,50 @@ async fn update_service(
             .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
     }
     service.ok_or_else(|| ReconcileError::NotConverged("UpdateService returned no service".into()))
+}
+
+/// The changes that say why a service moves to a new revision, as plan shows them: its
+/// image and its `MOORING_SECRETS_VERSION`, with the kind's notes.
+fn deploy_changes(
+    live: Option<&Doc>,
+    desired: &Doc,
+    notes: &[(&'static str, String)],
+) -> Vec<FieldChange> {
+    fn container(d: Option<&Doc>) -> Option<&render::ContainerDoc> {
+        d.and_then(|d| d.task_definition.as_ref())
+            .and_then(|td| td.container.as_ref())
+    }
+    let (was, wants) = (container(live), container(Some(desired)));
+    let secrets = |c: Option<&render::ContainerDoc>| {
+        c.and_then(|c| c.environment.get(spec::SECRETS_VERSION_ENV).cloned())
+    };
+    let image_field = "taskDefinition.container.image";
+    let secrets_field = "taskDefinition.container.environment.MOORING_SECRETS_VERSION";
+    let note = |field: &str| {
+        notes
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, n)| n.clone())
+    };
+    let mut out = Vec::new();
+    for (field, live, desired) in [
+        (
+            image_field,
+            was.and_then(|c| c.image.clone()),
+            wants.and_then(|c| c.image.clone()),
+        ),
+        (secrets_field, secrets(was), secrets(wants)),
+    ] {
+        if live != desired {
+            out.push(FieldChange {
+                field: field.to_string(),
+                live: live.into(),
+                desired: desired.into(),
+                note: note(field),
+            });
+        }
+    }
+    out
 }
 
 /// The reason ECS gave up on a deployment of `td_arn` (circuit breaker), if it did.
