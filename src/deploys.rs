@@ -497,19 +497,27 @@ pub fn header(text: &str) -> serde_json::Value {
     serde_json::json!({"type": "header", "text": {"type": "plain_text", "text": cut(text, 150), "emoji": true}})
 }
 
+/// `text` with the three characters Slack's mrkdwn reserves escaped (`<`, `>`, `&`), so
+/// a value such as `<none>` or a URL with `&` shows as written.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// A Block Kit section of markdown (at most 3000 characters).
 pub fn section(text: &str) -> serde_json::Value {
-    serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(text, 3000)}})
+    serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&escape(text), 3000)}})
 }
 
 /// A Block Kit section field: a bold label over a value (at most 2000 characters).
 pub fn field(label: &str, value: &str) -> serde_json::Value {
-    serde_json::json!({"type": "mrkdwn", "text": cut(&format!("*{label}*\n{value}"), 2000)})
+    serde_json::json!({"type": "mrkdwn", "text": cut(&format!("*{label}*\n{}", escape(value)), 2000)})
 }
 
 /// A Block Kit context line.
 pub fn context(text: &str) -> serde_json::Value {
-    serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, 2000)}]})
+    serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&escape(text), 2000)}]})
 }
 
 /// A Block Kit actions block with one link button.
@@ -922,6 +930,11 @@ mod tests {
         assert_eq!(
             field("L", &long)["text"].as_str().unwrap().chars().count(),
             2000
+        );
+        assert_eq!(
+            section("a <b> & c")["text"]["text"],
+            "a &lt;b&gt; &amp; c",
+            "mrkdwn's reserved characters"
         );
         assert_eq!(human(5.0), "5s");
         assert_eq!(human(65.0), "1m 5s");

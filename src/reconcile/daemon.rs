@@ -865,4 +865,31 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert!(!b.waiting(Kind::Service, "api", Some(1)));
     }
+
+    #[tokio::test]
+    async fn a_rejected_directory_set_is_named_by_the_revision_it_would_have_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| {
+            std::fs::write(
+                dir.path().join("stack.yaml"),
+                "apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata: {name: prd}\n",
+            )
+            .unwrap();
+            std::fs::write(dir.path().join("cluster.yaml"), text).unwrap();
+        };
+        write("apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n");
+        let source = Source::Dir(dir.path().to_path_buf());
+        let set = load_with_revision(&source).await.unwrap();
+        assert_eq!(content_revision(dir.path()), Some(set.revision.clone()));
+        write(
+            "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {cpu: 1}\n",
+        );
+        let (errors, rejected) = load_with_revision(&source).await.unwrap_err();
+        assert!(!errors.0.is_empty());
+        let rejected = rejected.expect("the rejected set's revision");
+        assert!(
+            rejected.starts_with("sha256:") && rejected != set.revision,
+            "{rejected}"
+        );
+    }
 }
