@@ -1248,12 +1248,22 @@ async fn each_deploy_is_announced_once_when_it_starts_and_once_when_it_ends() {
     let dir = fixture_copy("basic");
     let alerts = Receiver::start();
     let deploys = Receiver::start();
+    // Failures only, to SNS in moto (Publish is real; the tests count deliveries).
+    let topic = aws_sdk_sns::Client::new(&emu.sdk_config().await)
+        .create_topic()
+        .name("mooring-deploys")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
     let config = tempfile::tempdir().unwrap();
     let file = config.path().join("mooring.yaml");
     std::fs::write(
         &file,
         format!(
-            "alerts:\n  webhooks:\n    - url: {{value: '{}'}}\ndeploys:\n  webhooks:\n    - url: {{value: '{}'}}\nexternalUrl: https://mooring.example/\n",
+            "alerts:\n  webhooks:\n    - url: {{value: '{}'}}\ndeploys:\n  webhooks:\n    - url: {{value: '{}'}}\n  sns:\n    - topicArn: {topic}\n    - topicArn: {topic}\n      when: [{{outcomes: [failed]}}]\nexternalUrl: https://mooring.example/\n",
             alerts.url, deploys.url
         ),
     )
@@ -1359,6 +1369,14 @@ async fn each_deploy_is_announced_once_when_it_starts_and_once_when_it_ends() {
     );
     assert!(
         text.contains("mooring_deploy_duration_seconds_count 2"),
+        "{text}"
+    );
+    // Two SNS sinks: the one for every outcome published all four notices, the one for
+    // failures none.
+    assert!(
+        text.contains(
+            "mooring_alert_deliveries_total{sink=\"deploy_sns\",outcome=\"delivered\"} 4"
+        ),
         "{text}"
     );
     let classic = common::prometheus_families(&text, false);
