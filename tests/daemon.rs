@@ -1371,14 +1371,15 @@ async fn each_deploy_is_announced_once_when_it_starts_and_once_when_it_ends() {
         text.contains("mooring_deploy_duration_seconds_count 2"),
         "{text}"
     );
-    // Two SNS sinks: the one for every outcome published all four notices, the one for
+    // Two SNS sinks: the one for every outcome publishes all four notices, the one for
     // failures none.
-    assert!(
-        text.contains(
-            "mooring_alert_deliveries_total{sink=\"deploy_sns\",outcome=\"delivered\"} 4"
-        ),
-        "{text}"
-    );
+    d.wait_for("the SNS deliveries", || {
+        common::http(d.port, "GET", "/metrics").is_ok_and(|(_, t)| {
+            t.contains(
+                "mooring_alert_deliveries_total{sink=\"deploy_sns\",outcome=\"delivered\"} 4\n",
+            )
+        })
+    });
     let classic = common::prometheus_families(&text, false);
     for (name, kind) in [
         ("mooring_deploys", "counter"),
