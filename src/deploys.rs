@@ -271,7 +271,11 @@ pub fn reason(
     });
     let digest_note = image.and_then(|c| c.note.clone());
     if created {
-        return (Reason::ManifestChange, Some("new service".into()));
+        // Deleted out of band and created again from an unchanged manifest: drift.
+        return match manifest_changed {
+            Some(false) => (Reason::DriftCorrection, Some("created again".into())),
+            _ => (Reason::ManifestChange, Some("new service".into())),
+        };
     }
     match manifest_changed {
         Some(true) => (Reason::ManifestChange, digest_note),
@@ -747,6 +751,10 @@ mod tests {
         assert_eq!(
             reason(std::slice::from_ref(&cpu), true, None).0,
             Reason::ManifestChange
+        );
+        assert_eq!(
+            reason(std::slice::from_ref(&cpu), true, Some(false)),
+            (Reason::DriftCorrection, Some("created again".into()))
         );
         assert_eq!(
             reason(std::slice::from_ref(&image), false, None).0,
