@@ -1,4 +1,4 @@
-//! The command line: `validate`, `plan`, `apply`, `run`, `schema`.
+//! The command line: `validate`, `plan`, `apply`, `run`, `status`, `schema`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -42,6 +42,10 @@ pub struct Cli {
     /// read or change anything in any other account.
     #[arg(long, global = true, env = "MOORING_EXPECT_ACCOUNT")]
     pub expect_account: Option<String>,
+    /// Never colour the output. Colour is only used on a terminal, and NO_COLOR in the
+    /// environment turns it off too.
+    #[arg(long, global = true)]
+    pub no_color: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -206,6 +210,11 @@ pub enum Command {
         /// This replica's name in the lease (default: the host name).
         #[arg(long, env = "MOORING_REPLICA_ID")]
         replica_id: Option<String>,
+        /// Where the other replicas reach this one's HTTP server, e.g.
+        /// `http://10.0.1.7:8080`: written into the lease while leading, so a standby
+        /// forwards `POST /reconcile` to the leader. Only with `--leader-election`.
+        #[arg(long, env = "MOORING_ADVERTISE_URL", value_parser = crate::webhook::parse_advertise_url)]
+        advertise_url: Option<String>,
         /// Check one kind on its own interval, e.g. `Service=30s` or `Rule=5m` (repeatable).
         #[arg(long = "kind-interval", value_parser = parse_kind_interval)]
         kind_intervals: Vec<(Kind, Duration)>,
@@ -234,6 +243,13 @@ pub enum Command {
         #[arg(long)]
         lease_table: Option<String>,
     },
+    /// Show a running daemon's status as a table: the summary, then every resource with its
+    /// state, pending changes and last error. Exit 0 read, 1 not reachable.
+    Status {
+        /// The daemon's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "MOORING_URL")]
+        url: String,
+    },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
 }
@@ -256,26 +272,41 @@ pub fn parse_kind_interval(s: &str) -> Result<(Kind, Duration), String> {
     Ok((kind, parse_duration(every.trim())?))
 }
 
-/// Parses `90`, `90s`, `5m`, `1h`, `250ms`.
+/// Parses `90` (seconds), `90s`, `5m`, `1h`, `250ms`, and combinations such as `1m30s` or
+/// `1h 15m` (humantime's format).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h)"))?;
-    let too_long = || format!("`{s}` is too long");
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(too_long)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(too_long)?),
-        _ => return Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        // A bare number is seconds, as before humantime.
+        s.parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("`{s}` is too long"))?
+    } else {
+        humantime::parse_duration(s).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => format!("`{s}` is too long"),
+            humantime::DurationError::UnknownUnit { unit, .. } => format!(
+                "`{s}` has an unknown unit `{unit}` (use ms, s, m or h, e.g. 30s, 5m, 1m30s)"
+            ),
+            _ => format!("`{s}` is not a duration (e.g. 30s, 5m, 1m30s, 1h)"),
+        })?
     };
     if d.is_zero() {
         return Err("the duration must be more than zero".into());
     }
     Ok(d)
+}
+
+/// Turns colour off everywhere when `no_color` (`--no-color`); otherwise colour is used
+/// only on a terminal and without NO_COLOR (anstream's rules). Call before [`init_logging`].
+pub fn set_colour(no_color: bool) {
+    if no_color {
+        anstream::ColorChoice::Never.write_global();
+    }
+}
+
+/// True when text written to `stream` keeps its colour.
+fn colour_on<S: anstream::stream::RawStream>(stream: &S) -> bool {
+    anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
 }
 
 /// Sets up logging on stderr (`RUST_LOG` filters, default `info`).
@@ -286,7 +317,7 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour_on(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -301,6 +332,7 @@ pub async fn execute(cli: Cli) -> i32 {
         response_timeout: cli.aws_timeout,
     };
     let expect = cli.expect_account.as_deref();
+    set_colour(cli.no_color);
     match cli.command {
         Command::Validate { dir, output } => match load(&dir, output) {
             Ok(set) => {
@@ -422,6 +454,7 @@ pub async fn execute(cli: Cli) -> i32 {
             lease_name,
             lease_duration,
             replica_id,
+            advertise_url,
             http_max_connections,
             http_header_timeout,
             http_idle_timeout,
@@ -475,6 +508,7 @@ pub async fn execute(cli: Cli) -> i32 {
                             .filter(|h| !h.is_empty())
                             .unwrap_or_else(|| format!("mooring-{:016x}", fastrand::u64(..))),
                         duration: lease_duration,
+                        url: advertise_url,
                     }
                 }),
             })
@@ -515,11 +549,276 @@ pub async fn execute(cli: Cli) -> i32 {
             );
             0
         }
+        Command::Status { url } => status(&url).await,
         Command::Schema => {
             print!("{}", crate::manifest::schema::manifest_schema_text());
             0
         }
     }
+}
+
+/// Writes `text` to stdout, keeping its styles only where colour is on.
+fn print_styled(text: &str) {
+    use std::io::Write as _;
+    let mut out = anstream::stdout();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+const GREEN: anstyle::Style = anstyle::AnsiColor::Green.on_default();
+const YELLOW: anstyle::Style = anstyle::AnsiColor::Yellow.on_default();
+const RED: anstyle::Style = anstyle::AnsiColor::Red.on_default();
+const MAGENTA: anstyle::Style = anstyle::AnsiColor::Magenta.on_default();
+const CYAN: anstyle::Style = anstyle::AnsiColor::Cyan.on_default();
+const DIM: anstyle::Style = anstyle::Style::new().dimmed();
+const BOLD: anstyle::Style = anstyle::Style::new().bold();
+
+/// `text` in `style` (the codes are dropped on the way out when colour is off).
+fn styled(style: anstyle::Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+/// Colours a plan or apply report from [`render_report`] line by line: `+` set green, `~`
+/// changed yellow, `-` removed red, a replacement (header and fields) magenta, errors red,
+/// in sync dim. Only styles are added: without colour the text is [`render_report`]'s,
+/// byte for byte.
+pub fn paint_report(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut replacing = false;
+    for line in text.split_inclusive('\n') {
+        let (body, newline) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let style = if body.starts_with("  + ") {
+            Some(if replacing { MAGENTA } else { GREEN })
+        } else if body.starts_with("  ~ ") {
+            Some(if replacing { MAGENTA } else { YELLOW })
+        } else if body.starts_with("  - ") {
+            Some(RED)
+        } else if body.starts_with(' ') || body.is_empty() {
+            None
+        } else if body.starts_with("Plan: ") || body.starts_with("Apply: ") {
+            Some(BOLD)
+        } else if let Some((_, verb)) = body.split_once(": ") {
+            let verb = verb.split(' ').next().unwrap_or_default();
+            replacing = matches!(verb, "replace" | "replaced");
+            match verb {
+                "create" | "created" => Some(GREEN),
+                "update" | "updated" => Some(YELLOW),
+                "replace" | "replaced" => Some(MAGENTA),
+                "error" => Some(RED),
+                "in" => Some(DIM),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match style {
+            Some(s) => out.push_str(&styled(s, body)),
+            None => out.push_str(body),
+        }
+        out.push_str(newline);
+    }
+    out
+}
+
+/// `mooring status`: reads `URL/status` and prints it as a table.
+async fn status(url: &str) -> i32 {
+    let endpoint = format!("{}/status", url.trim_end_matches('/'));
+    let shown = endpoint.clone();
+    let fetched = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(true)
+            .build()
+            .into();
+        agent
+            .get(&endpoint)
+            .call()
+            .map_err(|e| e.to_string())?
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| format!("the answer is not /status JSON: {e}"))
+            })
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match fetched {
+        Ok(body) => {
+            print_styled(&render_status(&body));
+            0
+        }
+        Err(e) => {
+            // The URL may carry credentials; they are never shown.
+            let message = format!(
+                "error: failed to read {shown}: {e} (is `mooring run` listening there? see --url)"
+            );
+            eprintln!("{}", crate::source::git::scrub(&message, &shown));
+            1
+        }
+    }
+}
+
+/// A state as `mooring status` shows it: words, coloured.
+fn state_style(state: &str) -> anstyle::Style {
+    match state {
+        "in_sync" => GREEN,
+        "drifted" => YELLOW,
+        "failed" | "blocked" => RED,
+        "applying" => CYAN,
+        _ => DIM,
+    }
+}
+
+/// The table `mooring status` prints for a `/status` document.
+pub fn render_status(s: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let mut out = String::new();
+    let target = match (
+        s["target"]["account"].as_str(),
+        s["target"]["region"].as_str(),
+    ) {
+        (Some(a), Some(r)) => format!("account {a}, region {r}"),
+        _ => "account and region not known yet".into(),
+    };
+    let role = match s.get("leadership") {
+        None => "single replica".to_string(),
+        Some(l) if l["leader"] == true => "leader".to_string(),
+        Some(l) => match l["holder"].as_str() {
+            Some(h) => format!("standby (leader: {h})"),
+            None => "standby".to_string(),
+        },
+    };
+    let revision = s["revision"].as_str().unwrap_or("none");
+    let last_pass = match (s["lastPass"].as_str(), s["lastPassMs"].as_u64()) {
+        (Some(at), Some(ms)) => format!("last pass {at} ({ms} ms)"),
+        (Some(at), None) => format!("last pass {at}"),
+        _ => "no pass yet".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        styled(
+            BOLD,
+            &format!(
+                "{target} · revision {revision} · {role} · {last_pass} · {} mode",
+                text(&s["mode"])
+            )
+        )
+    );
+    let resources = s["resources"].as_array().cloned().unwrap_or_default();
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for r in &resources {
+        let state = text(&r["state"]);
+        match counts.iter_mut().find(|(s, _)| *s == state) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((state, 1)),
+        }
+    }
+    let order = |s: &str| {
+        crate::status::ResourceState::ALL
+            .iter()
+            .position(|k| k.as_str() == s)
+            .unwrap_or(usize::MAX)
+    };
+    counts.sort_by_key(|(s, _)| order(s));
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(state, n)| {
+            styled(
+                state_style(state),
+                &format!("{n} {}", state.replace('_', " ")),
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "{} resources: {}", resources.len(), counts.join(", "));
+    if let Some(errors) = s["manifestErrors"].as_array().filter(|e| !e.is_empty()) {
+        let _ = writeln!(
+            out,
+            "{}",
+            styled(
+                RED,
+                &format!(
+                    "the newest manifests were rejected ({} error(s)); the last good revision keeps running",
+                    errors.len()
+                )
+            )
+        );
+    }
+    if resources.is_empty() {
+        return out;
+    }
+    let rows: Vec<[String; 5]> = resources
+        .iter()
+        .map(|r| {
+            let fields: Vec<String> = r["diff"]
+                .as_array()
+                .map(|d| d.iter().map(|c| text(&c["field"])).collect())
+                .unwrap_or_default();
+            let error = match (
+                r["lastError"]["message"].as_str(),
+                r["lastError"]["category"].as_str(),
+            ) {
+                (Some(m), Some(c)) => format!("{m} ({c})"),
+                (Some(m), None) => m.to_string(),
+                _ => String::new(),
+            };
+            [
+                text(&r["kind"]),
+                text(&r["name"]),
+                text(&r["state"]),
+                fields.join(", "),
+                error,
+            ]
+        })
+        .collect();
+    let header = ["KIND", "NAME", "STATE", "PENDING CHANGES", "LAST ERROR"];
+    let mut width = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.replace('_', " ").chars().count());
+        }
+    }
+    let line = |cells: [String; 5], styles: [Option<anstyle::Style>; 5]| {
+        let mut l = String::new();
+        for (i, (cell, style)) in cells.iter().zip(styles).enumerate() {
+            let last = i == cells.len() - 1;
+            let padded = if last {
+                cell.clone()
+            } else {
+                format!("{cell:<w$}  ", w = width[i])
+            };
+            match style {
+                Some(s) if !cell.is_empty() => {
+                    let pad = padded.len() - cell.len();
+                    l.push_str(&styled(s, cell));
+                    l.push_str(&" ".repeat(pad));
+                }
+                _ => l.push_str(&padded),
+            }
+        }
+        l.trim_end().to_string()
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", line(header.map(str::to_string), [Some(BOLD); 5]));
+    for [kind, name, state, fields, error] in rows {
+        let style = state_style(&state);
+        let _ = writeln!(
+            out,
+            "{}",
+            line(
+                [kind, name, state.replace('_', " "), fields, error],
+                [None, None, Some(style), Some(YELLOW), Some(RED)]
+            )
+        );
+    }
+    out
 }
 
 /// Loads manifests, printing every error. Returns exit code 1 on errors.
@@ -678,7 +977,7 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
 
 pub(crate) fn print_report(report: &PassReport, output: Output, applied: bool) {
     match output {
-        Output::Text => print!("{}", render_report(report, applied)),
+        Output::Text => print_styled(&paint_report(&render_report(report, applied))),
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(report).unwrap_or_default()
@@ -955,5 +1254,83 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999999999999999h").is_err());
+    }
+
+    #[test]
+    fn plan_colours_are_styles_only() {
+        let plain = "AWS: account 1, region r\nService/api: update\n  ~ desiredCount: 7 -> 2\nCluster/prd: create\n  + clusterName = \"prd\"\nRepository/img: replace\n  ~ encryption: \"AES256\" -> \"KMS\"\nLogGroup/x: in sync\nAlarm/a: error (validation): bad\n\nPlan: 1 to create, 1 to update, 1 to replace, 1 in sync, 1 failed (revision r1).\n";
+        let painted = paint_report(plain);
+        assert_eq!(anstream::adapter::strip_str(&painted).to_string(), plain);
+        let line = |start: &str| painted.lines().find(|l| l.contains(start)).unwrap();
+        let (green, yellow, red, magenta) = (
+            GREEN.render().to_string(),
+            YELLOW.render().to_string(),
+            RED.render().to_string(),
+            MAGENTA.render().to_string(),
+        );
+        assert!(line("~ desiredCount").starts_with(&yellow), "{painted:?}");
+        assert!(line("+ clusterName").starts_with(&green), "{painted:?}");
+        assert!(line("Repository/img").starts_with(&magenta), "{painted:?}");
+        assert!(line("~ encryption").starts_with(&magenta), "{painted:?}");
+        assert!(line("Alarm/a").starts_with(&red), "{painted:?}");
+        assert!(line("AWS: ").starts_with("AWS: "), "{painted:?}");
+    }
+
+    #[test]
+    fn the_status_table_names_resources_states_and_errors() {
+        let status = serde_json::json!({
+            "mode": "enforce",
+            "revision": "sha256:abc",
+            "lastPass": "2026-01-01T00:00:00Z",
+            "lastPassMs": 120,
+            "target": {"account": "123456789012", "region": "eu-west-1"},
+            "leadership": {"leader": false, "holder": "pod-a"},
+            "resources": [
+                {"kind": "Cluster", "name": "prd", "state": "in_sync"},
+                {"kind": "Service", "name": "api", "state": "drifted",
+                 "diff": [{"field": "desiredCount", "live": 7, "desired": 2}]},
+                {"kind": "Alarm", "name": "cpu", "state": "failed",
+                 "lastError": {"category": "validation", "message": "bad threshold"}}
+            ]
+        });
+        let painted = render_status(&status);
+        assert!(painted.contains('\u{1b}'));
+        let plain = anstream::adapter::strip_str(&painted).to_string();
+        assert_eq!(
+            plain,
+            "account 123456789012, region eu-west-1 · revision sha256:abc · standby (leader: pod-a) · last pass 2026-01-01T00:00:00Z (120 ms) · enforce mode\n\
+             3 resources: 1 in sync, 1 drifted, 1 failed\n\
+             \n\
+             KIND     NAME  STATE    PENDING CHANGES  LAST ERROR\n\
+             Cluster  prd   in sync\n\
+             Service  api   drifted  desiredCount\n\
+             Alarm    cpu   failed                    bad threshold (validation)\n"
+        );
+    }
+
+    /// Issue 15: humantime's combined forms, with every old form still accepted.
+    #[test]
+    fn durations_combine_units() {
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h 15m").unwrap(), Duration::from_secs(4500));
+        assert_eq!(
+            parse_duration("2s500ms").unwrap(),
+            Duration::from_millis(2500)
+        );
+        for (old, secs) in [("90", 90), ("90s", 90), ("5m", 300), ("1h", 3600)] {
+            assert_eq!(parse_duration(old).unwrap(), Duration::from_secs(secs));
+        }
+        let e = parse_duration("5 parsecs").unwrap_err();
+        assert!(e.contains("unknown unit `parsecs`"), "{e}");
+        assert!(parse_duration("0m0s").is_err());
+        assert!(
+            parse_duration("1m30").is_err(),
+            "a unit-less tail is ambiguous"
+        );
+        assert!(
+            parse_duration("99999999999999999999")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 }

@@ -19,25 +19,38 @@ pub(crate) fn arn(service: &str, rest: &str) -> String {
     format!("arn:aws:{service}:*:*:{rest}")
 }
 
-/// Actions AWS does not scope to a resource (or that mooring calls before it knows the
-/// ARN): always on `*`. `kind`'s: the target-tracking alarms Application Auto Scaling
-/// makes for a `ScalableTarget` have names nobody knows in advance; an `Alarm`'s do.
-fn unscoped(kind: Kind, action: &str) -> bool {
+/// Reads AWS does not scope to a resource: on `*`, in the `Read` statement. Nothing that
+/// writes is here; writes AWS cannot scope have their own statements
+/// ([`ON_ANY_RESOURCE`]).
+fn unscoped(action: &str) -> bool {
     let (_, op) = action.split_once(':').unwrap_or(("", action));
-    op.starts_with("Describe")
-        || op.starts_with("List")
-        || matches!(
-            action,
-            "ecs:RegisterTaskDefinition"
-                | "sts:GetCallerIdentity"
-                | "application-autoscaling:RegisterScalableTarget"
-                | "application-autoscaling:PutScalingPolicy"
-        )
-        || (kind == Kind::ScalableTarget
-            && matches!(
-                action,
-                "cloudwatch:PutMetricAlarm" | "cloudwatch:DeleteAlarms"
-            ))
+    op.starts_with("Describe") || op.starts_with("List") || action == "sts:GetCallerIdentity"
+}
+
+/// A condition key and the value it must have.
+type Condition = (&'static str, &'static str);
+
+/// Writes whose resource AWS does not let a policy name, each in its own statement on `*`:
+/// (action, Sid, the condition that narrows it, if any).
+///
+/// `ecs:RegisterTaskDefinition`: ECS authorises it before the revision (and so its ARN)
+/// exists, so it cannot be scoped to the family's `task-definition/NAME:*`; it is allowed
+/// only with mooring's ownership tag in the request (ECS's tag-on-create condition keys),
+/// which mooring always sends.
+const ON_ANY_RESOURCE: &[(&str, &str, Option<Condition>)] = &[(
+    "ecs:RegisterTaskDefinition",
+    "RegisterTaskDefinitionsAnyResource",
+    Some(("aws:RequestTag/mooring.dev/managed-by", "mooring")),
+)];
+
+/// The statement [`ON_ANY_RESOURCE`] gives `action`, if it has one.
+fn on_any_resource(action: &str) -> Option<Value> {
+    let (_, sid, condition) = ON_ANY_RESOURCE.iter().find(|(a, _, _)| *a == action)?;
+    let mut st = json!({"Sid": sid, "Effect": "Allow", "Action": [action], "Resource": ["*"]});
+    if let Some((key, value)) = condition {
+        st["Condition"] = json!({"StringEquals": {*key: value}});
+    }
+    Some(st)
 }
 
 fn statement(sid: String, actions: Vec<&str>, resources: Vec<String>) -> Value {
@@ -58,18 +71,29 @@ pub fn policy(set: &ManifestSet) -> Value {
     let reads: Vec<&str> = present
         .iter()
         .flat_map(|k| k.actions().iter().map(|a| (*k, *a)))
-        .filter(|(k, a)| unscoped(*k, a))
+        .filter(|(_, a)| unscoped(a))
         .map(|(_, a)| a)
         .collect();
     if !reads.is_empty() {
         statements.push(statement("Read".into(), reads, vec!["*".into()]));
     }
+    let mut any_resource: Vec<&str> = present
+        .iter()
+        .flat_map(|k| k.actions().iter().copied())
+        .filter(|a| on_any_resource(a).is_some())
+        .collect();
+    any_resource.sort_unstable();
+    any_resource.dedup();
+    statements.extend(any_resource.into_iter().filter_map(on_any_resource));
     let writes = |kind: Kind| -> Vec<&str> {
         kind.actions()
             .iter()
             .copied()
             .filter(|a| {
-                !unscoped(kind, a) && !a.starts_with("iam:") && !a.starts_with("secretsmanager:")
+                !unscoped(a)
+                    && on_any_resource(a).is_none()
+                    && !a.starts_with("iam:")
+                    && !a.starts_with("secretsmanager:")
             })
             .collect()
     };
@@ -128,6 +152,29 @@ pub fn policy(set: &ManifestSet) -> Value {
                     tags,
                     vec!["arn:aws:ec2:*:*:security-group-rule/*".into()],
                 ));
+            }
+        } else if kind == Kind::ScalableTarget {
+            // Two services, two kinds of ARN: the scalable targets (IDs AWS makes up, so
+            // `scalable-target/*`) and the alarms target tracking makes for them, whose names
+            // start with `TargetTracking-` and the service's resource ID.
+            for (service, sid) in [
+                ("application-autoscaling", format!("{kind}Write")),
+                ("cloudwatch", format!("{kind}Alarms")),
+            ] {
+                let prefix = format!("{service}:");
+                let actions: Vec<&str> = w
+                    .iter()
+                    .copied()
+                    .filter(|a| a.starts_with(&prefix))
+                    .collect();
+                let arns: Vec<String> = resources
+                    .iter()
+                    .filter(|r| r.starts_with(&format!("arn:aws:{service}:")))
+                    .cloned()
+                    .collect();
+                if !actions.is_empty() && !arns.is_empty() {
+                    statements.push(statement(sid, actions, arns));
+                }
             }
         } else if !w.is_empty() && !resources.is_empty() {
             statements.push(statement(format!("{kind}Write"), w, resources));
@@ -409,6 +456,97 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .contains(&json!("ecs:DescribeClusters"))
+        );
+    }
+
+    fn example_policy(dir: &str) -> Vec<Value> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let set = crate::manifest::load::load_dir(&path).unwrap();
+        policy(&set)["Statement"].as_array().unwrap().clone()
+    }
+
+    fn by_sid<'a>(statements: &'a [Value], sid: &str) -> &'a Value {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no statement {sid}: {statements:#?}"))
+    }
+
+    /// Issue 15: the `Read` statement carried writes on `*`. Now it holds reads only; each
+    /// write is on its resources' ARNs, and the one write AWS cannot scope has its own
+    /// statement, narrowed by a condition.
+    #[test]
+    fn writes_are_scoped_and_only_reads_stay_in_read() {
+        for dir in [
+            "manifests/examples/small-api",
+            "manifests/examples/salon-booking",
+        ] {
+            let statements = example_policy(dir);
+            let read = by_sid(&statements, "Read");
+            for action in read["Action"].as_array().unwrap() {
+                let action = action.as_str().unwrap();
+                let op = action.split_once(':').unwrap().1;
+                assert!(
+                    op.starts_with("Describe") || op.starts_with("List") || op.starts_with("Get"),
+                    "{dir}: the Read statement allows {action} on *"
+                );
+            }
+            // Every statement on `*` is a read, or says why and is narrowed by a condition.
+            for st in &statements {
+                if st["Resource"].as_array().unwrap().contains(&json!("*")) {
+                    let sid = st["Sid"].as_str().unwrap();
+                    assert!(
+                        sid == "Read" || st.get("Condition").is_some(),
+                        "{dir}: {sid} is on * without a condition"
+                    );
+                }
+            }
+            let register = by_sid(&statements, "RegisterTaskDefinitionsAnyResource");
+            assert_eq!(register["Action"], json!(["ecs:RegisterTaskDefinition"]));
+            assert_eq!(register["Resource"], json!(["*"]));
+            assert_eq!(
+                register["Condition"]["StringEquals"][format!("aws:RequestTag/{TAG_MANAGED_BY}")],
+                MANAGED_BY
+            );
+            let service = by_sid(&statements, "ServiceWrite");
+            assert!(
+                !service["Action"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("ecs:RegisterTaskDefinition")),
+                "{dir}: RegisterTaskDefinition is only in its own statement"
+            );
+            let targets = by_sid(&statements, "ScalableTargetWrite");
+            assert_eq!(
+                targets["Action"],
+                json!([
+                    "application-autoscaling:DeleteScalingPolicy",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:RegisterScalableTarget"
+                ])
+            );
+            assert_eq!(
+                targets["Resource"],
+                json!(["arn:aws:application-autoscaling:*:*:scalable-target/*"])
+            );
+            let alarms = by_sid(&statements, "ScalableTargetAlarms");
+            assert_eq!(
+                alarms["Action"],
+                json!(["cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm"])
+            );
+            for arn in alarms["Resource"].as_array().unwrap() {
+                let arn = arn.as_str().unwrap();
+                assert!(
+                    arn.starts_with("arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/")
+                        && arn.ends_with("-*"),
+                    "{dir}: {arn}"
+                );
+            }
+        }
+        let small = example_policy("manifests/examples/small-api");
+        assert_eq!(
+            by_sid(&small, "ScalableTargetAlarms")["Resource"],
+            json!(["arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/small-prd/small-api-*"])
         );
     }
 }

@@ -33,6 +33,10 @@ pub struct LeaseConfig {
     pub holder: String,
     /// How long a lease lasts without renewal.
     pub duration: Duration,
+    /// Where the other replicas reach this one's HTTP server (`http://10.0.1.7:8080`),
+    /// stored in the lease while this replica holds it, so that a standby forwards
+    /// `POST /reconcile` to the leader.
+    pub url: Option<String>,
 }
 
 impl LeaseConfig {
@@ -56,6 +60,8 @@ pub struct Item {
     pub token: u64,
     /// Wall-clock expiry, milliseconds since the epoch.
     pub expires_at_ms: u64,
+    /// The holder's HTTP server, as it advertised it.
+    pub url: Option<String>,
 }
 
 /// What to do after reading the lease.
@@ -104,6 +110,10 @@ pub struct Leadership {
     pub token: Option<u64>,
     /// How many times this replica became leader.
     pub acquisitions: u64,
+    /// Where the leader's HTTP server is, as its lease says, while another replica leads:
+    /// a `POST /reconcile` reaching this standby is forwarded there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_url: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +122,8 @@ struct State {
     /// Until when we may apply, by our monotonic clock.
     valid_until: Option<Instant>,
     holder: Option<String>,
+    /// The holder's URL, as last read.
+    holder_url: Option<String>,
     acquisitions: u64,
 }
 
@@ -174,11 +186,13 @@ impl Lease {
     pub fn leadership(&self) -> Leadership {
         let leader = self.is_leader();
         let s = self.state();
+        let other = s.holder.as_deref() != Some(self.config.holder.as_str());
         Leadership {
             leader,
             holder: s.holder.clone(),
             token: if leader { s.token } else { None },
             acquisitions: s.acquisitions,
+            leader_url: s.holder_url.clone().filter(|_| !leader && other),
         }
     }
 
@@ -224,6 +238,7 @@ impl Lease {
                 s.valid_until = None;
                 s.token = None;
                 s.holder = Some(holder.clone());
+                s.holder_url = item.as_ref().and_then(|i| i.url.clone());
                 return Ok(false);
             }
             Decision::Create => self.write(None, 1, expires, now).await?.then_some(1),
@@ -258,6 +273,7 @@ impl Lease {
                 }
                 s.token = Some(token);
                 s.holder = Some(me);
+                s.holder_url = self.config.url.clone();
                 s.valid_until =
                     Some(sent + self.config.duration.saturating_sub(self.config.margin()));
                 Ok(true)
@@ -326,6 +342,7 @@ impl Lease {
             holder: s("holder").unwrap_or_default(),
             token: n("token").unwrap_or_default(),
             expires_at_ms: n("expiresAt").unwrap_or_default(),
+            url: s("url").filter(|u| !u.is_empty()),
         }))
     }
 
@@ -347,6 +364,9 @@ impl Lease {
             .item("holder", AttributeValue::S(self.config.holder.clone()))
             .item("token", AttributeValue::N(token.to_string()))
             .item("expiresAt", AttributeValue::N(expires_at_ms.to_string()));
+        if let Some(url) = &self.config.url {
+            put = put.item("url", AttributeValue::S(url.clone()));
+        }
         if expires_at_ms == 0 {
             // Releasing: leave the lease expired but keep the token for the next holder.
             put = put.item("releasedAt", AttributeValue::N(now.to_string()));
@@ -394,6 +414,7 @@ mod tests {
             holder: holder.into(),
             token,
             expires_at_ms: expires,
+            url: None,
         }
     }
 
@@ -424,6 +445,7 @@ mod tests {
                 name: "mooring".into(),
                 holder: "a".into(),
                 duration: Duration::from_millis(100),
+                url: None,
             },
             aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::Config::builder()
@@ -450,6 +472,7 @@ mod tests {
             name: "n".into(),
             holder: "a".into(),
             duration: Duration::from_secs(15),
+            url: None,
         };
         assert_eq!(config.renew_every(), Duration::from_secs(5));
         assert_eq!(config.margin(), Duration::from_secs(3));
@@ -478,6 +501,7 @@ mod tests {
                 name: "mooring".into(),
                 holder: "a".into(),
                 duration: Duration::from_secs(60),
+                url: None,
             },
             client,
         );

@@ -21,3 +21,4 @@ pub mod planfile;
 pub mod reconcile;
 pub mod source;
 pub mod status;
+pub mod webhook;

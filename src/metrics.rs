@@ -720,4 +720,58 @@ mod tests {
             assert!(typed.contains(family), "{name} has no # TYPE in\n{classic}");
         }
     }
+
+    /// The chart's PrometheusRule (charts/mooring/templates/prometheusrule.yaml) alerts on
+    /// series this registry exports, once a pass has filled them; tests/chart.rs checks
+    /// the rendered rule's selectors.
+    #[test]
+    fn the_charts_alert_rules_name_exported_metrics() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/charts/mooring/templates/prometheusrule.yaml"
+        );
+        let rules = std::fs::read_to_string(path).unwrap();
+        let m = Metrics::new();
+        m.record_pass(
+            &report(Action::Update, false, Some(Category::Throttling)),
+            &ids(&["api"]),
+            "dir",
+            Duration::ZERO,
+        );
+        m.set_leader(true);
+        let text = m.encode_for(None).1;
+        let exported: HashSet<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+            .collect();
+        let mut used = Vec::new();
+        for expr in rules
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("expr: "))
+        {
+            let mut rest = expr;
+            while let Some(i) = rest.find("mooring_") {
+                let after = &rest[i..];
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                used.push(after[..end].to_string());
+                rest = &after[end..];
+            }
+        }
+        assert!(used.len() >= 4, "is the scan broken? {used:?}");
+        for name in &used {
+            assert!(
+                exported.contains(name.as_str()),
+                "the chart alerts on {name}, which mooring does not export: {exported:?}"
+            );
+        }
+        for needed in [
+            "mooring_last_successful_full_pass_timestamp_seconds",
+            "mooring_resource_state",
+            "mooring_resource_drifted",
+        ] {
+            assert!(used.iter().any(|u| u == needed), "no alert on {needed}");
+        }
+    }
 }

@@ -551,7 +551,7 @@ async fn confirm(
             .retain(|r| s.contains(&(r.kind, r.name.clone())));
     }
     report.target = Some(target.clone());
-    print!("{}", crate::cli::render_report(&report, false));
+    crate::cli::print_report(&report, crate::cli::Output::Text, false);
     if report.has_errors() {
         eprintln!("error: the plan has errors; nothing was changed");
         return Confirmed::No(1);

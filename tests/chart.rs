@@ -1,23 +1,24 @@
-//! The Helm chart in `charts/mooring`, checked without Helm.
+//! The Helm chart in `charts/mooring`.
 //!
 //! 1. `Chart.yaml` and `values.yaml` parse; `values.yaml` (and a fuller example) validate
 //!    against `values.schema.json` (draft-07, as Helm reads it), and wrong values — a wrong
 //!    type, an unknown key, a plain-text secret where a `secretKeyRef` object belongs, a
 //!    broken cross-field rule — are rejected at the expected place.
-//! 2. Every `.Values.a.b.c` path in the templates exists in `values.yaml`.
-//! 3. Every `templates/*.yaml` is parseable YAML after a crude de-templating (see
-//!    [`detemplate`]), once with the first branch of every `if`/`else` and once with the last.
+//! 2. Every `.Values.a.b.c` path in the templates exists in `values.yaml` (Helm renders a
+//!    missing one as empty, silently).
+//! 3. Helm's own engine (Helm's Go SDK through PyPI `helm-python-sdk`, run by
+//!    tests/helm/render.py; no helm binary) renders the chart for several configurations,
+//!    `helm lint --strict` finds nothing, and the checks read the rendered objects: the PDB,
+//!    Service, ServiceMonitor and NetworkPolicy select the pods, the PrometheusRule's
+//!    expressions name metrics mooring exports, each pod advertises its address for webhook
+//!    forwarding, `extraEnv` and `podSecurityContext` reach the pod.
 //! 4. The deployment runs as non-root with a read-only root filesystem, no privilege
 //!    escalation, no capabilities and the RuntimeDefault seccomp profile, probes `/healthz`
 //!    and `/readyz`, and passes secrets only through `secretKeyRef`.
 //!
 //! Plus: every value in `values.yaml` has a comment, the env vars the deployment sets are
-//! ones the binary reads (or are listed as pending below), and the operator config the chart
-//! renders has the shape `mooring::config::OperatorConfig` accepts.
-//!
-//! What this cannot see: the output of Go template functions (`toYaml`, `include`, `required`,
-//! `fail`), branches in the middle of an `if`/`else if`/`else` chain, and `.tpl`/`NOTES.txt`
-//! as YAML (they are not YAML). `helm lint` and `helm template` remain the real check.
+//! ones the binary reads, and the operator config the chart renders has the shape
+//! `mooring::config::OperatorConfig` accepts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -513,273 +514,610 @@ fn the_values_path_check_finds_a_missing_path() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 3. De-templated YAML
+// 3. Rendered by Helm's engine
 // ---------------------------------------------------------------------------------------
 
-/// Which branch of each `if`/`with`/`range` … `else` … `end` block [`detemplate`] keeps.
-#[derive(Debug, Clone, Copy)]
-enum Branch {
-    First,
-    Last,
+/// The release the chart is rendered as.
+const RELEASE: &str = "prod";
+/// Its namespace.
+const NAMESPACE: &str = "ops";
+
+/// Runs tests/helm/render.py (Helm's Go SDK through PyPI `helm-python-sdk`, which
+/// scripts/test.sh installs into .venv) with `request`; its JSON answer.
+fn helm(request: &Value) -> Value {
+    use std::io::Write;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/helm/render.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python from .venv (scripts/test.sh installs helm-python-sdk)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("write the request");
+    let out = child.wait_with_output().expect("render.py");
+    assert!(
+        out.status.success(),
+        "render.py failed (is helm-python-sdk installed in .venv?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "render.py printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
-/// What one `{{ … }}` action is.
-#[derive(Debug, PartialEq)]
-enum Action {
-    Open,
-    Else,
-    End,
-    Other,
-}
-
-fn classify(action: &str) -> Action {
-    let inner = action
-        .trim_start_matches("{{")
-        .trim_end_matches("}}")
-        .trim_start_matches('-')
-        .trim_end_matches('-')
-        .trim();
-    match inner.split_whitespace().next().unwrap_or("") {
-        "if" | "with" | "range" | "define" | "block" => Action::Open,
-        "else" => Action::Else,
-        "end" => Action::End,
-        _ => Action::Other,
-    }
-}
-
-/// The actions of one line and the line with each action replaced by `placeholder`.
-fn split_actions(line: &str, placeholder: &str) -> Result<(Vec<String>, String), String> {
-    let mut actions = Vec::new();
-    let mut text = String::new();
-    let mut rest = line;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            return Err("an action spanning several lines cannot be checked".into());
-        };
-        text.push_str(&rest[..start]);
-        text.push_str(placeholder);
-        actions.push(rest[start..start + len + 2].to_string());
-        rest = &rest[start + len + 2..];
-    }
-    text.push_str(rest);
-    Ok((actions, text))
-}
-
-/// Crude de-templating, honest about its limits:
-/// - a line holding only actions (`{{- if … }}`, `{{- end }}`, `{{- include … | nindent 4 }}`,
-///   `{{- toYaml . | nindent 8 }}`, comments) is dropped, so what `toYaml`/`include` would
-///   insert is not seen;
-/// - any other action becomes the scalar `TEMPLATED` (so `name: {{ … }}-config` reads as
-///   `name: TEMPLATED-config`);
-/// - of each `if`/`with`/`range` block, only the lines of the first (or of the last)
-///   branch are kept; branches in the middle of an `else if` chain are not checked;
-/// - an action spanning lines, or a control action on a line with other text, is an error:
-///   the templates must keep those on their own lines to be checked at all.
-///
-/// Returns the text and, for each of its lines, the template's line number.
-fn detemplate(text: &str, pick: Branch) -> Result<(String, Vec<usize>), String> {
-    let mut lines = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let (actions, rest) =
-            split_actions(line, "TEMPLATED").map_err(|e| format!("line {}: {e}", n + 1))?;
-        let only_actions = !actions.is_empty() && split_actions(line, "")?.1.trim().is_empty();
-        let kinds: Vec<Action> = actions.iter().map(|a| classify(a)).collect();
-        if !only_actions && kinds.iter().any(|k| *k != Action::Other) {
-            return Err(format!(
-                "line {}: a control action shares its line with text",
-                n + 1
-            ));
-        }
-        lines.push((n + 1, only_actions, kinds, rest));
-    }
-    // First pass: how many branches each block has (blocks numbered in opening order).
-    let mut branches: Vec<usize> = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
-    for (n, _, kinds, _) in &lines {
-        for k in kinds {
-            match k {
-                Action::Open => {
-                    stack.push(branches.len());
-                    branches.push(1);
-                }
-                Action::Else => match stack.last() {
-                    Some(&b) => branches[b] += 1,
-                    None => return Err(format!("line {n}: `else` outside a block")),
-                },
-                Action::End => {
-                    if stack.pop().is_none() {
-                        return Err(format!("line {n}: `end` without a block"));
-                    }
-                }
-                Action::Other => {}
-            }
-        }
-    }
-    if !stack.is_empty() {
-        return Err(format!("{} block(s) not closed", stack.len()));
-    }
-    // Second pass: keep the text lines of the chosen branches.
-    let mut out = String::new();
-    let mut line_map = Vec::new();
-    let mut open = 0;
-    let mut frames: Vec<(usize, usize)> = Vec::new(); // (block, current branch)
-    for (n, only_actions, kinds, rest) in lines {
-        for k in &kinds {
-            match k {
-                Action::Open => {
-                    frames.push((open, 0));
-                    open += 1;
-                }
-                Action::Else => {
-                    if let Some(f) = frames.last_mut() {
-                        f.1 += 1;
-                    }
-                }
-                Action::End => {
-                    frames.pop();
-                }
-                Action::Other => {}
-            }
-        }
-        let kept = frames.iter().all(|&(block, branch)| match pick {
-            Branch::First => branch == 0,
-            Branch::Last => branch + 1 == branches[block],
-        });
-        if !only_actions && kept {
-            out.push_str(&rest);
-            out.push('\n');
-            line_map.push(n);
-        }
-    }
-    Ok((out, line_map))
-}
-
-/// The Kubernetes objects of a de-templated template; errors name the template's lines.
-fn detemplated_objects(file: &str, text: &str, pick: Branch) -> Result<Vec<Value>, String> {
-    let (yaml, line_map) = detemplate(text, pick).map_err(|e| format!("{file}: {e}"))?;
-    let (docs, errors) = parse_documents(&yaml);
-    if let Some(e) = errors.first() {
-        let line = line_map
-            .get(e.mark.line.saturating_sub(1))
-            .copied()
-            .unwrap_or(e.mark.line);
-        return Err(format!(
-            "{file}:{line} ({pick:?} branches, de-templated):\n{yaml}\n{}",
-            e.message
-        ));
+/// The objects Helm renders from `values`, each with its template's file name; Helm's
+/// error (schema or template) otherwise.
+fn render(values: &Value) -> Result<Vec<(String, Value)>, String> {
+    let answer = helm(&json!({"values": values, "release": RELEASE, "namespace": NAMESPACE}));
+    if let Some(e) = answer["error"].as_str() {
+        return Err(e.to_string());
     }
     let mut objects = Vec::new();
-    for doc in docs.into_iter().filter(|d| !d.value.is_null()) {
-        let v = doc.value;
-        let complete = v["apiVersion"].is_string()
-            && v["kind"].is_string()
-            && !v["metadata"]["name"].is_null();
-        if !complete {
+    let manifests = answer["manifests"].as_object().cloned().unwrap_or_default();
+    for (path, text) in manifests {
+        let file = path.rsplit('/').next().unwrap_or_default().to_string();
+        if !file.ends_with(".yaml") {
+            continue; // NOTES.txt
+        }
+        let text = text.as_str().unwrap_or_default();
+        let (docs, errors) = parse_documents(text);
+        if let Some(e) = errors.first() {
             return Err(format!(
-                "{file} ({pick:?} branches): a document without apiVersion, kind or metadata.name: {v}"
+                "{path}:{}:{}: {} in\n{text}",
+                e.mark.line, e.mark.col, e.message
             ));
         }
-        objects.push(v);
+        for doc in docs.into_iter().filter(|d| !d.value.is_null()) {
+            objects.push((file.clone(), doc.value));
+        }
     }
     Ok(objects)
 }
 
-/// Every template, de-templated both ways: `(file, objects)`.
-fn all_objects() -> Vec<(String, Branch, Vec<Value>)> {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for (file, text) in templates() {
-        // _helpers.tpl holds `define`s and NOTES.txt is plain text: neither is YAML, so only
-        // their `.Values` paths are checked (above).
-        if !file.ends_with(".yaml") {
-            continue;
+/// [`render`] that must succeed.
+fn rendered(what: &str, values: &Value) -> Vec<Value> {
+    render(values)
+        .unwrap_or_else(|e| panic!("{what}: helm refused to render: {e}"))
+        .into_iter()
+        .map(|(_, o)| o)
+        .collect()
+}
+
+/// The one object of `kind` (panics when there is none or several).
+fn only<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} expected, got {}", found.len());
+    found[0]
+}
+
+/// The defaults plus what `helm install` needs: a region and a manifest.
+fn installable() -> Value {
+    let mut v = values();
+    set(&mut v, "/aws/region", json!("eu-west-1"));
+    set(
+        &mut v,
+        "/manifests",
+        json!({"web.yaml": "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\n"}),
+    );
+    v
+}
+
+/// [`full_values`] with every optional object on.
+fn everything() -> Value {
+    let mut v = full_values();
+    set(&mut v, "/prometheusRule/enabled", json!(true));
+    set(&mut v, "/prometheusRule/labels", json!({"release": "prom"}));
+    set(&mut v, "/networkPolicy/enabled", json!(true));
+    v
+}
+
+/// The configurations every check of the rendered objects runs on.
+fn variants() -> Vec<(&'static str, Value)> {
+    let mut single = installable();
+    set(&mut single, "/replicaCount", json!(1));
+    set(&mut single, "/leaderElection/enabled", json!(false));
+    let mut existing = installable();
+    set(&mut existing, "/manifests", json!({}));
+    set(
+        &mut existing,
+        "/source/directory/existingConfigMap",
+        json!("stacks"),
+    );
+    vec![
+        ("defaults", installable()),
+        ("everything", everything()),
+        ("one replica, no leader election", single),
+        ("an existing ConfigMap", existing),
+    ]
+}
+
+/// The set of the `key: value` pairs of a label map.
+fn labels(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// True when every label of `selector` is on `pod`.
+fn selects(selector: &Value, pod: &BTreeMap<String, String>) -> bool {
+    let s = labels(selector);
+    !s.is_empty() && s.iter().all(|(k, v)| pod.get(k) == Some(v))
+}
+
+/// The labels of the Deployment's pods.
+fn pod_labels(objects: &[Value]) -> BTreeMap<String, String> {
+    labels(&only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"])
+}
+
+#[test]
+fn helm_renders_every_variant_into_complete_objects() {
+    for (what, v) in variants() {
+        let objects = render(&v).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut kinds: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (file, o) in &objects {
+            assert!(
+                o["apiVersion"].is_string() && o["kind"].is_string(),
+                "{what}: {file}: {o}"
+            );
+            let name = o["metadata"]["name"].as_str().unwrap_or_default();
+            assert!(name.starts_with(RELEASE), "{what}: {file}: name {name}");
+            kinds
+                .entry(o["kind"].as_str().unwrap_or_default().to_string())
+                .or_default()
+                .push(file.clone());
         }
-        for pick in [Branch::First, Branch::Last] {
-            match detemplated_objects(&file, &text, pick) {
-                Ok(objects) => out.push((file.clone(), pick, objects)),
-                Err(e) => errors.push(e),
-            }
+        let mut expected = vec![
+            "ConfigMap",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceAccount",
+        ];
+        if what == "everything" {
+            expected.extend(["NetworkPolicy", "PrometheusRule", "ServiceMonitor"]);
         }
+        expected.sort_unstable();
+        assert_eq!(
+            kinds.keys().map(String::as_str).collect::<Vec<_>>(),
+            expected,
+            "{what}"
+        );
+        let config_maps = kinds["ConfigMap"].len();
+        let manifests_map = what != "an existing ConfigMap" && what != "everything";
+        assert_eq!(
+            config_maps,
+            if manifests_map { 2 } else { 1 },
+            "{what}: the config (and the manifests) ConfigMaps: {kinds:?}"
+        );
     }
-    assert!(errors.is_empty(), "{}", errors.join("\n\n"));
+}
+
+#[test]
+fn helm_lint_finds_no_warning() {
+    for (what, v) in variants() {
+        let answer =
+            helm(&json!({"values": v, "release": RELEASE, "namespace": NAMESPACE, "lint": true}));
+        assert!(answer["error"].is_null(), "{what}: {answer}");
+        let report = &answer["lint"];
+        assert!(
+            report["errors"].as_array().is_some_and(Vec::is_empty),
+            "{what}: {report}"
+        );
+        // Severity 1 is info (e.g. "icon is recommended"); 2 warning, 3 error.
+        let serious: Vec<&Value> = report["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["severity"].as_u64().unwrap_or(3) > 1)
+            .collect();
+        assert!(serious.is_empty(), "{what}: {serious:#?}");
+    }
+}
+
+#[test]
+fn helm_refuses_what_the_chart_refuses() {
+    // The schema, as Helm applies it.
+    let mut v = installable();
+    set(&mut v, "/replicaCount", json!("two"));
+    let e = render(&v).unwrap_err();
+    assert!(e.contains("/replicaCount") && e.contains("integer"), "{e}");
+    // `required` and `fail` in the templates.
+    let e = render(&values()).unwrap_err();
+    assert!(e.contains("aws.region is required"), "{e}");
+    let mut v = installable();
+    set(&mut v, "/manifests", json!({}));
+    let e = render(&v).unwrap_err();
+    assert!(e.contains("the directory source needs manifests"), "{e}");
+}
+
+#[test]
+fn service_servicemonitor_and_serviceaccount_point_at_the_pods() {
+    let objects = rendered("everything", &everything());
+    let pods = pod_labels(&objects);
+    let deployment = only(&objects, "Deployment");
+    assert!(selects(
+        &deployment["spec"]["selector"]["matchLabels"],
+        &pods
+    ));
+    let service = only(&objects, "Service");
+    assert!(selects(&service["spec"]["selector"], &pods), "{service}");
+    assert_eq!(service["spec"]["ports"][0]["name"], "http");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    let monitor = only(&objects, "ServiceMonitor");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert!(selects(
+        &monitor["spec"]["selector"]["matchLabels"],
+        &labels(&service["metadata"]["labels"])
+    ));
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        json!([NAMESPACE])
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    let sa = only(&objects, "ServiceAccount");
+    assert_eq!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/mooring"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        sa["metadata"]["name"]
+    );
+}
+
+#[test]
+fn the_disruption_budget_covers_the_pods_and_lets_a_drain_through() {
+    for (what, v) in variants() {
+        let objects = rendered(what, &v);
+        let pdb = only(&objects, "PodDisruptionBudget");
+        assert_eq!(pdb["apiVersion"], "policy/v1", "{what}");
+        assert!(
+            selects(
+                &pdb["spec"]["selector"]["matchLabels"],
+                &pod_labels(&objects)
+            ),
+            "{what}: the PDB does not select the pods: {pdb}"
+        );
+        assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{what}");
+        assert!(pdb["spec"].get("minAvailable").is_none(), "{what}");
+    }
+    let mut v = installable();
+    set(&mut v, "/podDisruptionBudget/enabled", json!(false));
+    let objects = rendered("no PDB", &v);
+    assert!(!objects.iter().any(|o| o["kind"] == "PodDisruptionBudget"));
+}
+
+#[test]
+fn the_network_policy_lets_replicas_forward_webhooks_and_named_peers_in() {
+    let mut v = everything();
+    let prometheus = json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}});
+    set(&mut v, "/networkPolicy/ingressFrom", json!([prometheus]));
+    let git_ssh = json!({"ports": [{"port": 22, "protocol": "TCP"}]});
+    set(&mut v, "/networkPolicy/extraEgress", json!([git_ssh]));
+    let objects = rendered("network policy", &v);
+    let pods = pod_labels(&objects);
+    let policy = only(&objects, "NetworkPolicy");
+    let spec = &policy["spec"];
+    assert!(
+        selects(&spec["podSelector"]["matchLabels"], &pods),
+        "{policy}"
+    );
+    assert_eq!(spec["policyTypes"], json!(["Ingress", "Egress"]));
+    let ingress = spec["ingress"].as_array().cloned().unwrap_or_default();
+    assert_eq!(ingress.len(), 1, "{policy}");
+    let from = ingress[0]["from"].as_array().cloned().unwrap_or_default();
+    assert!(
+        from.iter()
+            .any(|p| selects(&p["podSelector"]["matchLabels"], &pods)),
+        "the replicas cannot reach each other: {policy}"
+    );
+    assert!(from.contains(&prometheus), "{policy}");
+    assert_eq!(
+        ingress[0]["ports"],
+        json!([{"port": "http", "protocol": "TCP"}])
+    );
+    let egress = spec["egress"].as_array().cloned().unwrap_or_default();
+    let allows = |port: u64, protocol: &str| {
+        egress.iter().any(|rule| {
+            rule["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["port"] == port && p["protocol"] == protocol)
+        })
+    };
+    assert!(allows(53, "UDP") && allows(53, "TCP"), "DNS: {policy}");
+    assert!(allows(443, "TCP"), "AWS APIs: {policy}");
+    assert!(
+        egress.iter().any(|rule| {
+            rule["to"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| selects(&p["podSelector"]["matchLabels"], &pods))
+                && rule["ports"][0]["port"] == 8080
+        }),
+        "the leader's port: {policy}"
+    );
+    assert!(egress.contains(&git_ssh), "{policy}");
+    assert!(
+        !rendered("defaults", &installable())
+            .iter()
+            .any(|o| o["kind"] == "NetworkPolicy"),
+        "off by default"
+    );
+}
+
+/// `(metric name, label matchers)` of every `mooring_…{…}` selector in `expr`.
+fn selectors(expr: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("mooring_") {
+        let after = &rest[i..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = after[..end].to_string();
+        let mut matchers = BTreeMap::new();
+        rest = &after[end..];
+        if let Some(body) = rest.strip_prefix('{') {
+            let close = body.find('}').expect("a closed selector");
+            for m in body[..close].split(',').filter(|m| !m.trim().is_empty()) {
+                let (k, v) = m.split_once('=').expect("label=\"value\"");
+                matchers.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+            }
+            rest = &body[close..];
+        }
+        out.push((name, matchers));
+    }
     out
 }
 
 #[test]
-fn every_template_is_yaml_after_detemplating() {
-    let all = all_objects();
-    let mut kinds = BTreeMap::new();
-    for (file, pick, objects) in &all {
-        assert!(!objects.is_empty(), "{file} ({pick:?}): no object");
-        for o in objects {
-            let kind = o["kind"].as_str().unwrap_or_default().to_string();
-            kinds
-                .entry(kind)
-                .or_insert_with(BTreeSet::new)
-                .insert(file.clone());
-        }
-    }
-    for kind in [
-        "Deployment",
-        "ServiceAccount",
-        "Service",
-        "ConfigMap",
-        "ServiceMonitor",
-    ] {
-        assert!(
-            kinds.contains_key(kind),
-            "no template makes a {kind}: {kinds:?}"
-        );
-    }
-    assert_eq!(
-        kinds["ConfigMap"].len(),
-        2,
-        "the config and the manifests ConfigMaps"
-    );
-    let monitors: Vec<&Value> = all
-        .iter()
-        .flat_map(|(_, _, o)| o)
-        .filter(|o| o["kind"] == "ServiceMonitor")
+fn the_prometheus_rule_watches_this_release_with_the_alerts_people_need() {
+    let objects = rendered("everything", &everything());
+    let service = only(&objects, "Service");
+    let job = service["metadata"]["name"].as_str().unwrap_or_default();
+    let rule = only(&objects, "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prom");
+    let rules: Vec<Value> = rule["spec"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
         .collect();
-    for m in monitors {
-        assert_eq!(m["apiVersion"], "monitoring.coreos.com/v1");
-        assert_eq!(m["spec"]["endpoints"][0]["port"], "http");
-        assert_eq!(m["spec"]["endpoints"][0]["path"], "/metrics");
-    }
-    for (file, pick, objects) in &all {
-        for sa in objects.iter().filter(|o| o["kind"] == "ServiceAccount") {
-            assert!(
-                sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].is_string(),
-                "{file} ({pick:?}): no IRSA annotation: {sa}"
+    let by_name: BTreeMap<String, Value> = rules
+        .iter()
+        .map(|r| {
+            (
+                r["alert"].as_str().unwrap_or_default().to_string(),
+                r.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_name.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "MooringDriftNotCorrected",
+            "MooringNoLeader",
+            "MooringResourceFailing",
+            "MooringStuck"
+        ]
+    );
+    for (alert, r) in &by_name {
+        let expr = r["expr"].as_str().unwrap_or_default();
+        let used = selectors(expr);
+        assert!(!used.is_empty(), "{alert}: no mooring metric in `{expr}`");
+        // That each metric exists: src/metrics.rs's
+        // the_charts_alert_rules_name_exported_metrics, on a registry a pass has filled.
+        for (metric, matchers) in &used {
+            assert!(metric.starts_with("mooring_"), "{alert}: {metric}");
+            assert_eq!(
+                matchers.get("job").map(String::as_str),
+                Some(job),
+                "{alert}: {expr}"
             );
+            assert_eq!(
+                matchers.get("namespace").map(String::as_str),
+                Some(NAMESPACE),
+                "{alert}: {expr}"
+            );
+            if let Some(state) = matchers.get("state") {
+                assert!(
+                    mooring::reconcile::Outcome::STATES.contains(&state.as_str()),
+                    "{alert}: no resource state `{state}`"
+                );
+            }
         }
-        for s in objects.iter().filter(|o| o["kind"] == "Service") {
-            assert_eq!(s["spec"]["ports"][0]["name"], "http");
-            assert_eq!(s["spec"]["ports"][0]["targetPort"], "http");
+        assert_eq!(r["labels"]["severity"], "warning", "{alert}");
+        for annotation in ["summary", "description"] {
+            assert!(r["annotations"][annotation].is_string(), "{alert}: {r}");
         }
+    }
+    let metric_of = |alert: &str| selectors(by_name[alert]["expr"].as_str().unwrap_or_default());
+    let stuck = &by_name["MooringStuck"];
+    assert_eq!(
+        metric_of("MooringStuck")[0].0,
+        "mooring_last_successful_full_pass_timestamp_seconds"
+    );
+    let expr = stuck["expr"].as_str().unwrap_or_default();
+    assert!(
+        expr.starts_with("time() - max") && expr.ends_with("> 900"),
+        "{expr}"
+    );
+    let failing = metric_of("MooringResourceFailing");
+    assert_eq!(failing[0].0, "mooring_resource_state");
+    assert_eq!(failing[0].1["state"], "failed");
+    assert_eq!(by_name["MooringResourceFailing"]["for"], "10m");
+    // Prometheus' own templates reach Prometheus (escaped from Helm).
+    assert!(
+        by_name["MooringResourceFailing"]["annotations"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("{{ $labels.kind }}/{{ $labels.name }}")),
+        "{}",
+        by_name["MooringResourceFailing"]
+    );
+    // Drift counts on the leader only: a standby holds drift by design.
+    let drift: Vec<String> = metric_of("MooringDriftNotCorrected")
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(drift, ["mooring_resource_drifted", "mooring_leader"]);
+    assert_eq!(by_name["MooringDriftNotCorrected"]["for"], "15m");
+    // Without leader election there is no lease to lose.
+    let mut single = installable();
+    set(&mut single, "/replicaCount", json!(1));
+    set(&mut single, "/leaderElection/enabled", json!(false));
+    set(&mut single, "/prometheusRule/enabled", json!(true));
+    set(&mut single, "/prometheusRule/stuckAfterSeconds", json!(600));
+    let objects = rendered("one replica", &single);
+    let rule = only(&objects, "PrometheusRule");
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    assert!(!alerts.contains(&"MooringNoLeader"), "{alerts:?}");
+    assert!(
+        rule["spec"]["groups"][0]["rules"][0]["expr"]
+            .as_str()
+            .is_some_and(|e| e.ends_with("> 600")),
+        "{rule}"
+    );
+}
+
+/// The container's env as (name, entry).
+fn env_of(objects: &[Value]) -> Vec<(String, Value)> {
+    only(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or_default().to_string(),
+                e.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_pod_advertises_its_address_for_webhook_forwarding() {
+    let objects = rendered("defaults", &installable());
+    let env = env_of(&objects);
+    let at = |name: &str| env.iter().position(|(n, _)| n == name);
+    let (Some(ip), Some(url)) = (at("POD_IP"), at("MOORING_ADVERTISE_URL")) else {
+        panic!("no POD_IP / MOORING_ADVERTISE_URL: {env:?}");
+    };
+    assert!(
+        ip < url,
+        "Kubernetes expands $(POD_IP) only from earlier entries"
+    );
+    assert_eq!(
+        env[ip].1["valueFrom"],
+        json!({"fieldRef": {"fieldPath": "status.podIP"}})
+    );
+    let container = &only(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let port = container["ports"][0]["containerPort"]
+        .as_u64()
+        .unwrap_or_default();
+    let listen = env[at("MOORING_LISTEN").unwrap()].1["value"].clone();
+    assert_eq!(listen, format!("0.0.0.0:{port}"));
+    let advertised = env[url].1["value"].as_str().unwrap_or_default().to_string();
+    assert_eq!(advertised, format!("http://$(POD_IP):{port}"));
+    // The binary accepts it (with an address in place of the variable).
+    let concrete = advertised.replace("$(POD_IP)", "10.0.1.7");
+    assert_eq!(
+        mooring::webhook::parse_advertise_url(&concrete).as_deref(),
+        Ok(concrete.as_str())
+    );
+    for (what, pointer, value) in [
+        (
+            "forwarding off",
+            "/leaderElection/forwardWebhooks",
+            json!(false),
+        ),
+        (
+            "no leader election",
+            "/leaderElection/enabled",
+            json!(false),
+        ),
+    ] {
+        let mut v = installable();
+        set(&mut v, "/replicaCount", json!(1));
+        set(&mut v, pointer, value);
+        let env = env_of(&rendered(what, &v));
+        assert!(
+            !env.iter()
+                .any(|(n, _)| n == "MOORING_ADVERTISE_URL" || n == "POD_IP"),
+            "{what}: {env:?}"
+        );
     }
 }
 
 #[test]
-fn detemplating_catches_broken_templates() {
-    // Wrong indentation under a templated value.
-    let bad = "metadata:\n  name: {{ include \"x\" . }}\n   labels: {}\n";
-    assert!(detemplated_objects("bad.yaml", bad, Branch::First).is_err());
-    // An `if` never closed.
-    let unclosed = "{{- if .Values.a }}\nkind: A\n";
-    assert!(detemplate(unclosed, Branch::First).is_err());
-    // A control action inside a text line.
-    let inline = "kind: {{ if .Values.a }}A{{ end }}\n";
-    assert!(detemplate(inline, Branch::First).is_err());
-    // Both branches of an if/else are looked at.
-    let branches = "{{- if .Values.a }}\nkind: A\n{{- else }}\nkind: [B\n{{- end }}\n";
-    assert!(detemplated_objects("b.yaml", branches, Branch::First).is_err());
-    assert!(detemplated_objects("b.yaml", branches, Branch::Last).is_err());
-    let (first, _) =
-        detemplate(branches.replace("[B", "B").as_str(), Branch::First).unwrap_or_default();
-    let (last, _) =
-        detemplate(branches.replace("[B", "B").as_str(), Branch::Last).unwrap_or_default();
-    assert_eq!((first.as_str(), last.as_str()), ("kind: A\n", "kind: B\n"));
+fn extra_env_and_the_pod_security_context_reach_the_pod() {
+    let mut v = installable();
+    let proxy = json!({"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"});
+    let token = json!({"name": "GITHUB_TOKEN", "valueFrom": {"secretKeyRef": {"name": "gh", "key": "token"}}});
+    set(&mut v, "/extraEnv", json!([proxy, token]));
+    set(
+        &mut v,
+        "/podSecurityContext",
+        json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 2000,
+               "supplementalGroups": [3000], "seccompProfile": {"type": "RuntimeDefault"}}),
+    );
+    let objects = rendered("extras", &v);
+    let env: Vec<Value> = env_of(&objects).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(env[env.len() - 2..], [proxy, token], "appended as given");
+    let pod = &only(&objects, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["fsGroup"], 2000);
+    assert_eq!(pod["securityContext"]["supplementalGroups"], json!([3000]));
+    // The schema keeps the pod non-root and secrets out of plain values.
+    let validator = validator();
+    for (what, pointer, value, at) in [
+        (
+            "root",
+            "/podSecurityContext/runAsNonRoot",
+            json!(false),
+            "/podSecurityContext/runAsNonRoot",
+        ),
+        (
+            "a plain-text token",
+            "/extraEnv",
+            json!([{"name": "GITHUB_TOKEN", "value": "ghp_x"}]),
+            "/extraEnv/0",
+        ),
+        (
+            "neither value nor valueFrom",
+            "/extraEnv",
+            json!([{"name": "X"}]),
+            "/extraEnv/0",
+        ),
+    ] {
+        let mut v = installable();
+        set(&mut v, pointer, value);
+        let errors = schema_errors(&validator, &v);
+        assert!(
+            errors.iter().any(|(p, _)| p == at),
+            "{what}: expected an error at {at}: {errors:?}"
+        );
+        assert!(render(&v).is_err(), "{what}: helm rendered it");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -788,99 +1126,84 @@ fn detemplating_catches_broken_templates() {
 
 #[test]
 fn deployment_is_locked_down_and_probed() {
-    let text = read("templates/deployment.yaml");
-    for needle in [
-        "runAsNonRoot: true",
-        "runAsUser: 65532",
-        "readOnlyRootFilesystem: true",
-        "allowPrivilegeEscalation: false",
-        "drop:\n                - ALL",
-        "type: RuntimeDefault",
-        "path: /healthz",
-        "path: /readyz",
-        "containerPort: 8080",
-        "value: \"0.0.0.0:8080\"",
-        "terminationGracePeriodSeconds: {{ add (int .Values.shutdownGraceSeconds) 15 }}",
-    ] {
-        assert!(text.contains(needle), "deployment.yaml lacks `{needle}`");
-    }
-    for (file, pick, objects) in all_objects() {
-        for d in objects.iter().filter(|o| o["kind"] == "Deployment") {
-            let at = format!("{file} ({pick:?} branches)");
-            let pod = &d["spec"]["template"]["spec"];
-            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{at}");
-            assert_eq!(pod["securityContext"]["runAsUser"], 65532, "{at}");
-            assert_eq!(
-                pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
-                "{at}"
-            );
-            let containers = pod["containers"].as_array().cloned().unwrap_or_default();
-            assert_eq!(containers.len(), 1, "{at}");
-            let c = &containers[0];
-            let sc = &c["securityContext"];
-            assert_eq!(sc["runAsNonRoot"], true, "{at}");
-            assert_eq!(sc["runAsUser"], 65532, "{at}");
-            assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}");
-            assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
-            assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{at}");
-            assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{at}");
-            assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz", "{at}");
-            assert_eq!(c["livenessProbe"]["httpGet"]["port"], "http", "{at}");
-            assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz", "{at}");
-            assert_eq!(c["readinessProbe"]["httpGet"]["port"], "http", "{at}");
-            assert_eq!(
-                c["ports"],
-                json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]),
-                "{at}"
-            );
-            let args: Vec<&str> = c["args"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            assert_eq!(args.first(), Some(&"run"), "{at}");
-            assert!(
-                args.iter().all(|a| !a.starts_with("--")),
-                "{at}: settings go through env vars: {args:?}"
-            );
-            let env = c["env"].as_array().cloned().unwrap_or_default();
-            let value_of = |name: &str| {
-                env.iter()
-                    .find(|e| e["name"] == name)
-                    .map(|e| e["value"].clone())
-            };
-            // mooring refuses MOORING_LEADER_ELECTION, even `false`, without a lease table.
-            if let Some(on) = value_of("MOORING_LEADER_ELECTION") {
-                assert_eq!(on, "true", "{at}");
-                assert!(value_of("MOORING_LEASE_TABLE").is_some(), "{at}");
-            }
-            for e in &env {
-                let name = e["name"].as_str().unwrap_or_default();
-                if e.get("valueFrom").is_some() {
-                    assert!(
-                        e["valueFrom"]["secretKeyRef"]["key"].is_string(),
-                        "{at}: {e}"
-                    );
-                    assert!(e.get("value").is_none(), "{at}: {e}");
-                } else {
-                    // Literal values only for settings, never for secrets.
-                    assert!(
-                        !name.contains("SECRET")
-                            && !name.contains("URL")
-                            && !name.contains("TOKEN"),
-                        "{at}: {name} is set from a literal value"
-                    );
-                }
+    for (what, values) in variants() {
+        let objects = rendered(what, &values);
+        let d = only(&objects, "Deployment");
+        let at = what;
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{at}");
+        assert_eq!(pod["securityContext"]["runAsUser"], 65532, "{at}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{at}"
+        );
+        assert_eq!(pod["terminationGracePeriodSeconds"], 30 + 15, "{at}");
+        let containers = pod["containers"].as_array().cloned().unwrap_or_default();
+        assert_eq!(containers.len(), 1, "{at}");
+        let c = &containers[0];
+        let sc = &c["securityContext"];
+        assert_eq!(sc["runAsNonRoot"], true, "{at}");
+        assert_eq!(sc["runAsUser"], 65532, "{at}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{at}");
+        assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{at}");
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz", "{at}");
+        assert_eq!(c["livenessProbe"]["httpGet"]["port"], "http", "{at}");
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz", "{at}");
+        assert_eq!(c["readinessProbe"]["httpGet"]["port"], "http", "{at}");
+        assert_eq!(
+            c["ports"],
+            json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]),
+            "{at}"
+        );
+        let args: Vec<&str> = c["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(args.first(), Some(&"run"), "{at}");
+        assert!(
+            args.iter().all(|a| !a.starts_with("--")),
+            "{at}: settings go through env vars: {args:?}"
+        );
+        let env = c["env"].as_array().cloned().unwrap_or_default();
+        let value_of = |name: &str| {
+            env.iter()
+                .find(|e| e["name"] == name)
+                .map(|e| e["value"].clone())
+        };
+        // mooring refuses MOORING_LEADER_ELECTION, even `false`, without a lease table.
+        if let Some(on) = value_of("MOORING_LEADER_ELECTION") {
+            assert_eq!(on, "true", "{at}");
+            assert!(value_of("MOORING_LEASE_TABLE").is_some(), "{at}");
+        }
+        for e in &env {
+            let name = e["name"].as_str().unwrap_or_default();
+            if let Some(from) = e.get("valueFrom") {
+                assert!(e.get("value").is_none(), "{at}: {e}");
+                // Secrets come from Secrets; the only other source is the pod's own IP.
+                let secret = from["secretKeyRef"]["key"].is_string();
+                let pod_ip = name == "POD_IP" && from["fieldRef"]["fieldPath"] == "status.podIP";
+                assert!(secret || pod_ip, "{at}: {e}");
+            } else {
+                // Literal values only for settings, never for secrets.
+                assert!(
+                    !name.contains("SECRET")
+                        && !name.contains("TOKEN")
+                        && (!name.contains("URL") || name == "MOORING_ADVERTISE_URL"),
+                    "{at}: {name} is set from a literal value"
+                );
             }
         }
     }
 }
 
 /// Env vars the deployment may set that are not `mooring run` arguments: the region and the
-/// log filter (read by the AWS SDK and tracing), and the HMAC secret the operator config
-/// names.
-const NOT_CLI_ENV: &[&str] = &["AWS_REGION", "RUST_LOG", "MOORING_WEBHOOK_SECRET"];
+/// log filter (read by the AWS SDK and tracing), the HMAC secret the operator config
+/// names, and the pod IP that MOORING_ADVERTISE_URL is built from.
+const NOT_CLI_ENV: &[&str] = &["AWS_REGION", "RUST_LOG", "MOORING_WEBHOOK_SECRET", "POD_IP"];
 
 #[test]
 fn deployment_env_vars_are_read_by_the_binary() {
@@ -893,19 +1216,15 @@ fn deployment_env_vars_are_read_by_the_binary() {
         }
     }
     let mut set_by_chart = BTreeSet::new();
-    for (_, _, objects) in all_objects() {
-        for d in objects.iter().filter(|o| o["kind"] == "Deployment") {
-            for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(name) = e["name"].as_str().filter(|n| *n != "TEMPLATED") {
-                    set_by_chart.insert(name.to_string());
-                }
-            }
+    for (what, values) in variants() {
+        for (name, _) in env_of(&rendered(what, &values)) {
+            set_by_chart.insert(name);
         }
     }
+    // The names the sinks' env vars are built from, once each.
+    set_by_chart.retain(|n| {
+        !n.starts_with("MOORING_ALERT_WEBHOOK_URL_") && !n.starts_with("MOORING_SLACK_WEBHOOK_URL_")
+    });
     let unknown: Vec<&String> = set_by_chart
         .iter()
         .filter(|n| !read_by_cli.contains(*n) && !NOT_CLI_ENV.contains(&n.as_str()))
@@ -929,6 +1248,8 @@ fn deployment_env_vars_are_read_by_the_binary() {
         "MOORING_WORK_DIR",
         "MOORING_LEADER_ELECTION",
         "MOORING_LEASE_TABLE",
+        "MOORING_ADVERTISE_URL",
+        "MOORING_WEBHOOK_SECRET",
         "AWS_REGION",
     ] {
         assert!(
@@ -1025,5 +1346,34 @@ fn operator_config_matches_the_binary_and_names_env_vars_only() {
             body.contains(needle),
             "mooring.operatorConfig lacks `{needle}`"
         );
+    }
+}
+
+/// Durations in humantime's combined form reach the binary, which parses them.
+#[test]
+fn combined_durations_pass_the_schema_and_the_binary() {
+    let validator = validator();
+    let mut v = installable();
+    set(&mut v, "/interval", json!("1m30s"));
+    assert!(
+        validator.is_valid(&v),
+        "{:?}",
+        schema_errors(&validator, &v)
+    );
+    let env = env_of(&rendered("1m30s", &v));
+    let interval = env
+        .iter()
+        .find(|(n, _)| n == "MOORING_INTERVAL")
+        .and_then(|(_, e)| e["value"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(interval, "1m30s");
+    assert_eq!(
+        mooring::cli::parse_duration(&interval),
+        Ok(std::time::Duration::from_secs(90))
+    );
+    for bad in ["1m30", "0", "1 minute", "m"] {
+        set(&mut v, "/interval", json!(bad));
+        assert!(!validator.is_valid(&v), "{bad} accepted by the schema");
     }
 }

@@ -29,6 +29,11 @@ impl Daemon {
 
     /// Starts `mooring run SOURCE…` (a directory, or `--git URL …`).
     fn start_with(emu: &Emulator, source: &[&str], extra: &[&str]) -> Daemon {
+        Daemon::start_at(emu, common::free_port(), source, extra)
+    }
+
+    /// Starts `mooring run SOURCE…` listening on `port`.
+    fn start_at(emu: &Emulator, port: u16, source: &[&str], extra: &[&str]) -> Daemon {
         let alerts = Receiver::start();
         // An SNS topic in moto: Publish is real, what it received is not readable, so the
         // tests check the delivery counter.
@@ -59,7 +64,6 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let port = common::free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["run"];
         args.extend_from_slice(source);
@@ -927,6 +931,7 @@ async fn the_lease_goes_to_one_replica_and_moves_when_it_expires() {
                 name: "salon".into(),
                 holder: holder.into(),
                 duration: Duration::from_millis(1500),
+                url: None,
             },
             client.clone(),
         )
@@ -961,6 +966,7 @@ async fn the_lease_goes_to_one_replica_and_moves_when_it_expires() {
             name: "salon".into(),
             holder: "c".into(),
             duration: Duration::from_secs(5),
+            url: None,
         },
         client.clone(),
     );
@@ -1237,6 +1243,379 @@ async fn prune_spares_groups_in_use_and_renamed_manifests_keep_their_resource() 
         );
     }
     d.stop();
+}
+
+#[tokio::test]
+async fn mooring_status_prints_a_table_and_colour_only_where_asked() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let dir = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", dir]);
+    assert_eq!(out.status.code(), Some(0));
+    let d = Daemon::start(emu, dir, &["--mode", "observe"]);
+    scale_out_of_band(emu, 7).await;
+    d.wait_for("the drift", || {
+        d.get("/status/Service/api")["state"] == "drifted"
+    });
+    // The summary block of /status, and a diff only where changes are pending.
+    let s = d.get("/status");
+    assert_eq!(s["summary"]["resources"], 3, "{s}");
+    assert_eq!(s["summary"]["byState"]["drifted"], 1, "{s}");
+    assert_eq!(s["summary"]["byState"]["in_sync"], 2, "{s}");
+    assert_eq!(s["summary"]["withChanges"], 1, "{s}");
+    for r in s["resources"].as_array().unwrap() {
+        assert_eq!(r.get("diff").is_some(), r["name"] == "api", "{r}");
+    }
+
+    let url = format!("http://127.0.0.1:{}", d.port);
+    // Colour is forced on (as a terminal would get it) unless a test says otherwise.
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = emu.mooring_command(args);
+        cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let piped = run(&["status", "--url", &url], &[]);
+    assert_eq!(piped.status.code(), Some(0), "{}", common::stderr(&piped));
+    let table = common::stdout(&piped);
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("account 123456789012, region us-east-1 · revision sha256:"),
+        "{table}"
+    );
+    assert!(lines[0].contains("single replica · last pass "), "{table}");
+    assert!(lines[0].ends_with("observe mode"), "{table}");
+    assert_eq!(lines[1], "3 resources: 2 in sync, 1 drifted", "{table}");
+    let row = |kind: &str, name: &str| {
+        lines
+            .iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .find(|l| l.starts_with(&format!("{kind} {name} ")))
+            .unwrap_or_else(|| panic!("no {kind}/{name} row in\n{table}"))
+    };
+    assert_eq!(row("Service", "api"), "Service api drifted desiredCount");
+    assert_eq!(row("Cluster", "test"), "Cluster test in sync");
+
+    let forced = common::stdout(&run(&["status", "--url", &url], &[("CLICOLOR_FORCE", "1")]));
+    assert!(forced.contains("\u{1b}[33mdrifted\u{1b}[0m"), "{forced:?}");
+    for (args, env) in [
+        (
+            &["status", "--url", &url, "--no-color"][..],
+            &[("CLICOLOR_FORCE", "1")][..],
+        ),
+        (
+            &["status", "--url", &url],
+            &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")][..],
+        ),
+    ] {
+        let out = common::stdout(&run(args, env));
+        assert_eq!(out, table, "{args:?} {env:?}");
+    }
+
+    // plan: the same text as before piped or with --no-color; coloured when forced.
+    let plain = run(&["plan", dir], &[]);
+    assert_eq!(plain.status.code(), Some(2));
+    let plain = common::stdout(&plain);
+    assert!(!plain.contains('\u{1b}'), "{plain:?}");
+    assert!(plain.contains("\n  ~ desiredCount: 7 -> 2\n"), "{plain}");
+    let coloured = common::stdout(&run(&["plan", dir], &[("CLICOLOR_FORCE", "1")]));
+    assert!(
+        coloured.contains("\u{1b}[33m  ~ desiredCount: 7 -> 2\u{1b}[0m"),
+        "{coloured:?}"
+    );
+    let no_color = run(&["plan", dir, "--no-color"], &[("CLICOLOR_FORCE", "1")]);
+    assert_eq!(common::stdout(&no_color), plain);
+
+    d.stop();
+    // Nobody listening: one error naming the address, exit 1.
+    let down = run(&["status", "--url", &url], &[]);
+    assert_eq!(down.status.code(), Some(1));
+    let err = common::stderr(&down);
+    assert!(
+        err.starts_with(&format!("error: failed to read {url}/status: ")),
+        "{err}"
+    );
+}
+
+/// Requests a [`fake_leader`] received: (head, body).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A one-request-at-a-time HTTP endpoint standing in for a leader: answers 202 and keeps
+/// each request's head (lower-cased header names) and body.
+fn fake_leader() -> (String, Seen) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Seen::default();
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        keep.lock()
+                            .unwrap()
+                            .push((head.to_ascii_lowercase(), body[..len].to_string()));
+                        break;
+                    }
+                }
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// A standby forwards a signed `POST /reconcile` to the URL the leader wrote into the lease:
+/// same body, same signature, marked as forwarded; a bad signature is refused before any
+/// forwarding, and a forwarded request is never forwarded again.
+#[tokio::test]
+async fn a_standby_forwards_the_webhook_to_the_url_in_the_lease() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_guard, emu) = emulator().await;
+    emu.lease_table().await;
+    let (leader_url, seen) = fake_leader();
+    // Another replica, `elsewhere`, holds the lease for a long time and advertises the fake.
+    let far = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    aws_sdk_dynamodb::Client::new(&emu.sdk_config().await)
+        .put_item()
+        .table_name("mooring-leases")
+        .item("name", AttributeValue::S("mooring".into()))
+        .item("holder", AttributeValue::S("elsewhere".into()))
+        .item("token", AttributeValue::N("4".into()))
+        .item("expiresAt", AttributeValue::N(far.to_string()))
+        .item("url", AttributeValue::S(leader_url.clone()))
+        .send()
+        .await
+        .unwrap();
+    let dir = fixture_copy("basic");
+    let port = common::free_port();
+    let own = format!("http://127.0.0.1:{port}");
+    let d = Daemon::start_at(
+        emu,
+        port,
+        &[dir.path().to_str().unwrap()],
+        &[
+            "--leader-election",
+            "--lease-table",
+            "mooring-leases",
+            "--replica-id",
+            "standby",
+            "--advertise-url",
+            &own,
+        ],
+    );
+    let leadership = d.get("/status")["leadership"].clone();
+    assert_eq!(leadership["leader"], false, "{leadership}");
+    assert_eq!(leadership["holder"], "elsewhere", "{leadership}");
+    assert_eq!(leadership["leaderUrl"], leader_url.as_str(), "{leadership}");
+
+    let body = r#"{"ref":"refs/heads/main","after":"0123abc"}"#;
+    let (code, _) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &sign(body, "not-the-secret"))],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "a bad signature is not forwarded"
+    );
+
+    let good = sign(body, SECRET);
+    let (code, text) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &good)],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 202, "{text}");
+    assert!(
+        text.contains("forwarded to the leader `elsewhere`"),
+        "{text}"
+    );
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let (head, forwarded_body) = &requests[0];
+    assert!(head.starts_with("post /reconcile http/1.1"), "{head}");
+    assert!(
+        head.contains(&format!("x-hub-signature-256: {good}")),
+        "the signature travels unchanged: {head}"
+    );
+    assert!(head.contains("x-mooring-forwarded: elsewhere"), "{head}");
+    assert_eq!(forwarded_body, body);
+
+    // Already forwarded once (say, by a replica with a stale lease): handled here only.
+    let (code, text) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &good), ("X-Mooring-Forwarded", "x")],
+        body,
+    )
+    .unwrap();
+    assert_eq!((code, text.as_str()), (202, "reconcile scheduled\n"));
+    assert_eq!(seen.lock().unwrap().len(), 1, "not forwarded twice");
+    d.stop();
+}
+
+/// Two real daemons: the standby's webhook reaches the leader (which checks the signature
+/// again and accepts it), and when the leader is gone the standby says so instead of
+/// pretending the push was handled.
+#[tokio::test]
+async fn webhooks_sent_to_the_standby_reach_the_leader() {
+    let (_guard, emu) = emulator().await;
+    emu.lease_table().await;
+    let dir = fixture_copy("basic");
+    let path = dir.path().to_str().unwrap();
+    let start = |id: &str| {
+        let port = common::free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let args = [
+            "--leader-election",
+            "--lease-table",
+            "mooring-leases",
+            "--lease-duration",
+            "30s",
+            "--replica-id",
+            id,
+            "--advertise-url",
+            &url,
+        ];
+        (Daemon::start_at(emu, port, &[path], &args), url)
+    };
+    let (a, a_url) = start("a");
+    a.wait_for("a leads", || {
+        a.get("/status")["leadership"]["leader"] == true
+    });
+    let (b, _) = start("b");
+    b.wait_for("b reads the lease", || {
+        b.get("/status")["leadership"]["leaderUrl"] == a_url.as_str()
+    });
+    assert!(
+        a.get("/status")["leadership"].get("leaderUrl").is_none(),
+        "the leader forwards to no one"
+    );
+
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let good = sign(body, SECRET);
+    let (code, text) = common::post(
+        b.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &good)],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 202, "{text}");
+    assert!(text.contains("forwarded to the leader `a`"), "{text}");
+    // The leader takes it as any webhook.
+    let (code, text) = common::post(
+        a.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &good)],
+        body,
+    )
+    .unwrap();
+    assert_eq!((code, text.as_str()), (202, "reconcile scheduled\n"));
+
+    // The leader dies without releasing its 30 s lease: the push cannot reach it, and the
+    // standby answers 502 naming where it tried.
+    let mut dead = a;
+    let _ = dead.process.0.kill();
+    let _ = dead.process.0.wait();
+    let (code, text) = common::post(
+        b.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &good)],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 502, "{text}");
+    assert!(
+        text.contains(&format!(
+            "failed to forward to the leader at {a_url}/reconcile"
+        )),
+        "{text}"
+    );
+    b.stop();
+}
+
+/// A leader that advertises no URL (an older replica, or `--advertise-url` not set): the
+/// standby wakes only itself and says so, rather than claiming the leader got the push.
+#[tokio::test]
+async fn a_standby_without_the_leaders_url_says_the_push_waits_for_the_interval() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_guard, emu) = emulator().await;
+    emu.lease_table().await;
+    let far = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    aws_sdk_dynamodb::Client::new(&emu.sdk_config().await)
+        .put_item()
+        .table_name("mooring-leases")
+        .item("name", AttributeValue::S("mooring".into()))
+        .item("holder", AttributeValue::S("old-replica".into()))
+        .item("token", AttributeValue::N("9".into()))
+        .item("expiresAt", AttributeValue::N(far.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(
+        emu,
+        dir.path().to_str().unwrap(),
+        &[
+            "--leader-election",
+            "--lease-table",
+            "mooring-leases",
+            "--replica-id",
+            "standby",
+        ],
+    );
+    let leadership = d.get("/status")["leadership"].clone();
+    assert_eq!(leadership["holder"], "old-replica", "{leadership}");
+    assert!(leadership.get("leaderUrl").is_none(), "{leadership}");
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let (code, text) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &sign(body, SECRET))],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 202, "{text}");
+    assert!(
+        text.contains("the leader `old-replica` advertises no URL"),
+        "{text}"
+    );
 }
 
 /// Deploys on moto: each deploy (the service's creation, then a new image in its

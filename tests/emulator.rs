@@ -237,6 +237,7 @@ async fn out_of_band_changes_are_named_and_reverted() {
     let (_guard, emu) = emulator().await;
     let dir = common::root().join("tests/fixtures/basic");
     apply(emu, &dir).await;
+    let (_, good) = describe_api(emu).await;
 
     // Another client registers a revision with another image, points the service at it and
     // changes the desired count.
@@ -268,10 +269,13 @@ async fn out_of_band_changes_are_named_and_reverted() {
 
     let (_, aws) = apply(emu, &dir).await;
     assert_eq!(aws.calls.count("ECS", "UpdateService"), 1);
+    // The revision it ran before is identical to the manifest: reused, not duplicated.
+    assert_eq!(aws.calls.count("ECS", "RegisterTaskDefinition"), 0);
     let (svc, td) = describe_api(emu).await;
     assert_eq!(image_of(&td), "nginx:1.27");
     assert_eq!(svc.desired_count(), 2);
     assert_ne!(svc.task_definition(), Some(other_arn.as_str()));
+    assert_eq!(svc.task_definition(), good.task_definition_arn());
     let (report, _) = plan(emu, &dir).await;
     assert!(!report.has_changes(), "{report:#?}");
 }
@@ -1034,6 +1038,79 @@ spec:
     let out = emu.mooring(&["apply", path]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+
+    // Scaling paused by hand, and a second policy added by hand on the managed target:
+    // both named; apply resumes scaling and deletes the foreign policy (mooring owns the
+    // target's policies).
+    scaling
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .resource_id("service/test/api")
+        .suspended_state(
+            aws_sdk_applicationautoscaling::types::SuspendedState::builder()
+                .dynamic_scaling_in_suspended(true)
+                .dynamic_scaling_out_suspended(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    scaling
+        .put_scaling_policy()
+        .policy_name("by-hand")
+        .service_namespace(ServiceNamespace::Ecs)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .resource_id("service/test/api")
+        .policy_type(PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(20.0)
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::EcsServiceAverageCpuUtilization)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for expected in [
+        "~ suspended.dynamicScalingIn: true -> false",
+        "~ suspended.dynamicScalingOut: true -> false",
+        "~ policies.by-hand: {\"metric\":\"ECSServiceAverageCPUUtilization\",\"targetValue\":20.0,",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(text.contains("} -> (none)\n"), "{text}");
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(emu.mooring(&["plan", path]).status.code(), Some(0));
+    let policies = scaling
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = policies
+        .scaling_policies()
+        .iter()
+        .map(|p| p.policy_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["mooring-api-cpu", "mooring-api-memory"]);
     let (svc, _) = describe_api(emu).await;
     assert_eq!(svc.desired_count(), 3, "apply never fights the scaler");
 }
@@ -1455,9 +1532,29 @@ async fn schedules_call_the_backend_with_a_key_that_is_never_shown() {
         .send()
         .await
         .unwrap();
+    // ... and a second target added by hand to the daily rule: mooring owns the rule's
+    // targets, so it is named and removed.
+    eb.put_targets()
+        .rule("reset-queue-daily")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("by-hand")
+                .arn("arn:aws:sqs:us-east-1:123456789012:somewhere")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     let out = emu.mooring(&["plan", path]);
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
+    assert!(
+        text.contains(
+            r#"~ extraTargets.by-hand: "arn:aws:sqs:us-east-1:123456789012:somewhere" -> (none)"#
+        ),
+        "{text}"
+    );
     assert!(text.contains(r#"Rule/reset-queue-daily: update"#), "{text}");
     assert!(
         text.contains(r#"~ state: "DISABLED" -> "ENABLED""#),
@@ -1478,6 +1575,14 @@ async fn schedules_call_the_backend_with_a_key_that_is_never_shown() {
         .await
         .unwrap();
     assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
+    let targets = eb
+        .list_targets_by_rule()
+        .rule("reset-queue-daily")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = targets.targets().iter().map(|t| t.id()).collect();
+    assert_eq!(ids, ["mooring"]);
 
     // The key is rotated: seen from the secret's version, the connection is updated.
     sm.put_secret_value()
@@ -4331,9 +4436,10 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
     let (report, aws) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(writes(&aws), 0);
-    // Versions cost no call of their own: the set's listing of its path (DB_HOST) and the
-    // existence check of the hand-set password (one call for both services).
-    assert_eq!(aws.calls.count("SSM", "DescribeParameters"), 2);
+    // Versions cost no call of their own: the set's listing of its path (DB_HOST), its
+    // tag-filtered listing (its tags), and the existence check of the hand-set password
+    // (one call for both services).
+    assert_eq!(aws.calls.count("SSM", "DescribeParameters"), 3);
 
     // The password is rotated by hand: plan names it, apply deploys `api` alone.
     put("hunter2-second").await.unwrap();
@@ -4432,4 +4538,978 @@ async fn a_new_version_of_a_secret_deploys_the_services_that_read_it_and_no_othe
     let (report, aws) = plan(emu, dir.path()).await;
     assert!(!report.has_changes(), "{report:#?}");
     assert_eq!(writes(&aws), 0);
+}
+
+/// Out-of-band changes that once went unseen (issue 16): each is named by plan with its
+/// exact field, and apply puts it back.
+#[tokio::test]
+async fn once_unseen_changes_are_named_and_restored() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    std::fs::write(
+        dir.path().join("target-group.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: TargetGroup
+metadata: {name: api}
+spec:
+  port: 3000
+  vpc: default
+  healthCheck: {path: /api/health}
+",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // A service pinned to another platform version; a target group's health check moved
+    // to another port, then switched off.
+    emu.ecs()
+        .await
+        .update_service()
+        .cluster("test")
+        .service("api")
+        .platform_version("1.3.0")
+        .send()
+        .await
+        .unwrap();
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let tg = elb
+        .describe_target_groups()
+        .names("api")
+        .send()
+        .await
+        .unwrap();
+    let tg_arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    elb.modify_target_group()
+        .target_group_arn(&tg_arn)
+        .health_check_port("8080")
+        .health_check_enabled(false)
+        .send()
+        .await
+        .unwrap();
+    // A managed tag of an SSM parameter changed (tags others add are left alone).
+    let ssm = aws_sdk_ssm::Client::new(&emu.sdk_config().await);
+    for (k, v) in [
+        ("mooring.dev/resource", "ParameterSet/other"),
+        ("cost-center", "42"),
+    ] {
+        ssm.add_tags_to_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id("/test/config/db/host")
+            .tags(
+                aws_sdk_ssm::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let out = emu.mooring(&["plan", path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for expected in [
+        r#"~ platformVersion: "1.3.0" -> "LATEST""#,
+        r#"~ healthCheck.port: "8080" -> "traffic-port""#,
+        "~ healthCheck.enabled: false -> true",
+        r#"~ parameters./test/config/db/host.tags.mooring.dev/resource: "ParameterSet/other" -> "ParameterSet/test-config""#,
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (svc, _) = describe_api(emu).await;
+    assert_eq!(svc.platform_version(), Some("LATEST"));
+    let tags = ssm
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id("/test/config/db/host")
+        .send()
+        .await
+        .unwrap();
+    let tags: std::collections::BTreeMap<&str, &str> = tags
+        .tag_list()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(
+        tags.get("mooring.dev/resource"),
+        Some(&"ParameterSet/test-config")
+    );
+    assert_eq!(tags.get("cost-center"), Some(&"42"), "others' tags stay");
+}
+
+/// Clients of every service the salon example uses, for out-of-band changes.
+struct Others {
+    ecs: aws_sdk_ecs::Client,
+    ec2: aws_sdk_ec2::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    ecr: aws_sdk_ecr::Client,
+    ssm: aws_sdk_ssm::Client,
+    cache: aws_sdk_elasticache::Client,
+    cw: aws_sdk_cloudwatch::Client,
+    eb: aws_sdk_eventbridge::Client,
+    scaling: aws_sdk_applicationautoscaling::Client,
+}
+
+impl Others {
+    async fn new(emu: &Emulator) -> Others {
+        let c = emu.sdk_config().await;
+        Others {
+            ecs: aws_sdk_ecs::Client::new(&c),
+            ec2: aws_sdk_ec2::Client::new(&c),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&c),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&c),
+            ecr: aws_sdk_ecr::Client::new(&c),
+            ssm: aws_sdk_ssm::Client::new(&c),
+            cache: aws_sdk_elasticache::Client::new(&c),
+            cw: aws_sdk_cloudwatch::Client::new(&c),
+            eb: aws_sdk_eventbridge::Client::new(&c),
+            scaling: aws_sdk_applicationautoscaling::Client::new(&c),
+        }
+    }
+
+    async fn group_id(&self, name: &str) -> String {
+        let out = self
+            .ec2
+            .describe_security_groups()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-name")
+                    .values(name)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.security_groups()[0].group_id().unwrap().to_string()
+    }
+
+    async fn target_group_arn(&self) -> String {
+        let out = self
+            .elb
+            .describe_target_groups()
+            .names("salon-backend")
+            .send()
+            .await
+            .unwrap();
+        out.target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn alb_arn(&self) -> String {
+        let out = self
+            .elb
+            .describe_load_balancers()
+            .names("salon-alb")
+            .send()
+            .await
+            .unwrap();
+        out.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Re-puts the backend's CPU alarm as the example has it, with `change` applied.
+    async fn put_cpu_alarm(
+        &self,
+        change: impl FnOnce(
+            aws_sdk_cloudwatch::operation::put_metric_alarm::builders::PutMetricAlarmFluentBuilder,
+        )
+            -> aws_sdk_cloudwatch::operation::put_metric_alarm::builders::PutMetricAlarmFluentBuilder,
+    ) {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+        let alerts = "arn:aws:sns:eu-west-1:123456789012:salon-prd-alerts";
+        let req = self
+            .cw
+            .put_metric_alarm()
+            .alarm_name("salon-backend-cpu")
+            .namespace("AWS/ECS")
+            .metric_name("CPUUtilization")
+            .dimensions(
+                Dimension::builder()
+                    .name("ClusterName")
+                    .value("salon-prd")
+                    .build(),
+            )
+            .dimensions(
+                Dimension::builder()
+                    .name("ServiceName")
+                    .value("salon-backend")
+                    .build(),
+            )
+            .statistic(Statistic::Average)
+            .period(60)
+            .evaluation_periods(3)
+            .threshold(85.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .alarm_description("salon-backend CPU above 85 % for 3 minutes")
+            .alarm_actions(alerts)
+            .ok_actions(alerts);
+        change(req).send().await.unwrap();
+    }
+
+    /// Makes the out-of-band change `id` of the mutation corpus.
+    async fn mutate(&self, emu: &Emulator, id: &str) {
+        use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+        let tag_ecs = |arn: String| {
+            self.ecs
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(
+                    aws_sdk_ecs::types::Tag::builder()
+                        .key("team")
+                        .value("payments")
+                        .build(),
+                )
+                .send()
+        };
+        match id {
+            "cluster containerInsights" => {
+                // moto answers UpdateClusterSettings with a 500; UpdateCluster takes them too.
+                self.ecs
+                    .update_cluster()
+                    .cluster("salon-prd")
+                    .settings(
+                        aws_sdk_ecs::types::ClusterSetting::builder()
+                            .name(aws_sdk_ecs::types::ClusterSettingName::ContainerInsights)
+                            .value("disabled")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "cluster managed tag" => {
+                let arn = "arn:aws:ecs:us-east-1:123456789012:cluster/salon-prd".to_string();
+                self.ecs
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .tags(
+                        aws_sdk_ecs::types::Tag::builder()
+                            .key("env")
+                            .value("dev")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "security group extra ingress" => {
+                self.ec2
+                    .authorize_security_group_ingress()
+                    .group_id(self.group_id("salon-alb").await)
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .cidr_ip("0.0.0.0/0")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "security group ingress removed" => {
+                self.ec2
+                    .revoke_security_group_ingress()
+                    .group_id(self.group_id("salon-alb").await)
+                    .ip_protocol("tcp")
+                    .from_port(80)
+                    .to_port(80)
+                    .cidr_ip("0.0.0.0/0")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "security group managed tag" => {
+                self.ec2
+                    .create_tags()
+                    .resources(self.group_id("salon-redis").await)
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("env")
+                            .value("dev")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "target group health check interval" => {
+                self.elb
+                    .modify_target_group()
+                    .target_group_arn(self.target_group_arn().await)
+                    .health_check_interval_seconds(10)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "target group health check port" => {
+                self.elb
+                    .modify_target_group()
+                    .target_group_arn(self.target_group_arn().await)
+                    .health_check_port("8080")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "target group health check off" => {
+                self.elb
+                    .modify_target_group()
+                    .target_group_arn(self.target_group_arn().await)
+                    .health_check_enabled(false)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "load balancer security groups" => {
+                self.elb
+                    .set_security_groups()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .security_groups(self.group_id("salon-redis").await)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "listener default action" => {
+                let listeners = self
+                    .elb
+                    .describe_listeners()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .send()
+                    .await
+                    .unwrap();
+                let http = listeners
+                    .listeners()
+                    .iter()
+                    .find(|l| l.port() == Some(80))
+                    .unwrap();
+                self.elb
+                    .modify_listener()
+                    .listener_arn(http.listener_arn().unwrap())
+                    .default_actions(
+                        aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                            .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                            .target_group_arn(self.target_group_arn().await)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "log group retention" => {
+                self.logs
+                    .put_retention_policy()
+                    .log_group_name("/ecs/salon-backend")
+                    .retention_in_days(7)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "repository mutability" => {
+                self.ecr
+                    .put_image_tag_mutability()
+                    .repository_name("salon/backend")
+                    .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Mutable)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "repository scan on push" => {
+                // Raw JSON: the SDK leaves `scanOnPush: false` (the default) out of the
+                // request, and moto keeps its old setting for an empty configuration.
+                let port = emu.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+                let (status, body) = common::aws_json(
+                    port,
+                    "ecr",
+                    "AmazonEC2ContainerRegistry_V20150921.PutImageScanningConfiguration",
+                    r#"{"repositoryName":"salon/backend","imageScanningConfiguration":{"scanOnPush":false}}"#,
+                );
+                assert_eq!(status, 200, "{body}");
+            }
+            "repository lifecycle removed" => {
+                self.ecr
+                    .delete_lifecycle_policy()
+                    .repository_name("salon/backend")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "redis node type" => {
+                self.cache
+                    .modify_replication_group()
+                    .replication_group_id("salon-redis")
+                    .cache_node_type("cache.t3.medium")
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "redis snapshot retention" => {
+                self.cache
+                    .modify_replication_group()
+                    .replication_group_id("salon-redis")
+                    .snapshot_retention_limit(1)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "parameter value" => {
+                self.ssm
+                    .put_parameter()
+                    .name("/salon/prd/database/port")
+                    .value("6543")
+                    .overwrite(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "parameter managed tag" => {
+                self.ssm
+                    .add_tags_to_resource()
+                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                    .resource_id("/salon/prd/database/host")
+                    .tags(
+                        aws_sdk_ssm::types::Tag::builder()
+                            .key("mooring.dev/stack")
+                            .value("another")
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "service image" => {
+                swap_image(emu, "salon-prd", "salon-backend", "nginx:hacked", None).await;
+            }
+            "service execute command" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .enable_execute_command(false)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "service grace period" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .health_check_grace_period_seconds(5)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "service platform version" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .platform_version("1.3.0")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "service deployment circuit breaker" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .deployment_configuration(
+                        aws_sdk_ecs::types::DeploymentConfiguration::builder()
+                            .maximum_percent(200)
+                            .minimum_healthy_percent(100)
+                            .deployment_circuit_breaker(
+                                aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
+                                    .enable(false)
+                                    .rollback(false)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "scaling max capacity" | "scaling suspended" => {
+                let mut req = self
+                    .scaling
+                    .register_scalable_target()
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .resource_id("service/salon-prd/salon-backend");
+                req = if id == "scaling max capacity" {
+                    req.min_capacity(2).max_capacity(3)
+                } else {
+                    req.suspended_state(
+                        aws_sdk_applicationautoscaling::types::SuspendedState::builder()
+                            .dynamic_scaling_out_suspended(true)
+                            .build(),
+                    )
+                };
+                req.send().await.unwrap();
+            }
+            "scaling extra policy" => {
+                use aws_sdk_applicationautoscaling::types::{
+                    MetricType, PolicyType, PredefinedMetricSpecification,
+                    TargetTrackingScalingPolicyConfiguration,
+                };
+                self.scaling
+                    .put_scaling_policy()
+                    .policy_name("by-hand")
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .resource_id("service/salon-prd/salon-backend")
+                    .policy_type(PolicyType::TargetTrackingScaling)
+                    .target_tracking_scaling_policy_configuration(
+                        TargetTrackingScalingPolicyConfiguration::builder()
+                            .target_value(20.0)
+                            .predefined_metric_specification(
+                                PredefinedMetricSpecification::builder()
+                                    .predefined_metric_type(
+                                        MetricType::EcsServiceAverageCpuUtilization,
+                                    )
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "alarm threshold" => self.put_cpu_alarm(|r| r.threshold(95.0)).await,
+            "alarm periods" => self.put_cpu_alarm(|r| r.evaluation_periods(5)).await,
+            "alarm ok actions removed" => {
+                self.put_cpu_alarm(|r| r.set_ok_actions(Some(Vec::new())))
+                    .await
+            }
+            "connection header name" => {
+                self.eb
+                    .update_connection()
+                    .name("salon-backend-api")
+                    .auth_parameters(
+                        aws_sdk_eventbridge::types::UpdateConnectionAuthRequestParameters::builder()
+                            .api_key_auth_parameters(
+                                aws_sdk_eventbridge::types::UpdateConnectionApiKeyAuthRequestParameters::builder()
+                                    .api_key_name("x-other")
+                                    .api_key_value("not-the-key")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "api destination rate" => {
+                self.eb
+                    .update_api_destination()
+                    .name("salon-reset-queue")
+                    .invocation_rate_limit_per_second(50)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "api destination endpoint" => {
+                self.eb
+                    .update_api_destination()
+                    .name("salon-reset-queue")
+                    .invocation_endpoint("https://elsewhere.example/hook")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "rule state" => {
+                self.eb
+                    .disable_rule()
+                    .name("salon-sms-every-minute")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "rule schedule" => {
+                self.eb
+                    .put_rule()
+                    .name("salon-sms-every-15-minutes")
+                    .schedule_expression("rate(20 minutes)")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "rule extra target" => {
+                self.eb
+                    .put_targets()
+                    .rule("salon-reset-queue-daily")
+                    .targets(
+                        aws_sdk_eventbridge::types::Target::builder()
+                            .id("by-hand")
+                            .arn("arn:aws:sqs:us-east-1:123456789012:elsewhere")
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            // Changes that are not drift.
+            "others' tag on the service" => {
+                let svc = describe_service(emu, "salon-prd", "salon-backend").await.0;
+                tag_ecs(svc.service_arn().unwrap().to_string())
+                    .await
+                    .unwrap();
+            }
+            "others' tag on the target group" => {
+                self.elb
+                    .add_tags()
+                    .resource_arns(self.target_group_arn().await)
+                    .tags(
+                        aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                            .key("team")
+                            .value("payments")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "others' tag on the log group" => {
+                self.logs
+                    .tag_resource()
+                    .resource_arn(
+                        "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/salon-backend",
+                    )
+                    .tags("team", "payments")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "others' tag on a parameter" => {
+                self.ssm
+                    .add_tags_to_resource()
+                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                    .resource_id("/salon/prd/database/host")
+                    .tags(
+                        aws_sdk_ssm::types::Tag::builder()
+                            .key("team")
+                            .value("payments")
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "desired count under autoscaling" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .desired_count(7)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "an unmanaged parameter under the set's path" => {
+                self.ssm
+                    .put_parameter()
+                    .name("/salon/prd/feature/flag")
+                    .value("on")
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            other => panic!("no mutation {other}"),
+        }
+    }
+}
+
+/// Issue 16's regression net: single-field out-of-band changes on the salon example, one
+/// kind after another. Each must be named by plan (resource and exact field) and put back
+/// by apply; each change of the second table must not be drift at all.
+#[tokio::test]
+async fn mutation_corpus_every_change_is_named_and_restored() {
+    let (_guard, emu) = emulator().await;
+    let examples = common::root().join("manifests/examples/salon-booking");
+    emu.seed_examples();
+    apply(emu, &examples).await;
+    let (report, _) = plan(emu, &examples).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    let others = Others::new(emu).await;
+
+    // (out-of-band change, resource, the field plan must name)
+    let drift: &[(&str, &str, &str)] = &[
+        (
+            "cluster containerInsights",
+            "Cluster/salon-prd",
+            "settings.containerInsights",
+        ),
+        ("cluster managed tag", "Cluster/salon-prd", "tags.env"),
+        (
+            "security group extra ingress",
+            "SecurityGroup/salon-alb",
+            "ingress",
+        ),
+        (
+            "security group ingress removed",
+            "SecurityGroup/salon-alb",
+            "ingress",
+        ),
+        (
+            "security group managed tag",
+            "SecurityGroup/salon-redis",
+            "tags.env",
+        ),
+        (
+            "target group health check interval",
+            "TargetGroup/salon-backend",
+            "healthCheck.intervalSeconds",
+        ),
+        (
+            "target group health check port",
+            "TargetGroup/salon-backend",
+            "healthCheck.port",
+        ),
+        (
+            "target group health check off",
+            "TargetGroup/salon-backend",
+            "healthCheck.enabled",
+        ),
+        (
+            "load balancer security groups",
+            "LoadBalancer/salon-alb",
+            "securityGroups",
+        ),
+        (
+            "listener default action",
+            "LoadBalancer/salon-alb",
+            "listeners.80.defaultAction.type",
+        ),
+        (
+            "log group retention",
+            "LogGroup/salon-backend-logs",
+            "retentionInDays",
+        ),
+        (
+            "repository mutability",
+            "Repository/salon-backend",
+            "imageTagMutability",
+        ),
+        (
+            "repository scan on push",
+            "Repository/salon-backend",
+            "scanOnPush",
+        ),
+        (
+            "repository lifecycle removed",
+            "Repository/salon-backend",
+            "lifecyclePolicy",
+        ),
+        (
+            "redis node type",
+            "ReplicationGroup/salon-redis",
+            "nodeType",
+        ),
+        (
+            "redis snapshot retention",
+            "ReplicationGroup/salon-redis",
+            "snapshotRetentionLimit",
+        ),
+        (
+            "parameter value",
+            "ParameterSet/salon-prd",
+            "parameters./salon/prd/database/port.value",
+        ),
+        (
+            "parameter managed tag",
+            "ParameterSet/salon-prd",
+            "parameters./salon/prd/database/host.tags.mooring.dev/stack",
+        ),
+        (
+            "service image",
+            "Service/salon-backend",
+            "taskDefinition.container.image",
+        ),
+        (
+            "service execute command",
+            "Service/salon-backend",
+            "enableExecuteCommand",
+        ),
+        (
+            "service grace period",
+            "Service/salon-backend",
+            "healthCheckGracePeriodSeconds",
+        ),
+        (
+            "service platform version",
+            "Service/salon-backend",
+            "platformVersion",
+        ),
+        (
+            "service deployment circuit breaker",
+            "Service/salon-backend",
+            "deployment.circuitBreaker",
+        ),
+        (
+            "scaling max capacity",
+            "ScalableTarget/salon-backend",
+            "maxCapacity",
+        ),
+        (
+            "scaling suspended",
+            "ScalableTarget/salon-backend",
+            "suspended.dynamicScalingOut",
+        ),
+        (
+            "scaling extra policy",
+            "ScalableTarget/salon-backend",
+            "policies.by-hand",
+        ),
+        ("alarm threshold", "Alarm/salon-backend-cpu", "threshold"),
+        (
+            "alarm periods",
+            "Alarm/salon-backend-cpu",
+            "evaluationPeriods",
+        ),
+        (
+            "alarm ok actions removed",
+            "Alarm/salon-backend-cpu",
+            "okActions",
+        ),
+        (
+            "connection header name",
+            "Connection/salon-backend-api",
+            "apiKeyName",
+        ),
+        (
+            "api destination rate",
+            "ApiDestination/salon-reset-queue",
+            "invocationRateLimitPerSecond",
+        ),
+        (
+            "api destination endpoint",
+            "ApiDestination/salon-reset-queue",
+            "endpoint",
+        ),
+        ("rule state", "Rule/salon-sms-every-minute", "state"),
+        (
+            "rule schedule",
+            "Rule/salon-sms-every-15-minutes",
+            "scheduleExpression",
+        ),
+        (
+            "rule extra target",
+            "Rule/salon-reset-queue-daily",
+            "extraTargets.by-hand",
+        ),
+    ];
+    let mut misses = Vec::new();
+    for (change, resource, field) in drift {
+        others.mutate(emu, change).await;
+        let (report, _) = plan(emu, &examples).await;
+        let found = report
+            .resources
+            .iter()
+            .find(|r| r.id() == *resource)
+            .unwrap();
+        let fields: Vec<&str> = found.changes.iter().map(|c| c.field.as_str()).collect();
+        // The exact field, or (for a set such as a group's ingress rules) a member of it.
+        let named = fields
+            .iter()
+            .any(|f| f == field || f.starts_with(&format!("{field}.")));
+        if !named {
+            misses.push(format!(
+                "{change}: {resource} {field} not named; plan: {fields:?} ({:?})",
+                found.error()
+            ));
+            // Put the stack back anyway for the next change.
+        }
+        let set = load_dir(&examples).unwrap();
+        let ctx = Context::new(emu.aws().await);
+        let applied = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
+        let (after, _) = plan(emu, &examples).await;
+        if applied.has_errors() || after.has_changes() {
+            let left: Vec<String> = after
+                .resources
+                .iter()
+                .filter(|r| r.action != Action::None || r.error().is_some())
+                .map(|r| {
+                    format!(
+                        "{} {:?} {:?}",
+                        r.id(),
+                        r.changes.iter().map(|c| &c.field).collect::<Vec<_>>(),
+                        r.error()
+                    )
+                })
+                .collect();
+            misses.push(format!("{change}: not restored by apply: {left:?}"));
+        }
+    }
+    let not_drift = [
+        "others' tag on the service",
+        "others' tag on the target group",
+        "others' tag on the log group",
+        "others' tag on a parameter",
+        "desired count under autoscaling",
+        "an unmanaged parameter under the set's path",
+    ];
+    for change in not_drift {
+        others.mutate(emu, change).await;
+        let (report, _) = plan(emu, &examples).await;
+        let drifted: Vec<String> = report
+            .resources
+            .iter()
+            .filter(|r| r.action != Action::None)
+            .map(|r| {
+                format!(
+                    "{} {:?}",
+                    r.id(),
+                    r.changes.iter().map(|c| &c.field).collect::<Vec<_>>()
+                )
+            })
+            .collect();
+        if !drifted.is_empty() {
+            misses.push(format!("{change}: taken for drift: {drifted:?}"));
+        }
+    }
+    eprintln!(
+        "mutation corpus: {}/{} changes named and restored, {} non-drift changes checked",
+        drift.len()
+            - misses
+                .iter()
+                .filter(|m| !m.contains("taken for drift"))
+                .count(),
+        drift.len(),
+        not_drift.len()
+    );
+    assert!(misses.is_empty(), "{}", misses.join("\n"));
 }

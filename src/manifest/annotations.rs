@@ -36,3 +36,27 @@ pub const CHOICES: [(&str, &[&str]); 4] = [
 
 /// Every annotation mooring knows (others under `mooring.dev/` are typos).
 pub const KNOWN: [&str; 5] = [MODE, PAUSED, ADOPT, ALLOW_REPLACEMENT, IGNORE];
+
+/// What each annotation does, for the editor schema (the same words as the constants' docs).
+pub const DESCRIPTIONS: [(&str, &str); 5] = [
+    (
+        MODE,
+        "`observe` (report drift, change nothing) or `enforce` for this resource, whatever the daemon's mode.",
+    ),
+    (
+        PAUSED,
+        "`\"true\"` pauses the resource: it is still checked, never changed.",
+    ),
+    (
+        ADOPT,
+        "`\"true\"` lets mooring take over a resource it did not create (or one whose ownership tags name another manifest or stack).",
+    ),
+    (
+        ALLOW_REPLACEMENT,
+        "`\"true\"` lets apply replace (delete, then create) a resource when a field that AWS cannot change in place differs. Without it such a change is refused.",
+    ),
+    (
+        IGNORE,
+        "Fields whose differences are not drift, comma-separated dotted paths as plan prints them (`desiredCount`, `tags.cost-center`). A path covers everything below it.",
+    ),
+];

@@ -477,8 +477,10 @@ fn suggestion(kind: Kind, pointer: &str, key: &str) -> String {
     }
 }
 
-/// The candidate nearest to `name` (case-insensitive edit distance) when it is at most
-/// `max(candidate)` edits away: the "did you mean" of every error that names a choice.
+/// The candidate nearest to `name` (case-insensitive edit distance, a swap of two
+/// neighbouring letters counting as one edit: `strsim`'s optimal string alignment) when it
+/// is at most `max(candidate)` edits away: the "did you mean" of every error that names a
+/// choice.
 pub(crate) fn closest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
@@ -487,24 +489,10 @@ pub(crate) fn closest<'a>(
     let name = name.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&c.to_lowercase(), &name), c))
+        .map(|c| (strsim::osa_distance(&c.to_lowercase(), &name), c))
         .filter(|(d, c)| *d <= max(c))
         .min()
         .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The schema says `integer` but not how wide (`format: uint32` is not checked), so a number
@@ -1078,9 +1066,16 @@ spec:
     }
 
     #[test]
-    fn edit_distance_works() {
-        assert_eq!(edit_distance("image", "imagee"), 1);
-        assert_eq!(edit_distance("cpu", "memory"), 6);
+    fn closest_counts_edits_and_swaps() {
+        let fields = ["image", "name", "memory", "cpu"];
+        assert_eq!(closest("imagee", fields, |_| 1), Some("image"));
+        assert_eq!(closest("IMAGE", fields, |_| 0), Some("image"));
+        // A swap of neighbours is one edit (two for plain Levenshtein).
+        assert_eq!(closest("imgae", fields, |_| 1), Some("image"));
+        assert_eq!(closest("memroy", fields, |_| 1), Some("memory"));
+        assert_eq!(closest("disk", fields, |_| 2), None);
+        // The nearest wins, ties by name.
+        assert_eq!(closest("cpux", ["cpu", "cpuxy"], |_| 2), Some("cpu"));
     }
 }
 

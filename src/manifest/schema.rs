@@ -77,9 +77,75 @@ pub fn kind_schema(kind: &str) -> Value {
     })
 }
 
+/// What editors get beyond the validation schema, which leaves these checks to the code
+/// (with `file:line:col` messages and did-you-mean hints): the `mooring.dev/*` annotations
+/// with their documentation and values, and Fargate's cpu/memory pairs.
+fn editor_hints(defs: &mut Map<String, Value>) {
+    use super::annotations::{CHOICES, DESCRIPTIONS, KNOWN};
+    if let Some(annotations) = defs
+        .get_mut("Metadata")
+        .and_then(|m| m.pointer_mut("/properties/annotations"))
+    {
+        let mut known = Map::new();
+        for (key, description) in DESCRIPTIONS {
+            let mut one = json!({"type": "string", "description": description});
+            if let Some((_, values)) = CHOICES.iter().find(|(k, _)| *k == key) {
+                one["enum"] = json!(values);
+            }
+            known.insert(key.to_string(), one);
+        }
+        annotations["properties"] = Value::Object(known);
+        // Any other `mooring.dev/` key is a typo.
+        annotations["propertyNames"] = json!({
+            "if": {"pattern": "^mooring\\.dev/"},
+            "then": {"enum": KNOWN},
+        });
+    }
+    if let Some(task) = defs.get_mut("TaskDefinitionSpec") {
+        let sizes: Vec<(u32, Vec<u32>)> = [256, 512, 1024, 2048, 4096, 8192, 16384]
+            .into_iter()
+            .filter_map(|cpu| {
+                crate::kinds::service::spec::fargate_memory_options(cpu).map(|m| (cpu, m))
+            })
+            .collect();
+        let pairs: Vec<String> = sizes
+            .iter()
+            .map(|(cpu, m)| {
+                let (first, last) = (m.first().copied(), m.last().copied());
+                format!(
+                    "{cpu}: {}–{} MiB",
+                    first.unwrap_or_default(),
+                    last.unwrap_or_default()
+                )
+            })
+            .collect();
+        if let Some(cpu) = task.pointer_mut("/properties/cpu") {
+            cpu["enum"] = json!(sizes.iter().map(|(c, _)| c).collect::<Vec<_>>());
+            cpu["description"] = json!(format!(
+                "CPU units (256 = 0.25 vCPU). Fargate's sizes and the memory each allows: {}.",
+                pairs.join("; ")
+            ));
+        }
+        let branches: Vec<Value> = sizes
+            .iter()
+            .map(|(cpu, memory)| {
+                json!({
+                    "if": {"properties": {"cpu": {"const": cpu}}, "required": ["cpu"]},
+                    "then": {"properties": {"memory": {
+                        "enum": memory,
+                        "description": format!("Memory in MiB Fargate runs with cpu {cpu}."),
+                    }}},
+                })
+            })
+            .collect();
+        task["allOf"] = Value::Array(branches);
+    }
+}
+
 /// The editor schema for any manifest document (every kind, chosen by `kind`).
 pub fn manifest_schema() -> Value {
-    let defs = definitions();
+    let mut defs = definitions().clone();
+    editor_hints(&mut defs);
     let names: Vec<&str> = std::iter::once(STACK)
         .chain(Kind::ALL.iter().map(|k| k.as_str()))
         .collect();
@@ -210,5 +276,171 @@ mod tests {
             let doc = json!({"apiVersion": API_VERSION, "kind": kind.as_str(), "metadata": {"name": "x"}});
             assert!(!validator(kind).is_valid(&doc));
         }
+    }
+
+    /// Every `*.yaml` under manifests/ (examples, mooring-on-ecs), as (path, text).
+    fn example_files() -> Vec<(std::path::PathBuf, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "yaml") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut paths = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests"),
+            &mut paths,
+        );
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p, text)
+            })
+            .collect()
+    }
+
+    /// Issue 15: yaml-language-server reads the modeline of each document, so every
+    /// document of every example carries one, pointing at the committed schema; and every
+    /// document passes the editor schema an editor would check it with.
+    #[test]
+    fn every_example_document_names_the_schema_and_passes_it() {
+        let schema_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(SCHEMA_PATH)
+            .canonicalize()
+            .unwrap();
+        let editor = jsonschema::validator_for(&manifest_schema()).unwrap();
+        let mut documents = 0;
+        for (path, text) in example_files() {
+            let docs: Vec<&str> = text.split("\n---\n").collect();
+            let (parsed, errors) = super::super::yaml::parse_documents(&text);
+            assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+            let parsed: Vec<_> = parsed.into_iter().filter(|d| !d.value.is_null()).collect();
+            assert_eq!(parsed.len(), docs.len(), "{}", path.display());
+            for (i, (doc, value)) in docs.iter().zip(&parsed).enumerate() {
+                documents += 1;
+                let modeline = doc
+                    .lines()
+                    .take_while(|l| l.starts_with('#'))
+                    .find_map(|l| l.strip_prefix("# yaml-language-server: $schema="))
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{} document {}: no `# yaml-language-server: $schema=` line before its first key",
+                            path.display(),
+                            i + 1
+                        )
+                    });
+                let target = path.parent().unwrap().join(modeline.trim());
+                assert_eq!(
+                    target.canonicalize().ok().as_ref(),
+                    Some(&schema_file),
+                    "{} document {}: the modeline points at {}",
+                    path.display(),
+                    i + 1,
+                    target.display()
+                );
+                let errors: Vec<String> = editor
+                    .iter_errors(&value.value)
+                    .map(|e| format!("{}: {e}", e.instance_path()))
+                    .collect();
+                assert!(
+                    errors.is_empty(),
+                    "{} document {}: {errors:?}",
+                    path.display(),
+                    i + 1
+                );
+            }
+        }
+        assert!(documents >= 29, "only {documents} example documents found");
+    }
+
+    /// The editor schema knows Fargate's cpu/memory pairs and mooring's annotations.
+    #[test]
+    fn the_editor_schema_checks_fargate_sizes_and_annotations() {
+        let editor = jsonschema::validator_for(&manifest_schema()).unwrap();
+        let service = |cpu: u32, memory: u32, annotations: Value| {
+            json!({
+                "apiVersion": API_VERSION, "kind": "Service",
+                "metadata": {"name": "api", "annotations": annotations},
+                "spec": {
+                    "cluster": "prd",
+                    "taskDefinition": {"cpu": cpu, "memory": memory,
+                        "container": {"image": "nginx:1", "port": 80}},
+                    "network": {"subnets": {"ids": ["subnet-1"]}, "securityGroups": ["web"]}
+                }
+            })
+        };
+        let errors = |doc: &Value| -> Vec<String> {
+            editor
+                .iter_errors(doc)
+                .map(|e| format!("{} {e}", e.instance_path()))
+                .collect()
+        };
+        let fine = service(256, 512, json!({"mooring.dev/mode": "observe"}));
+        // Only the pair and the annotations matter here: find what else the schema wants.
+        let baseline = errors(&fine);
+        let extra = |doc: &Value| -> Vec<String> {
+            errors(doc)
+                .into_iter()
+                .filter(|e| !baseline.contains(e))
+                .collect()
+        };
+        for (cpu, memory, bad) in [
+            (256, 512, false),
+            (256, 4096, true),
+            (1024, 1024, true),
+            (1024, 8192, false),
+            (8192, 20480, false),
+            (8192, 17408, true),
+            (300, 512, true),
+        ] {
+            let found = extra(&service(cpu, memory, json!({})));
+            assert_eq!(
+                !found.is_empty(),
+                bad,
+                "cpu {cpu} memory {memory}: {found:?}"
+            );
+        }
+        for (annotations, bad) in [
+            (json!({"mooring.dev/paused": "true"}), false),
+            (json!({"mooring.dev/mode": "watch"}), true),
+            (json!({"mooring.dev/pasued": "true"}), true),
+            (
+                json!({"mooring.dev/ignore": "desiredCount,tags.team"}),
+                false,
+            ),
+            (json!({"example.com/owner": "team-a"}), false),
+        ] {
+            let found = extra(&service(256, 512, annotations.clone()));
+            assert_eq!(!found.is_empty(), bad, "{annotations}: {found:?}");
+        }
+        let schema = manifest_schema();
+        let annotations = &schema["$defs"]["Metadata"]["properties"]["annotations"]["properties"];
+        for key in super::super::annotations::KNOWN {
+            assert!(
+                annotations[key]["description"]
+                    .as_str()
+                    .is_some_and(|d| d.len() > 20),
+                "{key} has no documentation in the schema"
+            );
+        }
+        let cpu = &schema["$defs"]["TaskDefinitionSpec"]["properties"]["cpu"];
+        assert!(
+            cpu["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("256: 512–2048 MiB")),
+            "{cpu}"
+        );
+        // The validation schema leaves these to the code's own messages.
+        assert!(
+            kind_schema("Service")["$defs"]["TaskDefinitionSpec"]
+                .get("allOf")
+                .is_none()
+        );
     }
 }

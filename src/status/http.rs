@@ -62,10 +62,12 @@ impl Liveness {
     }
 }
 
-/// The router: `/status`, `/status/{kind}/{name}`, `/healthz`, `/readyz`, `/metrics`,
-/// `POST /reconcile`.
+/// The router: the pages `/` and `/resources/{kind}/{name}`, `/status`,
+/// `/status/{kind}/{name}`, `/healthz`, `/readyz`, `/metrics`, `POST /reconcile`.
 pub fn router(app: App) -> Router {
     Router::new()
+        .route("/", get(super::page::index))
+        .route("/resources/{kind}/{name}", get(super::page::resource))
         .route("/status", get(status))
         .route("/status/{kind}/{name}", get(resource))
         .route("/healthz", get(healthz))
@@ -101,6 +103,7 @@ async fn resource(State(app): State<App>, Path((kind, name)): Path<(String, Stri
             .into_response();
     };
     let mut body = serde_json::to_value(r).unwrap_or_default();
+    body["lastDiff"] = serde_json::to_value(&r.last_diff).unwrap_or_default();
     let events = snapshot
         .events
         .get(&format!("{}/{}", r.kind, r.name))
@@ -180,9 +183,53 @@ async fn reconcile(State(app): State<App>, headers: HeaderMap, body: Bytes) -> R
             tracing::warn!("refused a webhook call with a bad signature");
             (StatusCode::UNAUTHORIZED, "bad signature\n").into_response()
         }
-        Some(_) => {
+        Some(sig) => {
             app.trigger.notify_one();
-            (StatusCode::ACCEPTED, "reconcile scheduled\n").into_response()
+            forward_to_leader(&app, &headers, body, sig).await
+        }
+    }
+}
+
+/// A standby passes a verified webhook on to the leader (see [`crate::webhook`]); the
+/// leader, a replica without leader election, or a request already forwarded once, only
+/// wakes its own loop.
+async fn forward_to_leader(app: &App, headers: &HeaderMap, body: Bytes, sig: &str) -> Response {
+    let standby = app.status.leadership().filter(|l| !l.leader);
+    let forwarded = headers.contains_key(crate::webhook::FORWARDED_HEADER);
+    let Some(leadership) = standby.filter(|_| !forwarded) else {
+        return (StatusCode::ACCEPTED, "reconcile scheduled\n").into_response();
+    };
+    let holder = leadership.holder.unwrap_or_default();
+    let Some(url) = leadership.leader_url else {
+        return (
+            StatusCode::ACCEPTED,
+            format!(
+                "reconcile scheduled on this standby; the leader `{holder}` advertises no URL (--advertise-url), so it picks the change up on its next interval\n"
+            ),
+        )
+            .into_response();
+    };
+    match crate::webhook::forward_reconcile(&url, body.to_vec(), sig.to_string(), holder.clone())
+        .await
+    {
+        Ok(code) if (200..300).contains(&code) => (
+            StatusCode::ACCEPTED,
+            format!("reconcile scheduled; forwarded to the leader `{holder}`\n"),
+        )
+            .into_response(),
+        Ok(code) => {
+            tracing::warn!(%url, code, "the leader refused a forwarded webhook");
+            (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "the leader `{holder}` at {url} answered {code} to the forwarded webhook\n"
+                ),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "failed to forward a webhook to the leader");
+            (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response()
         }
     }
 }

@@ -1,8 +1,10 @@
 //! What the daemon knows, shared between the reconcile loop (writer) and the HTTP server
 //! (reader): `GET /status`, `GET /status/{kind}/{name}`, `GET /healthz`, `GET /readyz`,
-//! `GET /metrics`, and `POST /reconcile` (a git-push webhook, HMAC-signed).
+//! `GET /metrics`, and `POST /reconcile` (a git-push webhook, HMAC-signed); and for people,
+//! the HTML pages `GET /` and `GET /resources/{kind}/{name}`.
 
 pub mod http;
+pub mod page;
 pub mod server;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -15,7 +17,7 @@ use crate::manifest::{Kind, ManifestError, ManifestSet};
 use crate::reconcile::{Failure, FieldChange, Hold, Outcome, PassReport, Rollout};
 
 /// The state of one resource as the daemon last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceState {
     /// Not checked yet.
@@ -36,6 +38,39 @@ pub enum ResourceState {
     Orphaned,
 }
 
+impl ResourceState {
+    /// Every state, in the order pages and tables list them.
+    pub const ALL: [ResourceState; 8] = [
+        ResourceState::InSync,
+        ResourceState::Drifted,
+        ResourceState::Failed,
+        ResourceState::Blocked,
+        ResourceState::Applying,
+        ResourceState::Pending,
+        ResourceState::Paused,
+        ResourceState::Orphaned,
+    ];
+
+    /// The name `/status` uses, e.g. `in_sync`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceState::Pending => "pending",
+            ResourceState::InSync => "in_sync",
+            ResourceState::Drifted => "drifted",
+            ResourceState::Blocked => "blocked",
+            ResourceState::Applying => "applying",
+            ResourceState::Failed => "failed",
+            ResourceState::Paused => "paused",
+            ResourceState::Orphaned => "orphaned",
+        }
+    }
+
+    /// The state named `s` (as [`ResourceState::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<ResourceState> {
+        ResourceState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
 /// One resource in `/status`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,7 +85,14 @@ pub struct ResourceStatus {
     pub state: ResourceState,
     /// `enforce` or `observe`, for this resource.
     pub mode: String,
-    /// The last non-empty diff seen (live → desired).
+    /// Changes still pending after the last check (live → desired): drift left in place, a
+    /// failed or blocked apply, a resource still to create. Empty once in sync, so `/status`
+    /// carries a diff only for resources that have one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<FieldChange>,
+    /// The last difference with the manifest seen (live → desired), corrected or not. Only
+    /// `/status/{kind}/{name}` shows it.
+    #[serde(skip)]
     pub last_diff: Vec<FieldChange>,
     /// When it was last compared with AWS (RFC 3339).
     pub last_checked: Option<String>,
@@ -81,6 +123,7 @@ impl ResourceStatus {
             aws_id: String::new(),
             state,
             mode: String::new(),
+            diff: Vec::new(),
             last_diff: Vec::new(),
             last_checked: None,
             last_applied: None,
@@ -122,6 +165,8 @@ pub struct Status {
     /// With leader election: whether this replica leads (applies) or stands by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leadership: Option<crate::lease::Leadership>,
+    /// Counts by state and the last pass, filled in by [`StatusStore::snapshot`].
+    pub summary: Summary,
     /// Every resource of the current set, then orphans.
     pub resources: Vec<ResourceStatus>,
     /// Recent events per `Kind/name`, newest last (shown by `/status/{kind}/{name}`).
@@ -131,6 +176,49 @@ pub struct Status {
     /// `/status/Service/{name}`).
     #[serde(skip)]
     pub deploys: BTreeMap<String, VecDeque<crate::deploys::Deploy>>,
+}
+
+/// The numbers at the top of `/status`, the status page and `mooring status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Resources listed (orphans included).
+    pub resources: usize,
+    /// How many are in each state; states nobody is in are left out.
+    pub by_state: BTreeMap<ResourceState, usize>,
+    /// Resources with pending changes (a non-empty `diff`).
+    pub with_changes: usize,
+    /// Resources whose last pass failed or was blocked.
+    pub with_errors: usize,
+    /// When the last pass finished (RFC 3339).
+    pub last_pass: Option<String>,
+    /// How long it took, in milliseconds.
+    pub last_pass_ms: Option<u128>,
+    /// Passes since start.
+    pub passes: u64,
+}
+
+impl Status {
+    /// Counts by state, totals and the last pass.
+    pub fn summarise(&self) -> Summary {
+        let mut by_state = BTreeMap::new();
+        for r in &self.resources {
+            *by_state.entry(r.state).or_insert(0) += 1;
+        }
+        Summary {
+            resources: self.resources.len(),
+            by_state,
+            with_changes: self.resources.iter().filter(|r| !r.diff.is_empty()).count(),
+            with_errors: self
+                .resources
+                .iter()
+                .filter(|r| r.last_error.is_some())
+                .count(),
+            last_pass: self.last_pass.clone(),
+            last_pass_ms: self.last_pass_ms,
+            passes: self.passes,
+        }
+    }
 }
 
 /// Something that happened to a resource.
@@ -207,6 +295,7 @@ impl StatusStore {
         if let Some(l) = self.leadership() {
             s.leadership = Some(l);
         }
+        s.summary = s.summarise();
         s
     }
 
@@ -266,6 +355,7 @@ impl StatusStore {
                     );
                 }
                 r.state = ResourceState::Orphaned;
+                r.diff.clear();
                 next.push(r);
             }
             s.resources = next;
@@ -308,6 +398,10 @@ impl StatusStore {
                 if r.rollout.is_some() {
                     entry.rollout = r.rollout.clone();
                 }
+                entry.diff = match r.outcome {
+                    Outcome::InSync | Outcome::Applied => Vec::new(),
+                    _ => diff.clone(),
+                };
                 entry.last_error = r.error();
                 entry.held = match r.outcome {
                     Outcome::Held { why } => Some(why),
@@ -571,5 +665,104 @@ mod tests {
         let (_, body) = get_json(&store, "/status/Cluster/prd").await;
         assert_eq!(body["state"], "blocked");
         assert_eq!(body["lastError"]["category"], "dependency");
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+    use crate::reconcile::{Action, ResourceReport};
+
+    #[test]
+    fn status_counts_states_and_carries_only_pending_diffs() {
+        let set = crate::manifest::load::load_with_stack(&[(
+            "c.yaml".into(),
+            "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: a}\nspec: {}\n---\napiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: b}\nspec: {}\n"
+                .into(),
+        )])
+        .unwrap();
+        let store = StatusStore::new("manifests/", "enforce");
+        store.set_manifests(&set, true);
+        let change = |field: &str| FieldChange {
+            field: field.into(),
+            live: serde_json::Value::Null,
+            desired: serde_json::json!("x"),
+            note: None,
+        };
+        let entry = |name: &str, action, changes, applied, outcome| ResourceReport {
+            kind: Kind::Cluster,
+            name: name.into(),
+            aws_id: String::new(),
+            action,
+            changes,
+            applied,
+            rollout: None,
+            outcome,
+        };
+        let pass = |resources| PassReport {
+            revision: "r1".into(),
+            resources,
+            aws_calls: Default::default(),
+            target: None,
+            aws_calls_by_kind: Default::default(),
+            check_seconds_by_kind: Default::default(),
+        };
+        // a is created; b drifts and is held back.
+        store.record_pass(
+            &pass(vec![
+                entry(
+                    "a",
+                    Action::Create,
+                    vec![change("clusterName")],
+                    true,
+                    Outcome::Applied,
+                ),
+                entry(
+                    "b",
+                    Action::Update,
+                    vec![change("tags.team")],
+                    false,
+                    Outcome::Held { why: Hold::Backoff },
+                ),
+            ]),
+            SystemTime::now(),
+            true,
+        );
+        let json = serde_json::to_value(store.snapshot()).unwrap();
+        let summary = &json["summary"];
+        assert_eq!(summary["resources"], 2);
+        assert_eq!(
+            summary["byState"],
+            serde_json::json!({"in_sync": 1, "drifted": 1})
+        );
+        assert_eq!(summary["withChanges"], 1);
+        assert_eq!(summary["withErrors"], 0);
+        assert_eq!(summary["passes"], 1);
+        assert!(summary["lastPass"].is_string());
+        let resources = json["resources"].as_array().unwrap();
+        // The created resource repeats no creation diff; the held one carries its diff.
+        assert!(resources[0].get("diff").is_none(), "{json}");
+        assert!(resources[0].get("lastDiff").is_none(), "{json}");
+        assert_eq!(resources[1]["diff"][0]["field"], "tags.team");
+        assert!(resources[1].get("lastDiff").is_none(), "{json}");
+
+        // Corrected on the next pass: no pending diff left, the summary follows.
+        store.record_pass(
+            &pass(vec![entry(
+                "b",
+                Action::Update,
+                vec![change("tags.team")],
+                true,
+                Outcome::Applied,
+            )]),
+            SystemTime::now(),
+            true,
+        );
+        let s = store.snapshot();
+        assert_eq!(s.summary.with_changes, 0);
+        assert_eq!(s.summary.by_state.get(&ResourceState::InSync), Some(&2));
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["resources"][1].get("diff").is_none(), "{json}");
+        assert_eq!(s.resources[1].last_diff[0].field, "tags.team");
     }
 }

@@ -10,6 +10,12 @@
 //! (`managed by mooring: stack/Connection/name; key from …`); one marked before stacks
 //! (`Connection/name`) is taken over and its description rewritten on the next apply.
 //!
+//! The description also records when mooring last sent the key (`set at <time>`): a
+//! connection AWS says was modified more than [`SET_AT_SLACK`] after that had its key (or
+//! other authorization) replaced outside mooring — EventBridge never returns the key, but
+//! `LastModifiedTime` tells — and plan shows `apiKey: "set outside mooring at …"`. moto
+//! does not keep `LastModifiedTime`; that case is tested with canned responses.
+//!
 //! Reads: one DescribeSecret and one DescribeConnection per connection and pass (the
 //! describe is shared with the API destinations that use it).
 
@@ -88,8 +94,11 @@ pub struct Doc {
     pub authorization_type: String,
     /// The HTTP header that carries the key.
     pub api_key_name: String,
-    /// The ownership marker and where the key came from (secret and version).
-    pub description: Option<String>,
+    /// The ownership marker (the description's first part).
+    pub marker: Option<String>,
+    /// Where the key came from: `<secret> version <id>`; live, `set outside mooring at …`
+    /// when the connection was modified after mooring last sent it.
+    pub api_key: Option<String>,
 }
 
 /// One connection as observed.
@@ -100,17 +109,55 @@ pub struct Observed {
     version: String,
 }
 
-/// The description that records who owns a connection and where its key came from.
-pub fn description(stack: &str, m: &Manifest<ConnectionSpec>, version: &str) -> String {
+/// How long after mooring's own clock said "set at" AWS may stamp the connection's
+/// `LastModifiedTime` (request time, clock skew) before the change counts as someone else's.
+pub const SET_AT_SLACK: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Where the key of `m` comes from, at `version`.
+fn key_from(m: &Manifest<ConnectionSpec>, version: &str) -> String {
     let k = &m.spec.api_key;
     let source = match &k.secret_key {
         Some(key) => format!("{}#{key}", k.secret_id),
         None => k.secret_id.clone(),
     };
+    format!("{source} version {version}")
+}
+
+/// The description that records who owns a connection, where its key came from and when
+/// mooring sent it (`set_at`, RFC 3339).
+pub fn description(
+    stack: &str,
+    m: &Manifest<ConnectionSpec>,
+    version: &str,
+    set_at: &str,
+) -> String {
     format!(
-        "{}; key from {source} version {version}",
-        ownership::marker(Kind::Connection, stack, m.name())
+        "{}; key from {}; set at {set_at}",
+        ownership::marker(Kind::Connection, stack, m.name()),
+        key_from(m, version)
     )
+}
+
+/// A description's parts: the marker, where the key came from, and when it was set (the
+/// last two absent from descriptions mooring did not write).
+fn parts(description: &str) -> (&str, Option<&str>, Option<&str>) {
+    let Some((marker, rest)) = description.split_once("; key from ") else {
+        return (description, None, None);
+    };
+    match rest.split_once("; set at ") {
+        Some((from, at)) => (marker, Some(from), Some(at)),
+        None => (marker, Some(rest), None),
+    }
+}
+
+/// When AWS modified the connection, if that was more than [`SET_AT_SLACK`] after `set_at`.
+fn modified_after(c: &DescribeConnectionOutput, set_at: &str) -> Option<String> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let modified = c.last_modified_time()?;
+    let set = DateTime::from_str(set_at, Format::DateTime).ok()?;
+    let slack = i64::try_from(SET_AT_SLACK.as_secs()).unwrap_or(i64::MAX);
+    (modified.secs() > set.secs().saturating_add(slack))
+        .then(|| modified.fmt(Format::DateTime).unwrap_or_default())
 }
 
 /// The version of the secret that is current (AWSCURRENT), from metadata only.
@@ -216,7 +263,8 @@ impl Resource for Unit {
         Doc {
             authorization_type: ConnectionAuthorizationType::ApiKey.as_str().to_string(),
             api_key_name: m.spec.api_key.header_name.clone(),
-            description: Some(description(&set.stack, m, &obs.version)),
+            marker: Some(ownership::marker(Kind::Connection, &set.stack, m.name())),
+            api_key: Some(key_from(m, &obs.version)),
         }
     }
 
@@ -233,7 +281,14 @@ impl Resource for Unit {
                 .and_then(|k| k.api_key_name())
                 .unwrap_or_default()
                 .to_string(),
-            description: c.description().map(str::to_string),
+            marker: c.description().map(|d| parts(d).0.to_string()),
+            api_key: c.description().and_then(|d| {
+                let (_, from, at) = parts(d);
+                match at.and_then(|at| modified_after(c, at)) {
+                    Some(when) => Some(format!("set outside mooring at {when}")),
+                    None => from.map(str::to_string),
+                }
+            }),
         })
     }
 
@@ -258,9 +313,15 @@ impl Resource for Unit {
         let Doc {
             authorization_type,
             api_key_name,
-            description,
+            ..
         } = change.desired;
         let name = m.spec.aws_name(&m.metadata);
+        let description = Some(description(
+            &cx.set.stack,
+            m,
+            &obs.version,
+            &crate::status::rfc3339(std::time::SystemTime::now()),
+        ));
         let auth = ConnectionAuthorizationType::from(authorization_type.as_str());
         let key = api_key_value(cx, m, &obs.version).await?;
         let eb = &cx.aws().eventbridge;
@@ -369,10 +430,13 @@ spec:
     }
 
     #[test]
-    fn the_description_names_stack_secret_and_version_and_a_rotation_is_drift() {
+    fn the_description_names_stack_secret_and_version_and_a_rotation_is_the_key_field() {
         let set = set();
-        let current = "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v1";
-        assert_eq!(description(&set.stack, &set.connections[0], "v1"), current);
+        let current = "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v1; set at 2026-12-02T10:00:00Z";
+        assert_eq!(
+            description(&set.stack, &set.connections[0], "v1", "2026-12-02T10:00:00Z"),
+            current
+        );
         let obs = observed(Some(current), "v1");
         assert!(changes(&set, &obs).is_empty());
         assert_eq!(
@@ -380,9 +444,35 @@ spec:
             Some("backend".to_string())
         );
         // The secret was rotated: its current version is no longer the recorded one.
+        assert_eq!(changes(&set, &observed(Some(current), "v2")), ["apiKey"]);
+        // Written before the time was recorded: still in sync.
+        let older = "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v1";
+        assert!(changes(&set, &observed(Some(older), "v1")).is_empty());
+    }
+
+    #[test]
+    fn a_key_replaced_after_mooring_set_it_is_drift() {
+        let set = set();
+        let current = "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v1; set at 2026-12-02T10:00:00Z";
+        let modified = |secs: i64| {
+            let mut obs = observed(Some(current), "v1");
+            let c = obs.live.take().unwrap();
+            let mut c = (*c).clone();
+            c.last_modified_time = Some(aws_smithy_types::DateTime::from_secs(secs));
+            obs.live = Some(Arc::new(c));
+            obs
+        };
+        let set_at = 1_796_205_600; // 2026-12-02T10:00:00Z
+        // AWS's own stamp of mooring's update, seconds later: in sync.
+        assert!(changes(&set, &modified(set_at + 2)).is_empty());
+        // Modified an hour later by someone else: the key is named, and when.
+        let obs = modified(set_at + 3600);
+        assert_eq!(changes(&set, &obs), ["apiKey"]);
+        let m = &set.connections[0];
+        let live = Unit::live(&set, m, &obs).unwrap();
         assert_eq!(
-            changes(&set, &observed(Some(current), "v2")),
-            ["description"]
+            live.api_key.as_deref(),
+            Some("set outside mooring at 2026-12-02T11:00:00Z")
         );
     }
 
@@ -403,7 +493,7 @@ spec:
             ),
             None
         );
-        assert_eq!(changes(&set, &obs), ["description"]);
+        assert_eq!(changes(&set, &obs), ["marker"]);
         let other = observed(Some("hand made"), "v1");
         assert!(
             ownership::conflict(

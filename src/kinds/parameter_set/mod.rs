@@ -5,8 +5,13 @@
 //! decryption. Required parameters' values are never requested, so they cannot reach
 //! logs, plans, `/status` or alerts.
 //!
-//! Tags are written when mooring creates a parameter. Their drift is not checked: it would
-//! cost one ListTagsForResource call per parameter and pass.
+//! Tags: the managed tags (ownership + `spec.tags`) of managed parameters are compared
+//! without a ListTagsForResource per parameter: a second DescribeParameters listing of the
+//! path, filtered on every managed tag at once (`tag:KEY` equals VALUE, ANDed), finds the
+//! parameters that carry all of them; only a parameter missing from it has its tags read
+//! (one ListTagsForResource), so plan names the exact tag. Steady state: one call per set
+//! and pass. Tags others add are neither drift nor removed; a changed managed tag is put
+//! back with AddTagsToResource (PutParameter refuses tags with Overwrite).
 
 pub mod spec;
 
@@ -36,6 +41,7 @@ impl crate::kinds::Declared for Unit {
             "ssm:GetParameters",
             "ssm:PutParameter",
             "ssm:AddTagsToResource",
+            "ssm:ListTagsForResource",
     ];
     type State = ();
 
@@ -87,6 +93,9 @@ pub struct LiveParameter {
     pub kind: String,
     /// Value, for managed `String` parameters.
     pub value: Option<String>,
+    /// Its managed tags, for managed parameters: `None` when it carries all of them as
+    /// the manifest says (the tag-filtered listing found it).
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// The managed parameters as plan compares them: full name → type and value.
@@ -104,6 +113,9 @@ pub struct Value {
     pub kind: String,
     /// The value (`None` for a parameter of another type: its value is never read).
     pub value: Option<String>,
+    /// The managed tags (ownership + `spec.tags`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// What apply cannot fix: missing or mistyped required parameters, and managed names that
@@ -173,6 +185,55 @@ pub(crate) async fn listing(
         .await
 }
 
+/// The tags mooring manages on the set's parameters.
+fn desired_tags(set: &ManifestSet, m: &Manifest<ParameterSetSpec>) -> BTreeMap<String, String> {
+    owned_tags(Kind::ParameterSet, &set.stack, m.name(), &m.spec.tags)
+}
+
+/// The parameters under `path` that carry every tag of `tags` with its value: one listing
+/// with a `tag:KEY` filter per tag (filters are ANDed).
+async fn tagged_names(
+    cx: &Cx<'_>,
+    path: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<std::collections::BTreeSet<String>, AwsError> {
+    let invalid = |e| AwsError::invalid_request("ssm:DescribeParameters", e);
+    let mut filters = vec![
+        ParameterStringFilter::builder()
+            .key("Path")
+            .option("Recursive")
+            .values(path)
+            .build()
+            .map_err(invalid)?,
+    ];
+    for (k, v) in tags {
+        filters.push(
+            ParameterStringFilter::builder()
+                .key(format!("tag:{k}"))
+                .option("Equals")
+                .values(v)
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    let pages: Vec<_> = cx
+        .aws()
+        .ssm
+        .describe_parameters()
+        .set_parameter_filters(Some(filters))
+        .max_results(50)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("ssm:DescribeParameters", e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|page| page.parameters())
+        .filter_map(|p| p.name().map(str::to_string))
+        .collect())
+}
+
 #[async_trait::async_trait]
 impl Resource for Unit {
     /// Nothing is shared between sets: each lists its own path.
@@ -203,10 +264,37 @@ impl Resource for Unit {
                     LiveParameter {
                         kind: p.r#type()?.as_str().to_string(),
                         value: None,
+                        tags: None,
                     },
                 ))
             })
             .collect();
+        let managed: Vec<String> = spec
+            .parameters
+            .keys()
+            .map(|rel| spec.full_name(rel))
+            .filter(|n| live.contains_key(n))
+            .collect();
+        if !managed.is_empty() {
+            let want = desired_tags(cx.set, m);
+            let tagged = tagged_names(cx, &spec.path, &want).await?;
+            for name in managed.iter().filter(|n| !tagged.contains(*n)) {
+                let out = ssm
+                    .list_tags_for_resource()
+                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                    .resource_id(name)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ssm:ListTagsForResource", e))?;
+                let tags = super::ownership::managed_tags(
+                    out.tag_list().iter().map(|t| (t.key(), t.value())),
+                    &want,
+                );
+                if let Some(p) = live.get_mut(name) {
+                    p.tags = Some(tags);
+                }
+            }
+        }
         let names: Vec<String> = spec
             .parameters
             .keys()
@@ -238,8 +326,9 @@ impl Resource for Unit {
         None
     }
 
-    fn desired(_set: &ManifestSet, m: &Manifest<ParameterSetSpec>, _obs: &Self::Observed) -> Doc {
+    fn desired(set: &ManifestSet, m: &Manifest<ParameterSetSpec>, _obs: &Self::Observed) -> Doc {
         let spec = &m.spec;
+        let tags = desired_tags(set, m);
         Doc {
             parameters: spec
                 .parameters
@@ -250,6 +339,7 @@ impl Resource for Unit {
                         Some(Value {
                             kind: "String".into(),
                             value: Some(v.clone()),
+                            tags: tags.clone(),
                         }),
                     )
                 })
@@ -258,8 +348,9 @@ impl Resource for Unit {
     }
 
     /// `None` (the set is created) when none of its managed parameters exists.
-    fn live(_set: &ManifestSet, m: &Manifest<ParameterSetSpec>, obs: &Self::Observed) -> Option<Doc> {
+    fn live(set: &ManifestSet, m: &Manifest<ParameterSetSpec>, obs: &Self::Observed) -> Option<Doc> {
         let spec = &m.spec;
+        let want = desired_tags(set, m);
         let full: Vec<String> = spec.parameters.keys().map(|rel| spec.full_name(rel)).collect();
         if !full.is_empty() && full.iter().all(|n| !obs.contains_key(n)) {
             return None;
@@ -271,6 +362,7 @@ impl Resource for Unit {
                     let v = obs.get(&name).map(|p| Value {
                         kind: p.kind.clone(),
                         value: p.value.clone(),
+                        tags: p.tags.clone().unwrap_or_else(|| want.clone()),
                     });
                     (name, v)
                 })
@@ -293,7 +385,7 @@ impl Resource for Unit {
         change: &Change<'_, Doc>,
     ) -> Result<Applied, ReconcileError> {
         let Doc { parameters } = change.desired;
-        let tags: Vec<Tag> = owned_tags(Kind::ParameterSet, &cx.set.stack, m.name(), &m.spec.tags)
+        let tags: Vec<Tag> = desired_tags(cx.set, m)
             .iter()
             .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
             .collect();
@@ -301,11 +393,32 @@ impl Resource for Unit {
             let Some(Value {
                 kind: _,
                 value: Some(value),
+                tags: want_tags,
             }) = want
             else {
                 continue;
             };
             let current = obs.get(full);
+            if let Some(live_tags) = current.and_then(|p| p.tags.as_ref()) {
+                let missing = super::ownership::tags_to_set(want_tags, Some(live_tags));
+                if !missing.is_empty() {
+                    cx.aws()
+                        .ssm
+                        .add_tags_to_resource()
+                        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                        .resource_id(full)
+                        .set_tags(Some(
+                            missing
+                                .iter()
+                                .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+                                .collect(),
+                        ))
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("ssm:AddTagsToResource", e))?;
+                    info!(parameter = %full, "put its tags back");
+                }
+            }
             if current.is_some_and(|p| p.kind == "String" && p.value.as_ref() == Some(value)) {
                 continue;
             }
@@ -374,6 +487,7 @@ mod tests {
                     LiveParameter {
                         kind: k.to_string(),
                         value: v.map(str::to_string),
+                        tags: None,
                     },
                 )
             })
@@ -410,12 +524,32 @@ mod tests {
             vec![
                 "parameters./app/prd/db/host.value",
                 "parameters./app/prd/db/port.type",
-                "parameters./app/prd/db/port.value"
+                "parameters./app/prd/db/port.value",
+                // A missing parameter is created with the managed tags.
+                "parameters./app/prd/db/port.tags.mooring.dev/managed-by",
+                "parameters./app/prd/db/port.tags.mooring.dev/resource",
+                "parameters./app/prd/db/port.tags.mooring.dev/stack",
             ]
         );
         assert_eq!(c[0].live, json!("old.internal"));
         // Nothing there at all: the set is created.
         assert!(Unit::live(&ManifestSet::default(), &manifest(), &live(&[])).is_none());
+    }
+
+    #[test]
+    fn a_managed_tag_changed_by_hand_is_named_and_others_tags_are_not() {
+        let mut l = live(&[
+            ("/app/prd/db/host", "String", Some("db.internal")),
+            ("/app/prd/db/port", "String", Some("5432")),
+        ]);
+        // Not found by the tag-filtered listing: its managed tags as read.
+        let mut tags = owned_tags(Kind::ParameterSet, "", "config", &BTreeMap::new());
+        tags.insert("mooring.dev/stack".into(), "someone-else".into());
+        l.get_mut("/app/prd/db/port").unwrap().tags = Some(tags);
+        let c = changes(&l);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].field, "parameters./app/prd/db/port.tags.mooring.dev/stack");
+        assert_eq!(c[0].live, json!("someone-else"));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //!
 //! Reads: one ListRules for all rules, then per rule its tags and targets; the API
 //! destination's describe is shared with the `ApiDestination` kind.
+//!
+//! mooring owns the targets of a rule it manages: a target added by hand (another id than
+//! mooring's) is named by plan as `extraTargets.<id>` and removed — a schedule that also
+//! calls something nobody declared is not what git says.
 
 pub mod spec;
 
@@ -34,6 +38,7 @@ impl crate::kinds::Declared for Unit {
             "events:ListTagsForResource",
             "events:PutRule",
             "events:PutTargets",
+            "events:RemoveTargets",
             "events:TagResource",
             "iam:PassRole",
     ];
@@ -64,7 +69,7 @@ impl crate::kinds::Declared for Unit {
 
 }
 
-/// The id of the target mooring manages on a rule; other targets are left alone.
+/// The id of the target mooring manages on a rule; other targets are removed.
 const TARGET_ID: &str = "mooring";
 
 /// A rule in the shape plan compares.
@@ -79,6 +84,8 @@ pub struct Doc {
     pub description: Option<String>,
     /// The target mooring manages (`None`: the rule has none).
     pub target: Option<TargetDoc>,
+    /// Other targets, by id → ARN: none desired, so any is removed.
+    pub extra_targets: BTreeMap<String, String>,
     /// Tags the manifest manages.
     pub tags: BTreeMap<String, String>,
 }
@@ -105,6 +112,8 @@ pub struct Observed {
     tags: Vec<Tag>,
     /// The target mooring manages, when the rule has it.
     target: Option<EbTarget>,
+    /// Its other targets.
+    extra_targets: Vec<EbTarget>,
     /// The ARN of the API destination the manifest names, or the placeholder of one not
     /// created yet.
     destination_arn: String,
@@ -192,7 +201,7 @@ impl Resource for Unit {
             eventbridge::pending(Kind::ApiDestination, &m.spec.target.api_destination)
         });
         let rule = live.get(name).cloned();
-        let (mut tags, mut target) = (Vec::new(), None);
+        let (mut tags, mut target, mut extra_targets) = (Vec::new(), None, Vec::new());
         if let Some(arn) = rule.as_ref().and_then(|r| r.arn()) {
             let eb = &cx.aws().eventbridge;
             tags = eb
@@ -203,7 +212,7 @@ impl Resource for Unit {
                 .map_err(|e| AwsError::from_sdk("events:ListTagsForResource", e))?
                 .tags
                 .unwrap_or_default();
-            target = eb
+            let (ours, others) = eb
                 .list_targets_by_rule()
                 .rule(name)
                 .send()
@@ -212,12 +221,15 @@ impl Resource for Unit {
                 .targets
                 .unwrap_or_default()
                 .into_iter()
-                .find(|t| t.id() == TARGET_ID);
+                .partition::<Vec<_>, _>(|t| t.id() == TARGET_ID);
+            target = ours.into_iter().next();
+            extra_targets = others;
         }
         Ok(Observed {
             rule,
             tags,
             target,
+            extra_targets,
             destination_arn,
         })
     }
@@ -241,6 +253,7 @@ impl Resource for Unit {
                 input: t.input.clone(),
                 headers: t.headers.clone(),
             }),
+            extra_targets: BTreeMap::new(),
             tags: desired_tags(set, m),
         }
     }
@@ -262,6 +275,11 @@ impl Resource for Unit {
             state: r.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
             description: r.description().map(str::to_string),
             target,
+            extra_targets: obs
+                .extra_targets
+                .iter()
+                .map(|t| (t.id().to_string(), t.arn().to_string()))
+                .collect(),
             tags: managed_tags(
                 obs.tags.iter().map(|t| (t.key(), t.value())),
                 &desired_tags(set, m),
@@ -288,6 +306,7 @@ impl Resource for Unit {
             state,
             description,
             target,
+            extra_targets: _,
             tags,
         } = change.desired;
         let name = m.spec.aws_name(&m.metadata);
@@ -362,6 +381,26 @@ impl Resource for Unit {
                     why.join("; ")
                 )));
             }
+        }
+        if let Some(extra) = change
+            .live
+            .map(|l| &l.extra_targets)
+            .filter(|e| !e.is_empty())
+        {
+            let out = eb
+                .remove_targets()
+                .rule(name)
+                .set_ids(Some(extra.keys().cloned().collect()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("events:RemoveTargets", e))?;
+            if out.failed_entry_count() > 0 {
+                return Err(ReconcileError::NotConverged(format!(
+                    "RemoveTargets failed for {} target(s) added by hand",
+                    out.failed_entry_count()
+                )));
+            }
+            info!(rule = %name, targets = ?extra.keys().collect::<Vec<_>>(), "removed targets the manifest does not name");
         }
         if let Some(live) = change.live {
             let missing = tags_to_set(tags, Some(&live.tags));
@@ -462,6 +501,7 @@ spec:
             rule: Some(rule),
             tags,
             target,
+            extra_targets: Vec::new(),
             destination_arn: DESTINATION.into(),
         }
     }

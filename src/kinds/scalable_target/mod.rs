@@ -5,9 +5,14 @@
 //! `PolicyNames` filter and matches `ResourceId` by substring, and one listing is fewer
 //! calls than one per service anyway.
 //!
-//! Policies mooring manages are named `mooring-<manifest>-<cpu|memory>`; other policies on
-//! the same target are left alone. Scalable targets carry no ownership tags here (moto
-//! does not store them); an existing target for the service is taken over.
+//! Policies mooring manages are named `mooring-<manifest>-<cpu|memory>`. mooring owns every
+//! policy of a target it manages: another one (added by hand, or left by a renamed entry)
+//! is named by plan and deleted, as a listener that declares `rules:` owns its rules — two
+//! policies on one target both act on it (the highest desired count wins), so a foreign
+//! one silently overrides the manifest. The suspended state (scale-in, scale-out,
+//! scheduled) is compared too: a target paused by hand is drift. Scalable targets carry no
+//! ownership tags here (moto does not store them); an existing target for the service is
+//! taken over.
 
 pub mod spec;
 
@@ -15,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ScalableTarget,
-    ScalingPolicy, ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
+    ScalingPolicy, ServiceNamespace, SuspendedState, TargetTrackingScalingPolicyConfiguration,
 };
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -27,7 +32,7 @@ use crate::kinds::Reference;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::{Applied, Cx, ReconcileError};
-use spec::{DEFAULT_COOLDOWN, ScalableTargetSpec, TargetTrackingSpec};
+use spec::{DEFAULT_COOLDOWN, ScalableTargetSpec, Suspended, TargetTrackingSpec};
 
 /// The `ScalableTarget` kind.
 pub struct Unit;
@@ -38,6 +43,7 @@ impl crate::kinds::Declared for Unit {
             "application-autoscaling:DescribeScalingPolicies",
             "application-autoscaling:RegisterScalableTarget",
             "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:DeleteScalingPolicy",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:PutMetricAlarm",
             "cloudwatch:DeleteAlarms",
@@ -51,6 +57,20 @@ impl crate::kinds::Declared for Unit {
 
     fn identity(m: &Manifest<Self::Spec>, _set: &ManifestSet) -> String {
         format!("the scaling of Service `{}`", m.spec.service)
+    }
+
+    /// The scalable targets (their IDs are made up by AWS: any target) and the alarms
+    /// target tracking makes for each scaled service
+    /// (`TargetTracking-service/CLUSTER/SERVICE-AlarmHigh-…`).
+    fn iam_resources(set: &ManifestSet) -> Vec<String> {
+        let mut out = vec![crate::iam::arn("application-autoscaling", "scalable-target/*")];
+        out.extend(set.scalable_targets.iter().map(|m| {
+            crate::iam::arn(
+                "cloudwatch",
+                &format!("alarm:TargetTracking-{}-*", service_resource_id(set, m)),
+            )
+        }));
+        out
     }
 
     fn references(m: &Manifest<Self::Spec>) -> Vec<Reference> {
@@ -110,7 +130,10 @@ pub struct Doc {
     pub min_capacity: u32,
     /// Most tasks.
     pub max_capacity: u32,
-    /// The policies mooring manages, by name (`None`: missing).
+    /// What is paused.
+    pub suspended: Suspended,
+    /// Every policy of the target, by name: desired, those the manifest names; live, all
+    /// of them (`None`: missing, or to be deleted).
     pub policies: BTreeMap<String, Option<PolicyDoc>>,
 }
 
@@ -118,7 +141,7 @@ pub struct Doc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyDoc {
-    /// The predefined metric.
+    /// The predefined metric (a policy of another type: its type, e.g. `StepScaling`).
     pub metric: String,
     /// The value to keep it at.
     pub target_value: f64,
@@ -220,11 +243,13 @@ impl Resource for Unit {
         None
     }
 
-    fn desired(_set: &ManifestSet, m: &Manifest<ScalableTargetSpec>, _obs: &Observed) -> Doc {
-        Doc {
-            min_capacity: m.spec.min_capacity,
-            max_capacity: m.spec.max_capacity,
-            policies: m
+    fn desired(_set: &ManifestSet, m: &Manifest<ScalableTargetSpec>, obs: &Observed) -> Doc {
+        let mut policies: BTreeMap<String, Option<PolicyDoc>> = obs
+            .policies
+            .iter()
+            .map(|p| (p.policy_name().to_string(), None))
+            .collect();
+        policies.extend(m
                 .spec
                 .target_tracking
                 .iter()
@@ -239,44 +264,61 @@ impl Resource for Unit {
                         disable_scale_in: t.disable_scale_in,
                     };
                     (policy_name(m.name(), t), Some(doc))
-                })
-                .collect(),
+                }));
+        Doc {
+            min_capacity: m.spec.min_capacity,
+            max_capacity: m.spec.max_capacity,
+            suspended: m.spec.suspended,
+            policies,
         }
     }
 
-    /// Only the policies the manifest names; others on the same target are left alone.
+    /// Every policy on the target, those the manifest does not name included (they are
+    /// deleted).
     fn live(_set: &ManifestSet, m: &Manifest<ScalableTargetSpec>, obs: &Observed) -> Option<Doc> {
         let target = obs.target.as_ref()?;
         let count = |v: i32| u32::try_from(v).unwrap_or_default();
         // AWS leaves unset cooldowns out; they default to 300.
         let cooldown = |v: Option<i32>| v.map_or(DEFAULT_COOLDOWN, count);
-        let policies = m
+        let mut policies: BTreeMap<String, Option<PolicyDoc>> = m
             .spec
             .target_tracking
             .iter()
-            .map(|t| {
-                let name = policy_name(m.name(), t);
-                let doc = obs
-                    .policies
-                    .iter()
-                    .find(|p| p.policy_name() == name)
-                    .and_then(|p| p.target_tracking_scaling_policy_configuration())
-                    .map(|c| PolicyDoc {
-                        metric: c
-                            .predefined_metric_specification()
-                            .map(|s| s.predefined_metric_type().as_str().to_string())
-                            .unwrap_or_default(),
-                        target_value: c.target_value(),
-                        scale_in_cooldown: cooldown(c.scale_in_cooldown()),
-                        scale_out_cooldown: cooldown(c.scale_out_cooldown()),
-                        disable_scale_in: c.disable_scale_in().unwrap_or(false),
-                    });
-                (name, doc)
-            })
+            .map(|t| (policy_name(m.name(), t), None))
             .collect();
+        for p in &obs.policies {
+            let doc = match p.target_tracking_scaling_policy_configuration() {
+                Some(c) => PolicyDoc {
+                    metric: c
+                        .predefined_metric_specification()
+                        .map(|s| s.predefined_metric_type().as_str().to_string())
+                        .unwrap_or_default(),
+                    target_value: c.target_value(),
+                    scale_in_cooldown: cooldown(c.scale_in_cooldown()),
+                    scale_out_cooldown: cooldown(c.scale_out_cooldown()),
+                    disable_scale_in: c.disable_scale_in().unwrap_or(false),
+                },
+                // A step scaling policy: only its type is shown (it is deleted).
+                None => PolicyDoc {
+                    metric: p.policy_type().as_str().to_string(),
+                    target_value: 0.0,
+                    scale_in_cooldown: 0,
+                    scale_out_cooldown: 0,
+                    disable_scale_in: false,
+                },
+            };
+            policies.insert(p.policy_name().to_string(), Some(doc));
+        }
+        let state = target.suspended_state();
         Some(Doc {
             min_capacity: count(target.min_capacity()),
             max_capacity: count(target.max_capacity()),
+            suspended: Suspended {
+                dynamic_scaling_in: state.and_then(|s| s.dynamic_scaling_in_suspended()) == Some(true),
+                dynamic_scaling_out: state.and_then(|s| s.dynamic_scaling_out_suspended())
+                    == Some(true),
+                scheduled_scaling: state.and_then(|s| s.scheduled_scaling_suspended()) == Some(true),
+            },
             policies,
         })
     }
@@ -294,11 +336,15 @@ impl Resource for Unit {
         let Doc {
             min_capacity,
             max_capacity,
+            suspended,
             policies,
         } = change.desired;
         let scaling = &cx.aws().autoscaling;
         let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-        if change.differs(|d| &d.min_capacity) || change.differs(|d| &d.max_capacity) {
+        if change.differs(|d| &d.min_capacity)
+            || change.differs(|d| &d.max_capacity)
+            || change.differs(|d| &d.suspended)
+        {
             // RegisterScalableTarget creates or updates.
             scaling
                 .register_scalable_target()
@@ -307,6 +353,13 @@ impl Resource for Unit {
                 .resource_id(&obs.resource_id)
                 .min_capacity(int(*min_capacity))
                 .max_capacity(int(*max_capacity))
+                .suspended_state(
+                    SuspendedState::builder()
+                        .dynamic_scaling_in_suspended(suspended.dynamic_scaling_in)
+                        .dynamic_scaling_out_suspended(suspended.dynamic_scaling_out)
+                        .scheduled_scaling_suspended(suspended.scheduled_scaling)
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(|e| {
@@ -315,7 +368,24 @@ impl Resource for Unit {
             info!(resource = %obs.resource_id, "registered scalable target");
         }
         for (name, policy) in policies {
-            let Some(p) = policy else { continue };
+            let Some(p) = policy else {
+                if change.live.and_then(|l| l.policies.get(name)).is_some_and(Option::is_some) {
+                    // Not in the manifest: mooring owns the target's policies.
+                    scaling
+                        .delete_scaling_policy()
+                        .policy_name(name)
+                        .service_namespace(ServiceNamespace::Ecs)
+                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                        .resource_id(&obs.resource_id)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("application-autoscaling:DeleteScalingPolicy", e)
+                        })?;
+                    info!(policy = %name, "deleted a scaling policy the manifest does not name");
+                }
+                continue;
+            };
             if change.live.and_then(|l| l.policies.get(name)) == Some(policy) {
                 continue;
             }
@@ -395,6 +465,7 @@ mod tests {
                         disable_scale_in: false,
                     },
                 ],
+                suspended: Suspended::default(),
             },
             origin: Origin {
                 file: "a.yaml".into(),
@@ -475,14 +546,51 @@ mod tests {
                 80.0,
                 None,
             ),
-            policy(
-                "someone-elses",
-                "ECSServiceAverageCPUUtilization",
-                50.0,
-                None,
-            ),
         ];
-        let (d, l) = docs(&m, target(1, 4), policies);
+        let (d, l) = docs(&m, target(1, 4), policies.clone());
+        assert!(diff(&d, Some(&l)).is_empty());
+
+        // A policy added by hand on the same target is named, to be deleted.
+        let mut more = policies;
+        more.push(policy(
+            "someone-elses",
+            "ECSServiceAverageCPUUtilization",
+            50.0,
+            None,
+        ));
+        let (d, l) = docs(&m, target(1, 4), more);
+        let changes = diff(&d, Some(&l));
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert!(
+            !fields.is_empty() && fields.iter().all(|f| f.starts_with("policies.someone-elses")),
+            "{fields:?}"
+        );
+        assert!(changes.iter().all(|c| c.desired.is_null()), "{changes:?}");
+    }
+
+    #[test]
+    fn scaling_suspended_by_hand_is_drift_unless_the_manifest_says_so() {
+        let mut m = manifest();
+        let policies = vec![
+            policy("mooring-api-cpu", "ECSServiceAverageCPUUtilization", 80.0, Some(60)),
+            policy("mooring-api-memory", "ECSServiceAverageMemoryUtilization", 80.0, None),
+        ];
+        let mut paused = target(1, 4);
+        paused.suspended_state = Some(
+                SuspendedState::builder()
+                    .dynamic_scaling_in_suspended(true)
+                    .dynamic_scaling_out_suspended(true)
+                    .build(),
+        );
+        let (d, l) = docs(&m, paused.clone(), policies.clone());
+        let fields: Vec<String> = diff(&d, Some(&l)).into_iter().map(|c| c.field).collect();
+        assert_eq!(
+            fields,
+            ["suspended.dynamicScalingIn", "suspended.dynamicScalingOut"]
+        );
+        m.spec.suspended.dynamic_scaling_in = true;
+        m.spec.suspended.dynamic_scaling_out = true;
+        let (d, l) = docs(&m, paused, policies);
         assert!(diff(&d, Some(&l)).is_empty());
     }
 

@@ -19,9 +19,29 @@ pub struct ScalableTargetSpec {
     pub min_capacity: u32,
     /// Most tasks.
     pub max_capacity: u32,
-    /// Target-tracking policies, at most one per metric.
+    /// Target-tracking policies, at most one per metric. mooring owns the target's
+    /// policies: one it did not put there (added by hand) is named by plan and deleted.
     #[serde(default)]
     pub target_tracking: Vec<TargetTrackingSpec>,
+    /// Scaling that is paused on purpose. Default: nothing paused, so a target suspended
+    /// by hand (which silently stops scaling) is drift and apply resumes it.
+    #[serde(default)]
+    pub suspended: Suspended,
+}
+
+/// Which scaling activities are paused (Application Auto Scaling's `SuspendedState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Suspended {
+    /// No scale-in by target-tracking or step policies.
+    #[serde(default)]
+    pub dynamic_scaling_in: bool,
+    /// No scale-out by target-tracking or step policies.
+    #[serde(default)]
+    pub dynamic_scaling_out: bool,
+    /// No scheduled actions.
+    #[serde(default)]
+    pub scheduled_scaling: bool,
 }
 
 /// A target-tracking scaling policy on a predefined ECS metric.

@@ -203,7 +203,26 @@ fn rollout_rules(after_update: Vec<Service>) -> Vec<Rule> {
                 ))
                 .build()
         });
-    vec![describe, old_td, register, update, cluster_rule()]
+    vec![
+        describe,
+        old_td,
+        register,
+        update,
+        cluster_rule(),
+        family_rule(&[OLD_TD]),
+    ]
+}
+
+/// ListTaskDefinitions of the family `api`: `arns`, newest first.
+fn family_rule(arns: &'static [&'static str]) -> Rule {
+    use aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput;
+    mock!(Client::list_task_definitions)
+        .match_requests(|r| r.family_prefix() == Some("api"))
+        .then_output(move || {
+            ListTaskDefinitionsOutput::builder()
+                .set_task_definition_arns(Some(arns.iter().map(|a| a.to_string()).collect()))
+                .build()
+        })
 }
 
 fn set() -> crate::manifest::ManifestSet {
@@ -362,20 +381,22 @@ async fn a_matching_newest_revision_is_reused_not_registered_again() {
         2,
     )]);
     let newest = mock!(Client::describe_task_definition)
-        .match_requests(|r| r.task_definition() == Some("api"))
+        .match_requests(|r| r.task_definition() == Some(NEW_TD))
         .then_output(|| {
             DescribeTaskDefinitionOutput::builder()
                 .task_definition(task_definition(NEW_TD, "api:2"))
                 .build()
         });
     rules.insert(0, newest);
+    rules[6] = family_rule(&[NEW_TD, OLD_TD]);
     let refs: Vec<&Rule> = rules.iter().collect();
     let ctx = context(&refs);
     let set = set();
     let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
     assert!(report.resources[1].error().is_none(), "{report:#?}");
     assert!(report.resources[1].applied);
-    assert_eq!(rules[0].num_calls(), 1, "the family was looked up");
+    assert_eq!(rules[6].num_calls(), 1, "the family was listed");
+    assert_eq!(rules[0].num_calls(), 1, "its newest revision read");
     assert_eq!(rules[3].num_calls(), 0, "nothing registered");
     assert_eq!(rules[4].num_calls(), 1, "the service points at api:2");
 }

@@ -2,8 +2,9 @@
 //!
 //! The baseline for comparing is the task definition the service *runs*, not the newest
 //! revision of its family. A new revision is registered only when the manifest's content
-//! differs from it, and then only if the family's newest revision does not already match
-//! (which makes a re-run after an interrupted apply register nothing).
+//! differs from it, and then only if none of the family's five newest revisions already
+//! matches (which makes a re-run after an interrupted apply register nothing, and a
+//! service moved to another revision by hand go back to the one it ran).
 //!
 //! Reads: one DescribeServices per cluster and 10 services, one DescribeParameters per 50
 //! SSM parameters and one DescribeSecret per secret that no ParameterSet declares, and a
@@ -142,6 +143,7 @@ impl Declared for Unit {
         "ecs:DescribeServices",
         "ecs:ListServices",
         "ecs:DescribeTaskDefinition",
+        "ecs:ListTaskDefinitions",
         "ecs:RegisterTaskDefinition",
         "ecs:CreateService",
         "ecs:UpdateService",
@@ -601,6 +603,37 @@ async fn describe_task_definition(
     }
 }
 
+/// How many of a family's newest revisions a repair looks at before registering one.
+const RECENT_REVISIONS: i32 = 5;
+
+/// The ARNs of the family's [`RECENT_REVISIONS`] newest ACTIVE revisions, newest first
+/// (one ListTaskDefinitions; only when a revision is about to be registered).
+async fn recent_revisions(cx: &Cx<'_>, family: &str) -> Result<Vec<String>, AwsError> {
+    let out = cx
+        .aws()
+        .ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .sort(aws_sdk_ecs::types::SortOrder::Desc)
+        .max_results(RECENT_REVISIONS)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListTaskDefinitions", e))?;
+    // `familyPrefix` is a prefix: keep this family's revisions, newest first.
+    let mut revisions: Vec<(u32, String)> = out
+        .task_definition_arns()
+        .iter()
+        .filter_map(|arn| {
+            let (f, rev) = arn.rsplit_once('/')?.1.rsplit_once(':')?;
+            (f == family).then(|| Some((rev.parse().ok()?, arn.clone())))?
+        })
+        .collect();
+    revisions.sort_by(|a, b| b.cmp(a));
+    revisions.truncate(usize::try_from(RECENT_REVISIONS).unwrap_or(5));
+    Ok(revisions.into_iter().map(|(_, arn)| arn).collect())
+}
+
 /// A task definition by ARN, from [`State`] or ECS.
 async fn task_definition_by_arn(cx: &Cx<'_>, arn: &str) -> Result<Arc<TaskDefinition>, AwsError> {
     if let Some(td) = state(cx).task_definition(arn) {
@@ -858,15 +891,11 @@ impl Resource for Unit {
         change: &Change<'_, Doc>,
     ) -> Result<Applied, ReconcileError> {
         let Doc {
-            launch_type,
-            desired_count,
             task_definition,
             network,
-            deployment,
-            health_check_grace_period_seconds,
-            enable_execute_command,
             load_balancers,
             tags,
+            ..
         } = change.desired;
         if obs.live.is_some() && change.differs(|d| &d.launch_type) {
             return Err(ReconcileError::NotConverged(
@@ -876,9 +905,6 @@ impl Resource for Unit {
         // Security groups and target groups created earlier in this apply had no ID when
         // the service was planned: look them up now.
         let settled = Doc {
-            launch_type: launch_type.clone(),
-            desired_count: *desired_count,
-            task_definition: task_definition.clone(),
             network: NetworkDoc {
                 security_groups: network::settle(
                     cx,
@@ -888,11 +914,8 @@ impl Resource for Unit {
                 .await?,
                 ..network.clone()
             },
-            deployment: deployment.clone(),
-            health_check_grace_period_seconds: *health_check_grace_period_seconds,
-            enable_execute_command: *enable_execute_command,
             load_balancers: settle_load_balancers(cx, m, load_balancers).await?,
-            tags: tags.clone(),
+            ..change.desired.clone()
         };
         let change = Change {
             desired: &settled,
@@ -1120,8 +1143,10 @@ async fn settle_load_balancers(
     Ok(out)
 }
 
-/// The ARN of a task definition revision with exactly the document's content: the
-/// family's newest revision when it matches, otherwise a newly registered one.
+/// The ARN of a task definition revision with exactly the document's content: the newest
+/// such of the family's [`RECENT_REVISIONS`] newest ACTIVE revisions (read once each, then
+/// kept in [`State`]), otherwise a newly registered one. A revision moved to by
+/// hand and then repaired is thus undone by going back, not by registering a duplicate.
 async fn ensure_task_definition(
     cx: &Cx<'_>,
     m: &Manifest<ServiceSpec>,
@@ -1143,12 +1168,14 @@ async fn ensure_task_definition(
     let family = family
         .clone()
         .unwrap_or_else(|| m.spec.family(&m.metadata).to_string());
-    if let Some(latest) = describe_task_definition(cx, &family).await?
-        && render::live_task_definition(&latest, m.spec.container_name()) == *desired
-        && let Some(arn) = latest.task_definition_arn()
-    {
-        info!(task_definition = arn, "reusing matching revision");
-        return Ok(arn.to_string());
+    for arn in recent_revisions(cx, &family).await? {
+        let td = task_definition_by_arn(cx, &arn).await?;
+        if render::live_task_definition(&td, m.spec.container_name()) == *desired
+            && !state(cx).has_failed(&arn)
+        {
+            info!(task_definition = %arn, "reusing matching revision");
+            return Ok(arn);
+        }
     }
     let Some(container) = container else {
         return Err(ReconcileError::NotConverged(format!(
@@ -1200,6 +1227,7 @@ async fn create_service(
         deployment,
         health_check_grace_period_seconds,
         enable_execute_command,
+        platform_version,
         load_balancers,
         tags,
     } = desired;
@@ -1221,6 +1249,7 @@ async fn create_service(
             (*health_check_grace_period_seconds != 0).then_some(*health_check_grace_period_seconds),
         )
         .enable_execute_command(*enable_execute_command)
+        .platform_version(platform_version)
         .set_load_balancers((!lbs.is_empty()).then_some(lbs))
         .set_tags(Some(ecs_tags(tags)))
         .send()
@@ -1254,6 +1283,7 @@ async fn update_service(
         deployment,
         health_check_grace_period_seconds,
         enable_execute_command,
+        platform_version,
         load_balancers,
         tags,
     } = change.desired;
@@ -1282,6 +1312,10 @@ async fn update_service(
     }
     if change.differs(|d| &d.enable_execute_command) {
         req = req.enable_execute_command(*enable_execute_command);
+        any = true;
+    }
+    if change.differs(|d| &d.platform_version) {
+        req = req.platform_version(platform_version);
         any = true;
     }
     if change.differs(|d| &d.load_balancers) {

@@ -70,6 +70,8 @@ pub struct Doc {
     pub health_check_grace_period_seconds: i32,
     /// ECS Exec.
     pub enable_execute_command: bool,
+    /// The Fargate platform version (`LATEST` when unset).
+    pub platform_version: String,
     /// Target group attachments, sorted.
     pub load_balancers: Vec<LoadBalancerDoc>,
     /// The tags the manifest manages.
@@ -789,6 +791,10 @@ pub fn desired_doc(
             spec.health_check_grace_period_seconds.unwrap_or(0),
         ),
         enable_execute_command: spec.enable_execute_command,
+        platform_version: spec
+            .platform_version
+            .clone()
+            .unwrap_or_else(|| super::spec::LATEST_PLATFORM.into()),
         load_balancers: desired_load_balancers(spec, r),
         tags: desired_tags(stack, m),
     }
@@ -823,6 +829,10 @@ pub fn live_doc(
         deployment: deployment_doc(s.deployment_configuration()),
         health_check_grace_period_seconds: s.health_check_grace_period_seconds().unwrap_or(0),
         enable_execute_command: s.enable_execute_command(),
+        platform_version: s
+            .platform_version()
+            .unwrap_or(super::spec::LATEST_PLATFORM)
+            .to_string(),
         load_balancers: live_load_balancers(s.load_balancers()),
         tags: managed_tags(tags, &desired_tags(stack, m)),
     }

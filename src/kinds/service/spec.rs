@@ -37,6 +37,10 @@ pub struct ServiceSpec {
     /// Allow `aws ecs execute-command` into the tasks.
     #[serde(default)]
     pub enable_execute_command: bool,
+    /// The Fargate platform version: `LATEST` (default) or a version such as `1.4.0`. A
+    /// service pinned to another version by hand is drift.
+    #[serde(default)]
+    pub platform_version: Option<String>,
     /// Target groups the service registers its tasks with.
     #[serde(default)]
     pub load_balancers: Vec<LoadBalancerSpec>,
@@ -220,6 +224,9 @@ fn is_alpine(image: &str) -> bool {
         .any(|part| part.starts_with("alpine"))
 }
 
+/// The platform version ECS runs Fargate tasks on when none is given.
+pub const LATEST_PLATFORM: &str = "LATEST";
+
 /// The environment variable that carries the versions of a container's secrets.
 pub const SECRETS_VERSION_ENV: &str = "MOORING_SECRETS_VERSION";
 
@@ -365,6 +372,16 @@ impl ServiceSpec {
         self.check_deployment(f);
         super::predeploy::check(self, f);
 
+        if let Some(v) = &self.platform_version
+            && v != LATEST_PLATFORM
+            && !(v.split('.').count() == 3
+                && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+        {
+            f.at(
+                "/spec/platformVersion",
+                format!("`{v}` is not a Fargate platform version: `LATEST` or e.g. `1.4.0`"),
+            );
+        }
         if let Some(grace) = self.health_check_grace_period_seconds
             && grace > 2_147_483_647
         {
