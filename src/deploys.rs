@@ -588,6 +588,8 @@ struct Inner {
     /// Announced as started in this pass, by [`Deploy::id`].
     announced: HashMap<String, Deploy>,
     following: HashMap<String, (Arc<std::sync::Mutex<Deploy>>, tokio::task::AbortHandle)>,
+    /// Revisions ECS rolled back, seen by a follower, not yet handed to the Service kind.
+    rolled_back: Vec<String>,
 }
 
 impl Tracker {
@@ -602,6 +604,13 @@ impl Tracker {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The revisions ECS rolled back since the last call: the Service kind does not deploy
+    /// them again until the manifest changes (ECS soon stops listing the failed deployment,
+    /// so the next plan cannot see it).
+    pub fn take_rolled_back(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().rolled_back)
     }
 
     /// The set a pass is about to reconcile: its stack, revision and fingerprints.
@@ -667,8 +676,12 @@ impl Tracker {
             }
             let service = deploy.service.clone();
             let shared = Arc::new(std::sync::Mutex::new(deploy));
-            let (follow, reporter, mine) =
-                (self.follow.clone(), self.reporter.clone(), shared.clone());
+            let (follow, reporter, mine, tracker) = (
+                self.follow.clone(),
+                self.reporter.clone(),
+                shared.clone(),
+                self.inner.clone(),
+            );
             let task = tokio::spawn(async move {
                 let result = crate::kinds::service::follow::follow(
                     &follow.ecs,
@@ -677,6 +690,13 @@ impl Tracker {
                     follow.timeout,
                 )
                 .await;
+                if let Err((Cause::Rollback, _)) = &result {
+                    tracker
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .rolled_back
+                        .push(b.to_task_definition.clone());
+                }
                 let done = {
                     let mut d = mine.lock().unwrap_or_else(|p| p.into_inner());
                     // A newer deploy may have superseded it meanwhile.

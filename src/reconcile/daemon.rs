@@ -421,6 +421,9 @@ impl Daemon {
     async fn pass(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<PassReport> {
         let set = self.current.as_ref()?;
         self.deploys.before_pass(set);
+        for td in self.deploys.take_rolled_back() {
+            self.ctx.states.services.mark_failed(&td);
+        }
         if self.shared.status.target().is_none()
             && let Ok(target) = self.ctx.aws.target().await
         {

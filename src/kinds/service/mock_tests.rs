@@ -1256,3 +1256,67 @@ async fn a_newer_deploy_supersedes_one_still_rolling_out_but_not_one_that_ended(
         ]
     );
 }
+
+#[tokio::test]
+async fn a_revision_ecs_rolled_back_while_followed_is_not_deployed_again() {
+    use crate::deploys::{DeployState, Follow, Reporter, Tracker};
+    let set = set();
+    let status = crate::status::StatusStore::new("dir", "enforce");
+    status.set_manifests(&set, true);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    // By the first look the rollback is over: ECS lists the old revision alone.
+    let (_, ecs) = describing(vec![service(
+        OLD_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    )]);
+    let tracker = Tracker::new(
+        Reporter {
+            status: status.clone(),
+            metrics: metrics.clone(),
+            alerter: crate::alerts::Alerter::start(Default::default(), metrics.clone()),
+        },
+        Follow {
+            ecs,
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_secs(30),
+        },
+    );
+    tracker.before_pass(&set);
+    let report = crate::reconcile::PassReport {
+        revision: set.revision.clone(),
+        resources: Vec::new(),
+        aws_calls: Default::default(),
+        target: None,
+        aws_calls_by_kind: Default::default(),
+        check_seconds_by_kind: Default::default(),
+    };
+    let begun = begun_deploy();
+    tracker.begun(&begun);
+    tracker.after_pass(vec![begun], &report);
+    assert_eq!(status.snapshot().deploys["api"].len(), 1);
+    let state = || status.snapshot().deploys["api"][0].state;
+    for _ in 0..500 {
+        if state() != DeployState::InProgress {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state(), DeployState::Failed);
+    let rolled_back = tracker.take_rolled_back();
+    assert_eq!(rolled_back, [NEW_TD]);
+    assert!(tracker.take_rolled_back().is_empty(), "handed over once");
+
+    // The next pass plans the same image again, but the Service kind refuses the revision.
+    let rules = rollout_rules(vec![]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    for td in &rolled_back {
+        ctx.states.services.mark_failed(td);
+    }
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let err = report.resources[1].error().expect("refused");
+    assert!(err.message.contains("not deployed again"), "{}", err.message);
+    assert_eq!(rules[3].num_calls(), 0, "no UpdateService");
+}

@@ -92,6 +92,12 @@ impl State {
         }
     }
 
+    /// Marks `td_arn` as failed to deploy (ECS rolled it back): not deployed again until
+    /// the manifest renders another revision.
+    pub fn mark_failed(&self, td_arn: &str) {
+        self.remember_failed(td_arn);
+    }
+
     fn remember_failed(&self, td_arn: &str) {
         self.failed_revisions
             .lock()
