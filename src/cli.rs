@@ -99,6 +99,28 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Print the manifests DIR resolves to (an environment: its bases with the overlay
+    /// applied), each field the environment set marked `# file:line`. No AWS calls.
+    Render {
+        /// Manifest or environment directory.
+        dir: PathBuf,
+    },
+    /// Copy the image (tag, digest or reference) of services from the environment FROM to
+    /// the environment TO, by editing TO's environment file in place (comments and
+    /// formatting kept). Prints the diff. Exit 0 done or nothing to do, 1 error; with
+    /// `--check`, changes nothing and exits 2 when promotion would change something.
+    Promote {
+        /// The environment directory to copy from (e.g. `envs/dev`).
+        from: PathBuf,
+        /// The environment directory to write to (e.g. `envs/prd`).
+        to: PathBuf,
+        /// Only this service (`metadata.name`; repeatable). Default: every service.
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+        /// Change nothing: exit 2 when TO is behind FROM, 0 when they match.
+        #[arg(long)]
+        check: bool,
+    },
     /// Show what apply would change. Exit 0 nothing to do, 2 changes pending, 1 error.
     Plan {
         /// Manifest directory (read recursively).
@@ -334,6 +356,19 @@ pub async fn execute(cli: Cli) -> i32 {
     let expect = cli.expect_account.as_deref();
     set_colour(cli.no_color);
     match cli.command {
+        Command::Render { dir } => match crate::manifest::render::render_dir(&dir) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => report_loaded(Err(e), Output::Text).err().unwrap_or(1),
+        },
+        Command::Promote {
+            from,
+            to,
+            services,
+            check,
+        } => crate::promote::run(&from, &to, &services, check),
         Command::Validate { dir, output } => match load(&dir, output) {
             Ok(set) => {
                 match output {
@@ -404,7 +439,24 @@ pub async fn execute(cli: Cli) -> i32 {
                 }
             }
             report.target = Some(target);
-            print_report(&report, output, false);
+            match (&set.environment, output) {
+                // The environment beside the revision, for a pipeline to record.
+                (Some(env), Output::Json) => {
+                    let mut json = serde_json::to_value(&report).unwrap_or_default();
+                    if let Some(obj) = json.as_object_mut() {
+                        obj.insert("environment".into(), env.as_str().into());
+                    }
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&json).unwrap_or_default()
+                    );
+                }
+                (Some(env), Output::Text) => {
+                    println!("Environment {env} (stack {}).", set.stack);
+                    print_report(&report, output, false);
+                }
+                (None, _) => print_report(&report, output, false),
+            }
             if report.has_errors() {
                 1
             } else if report.has_changes() {

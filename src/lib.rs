@@ -18,6 +18,7 @@ pub mod lease;
 pub mod manifest;
 pub mod metrics;
 pub mod planfile;
+pub mod promote;
 pub mod reconcile;
 pub mod source;
 pub mod status;

@@ -1772,3 +1772,53 @@ async fn each_deploy_is_announced_once_when_it_starts_and_once_when_it_ends() {
     }
     d.stop();
 }
+
+#[tokio::test]
+async fn a_protected_environment_prunes_nothing() {
+    let (_guard, emu) = emulator().await;
+    // The basic fixture as a base with one more security group, and an environment over
+    // it with `protect: true`.
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    let extra = base.join("old.yaml");
+    std::fs::write(
+        &extra,
+        "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: old}\nspec:\n  vpc: default\n  ingress:\n    - {port: 8080, cidrIp: 10.0.0.0/8}\n",
+    )
+    .unwrap();
+    let env = root.path().join("prd");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(
+        env.join("environment.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: prd}\nspec:\n  bases: [../base]\n  protect: true\n",
+    )
+    .unwrap();
+    let path = env.to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    assert_eq!(groups_named(emu, "old").await, 1);
+
+    // The group leaves the base; even with --prune the protected environment keeps it and
+    // says why.
+    std::fs::remove_file(&extra).unwrap();
+    let d = Daemon::start(emu, path, &["--prune"]);
+    d.wait_for("the refused prune", || {
+        d.get("/status/SecurityGroup/old")["events"]
+            .as_array()
+            .is_some_and(|e| {
+                e.iter().any(|e| {
+                    e["what"] == "prune"
+                        && e["detail"]
+                            == "not pruned: the environment `prd` is protected (`protect: true`)"
+                })
+            })
+    });
+    assert_eq!(groups_named(emu, "old").await, 1, "nothing is deleted");
+    d.stop();
+}

@@ -5513,3 +5513,278 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
     );
     assert!(misses.is_empty(), "{}", misses.join("\n"));
 }
+
+/// Copies the directory tree `from` into `to` (created).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// Every leaf of a resolved document: pointer → value.
+fn leaves(
+    v: &serde_json::Value,
+    at: String,
+    out: &mut std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, c) in m {
+                leaves(
+                    c,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
+            }
+        }
+        serde_json::Value::Array(a) if !a.is_empty() => {
+            for (i, c) in a.iter().enumerate() {
+                leaves(c, format!("{at}/{i}"), out);
+            }
+        }
+        other => {
+            out.insert(at, other.clone());
+        }
+    }
+}
+
+/// The resolved documents of an environment directory by `Kind/name`.
+fn resolved(
+    dir: &Path,
+) -> std::collections::BTreeMap<String, mooring::manifest::yaml::YamlDocument> {
+    let r = mooring::manifest::environment::resolve(dir, &Default::default());
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    r.parsed
+        .files
+        .into_iter()
+        .flat_map(|(_, docs)| docs)
+        .map(|d| {
+            // The stack's name is the environment's to change: keyed by kind alone.
+            let key = match d.value["kind"].as_str().unwrap() {
+                "Stack" => "Stack".to_string(),
+                kind => format!("{kind}/{}", d.value["metadata"]["name"].as_str().unwrap()),
+            };
+            (key, d)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn environments_render_apply_side_by_side_and_promote_only_images() {
+    let (_guard, emu) = emulator().await;
+    // A copy of the example base and its environments: promote edits files.
+    let work = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    for dir in ["examples/salon-booking", "environments/salon-booking"] {
+        copy_tree(&root.join(dir), &work.path().join(dir));
+    }
+    let dev = work.path().join("environments/salon-booking/dev");
+    let prd = work.path().join("environments/salon-booking/prd");
+    let (dev_s, prd_s) = (dev.to_str().unwrap(), prd.to_str().unwrap());
+    let dev_file = dev.join("environment.yaml");
+    let prd_file = prd.join("environment.yaml");
+
+    // 1. dev and prd differ exactly where their environment files say: every leaf that
+    // differs was written by one of them, and render marks it.
+    let (d, p) = (resolved(&dev), resolved(&prd));
+    assert_eq!(d.keys().collect::<Vec<_>>(), p.keys().collect::<Vec<_>>());
+    let mut differing = 0;
+    for (key, dd) in &d {
+        let pd = &p[key];
+        let (mut dl, mut pl) = (Default::default(), Default::default());
+        leaves(&dd.value, String::new(), &mut dl);
+        leaves(&pd.value, String::new(), &mut pl);
+        let pointers: std::collections::BTreeSet<&String> = dl.keys().chain(pl.keys()).collect();
+        for ptr in pointers {
+            if dl.get(ptr) == pl.get(ptr) {
+                continue;
+            }
+            differing += 1;
+            let by_env = |doc: &mooring::manifest::yaml::YamlDocument, file: &Path| {
+                doc.place_of(ptr).0 == Some(file)
+            };
+            assert!(
+                by_env(dd, &dev_file) || by_env(pd, &prd_file),
+                "{key} {ptr}: {:?} vs {:?} differs, but neither environment set it",
+                dl.get(ptr),
+                pl.get(ptr)
+            );
+        }
+    }
+    assert!(differing > 40, "{differing}");
+    // What the environments say, as render shows it.
+    let out = emu.mooring(&["render", dev_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dev_render = stdout(&out);
+    let marked = format!("  # {}:", dev_file.display());
+    for line in [
+        "stack `salon-booking-dev`",
+        "  desiredCount: 1",
+        "    cpu: 256",
+        "  serviceName: salon-backend-dev",
+        "  clusterName: salon-prd-dev",
+        "  retentionInDays: 7",
+        "  logGroupName: /ecs/salon-backend-dev",
+        "  nodeType: cache.t3.micro",
+        "      domainName: api.dev.salon.example",
+        "  path: /salon/dev",
+        "  deletionPolicy: delete",
+    ] {
+        let found = dev_render.lines().find(|l| l.contains(line));
+        assert!(found.is_some(), "{line} in\n{dev_render}");
+        if !line.starts_with("stack") {
+            assert!(
+                found.unwrap().contains(&marked),
+                "{line} is not marked: {found:?}"
+            );
+        }
+    }
+    let out = emu.mooring(&["render", prd_s]);
+    let prd_render = stdout(&out);
+    assert!(prd_render.contains("stack `salon-booking`"), "{prd_render}");
+    assert!(prd_render.contains("      domainName: api.salon.example\n"));
+    assert!(prd_render.contains("  retentionInDays: 30\n"));
+
+    // 2. Both apply to one emulator and converge side by side.
+    emu.seed_examples();
+    for (dir, env) in [(dev_s, "dev"), (prd_s, "prd")] {
+        let out = emu.mooring(&["apply", dir]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{env}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains("0 failed"), "{}", stdout(&out));
+    }
+    for (dir, env) in [(dev_s, "dev"), (prd_s, "prd")] {
+        let out = emu.mooring(&["plan", dir, "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{env}: {}", stdout(&out));
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(json["environment"], env);
+        assert!(json["revision"].as_str().unwrap().starts_with("sha256:"));
+        assert!(
+            json["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["action"] == "none")
+        );
+    }
+    let clusters = emu.ecs().await.list_clusters().send().await.unwrap();
+    let mut names: Vec<&str> = clusters
+        .cluster_arns()
+        .iter()
+        .filter_map(|a| a.rsplit('/').next())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["salon-prd", "salon-prd-dev"]);
+    let (_, td) = describe_service(emu, "salon-prd-dev", "salon-backend-dev").await;
+    assert_eq!(td.cpu(), Some("256"));
+    assert!(
+        td.container_definitions()[0]
+            .image()
+            .unwrap()
+            .ends_with("salon/backend-dev:v1.1.0")
+    );
+
+    // 3. promote: --check says prd is behind, the edit is one line, then prd plans only
+    // the image.
+    let before = std::fs::read_to_string(&prd_file).unwrap();
+    let out = emu.mooring(&["promote", dev_s, prd_s, "--check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("-    backendTag: v1.0.0\n+    backendTag: v1.1.0\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&prd_file).unwrap(),
+        before,
+        "--check writes nothing"
+    );
+    let out = emu.mooring(&["promote", dev_s, prd_s, "--service", "salon-backend"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = std::fs::read_to_string(&prd_file).unwrap();
+    assert_eq!(
+        after,
+        before.replace("backendTag: v1.0.0", "backendTag: v1.1.0")
+    );
+    let out = emu.mooring(&["promote", dev_s, prd_s, "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nothing to promote"));
+    let out = emu.mooring(&["promote", dev_s, prd_s, "--service", "salon-backnd"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("did you mean `salon-backend`?"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = emu.mooring(&["plan", prd_s, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let changed: Vec<&serde_json::Value> = json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] != "none")
+        .collect();
+    assert_eq!(changed.len(), 1, "{json}");
+    assert_eq!(changed[0]["kind"], "Service");
+    assert_eq!(changed[0]["name"], "salon-backend");
+    let fields: Vec<&str> = changed[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    // The image, and the migrations the new revision runs before the service moves to it.
+    assert_eq!(fields, ["taskDefinition.container.image", "preDeploy"]);
+    let image = &changed[0]["changes"][0];
+    assert!(
+        image["live"]
+            .as_str()
+            .unwrap()
+            .ends_with("salon/backend:v1.0.0"),
+        "{image}"
+    );
+    assert!(
+        image["desired"]
+            .as_str()
+            .unwrap()
+            .ends_with("salon/backend:v1.1.0"),
+        "{image}"
+    );
+    // dev is untouched by promotion.
+    let out = emu.mooring(&["plan", dev_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // 4. A bad field in a patch is reported at the environment file's line and column.
+    edit(&dev_file, "          memory: 512", "          memroy: 512");
+    let line = std::fs::read_to_string(&dev_file)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("memroy"))
+        .unwrap()
+        + 1;
+    let out = emu.mooring(&["validate", dev_s]);
+    assert_eq!(out.status.code(), Some(1));
+    let expected = format!(
+        "{}:{line}:11: spec.taskDefinition.memroy: unknown field `memroy`",
+        dev_file.display()
+    );
+    assert!(
+        stderr(&out).contains(&expected),
+        "{expected} in {}",
+        stderr(&out)
+    );
+}

@@ -646,6 +646,21 @@ impl Daemon {
         if orphans.is_empty() {
             return;
         }
+        // A protected environment (`protect: true`) deletes nothing, whatever the flags.
+        if set.protect {
+            for (i, o) in &orphans {
+                self.shared.status.record_orphan(
+                    recs[*i].kind(),
+                    &o.name,
+                    &o.aws_id,
+                    &format!(
+                        "not pruned: the environment `{}` is protected (`protect: true`)",
+                        set.environment.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
+            return;
+        }
         // An emptied or mostly emptied set (a bad merge, a wrong path) must not wipe the
         // stack: prune deletes no more than the manifests still describe unless allowed.
         if orphans.len() > set.len() && !self.cfg.allow_empty_prune {
