@@ -267,7 +267,7 @@ pub enum Command {
     IamPolicy {
         /// Manifest directory (read recursively).
         dir: PathBuf,
-        /// Operator config: adds `sns:Publish` on its alert topics.
+        /// Operator config: adds `sns:Publish` on its alert and deploy topics.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Leader election's lease table: adds `dynamodb:GetItem`/`PutItem` on it.
@@ -603,8 +603,7 @@ pub async fn execute(cli: Cli) -> i32 {
             if let Some(path) = config {
                 match crate::config::load(&path) {
                     Ok(c) => {
-                        let topics: Vec<String> =
-                            c.alerts.sns.iter().map(|s| s.topic_arn.clone()).collect();
+                        let topics: Vec<String> = c.sns_topics();
                         if let (Some(st), Some(list)) = (
                             crate::iam::alert_statement(&topics),
                             policy["Statement"].as_array_mut(),
@@ -1167,7 +1166,7 @@ async fn run(args: RunArgs) -> i32 {
         Mode::Observe => "observe",
     };
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let sinks = match crate::alerts::Sinks::from_config(&config.alerts, Some(ctx.aws.sns.clone())) {
+    let sinks = match crate::alerts::Sinks::from_config(&config, Some(ctx.aws.sns.clone())) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: alert sinks: {e}");
@@ -1240,6 +1239,10 @@ async fn run(args: RunArgs) -> i32 {
         backoff: (args.backoff, Duration::from_secs(600).max(args.backoff)),
         prune: args.prune,
         allow_empty_prune: args.allow_empty_prune,
+        deploy_timeout: config
+            .deploys
+            .timeout_seconds
+            .map_or(crate::deploys::DEFAULT_TIMEOUT, Duration::from_secs),
     };
     let lease = args
         .lease

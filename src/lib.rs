@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod deploys;
 pub mod events;
 pub mod iam;
 pub mod kinds;

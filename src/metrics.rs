@@ -101,6 +101,22 @@ pub struct AlertLabels {
     pub outcome: String,
 }
 
+/// Labels of deploys.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeployLabels {
+    /// The Service manifest's name.
+    pub service: String,
+    /// `succeeded`, `failed` or `superseded`.
+    pub outcome: String,
+}
+
+/// Labels of one service.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    /// The Service manifest's name.
+    pub service: String,
+}
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Registry,
@@ -119,6 +135,9 @@ pub struct Metrics {
     alerts: Family<AlertLabels, Counter>,
     leader: Gauge,
     acquisitions: Counter,
+    deploys: Family<DeployLabels, Counter>,
+    deploy_duration: Histogram,
+    last_deploy: Family<ServiceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     seen_calls: Mutex<BTreeMap<CallKey, u64>>,
     change_events: Family<EventLabels, Counter>,
     event_rechecks: Counter,
@@ -245,6 +264,26 @@ impl Metrics {
             "When the last change event arrived (Unix time); 0 before the first",
             last_event.clone(),
         );
+        let deploys = Family::<DeployLabels, Counter>::default();
+        registry.register(
+            "deploys",
+            "Finished deploys (a service moved to a new task definition revision), by service and outcome",
+            deploys.clone(),
+        );
+        let deploy_duration =
+            Histogram::new([10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0]);
+        registry.register(
+            "deploy_duration_seconds",
+            "Duration of finished deploys, from the start (pre-deploy task included) to the end of the rollout",
+            deploy_duration.clone(),
+        );
+        let last_deploy =
+            Family::<ServiceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "last_successful_deploy_timestamp_seconds",
+            "Unix time of each service's last successful deploy",
+            last_deploy.clone(),
+        );
         Metrics {
             registry: root,
             reconciles,
@@ -261,6 +300,9 @@ impl Metrics {
             alerts,
             leader,
             acquisitions,
+            deploys,
+            deploy_duration,
+            last_deploy,
             seen_calls: Mutex::default(),
             change_events,
             event_rechecks,
@@ -422,6 +464,38 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// A finished deploy: counted by outcome, its duration observed, and for a success
+    /// the service's last successful deploy time.
+    pub fn record_deploy(&self, deploy: &crate::deploys::Deploy) {
+        use crate::deploys::DeployState;
+        let outcome = match deploy.state {
+            DeployState::InProgress => return,
+            DeployState::Succeeded => "succeeded",
+            DeployState::Failed => "failed",
+            DeployState::Superseded => "superseded",
+        };
+        self.deploys
+            .get_or_create(&DeployLabels {
+                service: deploy.service.clone(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        if let Some(seconds) = deploy.duration_seconds {
+            self.deploy_duration.observe(seconds);
+        }
+        if deploy.state == DeployState::Succeeded {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            self.last_deploy
+                .get_or_create(&ServiceLabels {
+                    service: deploy.service.clone(),
+                })
+                .set(now);
+        }
     }
 
     /// Leadership of this replica; a change to leader counts as an acquisition.

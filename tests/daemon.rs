@@ -1616,6 +1616,160 @@ async fn a_standby_without_the_leaders_url_says_the_push_waits_for_the_interval(
         text.contains("the leader `old-replica` advertises no URL"),
         "{text}"
     );
+}
+
+/// Deploys on moto: each deploy (the service's creation, then a new image in its
+/// manifest) reaches the deploy webhook once when it starts and once when it ends, and
+/// nothing else does; `/status/Service/api` keeps them; the deploy metrics parse.
+#[tokio::test]
+async fn each_deploy_is_announced_once_when_it_starts_and_once_when_it_ends() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let alerts = Receiver::start();
+    let deploys = Receiver::start();
+    // Failures only, to SNS in moto (Publish is real; the tests count deliveries).
+    let topic = aws_sdk_sns::Client::new(&emu.sdk_config().await)
+        .create_topic()
+        .name("mooring-deploys")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("mooring.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "alerts:\n  webhooks:\n    - url: {{value: '{}'}}\ndeploys:\n  webhooks:\n    - url: {{value: '{}'}}\n  sns:\n    - topicArn: {topic}\n    - topicArn: {topic}\n      when: [{{outcomes: [failed]}}]\nexternalUrl: https://mooring.example/\n",
+            alerts.url, deploys.url
+        ),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let process = KillOnDrop(
+        emu.mooring_command(&[
+            "run",
+            dir.path().to_str().unwrap(),
+            "--interval",
+            "2s",
+            "--listen",
+            &listen,
+            "--config",
+            file.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("start daemon"),
+    );
+    let d = Daemon {
+        port,
+        process,
+        alerts,
+        _config: config,
+    };
+    let finished = |n: usize| {
+        deploys
+            .json()
+            .iter()
+            .filter(|m| m["outcome"] == "succeeded" || m["outcome"] == "failed")
+            .count()
+            >= n
+    };
+    d.wait_for("the creation's deploy to finish", || finished(1));
+    edit(
+        &dir.path().join("service.yaml"),
+        "image: nginx:1.27",
+        "image: nginx:1.28",
+    );
+    d.wait_for("the new image's deploy to finish", || finished(2));
+    // A few more passes: nothing more is announced.
+    std::thread::sleep(Duration::from_secs(5));
+    let notices = deploys.json();
+    let mut by_id: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for n in &notices {
+        assert_eq!(n["event"], "deploy", "{n}");
+        by_id
+            .entry(n["id"].as_str().unwrap().to_string())
+            .or_default()
+            .push(n["outcome"].as_str().unwrap().to_string());
+    }
+    assert_eq!(by_id.len(), 2, "two deploys: {notices:#?}");
+    for outcomes in by_id.values() {
+        assert_eq!(outcomes, &["started", "succeeded"], "{notices:#?}");
+    }
+    let last = notices.last().unwrap();
+    assert_eq!(last["service"], "api");
+    assert_eq!(last["stack"], "basic");
+    assert_eq!(last["fromImage"], "nginx:1.27");
+    assert_eq!(last["toImage"], "nginx:1.28");
+    assert_eq!(last["reason"], "manifest_change");
+    assert_eq!(last["revision"], d.get("/status")["revision"]);
+    assert!(last["durationSeconds"].is_number(), "{last}");
+    assert_eq!(
+        last["link"],
+        "https://mooring.example/resources/Service/api"
+    );
+    assert!(
+        last["toTaskDefinition"].as_str().unwrap().ends_with(":2"),
+        "{last}"
+    );
+    assert_eq!(notices[0]["detail"], "new service");
+    assert!(
+        d.alerts.json().iter().all(|a| a["event"] != "deploy"),
+        "alert sinks get no deploy notifications"
+    );
+    assert!(
+        d.alerts_for("Service/api").is_empty(),
+        "a change from git is a deploy, not drift: {:#?}",
+        d.alerts.json()
+    );
+
+    let status = d.get("/status/Service/api");
+    let kept = status["deploys"].as_array().unwrap();
+    assert_eq!(kept.len(), 2, "{status}");
+    assert!(kept.iter().all(|k| k["state"] == "succeeded"), "{status}");
+    assert_eq!(kept[1]["toImage"], "nginx:1.28");
+    assert_eq!(
+        d.get("/status")["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "api")
+            .unwrap()["lastDeploy"]["toImage"],
+        "nginx:1.28"
+    );
+
+    let (_, text) = common::http(d.port, "GET", "/metrics").unwrap();
+    assert!(
+        text.contains("mooring_deploys_total{service=\"api\",outcome=\"succeeded\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mooring_deploy_duration_seconds_count 2"),
+        "{text}"
+    );
+    // Two SNS sinks: the one for every outcome publishes all four notices, the one for
+    // failures none.
+    d.wait_for("the SNS deliveries", || {
+        common::http(d.port, "GET", "/metrics").is_ok_and(|(_, t)| {
+            t.contains(
+                "mooring_alert_deliveries_total{sink=\"deploy_sns\",outcome=\"delivered\"} 4\n",
+            )
+        })
+    });
+    let classic = common::prometheus_families(&text, false);
+    for (name, kind) in [
+        ("mooring_deploys", "counter"),
+        ("mooring_deploy_duration_seconds", "histogram"),
+        ("mooring_last_successful_deploy_timestamp_seconds", "gauge"),
+    ] {
+        assert!(
+            classic.iter().any(|(n, t)| n == name && t == kind),
+            "{name} not a {kind}: {classic:?}"
+        );
+    }
     d.stop();
 }
 

@@ -108,6 +108,10 @@ pub struct ResourceStatus {
     /// The service rollout, for services.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// The latest deploy, for services (`/status/Service/{name}` lists the last
+    /// [`crate::deploys::DEPLOYS_KEPT`] as `deploys`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_deploy: Option<crate::deploys::Deploy>,
 }
 
 impl ResourceStatus {
@@ -127,6 +131,7 @@ impl ResourceStatus {
             last_error: None,
             held: None,
             rollout: None,
+            last_deploy: None,
         }
     }
 }
@@ -171,6 +176,10 @@ pub struct Status {
     /// Recent events per `Kind/name`, newest last (shown by `/status/{kind}/{name}`).
     #[serde(skip)]
     pub events: BTreeMap<String, VecDeque<Event>>,
+    /// Recent deploys per Service manifest name, newest last (shown by
+    /// `/status/Service/{name}`).
+    #[serde(skip)]
+    pub deploys: BTreeMap<String, VecDeque<crate::deploys::Deploy>>,
 }
 
 /// The change-event consumer's counts, in `/status`.
@@ -493,6 +502,28 @@ impl StatusStore {
     /// Where manifests come from and which revision of them (a git commit) is in use.
     pub fn set_source(&self, source: &str) {
         self.write(|s| s.source = source.to_string());
+    }
+
+    /// Records a deploy as it is now: a new one, or a later state of one already kept.
+    pub fn record_deploy(&self, deploy: &crate::deploys::Deploy) {
+        self.write(|s| {
+            let kept = s.deploys.entry(deploy.service.clone()).or_default();
+            match kept.iter_mut().find(|d| d.id == deploy.id) {
+                Some(d) => *d = deploy.clone(),
+                None => kept.push_back(deploy.clone()),
+            }
+            while kept.len() > crate::deploys::DEPLOYS_KEPT {
+                kept.pop_front();
+            }
+            let latest = kept.back().cloned();
+            if let Some(e) = s
+                .resources
+                .iter_mut()
+                .find(|e| e.kind == Kind::Service && e.name == deploy.service)
+            {
+                e.last_deploy = latest;
+            }
+        });
     }
 
     /// Marks a resource as being applied.
