@@ -4659,3 +4659,69 @@ spec:
     );
     assert_eq!(tags.get("cost-center"), Some(&"42"), "others' tags stay");
 }
+
+/// Two stacks in one account that both declare the same SSM parameter (same value): the
+/// parameter belongs to the stack whose ownership tags it carries, and the other stack
+/// neither rewrites those tags nor sees drift in them, so the two do not take it from each
+/// other on every pass.
+#[tokio::test]
+async fn a_parameter_of_another_stack_keeps_its_owner_and_is_not_fought_over() {
+    let (_guard, emu) = emulator().await;
+    let stack = |name: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stack.yaml"),
+            format!("apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata:\n  name: {name}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("parameters.yaml"),
+            "apiVersion: mooring.dev/v1alpha1
+kind: ParameterSet
+metadata: {name: shared}
+spec:
+  path: /shared
+  parameters:
+    region: eu-west-1
+",
+        )
+        .unwrap();
+        dir
+    };
+    let (alpha, beta) = (stack("alpha"), stack("beta"));
+    let stack_tag = |emu: &'static Emulator| async move {
+        let ssm = aws_sdk_ssm::Client::new(&emu.sdk_config().await);
+        let tags = ssm
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id("/shared/region")
+            .send()
+            .await
+            .unwrap();
+        tags.tag_list()
+            .iter()
+            .find(|t| t.key() == "mooring.dev/stack")
+            .map(|t| t.value().to_string())
+    };
+    let out = emu.mooring(&["apply", alpha.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stack_tag(emu).await.as_deref(), Some("alpha"));
+
+    // beta declares the same parameter with the same value: nothing of alpha's changes.
+    let out = emu.mooring(&["apply", beta.path().to_str().unwrap()]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!text.contains("tags.mooring.dev"), "{text}");
+    assert_eq!(
+        stack_tag(emu).await.as_deref(),
+        Some("alpha"),
+        "beta took alpha's parameter: {text}"
+    );
+    let out = emu.mooring(&["plan", alpha.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}

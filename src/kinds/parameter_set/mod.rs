@@ -12,6 +12,8 @@
 //! (one ListTagsForResource), so plan names the exact tag. Steady state: one call per set
 //! and pass. Tags others add are neither drift nor removed; a changed managed tag is put
 //! back with AddTagsToResource (PutParameter refuses tags with Overwrite).
+//! A parameter whose `mooring.dev/stack` tag names another stack (which declares it too)
+//! keeps that stack's tags: they are neither compared nor rewritten here.
 
 pub mod spec;
 
@@ -290,6 +292,13 @@ impl Resource for Unit {
                     out.tag_list().iter().map(|t| (t.key(), t.value())),
                     &want,
                 );
+                // Owned by another stack that declares it too: its tags are that stack's
+                // to keep (rewriting them would have the two stacks take it from each
+                // other on every pass).
+                let stack = tags.get(crate::manifest::TAG_STACK);
+                if stack.is_some_and(|s| *s != cx.set.stack) {
+                    continue;
+                }
                 if let Some(p) = live.get_mut(name) {
                     p.tags = Some(tags);
                 }
