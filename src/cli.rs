@@ -677,8 +677,23 @@ fn state_style(state: &str) -> anstyle::Style {
     }
 }
 
+/// Removes control characters from every string in `v`.
+fn drop_controls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(text) => text.retain(|c| !c.is_control()),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_controls),
+        serde_json::Value::Object(map) => map.values_mut().for_each(drop_controls),
+        _ => {}
+    }
+}
+
 /// The table `mooring status` prints for a `/status` document.
 pub fn render_status(s: &serde_json::Value) -> String {
+    // Whatever answered may not drive the terminal: its strings lose control characters
+    // (escape sequences, carriage returns); only our own colours are added below.
+    let mut s = s.clone();
+    drop_controls(&mut s);
+    let s = &s;
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let mut out = String::new();
     let target = match (
@@ -1328,6 +1343,31 @@ mod tests {
             parse_duration("99999999999999999999")
                 .unwrap_err()
                 .contains("too long")
+        );
+    }
+
+    /// A `/status` answer (someone else's server, or an error message AWS echoed) cannot
+    /// drive the terminal: control characters in its strings are dropped, only mooring's
+    /// own colours remain.
+    #[test]
+    fn the_status_table_drops_control_characters_from_the_answer() {
+        let status = serde_json::json!({
+            "mode": "enforce\u{1b}]0;pwned\u{7}",
+            "leadership": {"leader": false, "holder": "pod\u{1b}[2J"},
+            "resources": [
+                {"kind": "Alarm", "name": "cpu\r", "state": "failed",
+                 "lastError": {"category": "validation",
+                               "message": "bad\u{1b}]52;c;aGVsbG8=\u{7} threshold"}}
+            ]
+        });
+        let painted = render_status(&status);
+        assert!(!painted.contains("\u{1b}]"), "{painted:?}");
+        assert!(!painted.contains("\u{1b}[2J"), "{painted:?}");
+        assert!(!painted.contains(['\u{7}', '\r']), "{painted:?}");
+        let plain = anstream::adapter::strip_str(&painted).to_string();
+        assert!(
+            plain.contains("bad]52;c;aGVsbG8= threshold (validation)"),
+            "{plain:?}"
         );
     }
 }
