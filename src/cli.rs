@@ -148,7 +148,7 @@ pub enum Command {
         dir: Option<PathBuf>,
         /// Follow a git repository instead: its URL (https://, or a local path / file://
         /// for tests; credentials in the URL are never shown).
-        #[arg(long, env = "MOORING_GIT_URL")]
+        #[arg(long, env = "MOORING_GIT_URL", hide_env_values = true)]
         git: Option<String>,
         /// The branch to follow.
         #[arg(
@@ -247,7 +247,12 @@ pub enum Command {
     /// state, pending changes and last error. Exit 0 read, 1 not reachable.
     Status {
         /// The daemon's HTTP address.
-        #[arg(long, default_value = "http://127.0.0.1:8080", env = "MOORING_URL")]
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080",
+            env = "MOORING_URL",
+            hide_env_values = true
+        )]
         url: String,
     },
     /// Print the JSON Schema of the manifest format (for editors).
@@ -1369,5 +1374,22 @@ mod tests {
             plain.contains("bad]52;c;aGVsbG8= threshold (validation)"),
             "{plain:?}"
         );
+    }
+
+    /// clap prints an argument's environment value in `--help` (`[env: NAME=value]`): the
+    /// URLs that may carry credentials (a git token, a proxy's basic auth) keep theirs out.
+    #[test]
+    fn help_never_shows_urls_from_the_environment() {
+        use clap::CommandFactory as _;
+        let cli = Cli::command();
+        for (command, arg) in [("run", "git"), ("status", "url")] {
+            let sub = cli.find_subcommand(command).expect(command);
+            let a = sub.get_arguments().find(|a| a.get_id() == arg).expect(arg);
+            assert!(a.get_env().is_some(), "{command} --{arg}");
+            assert!(
+                a.is_hide_env_values_set(),
+                "`mooring {command} --help` prints --{arg}'s value from the environment"
+            );
+        }
     }
 }
