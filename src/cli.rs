@@ -170,7 +170,7 @@ pub enum Command {
         dir: Option<PathBuf>,
         /// Follow a git repository instead: its URL (https://, or a local path / file://
         /// for tests; credentials in the URL are never shown).
-        #[arg(long, env = "MOORING_GIT_URL")]
+        #[arg(long, env = "MOORING_GIT_URL", hide_env_values = true)]
         git: Option<String>,
         /// The branch to follow.
         #[arg(
@@ -290,7 +290,12 @@ pub enum Command {
     /// state, pending changes and last error. Exit 0 read, 1 not reachable.
     Status {
         /// The daemon's HTTP address.
-        #[arg(long, default_value = "http://127.0.0.1:8080", env = "MOORING_URL")]
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080",
+            env = "MOORING_URL",
+            hide_env_values = true
+        )]
         url: String,
     },
     /// Print the JSON Schema of the manifest format (for editors).
@@ -776,8 +781,23 @@ fn state_style(state: &str) -> anstyle::Style {
     }
 }
 
+/// Removes control characters from every string in `v`.
+fn drop_controls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(text) => text.retain(|c| !c.is_control()),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_controls),
+        serde_json::Value::Object(map) => map.values_mut().for_each(drop_controls),
+        _ => {}
+    }
+}
+
 /// The table `mooring status` prints for a `/status` document.
 pub fn render_status(s: &serde_json::Value) -> String {
+    // Whatever answered may not drive the terminal: its strings lose control characters
+    // (escape sequences, carriage returns); only our own colours are added below.
+    let mut s = s.clone();
+    drop_controls(&mut s);
+    let s = &s;
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let mut out = String::new();
     let target = match (
@@ -1450,5 +1470,47 @@ mod tests {
                 .unwrap_err()
                 .contains("too long")
         );
+    }
+
+    /// A `/status` answer (someone else's server, or an error message AWS echoed) cannot
+    /// drive the terminal: control characters in its strings are dropped, only mooring's
+    /// own colours remain.
+    #[test]
+    fn the_status_table_drops_control_characters_from_the_answer() {
+        let status = serde_json::json!({
+            "mode": "enforce\u{1b}]0;pwned\u{7}",
+            "leadership": {"leader": false, "holder": "pod\u{1b}[2J"},
+            "resources": [
+                {"kind": "Alarm", "name": "cpu\r", "state": "failed",
+                 "lastError": {"category": "validation",
+                               "message": "bad\u{1b}]52;c;aGVsbG8=\u{7} threshold"}}
+            ]
+        });
+        let painted = render_status(&status);
+        assert!(!painted.contains("\u{1b}]"), "{painted:?}");
+        assert!(!painted.contains("\u{1b}[2J"), "{painted:?}");
+        assert!(!painted.contains(['\u{7}', '\r']), "{painted:?}");
+        let plain = anstream::adapter::strip_str(&painted).to_string();
+        assert!(
+            plain.contains("bad]52;c;aGVsbG8= threshold (validation)"),
+            "{plain:?}"
+        );
+    }
+
+    /// clap prints an argument's environment value in `--help` (`[env: NAME=value]`): the
+    /// URLs that may carry credentials (a git token, a proxy's basic auth) keep theirs out.
+    #[test]
+    fn help_never_shows_urls_from_the_environment() {
+        use clap::CommandFactory as _;
+        let cli = Cli::command();
+        for (command, arg) in [("run", "git"), ("status", "url")] {
+            let sub = cli.find_subcommand(command).expect(command);
+            let a = sub.get_arguments().find(|a| a.get_id() == arg).expect(arg);
+            assert!(a.get_env().is_some(), "{command} --{arg}");
+            assert!(
+                a.is_hide_env_values_set(),
+                "`mooring {command} --help` prints --{arg}'s value from the environment"
+            );
+        }
     }
 }

@@ -557,7 +557,10 @@ mod tests {
         let small = example_policy("manifests/examples/small-api");
         assert_eq!(
             by_sid(&small, "ScalableTargetAlarms")["Resource"],
-            json!(["arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/small-prd/small-api-*"])
+            json!([
+                "arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/small-prd/small-api-AlarmHigh-*",
+                "arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/small-prd/small-api-AlarmLow-*"
+            ])
         );
     }
 }

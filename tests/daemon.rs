@@ -2028,3 +2028,59 @@ async fn events_setup_makes_a_queue_only_its_rule_may_send_to() {
         "arn:aws:sqs:eu-west-1:123456789012:mooring-change-events"
     );
 }
+
+/// The lease table is shared state: a `url` in it that is not what `--advertise-url`
+/// accepts (scheme, host and port only) is not followed. Here it would send the signed
+/// webhook to a path and query of someone's choosing (`/hook?/reconcile`).
+#[tokio::test]
+async fn a_standby_does_not_forward_to_a_lease_url_advertise_url_would_refuse() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_guard, emu) = emulator().await;
+    emu.lease_table().await;
+    let (elsewhere, seen) = fake_leader();
+    let far = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    aws_sdk_dynamodb::Client::new(&emu.sdk_config().await)
+        .put_item()
+        .table_name("mooring-leases")
+        .item("name", AttributeValue::S("mooring".into()))
+        .item("holder", AttributeValue::S("intruder".into()))
+        .item("token", AttributeValue::N("7".into()))
+        .item("expiresAt", AttributeValue::N(far.to_string()))
+        .item("url", AttributeValue::S(format!("{elsewhere}/hook?")))
+        .send()
+        .await
+        .unwrap();
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(
+        emu,
+        dir.path().to_str().unwrap(),
+        &[
+            "--leader-election",
+            "--lease-table",
+            "mooring-leases",
+            "--replica-id",
+            "standby",
+        ],
+    );
+    let leadership = d.get("/status")["leadership"].clone();
+    assert_eq!(leadership["holder"], "intruder", "{leadership}");
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let (code, text) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &sign(body, SECRET))],
+        body,
+    )
+    .unwrap();
+    let requests = seen.lock().unwrap().clone();
+    assert!(
+        requests.is_empty(),
+        "forwarded to the lease's path and query: {requests:?} ({code} {text})"
+    );
+    assert!(leadership.get("leaderUrl").is_none(), "{leadership}");
+    assert_eq!(code, 202, "{text}");
+    d.stop();
+}
