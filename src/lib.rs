@@ -11,6 +11,8 @@ pub mod alerts;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod deploys;
+pub mod events;
 pub mod iam;
 pub mod kinds;
 pub mod lease;

@@ -4885,6 +4885,29 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "target group deregistration delay" | "target group stickiness" => {
+                let attr = |k: &str, v: &str| {
+                    aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                };
+                let attrs = if id == "target group stickiness" {
+                    vec![
+                        attr("stickiness.enabled", "true"),
+                        attr("stickiness.type", "lb_cookie"),
+                    ]
+                } else {
+                    vec![attr("deregistration_delay.timeout_seconds", "5")]
+                };
+                self.elb
+                    .modify_target_group_attributes()
+                    .target_group_arn(self.target_group_arn().await)
+                    .set_attributes(Some(attrs))
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "load balancer security groups" => {
                 self.elb
                     .set_security_groups()
@@ -5305,6 +5328,16 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "target group health check off",
             "TargetGroup/salon-backend",
             "healthCheck.enabled",
+        ),
+        (
+            "target group deregistration delay",
+            "TargetGroup/salon-backend",
+            "attributes.deregistrationDelaySeconds",
+        ),
+        (
+            "target group stickiness",
+            "TargetGroup/salon-backend",
+            "attributes.stickiness",
         ),
         (
             "load balancer security groups",
@@ -5788,5 +5821,139 @@ async fn environments_render_apply_side_by_side_and_promote_only_images() {
         stderr(&out).contains(&expected),
         "{expected} in {}",
         stderr(&out)
+    );
+}
+
+/// Two stacks in one account that both declare the same SSM parameter (same value): the
+/// parameter belongs to the stack whose ownership tags it carries; the other stack's apply
+/// is refused, naming the owner, and rewrites neither its value nor its tags, so the two do
+/// not take it from each other on every pass. `mooring.dev/adopt` takes it over.
+#[tokio::test]
+async fn a_parameter_of_another_stack_keeps_its_owner_and_is_not_fought_over() {
+    let (_guard, emu) = emulator().await;
+    let stack = |name: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stack.yaml"),
+            format!("apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata:\n  name: {name}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("parameters.yaml"),
+            "apiVersion: mooring.dev/v1alpha1
+kind: ParameterSet
+metadata: {name: shared}
+spec:
+  path: /shared
+  parameters:
+    region: eu-west-1
+",
+        )
+        .unwrap();
+        dir
+    };
+    let (alpha, beta) = (stack("alpha"), stack("beta"));
+    let stack_tag = |emu: &'static Emulator| async move {
+        let ssm = aws_sdk_ssm::Client::new(&emu.sdk_config().await);
+        let tags = ssm
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id("/shared/region")
+            .send()
+            .await
+            .unwrap();
+        tags.tag_list()
+            .iter()
+            .find(|t| t.key() == "mooring.dev/stack")
+            .map(|t| t.value().to_string())
+    };
+    let out = emu.mooring(&["apply", alpha.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stack_tag(emu).await.as_deref(), Some("alpha"));
+
+    // beta declares the same parameter with the same value: refused, alpha's tags stay.
+    let out = emu.mooring(&["apply", beta.path().to_str().unwrap()]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("it belongs to ParameterSet/shared of the stack `alpha`"),
+        "{text}"
+    );
+    assert!(!text.contains("tags.mooring.dev"), "{text}");
+    assert_eq!(
+        stack_tag(emu).await.as_deref(),
+        Some("alpha"),
+        "beta took alpha's parameter: {text}"
+    );
+    let out = emu.mooring(&["plan", alpha.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Adoption is the one way to take it: beta's tags, after which alpha is refused.
+    let file = beta.path().join("parameters.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "metadata: {name: shared}",
+        "metadata:\n  name: shared\n  annotations: {mooring.dev/adopt: \"true\"}",
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = emu.mooring(&["apply", beta.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stack_tag(emu).await.as_deref(), Some("beta"));
+    let out = emu.mooring(&["plan", alpha.path().to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("of the stack `beta`"), "{text}");
+}
+
+/// A saved plan is "a plan you can apply exactly": a resource the plan shows unchanged is
+/// not changed by applying it. Review finding: a ParameterSet value change planned alone
+/// also deploys the services that read the parameter (they are planned again after the
+/// set is applied, and the new version of the parameter is a new revision), a deploy the
+/// saved plan never showed.
+#[tokio::test]
+#[ignore = "review finding, not fixed: apply FILE changes a service its plan showed unchanged"]
+async fn a_saved_plan_deploys_nothing_it_did_not_show() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    edit(
+        &dir.path().join("parameters.yaml"),
+        "db/host: db.internal",
+        "db/host: db2.internal",
+    );
+    let plans = tempfile::tempdir().unwrap();
+    let plan_file = plans.path().join("plan.json");
+    let out = emu.mooring(&["plan", path, "--out", plan_file.to_str().unwrap()]);
+    let shown = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}{}", stderr(&out));
+    assert!(shown.contains("Service/api: in sync"), "{shown}");
+    let (_, before) = describe_api(emu).await;
+    let out = emu.mooring(&["apply", plan_file.to_str().unwrap()]);
+    let applied = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{applied}{}", stderr(&out));
+    let (_, after) = describe_api(emu).await;
+    assert_eq!(
+        after.task_definition_arn(),
+        before.task_definition_arn(),
+        "the plan showed\n{shown}\napply did\n{applied}"
     );
 }
