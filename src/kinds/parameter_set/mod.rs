@@ -314,10 +314,13 @@ impl Resource for Unit {
                     out.tag_list().iter().map(|t| (t.key(), t.value())),
                     &want,
                 );
-                let owner = Ownership::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let owner = Ownership::from_tags(
+                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                let theirs = owner.stack.as_ref().is_some_and(|s| *s != cx.set.stack);
                 if let Some(p) = live.get_mut(name) {
                     p.tags = Some(tags);
-                    p.owner = owner.stack.as_ref().is_some_and(|s| *s != cx.set.stack).then_some(owner);
+                    p.owner = theirs.then_some(owner);
                 }
             }
         }
