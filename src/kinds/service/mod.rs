@@ -45,7 +45,10 @@ use crate::manifest::ServiceSpec;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::diff::FieldChange;
-use crate::reconcile::{Applied, Cx, Owned, Problem, ReconcileError, Rollout};
+use crate::reconcile::{Applied, Cx, Owned, Problem, ReconcileError, ResourcePlan, Rollout};
+
+/// The field that carries the versions of the secrets a service reads.
+const SECRETS_FIELD: &str = "taskDefinition.container.environment.MOORING_SECRETS_VERSION";
 
 /// DescribeServices takes at most 10 services per call.
 const DESCRIBE_BATCH: usize = 10;
@@ -863,6 +866,61 @@ impl Resource for Unit {
         obs.live.as_ref().and_then(rollout_of)
     }
 
+    /// A parameter it reads whose value the plan of its `ParameterSet` changes gets a
+    /// new version (SSM counts them up by one), so the service rolls after that set is
+    /// applied: shown now, as the version it will read.
+    fn follows(m: &Manifest<ServiceSpec>, obs: &Observed, dep: &ResourcePlan) -> Vec<FieldChange> {
+        let Some(live) = obs.resolved.secrets_version.as_deref() else {
+            return Vec::new();
+        };
+        if dep.kind != Kind::ParameterSet {
+            return Vec::new();
+        }
+        let rewritten = |name: &str| {
+            let prefix = format!("parameters.{name}.");
+            dep.changes.iter().any(|c| {
+                c.field.strip_prefix(&prefix).is_some_and(|f| f == "value" || f == "type")
+            })
+        };
+        let bumped: BTreeSet<&str> = m
+            .spec
+            .task_definition
+            .container
+            .secrets
+            .iter()
+            .filter(|(_, r)| r.ssm_parameter.as_deref().is_some_and(|p| rewritten(&parameter_name(p))))
+            .map(|(env, _)| env.as_str())
+            .collect();
+        let mut named = Vec::new();
+        let desired: Vec<String> = live
+            .split(',')
+            .map(|entry| match entry.split_once('=') {
+                Some((env, v)) if bumped.contains(env) => match v.parse::<u64>() {
+                    Ok(n) => {
+                        named.push(env);
+                        format!("{env}={}", n + 1)
+                    }
+                    Err(_) => entry.to_string(),
+                },
+                _ => entry.to_string(),
+            })
+            .collect();
+        if named.is_empty() {
+            return Vec::new();
+        }
+        vec![FieldChange {
+            field: SECRETS_FIELD.to_string(),
+            live: live.into(),
+            desired: desired.join(",").into(),
+            note: Some(format!(
+                "new version of secret {} once {}/{} is applied",
+                named.join(", "),
+                dep.kind,
+                dep.name
+            )),
+        }]
+    }
+
     fn notes(obs: &Observed) -> Vec<(&'static str, String)> {
         let mut notes: Vec<(&'static str, String)> = obs
             .resolved
@@ -882,7 +940,7 @@ impl Resource for Unit {
             let changed = changed_secrets(live, desired);
             if !live.is_empty() && !changed.is_empty() {
                 notes.push((
-                    "taskDefinition.container.environment.MOORING_SECRETS_VERSION",
+                    SECRETS_FIELD,
                     format!("new version of secret {}", changed.join(", ")),
                 ));
             }
@@ -1371,7 +1429,7 @@ fn deploy_changes(
         c.and_then(|c| c.environment.get(spec::SECRETS_VERSION_ENV).cloned())
     };
     let image_field = "taskDefinition.container.image";
-    let secrets_field = "taskDefinition.container.environment.MOORING_SECRETS_VERSION";
+    let secrets_field = SECRETS_FIELD;
     let note = |field: &str| {
         notes
             .iter()
