@@ -5016,9 +5016,11 @@ impl Others {
                     .add_tags_to_resource()
                     .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
                     .resource_id("/salon/prd/database/host")
+                    // A managed tag of the set's own (`env`): a stack tag naming another
+                    // stack makes the parameter that stack's, whose tags are left alone.
                     .tags(
                         aws_sdk_ssm::types::Tag::builder()
-                            .key("mooring.dev/stack")
+                            .key("env")
                             .value("another")
                             .build()
                             .unwrap(),
@@ -5385,7 +5387,7 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
         (
             "parameter managed tag",
             "ParameterSet/salon-prd",
-            "parameters./salon/prd/database/host.tags.mooring.dev/stack",
+            "parameters./salon/prd/database/host.tags.env",
         ),
         (
             "service image",
