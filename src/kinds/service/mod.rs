@@ -496,16 +496,19 @@ fn secrets_version(m: &Manifest<ServiceSpec>, versions: &BTreeMap<String, String
     (!entries.is_empty()).then(|| entries.join(","))
 }
 
+/// A `MOORING_SECRETS_VERSION` value (`ENV=version,…`, as [`secrets_version`] writes it
+/// in env order) as env name → version.
+fn parse_versions(s: &str) -> BTreeMap<String, String> {
+    s.split(',')
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The secrets whose version differs between two `MOORING_SECRETS_VERSION` values, by env
 /// name (added, removed or changed).
 fn changed_secrets(live: &str, desired: &str) -> Vec<String> {
-    let parse = |s: &str| -> BTreeMap<String, String> {
-        s.split(',')
-            .filter_map(|e| e.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    let (l, d) = (parse(live), parse(desired));
+    let (l, d) = (parse_versions(live), parse_versions(desired));
     let mut names: Vec<String> = l
         .keys()
         .chain(d.keys())
@@ -891,20 +894,15 @@ impl Resource for Unit {
             .filter(|(_, r)| r.ssm_parameter.as_deref().is_some_and(|p| rewritten(&parameter_name(p))))
             .map(|(env, _)| env.as_str())
             .collect();
+        let mut versions = parse_versions(live);
         let mut named = Vec::new();
-        let desired: Vec<String> = live
-            .split(',')
-            .map(|entry| match entry.split_once('=') {
-                Some((env, v)) if bumped.contains(env) => match v.parse::<u64>() {
-                    Ok(n) => {
-                        named.push(env);
-                        format!("{env}={}", n + 1)
-                    }
-                    Err(_) => entry.to_string(),
-                },
-                _ => entry.to_string(),
-            })
-            .collect();
+        for (env, v) in versions.iter_mut().filter(|(env, _)| bumped.contains(env.as_str())) {
+            if let Ok(n) = v.parse::<u64>() {
+                *v = (n + 1).to_string();
+                named.push(env.clone());
+            }
+        }
+        let desired: Vec<String> = versions.iter().map(|(env, v)| format!("{env}={v}")).collect();
         if named.is_empty() {
             return Vec::new();
         }
