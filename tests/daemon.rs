@@ -1895,21 +1895,11 @@ async fn dev_prunes_only_its_own_resources_beside_prd_in_one_account() {
 }
 
 /// Two environments of one base that both keep the base's names (no `names:`) resolve to
-/// the same stack name, so each takes the other's resources for its own: qa's apply
-/// rewrites prd's resources without a conflict, and qa's prune would delete what only prd
-/// declares. Nothing in the ownership tags tells the environments apart.
-///
-/// Not fixed, because neither simple fix is safe: (1) naming the stack after the
-/// environment when there is no scheme would make prd's own resources (tagged with the
-/// base's stack name, as production always had) "another stack's", refusing every prd
-/// apply; (2) refusing two environments that resolve to one stack needs to know the other
-/// environment, and `apply DIR` / `run DIR` see only their own (the environments are
-/// separate directories; nothing on AWS records which environment wrote a resource). A fix
-/// needs an environment in the ownership tags (every kind's `ownership`) or a required
-/// `names:`/stack name for every environment but one. Today the second environment must
-/// use `names:` (a prefix or suffix renames the stack too).
+/// the same stack name. The environment ownership tag keeps them apart: prd takes over the
+/// resources the base applied as a plain set made (no environment tag yet) and tags them;
+/// qa then refuses prd's resources naming prd, and does not list prd's own resource as an
+/// orphan of its own (its prune would delete it).
 #[tokio::test]
-#[ignore = "review of issue 13: two environments without `names:` resolve to the base's stack name and share it; needs an environment ownership tag (see the comment)"]
 async fn two_environments_without_a_name_scheme_do_not_share_resources() {
     let (_guard, emu) = emulator().await;
     let root = tempfile::tempdir().unwrap();
@@ -1920,6 +1910,9 @@ async fn two_environments_without_a_name_scheme_do_not_share_resources() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
     }
+    // Production as it ran before environments: the base applied as a plain set.
+    let out = emu.mooring(&["apply", base.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
     let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: NAME}\nspec:\n  bases: [../base]\n";
     for name in ["prd", "qa"] {
         let dir = root.path().join(name);
@@ -1930,14 +1923,45 @@ async fn two_environments_without_a_name_scheme_do_not_share_resources() {
         )
         .unwrap();
     }
-    let out = emu.mooring(&["apply", root.path().join("prd").to_str().unwrap()]);
+    let prd = root.path().join("prd");
+    std::fs::write(
+        prd.join("extra.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: extra}\nspec:\n  vpc: default\n",
+    )
+    .unwrap();
+    let out = emu.mooring(&["apply", prd.to_str().unwrap()]);
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    assert!(
+        text.contains("mooring.dev/environment"),
+        "prd takes over the plain set's resources by adding its environment tag: {text}"
+    );
+    let out = emu.mooring(&["plan", prd.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
-    // qa must not take prd's cluster, parameters and service as its own.
-    let out = emu.mooring(&["apply", root.path().join("qa").to_str().unwrap()]);
+
+    // qa must not take prd's cluster, parameters and service as its own...
+    let qa = root.path().join("qa");
+    let out = emu.mooring(&["plan", qa.to_str().unwrap()]);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("environment `prd`"),
+        "qa's plan names prd as the owner: {text}"
+    );
+    // ...nor prd's group as an orphan of its own.
+    assert!(!text.contains("SecurityGroup/extra"), "{text}");
+    let out = emu.mooring(&["apply", qa.to_str().unwrap(), "--prune"]);
     assert_ne!(
         out.status.code(),
         Some(0),
         "qa applied over prd's resources: {}",
+        common::stdout(&out)
+    );
+    assert_eq!(groups_named(emu, "extra").await, 1, "prd's group stays");
+    let out = emu.mooring(&["plan", prd.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "qa changed nothing of prd's: {}",
         common::stdout(&out)
     );
 }
@@ -2022,7 +2046,9 @@ async fn dev_cannot_take_prds_resources_by_an_explicit_name_or_a_shared_ssm_path
     let text = common::stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("it belongs to SecurityGroup/extra of the stack `basic`"),
+        text.contains(
+            "it belongs to SecurityGroup/extra of the environment `prd` of the stack `basic`"
+        ),
         "{text}"
     );
     // A name scheme with the base's SSM path: prd's parameters are not dev's.

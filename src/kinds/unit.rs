@@ -374,14 +374,13 @@ impl<R: Resource> Typed<R> {
         obs: Arc<R::Observed>,
     ) -> Result<Planned, ReconcileError> {
         let m: &Manifest<R::Spec> = &manifest;
-        let stack = set.stack.as_str();
         let in_set = |resource: &str| {
             R::manifests(set)
                 .iter()
                 .any(|other| format!("{}/{}", R::KIND, other.metadata.name) == resource)
         };
         if let Some(conflict) = R::ownership(&obs)
-            .and_then(|o| ownership::conflict(R::KIND, &m.metadata, stack, &o, &in_set))
+            .and_then(|o| ownership::conflict(R::KIND, &m.metadata, set.owner(), &o, &in_set))
         {
             return Err(ReconcileError::Ownership(format!(
                 "{}: {conflict}",

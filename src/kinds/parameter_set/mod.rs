@@ -194,7 +194,7 @@ pub(crate) async fn listing(
 
 /// The tags mooring manages on the set's parameters.
 fn desired_tags(set: &ManifestSet, m: &Manifest<ParameterSetSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::ParameterSet, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::ParameterSet, set.owner(), m.name(), &m.spec.tags)
 }
 
 /// The filters of [`tagged_names`]'s listing: the path, and `tag:KEY` equals VALUE per
@@ -317,7 +317,7 @@ impl Resource for Unit {
                 let owner = Ownership::from_tags(
                     tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 );
-                let theirs = owner.stack.as_ref().is_some_and(|s| *s != cx.set.stack);
+                let theirs = owner.stack.is_some() && !cx.set.owner().claims(&owner);
                 if let Some(p) = live.get_mut(name) {
                     p.tags = Some(tags);
                     p.owner = theirs.then_some(owner);
