@@ -252,6 +252,26 @@ pub enum Command {
     },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
+    /// Write manifests for what runs today: from each ECS service of a cluster, its task
+    /// definition, network, target groups and their load balancer, scaling and the SSM
+    /// parameters it reads. Reads only. Exit 0 written, 1 error.
+    Import {
+        /// The ECS cluster (name or ARN).
+        #[arg(long)]
+        cluster: String,
+        /// Only this service (repeatable); all of the cluster's by default.
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// Directory the manifests are written to.
+        #[arg(long)]
+        out: PathBuf,
+        /// The stack's name (default: from the cluster's name).
+        #[arg(long)]
+        stack: Option<String>,
+        /// Print the files that would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Parses `Kind=duration`, e.g. `Service=30s`.
@@ -554,6 +574,25 @@ pub async fn execute(cli: Cli) -> i32 {
         Command::Schema => {
             print!("{}", crate::manifest::schema::manifest_schema_text());
             0
+        }
+        Command::Import {
+            cluster,
+            services,
+            out,
+            stack,
+            dry_run,
+        } => {
+            let Some((ctx, _)) = context(rate, expect, Output::Text).await else {
+                return 1;
+            };
+            let opts = crate::import::Options {
+                cluster,
+                services,
+                out,
+                stack,
+                dry_run,
+            };
+            crate::import::run(&ctx.aws, &opts).await
         }
     }
 }

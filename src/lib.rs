@@ -12,6 +12,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod iam;
+pub mod import;
 pub mod kinds;
 pub mod lease;
 pub mod manifest;

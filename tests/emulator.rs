@@ -4659,3 +4659,536 @@ spec:
     );
     assert_eq!(tags.get("cost-center"), Some(&"42"), "others' tags stay");
 }
+
+// ---- mooring import --cluster ----
+
+const IMPORT_CLUSTER: &str = "CdkBackendStack-Cluster1A2B3C";
+const IMPORT_SERVICE: &str = "CdkBackendStack-ServiceD69D759B-1AB2C3";
+const IMPORT_SECRET_VALUE: &str = "never-shown-7d1f0c";
+
+/// Builds a CDK-shaped stack in moto directly through the SDK, without mooring: a cluster,
+/// SSM String and SecureString parameters, a target group behind an ALB's HTTP listener,
+/// a Fargate service reading both parameters as secrets, a scalable target with a CPU
+/// policy, and a second service whose task runs a sidecar. Returns the service's ARN, the
+/// target group's ARN and the running task definition's ARN.
+async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
+    use aws_sdk_ecs::types::{
+        AssignPublicIp, AwsVpcConfiguration, Compatibility, HealthCheck, KeyValuePair, LaunchType,
+        LoadBalancer, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, PortMapping,
+        Secret, TransportProtocol,
+    };
+    let config = emu.sdk_config().await;
+    let ecs = emu.ecs().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let scaling = aws_sdk_applicationautoscaling::Client::new(&config);
+
+    let vpcs = ec2.describe_vpcs().send().await.unwrap();
+    let vpc = vpcs
+        .vpcs()
+        .iter()
+        .find(|v| v.is_default() == Some(true))
+        .and_then(|v| v.vpc_id())
+        .unwrap()
+        .to_string();
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let mut subnets: Vec<String> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| s.vpc_id() == Some(vpc.as_str()))
+        .filter_map(|s| s.subnet_id().map(str::to_string))
+        .collect();
+    subnets.sort();
+    subnets.truncate(2);
+    let groups = ec2.describe_security_groups().send().await.unwrap();
+    let sg = groups
+        .security_groups()
+        .iter()
+        .find(|g| g.vpc_id() == Some(vpc.as_str()) && g.group_name() == Some("default"))
+        .and_then(|g| g.group_id())
+        .unwrap()
+        .to_string();
+
+    for (name, value, kind) in [
+        (
+            "/shop/prd/db/host",
+            "db.internal",
+            aws_sdk_ssm::types::ParameterType::String,
+        ),
+        (
+            "/shop/prd/db/password",
+            IMPORT_SECRET_VALUE,
+            aws_sdk_ssm::types::ParameterType::SecureString,
+        ),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(kind)
+            .send()
+            .await
+            .unwrap();
+    }
+    ecs.create_cluster()
+        .cluster_name(IMPORT_CLUSTER)
+        .send()
+        .await
+        .unwrap();
+
+    let tg = elb
+        .create_target_group()
+        .name("CdkBa-Servi-1AB2C3D4E5F6")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(3000)
+        .vpc_id(&vpc)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .health_check_path("/api/health")
+        .healthy_threshold_count(3)
+        .send()
+        .await
+        .unwrap();
+    let tg_arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let lb = elb
+        .create_load_balancer()
+        .name("CdkBa-LB8A12904C-XYZ")
+        // CDK always sends the scheme (moto reports none when it was not sent).
+        .scheme(aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum::InternetFacing)
+        .set_subnets(Some(subnets.clone()))
+        .security_groups(&sg)
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    elb.create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&tg_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let param_arn = |n: &str| format!("arn:aws:ssm:us-east-1:123456789012:parameter{n}");
+    let web = aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("web")
+        .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/backend:1.4.2")
+        .essential(true)
+        .port_mappings(
+            PortMapping::builder()
+                .container_port(3000)
+                .host_port(3000)
+                .protocol(TransportProtocol::Tcp)
+                .build(),
+        )
+        .environment(
+            KeyValuePair::builder()
+                .name("NODE_ENV")
+                .value("production")
+                .build(),
+        )
+        .environment(KeyValuePair::builder().name("PORT").value("3000").build())
+        .secrets(
+            Secret::builder()
+                .name("DB_HOST")
+                .value_from(param_arn("/shop/prd/db/host"))
+                .build()
+                .unwrap(),
+        )
+        .secrets(
+            Secret::builder()
+                .name("DB_PASSWORD")
+                .value_from(param_arn("/shop/prd/db/password"))
+                .build()
+                .unwrap(),
+        )
+        .health_check(
+            HealthCheck::builder()
+                .command("CMD-SHELL")
+                .command("curl -f 'http://localhost:3000/api/health' || exit 1")
+                .interval(30)
+                .timeout(5)
+                .retries(3)
+                .start_period(60)
+                .build()
+                .unwrap(),
+        )
+        .log_configuration(
+            LogConfiguration::builder()
+                .log_driver(LogDriver::Awslogs)
+                .options("awslogs-group", "/ecs/backend")
+                .options("awslogs-region", "us-east-1")
+                .options("awslogs-stream-prefix", "backend")
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let register = |family: &str, containers: Vec<aws_sdk_ecs::types::ContainerDefinition>| {
+        ecs.register_task_definition()
+            .family(family)
+            .cpu("256")
+            .memory("512")
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .execution_role_arn("arn:aws:iam::123456789012:role/CdkBackendStack-TaskExecRole")
+            .set_container_definitions(Some(containers))
+            .send()
+    };
+    let td = register("CdkBackendStackTaskDef1234ABCD", vec![web])
+        .await
+        .unwrap();
+    let td_arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_string();
+    let network = NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            AwsVpcConfiguration::builder()
+                .set_subnets(Some(subnets.clone()))
+                .security_groups(&sg)
+                .assign_public_ip(AssignPublicIp::Disabled)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let svc = ecs
+        .create_service()
+        .cluster(IMPORT_CLUSTER)
+        .service_name(IMPORT_SERVICE)
+        .task_definition(&td_arn)
+        .desired_count(2)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(network.clone())
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(&tg_arn)
+                .container_name("web")
+                .container_port(3000)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let svc_arn = svc
+        .service()
+        .and_then(|s| s.service_arn())
+        .unwrap()
+        .to_string();
+
+    let resource = format!("service/{IMPORT_CLUSTER}/{IMPORT_SERVICE}");
+    let dim = aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount;
+    let ns = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+    scaling
+        .register_scalable_target()
+        .service_namespace(ns.clone())
+        .scalable_dimension(dim.clone())
+        .resource_id(&resource)
+        .min_capacity(1)
+        .max_capacity(4)
+        .send()
+        .await
+        .unwrap();
+    scaling
+        .put_scaling_policy()
+        .policy_name("CdkBackendStackServiceTaskCountTargetCpuScaling5A7E3F")
+        .service_namespace(ns)
+        .scalable_dimension(dim)
+        .resource_id(&resource)
+        .policy_type(aws_sdk_applicationautoscaling::types::PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            aws_sdk_applicationautoscaling::types::TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(70.0)
+                .predefined_metric_specification(
+                    aws_sdk_applicationautoscaling::types::PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(
+                            aws_sdk_applicationautoscaling::types::MetricType::EcsServiceAverageCpuUtilization,
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .scale_out_cooldown(60)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // A second service whose task runs a sidecar.
+    let container = |name: &str, image: &str| {
+        aws_sdk_ecs::types::ContainerDefinition::builder()
+            .name(name)
+            .image(image)
+            .essential(true)
+            .build()
+    };
+    let worker_td = register(
+        "worker",
+        vec![
+            container("app", "busybox:1.36"),
+            container("envoy", "envoyproxy/envoy:v1.31"),
+        ],
+    )
+    .await
+    .unwrap();
+    ecs.create_service()
+        .cluster(IMPORT_CLUSTER)
+        .service_name("worker")
+        .task_definition(
+            worker_td
+                .task_definition()
+                .and_then(|t| t.task_definition_arn())
+                .unwrap(),
+        )
+        .desired_count(1)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(network)
+        .send()
+        .await
+        .unwrap();
+    (svc_arn, tg_arn, td_arn)
+}
+
+/// Every file of a directory, by name, with its text.
+fn read_dir_files(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The round trip is the contract: a stack made without mooring (CDK-style generated names)
+/// imports into manifests that validate; plan shows only the adoption (tags); apply keeps
+/// every ARN and the task definition revision; the next plan is empty; importing twice
+/// gives the same bytes; a dry run writes nothing; no secret value is ever written.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
+    let (_guard, emu) = emulator().await;
+    let (svc_arn, tg_arn, td_arn) = build_cdk_like_stack(emu).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().join("imported");
+    let path = dir.to_str().unwrap();
+    let args = [
+        "import",
+        "--cluster",
+        IMPORT_CLUSTER,
+        "--service",
+        IMPORT_SERVICE,
+        "--out",
+        path,
+    ];
+
+    // A dry run prints the files and writes nothing.
+    let dry = {
+        let mut a = args.to_vec();
+        a.push("--dry-run");
+        emu.mooring(&a)
+    };
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    assert!(!dir.exists(), "a dry run wrote {}", dir.display());
+    assert!(stdout(&dry).contains("kind: Service"), "{}", stdout(&dry));
+
+    let out = emu.mooring(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let files = read_dir_files(&dir);
+    let service_file = "cdkbackendstack-serviced69d759b-1ab2c3.yaml";
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            service_file,
+            "cluster.yaml",
+            "load-balancers.yaml",
+            "parameters.yaml",
+            "stack.yaml"
+        ]
+    );
+    let all: String = files.values().cloned().collect();
+    assert!(
+        !all.contains(IMPORT_SECRET_VALUE),
+        "a secret value was written"
+    );
+    assert!(!stdout(&dry).contains(IMPORT_SECRET_VALUE));
+    let svc_yaml = &files[service_file];
+    for expected in [
+        &format!("# Imported by `mooring import` from {svc_arn}"),
+        &format!("serviceName: {IMPORT_SERVICE}"),
+        "family: CdkBackendStackTaskDef1234ABCD",
+        "cluster: cdkbackendstack-cluster1a2b3c",
+        "targetGroup: cdkba-servi-1ab2c3d4e5f6",
+        "ssmParameter: /shop/prd/db/password",
+        "policyName: CdkBackendStackServiceTaskCountTargetCpuScaling5A7E3F",
+        "mooring.dev/adopt: \"true\"",
+        "httpPath: /api/health",
+    ] {
+        assert!(
+            svc_yaml.contains(expected),
+            "no {expected:?} in\n{svc_yaml}"
+        );
+    }
+    assert!(
+        !svc_yaml.contains("desiredCount"),
+        "a scaled service leaves its count to the scaler"
+    );
+    assert!(
+        !svc_yaml.contains("intervalSeconds"),
+        "defaults AWS filled are left out"
+    );
+    assert!(!svc_yaml.contains("mooring.dev/mode"), "{svc_yaml}");
+    let params = &files["parameters.yaml"];
+    assert!(params.contains("path: /shop/prd/db\n"), "{params}");
+    assert!(params.contains("host: db.internal"), "{params}");
+    assert!(params.contains("password: SecureString"), "{params}");
+    assert!(files["stack.yaml"].contains("name: cdkbackendstack-cluster1a2b3c"));
+
+    let out = emu.mooring(&["validate", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // Plan shows only the adoption: ownership tags, nothing else.
+    let (report, _) = plan(emu, &dir).await;
+    for r in &report.resources {
+        assert!(r.error().is_none(), "{r:#?}");
+        assert_ne!(r.action, Action::Create, "{r:#?}");
+        assert_ne!(r.action, Action::Replace, "{r:#?}");
+        for c in &r.changes {
+            // Ownership tags, of the resource or of a member (an SSM parameter's).
+            assert!(
+                c.field.starts_with("tags.") || c.field.contains(".tags."),
+                "{:?}/{}: {} {} -> {}",
+                r.kind,
+                r.name,
+                c.field,
+                c.live,
+                c.desired
+            );
+        }
+    }
+    let kinds: Vec<Kind> = report.resources.iter().map(|r| r.kind).collect();
+    for k in [
+        Kind::Cluster,
+        Kind::ParameterSet,
+        Kind::TargetGroup,
+        Kind::LoadBalancer,
+        Kind::Service,
+        Kind::ScalableTarget,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} not imported: {kinds:?}");
+    }
+
+    // Apply adds the tags and replaces nothing.
+    apply(emu, &dir).await;
+    let (svc, td) = describe_service(emu, IMPORT_CLUSTER, IMPORT_SERVICE).await;
+    assert_eq!(svc.service_arn(), Some(svc_arn.as_str()));
+    assert_eq!(svc.task_definition(), Some(td_arn.as_str()));
+    assert_eq!(td.task_definition_arn(), Some(td_arn.as_str()));
+    assert_eq!(
+        svc.load_balancers()[0].target_group_arn(),
+        Some(tg_arn.as_str())
+    );
+    assert!(
+        svc.tags()
+            .iter()
+            .any(|t| t.key() == Some("mooring.dev/stack")
+                && t.value() == Some("cdkbackendstack-cluster1a2b3c")),
+        "{:?}",
+        svc.tags()
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // Importing again into the same directory gives the same bytes.
+    let out = emu.mooring(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(read_dir_files(&dir), files);
+}
+
+/// A service whose task runs a sidecar is imported in observe mode, and the report names
+/// the container it cannot carry, on stderr and in the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_reports_a_sidecar_and_observes_that_service() {
+    let (_guard, emu) = emulator().await;
+    build_cdk_like_stack(emu).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let path = out_dir.path().to_str().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        IMPORT_CLUSTER,
+        "--out",
+        path,
+        "--stack",
+        "shop",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Service/worker: cannot carry taskDefinition.containerDefinitions.envoy"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Service/worker: written with mooring.dev/mode: observe"),
+        "{err}"
+    );
+    let worker = std::fs::read_to_string(out_dir.path().join("worker.yaml")).unwrap();
+    assert!(worker.contains("mooring.dev/mode: observe"), "{worker}");
+    assert!(
+        worker.contains("#   - taskDefinition.containerDefinitions.envoy"),
+        "{worker}"
+    );
+    let main = std::fs::read_to_string(
+        out_dir
+            .path()
+            .join("cdkbackendstack-serviced69d759b-1ab2c3.yaml"),
+    )
+    .unwrap();
+    assert!(!main.contains("mooring.dev/mode"), "{main}");
+    assert!(
+        std::fs::read_to_string(out_dir.path().join("stack.yaml"))
+            .unwrap()
+            .contains("name: shop")
+    );
+    let out = emu.mooring(&["validate", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}

@@ -1,0 +1,265 @@
+//! The load balancers whose listeners forward to the imported target groups
+//! (`load-balancers.yaml`). Only listeners whose default action the manifest can express
+//! are written; listener rules are left out (a listener without `rules:` keeps its rules).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum};
+use serde_json::{Value, json};
+
+use super::target_group::TargetGroup;
+use super::{Ctx, Imported, Names, user_tags};
+use crate::aws::AwsError;
+use crate::kinds::load_balancer::spec::DEFAULT_SSL_POLICY;
+
+/// An imported load balancer.
+pub(crate) struct LoadBalancer {
+    /// Its manifest.
+    pub doc: Imported,
+    /// The target groups (ARNs) its written listeners forward to.
+    pub forwards: Vec<String>,
+}
+
+/// The tags of ELBv2 resources, by ARN (20 per call).
+pub(crate) async fn tags(
+    cx: &Ctx<'_>,
+    arns: &[String],
+) -> Result<BTreeMap<String, Vec<(String, String)>>, String> {
+    let mut out = BTreeMap::new();
+    for chunk in arns.chunks(20) {
+        let page = cx
+            .aws
+            .elbv2
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read tags: {}",
+                    AwsError::from_sdk("elasticloadbalancing:DescribeTags", e)
+                )
+            })?;
+        for d in page.tag_descriptions() {
+            let t = d
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect();
+            out.insert(d.resource_arn().unwrap_or_default().to_string(), t);
+        }
+    }
+    Ok(out)
+}
+
+/// A default action as the manifest writes it, and the target group it forwards to.
+fn action(
+    a: &Action,
+    tgs: &BTreeMap<String, TargetGroup>,
+) -> Result<(Value, Option<String>), String> {
+    match a.r#type() {
+        Some(ActionTypeEnum::Forward) => {
+            let groups: Vec<&str> = a
+                .forward_config()
+                .map(|c| {
+                    c.target_groups()
+                        .iter()
+                        .filter_map(|t| t.target_group_arn())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let sticky = a
+                .forward_config()
+                .and_then(|c| c.target_group_stickiness_config())
+                .is_some_and(|s| s.enabled() == Some(true));
+            let arn = a.target_group_arn().or(match groups.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            });
+            match arn {
+                Some(arn) if !sticky && groups.len() <= 1 => match tgs.get(arn) {
+                    Some(tg) => Ok((json!({"forward": tg.doc.name}), Some(arn.to_string()))),
+                    None => Err(format!("forwards to {arn}, which no imported service uses")),
+                },
+                _ => Err("forwards to several target groups".into()),
+            }
+        }
+        Some(ActionTypeEnum::Redirect) => {
+            let c = a
+                .redirect_config()
+                .ok_or("a redirect without its settings")?;
+            let protocol = match c.protocol() {
+                Some("HTTPS") | None => None,
+                Some("HTTP") => Some("HTTP"),
+                Some(other) => return Err(format!("redirects with protocol `{other}`")),
+            };
+            let port = match c.port() {
+                Some("443") => None,
+                Some(p) => Some(
+                    p.parse::<u16>()
+                        .map_err(|_| format!("redirects to port `{p}`"))?,
+                ),
+                None => return Err("redirects to the request's port".into()),
+            };
+            let keep =
+                |v: Option<&str>, default: &str| v.filter(|v| *v != default).map(str::to_string);
+            let status = c.status_code().map_or("HTTP_301", |s| s.as_str());
+            Ok((
+                json!({"redirect": {
+                    "protocol": protocol,
+                    "port": port,
+                    "host": keep(c.host(), "#{host}"),
+                    "path": keep(c.path(), "/#{path}"),
+                    "query": keep(c.query(), "#{query}"),
+                    "statusCode": (status != "HTTP_301").then_some(status),
+                }}),
+                None,
+            ))
+        }
+        Some(ActionTypeEnum::FixedResponse) => {
+            let c = a
+                .fixed_response_config()
+                .ok_or("a fixed response without its settings")?;
+            let code: u16 = c
+                .status_code()
+                .and_then(|s| s.parse().ok())
+                .ok_or("an unknown status code")?;
+            Ok((
+                json!({"fixedResponse": {
+                    "statusCode": code,
+                    "contentType": c.content_type().filter(|t| *t != "text/plain"),
+                    "messageBody": c.message_body().filter(|b| !b.is_empty()),
+                }}),
+                None,
+            ))
+        }
+        other => Err(format!(
+            "a `{}` action",
+            other.map_or("(none)", |t| t.as_str())
+        )),
+    }
+}
+
+/// Reads the load balancers of the imported target groups.
+pub(crate) async fn read(
+    cx: &Ctx<'_>,
+    tgs: &BTreeMap<String, TargetGroup>,
+    names: &mut Names,
+) -> Result<Vec<LoadBalancer>, String> {
+    let arns: BTreeSet<String> = tgs
+        .values()
+        .flat_map(|t| t.load_balancers.iter().cloned())
+        .collect();
+    if arns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let elb = &cx.aws.elbv2;
+    let list: Vec<String> = arns.into_iter().collect();
+    let mut lbs = Vec::new();
+    for chunk in list.chunks(20) {
+        let page = elb
+            .describe_load_balancers()
+            .set_load_balancer_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read load balancers: {}",
+                    AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e)
+                )
+            })?;
+        lbs.extend(page.load_balancers().iter().cloned());
+    }
+    lbs.sort_by(|a, b| a.load_balancer_name().cmp(&b.load_balancer_name()));
+    let tags = tags(cx, &list).await?;
+    let mut out = Vec::new();
+    for lb in lbs {
+        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+        if lb.r#type().map(|t| t.as_str()) != Some("application") {
+            continue; // NLBs and others: their target groups are named by ARN
+        }
+        let mut listeners: Vec<_> = elb
+            .describe_listeners()
+            .load_balancer_arn(&arn)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read the listeners of {arn}: {}",
+                    AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e)
+                )
+            })?;
+        listeners.sort_by_key(|l| l.port());
+        let mut written = Vec::new();
+        let mut forwards = Vec::new();
+        let mut notes = Vec::new();
+        for l in &listeners {
+            let port = l.port().unwrap_or_default();
+            let protocol = l.protocol().map(|p| p.as_str()).unwrap_or_default();
+            if protocol != "HTTP" && protocol != "HTTPS" {
+                notes.push(format!(
+                    "listener {port} ({protocol}) is left out and left as it is"
+                ));
+                continue;
+            }
+            let Some(default) = l.default_actions().first() else {
+                continue;
+            };
+            let (action, forward) = match action(default, tgs) {
+                Ok(a) => a,
+                Err(why) => {
+                    notes.push(format!(
+                        "listener {port} is left out and left as it is: its default action {why}"
+                    ));
+                    continue;
+                }
+            };
+            forwards.extend(forward);
+            let https = protocol == "HTTPS";
+            written.push(json!({
+                "port": port,
+                "protocol": protocol,
+                "certificateArn": https.then(|| l.certificates().first().and_then(|c| c.certificate_arn())).flatten(),
+                "sslPolicy": https.then(|| l.ssl_policy().filter(|p| *p != DEFAULT_SSL_POLICY)).flatten(),
+                "defaultAction": action,
+            }));
+        }
+        if forwards.is_empty() {
+            continue; // nothing the import needs: its target groups are named by ARN
+        }
+        notes.push(
+            "listener rules are left out: a listener without `rules:` keeps its rules as they are"
+                .into(),
+        );
+        let aws_name = lb.load_balancer_name().unwrap_or_default().to_string();
+        let mut subnets: Vec<String> = lb
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.subnet_id().map(str::to_string))
+            .collect();
+        subnets.sort();
+        let mut sgs = lb.security_groups().to_vec();
+        sgs.sort();
+        let internal = lb.scheme().map(|s| s.as_str()) == Some("internal");
+        let spec = json!({
+            "loadBalancerName": aws_name,
+            "scheme": internal.then_some("internal"),
+            "subnets": {"ids": subnets},
+            "securityGroups": {"ids": sgs},
+            "listeners": written,
+            "tags": user_tags(tags.get(&arn).into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()))),
+        });
+        let mut doc = Imported::new(
+            "LoadBalancer",
+            names.take("LoadBalancer", &aws_name),
+            arn,
+            spec,
+        );
+        doc.notes = notes;
+        out.push(LoadBalancer { doc, forwards });
+    }
+    Ok(out)
+}

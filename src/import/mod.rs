@@ -1,0 +1,438 @@
+//! `mooring import --cluster C [--service S…] --out DIR`: manifests, as a person would write
+//! them, for what runs today.
+//!
+//! From each ECS service of the cluster it follows the cluster, the task definition the
+//! service runs, its network (subnet and security group IDs), the target groups it
+//! registers with and the load balancer listeners that forward to them, its scalable target
+//! and target-tracking policies, and the SSM parameters its secrets read. Only reads: import
+//! never writes to AWS and never reads a secret's value (SecureString parameters become
+//! `required` entries; only `String` parameters' values are read, to manage them).
+//!
+//! Every resource is written with `mooring.dev/adopt: "true"`, its live AWS name kept
+//! explicitly, a comment naming the ARN it came from, and the defaults AWS filled left out,
+//! so that `plan` on the output shows only the adoption (ownership tags). What the manifest
+//! format cannot express is listed per resource and field (stderr and a comment in the
+//! file), and such a resource gets `mooring.dev/mode: observe`.
+//!
+//! One file per service (`<service>.yaml`: the service with its task definition, its
+//! scaling and its target groups), `cluster.yaml`, `stack.yaml`, `parameters.yaml` and
+//! `load-balancers.yaml`. Output is deterministic: importing twice gives the same bytes.
+
+mod cluster;
+mod load_balancer;
+mod parameter_set;
+mod scalable_target;
+mod service;
+mod target_group;
+pub mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+
+use crate::aws::Aws;
+use crate::manifest::annotations::{ADOPT, MODE};
+
+/// What to import and where to.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The ECS cluster (name or ARN).
+    pub cluster: String,
+    /// Only these services (names); all of the cluster's when empty.
+    pub services: Vec<String>,
+    /// Where the manifests go.
+    pub out: PathBuf,
+    /// The stack's name; by default derived from the cluster's name.
+    pub stack: Option<String>,
+    /// Print what would be written; write nothing.
+    pub dry_run: bool,
+}
+
+/// One imported resource: a manifest document and what it could not carry.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The manifest kind.
+    pub kind: &'static str,
+    /// `metadata.name`.
+    pub name: String,
+    /// The ARN (or ID) it was read from.
+    pub source: String,
+    /// `field: what` for each setting the manifest format cannot express.
+    pub cannot_carry: Vec<String>,
+    /// Remarks that need no observe mode (what apply will change, what is left alone).
+    pub notes: Vec<String>,
+    /// The spec, as it is written.
+    pub spec: Value,
+}
+
+impl Imported {
+    fn new(kind: &'static str, name: String, source: String, spec: Value) -> Imported {
+        Imported {
+            kind,
+            name,
+            source,
+            cannot_carry: Vec::new(),
+            notes: Vec::new(),
+            spec,
+        }
+    }
+
+    /// The document's text, with its comments.
+    pub fn render(&self) -> String {
+        let mut out = format!("# Imported by `mooring import` from {}\n", self.source);
+        if !self.cannot_carry.is_empty() {
+            out.push_str(
+                "# mooring.dev/mode: observe — the manifest format cannot carry these live settings,\n# so mooring only watches this resource (it would otherwise remove them):\n",
+            );
+            for c in &self.cannot_carry {
+                out.push_str(&format!("#   - {c}\n"));
+            }
+        }
+        for n in &self.notes {
+            out.push_str(&format!("# Note: {n}\n"));
+        }
+        let mut annotations = Map::new();
+        annotations.insert(ADOPT.into(), json!("true"));
+        if !self.cannot_carry.is_empty() {
+            annotations.insert(MODE.into(), json!("observe"));
+        }
+        let mut head = Map::new();
+        head.insert("apiVersion".into(), json!(crate::manifest::API_VERSION));
+        head.insert("kind".into(), json!(self.kind));
+        head.insert(
+            "metadata".into(),
+            json!({"name": self.name, "annotations": annotations}),
+        );
+        yaml::block(&Value::Object(head), 0, &mut out);
+        let spec = clean(self.spec.clone());
+        match &spec {
+            Value::Object(o) if !o.is_empty() => {
+                out.push_str("spec:\n");
+                yaml::block(&spec, 2, &mut out);
+            }
+            _ => out.push_str("spec: {}\n"),
+        }
+        out
+    }
+}
+
+/// Drops nulls and empty lists and maps (what the manifest leaves out), recursively.
+fn clean(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, clean(v)))
+                .filter(|(_, v)| match v {
+                    Value::Null => false,
+                    Value::Array(a) => !a.is_empty(),
+                    Value::Object(o) => !o.is_empty(),
+                    _ => true,
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(clean).collect()),
+        other => other,
+    }
+}
+
+/// A file of the output: its name and its documents.
+#[derive(Debug, Clone)]
+pub struct File {
+    /// The file name, relative to the output directory.
+    pub name: String,
+    /// Its documents, in order.
+    pub docs: Vec<Imported>,
+    /// A stack document goes first in `stack.yaml`.
+    pub stack: Option<String>,
+}
+
+impl File {
+    /// The file's text.
+    pub fn render(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(stack) = &self.stack {
+            parts.push(format!(
+                "# Imported by `mooring import`: the stack these manifests describe. Its name goes\n# into the ownership tags mooring adds to every resource.\napiVersion: {}\nkind: Stack\nmetadata:\n  name: {stack}\n",
+                crate::manifest::API_VERSION
+            ));
+        }
+        parts.extend(self.docs.iter().map(Imported::render));
+        parts.join("---\n")
+    }
+}
+
+/// Manifest names already given, per kind, so two resources never share one.
+#[derive(Default)]
+pub(crate) struct Names(BTreeMap<&'static str, BTreeSet<String>>);
+
+impl Names {
+    /// A manifest name for the AWS name `aws`: lower-case, `[a-z0-9_-]`, unique per kind.
+    pub(crate) fn take(&mut self, kind: &'static str, aws: &str) -> String {
+        let base = manifest_name(aws);
+        let used = self.0.entry(kind).or_default();
+        let mut name = base.clone();
+        let mut n = 2;
+        while used.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        used.insert(name.clone());
+        name
+    }
+}
+
+/// A readable manifest name from an AWS name (which stays explicit in the spec).
+pub fn manifest_name(aws: &str) -> String {
+    let mut s: String = aws
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    let s = s.trim_matches(|c: char| c == '-' || c == '_');
+    let s: String = s.chars().take(200).collect();
+    if s.is_empty() { "imported".into() } else { s }
+}
+
+/// A valid stack name (1-63 lower-case letters, digits and inner hyphens) from any text.
+pub fn stack_name(from: &str) -> String {
+    let s = manifest_name(from).replace('_', "-");
+    let s: String = s.chars().take(63).collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() { "imported".into() } else { s }
+}
+
+/// The tags a manifest may declare: AWS's (`aws:`) and mooring's own are left out.
+pub(crate) fn user_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
+    let mut out: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in tags {
+        if !k.to_ascii_lowercase().starts_with("aws:") && !k.starts_with("mooring.dev/") {
+            out.insert(k, v);
+        }
+    }
+    json!(out)
+}
+
+/// Who and where the import reads from.
+pub(crate) struct Ctx<'a> {
+    pub aws: &'a Aws,
+    pub account: String,
+    pub region: String,
+}
+
+/// Reads what runs and builds the files. Reads only.
+pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
+    let account = aws
+        .account_id()
+        .await
+        .map_err(|e| format!("failed to read the account ID: {e}"))?;
+    let cx = Ctx {
+        aws,
+        account,
+        region: aws.region.clone(),
+    };
+    let mut names = Names::default();
+    let cluster = cluster::read(&cx, &opts.cluster, &mut names).await?;
+    let services = service::read(&cx, &cluster.aws_name, &opts.services).await?;
+    if services.is_empty() {
+        return Err(format!(
+            "failed to find any service to import in cluster `{}`",
+            cluster.aws_name
+        ));
+    }
+    // Target groups and the load balancers whose listeners forward to them.
+    let tg_arns: BTreeSet<String> = services
+        .iter()
+        .flat_map(|s| s.service.load_balancers())
+        .filter_map(|lb| lb.target_group_arn().map(str::to_string))
+        .collect();
+    let tgs = target_group::read(&cx, &tg_arns, &mut names).await?;
+    let lbs = load_balancer::read(&cx, &tgs, &mut names).await?;
+    let forwarded: BTreeSet<String> = lbs.iter().flat_map(|l| l.forwards.clone()).collect();
+
+    let mut files = Vec::new();
+    let mut parameters = parameter_set::Collector::default();
+    let mut tg_written = BTreeSet::new();
+    for s in &services {
+        let scaling = scalable_target::read(&cx, &cluster.aws_name, s).await?;
+        let mut svc = service::build(
+            &cx,
+            s,
+            &cluster.name,
+            &tgs,
+            &forwarded,
+            scaling.is_some(),
+            &mut names,
+        );
+        parameters.collect(&svc.secrets);
+        let mut docs = vec![];
+        if let Some(mut st) = scaling {
+            st.spec["service"] = json!(svc.doc.name);
+            docs.push(scalable_target::finish(st, &svc.doc.name));
+        }
+        for arn in s
+            .service
+            .load_balancers()
+            .iter()
+            .filter_map(|l| l.target_group_arn())
+        {
+            if let Some(tg) = tgs.get(arn).filter(|_| forwarded.contains(arn))
+                && tg_written.insert(arn.to_string())
+            {
+                docs.push(tg.doc.clone());
+            }
+        }
+        let service_doc = std::mem::replace(
+            &mut svc.doc,
+            Imported::new("Service", String::new(), String::new(), Value::Null),
+        );
+        docs.insert(0, service_doc);
+        let reserved = ["stack", "cluster", "parameters", "load-balancers"];
+        let base = if reserved.contains(&docs[0].name.as_str()) {
+            format!("service-{}", docs[0].name)
+        } else {
+            docs[0].name.clone()
+        };
+        files.push(File {
+            name: format!("{base}.yaml"),
+            docs,
+            stack: None,
+        });
+    }
+    let parameter_docs = parameters.build(&cx, &mut names).await?;
+    let stack = stack_name(opts.stack.as_deref().unwrap_or(&cluster.aws_name));
+    let mut out = vec![
+        File {
+            name: "stack.yaml".into(),
+            docs: vec![],
+            stack: Some(stack),
+        },
+        File {
+            name: "cluster.yaml".into(),
+            docs: vec![cluster.doc],
+            stack: None,
+        },
+    ];
+    if !parameter_docs.is_empty() {
+        out.push(File {
+            name: "parameters.yaml".into(),
+            docs: parameter_docs,
+            stack: None,
+        });
+    }
+    let lb_docs: Vec<Imported> = lbs.into_iter().map(|l| l.doc).collect();
+    if !lb_docs.is_empty() {
+        out.push(File {
+            name: "load-balancers.yaml".into(),
+            docs: lb_docs,
+            stack: None,
+        });
+    }
+    out.extend(files);
+    Ok(out)
+}
+
+/// `mooring import`: reads, then writes the files (or prints them with `dry_run`) and
+/// reports on stderr what could not be carried. Returns the exit code.
+pub async fn run(aws: &Aws, opts: &Options) -> i32 {
+    let files = match import(aws, opts).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    for f in &files {
+        for d in &f.docs {
+            for c in &d.cannot_carry {
+                eprintln!("{}/{}: cannot carry {c}", d.kind, d.name);
+            }
+            if !d.cannot_carry.is_empty() {
+                eprintln!(
+                    "{}/{}: written with mooring.dev/mode: observe (in {})",
+                    d.kind, d.name, f.name
+                );
+            }
+            for n in &d.notes {
+                eprintln!("{}/{}: note: {n}", d.kind, d.name);
+            }
+        }
+    }
+    if opts.dry_run {
+        for f in &files {
+            println!("# {}", opts.out.join(&f.name).display());
+            print!("{}", f.render());
+            println!();
+        }
+        eprintln!(
+            "dry run: {} file(s) would be written to {}; nothing written",
+            files.len(),
+            opts.out.display()
+        );
+        return 0;
+    }
+    if let Err(e) = std::fs::create_dir_all(&opts.out) {
+        eprintln!("error: failed to create {}: {e}", opts.out.display());
+        return 1;
+    }
+    for f in &files {
+        let path = opts.out.join(&f.name);
+        if let Err(e) = std::fs::write(&path, f.render()) {
+            eprintln!("error: failed to write {}: {e}", path.display());
+            return 1;
+        }
+        println!("wrote {}", path.display());
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_readable_valid_and_unique() {
+        assert_eq!(
+            manifest_name("CdkBackendStack-ServiceD69D759B-1AB2C3"),
+            "cdkbackendstack-serviced69d759b-1ab2c3"
+        );
+        assert_eq!(manifest_name("/ecs/api.v2"), "ecs-api-v2");
+        assert_eq!(manifest_name("***"), "imported");
+        assert_eq!(stack_name("My_Cluster"), "my-cluster");
+        let mut n = Names::default();
+        assert_eq!(n.take("Service", "api"), "api");
+        assert_eq!(n.take("Service", "API"), "api-2");
+        assert_eq!(n.take("TargetGroup", "api"), "api");
+    }
+
+    #[test]
+    fn a_document_says_where_it_came_from_and_what_it_cannot_carry() {
+        let mut d = Imported::new(
+            "Cluster",
+            "prd".into(),
+            "arn:aws:ecs:eu-west-1:123456789012:cluster/prd".into(),
+            json!({"clusterName": "prd", "tags": {}, "containerInsights": null}),
+        );
+        assert_eq!(
+            d.render(),
+            "# Imported by `mooring import` from arn:aws:ecs:eu-west-1:123456789012:cluster/prd\napiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: prd\n  annotations:\n    mooring.dev/adopt: \"true\"\nspec:\n  clusterName: prd\n"
+        );
+        d.cannot_carry
+            .push("capacityProviders: [FARGATE_SPOT]".into());
+        let text = d.render();
+        assert!(
+            text.contains("#   - capacityProviders: [FARGATE_SPOT]\n"),
+            "{text}"
+        );
+        assert!(text.contains("    mooring.dev/mode: observe\n"), "{text}");
+    }
+}
