@@ -4730,6 +4730,18 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
             .await
             .unwrap();
     }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    logs.create_log_group()
+        .log_group_name("/ecs/backend")
+        .send()
+        .await
+        .unwrap();
+    logs.put_retention_policy()
+        .log_group_name("/ecs/backend")
+        .retention_in_days(14)
+        .send()
+        .await
+        .unwrap();
     ecs.create_cluster()
         .cluster_name(IMPORT_CLUSTER)
         .send()
@@ -5044,6 +5056,10 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
         "policyName: CdkBackendStackServiceTaskCountTargetCpuScaling5A7E3F",
         "mooring.dev/adopt: \"true\"",
         "httpPath: /api/health",
+        "kind: LogGroup",
+        "logGroupName: /ecs/backend",
+        "retentionInDays: 14",
+        "group: ecs-backend",
     ] {
         assert!(
             svc_yaml.contains(expected),
@@ -5101,6 +5117,7 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
         Kind::LoadBalancer,
         Kind::Service,
         Kind::ScalableTarget,
+        Kind::LogGroup,
     ] {
         assert!(kinds.contains(&k), "{k:?} not imported: {kinds:?}");
     }

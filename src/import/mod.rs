@@ -4,7 +4,7 @@
 //! From each ECS service of the cluster it follows the cluster, the task definition the
 //! service runs, its network (subnet and security group IDs), the target groups it
 //! registers with and the load balancer listeners that forward to them, its scalable target
-//! and target-tracking policies, and the SSM parameters its secrets read. Only reads: import
+//! and target-tracking policies, its log group, and the SSM parameters its secrets read. Only reads: import
 //! never writes to AWS and never reads a secret's value (SecureString parameters become
 //! `required` entries; only `String` parameters' values are read, to manage them).
 //!
@@ -15,11 +15,12 @@
 //! file), and such a resource gets `mooring.dev/mode: observe`.
 //!
 //! One file per service (`<service>.yaml`: the service with its task definition, its
-//! scaling and its target groups), `cluster.yaml`, `stack.yaml`, `parameters.yaml` and
+//! scaling, its log group and its target groups), `cluster.yaml`, `stack.yaml`, `parameters.yaml` and
 //! `load-balancers.yaml`. Output is deterministic: importing twice gives the same bytes.
 
 mod cluster;
 mod load_balancer;
+mod log_group;
 mod parameter_set;
 mod scalable_target;
 mod service;
@@ -262,6 +263,7 @@ pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
     let mut files = Vec::new();
     let mut parameters = parameter_set::Collector::default();
     let mut tg_written = BTreeSet::new();
+    let mut log_groups: BTreeMap<String, String> = BTreeMap::new();
     for s in &services {
         let scaling = scalable_target::read(&cx, &cluster.aws_name, s).await?;
         let mut svc = service::build(
@@ -275,6 +277,22 @@ pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
         );
         parameters.collect(&svc.secrets);
         let mut docs = vec![];
+        // The log group, when it is in this region: `logs.group` then names its manifest.
+        let logs = &mut svc.doc.spec["taskDefinition"]["container"]["logs"];
+        if let Some(group) = logs["group"].as_str().map(str::to_string)
+            && logs.get("region").is_none()
+        {
+            match log_groups.get(&group) {
+                Some(name) => logs["group"] = json!(name),
+                None => {
+                    if let Some(lg) = log_group::read(&cx, &group, &mut names).await? {
+                        logs["group"] = json!(lg.name);
+                        log_groups.insert(group, lg.name.clone());
+                        docs.push(lg);
+                    }
+                }
+            }
+        }
         if let Some(mut st) = scaling {
             st.spec["service"] = json!(svc.doc.name);
             docs.push(scalable_target::finish(st, &svc.doc.name));

@@ -491,3 +491,189 @@ pub(crate) fn build(
         secrets: secrets_read,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::{
+        CapacityProviderStrategyItem, HealthCheck, LogConfiguration, LogDriver, PlacementStrategy,
+        PlacementStrategyType, PortMapping, Secret, TransportProtocol, Volume,
+    };
+
+    fn aws() -> crate::aws::Aws {
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        crate::aws::Aws::from_config(&config).unwrap()
+    }
+
+    fn container() -> aws_sdk_ecs::types::ContainerDefinition {
+        aws_sdk_ecs::types::ContainerDefinition::builder()
+            .name("app")
+            .image("nginx:1.27")
+            .essential(true)
+            .port_mappings(
+                PortMapping::builder()
+                    .container_port(8080)
+                    .host_port(8080)
+                    .protocol(TransportProtocol::Tcp)
+                    .build(),
+            )
+            .secrets(
+                Secret::builder()
+                    .name("TOKEN")
+                    .value_from("arn:aws:ssm:eu-west-1:123456789012:parameter/prd/token")
+                    .build()
+                    .unwrap(),
+            )
+            .secrets(
+                Secret::builder()
+                    .name("OTHER")
+                    .value_from("arn:aws:ssm:us-west-2:123456789012:parameter/prd/other")
+                    .build()
+                    .unwrap(),
+            )
+            .health_check(
+                HealthCheck::builder()
+                    .command("CMD-SHELL")
+                    .command("curl -f 'http://localhost:8080/health' || exit 1")
+                    .interval(10)
+                    .build()
+                    .unwrap(),
+            )
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-group", "/ecs/app")
+                    .options("awslogs-region", "eu-west-1")
+                    .options("awslogs-stream-prefix", "ecs")
+                    .options("mode", "non-blocking")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
+    fn build_one(service: Service, td: TaskDefinition) -> Built {
+        let aws = aws();
+        let cx = Ctx {
+            aws: &aws,
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+        };
+        build(
+            &cx,
+            &Read { service, td },
+            "prd",
+            &BTreeMap::new(),
+            &BTreeSet::new(),
+            false,
+            &mut Names::default(),
+        )
+    }
+
+    #[test]
+    fn what_a_manifest_cannot_express_is_named_and_the_rest_is_written() {
+        let td = TaskDefinition::builder()
+            .family("app")
+            .cpu("256")
+            .memory("512")
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .container_definitions(container())
+            .volumes(Volume::builder().name("data").build())
+            .build();
+        let service = Service::builder()
+            .service_name("app")
+            .service_arn("arn:aws:ecs:eu-west-1:123456789012:service/prd/app")
+            .desired_count(3)
+            .capacity_provider_strategy(
+                CapacityProviderStrategyItem::builder()
+                    .capacity_provider("FARGATE_SPOT")
+                    .weight(1)
+                    .build()
+                    .unwrap(),
+            )
+            .placement_strategy(
+                PlacementStrategy::builder()
+                    .r#type(PlacementStrategyType::Spread)
+                    .build(),
+            )
+            .build();
+        let built = build_one(service, td);
+        let d = &built.doc;
+        let cannot = d.cannot_carry.join("\n");
+        for expected in [
+            "taskDefinition.volumes",
+            "capacityProviderStrategy: FARGATE_SPOT weight 1 base 0",
+            "placementStrategy",
+            "taskDefinition.container.logConfiguration.options.mode",
+        ] {
+            assert!(cannot.contains(expected), "no {expected:?} in {cannot}");
+        }
+        let text = d.render();
+        assert!(text.contains("mooring.dev/mode: observe"), "{text}");
+        assert!(text.contains("#   - placementStrategy\n"), "{text}");
+        // Written as a person would: defaults left out, references as names.
+        let c = &d.spec["taskDefinition"]["container"];
+        assert_eq!(
+            c["healthCheck"],
+            json!({"httpPath": "/health", "intervalSeconds": 10})
+        );
+        assert_eq!(c["logs"], json!({"group": "/ecs/app"}));
+        assert_eq!(c["secrets"]["TOKEN"], json!({"ssmParameter": "/prd/token"}));
+        assert_eq!(
+            c["secrets"]["OTHER"],
+            json!({"ssmParameter": "arn:aws:ssm:us-west-2:123456789012:parameter/prd/other"}),
+            "another region's parameter keeps its ARN"
+        );
+        assert_eq!(d.spec["desiredCount"], json!(3));
+        assert_eq!(d.spec["deploy"]["restartOnSecretChange"], json!(false));
+        assert_eq!(built.secrets, vec!["/prd/token".to_string()]);
+    }
+
+    #[test]
+    fn a_plain_fargate_service_carries_everything() {
+        let mut c = container();
+        c.log_configuration = None;
+        let td = TaskDefinition::builder()
+            .family("app")
+            .cpu("0.25 vCPU")
+            .memory("512")
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .container_definitions(c)
+            .build();
+        let service = Service::builder()
+            .service_name("app")
+            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+            .desired_count(1)
+            .network_configuration(
+                aws_sdk_ecs::types::NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                            .subnets("subnet-b")
+                            .subnets("subnet-a")
+                            .security_groups("sg-1")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .build();
+        let built = build_one(service, td);
+        assert!(
+            built.doc.cannot_carry.is_empty(),
+            "{:?}",
+            built.doc.cannot_carry
+        );
+        assert_eq!(built.doc.spec["taskDefinition"]["cpu"], json!(256));
+        assert_eq!(
+            built.doc.spec["network"]["subnets"],
+            json!({"ids": ["subnet-a", "subnet-b"]})
+        );
+        assert!(!built.doc.render().contains("mooring.dev/mode"));
+    }
+}
