@@ -5208,4 +5208,67 @@ async fn import_reports_a_sidecar_and_observes_that_service() {
         stdout(&out),
         stderr(&out)
     );
+
+    // The plan names what observe mode keeps mooring from removing.
+    let (report, _) = plan(emu, out_dir.path()).await;
+    let worker = report
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::Service && r.name == "worker")
+        .unwrap();
+    assert!(
+        worker
+            .changes
+            .iter()
+            .any(|c| c.field == "taskDefinition.otherContainers"),
+        "{worker:#?}"
+    );
+    // A pass that honours the annotations, as the daemon's does, adopts the rest and
+    // leaves the worker's revision (and its second container) alone.
+    let (_, before) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
+    let set = load_dir(out_dir.path()).unwrap();
+    let ctx = Context::new(emu.aws().await);
+    let observed: std::collections::HashSet<(Kind, String)> = set
+        .metadata()
+        .into_iter()
+        .filter(|(_, m)| m.enforce() == Some(false))
+        .map(|(k, m)| (k, m.name.clone()))
+        .collect();
+    let policy = |kind: Kind, name: &str| {
+        observed
+            .contains(&(kind, name.to_string()))
+            .then_some(reconcile::Hold::Observe)
+    };
+    let pass = reconcile::apply_selected(
+        &ctx,
+        &set,
+        &reconcilers(&set),
+        &policy,
+        &mut reconcile::Gates::default(),
+    )
+    .await;
+    assert!(!pass.has_errors(), "{pass:#?}");
+    let (svc, after) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
+    assert_eq!(after.task_definition_arn(), before.task_definition_arn());
+    assert_eq!(after.container_definitions().len(), 2);
+    assert_eq!(svc.task_definition(), before.task_definition_arn());
+
+    // A service the cluster does not have is an error, and nothing is written.
+    let empty = tempfile::tempdir().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        IMPORT_CLUSTER,
+        "--service",
+        "nope",
+        "--out",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("failed to find service `nope`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
 }

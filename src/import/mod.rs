@@ -84,7 +84,7 @@ impl Imported {
         let mut out = format!("# Imported by `mooring import` from {}\n", self.source);
         if !self.cannot_carry.is_empty() {
             out.push_str(
-                "# mooring.dev/mode: observe — the manifest format cannot carry these live settings,\n# so mooring only watches this resource (it would otherwise remove them):\n",
+                "# mooring.dev/mode: observe — the manifest format cannot carry these live settings, so\n# the daemon only watches this resource (`mooring apply` by hand ignores the annotation\n# and would remove them):\n",
             );
             for c in &self.cannot_carry {
                 out.push_str(&format!("#   - {c}\n"));
