@@ -4778,14 +4778,44 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
         .load_balancer_arn()
         .unwrap()
         .to_string();
+    // HTTPS on 443 forwarding to the target group, HTTP on 80 redirecting to it.
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action as ElbAction, ActionTypeEnum, Certificate, ProtocolEnum, RedirectActionConfig,
+        RedirectActionStatusCodeEnum,
+    };
     elb.create_listener()
         .load_balancer_arn(&lb_arn)
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .protocol(ProtocolEnum::Https)
+        .port(443)
+        .certificates(
+            Certificate::builder()
+                .certificate_arn(emu.certificate("api.cdk.example"))
+                .build(),
+        )
+        .ssl_policy("ELBSecurityPolicy-TLS13-1-2-2021-06")
+        .default_actions(
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tg_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    elb.create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
         .port(80)
         .default_actions(
-            aws_sdk_elasticloadbalancingv2::types::Action::builder()
-                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
-                .target_group_arn(&tg_arn)
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(
+                    RedirectActionConfig::builder()
+                        .protocol("HTTPS")
+                        .port("443")
+                        .status_code(RedirectActionStatusCodeEnum::Http301)
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -5066,6 +5096,15 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
             "no {expected:?} in\n{svc_yaml}"
         );
     }
+    let lb_yaml = &files["load-balancers.yaml"];
+    for expected in [
+        "loadBalancerName: CdkBa-LB8A12904C-XYZ",
+        "- port: 80\n      protocol: HTTP\n      defaultAction:\n        redirect:\n          protocol: HTTPS\n",
+        "- port: 443\n      protocol: HTTPS\n      certificateArn: arn:aws:acm:",
+        "forward: cdkba-servi-1ab2c3d4e5f6",
+    ] {
+        assert!(lb_yaml.contains(expected), "no {expected:?} in\n{lb_yaml}");
+    }
     assert!(
         !svc_yaml.contains("desiredCount"),
         "a scaled service leaves its count to the scaler"
@@ -5123,6 +5162,7 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
     }
 
     // Apply adds the tags and replaces nothing.
+    let (before, _) = describe_service(emu, IMPORT_CLUSTER, IMPORT_SERVICE).await;
     apply(emu, &dir).await;
     let (svc, td) = describe_service(emu, IMPORT_CLUSTER, IMPORT_SERVICE).await;
     assert_eq!(svc.service_arn(), Some(svc_arn.as_str()));
@@ -5131,6 +5171,11 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
     assert_eq!(
         svc.load_balancers()[0].target_group_arn(),
         Some(tg_arn.as_str())
+    );
+    assert_eq!(
+        svc.network_configuration(),
+        before.network_configuration(),
+        "same subnets and security group IDs"
     );
     assert!(
         svc.tags()

@@ -88,9 +88,11 @@ fn action(
             let c = a
                 .redirect_config()
                 .ok_or("a redirect without its settings")?;
+            // Written even when it is the default: `redirect: {protocol: HTTPS}` says what
+            // the listener does (and an empty map would read as nothing).
             let protocol = match c.protocol() {
-                Some("HTTPS") | None => None,
-                Some("HTTP") => Some("HTTP"),
+                Some("HTTPS") | None => "HTTPS",
+                Some("HTTP") => "HTTP",
                 Some(other) => return Err(format!("redirects with protocol `{other}`")),
             };
             let port = match c.port() {
