@@ -265,3 +265,108 @@ pub(crate) async fn read(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_elasticloadbalancingv2::types::{
+        FixedResponseActionConfig, ForwardActionConfig, RedirectActionConfig,
+        RedirectActionStatusCodeEnum, TargetGroupTuple,
+    };
+
+    fn tgs() -> BTreeMap<String, TargetGroup> {
+        let doc = Imported::new("TargetGroup", "api".into(), "arn:tg/api".into(), json!({}));
+        BTreeMap::from([(
+            "arn:tg/api".to_string(),
+            TargetGroup {
+                doc,
+                health_path: "/".into(),
+                load_balancers: vec![],
+            },
+        )])
+    }
+
+    #[test]
+    fn default_actions_are_written_with_defaults_left_out_or_refused_with_the_reason() {
+        let forward = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn("arn:tg/api")
+            .build();
+        assert_eq!(
+            action(&forward, &tgs()).unwrap(),
+            (json!({"forward": "api"}), Some("arn:tg/api".to_string()))
+        );
+        let redirect = Action::builder()
+            .r#type(ActionTypeEnum::Redirect)
+            .redirect_config(
+                RedirectActionConfig::builder()
+                    .protocol("HTTPS")
+                    .port("8443")
+                    .host("#{host}")
+                    .path("/#{path}")
+                    .query("#{query}")
+                    .status_code(RedirectActionStatusCodeEnum::Http302)
+                    .build(),
+            )
+            .build();
+        assert_eq!(
+            crate::import::clean(action(&redirect, &tgs()).unwrap().0),
+            json!({"redirect": {"protocol": "HTTPS", "port": 8443, "statusCode": "HTTP_302"}})
+        );
+        let fixed = Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code("503")
+                    .content_type("text/plain")
+                    .build(),
+            )
+            .build();
+        assert_eq!(
+            crate::import::clean(action(&fixed, &tgs()).unwrap().0),
+            json!({"fixedResponse": {"statusCode": 503}})
+        );
+        let elsewhere = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn("arn:tg/other")
+            .build();
+        assert!(
+            action(&elsewhere, &tgs())
+                .unwrap_err()
+                .contains("arn:tg/other")
+        );
+        let weighted = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn("arn:tg/api")
+                            .weight(9)
+                            .build(),
+                    )
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn("arn:tg/b")
+                            .weight(1)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        assert!(action(&weighted, &tgs()).unwrap_err().contains("several"));
+        let from_port = Action::builder()
+            .r#type(ActionTypeEnum::Redirect)
+            .redirect_config(
+                RedirectActionConfig::builder()
+                    .status_code(RedirectActionStatusCodeEnum::Http301)
+                    .build(),
+            )
+            .build();
+        assert!(
+            action(&from_port, &tgs())
+                .unwrap_err()
+                .contains("request's port")
+        );
+    }
+}

@@ -119,7 +119,7 @@ impl Imported {
 }
 
 /// Drops nulls and empty lists and maps (what the manifest leaves out), recursively.
-fn clean(v: Value) -> Value {
+pub(crate) fn clean(v: Value) -> Value {
     match v {
         Value::Object(map) => Value::Object(
             map.into_iter()
