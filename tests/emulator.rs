@@ -5046,7 +5046,18 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
     };
     assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
     assert!(!dir.exists(), "a dry run wrote {}", dir.display());
-    assert!(stdout(&dry).contains("kind: Service"), "{}", stdout(&dry));
+    for expected in [
+        format!("# {}\n", dir.join("stack.yaml").display()),
+        format!(
+            "# {}\n",
+            dir.join("cdkbackendstack-serviced69d759b-1ab2c3.yaml")
+                .display()
+        ),
+        "kind: Service\n".to_string(),
+    ] {
+        assert!(stdout(&dry).contains(&expected), "{}", stdout(&dry));
+    }
+    assert!(stderr(&dry).contains("nothing written"), "{}", stderr(&dry));
 
     let out = emu.mooring(&args);
     assert_eq!(
