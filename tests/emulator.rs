@@ -5328,3 +5328,104 @@ async fn import_reports_a_sidecar_and_observes_that_service() {
     );
     assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
 }
+
+/// A stack mooring made imports back into manifests that plan nothing at all: the same
+/// names, the same ownership tags, the defaults left out (the small-api example).
+#[tokio::test(flavor = "multi_thread")]
+async fn import_of_a_stack_mooring_made_plans_no_changes() {
+    let (_guard, emu) = emulator().await;
+    emu.seed_examples();
+    let out = emu.mooring(&["apply", "manifests/examples/small-api"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["import", "--cluster", "small-prd", "--out", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The stack is the one the cluster's ownership tag names, not the cluster's name.
+    let stack = std::fs::read_to_string(dir.path().join("stack.yaml")).unwrap();
+    assert!(stack.contains("name: small-api\n"), "{stack}");
+    let svc = std::fs::read_to_string(dir.path().join("small-api.yaml")).unwrap();
+    for expected in [
+        "circuitBreaker:",
+        "assignPublicIp: true",
+        "createGroup: true",
+        "project: small-api",
+        "command: [CMD-SHELL, \"wget -q -O /dev/null http://localhost:8080/health || exit 1\"]",
+        "redirect:",
+    ] {
+        let all = format!(
+            "{svc}{}",
+            std::fs::read_to_string(dir.path().join("load-balancers.yaml")).unwrap()
+        );
+        assert!(all.contains(expected), "no {expected:?} in\n{all}");
+    }
+    assert!(
+        !svc.contains("policyName"),
+        "mooring's own policy name is the default\n{svc}"
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// The webapp example's backend target group is forwarded to by a listener rule only:
+/// import names it by ARN (rules are not written) and the round trip still plans nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_names_a_target_group_reached_only_by_a_rule_by_arn() {
+    let (_guard, emu) = emulator().await;
+    emu.seed_examples();
+    let out = emu.mooring(&["apply", "manifests/examples/webapp"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        "webapp-prd",
+        "--stack",
+        "webapp",
+        "--out",
+        path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let files = read_dir_files(dir.path());
+    let all: String = files.values().cloned().collect();
+    assert!(
+        all.contains("targetGroupArn: arn:aws:elasticloadbalancing:"),
+        "{all}"
+    );
+    assert!(all.contains("kind: LogGroup"), "{all}");
+    let out = emu.mooring(&["validate", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}

@@ -14,6 +14,8 @@ pub(crate) struct Cluster {
     pub name: String,
     /// Its manifest.
     pub doc: Imported,
+    /// The stack its `mooring.dev/stack` tag names, when mooring made it.
+    pub stack: Option<String>,
 }
 
 /// Reads the cluster `name_or_arn`.
@@ -43,7 +45,17 @@ pub(crate) async fn read(
         .find(|c| c.status() != Some("INACTIVE"))
         .ok_or_else(|| format!("failed to find cluster `{name_or_arn}`"))?;
     let aws_name = c.cluster_name().unwrap_or(name_or_arn).to_string();
-    let name = names.take("Cluster", &aws_name);
+    let pairs: Vec<(&str, &str)> = c
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?, t.value()?)))
+        .collect();
+    let name = names.take_owned("Cluster", &aws_name, pairs.iter().copied());
+    let stack = pairs
+        .iter()
+        .find(|(k, _)| *k == crate::manifest::TAG_STACK)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| crate::manifest::stack::valid_name(v));
     // Left out when ECS does not report it ("left as AWS has it") or reports the default.
     let insights = c
         .settings()
@@ -68,5 +80,6 @@ pub(crate) async fn read(
         aws_name,
         name,
         doc,
+        stack,
     })
 }

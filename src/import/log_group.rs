@@ -57,7 +57,12 @@ pub(crate) async fn read(
         "kmsKeyId": g.kms_key_id(),
         "tags": user_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     });
-    let mut doc = Imported::new("LogGroup", names.take("LogGroup", group), arn, spec);
+    let name = names.take_owned(
+        "LogGroup",
+        group,
+        tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let mut doc = Imported::new("LogGroup", name, arn, spec);
     if g.retention_in_days().is_none() {
         doc.notes.push(
             "its events are kept forever (no retention); set `retentionInDays` to bound the cost"

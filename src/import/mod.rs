@@ -170,7 +170,28 @@ pub(crate) struct Names(BTreeMap<&'static str, BTreeSet<String>>);
 impl Names {
     /// A manifest name for the AWS name `aws`: lower-case, `[a-z0-9_-]`, unique per kind.
     pub(crate) fn take(&mut self, kind: &'static str, aws: &str) -> String {
-        let base = manifest_name(aws);
+        self.take_owned(kind, aws, std::iter::empty())
+    }
+
+    /// As [`Names::take`], but a resource mooring made (its `mooring.dev/resource` tag
+    /// names a manifest of this kind) keeps its manifest's name, so the ownership tags stay.
+    pub(crate) fn take_owned<'a>(
+        &mut self,
+        kind: &'static str,
+        aws: &str,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> String {
+        let owned = tags
+            .into_iter()
+            .find(|(k, _)| *k == crate::manifest::TAG_RESOURCE)
+            .and_then(|(_, v)| v.strip_prefix(kind)?.strip_prefix('/').map(str::to_string))
+            .filter(|n| {
+                n.len() <= 200
+                    && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        let base = owned.unwrap_or_else(|| manifest_name(aws));
         let used = self.0.entry(kind).or_default();
         let mut name = base.clone();
         let mut n = 2;
@@ -327,7 +348,11 @@ pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
         });
     }
     let parameter_docs = parameters.build(&cx, &mut names).await?;
-    let stack = stack_name(opts.stack.as_deref().unwrap_or(&cluster.aws_name));
+    let stack = match (&opts.stack, &cluster.stack) {
+        (Some(s), _) => stack_name(s),
+        (None, Some(tagged)) => tagged.clone(),
+        (None, None) => stack_name(&cluster.aws_name),
+    };
     let mut out = vec![
         File {
             name: "stack.yaml".into(),
@@ -430,6 +455,17 @@ mod tests {
         assert_eq!(n.take("Service", "api"), "api");
         assert_eq!(n.take("Service", "API"), "api-2");
         assert_eq!(n.take("TargetGroup", "api"), "api");
+        // A resource mooring made keeps its manifest's name (its ownership tag).
+        let tags = [("mooring.dev/resource", "LogGroup/backend-logs")];
+        assert_eq!(
+            n.take_owned("LogGroup", "/ecs/backend", tags),
+            "backend-logs"
+        );
+        assert_eq!(
+            n.take_owned("Service", "/ecs/backend", tags),
+            "ecs-backend",
+            "another kind's tag"
+        );
     }
 
     #[test]

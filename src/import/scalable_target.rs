@@ -112,8 +112,20 @@ pub(crate) async fn read(
     Ok(Some(doc))
 }
 
-/// Names the target after its service.
+/// Names the target after its service; a policy named as mooring names its own
+/// (`mooring-<manifest>-<cpu|memory>`) needs no `policyName`.
 pub(crate) fn finish(mut doc: Imported, service: &str) -> Imported {
     doc.name = service.to_string();
+    if let Some(list) = doc.spec["targetTracking"].as_array_mut() {
+        for t in list {
+            let short = match t["metric"].as_str() {
+                Some("ECSServiceAverageCPUUtilization") => "cpu",
+                _ => "memory",
+            };
+            if t["policyName"].as_str() == Some(format!("mooring-{service}-{short}").as_str()) {
+                t["policyName"] = serde_json::Value::Null;
+            }
+        }
+    }
     doc
 }

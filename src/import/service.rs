@@ -156,7 +156,11 @@ pub(crate) fn build(
     let s = &r.service;
     let td = &r.td;
     let aws_name = s.service_name().unwrap_or_default().to_string();
-    let name = names.take("Service", &aws_name);
+    let name = names.take_owned(
+        "Service",
+        &aws_name,
+        s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
+    );
     let mut cannot: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut secrets_read = Vec::new();

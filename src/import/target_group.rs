@@ -51,7 +51,14 @@ pub(crate) async fn read(
     for tg in groups {
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
         let aws_name = tg.target_group_name().unwrap_or_default().to_string();
-        let name = names.take("TargetGroup", &aws_name);
+        let name = names.take_owned(
+            "TargetGroup",
+            &aws_name,
+            tags.get(&arn)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         let mut cannot = Vec::new();
         let protocol = tg
             .protocol()
