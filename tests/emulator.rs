@@ -4717,6 +4717,11 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
             aws_sdk_ssm::types::ParameterType::String,
         ),
         (
+            "/shop/prd/db/api_token",
+            "tok-never-shown-51c2",
+            aws_sdk_ssm::types::ParameterType::String,
+        ),
+        (
             "/shop/prd/db/password",
             IMPORT_SECRET_VALUE,
             aws_sdk_ssm::types::ParameterType::SecureString,
@@ -4845,6 +4850,13 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
             Secret::builder()
                 .name("DB_HOST")
                 .value_from(param_arn("/shop/prd/db/host"))
+                .build()
+                .unwrap(),
+        )
+        .secrets(
+            Secret::builder()
+                .name("API_TOKEN")
+                .value_from(param_arn("/shop/prd/db/api_token"))
                 .build()
                 .unwrap(),
         )
@@ -5129,6 +5141,11 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
     assert!(params.contains("path: /shop/prd/db\n"), "{params}");
     assert!(params.contains("host: db.internal"), "{params}");
     assert!(params.contains("password: SecureString"), "{params}");
+    assert!(
+        params.contains("api_token: String"),
+        "a String named like a secret: {params}"
+    );
+    assert!(!all.contains("tok-never-shown-51c2"), "{params}");
     assert!(files["stack.yaml"].contains("name: cdkbackendstack-cluster1a2b3c"));
 
     let out = emu.mooring(&["validate", path]);

@@ -1,7 +1,8 @@
 //! The SSM parameters the services' secrets read (`parameters.yaml`), one `ParameterSet`
 //! per parent path. `String` parameters become managed values (their values are read,
-//! without decryption); `SecureString` and `StringList` ones become `required` entries,
-//! whose values are never read.
+//! without decryption); `SecureString` and `StringList` ones, and a `String` named like a
+//! secret (`…password…`, `…token…`), become `required` entries, whose values are never
+//! read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +11,7 @@ use serde_json::json;
 
 use super::{Ctx, Imported, Names};
 use crate::aws::AwsError;
+use crate::reconcile::diff::looks_secret;
 
 /// The parameter names the services read.
 #[derive(Default)]
@@ -61,10 +63,11 @@ impl Collector {
                 }
             }
         }
-        // Values of String parameters only; SecureStrings are never requested.
+        // Values of String parameters only; SecureStrings are never requested, nor a
+        // String named like a secret (`…password…`, `…token…`): it becomes `required`.
         let plain: Vec<String> = types
             .iter()
-            .filter(|(_, t)| **t == ParameterType::String)
+            .filter(|(n, t)| **t == ParameterType::String && !looks_secret(n))
             .map(|(n, _)| n.clone())
             .collect();
         let mut values = BTreeMap::new();
@@ -100,6 +103,7 @@ impl Collector {
             let mut parameters = BTreeMap::new();
             let mut required = BTreeMap::new();
             let mut missing = Vec::new();
+            let mut doc_notes = Vec::new();
             for full in members.iter().copied() {
                 let rel = full[path.len() + 1..].to_string();
                 match (types.get(full), values.get(full)) {
@@ -107,6 +111,11 @@ impl Collector {
                         parameters.insert(rel, v.clone());
                     }
                     (Some(t), _) => {
+                        if *t == ParameterType::String {
+                            doc_notes.push(format!(
+                                "{full} is a String named like a secret: declared `required` (its value is not read into git)"
+                            ));
+                        }
                         required.insert(rel, t.as_str().to_string());
                     }
                     (None, _) => {
@@ -139,6 +148,7 @@ impl Collector {
                 source,
                 json!({"path": path, "parameters": parameters, "required": required}),
             );
+            doc.notes.extend(doc_notes);
             for m in missing {
                 doc.notes.push(format!(
                     "{m} is read by a service but does not exist (declared `required` as a SecureString): set it by hand"
