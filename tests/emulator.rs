@@ -5396,10 +5396,14 @@ async fn import_of_a_stack_mooring_made_plans_no_changes() {
     );
 }
 
-/// The webapp example's backend target group is forwarded to by a listener rule only:
-/// import names it by ARN (rules are not written) and the round trip still plans nothing.
+/// The webapp example's HTTPS listener declares a rule forwarding `/api/*` to the backend's
+/// target group: import writes the rule (every rule of the listener can be written, so the
+/// listener owns them) and the backend's target group as a manifest, and the round trip
+/// plans nothing. Once a rule matching on source IP (which a manifest cannot express) is
+/// added by hand, the listener's rules are left out with a note, the backend's target
+/// group, reached only by a rule, is named by ARN, and the round trip still plans nothing.
 #[tokio::test(flavor = "multi_thread")]
-async fn import_names_a_target_group_reached_only_by_a_rule_by_arn() {
+async fn import_writes_listener_rules_it_can_express_and_leaves_the_others() {
     let (_guard, emu) = emulator().await;
     emu.seed_examples();
     let out = emu.mooring(&["apply", "manifests/examples/webapp"]);
@@ -5424,19 +5428,87 @@ async fn import_names_a_target_group_reached_only_by_a_rule_by_arn() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let files = read_dir_files(dir.path());
     let all: String = files.values().cloned().collect();
-    assert!(
-        all.contains("targetGroupArn: arn:aws:elasticloadbalancing:"),
-        "{all}"
-    );
+    let lb_yaml = &files["load-balancers.yaml"];
+    let rules = &lb_yaml[lb_yaml.find("rules:").expect(lb_yaml)..];
+    for expected in ["priority: 10", "pathPatterns: [/api/*]", "forward: webapp-backend"] {
+        assert!(rules.contains(expected), "no {expected:?} in\n{lb_yaml}");
+    }
+    assert!(!all.contains("targetGroupArn:"), "{all}");
     assert!(all.contains("kind: LogGroup"), "{all}");
-    let out = emu.mooring(&["validate", path]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
+    for args in [["validate", path], ["plan", path]] {
+        let out = emu.mooring(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+
+    // A rule the manifest cannot express, added by hand: the rules are left alone.
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action as ElbAction, ActionTypeEnum, RuleCondition, SourceIpConditionConfig,
+    };
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    let lb_arn = lbs.load_balancers()[0].load_balancer_arn().unwrap();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .unwrap();
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .unwrap();
+    let backend = https_rule_target(&elb, https.listener_arn().unwrap()).await;
+    elb.create_rule()
+        .listener_arn(https.listener_arn().unwrap())
+        .priority(20)
+        .conditions(
+            RuleCondition::builder()
+                .field("source-ip")
+                .source_ip_config(
+                    SourceIpConditionConfig::builder()
+                        .values("10.0.0.0/8")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&backend)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        "webapp-prd",
+        "--stack",
+        "webapp",
+        "--out",
+        path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "note: the rules of listener 443 are left out and left as they are: rule 20 matches on source-ip"
+        ),
+        "{}",
         stderr(&out)
     );
+    let all: String = read_dir_files(dir.path()).into_values().collect();
+    assert!(all.contains(&format!("targetGroupArn: {backend}")), "{all}");
+    assert!(!all.contains("rules:"), "{all}");
     let out = emu.mooring(&["plan", path]);
     assert_eq!(
         out.status.code(),
@@ -5445,4 +5517,20 @@ async fn import_names_a_target_group_reached_only_by_a_rule_by_arn() {
         stdout(&out),
         stderr(&out)
     );
+}
+
+/// The target group the listener's rule 10 forwards to.
+async fn https_rule_target(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener: &str,
+) -> String {
+    let rules = elb.describe_rules().listener_arn(listener).send().await.unwrap();
+    rules
+        .rules()
+        .iter()
+        .find(|r| r.priority() == Some("10"))
+        .and_then(|r| r.actions().first())
+        .and_then(|a| a.target_group_arn())
+        .unwrap()
+        .to_string()
 }

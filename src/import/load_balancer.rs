@@ -1,6 +1,7 @@
 //! The load balancers whose listeners forward to the imported target groups
 //! (`load-balancers.yaml`). Only listeners whose default action the manifest can express
-//! are written; listener rules are left out (a listener without `rules:` keeps its rules).
+//! are written, with their rules when every rule can be written (a listener that declares
+//! `rules:` owns them all); otherwise without `rules:`, which keeps its rules as they are.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -142,6 +143,71 @@ fn action(
     }
 }
 
+/// A listener's rules as the manifest writes them, and the target groups they forward to;
+/// `Err` (why) when one of them cannot be written, so the listener keeps its rules unowned.
+async fn rules(
+    cx: &Ctx<'_>,
+    listener_arn: &str,
+    tgs: &BTreeMap<String, TargetGroup>,
+) -> Result<Result<(Vec<Value>, Vec<String>), String>, String> {
+    let live: Vec<_> = cx
+        .aws
+        .elbv2
+        .describe_rules()
+        .listener_arn(listener_arn)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| {
+            format!(
+                "failed to read the rules of {listener_arn}: {}",
+                AwsError::from_sdk("elasticloadbalancing:DescribeRules", e)
+            )
+        })?;
+    let docs = crate::kinds::load_balancer::rules::live_rules(&live);
+    let mut out = Vec::new();
+    let mut forwards = Vec::new();
+    let mut sorted: Vec<_> = live
+        .iter()
+        .filter(|r| r.is_default() != Some(true))
+        .filter_map(|r| Some((r.priority()?.parse::<u32>().ok()?, r)))
+        .collect();
+    sorted.sort_by_key(|(p, _)| *p);
+    for (priority, r) in sorted {
+        let Some(doc) = docs.get(&priority) else {
+            continue;
+        };
+        let c = &doc.conditions;
+        if !c.other.is_empty() {
+            return Ok(Err(format!(
+                "rule {priority} matches on {}",
+                c.other.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let Some(a) = r.actions().first() else {
+            return Ok(Err(format!("rule {priority} has no action")));
+        };
+        let (action, forward) = match action(a, tgs) {
+            Ok(x) => x,
+            Err(why) => return Ok(Err(format!("rule {priority}'s action {why}"))),
+        };
+        forwards.extend(forward);
+        out.push(json!({
+            "priority": priority,
+            "conditions": {
+                "pathPatterns": c.path_patterns,
+                "hostHeaders": c.host_headers,
+                "httpHeaders": c.http_headers.iter().map(|(n, v)| json!({"name": n, "values": v})).collect::<Vec<_>>(),
+                "queryStrings": c.query_strings,
+            },
+            "action": action,
+        }));
+    }
+    Ok(Ok((out, forwards)))
+}
+
 /// Reads the load balancers of the imported target groups.
 pub(crate) async fn read(
     cx: &Ctx<'_>,
@@ -221,21 +287,29 @@ pub(crate) async fn read(
             };
             forwards.extend(forward);
             let https = protocol == "HTTPS";
-            written.push(json!({
+            let mut listener = json!({
                 "port": port,
                 "protocol": protocol,
                 "certificateArn": https.then(|| l.certificates().first().and_then(|c| c.certificate_arn())).flatten(),
                 "sslPolicy": https.then(|| l.ssl_policy().filter(|p| *p != DEFAULT_SSL_POLICY)).flatten(),
                 "defaultAction": action,
-            }));
+            });
+            // Rules are written (and then owned) only when every one of them can be.
+            match rules(cx, l.listener_arn().unwrap_or_default(), tgs).await? {
+                Ok((list, more)) if !list.is_empty() => {
+                    forwards.extend(more);
+                    listener["rules"] = json!(list);
+                }
+                Ok(_) => {}
+                Err(why) => notes.push(format!(
+                    "the rules of listener {port} are left out and left as they are: {why}"
+                )),
+            }
+            written.push(listener);
         }
         if forwards.is_empty() {
             continue; // nothing the import needs: its target groups are named by ARN
         }
-        notes.push(
-            "listener rules are left out: a listener without `rules:` keeps its rules as they are"
-                .into(),
-        );
         let aws_name = lb.load_balancer_name().unwrap_or_default().to_string();
         let mut subnets: Vec<String> = lb
             .availability_zones()
