@@ -22,16 +22,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-DOMAINS = ["api.salon.example", "api.small.example", "app.webapp.example"]
+DOMAINS = ["api.salon.example", "api.small.example", "app.webapp.example", "api.dev.salon.example"]
+# The salon-booking example in production (manifests/examples/salon-booking and its `prd`
+# environment) and in development (its `dev` environment, under /salon/dev).
 SECURE_PARAMETERS = [
-    "/salon/prd/secrets/database-password",
-    "/salon/prd/secrets/jwt-access-secret",
-    "/salon/prd/secrets/jwt-refresh-secret",
-    "/salon/prd/secrets/admin-default-password",
-    "/salon/prd/secrets/sms-provider-token",
-    "/salon/prd/secrets/smtp-password",
+    f"/salon/{env}/secrets/{name}"
+    for env in ("prd", "dev")
+    for name in (
+        "database-password",
+        "jwt-access-secret",
+        "jwt-refresh-secret",
+        "admin-default-password",
+        "sms-provider-token",
+        "smtp-password",
+    )
 ]
-API_KEY_SECRETS = ["salon/prd/scheduler-api-key"]
+API_KEY_SECRETS = ["salon/prd/scheduler-api-key", "salon/dev/scheduler-api-key"]
 EXTERNAL_GROUPS = ["webapp-db"]
 
 

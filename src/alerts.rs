@@ -3,6 +3,11 @@
 //! its own bounded queue and delivery task with retries, so neither reconciling nor another
 //! sink waits for a slow one; messages are cut to each sink's size limit; what is queued at
 //! shutdown is delivered within the grace; outcomes are counted.
+//!
+//! Each sink may take only some alerts (resource kinds, severities, names). Slack gets
+//! Block Kit messages: the stack, account and region, the diff, the commit, and a link to
+//! the resource's page when `externalUrl` is configured. Deploy notifications
+//! ([`crate::deploys`]) travel the same way to sinks of their own.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -15,7 +20,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::AlertsConfig;
+use crate::config::OperatorConfig;
+use crate::deploys::{Deploy, DeployRule, Notice};
 use crate::manifest::{Kind, ManifestError};
 use crate::metrics::Metrics;
 use crate::reconcile::diff::redact;
@@ -36,6 +42,30 @@ pub enum AlertKind {
     Resolved,
 }
 
+/// How urgent an alert is; sinks may take only some severities.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Drift (corrected or not), and the end of a drift episode.
+    Warning,
+    /// A failing resource or a rejected manifest set, and the end of one.
+    Critical,
+}
+
+impl Severity {
+    /// The severity of an alert of `kind` (a `resolved` alert: of the episode it ends).
+    pub fn of(kind: AlertKind, resolves: Option<AlertKind>) -> Severity {
+        match (kind, resolves) {
+            (AlertKind::Drift, _) | (AlertKind::Resolved, Some(AlertKind::Drift)) => {
+                Severity::Warning
+            }
+            _ => Severity::Critical,
+        }
+    }
+}
+
 /// One alert, as the JSON webhook receives it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,13 +78,25 @@ pub struct Alert {
     /// `Kind/name`, for resource alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// How urgent it is.
+    pub severity: Severity,
     /// Where manifests come from.
     pub source: String,
+    /// The stack (environment) of the manifest set (stamped by the alerter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
     /// The account and region (stamped by the alerter once AWS has said).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<crate::aws::identity::Target>,
-    /// The manifest revision being reconciled.
+    /// The manifest revision being reconciled (for a rejected set: the one still running).
     pub revision: String,
+    /// For a rejected set: the revision that was rejected, when it could be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_revision: Option<String>,
+    /// The resource's status page, when `externalUrl` is configured (stamped by the
+    /// alerter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
     /// Fields that differ, live → desired (secret-looking fields redacted).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
@@ -90,9 +132,13 @@ impl Alert {
             kind,
             resolves,
             resource,
+            severity: Severity::of(kind, resolves),
             source: source.to_string(),
+            stack: None,
             target: None,
             revision: revision.to_string(),
+            rejected_revision: None,
+            link: None,
             changes: Vec::new(),
             corrected: None,
             held: None,
@@ -103,10 +149,10 @@ impl Alert {
         }
     }
 
-    /// A readable one-paragraph text (Slack, SNS).
-    pub fn text(&self) -> String {
+    /// What happened, in one line (a Slack header, the start of the text).
+    pub fn headline(&self) -> String {
         let what = self.resource.as_deref().unwrap_or("the manifest set");
-        let mut out = match (self.kind, self.resolves) {
+        match (self.kind, self.resolves) {
             (AlertKind::Drift, _) => format!(
                 ":warning: {what} drifted from git ({})",
                 match (self.corrected, self.held, &self.error) {
@@ -117,10 +163,16 @@ impl Alert {
                 }
             ),
             (AlertKind::Failure, _) => format!(":x: {what} failed to reconcile"),
-            (AlertKind::ManifestRejected, _) => {
-                ":no_entry: a new manifest set was rejected; the previous one keeps running"
-                    .to_string()
-            }
+            (AlertKind::ManifestRejected, _) => match &self.rejected_revision {
+                Some(rejected) => format!(
+                    ":no_entry: manifest revision {rejected} was rejected; revision {} keeps running",
+                    self.revision
+                ),
+                None => {
+                    ":no_entry: a new manifest set was rejected; the previous one keeps running"
+                        .to_string()
+                }
+            },
             (AlertKind::Resolved, Some(AlertKind::ManifestRejected)) => {
                 ":white_check_mark: the manifests validate again".to_string()
             }
@@ -128,7 +180,12 @@ impl Alert {
                 format!(":white_check_mark: {what} reconciles again")
             }
             (AlertKind::Resolved, _) => format!(":white_check_mark: {what} is back in sync"),
-        };
+        }
+    }
+
+    /// A readable one-paragraph text (SNS, Slack's fallback).
+    pub fn text(&self) -> String {
+        let mut out = self.headline();
         out.push_str(&format!(" — revision {} ({})", self.revision, self.source));
         if let Some(t) = &self.target {
             out.push_str(&format!(" in account {}, {}", t.account, t.region));
@@ -159,7 +216,121 @@ impl Alert {
         if let Some(note) = &self.truncated {
             out.push_str(&format!("\n{note}"));
         }
+        if let Some(link) = &self.link {
+            out.push_str(&format!("\n{link}"));
+        }
         out
+    }
+
+    /// The diff, one `field: live → desired` per line, within about `max` characters.
+    fn diff_lines(&self, max: usize) -> String {
+        let mut out = String::new();
+        for (i, c) in self.changes.iter().enumerate() {
+            let line = format!(
+                "{}: {} → {}\n",
+                c.field,
+                crate::reconcile::diff::show(&c.live),
+                crate::reconcile::diff::show(&c.desired)
+            );
+            if out.chars().count() + line.chars().count() > max.saturating_sub(40) {
+                out.push_str(&format!("… and {} more\n", self.changes.len() - i));
+                break;
+            }
+            out.push_str(&line);
+        }
+        out
+    }
+
+    /// A Slack Block Kit message: the headline, the facts (stack, account, region, commit)
+    /// as fields, the diff, the error or manifest errors, and a button to the resource's
+    /// page; `text` is the fallback Slack shows in notifications.
+    pub fn slack(&self) -> serde_json::Value {
+        use crate::deploys::{button, context, field, header, section};
+        let mut fields = Vec::new();
+        if let Some(stack) = &self.stack {
+            fields.push(field("Stack", stack));
+        }
+        if let Some(t) = &self.target {
+            fields.push(field("Account", &t.account));
+            fields.push(field("Region", &t.region));
+        }
+        match &self.rejected_revision {
+            Some(rejected) => {
+                fields.push(field("Rejected revision", &format!("`{rejected}`")));
+                fields.push(field("Running revision", &format!("`{}`", self.revision)));
+            }
+            None => fields.push(field("Revision", &format!("`{}`", self.revision))),
+        }
+        if let Some(r) = &self.resource {
+            fields.push(field("Resource", r));
+        }
+        fields.push(field(
+            "Severity",
+            match self.severity {
+                Severity::Warning => "warning",
+                Severity::Critical => "critical",
+            },
+        ));
+        let mut blocks = vec![
+            header(&self.headline()),
+            serde_json::json!({"type": "section", "fields": fields}),
+        ];
+        if !self.changes.is_empty() {
+            blocks.push(section(&format!(
+                "*Diff* (live → git)\n```{}```",
+                self.diff_lines(2900)
+            )));
+        }
+        if let Some(e) = &self.error {
+            blocks.push(section(&format!("*Error* ({})\n{}", e.category, e.message)));
+        }
+        if !self.manifest_errors.is_empty() {
+            let mut listed = String::new();
+            for (i, e) in self.manifest_errors.iter().enumerate() {
+                if listed.chars().count() + e.chars().count() > 2800 {
+                    listed.push_str(&format!("… and {} more\n", self.manifest_errors.len() - i));
+                    break;
+                }
+                listed.push_str(&format!("{e}\n"));
+            }
+            blocks.push(section(&format!("*Errors*\n```{listed}```")));
+        }
+        let mut note = format!("{} · {}", self.source, self.at);
+        if let Some(t) = &self.truncated {
+            note.push_str(&format!(" · {t}"));
+        }
+        blocks.push(context(&note));
+        if let Some(link) = &self.link {
+            blocks.push(button("Open the resource's page", link));
+        }
+        serde_json::json!({"text": cut_chars(&self.text(), SLACK_LIMIT), "blocks": blocks})
+    }
+}
+
+/// Which alerts a sink takes: of these resource kinds, severities and names (each: any
+/// when empty). Alerts about the manifest set as a whole pass the kind and name filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertFilter {
+    /// Resource kinds (`Service`).
+    pub kinds: Vec<String>,
+    /// Severities.
+    pub severities: Vec<Severity>,
+    /// Manifest names.
+    pub names: Vec<String>,
+}
+
+impl AlertFilter {
+    /// True when the sink takes `alert`.
+    pub fn takes(&self, alert: &Alert) -> bool {
+        let (kind, name) = alert
+            .resource
+            .as_deref()
+            .and_then(|r| r.split_once('/'))
+            .map_or((None, None), |(k, n)| (Some(k), Some(n)));
+        (self.severities.is_empty() || self.severities.contains(&alert.severity))
+            && (self.kinds.is_empty()
+                || kind.is_none_or(|k| self.kinds.iter().any(|w| w.eq_ignore_ascii_case(k))))
+            && (self.names.is_empty() || name.is_none_or(|n| self.names.iter().any(|w| w == n)))
     }
 }
 
@@ -175,9 +346,19 @@ pub struct Episodes {
     open: HashMap<(Kind, String), Open>,
     seen_in_sync: HashSet<(Kind, String)>,
     rejected: Option<Vec<ManifestError>>,
+    /// Each manifest's fingerprint now, and when its resource was last in sync.
+    fingerprints: HashMap<(Kind, String), u64>,
+    in_sync_with: HashMap<(Kind, String), u64>,
 }
 
 impl Episodes {
+    /// The manifests' fingerprints for the next [`Episodes::observe`]: a resource whose
+    /// manifest changed since it was last in sync, and whose change went in, is a change
+    /// from git (a deploy, for a service), not drift.
+    pub fn set_fingerprints(&mut self, fingerprints: HashMap<(Kind, String), u64>) {
+        self.fingerprints = fingerprints;
+    }
+
     /// The alerts a pass calls for. `enforce` says whether drift was meant to be corrected.
     pub fn observe(&mut self, report: &PassReport, source: &str) -> Vec<Alert> {
         let mut out = Vec::new();
@@ -198,6 +379,14 @@ impl Episodes {
                 Action::Create => self.seen_in_sync.contains(&id),
                 Action::None => false,
             };
+            // A change git asked for, applied: not drift.
+            let from_git = r.applied
+                && r.error().is_none()
+                && self
+                    .in_sync_with
+                    .get(&id)
+                    .is_some_and(|was| self.fingerprints.get(&id) != Some(was));
+            let drift = drift && !from_git;
             // A resource waiting for a failed dependency is not its own failure.
             let failure = match &r.outcome {
                 Outcome::Failed { failure } => Some(failure.clone()),
@@ -229,6 +418,9 @@ impl Episodes {
                 out.push(alert(AlertKind::Resolved, Some(AlertKind::Failure)));
             }
             if r.action == Action::None && error.is_none() {
+                if let Some(print) = self.fingerprints.get(&id) {
+                    self.in_sync_with.insert(id.clone(), *print);
+                }
                 self.seen_in_sync.insert(id);
             }
         }
@@ -236,17 +428,20 @@ impl Episodes {
     }
 
     /// A manifest set was rejected: an alert unless the same errors were already announced.
+    /// `revision`: the one still running; `rejected`: the one refused, when known.
     pub fn rejected(
         &mut self,
         errors: &[ManifestError],
         source: &str,
         revision: &str,
+        rejected: Option<&str>,
     ) -> Option<Alert> {
         if self.rejected.as_deref() == Some(errors) {
             return None;
         }
         self.rejected = Some(errors.to_vec());
         let mut alert = Alert::new(AlertKind::ManifestRejected, None, None, source, revision);
+        alert.rejected_revision = rejected.map(str::to_string);
         alert.manifest_errors = errors.iter().map(ToString::to_string).collect();
         Some(alert)
     }
@@ -265,41 +460,100 @@ impl Episodes {
     }
 }
 
-/// Where alerts go, resolved from the configuration.
+/// Where a sink sends.
+#[derive(Clone, Debug, PartialEq)]
+enum Address {
+    Webhook(String),
+    Slack(String),
+    Sns(String),
+}
+
+/// What a sink takes: alerts (filtered) or deploy notifications (by rules).
+#[derive(Clone, Debug, PartialEq)]
+enum Accepts {
+    Alerts(AlertFilter),
+    Deploys(Vec<DeployRule>),
+}
+
+/// Where alerts and deploy notifications go, resolved from the configuration.
 #[derive(Clone, Default)]
 pub struct Sinks {
-    webhooks: Vec<String>,
-    slack: Vec<String>,
-    sns: Vec<String>,
+    sinks: Vec<(Address, Accepts)>,
     sns_client: Option<aws_sdk_sns::Client>,
+    external_url: Option<String>,
 }
 
 impl Sinks {
     /// The sinks of a configuration (secrets are read here).
     pub fn from_config(
-        config: &AlertsConfig,
+        config: &OperatorConfig,
         sns_client: Option<aws_sdk_sns::Client>,
     ) -> Result<Sinks, String> {
+        let filter = |kinds: &[String], severities: &[Severity], names: &[String]| {
+            Accepts::Alerts(AlertFilter {
+                kinds: kinds.to_vec(),
+                severities: severities.to_vec(),
+                names: names.to_vec(),
+            })
+        };
+        let mut sinks = Vec::new();
+        let alerts = &config.alerts;
+        for w in &alerts.webhooks {
+            sinks.push((
+                Address::Webhook(w.url.resolve()?),
+                filter(&w.kinds, &w.severities, &w.names),
+            ));
+        }
+        for w in &alerts.slack {
+            sinks.push((
+                Address::Slack(w.webhook_url.resolve()?),
+                filter(&w.kinds, &w.severities, &w.names),
+            ));
+        }
+        for w in &alerts.sns {
+            sinks.push((
+                Address::Sns(w.topic_arn.clone()),
+                filter(&w.kinds, &w.severities, &w.names),
+            ));
+        }
+        let deploys = &config.deploys;
+        for w in &deploys.webhooks {
+            sinks.push((
+                Address::Webhook(w.url.resolve()?),
+                Accepts::Deploys(w.when.clone()),
+            ));
+        }
+        for w in &deploys.slack {
+            sinks.push((
+                Address::Slack(w.webhook_url.resolve()?),
+                Accepts::Deploys(w.when.clone()),
+            ));
+        }
+        for w in &deploys.sns {
+            sinks.push((
+                Address::Sns(w.topic_arn.clone()),
+                Accepts::Deploys(w.when.clone()),
+            ));
+        }
         Ok(Sinks {
-            webhooks: config
-                .webhooks
-                .iter()
-                .map(|w| w.url.resolve())
-                .collect::<Result<_, _>>()?,
-            slack: config
-                .slack
-                .iter()
-                .map(|s| s.webhook_url.resolve())
-                .collect::<Result<_, _>>()?,
-            sns: config.sns.iter().map(|s| s.topic_arn.clone()).collect(),
+            sinks,
             sns_client,
+            external_url: config.external_url.clone(),
         })
     }
 
     /// True when there is nowhere to send alerts.
     pub fn is_empty(&self) -> bool {
-        self.webhooks.is_empty() && self.slack.is_empty() && self.sns.is_empty()
+        self.sinks.is_empty()
     }
+}
+
+/// The page of `Kind/name` under `external_url`.
+fn page(external_url: &str, resource: &str) -> String {
+    format!(
+        "{}/resources/{resource}",
+        external_url.trim_end_matches('/')
+    )
 }
 
 /// Largest JSON body sent to a generic webhook, in bytes.
@@ -324,34 +578,49 @@ enum Target {
 }
 
 impl Target {
-    /// The `sink` label of `alert_deliveries_total`.
-    fn label(&self) -> &'static str {
-        match self {
-            Target::Webhook(_) => "webhook",
-            Target::Slack(_) => "slack",
-            Target::Sns { .. } => "sns",
+    /// The `sink` label of `alert_deliveries_total` (`deploy_…` for deploy sinks).
+    fn label(&self, accepts: &Accepts) -> &'static str {
+        match (self, accepts) {
+            (Target::Webhook(_), Accepts::Alerts(_)) => "webhook",
+            (Target::Slack(_), Accepts::Alerts(_)) => "slack",
+            (Target::Sns { .. }, Accepts::Alerts(_)) => "sns",
+            (Target::Webhook(_), Accepts::Deploys(_)) => "deploy_webhook",
+            (Target::Slack(_), Accepts::Deploys(_)) => "deploy_slack",
+            (Target::Sns { .. }, Accepts::Deploys(_)) => "deploy_sns",
         }
     }
 }
 
 impl Sinks {
-    fn targets(&self) -> Vec<Target> {
-        let mut out: Vec<Target> = self.webhooks.iter().cloned().map(Target::Webhook).collect();
-        out.extend(self.slack.iter().cloned().map(Target::Slack));
-        if let Some(client) = &self.sns_client {
-            out.extend(self.sns.iter().map(|topic| Target::Sns {
-                client: client.clone(),
-                topic: topic.clone(),
-            }));
-        }
-        out
+    fn targets(&self) -> Vec<(Target, Accepts)> {
+        self.sinks
+            .iter()
+            .filter_map(|(address, accepts)| {
+                let target = match address {
+                    Address::Webhook(url) => Target::Webhook(url.clone()),
+                    Address::Slack(url) => Target::Slack(url.clone()),
+                    Address::Sns(topic) => Target::Sns {
+                        client: self.sns_client.clone()?,
+                        topic: topic.clone(),
+                    },
+                };
+                Some((target, accepts.clone()))
+            })
+            .collect()
     }
+}
+
+/// What a sink delivers.
+#[derive(Debug, Clone)]
+enum Message {
+    Alert(Arc<Alert>),
+    Deploy(Arc<Notice>),
 }
 
 /// The alerts waiting for one sink.
 #[derive(Default)]
 struct Queue {
-    alerts: std::sync::Mutex<VecDeque<Arc<Alert>>>,
+    alerts: std::sync::Mutex<VecDeque<Message>>,
     wake: Notify,
     closed: AtomicBool,
     /// An alert is being delivered (taken off the queue, not yet done).
@@ -359,7 +628,7 @@ struct Queue {
 }
 
 impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Alert>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Message>> {
         self.alerts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -369,7 +638,9 @@ impl Queue {
 #[derive(Clone)]
 pub struct Alerter {
     target: Arc<std::sync::Mutex<Option<crate::aws::identity::Target>>>,
-    queues: Vec<(&'static str, Arc<Queue>)>,
+    stack: Arc<std::sync::Mutex<Option<String>>>,
+    external_url: Option<String>,
+    queues: Vec<(&'static str, Arc<Queue>, Accepts)>,
     tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     metrics: Arc<Metrics>,
 }
@@ -379,9 +650,10 @@ impl Alerter {
     pub fn start(sinks: Sinks, metrics: Arc<Metrics>) -> Alerter {
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
-        for target in sinks.targets() {
+        for (target, accepts) in sinks.targets() {
             let queue = Arc::new(Queue::default());
-            queues.push((target.label(), queue.clone()));
+            let label = target.label(&accepts);
+            queues.push((label, queue.clone(), accepts));
             let m = metrics.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
@@ -389,7 +661,7 @@ impl Alerter {
                     match next {
                         Some(alert) => {
                             queue.in_flight.store(true, Ordering::SeqCst);
-                            deliver(&target, &alert, &m).await;
+                            deliver(&target, label, &alert, &m).await;
                             queue.in_flight.store(false, Ordering::SeqCst);
                         }
                         None if queue.closed.load(Ordering::SeqCst) => return,
@@ -401,6 +673,8 @@ impl Alerter {
         }
         Alerter {
             target: Arc::default(),
+            stack: Arc::default(),
+            external_url: sinks.external_url,
             queues,
             tasks: Arc::new(std::sync::Mutex::new(tasks)),
             metrics,
@@ -412,7 +686,13 @@ impl Alerter {
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = Some(target);
     }
 
-    /// Queues an alert for every sink; never waits. A full queue drops its oldest alert.
+    /// Names this stack (environment) in every alert from now on.
+    pub fn set_stack(&self, stack: &str) {
+        *self.stack.lock().unwrap_or_else(|p| p.into_inner()) = Some(stack.to_string());
+    }
+
+    /// Queues an alert for every sink that takes it; never waits. A full queue drops its
+    /// oldest alert.
     pub fn send(&self, mut alert: Alert) {
         info!(kind = ?alert.kind, resource = alert.resource.as_deref().unwrap_or("-"), "alert");
         if alert.target.is_none() {
@@ -422,8 +702,48 @@ impl Alerter {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
         }
-        let alert = Arc::new(alert);
-        for (sink, queue) in &self.queues {
+        if alert.stack.is_none() {
+            alert.stack = self.stack.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        }
+        if let (Some(url), Some(resource), None) =
+            (&self.external_url, &alert.resource, &alert.link)
+        {
+            alert.link = Some(page(url, resource));
+        }
+        let message = Message::Alert(Arc::new(alert));
+        self.enqueue(&message, |accepts| match (accepts, &message) {
+            (Accepts::Alerts(filter), Message::Alert(a)) => filter.takes(a),
+            _ => false,
+        });
+    }
+
+    /// Queues the notification of `deploy` as it is now for every deploy sink whose rules
+    /// take it; never waits.
+    pub fn send_deploy(&self, deploy: &Deploy) {
+        let Some(mut notice) = Notice::of(deploy) else {
+            return;
+        };
+        notice.target = self
+            .target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        notice.link = self
+            .external_url
+            .as_ref()
+            .map(|url| page(url, &format!("Service/{}", deploy.service)));
+        let message = Message::Deploy(Arc::new(notice));
+        self.enqueue(&message, |accepts| match accepts {
+            Accepts::Deploys(rules) => crate::deploys::takes(rules, deploy),
+            Accepts::Alerts(_) => false,
+        });
+    }
+
+    fn enqueue(&self, message: &Message, takes: impl Fn(&Accepts) -> bool) {
+        for (sink, queue, accepts) in &self.queues {
+            if !takes(accepts) {
+                continue;
+            }
             if queue.closed.load(Ordering::SeqCst) {
                 warn!(sink, "alert after shutdown: not sent");
                 self.metrics.record_alert(sink, "dropped");
@@ -431,7 +751,7 @@ impl Alerter {
             }
             let dropped = {
                 let mut q = queue.lock();
-                q.push_back(alert.clone());
+                q.push_back(message.clone());
                 if q.len() > QUEUE { q.pop_front() } else { None }
             };
             if dropped.is_some() {
@@ -446,7 +766,7 @@ impl Alerter {
     /// counted). Called once at shutdown; later alerts are not sent.
     pub async fn flush(&self, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
-        for (_, queue) in &self.queues {
+        for (_, queue, _) in &self.queues {
             queue.closed.store(true, Ordering::SeqCst);
             queue.wake.notify_one();
         }
@@ -461,7 +781,7 @@ impl Alerter {
         for task in late {
             let _ = task.await;
         }
-        for (sink, queue) in &self.queues {
+        for (sink, queue, _) in &self.queues {
             let left = queue.lock().drain(..).count()
                 + usize::from(queue.in_flight.swap(false, Ordering::SeqCst));
             if left > 0 {
@@ -514,10 +834,11 @@ fn webhook_body(alert: &Alert) -> String {
     json(&fit(alert, WEBHOOK_LIMIT, |a| json(a).len()))
 }
 
-/// The Slack body, its text within [`SLACK_LIMIT`] characters.
+/// The Slack body: Block Kit, its fallback text within [`SLACK_LIMIT`] characters.
 fn slack_body(alert: &Alert) -> String {
-    let text = fit(alert, SLACK_LIMIT, |a| a.text().chars().count()).text();
-    serde_json::json!({ "text": cut_chars(&text, SLACK_LIMIT) }).to_string()
+    fit(alert, SLACK_LIMIT, |a| a.text().chars().count())
+        .slack()
+        .to_string()
 }
 
 /// The SNS message (the text, then the JSON alert), within [`SNS_LIMIT`] bytes.
@@ -638,20 +959,32 @@ fn fit(alert: &Alert, limit: usize, size: impl Fn(&Alert) -> usize) -> Alert {
         .unwrap_or_else(|| keeping(0, 0))
 }
 
-async fn deliver(target: &Target, alert: &Alert, metrics: &Metrics) {
-    let sink = target.label();
+async fn deliver(target: &Target, sink: &'static str, message: &Message, metrics: &Metrics) {
+    let (json, slack, text) = match message {
+        Message::Alert(alert) => (
+            webhook_body(alert),
+            slack_body(alert),
+            (alert.text(), sns_message(alert)),
+        ),
+        Message::Deploy(notice) => {
+            let json = serde_json::to_string(notice.as_ref()).unwrap_or_default();
+            (
+                json.clone(),
+                notice.slack().to_string(),
+                (notice.text(), format!("{}\n\n{json}", notice.text())),
+            )
+        }
+    };
     match target {
         Target::Webhook(url) => {
-            let body = webhook_body(alert);
-            with_retries(sink, metrics, || post_json(url.clone(), body.clone())).await;
+            with_retries(sink, metrics, || post_json(url.clone(), json.clone())).await;
         }
         Target::Slack(url) => {
-            let body = slack_body(alert);
-            with_retries(sink, metrics, || post_json(url.clone(), body.clone())).await;
+            with_retries(sink, metrics, || post_json(url.clone(), slack.clone())).await;
         }
         Target::Sns { client, topic } => {
-            let subject: String = alert
-                .text()
+            let (text, message) = text;
+            let subject: String = text
                 .lines()
                 .next()
                 .unwrap_or("mooring alert")
@@ -659,7 +992,6 @@ async fn deliver(target: &Target, alert: &Alert, metrics: &Metrics) {
                 .filter(|c| c.is_ascii() && !c.is_ascii_control())
                 .take(100)
                 .collect();
-            let message = sns_message(alert);
             with_retries(sink, metrics, || {
                 let req = client
                     .publish()
@@ -830,11 +1162,11 @@ mod tests {
             message: "bad".into(),
         };
         let a = e
-            .rejected(std::slice::from_ref(&err), "dir", "sha256:1")
+            .rejected(std::slice::from_ref(&err), "dir", "sha256:1", None)
             .unwrap();
         assert_eq!(a.manifest_errors, ["a.yaml:3:5: spec.cpu: bad"]);
         assert!(
-            e.rejected(std::slice::from_ref(&err), "dir", "sha256:1")
+            e.rejected(std::slice::from_ref(&err), "dir", "sha256:1", None)
                 .is_none()
         );
         let back = e.accepted("dir", "sha256:2").unwrap();
@@ -913,9 +1245,17 @@ mod tests {
     }
 
     fn sinks(webhooks: &[&Endpoint], slack: &[&Endpoint]) -> Sinks {
+        let every = || Accepts::Alerts(AlertFilter::default());
         Sinks {
-            webhooks: webhooks.iter().map(|e| e.url.clone()).collect(),
-            slack: slack.iter().map(|e| e.url.clone()).collect(),
+            sinks: webhooks
+                .iter()
+                .map(|e| (Address::Webhook(e.url.clone()), every()))
+                .chain(
+                    slack
+                        .iter()
+                        .map(|e| (Address::Slack(e.url.clone()), every())),
+                )
+                .collect(),
             ..Sinks::default()
         }
     }
@@ -1041,10 +1381,10 @@ mod tests {
         let q = queue.lock();
         assert_eq!(q.len(), QUEUE);
         // The newest are kept.
-        assert_eq!(
-            q.front().unwrap().resource.as_deref(),
-            Some("Service/api-4")
-        );
+        let Some(Message::Alert(front)) = q.front() else {
+            panic!("not an alert")
+        };
+        assert_eq!(front.resource.as_deref(), Some("Service/api-4"));
     }
 
     fn huge_rejection(errors: usize) -> Alert {
@@ -1116,5 +1456,316 @@ mod tests {
         let small = huge_rejection(3);
         assert_eq!(fit(&small, SNS_LIMIT, |a| sns_message(a).len()), small);
         assert!(!sns_message(&small).contains("not shown"));
+    }
+
+    fn drift() -> Alert {
+        let mut a = Alert::new(
+            AlertKind::Drift,
+            None,
+            Some("Service/api".into()),
+            "git@example:ops.git",
+            "4f2c9e1",
+        );
+        a.corrected = Some(true);
+        a.changes = vec![FieldChange {
+            field: "desiredCount".into(),
+            live: json!(7),
+            desired: json!(2),
+            note: None,
+        }];
+        a
+    }
+
+    fn deploy(state: crate::deploys::DeployState, stack: &str) -> crate::deploys::Deploy {
+        let begun = crate::deploys::Begun {
+            service: "api".into(),
+            ecs_name: "api".into(),
+            cluster: "prd".into(),
+            from_task_definition: Some("arn:aws:ecs:r:1:task-definition/api:1".into()),
+            to_task_definition: "arn:aws:ecs:r:1:task-definition/api:2".into(),
+            from_image: Some("nginx:1.27".into()),
+            to_image: Some("nginx:1.28".into()),
+            started: SystemTime::now(),
+            changes: Vec::new(),
+            created: false,
+            failed: None,
+        };
+        let mut d = crate::deploys::Deploy::begin(
+            &begun,
+            stack,
+            "4f2c9e1",
+            (crate::deploys::Reason::ManifestChange, None),
+        );
+        match state {
+            crate::deploys::DeployState::InProgress => {}
+            crate::deploys::DeployState::Failed => d.finish(Some((
+                crate::deploys::Cause::Rollback,
+                "circuit breaker".into(),
+            ))),
+            _ => d.finish(None),
+        }
+        d
+    }
+
+    #[tokio::test]
+    async fn slack_alerts_are_block_kit_with_the_stack_account_region_diff_commit_and_link() {
+        let slack = Endpoint::start(true);
+        let metrics = Arc::new(Metrics::new());
+        let alerter = Alerter::start(
+            Sinks {
+                sinks: vec![(
+                    Address::Slack(slack.url.clone()),
+                    Accepts::Alerts(AlertFilter::default()),
+                )],
+                external_url: Some("https://mooring.example/".into()),
+                ..Sinks::default()
+            },
+            metrics,
+        );
+        alerter.set_target(crate::aws::identity::Target {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            endpoint: None,
+        });
+        alerter.set_stack("production");
+        alerter.send(drift());
+        alerter.flush(Duration::from_secs(30)).await;
+        let body = &slack.json()[0];
+        let blocks = body["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(
+            blocks[0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Service/api drifted from git (corrected)"),
+            "{body}"
+        );
+        let fields: Vec<&str> = blocks[1]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["text"].as_str().unwrap())
+            .collect();
+        for want in [
+            "*Stack*\nproduction",
+            "*Account*\n123456789012",
+            "*Region*\neu-west-1",
+            "*Revision*\n`4f2c9e1`",
+            "*Resource*\nService/api",
+            "*Severity*\nwarning",
+        ] {
+            assert!(fields.contains(&want), "{want} not in {fields:?}");
+        }
+        let texts: Vec<&str> = blocks
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str())
+            .collect();
+        assert!(
+            texts.iter().any(|t| t.contains("desiredCount: 7 → 2")),
+            "{texts:?}"
+        );
+        let actions = blocks.iter().find(|b| b["type"] == "actions").unwrap();
+        assert_eq!(
+            actions["elements"][0]["url"],
+            "https://mooring.example/resources/Service/api"
+        );
+        // The fallback text says it too, for notifications.
+        let text = body["text"].as_str().unwrap();
+        assert!(text.contains("account 123456789012, eu-west-1"), "{text}");
+    }
+
+    #[test]
+    fn a_rejected_set_names_the_rejected_revision_and_the_running_one() {
+        let mut e = Episodes::default();
+        let err = ManifestError {
+            file: "a.yaml".into(),
+            line: 3,
+            col: 5,
+            field: "spec.cpu".into(),
+            message: "bad".into(),
+        };
+        let a = e
+            .rejected(
+                std::slice::from_ref(&err),
+                "dir",
+                "abc1234",
+                Some("def5678"),
+            )
+            .unwrap();
+        assert!(
+            a.headline()
+                .contains("manifest revision def5678 was rejected; revision abc1234 keeps running"),
+            "{}",
+            a.headline()
+        );
+        let fields = a.slack()["blocks"][1]["fields"].to_string();
+        assert!(
+            fields.contains("*Rejected revision*\\n`def5678`")
+                && fields.contains("*Running revision*\\n`abc1234`"),
+            "{fields}"
+        );
+        assert_eq!(a.severity, Severity::Critical);
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["rejectedRevision"], "def5678");
+        assert_eq!(json["revision"], "abc1234");
+    }
+
+    #[test]
+    fn alert_filters_take_kinds_severities_and_names() {
+        let drift = drift();
+        let mut failure = drift.clone();
+        failure.kind = AlertKind::Failure;
+        failure.severity = Severity::of(AlertKind::Failure, None);
+        let mut rejected = Alert::new(AlertKind::ManifestRejected, None, None, "dir", "r");
+        rejected.severity = Severity::Critical;
+        let all = AlertFilter::default();
+        assert!(all.takes(&drift) && all.takes(&failure) && all.takes(&rejected));
+        let critical = AlertFilter {
+            severities: vec![Severity::Critical],
+            ..AlertFilter::default()
+        };
+        assert!(!critical.takes(&drift) && critical.takes(&failure) && critical.takes(&rejected));
+        let resolved = Alert::new(
+            AlertKind::Resolved,
+            Some(AlertKind::Failure),
+            Some("Service/api".into()),
+            "dir",
+            "r",
+        );
+        assert!(critical.takes(&resolved), "the end of a critical episode");
+        let clusters = AlertFilter {
+            kinds: vec!["Cluster".into()],
+            ..AlertFilter::default()
+        };
+        assert!(!clusters.takes(&drift));
+        assert!(
+            clusters.takes(&rejected),
+            "set-wide alerts pass kind filters"
+        );
+        let services = AlertFilter {
+            kinds: vec!["service".into()],
+            names: vec!["api".into()],
+            ..AlertFilter::default()
+        };
+        assert!(services.takes(&drift));
+        let worker = AlertFilter {
+            names: vec!["worker".into()],
+            ..AlertFilter::default()
+        };
+        assert!(!worker.takes(&drift));
+    }
+
+    #[tokio::test]
+    async fn deploy_notifications_go_only_to_deploy_sinks_whose_rules_take_them() {
+        use crate::deploys::{DeployState, Outcome};
+        let (alerts, failures, slack) = (
+            Endpoint::start(true),
+            Endpoint::start(true),
+            Endpoint::start(true),
+        );
+        let metrics = Arc::new(Metrics::new());
+        let alerter = Alerter::start(
+            Sinks {
+                sinks: vec![
+                    (
+                        Address::Webhook(alerts.url.clone()),
+                        Accepts::Alerts(AlertFilter::default()),
+                    ),
+                    (
+                        Address::Webhook(failures.url.clone()),
+                        Accepts::Deploys(vec![
+                            DeployRule {
+                                outcomes: vec![Outcome::Failed],
+                                ..DeployRule::default()
+                            },
+                            DeployRule {
+                                outcomes: vec![Outcome::Succeeded],
+                                stacks: vec!["production".into()],
+                                names: vec![],
+                            },
+                        ]),
+                    ),
+                    (Address::Slack(slack.url.clone()), Accepts::Deploys(vec![])),
+                ],
+                external_url: Some("https://mooring.example".into()),
+                ..Sinks::default()
+            },
+            metrics.clone(),
+        );
+        alerter.send_deploy(&deploy(DeployState::InProgress, "staging"));
+        alerter.send_deploy(&deploy(DeployState::Succeeded, "staging"));
+        alerter.send_deploy(&deploy(DeployState::Failed, "staging"));
+        alerter.send_deploy(&deploy(DeployState::Succeeded, "production"));
+        alerter.send(drift());
+        alerter.flush(Duration::from_secs(30)).await;
+        let outcomes = |e: &Endpoint| -> Vec<String> {
+            e.json()
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}/{}",
+                        n["outcome"].as_str().unwrap_or("-"),
+                        n["stack"].as_str().unwrap_or("-")
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            outcomes(&failures),
+            ["failed/staging", "succeeded/production"]
+        );
+        assert_eq!(
+            slack.json().len(),
+            4,
+            "a sink with no rules takes every notification"
+        );
+        assert_eq!(alerts.json().len(), 1, "alerts only: {:?}", alerts.json());
+        assert_eq!(alerts.json()[0]["kind"], "drift");
+        let failed = &failures.json()[0];
+        assert_eq!(
+            failed["link"],
+            "https://mooring.example/resources/Service/api"
+        );
+        assert_eq!(failed["failure"]["message"], "circuit breaker");
+        assert!(
+            slack.json()[0]["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Deploy started: api (staging)")
+        );
+        assert_eq!(counted(&metrics, "deploy_webhook", "delivered"), 2);
+        assert_eq!(counted(&metrics, "deploy_slack", "delivered"), 4);
+    }
+
+    #[test]
+    fn a_change_from_git_that_went_in_is_not_drift() {
+        let id = (Kind::Service, "api".to_string());
+        let mut e = Episodes::default();
+        e.set_fingerprints(HashMap::from([(id.clone(), 1)]));
+        assert!(
+            e.observe(&pass(Action::None, false, None), "dir")
+                .is_empty()
+        );
+        // The manifest changed and the change was applied: a deploy, not drift.
+        e.set_fingerprints(HashMap::from([(id.clone(), 2)]));
+        assert!(
+            e.observe(&pass(Action::Update, true, None), "dir")
+                .is_empty()
+        );
+        assert!(
+            e.observe(&pass(Action::None, false, None), "dir")
+                .is_empty()
+        );
+        // Held back (observe mode): live still differs from git, which is reported.
+        e.set_fingerprints(HashMap::from([(id.clone(), 3)]));
+        let held = e.observe(&pass(Action::Update, false, None), "dir");
+        assert_eq!(kinds(&held), [(AlertKind::Drift, None)]);
+        assert!(
+            !e.observe(&pass(Action::None, false, None), "dir")
+                .is_empty()
+        );
+        // The manifest unchanged since: a change to live is drift again.
+        let drifted = e.observe(&pass(Action::Update, true, None), "dir");
+        assert_eq!(kinds(&drifted), [(AlertKind::Drift, None)]);
     }
 }

@@ -99,6 +99,28 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Print the manifests DIR resolves to (an environment: its bases with the overlay
+    /// applied), each field the environment set marked `# file:line`. No AWS calls.
+    Render {
+        /// Manifest or environment directory.
+        dir: PathBuf,
+    },
+    /// Copy the image (tag, digest or reference) of services from the environment FROM to
+    /// the environment TO, by editing TO's environment file in place (comments and
+    /// formatting kept). Prints the diff. Exit 0 done or nothing to do, 1 error; with
+    /// `--check`, changes nothing and exits 2 when promotion would change something.
+    Promote {
+        /// The environment directory to copy from (e.g. `envs/dev`).
+        from: PathBuf,
+        /// The environment directory to write to (e.g. `envs/prd`).
+        to: PathBuf,
+        /// Only this service (`metadata.name`; repeatable). Default: every service.
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+        /// Change nothing: exit 2 when TO is behind FROM, 0 when they match.
+        #[arg(long)]
+        check: bool,
+    },
     /// Show what apply would change. Exit 0 nothing to do, 2 changes pending, 1 error.
     Plan {
         /// Manifest directory (read recursively).
@@ -148,7 +170,7 @@ pub enum Command {
         dir: Option<PathBuf>,
         /// Follow a git repository instead: its URL (https://, or a local path / file://
         /// for tests; credentials in the URL are never shown).
-        #[arg(long, env = "MOORING_GIT_URL")]
+        #[arg(long, env = "MOORING_GIT_URL", hide_env_values = true)]
         git: Option<String>,
         /// The branch to follow.
         #[arg(
@@ -215,6 +237,15 @@ pub enum Command {
         /// forwards `POST /reconcile` to the leader. Only with `--leader-election`.
         #[arg(long, env = "MOORING_ADVERTISE_URL", value_parser = crate::webhook::parse_advertise_url)]
         advertise_url: Option<String>,
+        /// An SQS queue URL fed by an EventBridge rule with CloudTrail's management
+        /// events: a change to a kind mooring manages is re-checked at once, not at the
+        /// next interval (which stays as the safety net and can then be much longer).
+        #[arg(long, env = "MOORING_EVENTS_QUEUE")]
+        events_queue: Option<String>,
+        /// With `--events-queue`: warn in `/status` when no change event arrived for this
+        /// long (a broken trail, rule or queue policy).
+        #[arg(long, default_value = "6h", value_parser = parse_duration, env = "MOORING_EVENTS_QUIET")]
+        events_quiet: Duration,
         /// Check one kind on its own interval, e.g. `Service=30s` or `Rule=5m` (repeatable).
         #[arg(long = "kind-interval", value_parser = parse_kind_interval)]
         kind_intervals: Vec<(Kind, Duration)>,
@@ -236,18 +267,35 @@ pub enum Command {
     IamPolicy {
         /// Manifest directory (read recursively).
         dir: PathBuf,
-        /// Operator config: adds `sns:Publish` on its alert topics.
+        /// Operator config: adds `sns:Publish` on its alert and deploy topics.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Leader election's lease table: adds `dynamodb:GetItem`/`PutItem` on it.
         #[arg(long)]
         lease_table: Option<String>,
+        /// The change-event queue URL: adds `sqs:ReceiveMessage`/`DeleteMessage` on it.
+        #[arg(long)]
+        events_queue: Option<String>,
+    },
+    /// Create (or bring up to date) what `run --events-queue` reads: an SQS queue whose
+    /// policy lets only the rule send to it, and an EventBridge rule on the default bus
+    /// that forwards CloudTrail's write calls to the services mooring manages. Prints the
+    /// queue URL. Needs a CloudTrail trail with management events in the account.
+    EventsSetup {
+        /// The queue's name (and the rule's).
+        #[arg(long, default_value = "mooring-change-events")]
+        name: String,
     },
     /// Show a running daemon's status as a table: the summary, then every resource with its
     /// state, pending changes and last error. Exit 0 read, 1 not reachable.
     Status {
         /// The daemon's HTTP address.
-        #[arg(long, default_value = "http://127.0.0.1:8080", env = "MOORING_URL")]
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080",
+            env = "MOORING_URL",
+            hide_env_values = true
+        )]
         url: String,
     },
     /// Print the JSON Schema of the manifest format (for editors).
@@ -354,6 +402,19 @@ pub async fn execute(cli: Cli) -> i32 {
     let expect = cli.expect_account.as_deref();
     set_colour(cli.no_color);
     match cli.command {
+        Command::Render { dir } => match crate::manifest::render::render_dir(&dir) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => report_loaded(Err(e), Output::Text).err().unwrap_or(1),
+        },
+        Command::Promote {
+            from,
+            to,
+            services,
+            check,
+        } => crate::promote::run(&from, &to, &services, check),
         Command::Validate { dir, output } => match load(&dir, output) {
             Ok(set) => {
                 match output {
@@ -424,7 +485,24 @@ pub async fn execute(cli: Cli) -> i32 {
                 }
             }
             report.target = Some(target);
-            print_report(&report, output, false);
+            match (&set.environment, output) {
+                // The environment beside the revision, for a pipeline to record.
+                (Some(env), Output::Json) => {
+                    let mut json = serde_json::to_value(&report).unwrap_or_default();
+                    if let Some(obj) = json.as_object_mut() {
+                        obj.insert("environment".into(), env.as_str().into());
+                    }
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&json).unwrap_or_default()
+                    );
+                }
+                (Some(env), Output::Text) => {
+                    println!("Environment {env} (stack {}).", set.stack);
+                    print_report(&report, output, false);
+                }
+                (None, _) => print_report(&report, output, false),
+            }
             if report.has_errors() {
                 1
             } else if report.has_changes() {
@@ -475,6 +553,8 @@ pub async fn execute(cli: Cli) -> i32 {
             lease_duration,
             replica_id,
             advertise_url,
+            events_queue,
+            events_quiet,
             http_max_connections,
             http_header_timeout,
             http_idle_timeout,
@@ -531,6 +611,7 @@ pub async fn execute(cli: Cli) -> i32 {
                         url: advertise_url,
                     }
                 }),
+                events: events_queue.map(|queue| (queue, events_quiet)),
             })
             .await
         }
@@ -538,6 +619,7 @@ pub async fn execute(cli: Cli) -> i32 {
             dir,
             config,
             lease_table,
+            events_queue,
         } => {
             let Ok(set) = load(&dir, Output::Text) else {
                 return 1;
@@ -546,8 +628,7 @@ pub async fn execute(cli: Cli) -> i32 {
             if let Some(path) = config {
                 match crate::config::load(&path) {
                     Ok(c) => {
-                        let topics: Vec<String> =
-                            c.alerts.sns.iter().map(|s| s.topic_arn.clone()).collect();
+                        let topics: Vec<String> = c.sns_topics();
                         if let (Some(st), Some(list)) = (
                             crate::iam::alert_statement(&topics),
                             policy["Statement"].as_array_mut(),
@@ -564,6 +645,9 @@ pub async fn execute(cli: Cli) -> i32 {
             if let (Some(table), Some(list)) = (lease_table, policy["Statement"].as_array_mut()) {
                 list.push(crate::iam::lease_statement(&table));
             }
+            if let (Some(queue), Some(list)) = (events_queue, policy["Statement"].as_array_mut()) {
+                list.push(crate::iam::events_statement(&queue));
+            }
             println!(
                 "{}",
                 serde_json::to_string_pretty(&policy).unwrap_or_default()
@@ -571,6 +655,26 @@ pub async fn execute(cli: Cli) -> i32 {
             0
         }
         Command::Status { url } => status(&url).await,
+        Command::EventsSetup { name } => {
+            let aws = match Aws::from_env_with(rate).await {
+                Ok(aws) => aws,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            };
+            match crate::events::setup(&aws, &name).await {
+                Ok(url) => {
+                    println!("{url}");
+                    eprintln!("run the daemon with --events-queue {url}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            }
+        }
         Command::Schema => {
             print!("{}", crate::manifest::schema::manifest_schema_text());
             0
@@ -716,8 +820,23 @@ fn state_style(state: &str) -> anstyle::Style {
     }
 }
 
+/// Removes control characters from every string in `v`.
+fn drop_controls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(text) => text.retain(|c| !c.is_control()),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_controls),
+        serde_json::Value::Object(map) => map.values_mut().for_each(drop_controls),
+        _ => {}
+    }
+}
+
 /// The table `mooring status` prints for a `/status` document.
 pub fn render_status(s: &serde_json::Value) -> String {
+    // Whatever answered may not drive the terminal: its strings lose control characters
+    // (escape sequences, carriage returns); only our own colours are added below.
+    let mut s = s.clone();
+    drop_controls(&mut s);
+    let s = &s;
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let mut out = String::new();
     let target = match (
@@ -1041,6 +1160,8 @@ struct RunArgs {
     allow_empty_prune: bool,
     http: crate::status::server::Limits,
     lease: Option<crate::lease::LeaseConfig>,
+    /// The change-event queue and how long without an event is suspicious.
+    events: Option<(String, Duration)>,
 }
 
 async fn run(args: RunArgs) -> i32 {
@@ -1104,7 +1225,7 @@ async fn run(args: RunArgs) -> i32 {
         Mode::Observe => "observe",
     };
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let sinks = match crate::alerts::Sinks::from_config(&config.alerts, Some(ctx.aws.sns.clone())) {
+    let sinks = match crate::alerts::Sinks::from_config(&config, Some(ctx.aws.sns.clone())) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: alert sinks: {e}");
@@ -1177,6 +1298,10 @@ async fn run(args: RunArgs) -> i32 {
         backoff: (args.backoff, Duration::from_secs(600).max(args.backoff)),
         prune: args.prune,
         allow_empty_prune: args.allow_empty_prune,
+        deploy_timeout: config
+            .deploys
+            .timeout_seconds
+            .map_or(crate::deploys::DEFAULT_TIMEOUT, Duration::from_secs),
     };
     let lease = args
         .lease
@@ -1202,6 +1327,21 @@ async fn run(args: RunArgs) -> i32 {
     if let Some(t) = status.target() {
         alerter.set_target(t);
     }
+    let events = args.events.map(|(queue, quiet)| {
+        let rechecks = std::sync::Arc::new(crate::events::Rechecks::default());
+        tokio::spawn(crate::events::consume(
+            ctx.aws.clone(),
+            queue,
+            // The long poll stays below the transport's response timeout.
+            args.rate
+                .response_timeout
+                .saturating_sub(Duration::from_secs(1)),
+            rechecks.clone(),
+            lease.clone(),
+            rx.clone(),
+        ));
+        (rechecks, quiet)
+    });
     let shared = reconcile::daemon::Shared {
         alerter: alerter.clone(),
         status,
@@ -1209,6 +1349,7 @@ async fn run(args: RunArgs) -> i32 {
         trigger,
         lease: lease.clone(),
         heartbeat,
+        events,
     };
     reconcile::daemon::run(cfg, ctx, shared, rx).await;
     if let Some(lease) = lease {
@@ -1368,5 +1509,47 @@ mod tests {
                 .unwrap_err()
                 .contains("too long")
         );
+    }
+
+    /// A `/status` answer (someone else's server, or an error message AWS echoed) cannot
+    /// drive the terminal: control characters in its strings are dropped, only mooring's
+    /// own colours remain.
+    #[test]
+    fn the_status_table_drops_control_characters_from_the_answer() {
+        let status = serde_json::json!({
+            "mode": "enforce\u{1b}]0;pwned\u{7}",
+            "leadership": {"leader": false, "holder": "pod\u{1b}[2J"},
+            "resources": [
+                {"kind": "Alarm", "name": "cpu\r", "state": "failed",
+                 "lastError": {"category": "validation",
+                               "message": "bad\u{1b}]52;c;aGVsbG8=\u{7} threshold"}}
+            ]
+        });
+        let painted = render_status(&status);
+        assert!(!painted.contains("\u{1b}]"), "{painted:?}");
+        assert!(!painted.contains("\u{1b}[2J"), "{painted:?}");
+        assert!(!painted.contains(['\u{7}', '\r']), "{painted:?}");
+        let plain = anstream::adapter::strip_str(&painted).to_string();
+        assert!(
+            plain.contains("bad]52;c;aGVsbG8= threshold (validation)"),
+            "{plain:?}"
+        );
+    }
+
+    /// clap prints an argument's environment value in `--help` (`[env: NAME=value]`): the
+    /// URLs that may carry credentials (a git token, a proxy's basic auth) keep theirs out.
+    #[test]
+    fn help_never_shows_urls_from_the_environment() {
+        use clap::CommandFactory as _;
+        let cli = Cli::command();
+        for (command, arg) in [("run", "git"), ("status", "url")] {
+            let sub = cli.find_subcommand(command).expect(command);
+            let a = sub.get_arguments().find(|a| a.get_id() == arg).expect(arg);
+            assert!(a.get_env().is_some(), "{command} --{arg}");
+            assert!(
+                a.is_hide_env_values_set(),
+                "`mooring {command} --help` prints --{arg}'s value from the environment"
+            );
+        }
     }
 }

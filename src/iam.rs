@@ -290,6 +290,17 @@ pub fn lease_statement(table: &str) -> Value {
     })
 }
 
+/// The statement the change-event consumer needs (`--events-queue`): read and delete
+/// messages of that one queue.
+pub fn events_statement(queue_url: &str) -> Value {
+    json!({
+        "Sid": "ChangeEvents",
+        "Effect": "Allow",
+        "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+        "Resource": [crate::events::queue_arn(queue_url)],
+    })
+}
+
 /// The statement the daemon needs for its SNS alert topics.
 pub fn alert_statement(topics: &[String]) -> Option<Value> {
     (!topics.is_empty()).then(|| {
@@ -546,7 +557,10 @@ mod tests {
         let small = example_policy("manifests/examples/small-api");
         assert_eq!(
             by_sid(&small, "ScalableTargetAlarms")["Resource"],
-            json!(["arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/small-prd/small-api-*"])
+            json!([
+                "arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/small-prd/small-api-AlarmHigh-*",
+                "arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/small-prd/small-api-AlarmLow-*"
+            ])
         );
     }
 }

@@ -342,7 +342,9 @@ impl Lease {
             holder: s("holder").unwrap_or_default(),
             token: n("token").unwrap_or_default(),
             expires_at_ms: n("expiresAt").unwrap_or_default(),
-            url: s("url").filter(|u| !u.is_empty()),
+            // Anyone who can write the table can write this: followed only when it is what
+            // `--advertise-url` accepts (scheme, host and port), never a path or query.
+            url: s("url").and_then(|u| crate::webhook::parse_advertise_url(&u).ok()),
         }))
     }
 

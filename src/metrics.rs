@@ -85,6 +85,13 @@ pub struct RevisionLabels {
     pub revision: String,
 }
 
+/// Labels of change events (`--events-queue`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `mapped` (a re-check), `own` (mooring's write) or `ignored`.
+    pub verdict: String,
+}
+
 /// Labels of alert deliveries.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertLabels {
@@ -92,6 +99,22 @@ pub struct AlertLabels {
     pub sink: String,
     /// `delivered`, `retried`, `failed` or `dropped`.
     pub outcome: String,
+}
+
+/// Labels of deploys.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeployLabels {
+    /// The Service manifest's name.
+    pub service: String,
+    /// `succeeded`, `failed` or `superseded`.
+    pub outcome: String,
+}
+
+/// Labels of one service.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    /// The Service manifest's name.
+    pub service: String,
 }
 
 /// Every metric the daemon exports.
@@ -112,7 +135,14 @@ pub struct Metrics {
     alerts: Family<AlertLabels, Counter>,
     leader: Gauge,
     acquisitions: Counter,
+    deploys: Family<DeployLabels, Counter>,
+    deploy_duration: Histogram,
+    last_deploy: Family<ServiceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     seen_calls: Mutex<BTreeMap<CallKey, u64>>,
+    change_events: Family<EventLabels, Counter>,
+    event_rechecks: Counter,
+    last_event: Gauge<f64, std::sync::atomic::AtomicU64>,
+    seen_events: Mutex<crate::events::Stats>,
 }
 
 impl Default for Metrics {
@@ -216,6 +246,44 @@ impl Metrics {
             "Times this replica became leader (handovers to it)",
             acquisitions.clone(),
         );
+        let change_events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "change_events",
+            "Change events read from the events queue, by verdict (mapped to a re-check, mooring's own write, ignored)",
+            change_events.clone(),
+        );
+        let event_rechecks = Counter::default();
+        registry.register(
+            "event_rechecks",
+            "Re-checks that change events triggered",
+            event_rechecks.clone(),
+        );
+        let last_event = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "last_change_event_timestamp_seconds",
+            "When the last change event arrived (Unix time); 0 before the first",
+            last_event.clone(),
+        );
+        let deploys = Family::<DeployLabels, Counter>::default();
+        registry.register(
+            "deploys",
+            "Finished deploys (a service moved to a new task definition revision), by service and outcome",
+            deploys.clone(),
+        );
+        let deploy_duration =
+            Histogram::new([10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0]);
+        registry.register(
+            "deploy_duration_seconds",
+            "Duration of finished deploys, from the start (pre-deploy task included) to the end of the rollout",
+            deploy_duration.clone(),
+        );
+        let last_deploy =
+            Family::<ServiceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "last_successful_deploy_timestamp_seconds",
+            "Unix time of each service's last successful deploy",
+            last_deploy.clone(),
+        );
         Metrics {
             registry: root,
             reconciles,
@@ -232,8 +300,38 @@ impl Metrics {
             alerts,
             leader,
             acquisitions,
+            deploys,
+            deploy_duration,
+            last_deploy,
             seen_calls: Mutex::default(),
+            change_events,
+            event_rechecks,
+            last_event,
+            seen_events: Mutex::default(),
         }
+    }
+
+    /// The change-event consumer's counts as they are now (counters move by the
+    /// difference since the last call).
+    pub fn record_change_events(&self, now: &crate::events::Stats) {
+        let mut seen = self.seen_events.lock().unwrap_or_else(|p| p.into_inner());
+        for (verdict, new, old) in [
+            ("mapped", now.mapped, seen.mapped),
+            ("own", now.own, seen.own),
+            ("ignored", now.ignored, seen.ignored),
+        ] {
+            self.change_events
+                .get_or_create(&EventLabels {
+                    verdict: verdict.to_string(),
+                })
+                .inc_by(new.saturating_sub(old));
+        }
+        self.event_rechecks
+            .inc_by(now.rechecks.saturating_sub(seen.rechecks));
+        if let Some(at) = now.last_event_unix {
+            self.last_event.set(at as f64);
+        }
+        *seen = now.clone();
     }
 
     /// Records a finished pass over some of the set's resources (`set`: all of them):
@@ -366,6 +464,38 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// A finished deploy: counted by outcome, its duration observed, and for a success
+    /// the service's last successful deploy time.
+    pub fn record_deploy(&self, deploy: &crate::deploys::Deploy) {
+        use crate::deploys::DeployState;
+        let outcome = match deploy.state {
+            DeployState::InProgress => return,
+            DeployState::Succeeded => "succeeded",
+            DeployState::Failed => "failed",
+            DeployState::Superseded => "superseded",
+        };
+        self.deploys
+            .get_or_create(&DeployLabels {
+                service: deploy.service.clone(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        if let Some(seconds) = deploy.duration_seconds {
+            self.deploy_duration.observe(seconds);
+        }
+        if deploy.state == DeployState::Succeeded {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            self.last_deploy
+                .get_or_create(&ServiceLabels {
+                    service: deploy.service.clone(),
+                })
+                .set(now);
+        }
     }
 
     /// Leadership of this replica; a change to leader counts as an acquisition.

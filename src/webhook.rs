@@ -39,6 +39,23 @@ pub fn parse_advertise_url(url: &str) -> Result<String, String> {
             "`{url}` must be only scheme, host and port (no path, query or credentials)"
         ));
     }
+    // An IPv6 pod address dropped into `http://$(POD_IP):8080` (the chart) comes without
+    // brackets: `http://fd00::1:8080` is put in them, `http://[fd00::1]:8080`.
+    if !rest.starts_with('[') && rest.matches(':').count() > 1 {
+        let scheme = &trimmed[..trimmed.len() - rest.len()];
+        return match rest.rsplit_once(':') {
+            Some((host, port))
+                if !port.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && host.parse::<std::net::Ipv6Addr>().is_ok() =>
+            {
+                Ok(format!("{scheme}[{host}]:{port}"))
+            }
+            _ => Err(format!(
+                "`{url}` has an IPv6 address without brackets and port (e.g. http://[fd00::1]:8080)"
+            )),
+        };
+    }
     Ok(trimmed.to_string())
 }
 
@@ -95,5 +112,29 @@ mod tests {
         ] {
             assert!(parse_advertise_url(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    /// The chart advertises `http://$(POD_IP):8080`; on an IPv6 cluster that is
+    /// `http://fd00::1:8080`, which no HTTP client can reach. It is bracketed.
+    #[test]
+    fn an_ipv6_pod_address_is_bracketed() {
+        assert!(
+            "http://fd00:10:244::7:8080/reconcile"
+                .parse::<axum::http::Uri>()
+                .is_err(),
+            "unbracketed, it is no URL"
+        );
+        let url = parse_advertise_url("http://fd00:10:244::7:8080").unwrap();
+        assert_eq!(url, "http://[fd00:10:244::7]:8080");
+        assert!(
+            format!("{url}/reconcile")
+                .parse::<axum::http::Uri>()
+                .is_ok()
+        );
+        assert_eq!(
+            parse_advertise_url("https://[fd00::1]:8443").unwrap(),
+            "https://[fd00::1]:8443"
+        );
+        assert!(parse_advertise_url("http://not:an:address").is_err());
     }
 }

@@ -955,7 +955,7 @@ fn the_prometheus_rule_watches_this_release_with_the_alerts_people_need() {
     );
     let expr = stuck["expr"].as_str().unwrap_or_default();
     assert!(
-        expr.starts_with("time() - max") && expr.ends_with("> 900"),
+        expr.starts_with("time() - max") && expr.contains("> 900 or absent("),
         "{expr}"
     );
     let failing = metric_of("MooringResourceFailing");
@@ -995,7 +995,7 @@ fn the_prometheus_rule_watches_this_release_with_the_alerts_people_need() {
     assert!(
         rule["spec"]["groups"][0]["rules"][0]["expr"]
             .as_str()
-            .is_some_and(|e| e.ends_with("> 600")),
+            .is_some_and(|e| e.contains("> 600 or absent(")),
         "{rule}"
     );
 }
@@ -1376,4 +1376,31 @@ fn combined_durations_pass_the_schema_and_the_binary() {
         set(&mut v, "/interval", json!(bad));
         assert!(!validator.is_valid(&v), "{bad} accepted by the schema");
     }
+}
+
+/// When no replica reports at all (a crash loop, the Deployment scaled to 0, an image that
+/// cannot be pulled) there is no series to compare: `MooringStuck` fires on its absence
+/// too, or the one case that most needs an alert would raise none.
+#[test]
+fn the_stuck_alert_fires_when_no_replica_reports() {
+    let objects = rendered("everything", &everything());
+    let job = only(&objects, "Service")["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rule = only(&objects, "PrometheusRule");
+    let stuck = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["alert"] == "MooringStuck")
+        .cloned()
+        .expect("MooringStuck");
+    let expr = stuck["expr"].as_str().unwrap_or_default();
+    assert!(
+        expr.ends_with(&format!(
+            "or absent(mooring_last_successful_full_pass_timestamp_seconds{{job=\"{job}\",namespace=\"{NAMESPACE}\"}})"
+        )),
+        "{expr}"
+    );
 }

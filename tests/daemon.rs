@@ -1616,5 +1616,471 @@ async fn a_standby_without_the_leaders_url_says_the_push_waits_for_the_interval(
         text.contains("the leader `old-replica` advertises no URL"),
         "{text}"
     );
+}
+
+/// Deploys on moto: each deploy (the service's creation, then a new image in its
+/// manifest) reaches the deploy webhook once when it starts and once when it ends, and
+/// nothing else does; `/status/Service/api` keeps them; the deploy metrics parse.
+#[tokio::test]
+async fn each_deploy_is_announced_once_when_it_starts_and_once_when_it_ends() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let alerts = Receiver::start();
+    let deploys = Receiver::start();
+    // Failures only, to SNS in moto (Publish is real; the tests count deliveries).
+    let topic = aws_sdk_sns::Client::new(&emu.sdk_config().await)
+        .create_topic()
+        .name("mooring-deploys")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("mooring.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "alerts:\n  webhooks:\n    - url: {{value: '{}'}}\ndeploys:\n  webhooks:\n    - url: {{value: '{}'}}\n  sns:\n    - topicArn: {topic}\n    - topicArn: {topic}\n      when: [{{outcomes: [failed]}}]\nexternalUrl: https://mooring.example/\n",
+            alerts.url, deploys.url
+        ),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let process = KillOnDrop(
+        emu.mooring_command(&[
+            "run",
+            dir.path().to_str().unwrap(),
+            "--interval",
+            "2s",
+            "--listen",
+            &listen,
+            "--config",
+            file.to_str().unwrap(),
+        ])
+        .spawn()
+        .expect("start daemon"),
+    );
+    let d = Daemon {
+        port,
+        process,
+        alerts,
+        _config: config,
+    };
+    let finished = |n: usize| {
+        deploys
+            .json()
+            .iter()
+            .filter(|m| m["outcome"] == "succeeded" || m["outcome"] == "failed")
+            .count()
+            >= n
+    };
+    d.wait_for("the creation's deploy to finish", || finished(1));
+    edit(
+        &dir.path().join("service.yaml"),
+        "image: nginx:1.27",
+        "image: nginx:1.28",
+    );
+    d.wait_for("the new image's deploy to finish", || finished(2));
+    // A few more passes: nothing more is announced.
+    std::thread::sleep(Duration::from_secs(5));
+    let notices = deploys.json();
+    let mut by_id: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for n in &notices {
+        assert_eq!(n["event"], "deploy", "{n}");
+        by_id
+            .entry(n["id"].as_str().unwrap().to_string())
+            .or_default()
+            .push(n["outcome"].as_str().unwrap().to_string());
+    }
+    assert_eq!(by_id.len(), 2, "two deploys: {notices:#?}");
+    for outcomes in by_id.values() {
+        assert_eq!(outcomes, &["started", "succeeded"], "{notices:#?}");
+    }
+    let last = notices.last().unwrap();
+    assert_eq!(last["service"], "api");
+    assert_eq!(last["stack"], "basic");
+    assert_eq!(last["fromImage"], "nginx:1.27");
+    assert_eq!(last["toImage"], "nginx:1.28");
+    assert_eq!(last["reason"], "manifest_change");
+    assert_eq!(last["revision"], d.get("/status")["revision"]);
+    assert!(last["durationSeconds"].is_number(), "{last}");
+    assert_eq!(
+        last["link"],
+        "https://mooring.example/resources/Service/api"
+    );
+    assert!(
+        last["toTaskDefinition"].as_str().unwrap().ends_with(":2"),
+        "{last}"
+    );
+    assert_eq!(notices[0]["detail"], "new service");
+    assert!(
+        d.alerts.json().iter().all(|a| a["event"] != "deploy"),
+        "alert sinks get no deploy notifications"
+    );
+    assert!(
+        d.alerts_for("Service/api").is_empty(),
+        "a change from git is a deploy, not drift: {:#?}",
+        d.alerts.json()
+    );
+
+    let status = d.get("/status/Service/api");
+    let kept = status["deploys"].as_array().unwrap();
+    assert_eq!(kept.len(), 2, "{status}");
+    assert!(kept.iter().all(|k| k["state"] == "succeeded"), "{status}");
+    assert_eq!(kept[1]["toImage"], "nginx:1.28");
+    assert_eq!(
+        d.get("/status")["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "api")
+            .unwrap()["lastDeploy"]["toImage"],
+        "nginx:1.28"
+    );
+
+    let (_, text) = common::http(d.port, "GET", "/metrics").unwrap();
+    assert!(
+        text.contains("mooring_deploys_total{service=\"api\",outcome=\"succeeded\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mooring_deploy_duration_seconds_count 2"),
+        "{text}"
+    );
+    // Two SNS sinks: the one for every outcome publishes all four notices, the one for
+    // failures none.
+    d.wait_for("the SNS deliveries", || {
+        common::http(d.port, "GET", "/metrics").is_ok_and(|(_, t)| {
+            t.contains(
+                "mooring_alert_deliveries_total{sink=\"deploy_sns\",outcome=\"delivered\"} 4\n",
+            )
+        })
+    });
+    let classic = common::prometheus_families(&text, false);
+    for (name, kind) in [
+        ("mooring_deploys", "counter"),
+        ("mooring_deploy_duration_seconds", "histogram"),
+        ("mooring_last_successful_deploy_timestamp_seconds", "gauge"),
+    ] {
+        assert!(
+            classic.iter().any(|(n, t)| n == name && t == kind),
+            "{name} not a {kind}: {classic:?}"
+        );
+    }
+    d.stop();
+}
+
+#[tokio::test]
+async fn a_protected_environment_prunes_nothing() {
+    let (_guard, emu) = emulator().await;
+    // The basic fixture as a base with one more security group, and an environment over
+    // it with `protect: true`.
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    let extra = base.join("old.yaml");
+    std::fs::write(
+        &extra,
+        "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: old}\nspec:\n  vpc: default\n  ingress:\n    - {port: 8080, cidrIp: 10.0.0.0/8}\n",
+    )
+    .unwrap();
+    let env = root.path().join("prd");
+    std::fs::create_dir_all(&env).unwrap();
+    std::fs::write(
+        env.join("environment.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: prd}\nspec:\n  bases: [../base]\n  protect: true\n",
+    )
+    .unwrap();
+    let path = env.to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    assert_eq!(groups_named(emu, "old").await, 1);
+
+    // The group leaves the base; even with --prune the protected environment keeps it and
+    // says why.
+    std::fs::remove_file(&extra).unwrap();
+    let d = Daemon::start(emu, path, &["--prune"]);
+    d.wait_for("the refused prune", || {
+        d.get("/status/SecurityGroup/old")["events"]
+            .as_array()
+            .is_some_and(|e| {
+                e.iter().any(|e| {
+                    e["what"] == "prune"
+                        && e["detail"]
+                            == "not pruned: the environment `prd` is protected (`protect: true`)"
+                })
+            })
+    });
+    assert_eq!(groups_named(emu, "old").await, 1, "nothing is deleted");
+    d.stop();
+}
+
+/// Puts a CloudTrail-shaped event on the default bus, as the trail would for a call made
+/// with `agent`.
+async fn put_cloudtrail_event(emu: &Emulator, name: &str, agent: &str) {
+    let detail = serde_json::json!({
+        "eventSource": "ecs.amazonaws.com",
+        "eventName": name,
+        "userAgent": agent,
+        "sourceIPAddress": "203.0.113.7",
+        "userIdentity": {"type": "AssumedRole"},
+        "requestParameters": {"cluster": "test", "service": "api", "desiredCount": 7},
+    });
+    let out = aws_sdk_eventbridge::Client::new(&emu.sdk_config().await)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("mooring.test.cloudtrail")
+                .detail_type("AWS API Call via CloudTrail")
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_entry_count(), 0);
+}
+
+/// Issue 16: a change AWS reports as a CloudTrail event is corrected at once, long before
+/// the service's interval (10 minutes here), and mooring's own writes trigger nothing.
+#[tokio::test]
+async fn a_change_event_corrects_drift_long_before_the_interval() {
+    let (_guard, emu) = emulator().await;
+    let config = emu.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs
+        .create_queue()
+        .queue_name("mooring-events")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let eb = aws_sdk_eventbridge::Client::new(&config);
+    eb.put_rule()
+        .name("cloudtrail-to-mooring")
+        .event_pattern(r#"{"detail-type": ["AWS API Call via CloudTrail"]}"#)
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule("cloudtrail-to-mooring")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("mooring")
+                .arn("arn:aws:sqs:us-east-1:123456789012:mooring-events")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(
+        emu,
+        dir.path().to_str().unwrap(),
+        &["--kind-interval", "Service=10m", "--events-queue", &queue],
+    );
+    d.wait_for("the first pass", || {
+        d.get("/status")["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["state"] == "in_sync"))
+    });
+    let passes = |d: &Daemon| d.get("/status")["changeEvents"]["rechecks"].as_u64();
+
+    // Someone scales the service by hand; CloudTrail reports it.
+    scale_out_of_band(emu, 7).await;
+    let changed = Instant::now();
+    put_cloudtrail_event(emu, "UpdateService", "aws-cli/2.15 Python/3.11").await;
+    let started = Instant::now();
+    loop {
+        if desired_count(emu).await == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the event did not lead to a correction; status: {}",
+            d.get("/status")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "out-of-band change corrected {:?} after its event (Service interval: 10 minutes)",
+        changed.elapsed()
+    );
+    let events = d.get("/status")["changeEvents"].clone();
+    assert_eq!(events["mapped"], 1, "{events}");
+    assert_eq!(events["rechecks"], 1, "{events}");
+    assert!(events["lastEvent"].is_string(), "{events}");
+    assert!(events.get("warning").is_none(), "{events}");
+
+    // mooring's own write, as CloudTrail records it: counted, no re-check.
+    put_cloudtrail_event(
+        emu,
+        "UpdateService",
+        "aws-sdk-rust/1.3.9 ua/2.1 os/linux lang/rust/1.95.0 app/mooring",
+    )
+    .await;
+    d.wait_for("the own event", || {
+        d.get("/status")["changeEvents"]["own"].as_u64() == Some(1)
+    });
+    assert_eq!(passes(&d), Some(1), "no re-check for mooring's own write");
+    let (_, metrics) = common::http(d.port, "GET", "/metrics").unwrap();
+    for line in [
+        "mooring_change_events_total{verdict=\"mapped\"} 1",
+        "mooring_change_events_total{verdict=\"own\"} 1",
+        "mooring_event_rechecks_total 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    d.stop();
+}
+
+/// `mooring events-setup` makes the queue and the rule the daemon reads, idempotently;
+/// `iam-policy --events-queue` grants reading exactly that queue.
+#[tokio::test]
+async fn events_setup_makes_a_queue_only_its_rule_may_send_to() {
+    let (_guard, emu) = emulator().await;
+    let run = || emu.mooring(&["events-setup", "--name", "mooring-change-events"]);
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let url = common::stdout(&out).trim().to_string();
+    assert!(
+        url.ends_with("/123456789012/mooring-change-events"),
+        "{url}"
+    );
+    let again = run();
+    assert_eq!(common::stdout(&again).trim(), url, "idempotent");
+
+    let config = emu.sdk_config().await;
+    let eb = aws_sdk_eventbridge::Client::new(&config);
+    let rule = eb
+        .describe_rule()
+        .name("mooring-change-events")
+        .send()
+        .await
+        .unwrap();
+    let pattern: serde_json::Value = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+    assert_eq!(pattern["detail-type"][0], "AWS API Call via CloudTrail");
+    assert!(
+        pattern["source"]
+            .as_array()
+            .unwrap()
+            .contains(&"aws.ecs".into())
+    );
+    let targets = eb
+        .list_targets_by_rule()
+        .rule("mooring-change-events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        targets.targets()[0].arn(),
+        "arn:aws:sqs:us-east-1:123456789012:mooring-change-events"
+    );
+    let attrs = aws_sdk_sqs::Client::new(&config)
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(
+        attrs
+            .attributes()
+            .unwrap()
+            .get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .unwrap(),
+    )
+    .unwrap();
+    let st = &policy["Statement"][0];
+    assert_eq!(st["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(
+        st["Condition"]["ArnEquals"]["aws:SourceArn"],
+        rule.arn().unwrap()
+    );
+
+    let out = emu.mooring(&[
+        "iam-policy",
+        "tests/fixtures/basic",
+        "--events-queue",
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/mooring-change-events",
+    ]);
+    let policy: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    let st = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "ChangeEvents")
+        .unwrap();
+    assert_eq!(
+        st["Resource"][0],
+        "arn:aws:sqs:eu-west-1:123456789012:mooring-change-events"
+    );
+}
+
+/// The lease table is shared state: a `url` in it that is not what `--advertise-url`
+/// accepts (scheme, host and port only) is not followed. Here it would send the signed
+/// webhook to a path and query of someone's choosing (`/hook?/reconcile`).
+#[tokio::test]
+async fn a_standby_does_not_forward_to_a_lease_url_advertise_url_would_refuse() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_guard, emu) = emulator().await;
+    emu.lease_table().await;
+    let (elsewhere, seen) = fake_leader();
+    let far = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    aws_sdk_dynamodb::Client::new(&emu.sdk_config().await)
+        .put_item()
+        .table_name("mooring-leases")
+        .item("name", AttributeValue::S("mooring".into()))
+        .item("holder", AttributeValue::S("intruder".into()))
+        .item("token", AttributeValue::N("7".into()))
+        .item("expiresAt", AttributeValue::N(far.to_string()))
+        .item("url", AttributeValue::S(format!("{elsewhere}/hook?")))
+        .send()
+        .await
+        .unwrap();
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(
+        emu,
+        dir.path().to_str().unwrap(),
+        &[
+            "--leader-election",
+            "--lease-table",
+            "mooring-leases",
+            "--replica-id",
+            "standby",
+        ],
+    );
+    let leadership = d.get("/status")["leadership"].clone();
+    assert_eq!(leadership["holder"], "intruder", "{leadership}");
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let (code, text) = common::post(
+        d.port,
+        "/reconcile",
+        &[("X-Hub-Signature-256", &sign(body, SECRET))],
+        body,
+    )
+    .unwrap();
+    let requests = seen.lock().unwrap().clone();
+    assert!(
+        requests.is_empty(),
+        "forwarded to the lease's path and query: {requests:?} ({code} {text})"
+    );
+    assert!(leadership.get("leaderUrl").is_none(), "{leadership}");
+    assert_eq!(code, 202, "{text}");
     d.stop();
 }

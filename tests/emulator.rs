@@ -4660,6 +4660,1276 @@ spec:
     assert_eq!(tags.get("cost-center"), Some(&"42"), "others' tags stay");
 }
 
+/// Clients of every service the salon example uses, for out-of-band changes.
+struct Others {
+    ecs: aws_sdk_ecs::Client,
+    ec2: aws_sdk_ec2::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    ecr: aws_sdk_ecr::Client,
+    ssm: aws_sdk_ssm::Client,
+    cache: aws_sdk_elasticache::Client,
+    cw: aws_sdk_cloudwatch::Client,
+    eb: aws_sdk_eventbridge::Client,
+    scaling: aws_sdk_applicationautoscaling::Client,
+}
+
+impl Others {
+    async fn new(emu: &Emulator) -> Others {
+        let c = emu.sdk_config().await;
+        Others {
+            ecs: aws_sdk_ecs::Client::new(&c),
+            ec2: aws_sdk_ec2::Client::new(&c),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&c),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&c),
+            ecr: aws_sdk_ecr::Client::new(&c),
+            ssm: aws_sdk_ssm::Client::new(&c),
+            cache: aws_sdk_elasticache::Client::new(&c),
+            cw: aws_sdk_cloudwatch::Client::new(&c),
+            eb: aws_sdk_eventbridge::Client::new(&c),
+            scaling: aws_sdk_applicationautoscaling::Client::new(&c),
+        }
+    }
+
+    async fn group_id(&self, name: &str) -> String {
+        let out = self
+            .ec2
+            .describe_security_groups()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-name")
+                    .values(name)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.security_groups()[0].group_id().unwrap().to_string()
+    }
+
+    async fn target_group_arn(&self) -> String {
+        let out = self
+            .elb
+            .describe_target_groups()
+            .names("salon-backend")
+            .send()
+            .await
+            .unwrap();
+        out.target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn alb_arn(&self) -> String {
+        let out = self
+            .elb
+            .describe_load_balancers()
+            .names("salon-alb")
+            .send()
+            .await
+            .unwrap();
+        out.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Re-puts the backend's CPU alarm as the example has it, with `change` applied.
+    async fn put_cpu_alarm(
+        &self,
+        change: impl FnOnce(
+            aws_sdk_cloudwatch::operation::put_metric_alarm::builders::PutMetricAlarmFluentBuilder,
+        )
+            -> aws_sdk_cloudwatch::operation::put_metric_alarm::builders::PutMetricAlarmFluentBuilder,
+    ) {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+        let alerts = "arn:aws:sns:eu-west-1:123456789012:salon-prd-alerts";
+        let req = self
+            .cw
+            .put_metric_alarm()
+            .alarm_name("salon-backend-cpu")
+            .namespace("AWS/ECS")
+            .metric_name("CPUUtilization")
+            .dimensions(
+                Dimension::builder()
+                    .name("ClusterName")
+                    .value("salon-prd")
+                    .build(),
+            )
+            .dimensions(
+                Dimension::builder()
+                    .name("ServiceName")
+                    .value("salon-backend")
+                    .build(),
+            )
+            .statistic(Statistic::Average)
+            .period(60)
+            .evaluation_periods(3)
+            .threshold(85.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .alarm_description("salon-backend CPU above 85 % for 3 minutes")
+            .alarm_actions(alerts)
+            .ok_actions(alerts);
+        change(req).send().await.unwrap();
+    }
+
+    /// Makes the out-of-band change `id` of the mutation corpus.
+    async fn mutate(&self, emu: &Emulator, id: &str) {
+        use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+        let tag_ecs = |arn: String| {
+            self.ecs
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(
+                    aws_sdk_ecs::types::Tag::builder()
+                        .key("team")
+                        .value("payments")
+                        .build(),
+                )
+                .send()
+        };
+        match id {
+            "cluster containerInsights" => {
+                // moto answers UpdateClusterSettings with a 500; UpdateCluster takes them too.
+                self.ecs
+                    .update_cluster()
+                    .cluster("salon-prd")
+                    .settings(
+                        aws_sdk_ecs::types::ClusterSetting::builder()
+                            .name(aws_sdk_ecs::types::ClusterSettingName::ContainerInsights)
+                            .value("disabled")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "cluster managed tag" => {
+                let arn = "arn:aws:ecs:us-east-1:123456789012:cluster/salon-prd".to_string();
+                self.ecs
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .tags(
+                        aws_sdk_ecs::types::Tag::builder()
+                            .key("env")
+                            .value("dev")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "security group extra ingress" => {
+                self.ec2
+                    .authorize_security_group_ingress()
+                    .group_id(self.group_id("salon-alb").await)
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .cidr_ip("0.0.0.0/0")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "security group ingress removed" => {
+                self.ec2
+                    .revoke_security_group_ingress()
+                    .group_id(self.group_id("salon-alb").await)
+                    .ip_protocol("tcp")
+                    .from_port(80)
+                    .to_port(80)
+                    .cidr_ip("0.0.0.0/0")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "security group managed tag" => {
+                self.ec2
+                    .create_tags()
+                    .resources(self.group_id("salon-redis").await)
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("env")
+                            .value("dev")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "target group health check interval" => {
+                self.elb
+                    .modify_target_group()
+                    .target_group_arn(self.target_group_arn().await)
+                    .health_check_interval_seconds(10)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "target group health check port" => {
+                self.elb
+                    .modify_target_group()
+                    .target_group_arn(self.target_group_arn().await)
+                    .health_check_port("8080")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "target group health check off" => {
+                self.elb
+                    .modify_target_group()
+                    .target_group_arn(self.target_group_arn().await)
+                    .health_check_enabled(false)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "target group deregistration delay" | "target group stickiness" => {
+                let attr = |k: &str, v: &str| {
+                    aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                };
+                let attrs = if id == "target group stickiness" {
+                    vec![
+                        attr("stickiness.enabled", "true"),
+                        attr("stickiness.type", "lb_cookie"),
+                    ]
+                } else {
+                    vec![attr("deregistration_delay.timeout_seconds", "5")]
+                };
+                self.elb
+                    .modify_target_group_attributes()
+                    .target_group_arn(self.target_group_arn().await)
+                    .set_attributes(Some(attrs))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "load balancer security groups" => {
+                self.elb
+                    .set_security_groups()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .security_groups(self.group_id("salon-redis").await)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "listener default action" => {
+                let listeners = self
+                    .elb
+                    .describe_listeners()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .send()
+                    .await
+                    .unwrap();
+                let http = listeners
+                    .listeners()
+                    .iter()
+                    .find(|l| l.port() == Some(80))
+                    .unwrap();
+                self.elb
+                    .modify_listener()
+                    .listener_arn(http.listener_arn().unwrap())
+                    .default_actions(
+                        aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                            .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                            .target_group_arn(self.target_group_arn().await)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "log group retention" => {
+                self.logs
+                    .put_retention_policy()
+                    .log_group_name("/ecs/salon-backend")
+                    .retention_in_days(7)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "repository mutability" => {
+                self.ecr
+                    .put_image_tag_mutability()
+                    .repository_name("salon/backend")
+                    .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Mutable)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "repository scan on push" => {
+                // Raw JSON: the SDK leaves `scanOnPush: false` (the default) out of the
+                // request, and moto keeps its old setting for an empty configuration.
+                let port = emu.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+                let (status, body) = common::aws_json(
+                    port,
+                    "ecr",
+                    "AmazonEC2ContainerRegistry_V20150921.PutImageScanningConfiguration",
+                    r#"{"repositoryName":"salon/backend","imageScanningConfiguration":{"scanOnPush":false}}"#,
+                );
+                assert_eq!(status, 200, "{body}");
+            }
+            "repository lifecycle removed" => {
+                self.ecr
+                    .delete_lifecycle_policy()
+                    .repository_name("salon/backend")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "redis node type" => {
+                self.cache
+                    .modify_replication_group()
+                    .replication_group_id("salon-redis")
+                    .cache_node_type("cache.t3.medium")
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "redis snapshot retention" => {
+                self.cache
+                    .modify_replication_group()
+                    .replication_group_id("salon-redis")
+                    .snapshot_retention_limit(1)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "parameter value" => {
+                self.ssm
+                    .put_parameter()
+                    .name("/salon/prd/database/port")
+                    .value("6543")
+                    .overwrite(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "parameter managed tag" => {
+                self.ssm
+                    .add_tags_to_resource()
+                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                    .resource_id("/salon/prd/database/host")
+                    .tags(
+                        aws_sdk_ssm::types::Tag::builder()
+                            .key("mooring.dev/stack")
+                            .value("another")
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "service image" => {
+                swap_image(emu, "salon-prd", "salon-backend", "nginx:hacked", None).await;
+            }
+            "service execute command" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .enable_execute_command(false)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "service grace period" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .health_check_grace_period_seconds(5)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "service platform version" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .platform_version("1.3.0")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "service deployment circuit breaker" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .deployment_configuration(
+                        aws_sdk_ecs::types::DeploymentConfiguration::builder()
+                            .maximum_percent(200)
+                            .minimum_healthy_percent(100)
+                            .deployment_circuit_breaker(
+                                aws_sdk_ecs::types::DeploymentCircuitBreaker::builder()
+                                    .enable(false)
+                                    .rollback(false)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "scaling max capacity" | "scaling suspended" => {
+                let mut req = self
+                    .scaling
+                    .register_scalable_target()
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .resource_id("service/salon-prd/salon-backend");
+                req = if id == "scaling max capacity" {
+                    req.min_capacity(2).max_capacity(3)
+                } else {
+                    req.suspended_state(
+                        aws_sdk_applicationautoscaling::types::SuspendedState::builder()
+                            .dynamic_scaling_out_suspended(true)
+                            .build(),
+                    )
+                };
+                req.send().await.unwrap();
+            }
+            "scaling extra policy" => {
+                use aws_sdk_applicationautoscaling::types::{
+                    MetricType, PolicyType, PredefinedMetricSpecification,
+                    TargetTrackingScalingPolicyConfiguration,
+                };
+                self.scaling
+                    .put_scaling_policy()
+                    .policy_name("by-hand")
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .resource_id("service/salon-prd/salon-backend")
+                    .policy_type(PolicyType::TargetTrackingScaling)
+                    .target_tracking_scaling_policy_configuration(
+                        TargetTrackingScalingPolicyConfiguration::builder()
+                            .target_value(20.0)
+                            .predefined_metric_specification(
+                                PredefinedMetricSpecification::builder()
+                                    .predefined_metric_type(
+                                        MetricType::EcsServiceAverageCpuUtilization,
+                                    )
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "alarm threshold" => self.put_cpu_alarm(|r| r.threshold(95.0)).await,
+            "alarm periods" => self.put_cpu_alarm(|r| r.evaluation_periods(5)).await,
+            "alarm ok actions removed" => {
+                self.put_cpu_alarm(|r| r.set_ok_actions(Some(Vec::new())))
+                    .await
+            }
+            "connection header name" => {
+                self.eb
+                    .update_connection()
+                    .name("salon-backend-api")
+                    .auth_parameters(
+                        aws_sdk_eventbridge::types::UpdateConnectionAuthRequestParameters::builder()
+                            .api_key_auth_parameters(
+                                aws_sdk_eventbridge::types::UpdateConnectionApiKeyAuthRequestParameters::builder()
+                                    .api_key_name("x-other")
+                                    .api_key_value("not-the-key")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "api destination rate" => {
+                self.eb
+                    .update_api_destination()
+                    .name("salon-reset-queue")
+                    .invocation_rate_limit_per_second(50)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "api destination endpoint" => {
+                self.eb
+                    .update_api_destination()
+                    .name("salon-reset-queue")
+                    .invocation_endpoint("https://elsewhere.example/hook")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "rule state" => {
+                self.eb
+                    .disable_rule()
+                    .name("salon-sms-every-minute")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "rule schedule" => {
+                self.eb
+                    .put_rule()
+                    .name("salon-sms-every-15-minutes")
+                    .schedule_expression("rate(20 minutes)")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "rule extra target" => {
+                self.eb
+                    .put_targets()
+                    .rule("salon-reset-queue-daily")
+                    .targets(
+                        aws_sdk_eventbridge::types::Target::builder()
+                            .id("by-hand")
+                            .arn("arn:aws:sqs:us-east-1:123456789012:elsewhere")
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            // Changes that are not drift.
+            "others' tag on the service" => {
+                let svc = describe_service(emu, "salon-prd", "salon-backend").await.0;
+                tag_ecs(svc.service_arn().unwrap().to_string())
+                    .await
+                    .unwrap();
+            }
+            "others' tag on the target group" => {
+                self.elb
+                    .add_tags()
+                    .resource_arns(self.target_group_arn().await)
+                    .tags(
+                        aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                            .key("team")
+                            .value("payments")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "others' tag on the log group" => {
+                self.logs
+                    .tag_resource()
+                    .resource_arn(
+                        "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/salon-backend",
+                    )
+                    .tags("team", "payments")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "others' tag on a parameter" => {
+                self.ssm
+                    .add_tags_to_resource()
+                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                    .resource_id("/salon/prd/database/host")
+                    .tags(
+                        aws_sdk_ssm::types::Tag::builder()
+                            .key("team")
+                            .value("payments")
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "desired count under autoscaling" => {
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .desired_count(7)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "an unmanaged parameter under the set's path" => {
+                self.ssm
+                    .put_parameter()
+                    .name("/salon/prd/feature/flag")
+                    .value("on")
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            other => panic!("no mutation {other}"),
+        }
+    }
+}
+
+/// Issue 16's regression net: single-field out-of-band changes on the salon example, one
+/// kind after another. Each must be named by plan (resource and exact field) and put back
+/// by apply; each change of the second table must not be drift at all.
+#[tokio::test]
+async fn mutation_corpus_every_change_is_named_and_restored() {
+    let (_guard, emu) = emulator().await;
+    let examples = common::root().join("manifests/examples/salon-booking");
+    emu.seed_examples();
+    apply(emu, &examples).await;
+    let (report, _) = plan(emu, &examples).await;
+    assert!(!report.has_changes(), "{report:#?}");
+    let others = Others::new(emu).await;
+
+    // (out-of-band change, resource, the field plan must name)
+    let drift: &[(&str, &str, &str)] = &[
+        (
+            "cluster containerInsights",
+            "Cluster/salon-prd",
+            "settings.containerInsights",
+        ),
+        ("cluster managed tag", "Cluster/salon-prd", "tags.env"),
+        (
+            "security group extra ingress",
+            "SecurityGroup/salon-alb",
+            "ingress",
+        ),
+        (
+            "security group ingress removed",
+            "SecurityGroup/salon-alb",
+            "ingress",
+        ),
+        (
+            "security group managed tag",
+            "SecurityGroup/salon-redis",
+            "tags.env",
+        ),
+        (
+            "target group health check interval",
+            "TargetGroup/salon-backend",
+            "healthCheck.intervalSeconds",
+        ),
+        (
+            "target group health check port",
+            "TargetGroup/salon-backend",
+            "healthCheck.port",
+        ),
+        (
+            "target group health check off",
+            "TargetGroup/salon-backend",
+            "healthCheck.enabled",
+        ),
+        (
+            "target group deregistration delay",
+            "TargetGroup/salon-backend",
+            "attributes.deregistrationDelaySeconds",
+        ),
+        (
+            "target group stickiness",
+            "TargetGroup/salon-backend",
+            "attributes.stickiness",
+        ),
+        (
+            "load balancer security groups",
+            "LoadBalancer/salon-alb",
+            "securityGroups",
+        ),
+        (
+            "listener default action",
+            "LoadBalancer/salon-alb",
+            "listeners.80.defaultAction.type",
+        ),
+        (
+            "log group retention",
+            "LogGroup/salon-backend-logs",
+            "retentionInDays",
+        ),
+        (
+            "repository mutability",
+            "Repository/salon-backend",
+            "imageTagMutability",
+        ),
+        (
+            "repository scan on push",
+            "Repository/salon-backend",
+            "scanOnPush",
+        ),
+        (
+            "repository lifecycle removed",
+            "Repository/salon-backend",
+            "lifecyclePolicy",
+        ),
+        (
+            "redis node type",
+            "ReplicationGroup/salon-redis",
+            "nodeType",
+        ),
+        (
+            "redis snapshot retention",
+            "ReplicationGroup/salon-redis",
+            "snapshotRetentionLimit",
+        ),
+        (
+            "parameter value",
+            "ParameterSet/salon-prd",
+            "parameters./salon/prd/database/port.value",
+        ),
+        (
+            "parameter managed tag",
+            "ParameterSet/salon-prd",
+            "parameters./salon/prd/database/host.tags.mooring.dev/stack",
+        ),
+        (
+            "service image",
+            "Service/salon-backend",
+            "taskDefinition.container.image",
+        ),
+        (
+            "service execute command",
+            "Service/salon-backend",
+            "enableExecuteCommand",
+        ),
+        (
+            "service grace period",
+            "Service/salon-backend",
+            "healthCheckGracePeriodSeconds",
+        ),
+        (
+            "service platform version",
+            "Service/salon-backend",
+            "platformVersion",
+        ),
+        (
+            "service deployment circuit breaker",
+            "Service/salon-backend",
+            "deployment.circuitBreaker",
+        ),
+        (
+            "scaling max capacity",
+            "ScalableTarget/salon-backend",
+            "maxCapacity",
+        ),
+        (
+            "scaling suspended",
+            "ScalableTarget/salon-backend",
+            "suspended.dynamicScalingOut",
+        ),
+        (
+            "scaling extra policy",
+            "ScalableTarget/salon-backend",
+            "policies.by-hand",
+        ),
+        ("alarm threshold", "Alarm/salon-backend-cpu", "threshold"),
+        (
+            "alarm periods",
+            "Alarm/salon-backend-cpu",
+            "evaluationPeriods",
+        ),
+        (
+            "alarm ok actions removed",
+            "Alarm/salon-backend-cpu",
+            "okActions",
+        ),
+        (
+            "connection header name",
+            "Connection/salon-backend-api",
+            "apiKeyName",
+        ),
+        (
+            "api destination rate",
+            "ApiDestination/salon-reset-queue",
+            "invocationRateLimitPerSecond",
+        ),
+        (
+            "api destination endpoint",
+            "ApiDestination/salon-reset-queue",
+            "endpoint",
+        ),
+        ("rule state", "Rule/salon-sms-every-minute", "state"),
+        (
+            "rule schedule",
+            "Rule/salon-sms-every-15-minutes",
+            "scheduleExpression",
+        ),
+        (
+            "rule extra target",
+            "Rule/salon-reset-queue-daily",
+            "extraTargets.by-hand",
+        ),
+    ];
+    let mut misses = Vec::new();
+    for (change, resource, field) in drift {
+        others.mutate(emu, change).await;
+        let (report, _) = plan(emu, &examples).await;
+        let found = report
+            .resources
+            .iter()
+            .find(|r| r.id() == *resource)
+            .unwrap();
+        let fields: Vec<&str> = found.changes.iter().map(|c| c.field.as_str()).collect();
+        // The exact field, or (for a set such as a group's ingress rules) a member of it.
+        let named = fields
+            .iter()
+            .any(|f| f == field || f.starts_with(&format!("{field}.")));
+        if !named {
+            misses.push(format!(
+                "{change}: {resource} {field} not named; plan: {fields:?} ({:?})",
+                found.error()
+            ));
+            // Put the stack back anyway for the next change.
+        }
+        let set = load_dir(&examples).unwrap();
+        let ctx = Context::new(emu.aws().await);
+        let applied = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
+        let (after, _) = plan(emu, &examples).await;
+        if applied.has_errors() || after.has_changes() {
+            let left: Vec<String> = after
+                .resources
+                .iter()
+                .filter(|r| r.action != Action::None || r.error().is_some())
+                .map(|r| {
+                    format!(
+                        "{} {:?} {:?}",
+                        r.id(),
+                        r.changes.iter().map(|c| &c.field).collect::<Vec<_>>(),
+                        r.error()
+                    )
+                })
+                .collect();
+            misses.push(format!("{change}: not restored by apply: {left:?}"));
+        }
+    }
+    let not_drift = [
+        "others' tag on the service",
+        "others' tag on the target group",
+        "others' tag on the log group",
+        "others' tag on a parameter",
+        "desired count under autoscaling",
+        "an unmanaged parameter under the set's path",
+    ];
+    for change in not_drift {
+        others.mutate(emu, change).await;
+        let (report, _) = plan(emu, &examples).await;
+        let drifted: Vec<String> = report
+            .resources
+            .iter()
+            .filter(|r| r.action != Action::None)
+            .map(|r| {
+                format!(
+                    "{} {:?}",
+                    r.id(),
+                    r.changes.iter().map(|c| &c.field).collect::<Vec<_>>()
+                )
+            })
+            .collect();
+        if !drifted.is_empty() {
+            misses.push(format!("{change}: taken for drift: {drifted:?}"));
+        }
+    }
+    eprintln!(
+        "mutation corpus: {}/{} changes named and restored, {} non-drift changes checked",
+        drift.len()
+            - misses
+                .iter()
+                .filter(|m| !m.contains("taken for drift"))
+                .count(),
+        drift.len(),
+        not_drift.len()
+    );
+    assert!(misses.is_empty(), "{}", misses.join("\n"));
+}
+
+/// Copies the directory tree `from` into `to` (created).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// Every leaf of a resolved document: pointer → value.
+fn leaves(
+    v: &serde_json::Value,
+    at: String,
+    out: &mut std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, c) in m {
+                leaves(
+                    c,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
+            }
+        }
+        serde_json::Value::Array(a) if !a.is_empty() => {
+            for (i, c) in a.iter().enumerate() {
+                leaves(c, format!("{at}/{i}"), out);
+            }
+        }
+        other => {
+            out.insert(at, other.clone());
+        }
+    }
+}
+
+/// The resolved documents of an environment directory by `Kind/name`.
+fn resolved(
+    dir: &Path,
+) -> std::collections::BTreeMap<String, mooring::manifest::yaml::YamlDocument> {
+    let r = mooring::manifest::environment::resolve(dir, &Default::default());
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    r.parsed
+        .files
+        .into_iter()
+        .flat_map(|(_, docs)| docs)
+        .map(|d| {
+            // The stack's name is the environment's to change: keyed by kind alone.
+            let key = match d.value["kind"].as_str().unwrap() {
+                "Stack" => "Stack".to_string(),
+                kind => format!("{kind}/{}", d.value["metadata"]["name"].as_str().unwrap()),
+            };
+            (key, d)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn environments_render_apply_side_by_side_and_promote_only_images() {
+    let (_guard, emu) = emulator().await;
+    // A copy of the example base and its environments: promote edits files.
+    let work = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    for dir in ["examples/salon-booking", "environments/salon-booking"] {
+        copy_tree(&root.join(dir), &work.path().join(dir));
+    }
+    let dev = work.path().join("environments/salon-booking/dev");
+    let prd = work.path().join("environments/salon-booking/prd");
+    let (dev_s, prd_s) = (dev.to_str().unwrap(), prd.to_str().unwrap());
+    let dev_file = dev.join("environment.yaml");
+    let prd_file = prd.join("environment.yaml");
+
+    // 1. dev and prd differ exactly where their environment files say: every leaf that
+    // differs was written by one of them, and render marks it.
+    let (d, p) = (resolved(&dev), resolved(&prd));
+    assert_eq!(d.keys().collect::<Vec<_>>(), p.keys().collect::<Vec<_>>());
+    let mut differing = 0;
+    for (key, dd) in &d {
+        let pd = &p[key];
+        let (mut dl, mut pl) = (Default::default(), Default::default());
+        leaves(&dd.value, String::new(), &mut dl);
+        leaves(&pd.value, String::new(), &mut pl);
+        let pointers: std::collections::BTreeSet<&String> = dl.keys().chain(pl.keys()).collect();
+        for ptr in pointers {
+            if dl.get(ptr) == pl.get(ptr) {
+                continue;
+            }
+            differing += 1;
+            let by_env = |doc: &mooring::manifest::yaml::YamlDocument, file: &Path| {
+                doc.place_of(ptr).0 == Some(file)
+            };
+            assert!(
+                by_env(dd, &dev_file) || by_env(pd, &prd_file),
+                "{key} {ptr}: {:?} vs {:?} differs, but neither environment set it",
+                dl.get(ptr),
+                pl.get(ptr)
+            );
+        }
+    }
+    assert!(differing > 40, "{differing}");
+    // What the environments say, as render shows it.
+    let out = emu.mooring(&["render", dev_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dev_render = stdout(&out);
+    let marked = format!("  # {}:", dev_file.display());
+    for line in [
+        "stack `salon-booking-dev`",
+        "  desiredCount: 1",
+        "    cpu: 256",
+        "  serviceName: salon-backend-dev",
+        "  clusterName: salon-prd-dev",
+        "  retentionInDays: 7",
+        "  logGroupName: /ecs/salon-backend-dev",
+        "  nodeType: cache.t3.micro",
+        "      domainName: api.dev.salon.example",
+        "  path: /salon/dev",
+        "  deletionPolicy: delete",
+    ] {
+        let found = dev_render.lines().find(|l| l.contains(line));
+        assert!(found.is_some(), "{line} in\n{dev_render}");
+        if !line.starts_with("stack") {
+            assert!(
+                found.unwrap().contains(&marked),
+                "{line} is not marked: {found:?}"
+            );
+        }
+    }
+    let out = emu.mooring(&["render", prd_s]);
+    let prd_render = stdout(&out);
+    assert!(prd_render.contains("stack `salon-booking`"), "{prd_render}");
+    assert!(prd_render.contains("      domainName: api.salon.example\n"));
+    assert!(prd_render.contains("  retentionInDays: 30\n"));
+
+    // 2. Both apply to one emulator and converge side by side.
+    emu.seed_examples();
+    for (dir, env) in [(dev_s, "dev"), (prd_s, "prd")] {
+        let out = emu.mooring(&["apply", dir]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{env}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains("0 failed"), "{}", stdout(&out));
+    }
+    for (dir, env) in [(dev_s, "dev"), (prd_s, "prd")] {
+        let out = emu.mooring(&["plan", dir, "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{env}: {}", stdout(&out));
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(json["environment"], env);
+        assert!(json["revision"].as_str().unwrap().starts_with("sha256:"));
+        assert!(
+            json["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["action"] == "none")
+        );
+    }
+    let clusters = emu.ecs().await.list_clusters().send().await.unwrap();
+    let mut names: Vec<&str> = clusters
+        .cluster_arns()
+        .iter()
+        .filter_map(|a| a.rsplit('/').next())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["salon-prd", "salon-prd-dev"]);
+    let (_, td) = describe_service(emu, "salon-prd-dev", "salon-backend-dev").await;
+    assert_eq!(td.cpu(), Some("256"));
+    assert!(
+        td.container_definitions()[0]
+            .image()
+            .unwrap()
+            .ends_with("salon/backend-dev:v1.1.0")
+    );
+
+    // 3. promote: --check says prd is behind, the edit is one line, then prd plans only
+    // the image.
+    let before = std::fs::read_to_string(&prd_file).unwrap();
+    let out = emu.mooring(&["promote", dev_s, prd_s, "--check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("-    backendTag: v1.0.0\n+    backendTag: v1.1.0\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&prd_file).unwrap(),
+        before,
+        "--check writes nothing"
+    );
+    let out = emu.mooring(&["promote", dev_s, prd_s, "--service", "salon-backend"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = std::fs::read_to_string(&prd_file).unwrap();
+    assert_eq!(
+        after,
+        before.replace("backendTag: v1.0.0", "backendTag: v1.1.0")
+    );
+    let out = emu.mooring(&["promote", dev_s, prd_s, "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nothing to promote"));
+    let out = emu.mooring(&["promote", dev_s, prd_s, "--service", "salon-backnd"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("did you mean `salon-backend`?"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = emu.mooring(&["plan", prd_s, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let changed: Vec<&serde_json::Value> = json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] != "none")
+        .collect();
+    assert_eq!(changed.len(), 1, "{json}");
+    assert_eq!(changed[0]["kind"], "Service");
+    assert_eq!(changed[0]["name"], "salon-backend");
+    let fields: Vec<&str> = changed[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    // The image, and the migrations the new revision runs before the service moves to it.
+    assert_eq!(fields, ["taskDefinition.container.image", "preDeploy"]);
+    let image = &changed[0]["changes"][0];
+    assert!(
+        image["live"]
+            .as_str()
+            .unwrap()
+            .ends_with("salon/backend:v1.0.0"),
+        "{image}"
+    );
+    assert!(
+        image["desired"]
+            .as_str()
+            .unwrap()
+            .ends_with("salon/backend:v1.1.0"),
+        "{image}"
+    );
+    // dev is untouched by promotion.
+    let out = emu.mooring(&["plan", dev_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // 4. A bad field in a patch is reported at the environment file's line and column.
+    edit(&dev_file, "          memory: 512", "          memroy: 512");
+    let line = std::fs::read_to_string(&dev_file)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("memroy"))
+        .unwrap()
+        + 1;
+    let out = emu.mooring(&["validate", dev_s]);
+    assert_eq!(out.status.code(), Some(1));
+    let expected = format!(
+        "{}:{line}:11: spec.taskDefinition.memroy: unknown field `memroy`",
+        dev_file.display()
+    );
+    assert!(
+        stderr(&out).contains(&expected),
+        "{expected} in {}",
+        stderr(&out)
+    );
+}
+
+/// Two stacks in one account that both declare the same SSM parameter (same value): the
+/// parameter belongs to the stack whose ownership tags it carries, and the other stack
+/// neither rewrites those tags nor sees drift in them, so the two do not take it from each
+/// other on every pass.
+#[tokio::test]
+async fn a_parameter_of_another_stack_keeps_its_owner_and_is_not_fought_over() {
+    let (_guard, emu) = emulator().await;
+    let stack = |name: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stack.yaml"),
+            format!("apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata:\n  name: {name}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("parameters.yaml"),
+            "apiVersion: mooring.dev/v1alpha1
+kind: ParameterSet
+metadata: {name: shared}
+spec:
+  path: /shared
+  parameters:
+    region: eu-west-1
+",
+        )
+        .unwrap();
+        dir
+    };
+    let (alpha, beta) = (stack("alpha"), stack("beta"));
+    let stack_tag = |emu: &'static Emulator| async move {
+        let ssm = aws_sdk_ssm::Client::new(&emu.sdk_config().await);
+        let tags = ssm
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id("/shared/region")
+            .send()
+            .await
+            .unwrap();
+        tags.tag_list()
+            .iter()
+            .find(|t| t.key() == "mooring.dev/stack")
+            .map(|t| t.value().to_string())
+    };
+    let out = emu.mooring(&["apply", alpha.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stack_tag(emu).await.as_deref(), Some("alpha"));
+
+    // beta declares the same parameter with the same value: nothing of alpha's changes.
+    let out = emu.mooring(&["apply", beta.path().to_str().unwrap()]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!text.contains("tags.mooring.dev"), "{text}");
+    assert_eq!(
+        stack_tag(emu).await.as_deref(),
+        Some("alpha"),
+        "beta took alpha's parameter: {text}"
+    );
+    let out = emu.mooring(&["plan", alpha.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+/// A saved plan is "a plan you can apply exactly": a resource the plan shows unchanged is
+/// not changed by applying it. Review finding: a ParameterSet value change planned alone
+/// also deploys the services that read the parameter (they are planned again after the
+/// set is applied, and the new version of the parameter is a new revision), a deploy the
+/// saved plan never showed.
+#[tokio::test]
+#[ignore = "review finding, not fixed: apply FILE changes a service its plan showed unchanged"]
+async fn a_saved_plan_deploys_nothing_it_did_not_show() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    edit(
+        &dir.path().join("parameters.yaml"),
+        "db/host: db.internal",
+        "db/host: db2.internal",
+    );
+    let plans = tempfile::tempdir().unwrap();
+    let plan_file = plans.path().join("plan.json");
+    let out = emu.mooring(&["plan", path, "--out", plan_file.to_str().unwrap()]);
+    let shown = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}{}", stderr(&out));
+    assert!(shown.contains("Service/api: in sync"), "{shown}");
+    let (_, before) = describe_api(emu).await;
+    let out = emu.mooring(&["apply", plan_file.to_str().unwrap()]);
+    let applied = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{applied}{}", stderr(&out));
+    let (_, after) = describe_api(emu).await;
+    assert_eq!(
+        after.task_definition_arn(),
+        before.task_definition_arn(),
+        "the plan showed\n{shown}\napply did\n{applied}"
+    );
+}
+
 // ---- mooring import --cluster ----
 
 const IMPORT_CLUSTER: &str = "CdkBackendStack-Cluster1A2B3C";

@@ -63,6 +63,8 @@ pub struct Aws {
     pub sns: aws_sdk_sns::Client,
     /// DynamoDB: the leader-election lease.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS: the change-event queue (`--events-queue`).
+    pub sqs: aws_sdk_sqs::Client,
     /// The region every client talks to.
     pub region: String,
     /// Every call made through these clients, counted.
@@ -204,7 +206,13 @@ impl Aws {
     pub async fn from_env_with(settings: TransportSettings) -> Result<Aws, AwsError> {
         let transport = Arc::new(Transport::new(settings));
         let attempt = settings.response_timeout * 2;
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // `app/mooring` in every request's user agent, which CloudTrail records: how the
+        // change-event consumer tells mooring's own writes apart (src/events.rs).
+        if let Ok(name) = aws_config::AppName::new(crate::events::APP_NAME) {
+            loader = loader.app_name(name);
+        }
+        let config = loader
             .http_client(transport::client(http_client(), transport.clone()))
             .retry_config(
                 aws_config::retry::RetryConfig::standard()
@@ -332,6 +340,11 @@ impl Aws {
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(config)
                     .interceptor(calls.clone())
                     .build(),
             ),

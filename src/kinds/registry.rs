@@ -89,6 +89,11 @@ macro_rules! kinds {
             pub revision: String,
             /// Findings that do not stop the set from loading, for people to read.
             pub warnings: Vec<$crate::manifest::ManifestError>,
+            /// The environment the set was resolved for (`kind: Environment`), if any.
+            pub environment: Option<String>,
+            /// The environment forbids replacement and deletion (`protect: true`): prune
+            /// deletes nothing and no resource may be replaced.
+            pub protect: bool,
         }
 
         impl ManifestSet {

@@ -87,9 +87,9 @@ impl<'a> Findings<'a> {
     }
 
     fn placed(&self, pointer: &str, message: String) -> ManifestError {
-        let Mark { line, col } = self.doc.mark_of(pointer);
+        let (file, Mark { line, col }) = self.doc.place_of(pointer);
         ManifestError {
-            file: self.file.to_path_buf(),
+            file: file.unwrap_or(self.file).to_path_buf(),
             line,
             col,
             field: dotted(pointer),

@@ -25,6 +25,10 @@ pub fn load_dir(dir: &Path) -> Result<ManifestSet, ManifestErrors> {
 
 /// [`load_dir`] within `limits`.
 pub fn load_dir_with(dir: &Path, limits: &Limits) -> Result<ManifestSet, ManifestErrors> {
+    // An environment directory (one holding `environment.yaml`): its bases, overlaid.
+    if super::environment::find(dir).is_some() {
+        return super::environment::load(dir, limits);
+    }
     let (sources, mut errors) = read_sources(dir, limits);
     if sources.is_empty() && errors.is_empty() {
         return Err(ManifestErrors(vec![ManifestError {
@@ -89,22 +93,53 @@ pub fn load_sources_with(
     sources: &[(PathBuf, String)],
     limits: &Limits,
 ) -> Result<ManifestSet, ManifestErrors> {
-    let mut errors = Vec::new();
-    // Problems of the YAML itself; a field they name gets no further errors (the value that
-    // was refused would only show up again as "null is not of type string").
-    let mut yaml_errors: Vec<ManifestError> = Vec::new();
-    let mut total = 0usize;
-    let mut set = ManifestSet::default();
-    let mut checked = Vec::new();
-    let mut stacks: Vec<StackDoc> = Vec::new();
-    let mut warnings = Vec::new();
-    let mut hasher = Sha256::new();
+    check_parsed(parse_sources(sources, limits), limits)
+}
 
+/// Files parsed into documents (or resolved by an environment), with the problems met so
+/// far, ready for [`check_parsed`].
+#[derive(Clone)]
+pub struct ParsedSources {
+    /// Each file with its documents, in a stable order.
+    pub files: Vec<(PathBuf, Vec<YamlDocument>)>,
+    /// Problems that are not the YAML reader's.
+    pub errors: Vec<ManifestError>,
+    /// Problems of the YAML itself.
+    pub yaml_errors: Vec<ManifestError>,
+    /// Content hash of the inputs (`sha256:…`).
+    pub revision: String,
+    /// The first input file, where a set-wide error is reported.
+    pub first: Option<PathBuf>,
+}
+
+/// Content hash of `sources` as a set revision: `sha256:` and 12 hex digits.
+pub(crate) fn revision_of(sources: &[(PathBuf, String)]) -> String {
+    let mut hasher = Sha256::new();
     for (file, text) in sources {
         hasher.update(file.to_string_lossy().as_bytes());
         hasher.update([0]);
         hasher.update(text.as_bytes());
         hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    format!(
+        "sha256:{}",
+        digest
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Parses every file within `limits`: a text over the file limit (or past the set's total)
+/// is refused unread.
+pub(crate) fn parse_sources(sources: &[(PathBuf, String)], limits: &Limits) -> ParsedSources {
+    let mut errors = Vec::new();
+    let mut yaml_errors: Vec<ManifestError> = Vec::new();
+    let mut total = 0usize;
+    let mut files = Vec::new();
+    for (file, text) in sources {
         total = total.saturating_add(text.len());
         if let Some(e) = check_size(file, text.len(), total, limits) {
             errors.push(e);
@@ -129,11 +164,42 @@ pub fn load_sources_with(
             field: dotted(&e.pointer),
             message: e.message,
         }));
+        files.push((file.clone(), docs));
+    }
+    ParsedSources {
+        files,
+        errors,
+        yaml_errors,
+        revision: revision_of(sources),
+        first: sources.first().map(|(f, _)| f.clone()),
+    }
+}
+
+/// Checks parsed documents into a set: every document on its own, then across documents.
+pub(crate) fn check_parsed(
+    parsed: ParsedSources,
+    limits: &Limits,
+) -> Result<ManifestSet, ManifestErrors> {
+    let ParsedSources {
+        files,
+        mut errors,
+        // Problems of the YAML itself; a field they name gets no further errors (the value
+        // that was refused would only show up again as "null is not of type string").
+        mut yaml_errors,
+        revision,
+        first,
+    } = parsed;
+    let mut set = ManifestSet::default();
+    let mut checked = Vec::new();
+    let mut stacks: Vec<StackDoc> = Vec::new();
+    let mut warnings = Vec::new();
+
+    for (file, docs) in files {
         for doc in docs {
             if doc.value.is_null() {
                 continue; // an empty document, e.g. after a trailing `---`
             }
-            let mut f = Findings::new(file, &doc);
+            let mut f = Findings::new(&file, &doc);
             let kind = match check_envelope(&doc, &mut f) {
                 Some(Envelope::Stack) => {
                     let name = super::stack::check(&doc, &mut f);
@@ -188,7 +254,7 @@ pub fn load_sources_with(
     match stacks.as_slice() {
         // Reported at the first file, so that the error has a place an editor can open.
         [] => errors.push(ManifestError {
-            file: sources.first().map(|(f, _)| f.clone()).unwrap_or_default(),
+            file: first.clone().unwrap_or_default(),
             line: 1,
             col: 1,
             field: String::new(),
@@ -224,15 +290,7 @@ pub fn load_sources_with(
     }
 
     if errors.is_empty() && yaml_errors.is_empty() {
-        let digest = hasher.finalize();
-        set.revision = format!(
-            "sha256:{}",
-            digest
-                .iter()
-                .take(6)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        set.revision = revision;
         warnings.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         set.warnings = warnings;
         Ok(set)
@@ -316,7 +374,12 @@ fn more_errors(last: ManifestError, n: usize) -> ManifestError {
 }
 
 /// A text over the per-file limit, or one that takes the set past its total, is not parsed.
-fn check_size(file: &Path, len: usize, total: usize, limits: &Limits) -> Option<ManifestError> {
+pub(crate) fn check_size(
+    file: &Path,
+    len: usize,
+    total: usize,
+    limits: &Limits,
+) -> Option<ManifestError> {
     let message = if len > limits.max_file_bytes {
         format!(
             "file is larger than the limit of {} per manifest file",
@@ -405,6 +468,13 @@ fn check_envelope(doc: &YamlDocument, f: &mut Findings<'_>) -> Option<Envelope> 
             None
         }
         Some(Value::String(k)) if k == super::stack::KIND => Some(Envelope::Stack),
+        Some(Value::String(k)) if k == super::environment::KIND => {
+            f.at(
+                "/kind",
+                "an `Environment` is read only as the environment.yaml of the directory given to mooring; this directory is read as manifests (keep environment directories outside their bases, which are read recursively)",
+            );
+            None
+        }
         Some(Value::String(k)) => match Kind::parse(k) {
             Some(kind) => Some(Envelope::Kind(kind)),
             None => {

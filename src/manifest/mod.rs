@@ -3,10 +3,12 @@
 
 pub mod annotations;
 pub mod common;
+pub mod environment;
 pub mod error;
 pub mod limits;
 pub mod load;
 pub mod read;
+pub mod render;
 pub mod schema;
 pub mod stack;
 pub mod yaml;

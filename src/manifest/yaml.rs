@@ -42,6 +42,9 @@ pub struct YamlDocument {
     /// Position of each JSON pointer: the key for a mapping entry, the item for a sequence
     /// entry, the start of the document for `""`.
     pub marks: BTreeMap<String, Mark>,
+    /// Fields written in another file than the document's (an environment's patch or
+    /// variable): pointer → that file and position. Empty for a document read as is.
+    pub elsewhere: BTreeMap<String, (std::path::PathBuf, Mark)>,
 }
 
 impl YamlDocument {
@@ -55,6 +58,24 @@ impl YamlDocument {
             match p.rfind('/') {
                 Some(i) => p = &p[..i],
                 None => return self.marks.get("").copied().unwrap_or_default(),
+            }
+        }
+    }
+
+    /// Where the value at `pointer` (or its nearest written ancestor) was written: the file
+    /// when it is not the document's own (see [`YamlDocument::elsewhere`]), and the position.
+    pub fn place_of(&self, pointer: &str) -> (Option<&std::path::Path>, Mark) {
+        let mut p = pointer;
+        loop {
+            if let Some((file, m)) = self.elsewhere.get(p) {
+                return (Some(file.as_path()), *m);
+            }
+            if let Some(m) = self.marks.get(p) {
+                return (None, *m);
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return (None, Mark::default()),
             }
         }
     }
@@ -460,7 +481,11 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::DocumentEnd => {
                 let value = self.root.take().unwrap_or(Value::Null);
                 let marks = std::mem::take(&mut self.marks);
-                self.documents.push(YamlDocument { value, marks });
+                self.documents.push(YamlDocument {
+                    value,
+                    marks,
+                    elsewhere: BTreeMap::new(),
+                });
             }
             Event::Scalar(text, style, anchor, tag) => {
                 if self.is_key() {
@@ -645,7 +670,7 @@ fn resolve_scalar(text: &str, style: TScalarStyle, core: Option<&str>) -> Result
     }
 }
 
-fn resolve_plain(text: &str) -> Value {
+pub(crate) fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),

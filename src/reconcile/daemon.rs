@@ -41,8 +41,29 @@ pub enum Source {
 /// its revision; a failed fetch is reported like an invalid set (the last good set keeps
 /// running).
 pub async fn load(source: &Source) -> Result<ManifestSet, ManifestErrors> {
+    load_with_revision(source).await.map_err(|(e, _)| e)
+}
+
+/// [`load`], and for a set that does not validate, its revision when it can be told (the
+/// git commit, or a directory's content hash), so that an alert can name it.
+pub async fn load_with_revision(
+    source: &Source,
+) -> Result<ManifestSet, (ManifestErrors, Option<String>)> {
     match source {
-        Source::Dir(dir) => load_dir_off_runtime(dir.clone()).await,
+        Source::Dir(dir) => {
+            let loaded = load_dir_off_runtime(dir.clone()).await;
+            match loaded {
+                Ok(set) => Ok(set),
+                Err(e) => {
+                    let dir = dir.clone();
+                    let revision = tokio::task::spawn_blocking(move || content_revision(&dir))
+                        .await
+                        .ok()
+                        .flatten();
+                    Err((e, revision))
+                }
+            }
+        }
         Source::Git(git) => {
             let git = git.clone();
             let fetched = tokio::task::spawn_blocking(move || {
@@ -53,14 +74,22 @@ pub async fn load(source: &Source) -> Result<ManifestSet, ManifestErrors> {
             .await;
             let (synced, url) = match fetched {
                 Ok(r) => r,
-                Err(e) => return Err(one_error("git", format!("the fetch task failed: {e}"))),
+                Err(e) => {
+                    return Err((
+                        one_error("git", format!("the fetch task failed: {e}")),
+                        None,
+                    ));
+                }
             };
             match synced {
-                Ok(s) => load_dir_off_runtime(s.dir).await.map(|mut set| {
-                    set.revision = s.commit;
-                    set
-                }),
-                Err(e) => Err(one_error(&url, e.to_string())),
+                Ok(s) => match load_dir_off_runtime(s.dir).await {
+                    Ok(mut set) => {
+                        set.revision = s.commit;
+                        Ok(set)
+                    }
+                    Err(e) => Err((e, Some(s.commit))),
+                },
+                Err(e) => Err((one_error(&url, e.to_string()), None)),
             }
         }
     }
@@ -73,6 +102,33 @@ async fn load_dir_off_runtime(dir: PathBuf) -> Result<ManifestSet, ManifestError
     tokio::task::spawn_blocking(move || load_dir(&dir))
         .await
         .unwrap_or_else(|e| Err(one_error(&label, format!("the manifest load failed: {e}"))))
+}
+
+/// The content hash a directory's set would have had as its revision (the same hash of
+/// the files read as [`crate::manifest::load`] takes); `None` when nothing could be read.
+fn content_revision(dir: &std::path::Path) -> Option<String> {
+    use sha2::Digest;
+    let (sources, _) =
+        crate::manifest::read::read_sources(dir, &crate::manifest::limits::Limits::default());
+    if sources.is_empty() {
+        return None;
+    }
+    let mut hasher = sha2::Sha256::new();
+    for (file, text) in &sources {
+        hasher.update(file.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    Some(format!(
+        "sha256:{}",
+        digest
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
 }
 
 fn one_error(file: &str, message: String) -> ManifestErrors {
@@ -105,6 +161,8 @@ pub struct DaemonConfig {
     /// Let prune delete more resources than the manifests still describe (a set emptied by
     /// mistake must not wipe the stack).
     pub allow_empty_prune: bool,
+    /// How long a deploy's rollout is followed before it counts as failed.
+    pub deploy_timeout: Duration,
 }
 
 /// What the loop shares with the HTTP server and the alert task.
@@ -122,6 +180,9 @@ pub struct Shared {
     /// When the loop last started a round (Unix seconds): the lease renewal stops when the
     /// loop is stuck (e.g. a hung fetch), so a standby can take over.
     pub heartbeat: Arc<std::sync::atomic::AtomicU64>,
+    /// With `--events-queue`: the kinds change events ask to re-check, and how long
+    /// without an event is suspicious.
+    pub events: Option<(Arc<crate::events::Rechecks>, Duration)>,
 }
 
 /// Per-resource backoff after failures.
@@ -213,6 +274,7 @@ struct Daemon {
     backoffs: Backoffs,
     prune_backoffs: Backoffs,
     episodes: Episodes,
+    deploys: crate::deploys::Tracker,
     gates: Gates,
     current: Option<ManifestSet>,
     /// When each kind is due for its next check.
@@ -223,6 +285,8 @@ struct Daemon {
     /// these, whatever its tags say (a renamed manifest that adopted it, held in observe
     /// mode before its tags are rewritten).
     in_use: HashMap<(Kind, String), String>,
+    /// When the loop started (Unix seconds): how long without change events counts from.
+    started_unix: u64,
 }
 
 /// Runs passes until `shutdown` turns true.
@@ -237,6 +301,22 @@ pub async fn run(
         applying.set_applying(kind, name)
     }));
     let source_label = shared.status.snapshot().source;
+    let deploys = crate::deploys::Tracker::new(
+        crate::deploys::Reporter {
+            status: shared.status.clone(),
+            metrics: shared.metrics.clone(),
+            alerter: shared.alerter.clone(),
+        },
+        crate::deploys::Follow {
+            ecs: ctx.aws.ecs.clone(),
+            poll: ctx.rollout_poll,
+            timeout: cfg.deploy_timeout,
+        },
+    );
+    let announce = deploys.clone();
+    ctx.states
+        .services
+        .on_begin(Arc::new(move |begun| announce.begun(begun)));
     let mut d = Daemon {
         backoffs: Backoffs::new(cfg.backoff),
         prune_backoffs: Backoffs::new(cfg.backoff),
@@ -246,11 +326,13 @@ pub async fn run(
         source_label,
         stopping: Arc::new(AtomicBool::new(false)),
         episodes: Episodes::default(),
+        deploys,
         gates: Gates::default(),
         current: None,
         next_due: HashMap::new(),
         everything: true,
         in_use: HashMap::new(),
+        started_unix: unix_now(),
     };
     loop {
         d.shared.heartbeat.store(unix_now(), Ordering::SeqCst);
@@ -287,7 +369,7 @@ impl Daemon {
             lease,
             ..
         } = &self.shared;
-        match load(&self.cfg.source).await {
+        match load_with_revision(&self.cfg.source).await {
             Ok(set) => {
                 if self.current.as_ref().map(|c| &c.revision) != Some(&set.revision) {
                     self.everything = true;
@@ -301,12 +383,13 @@ impl Daemon {
                 {
                     alerter.send(a);
                 }
+                alerter.set_stack(&set.stack);
                 status.set_manifests(&set, self.cfg.enforce);
                 metrics.set_revision(&self.source_label, &set.revision);
                 self.gates.retain(&set);
                 self.current = Some(set);
             }
-            Err(errors) => {
+            Err((errors, rejected)) => {
                 error!(errors = errors.0.len(), first = %errors.0.first().map(|e| e.to_string()).unwrap_or_default(), "rejected manifest set");
                 metrics.record_rejected_set();
                 let revision = self
@@ -314,10 +397,12 @@ impl Daemon {
                     .as_ref()
                     .map(|c| c.revision.clone())
                     .unwrap_or_default();
-                if let Some(a) = self
-                    .episodes
-                    .rejected(&errors.0, &self.source_label, &revision)
-                    && leads(lease)
+                if let Some(a) = self.episodes.rejected(
+                    &errors.0,
+                    &self.source_label,
+                    &revision,
+                    rejected.as_deref(),
+                ) && leads(lease)
                 {
                     alerter.send(a);
                 }
@@ -341,6 +426,10 @@ impl Daemon {
     /// shutdown cut an apply short.
     async fn pass(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<PassReport> {
         let set = self.current.as_ref()?;
+        self.deploys.before_pass(set);
+        for td in self.deploys.take_rolled_back() {
+            self.ctx.states.services.mark_failed(&td);
+        }
         if self.shared.status.target().is_none()
             && let Ok(target) = self.ctx.aws.target().await
         {
@@ -483,6 +572,21 @@ impl Daemon {
         self.shared
             .metrics
             .record_calls(&self.ctx.aws.calls.snapshot());
+        if let Some((rechecks, quiet)) = &self.shared.events {
+            let stats = rechecks.stats();
+            self.shared.metrics.record_change_events(&stats);
+            let since = stats.last_event_unix.unwrap_or(self.started_unix);
+            let silent = Duration::from_secs(unix_now().saturating_sub(since));
+            let warning = (silent > *quiet && leads(&self.shared.lease)).then(|| {
+                format!(
+                    "no change event for {}: check the CloudTrail trail, the EventBridge rule and the queue's policy (drift is still found by polling)",
+                    humantime::format_duration(Duration::from_secs(silent.as_secs()))
+                )
+            });
+            self.shared
+                .status
+                .set_change_events(crate::status::ChangeEvents { stats, warning });
+        }
         self.backoffs.update(&report, &fingerprints);
         self.in_use.retain(|id, _| ids.contains(id));
         for r in &report.resources {
@@ -494,16 +598,22 @@ impl Daemon {
         Some(report)
     }
 
-    /// Step 4: alerts for the episodes the pass opened or closed.
+    /// Step 4: alerts for the episodes the pass opened or closed, and the deploys it
+    /// started (reported, then followed apart from the loop).
     fn record(&mut self, report: &PassReport) {
         // Every replica tracks episodes (a new leader closes what the old one opened);
         // only the leader sends.
+        if let Some(set) = self.current.as_ref() {
+            self.episodes.set_fingerprints(set.fingerprints());
+        }
         let alerts = self.episodes.observe(report, &self.source_label);
         if self.leads() {
             for alert in alerts {
                 self.shared.alerter.send(alert);
             }
         }
+        let begun = self.ctx.states.services.take_deploys();
+        self.deploys.after_pass(begun, report);
         if report
             .resources
             .iter()
@@ -555,6 +665,21 @@ impl Daemon {
             }
         }
         if orphans.is_empty() {
+            return;
+        }
+        // A protected environment (`protect: true`) deletes nothing, whatever the flags.
+        if set.protect {
+            for (i, o) in &orphans {
+                self.shared.status.record_orphan(
+                    recs[*i].kind(),
+                    &o.name,
+                    &o.aws_id,
+                    &format!(
+                        "not pruned: the environment `{}` is protected (`protect: true`)",
+                        set.environment.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
             return;
         }
         // An emptied or mostly emptied set (a bad merge, a wrong path) must not wipe the
@@ -664,6 +789,24 @@ impl Daemon {
                 tokio::time::sleep(DEBOUNCE).await;
                 info!("reconcile triggered");
                 self.everything = true;
+            }
+            _ = async {
+                match &self.shared.events {
+                    Some((rechecks, _)) => rechecks.notify.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                // Let a burst of events settle into one pass of the kinds they touched
+                // (and, as every pass, the kinds those depend on).
+                tokio::time::sleep(DEBOUNCE).await;
+                if let Some((rechecks, _)) = &self.shared.events {
+                    let kinds = rechecks.take();
+                    info!(kinds = ?kinds, "re-check after change events");
+                    let now = Instant::now();
+                    for kind in kinds {
+                        self.next_due.insert(kind, now);
+                    }
+                }
             }
             _ = wait_true(shutdown) => {}
         }
@@ -778,5 +921,32 @@ mod tests {
         b.update(&report(failed(Category::Transient)), &prints);
         std::thread::sleep(Duration::from_millis(5));
         assert!(!b.waiting(Kind::Service, "api", Some(1)));
+    }
+
+    #[tokio::test]
+    async fn a_rejected_directory_set_is_named_by_the_revision_it_would_have_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| {
+            std::fs::write(
+                dir.path().join("stack.yaml"),
+                "apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata: {name: prd}\n",
+            )
+            .unwrap();
+            std::fs::write(dir.path().join("cluster.yaml"), text).unwrap();
+        };
+        write("apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n");
+        let source = Source::Dir(dir.path().to_path_buf());
+        let set = load_with_revision(&source).await.unwrap();
+        assert_eq!(content_revision(dir.path()), Some(set.revision.clone()));
+        write(
+            "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {cpu: 1}\n",
+        );
+        let (errors, rejected) = load_with_revision(&source).await.unwrap_err();
+        assert!(!errors.0.is_empty());
+        let rejected = rejected.expect("the rejected set's revision");
+        assert!(
+            rejected.starts_with("sha256:") && rejected != set.revision,
+            "{rejected}"
+        );
     }
 }

@@ -134,8 +134,15 @@ fn change(path: &str, live: &Value, desired: &Value) -> FieldChange {
 }
 
 /// Words in a field path that mark its value as secret.
-const SECRET_WORDS: [&str; 6] = [
-    "password", "secret", "token", "apikey", "api-key", "private",
+const SECRET_WORDS: [&str; 8] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api-key",
+    "private",
+    "credential",
 ];
 
 /// True when a field's path (or pointer) names it like a secret (`…password…`, `…token…`).
@@ -166,7 +173,20 @@ pub fn redact(changes: &[FieldChange]) -> Vec<FieldChange> {
                     note: c.note.clone(),
                 }
             } else {
-                c.clone()
+                // A URL in a value of any field may carry a password (`DATABASE_URL`):
+                // its credentials go, the rest stays readable.
+                let scrub = |v: &Value| match v {
+                    Value::String(text) if text.contains("://") => {
+                        Value::String(crate::source::git::redact_url(text))
+                    }
+                    other => other.clone(),
+                };
+                FieldChange {
+                    field: c.field.clone(),
+                    live: scrub(&c.live),
+                    desired: scrub(&c.desired),
+                    note: c.note.clone(),
+                }
             }
         })
         .collect()
@@ -305,5 +325,33 @@ mod tests {
         assert_eq!(show(&json!(null)), "(none)");
         assert_eq!(show(&json!("a")), "\"a\"");
         assert!(show(&json!("x".repeat(500))).ends_with("..."));
+    }
+
+    /// What reaches `/status`, the status page and alerts: a value set by hand outside git
+    /// (a revision registered with a connection string, a `…_PASSWD` variable) keeps its
+    /// secret out, whatever the field is called.
+    #[test]
+    fn redaction_covers_urls_with_credentials_and_more_secret_words() {
+        let change = |field: &str, live: &str| FieldChange {
+            field: field.into(),
+            live: json!(live),
+            desired: json!("postgres://db.internal/app"),
+            note: None,
+        };
+        let out = redact(&[
+            change(
+                "taskDefinition.container.environment.DATABASE_URL",
+                "postgres://app:hunter2@db.internal/app",
+            ),
+            change("taskDefinition.container.environment.DB_PASSWD", "hunter2"),
+            change(
+                "taskDefinition.container.environment.GCP_CREDENTIALS",
+                "hunter2",
+            ),
+        ]);
+        let text = serde_json::to_string(&out).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(out[0].live, json!("postgres://***@db.internal/app"));
+        assert_eq!(out[0].desired, json!("postgres://db.internal/app"));
     }
 }

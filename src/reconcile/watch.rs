@@ -1,4 +1,5 @@
-//! The file watch on a manifest directory: a write in it starts a pass at once.
+//! The file watch on a manifest directory (and an environment's bases): a write in it
+//! starts a pass at once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,7 +30,15 @@ pub fn watch(dir: &Path, trigger: Arc<Notify>) -> Option<notify::RecommendedWatc
     });
     match watcher {
         Ok(mut w) => match w.watch(dir, notify::RecursiveMode::Recursive) {
-            Ok(()) => Some(w),
+            Ok(()) => {
+                // An environment directory: its bases are its manifests too.
+                for base in crate::manifest::environment::base_dirs(dir) {
+                    if let Err(e) = w.watch(&base, notify::RecursiveMode::Recursive) {
+                        tracing::warn!(base = %base.display(), error = %e, "cannot watch a base directory; its changes are seen every interval");
+                    }
+                }
+                Some(w)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the manifest directory; changes are seen every interval");
                 None

@@ -110,6 +110,14 @@ async fn resource(State(app): State<App>, Path((kind, name)): Path<(String, Stri
         .map(|e| e.iter().cloned().collect::<Vec<_>>())
         .unwrap_or_default();
     body["events"] = serde_json::to_value(events).unwrap_or_default();
+    if r.kind == crate::manifest::Kind::Service {
+        let deploys = snapshot
+            .deploys
+            .get(&r.name)
+            .map(|d| d.iter().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        body["deploys"] = serde_json::to_value(deploys).unwrap_or_default();
+    }
     Json(body).into_response()
 }
 

@@ -108,6 +108,10 @@ pub struct ResourceStatus {
     /// The service rollout, for services.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// The latest deploy, for services (`/status/Service/{name}` lists the last
+    /// [`crate::deploys::DEPLOYS_KEPT`] as `deploys`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_deploy: Option<crate::deploys::Deploy>,
 }
 
 impl ResourceStatus {
@@ -127,6 +131,7 @@ impl ResourceStatus {
             last_error: None,
             held: None,
             rollout: None,
+            last_deploy: None,
         }
     }
 }
@@ -160,6 +165,10 @@ pub struct Status {
     /// With leader election: whether this replica leads (applies) or stands by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leadership: Option<crate::lease::Leadership>,
+    /// With `--events-queue`: what the change-event consumer received, and a warning
+    /// when none arrived for long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_events: Option<ChangeEvents>,
     /// Counts by state and the last pass, filled in by [`StatusStore::snapshot`].
     pub summary: Summary,
     /// Every resource of the current set, then orphans.
@@ -167,6 +176,22 @@ pub struct Status {
     /// Recent events per `Kind/name`, newest last (shown by `/status/{kind}/{name}`).
     #[serde(skip)]
     pub events: BTreeMap<String, VecDeque<Event>>,
+    /// Recent deploys per Service manifest name, newest last (shown by
+    /// `/status/Service/{name}`).
+    #[serde(skip)]
+    pub deploys: BTreeMap<String, VecDeque<crate::deploys::Deploy>>,
+}
+
+/// The change-event consumer's counts, in `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEvents {
+    /// Received, mapped, own, ignored, re-checks, last event.
+    #[serde(flatten)]
+    pub stats: crate::events::Stats,
+    /// Set when no event arrived for longer than `--events-quiet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The numbers at the top of `/status`, the status page and `mooring status`.
@@ -455,6 +480,11 @@ impl StatusStore {
         self.write(|s| s.leadership = Some(leadership));
     }
 
+    /// The change-event consumer's counts and warning.
+    pub fn set_change_events(&self, events: ChangeEvents) {
+        self.write(|s| s.change_events = Some(events));
+    }
+
     /// The account and region the daemon works in.
     pub fn set_target(&self, target: crate::aws::identity::Target) {
         self.write(|s| s.target = Some(target));
@@ -472,6 +502,28 @@ impl StatusStore {
     /// Where manifests come from and which revision of them (a git commit) is in use.
     pub fn set_source(&self, source: &str) {
         self.write(|s| s.source = source.to_string());
+    }
+
+    /// Records a deploy as it is now: a new one, or a later state of one already kept.
+    pub fn record_deploy(&self, deploy: &crate::deploys::Deploy) {
+        self.write(|s| {
+            let kept = s.deploys.entry(deploy.service.clone()).or_default();
+            match kept.iter_mut().find(|d| d.id == deploy.id) {
+                Some(d) => *d = deploy.clone(),
+                None => kept.push_back(deploy.clone()),
+            }
+            while kept.len() > crate::deploys::DEPLOYS_KEPT {
+                kept.pop_front();
+            }
+            let latest = kept.back().cloned();
+            if let Some(e) = s
+                .resources
+                .iter_mut()
+                .find(|e| e.kind == Kind::Service && e.name == deploy.service)
+            {
+                e.last_deploy = latest;
+            }
+        });
     }
 
     /// Marks a resource as being applied.

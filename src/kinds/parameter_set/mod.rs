@@ -12,6 +12,8 @@
 //! (one ListTagsForResource), so plan names the exact tag. Steady state: one call per set
 //! and pass. Tags others add are neither drift nor removed; a changed managed tag is put
 //! back with AddTagsToResource (PutParameter refuses tags with Overwrite).
+//! A parameter whose `mooring.dev/stack` tag names another stack (which declares it too)
+//! keeps that stack's tags: they are neither compared nor rewritten here.
 
 pub mod spec;
 
@@ -190,21 +192,22 @@ fn desired_tags(set: &ManifestSet, m: &Manifest<ParameterSetSpec>) -> BTreeMap<S
     owned_tags(Kind::ParameterSet, &set.stack, m.name(), &m.spec.tags)
 }
 
-/// The parameters under `path` that carry every tag of `tags` with its value: one listing
-/// with a `tag:KEY` filter per tag (filters are ANDed).
-async fn tagged_names(
-    cx: &Cx<'_>,
+/// The filters of [`tagged_names`]'s listing: the path, and `tag:KEY` equals VALUE per
+/// tag. `None` when a value is empty: SSM refuses empty filter values (1-1024 characters),
+/// so such tags cannot be matched by a listing.
+fn tag_filters(
     path: &str,
     tags: &BTreeMap<String, String>,
-) -> Result<std::collections::BTreeSet<String>, AwsError> {
-    let invalid = |e| AwsError::invalid_request("ssm:DescribeParameters", e);
+) -> Result<Option<Vec<ParameterStringFilter>>, aws_sdk_ssm::error::BuildError> {
+    if tags.values().any(String::is_empty) {
+        return Ok(None);
+    }
     let mut filters = vec![
         ParameterStringFilter::builder()
             .key("Path")
             .option("Recursive")
             .values(path)
-            .build()
-            .map_err(invalid)?,
+            .build()?,
     ];
     for (k, v) in tags {
         filters.push(
@@ -212,10 +215,25 @@ async fn tagged_names(
                 .key(format!("tag:{k}"))
                 .option("Equals")
                 .values(v)
-                .build()
-                .map_err(invalid)?,
+                .build()?,
         );
     }
+    Ok(Some(filters))
+}
+
+/// The parameters under `path` that carry every tag of `tags` with its value: one listing
+/// with a `tag:KEY` filter per tag (filters are ANDed). None when a tag's value is empty
+/// (see [`tag_filters`]): every managed parameter then has its tags read.
+async fn tagged_names(
+    cx: &Cx<'_>,
+    path: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<std::collections::BTreeSet<String>, AwsError> {
+    let Some(filters) = tag_filters(path, tags)
+        .map_err(|e| AwsError::invalid_request("ssm:DescribeParameters", e))?
+    else {
+        return Ok(std::collections::BTreeSet::new());
+    };
     let pages: Vec<_> = cx
         .aws()
         .ssm
@@ -290,6 +308,13 @@ impl Resource for Unit {
                     out.tag_list().iter().map(|t| (t.key(), t.value())),
                     &want,
                 );
+                // Owned by another stack that declares it too: its tags are that stack's
+                // to keep (rewriting them would have the two stacks take it from each
+                // other on every pass).
+                let stack = tags.get(crate::manifest::TAG_STACK);
+                if stack.is_some_and(|s| *s != cx.set.stack) {
+                    continue;
+                }
                 if let Some(p) = live.get_mut(name) {
                     p.tags = Some(tags);
                 }
@@ -571,5 +596,26 @@ mod tests {
             ]),
         );
         assert!(secret[0].message.contains("will not overwrite it"), "{secret:?}");
+    }
+
+    /// Tags may have empty values (the manifest allows them), SSM's filter values may not:
+    /// such a set is never listed with a filter SSM refuses (it would fail every pass).
+    #[test]
+    fn tag_filters_never_carry_an_empty_value() {
+        let mut tags = BTreeMap::from([
+            ("mooring.dev/stack".to_string(), "shop".to_string()),
+            ("team".to_string(), "payments".to_string()),
+        ]);
+        let filters = tag_filters("/app/prd", &tags).unwrap().unwrap();
+        assert_eq!(filters.len(), 3);
+        assert!(
+            filters
+                .iter()
+                .flat_map(|f| f.values())
+                .all(|v| (1..=1024).contains(&v.len())),
+            "{filters:?}"
+        );
+        tags.insert("env".into(), String::new());
+        assert!(tag_filters("/app/prd", &tags).unwrap().is_none());
     }
 }

@@ -64,11 +64,13 @@ impl crate::kinds::Declared for Unit {
     /// (`TargetTracking-service/CLUSTER/SERVICE-AlarmHigh-…`).
     fn iam_resources(set: &ManifestSet) -> Vec<String> {
         let mut out = vec![crate::iam::arn("application-autoscaling", "scalable-target/*")];
-        out.extend(set.scalable_targets.iter().map(|m| {
-            crate::iam::arn(
-                "cloudwatch",
-                &format!("alarm:TargetTracking-{}-*", service_resource_id(set, m)),
-            )
+        // `-AlarmHigh-`/`-AlarmLow-` and not `-*`: a service `api-worker` of another stack
+        // in the same cluster would match `TargetTracking-service/CLUSTER/api-*`.
+        out.extend(set.scalable_targets.iter().flat_map(|m| {
+            let id = service_resource_id(set, m);
+            ["AlarmHigh", "AlarmLow"].map(|which| {
+                crate::iam::arn("cloudwatch", &format!("alarm:TargetTracking-{id}-{which}-*"))
+            })
         }));
         out
     }

@@ -942,3 +942,381 @@ async fn a_pre_deploy_task_that_succeeded_before_its_leader_recorded_it_is_not_r
     assert_eq!(p.run.num_calls(), 0);
     assert_eq!(*p.calls.lock().unwrap(), ["TagResource", "UpdateService"]);
 }
+
+/// A client whose DescribeServices answers `states` in turn, the last one repeatedly.
+fn describing(states: Vec<Service>) -> (Rule, Client) {
+    let mut seq = mock!(Client::describe_services).sequence();
+    let last = states.last().cloned();
+    for s in states {
+        seq = seq.output(move || DescribeServicesOutput::builder().services(s.clone()).build());
+    }
+    let rule = match last {
+        Some(s) => seq
+            .output(move || DescribeServicesOutput::builder().services(s.clone()).build())
+            .repeatedly()
+            .build(),
+        None => seq.build(),
+    };
+    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&rule]);
+    (rule, client)
+}
+
+fn begun_deploy() -> crate::deploys::Begun {
+    crate::deploys::Begun {
+        service: "api".into(),
+        ecs_name: "api".into(),
+        cluster: "prd".into(),
+        from_task_definition: Some(OLD_TD.into()),
+        to_task_definition: NEW_TD.into(),
+        from_image: Some("api:1".into()),
+        to_image: Some("api:2".into()),
+        started: std::time::SystemTime::now(),
+        changes: Vec::new(),
+        created: false,
+        failed: None,
+    }
+}
+
+fn rolling_out() -> Service {
+    let mut s = service(NEW_TD, &[], 1);
+    s.deployments = Some(vec![
+        Deployment::builder()
+            .status("PRIMARY")
+            .rollout_state(DeploymentRolloutState::InProgress)
+            .task_definition(NEW_TD)
+            .build(),
+        Deployment::builder()
+            .status("ACTIVE")
+            .rollout_state(DeploymentRolloutState::Completed)
+            .task_definition(OLD_TD)
+            .build(),
+    ]);
+    s
+}
+
+#[tokio::test]
+async fn the_daemon_reports_a_deploy_apply_began_and_follows_it_until_it_completes() {
+    use crate::deploys::{DeployState, Follow, Reason, Reporter, Tracker};
+    let set = set();
+    let status = crate::status::StatusStore::new("dir", "enforce");
+    status.set_manifests(&set, true);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    // Followed apart from the pass: in progress, then completed.
+    let (describe, ecs) = describing(vec![
+        rolling_out(),
+        service(
+            NEW_TD,
+            &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+            2,
+        ),
+    ]);
+    let tracker = Tracker::new(
+        Reporter {
+            status: status.clone(),
+            metrics: metrics.clone(),
+            alerter: crate::alerts::Alerter::start(Default::default(), metrics.clone()),
+        },
+        Follow {
+            ecs,
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_secs(30),
+        },
+    );
+    // The daemon does not wait in apply: the Service kind says what it begins.
+    let rules = rollout_rules(vec![]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let announce = tracker.clone();
+    ctx.states
+        .services
+        .on_begin(std::sync::Arc::new(move |b| announce.begun(b)));
+    tracker.before_pass(&set);
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].applied, "{report:#?}");
+    let deploys = || status.snapshot().deploys.get("api").cloned().unwrap_or_default();
+    // Announced as started during the apply, before the pass ended.
+    assert_eq!(deploys().len(), 1);
+    assert_eq!(deploys()[0].state, DeployState::InProgress);
+    assert_eq!(deploys()[0].reason, Reason::ManifestChange);
+    let begun = ctx.states.services.take_deploys();
+    assert_eq!(begun.len(), 1, "{begun:#?}");
+    let b = &begun[0];
+    assert_eq!(
+        (b.from_task_definition.as_deref(), b.to_task_definition.as_str()),
+        (Some(OLD_TD), NEW_TD)
+    );
+    assert_eq!(
+        (b.from_image.as_deref(), b.to_image.as_deref()),
+        (Some("api:1"), Some("api:2"))
+    );
+    assert_eq!(b.changes.len(), 1, "{:#?}", b.changes);
+    assert_eq!(b.changes[0].field, "taskDefinition.container.image");
+    assert_eq!((b.cluster.as_str(), b.failed.clone(), b.created), ("prd", None, false));
+    assert!(ctx.states.services.take_deploys().is_empty(), "taken once");
+
+    tracker.after_pass(begun, &report);
+    for _ in 0..500 {
+        if deploys()[0].state != DeployState::InProgress {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(deploys().len(), 1, "one deploy, updated in place");
+    let d = &deploys()[0];
+    assert_eq!(d.state, DeployState::Succeeded, "{d:#?}");
+    assert!(d.duration_seconds.is_some() && d.finished_at.is_some());
+    assert_eq!(describe.num_calls(), 2, "polled until it completed");
+    let snapshot = status.snapshot();
+    let api = snapshot.resources.iter().find(|r| r.name == "api").unwrap();
+    assert_eq!(
+        api.last_deploy.as_ref().map(|d| d.state),
+        Some(DeployState::Succeeded)
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains("mooring_deploys_total{service=\"api\",outcome=\"succeeded\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mooring_deploy_duration_seconds_count 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mooring_last_successful_deploy_timestamp_seconds{service=\"api\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_followed_rollout_fails_on_a_circuit_breaker_rollback_and_on_its_timeout() {
+    use crate::deploys::Cause;
+    use crate::kinds::service::follow::follow;
+    // What ECS shows during a rollback: the old revision PRIMARY again, the new one FAILED.
+    let mut rollback = service(OLD_TD, &[], 1);
+    rollback.deployments = Some(vec![
+        Deployment::builder()
+            .status("PRIMARY")
+            .rollout_state(DeploymentRolloutState::InProgress)
+            .task_definition(OLD_TD)
+            .build(),
+        Deployment::builder()
+            .status("ACTIVE")
+            .rollout_state(DeploymentRolloutState::Failed)
+            .rollout_state_reason("ECS deployment circuit breaker: tasks failed to start.")
+            .task_definition(NEW_TD)
+            .build(),
+    ]);
+    let (_, ecs) = describing(vec![rolling_out(), rollback]);
+    let (cause, message) = follow(
+        &ecs,
+        &begun_deploy(),
+        Duration::from_millis(1),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(cause, Cause::Rollback);
+    assert!(message.contains("circuit breaker") && message.contains(NEW_TD), "{message}");
+
+    // The rollback already done: the service runs the old revision alone.
+    let (_, ecs) = describing(vec![service(
+        OLD_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    )]);
+    let (cause, message) = follow(&ecs, &begun_deploy(), Duration::from_millis(1), Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert_eq!(cause, Cause::Rollback);
+    assert!(message.contains(OLD_TD), "{message}");
+
+    // Never done: a timeout.
+    let (describe, ecs) = describing(vec![rolling_out()]);
+    let (cause, message) = follow(
+        &ecs,
+        &begun_deploy(),
+        Duration::from_millis(1),
+        Duration::from_millis(30),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(cause, Cause::Timeout);
+    assert!(message.contains("did not finish within"), "{message}");
+    assert!(describe.num_calls() >= 1);
+}
+
+#[tokio::test]
+async fn a_failed_pre_deploy_task_is_a_failed_deploy() {
+    let p = pre_deploy_rules(false, vec![pre_deploy_task("STOPPED", Some(1))]);
+    let ctx = pre_deploy_context(&p);
+    let set = pre_deploy_set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_some());
+    let begun = ctx.states.services.take_deploys();
+    assert_eq!(begun.len(), 1, "{begun:#?}");
+    let (cause, message) = begun[0].failed.clone().expect("failed within the apply");
+    assert_eq!(cause, crate::deploys::Cause::PreDeploy);
+    assert!(message.contains("pre-deploy task 0f1e2d3c failed"), "{message}");
+    assert_eq!(begun[0].to_task_definition, NEW_TD);
+}
+
+#[test]
+fn a_service_that_runs_the_new_revision_steadily_has_completed_even_without_its_deployment() {
+    use crate::kinds::service::follow::{Judgement, judge};
+    // moto keeps the first deployment (old revision, COMPLETED) and only changes the
+    // service's revision; ECS would show a deployment of the new one.
+    let mut moto = service(NEW_TD, &[], 2);
+    moto.deployments = Some(vec![
+        Deployment::builder()
+            .status("PRIMARY")
+            .rollout_state(DeploymentRolloutState::Completed)
+            .task_definition(OLD_TD)
+            .build(),
+    ]);
+    assert_eq!(judge(&moto, NEW_TD), Judgement::Completed);
+    moto.running_count = 1;
+    assert_eq!(judge(&moto, NEW_TD), Judgement::InProgress, "not every task runs");
+    assert_eq!(judge(&rolling_out(), NEW_TD), Judgement::InProgress);
+    let done = service(NEW_TD, &[("PRIMARY", DeploymentRolloutState::Completed, None)], 2);
+    assert_eq!(judge(&done, NEW_TD), Judgement::Completed);
+    let mut failed = rolling_out();
+    failed.deployments = Some(vec![
+        Deployment::builder()
+            .status("PRIMARY")
+            .rollout_state(DeploymentRolloutState::Failed)
+            .rollout_state_reason("tasks failed to start")
+            .task_definition(NEW_TD)
+            .build(),
+    ]);
+    assert!(matches!(judge(&failed, NEW_TD), Judgement::Failed(m) if m.contains("tasks failed to start")));
+}
+
+#[tokio::test]
+async fn a_newer_deploy_supersedes_one_still_rolling_out_but_not_one_that_ended() {
+    use crate::deploys::{DeployState, Follow, Reporter, Tracker};
+    let set = set();
+    let status = crate::status::StatusStore::new("dir", "enforce");
+    status.set_manifests(&set, true);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let (_, ecs) = describing(vec![rolling_out()]);
+    let tracker = Tracker::new(
+        Reporter {
+            status: status.clone(),
+            metrics: metrics.clone(),
+            alerter: crate::alerts::Alerter::start(Default::default(), metrics.clone()),
+        },
+        Follow {
+            ecs,
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_secs(60),
+        },
+    );
+    tracker.before_pass(&set);
+    let report = crate::reconcile::PassReport {
+        revision: set.revision.clone(),
+        resources: Vec::new(),
+        aws_calls: Default::default(),
+        target: None,
+        aws_calls_by_kind: Default::default(),
+        check_seconds_by_kind: Default::default(),
+    };
+    let first = begun_deploy();
+    tracker.begun(&first);
+    tracker.after_pass(vec![first], &report);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut second = begun_deploy();
+    second.started += Duration::from_secs(1);
+    tracker.begun(&second);
+    let kept = status.snapshot().deploys["api"].clone();
+    let states: Vec<DeployState> = kept.iter().map(|d| d.state).collect();
+    assert_eq!(states, [DeployState::Superseded, DeployState::InProgress]);
+    assert!(
+        metrics
+            .encode()
+            .contains("mooring_deploys_total{service=\"api\",outcome=\"superseded\"} 1")
+    );
+    // One that failed within the apply ends at once; the next does not touch it.
+    let mut third = begun_deploy();
+    third.started += Duration::from_secs(2);
+    third.failed = Some((crate::deploys::Cause::Apply, "refused".into()));
+    tracker.after_pass(vec![second], &report);
+    tracker.begun(&third);
+    tracker.after_pass(vec![third], &report);
+    let states: Vec<DeployState> = status.snapshot().deploys["api"]
+        .iter()
+        .map(|d| d.state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            DeployState::Superseded,
+            DeployState::Superseded,
+            DeployState::Failed
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_revision_ecs_rolled_back_while_followed_is_not_deployed_again() {
+    use crate::deploys::{DeployState, Follow, Reporter, Tracker};
+    let set = set();
+    let status = crate::status::StatusStore::new("dir", "enforce");
+    status.set_manifests(&set, true);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    // By the first look the rollback is over: ECS lists the old revision alone.
+    let (_, ecs) = describing(vec![service(
+        OLD_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    )]);
+    let tracker = Tracker::new(
+        Reporter {
+            status: status.clone(),
+            metrics: metrics.clone(),
+            alerter: crate::alerts::Alerter::start(Default::default(), metrics.clone()),
+        },
+        Follow {
+            ecs,
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_secs(30),
+        },
+    );
+    tracker.before_pass(&set);
+    let report = crate::reconcile::PassReport {
+        revision: set.revision.clone(),
+        resources: Vec::new(),
+        aws_calls: Default::default(),
+        target: None,
+        aws_calls_by_kind: Default::default(),
+        check_seconds_by_kind: Default::default(),
+    };
+    let begun = begun_deploy();
+    tracker.begun(&begun);
+    tracker.after_pass(vec![begun], &report);
+    assert_eq!(status.snapshot().deploys["api"].len(), 1);
+    let state = || status.snapshot().deploys["api"][0].state;
+    for _ in 0..500 {
+        if state() != DeployState::InProgress {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state(), DeployState::Failed);
+    let rolled_back = tracker.take_rolled_back();
+    assert_eq!(rolled_back, [NEW_TD]);
+    assert!(tracker.take_rolled_back().is_empty(), "handed over once");
+
+    // The next pass plans the same image again, but the Service kind refuses the revision.
+    let rules = rollout_rules(vec![]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    for td in &rolled_back {
+        ctx.states.services.mark_failed(td);
+    }
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let err = report.resources[1].error().expect("refused");
+    assert!(err.message.contains("not deployed again"), "{}", err.message);
+    assert_eq!(rules[3].num_calls(), 0, "no UpdateService");
+}

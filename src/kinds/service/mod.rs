@@ -15,6 +15,7 @@
 //! The versions of the secrets a service reads (metadata, never values) ride in the
 //! environment variable `MOORING_SECRETS_VERSION`, so a new version is a new revision.
 
+pub mod follow;
 pub mod image;
 pub mod predeploy;
 pub mod render;
@@ -61,7 +62,17 @@ pub struct State {
     failed_revisions: Mutex<HashSet<String>>,
     /// Pre-deploy tasks that failed (see [`predeploy`]).
     pre_deploys: predeploy::Memory,
+    /// Deploys begun since the daemon last took them (at most [`BEGUN_KEPT`]).
+    begun: Mutex<Vec<crate::deploys::Begun>>,
+    /// Told of each deploy as it begins (the daemon announces it).
+    on_begin: std::sync::OnceLock<DeployHook>,
 }
+
+/// A callback told of each deploy as it begins.
+pub type DeployHook = Arc<dyn Fn(&crate::deploys::Begun) + Send + Sync>;
+
+/// How many begun deploys wait to be taken (`apply` never takes them).
+const BEGUN_KEPT: usize = 100;
 
 impl State {
     fn task_definition(&self, arn: &str) -> Option<Arc<TaskDefinition>> {
@@ -81,11 +92,41 @@ impl State {
         }
     }
 
+    /// Marks `td_arn` as failed to deploy (ECS rolled it back): not deployed again until
+    /// the manifest renders another revision.
+    pub fn mark_failed(&self, td_arn: &str) {
+        self.remember_failed(td_arn);
+    }
+
     fn remember_failed(&self, td_arn: &str) {
         self.failed_revisions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(td_arn.to_string());
+    }
+
+    fn begin_deploy(&self, begun: crate::deploys::Begun) {
+        let mut all = self.begun.lock().unwrap_or_else(|p| p.into_inner());
+        all.push(begun);
+        let over = all.len().saturating_sub(BEGUN_KEPT);
+        all.drain(..over);
+    }
+
+    /// Tells `hook` of every deploy as it begins, before its pre-deploy task or update.
+    pub fn on_begin(&self, hook: DeployHook) {
+        let _ = self.on_begin.set(hook);
+    }
+
+    fn announce(&self, begun: &crate::deploys::Begun) {
+        if let Some(hook) = self.on_begin.get() {
+            hook(begun);
+        }
+    }
+
+    /// The deploys begun since the last call, with how the apply ended for each (the
+    /// daemon ends or follows them).
+    pub fn take_deploys(&self) -> Vec<crate::deploys::Begun> {
+        std::mem::take(&mut *self.begun.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn has_failed(&self, td_arn: &str) -> bool {
@@ -907,52 +948,98 @@ impl Resource for Unit {
             }
         };
         let moving = obs.live.as_ref().and_then(|s| s.task_definition()) != Some(td_arn.as_str());
-        if moving && m.spec.deploy.pre_deploy.is_some() {
-            let td = task_definition_by_arn(cx, &td_arn).await?;
-            predeploy::before_rollout(
-                cx,
-                m,
-                &state(cx).pre_deploys,
-                &obs.cluster,
-                &settled.network,
-                &td_arn,
-                &td,
-            )
-            .await?;
+        // A move to a new revision is a deploy: recorded now, so that a pre-deploy task or
+        // an update that fails is a failed deploy too (the daemon reports and follows it).
+        let deploy = moving.then(|| crate::deploys::Begun {
+            service: m.metadata.name.clone(),
+            ecs_name: m.spec.aws_name(&m.metadata).to_string(),
+            cluster: obs.cluster.clone(),
+            from_task_definition: obs
+                .live
+                .as_ref()
+                .and_then(|s| s.task_definition())
+                .map(str::to_string),
+            to_task_definition: td_arn.clone(),
+            from_image: obs
+                .live_td
+                .iter()
+                .flat_map(|td| td.container_definitions())
+                .find_map(|c| c.image())
+                .map(str::to_string),
+            to_image: task_definition
+                .as_ref()
+                .and_then(|td| td.container.as_ref())
+                .and_then(|c| c.image.clone()),
+            started: std::time::SystemTime::now(),
+            changes: deploy_changes(change.live, change.desired, &Self::notes(obs)),
+            created: obs.live.is_none(),
+            failed: None,
+        });
+        if let Some(begun) = &deploy {
+            state(cx).announce(begun);
         }
-        let name = m.spec.aws_name(&m.metadata);
-        let mut service = match &obs.live {
-            None => {
-                let created =
-                    create_service(cx, m, &obs.cluster, &settled, &td_arn).await?;
-                // ECS applies every field at creation. moto ignores some of them
-                // (deploymentConfiguration, healthCheckGracePeriodSeconds,
-                // enableExecuteCommand): compare again and send what is still missing.
+        let rolled = async {
+            if moving && m.spec.deploy.pre_deploy.is_some() {
                 let td = task_definition_by_arn(cx, &td_arn).await?;
-                let now = render::live_doc(
-                    &cx.set.stack,
+                predeploy::before_rollout(
+                    cx,
                     m,
-                    managed_count(cx.set, m),
-                    &created,
-                    Some(&td),
-                );
-                if now == settled {
-                    created
-                } else {
-                    debug!(service = name, "fields not taken at creation, updating");
-                    let remaining = Change {
-                        desired: &settled,
-                        live: Some(&now),
-                        replace: false,
-                    };
-                    update_service(cx, m, &obs.cluster, Some(created), &remaining, &td_arn)
-                        .await?
+                    &state(cx).pre_deploys,
+                    &obs.cluster,
+                    &settled.network,
+                    &td_arn,
+                    &td,
+                )
+                .await?;
+            }
+            let name = m.spec.aws_name(&m.metadata);
+            let service = match &obs.live {
+                None => {
+                    let created =
+                        create_service(cx, m, &obs.cluster, &settled, &td_arn).await?;
+                    // ECS applies every field at creation. moto ignores some of them
+                    // (deploymentConfiguration, healthCheckGracePeriodSeconds,
+                    // enableExecuteCommand): compare again and send what is still missing.
+                    let td = task_definition_by_arn(cx, &td_arn).await?;
+                    let now = render::live_doc(
+                        &cx.set.stack,
+                        m,
+                        managed_count(cx.set, m),
+                        &created,
+                        Some(&td),
+                    );
+                    if now == settled {
+                        created
+                    } else {
+                        debug!(service = name, "fields not taken at creation, updating");
+                        let remaining = Change {
+                            desired: &settled,
+                            live: Some(&now),
+                            replace: false,
+                        };
+                        update_service(cx, m, &obs.cluster, Some(created), &remaining, &td_arn)
+                            .await?
+                    }
                 }
+                Some(live) => {
+                    update_service(cx, m, &obs.cluster, Some(live.clone()), &change, &td_arn).await?
+                }
+            };
+            Ok::<_, ReconcileError>((name, service))
+        }
+        .await;
+        if let Some(mut begun) = deploy {
+            if let Err(e) = &rolled {
+                let cause = if matches!(e, ReconcileError::Rollout(_)) {
+                    crate::deploys::Cause::PreDeploy
+                } else {
+                    crate::deploys::Cause::Apply
+                };
+                begun.failed = Some((cause, e.to_string()));
             }
-            Some(live) => {
-                update_service(cx, m, &obs.cluster, Some(live.clone()), &change, &td_arn).await?
-            }
-        };
+            state(cx).begin_deploy(begun);
+        }
+        let (name, mut service) = rolled?;
         if let Some(limit) = cx.ctx.rollout_wait {
             let ids = (m.metadata.name.as_str(), name);
             service = wait_for_rollout(cx, &obs.cluster, ids, service, &td_arn, limit).await?;
@@ -1266,6 +1353,50 @@ async fn update_service(
             .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
     }
     service.ok_or_else(|| ReconcileError::NotConverged("UpdateService returned no service".into()))
+}
+
+/// The changes that say why a service moves to a new revision, as plan shows them: its
+/// image and its `MOORING_SECRETS_VERSION`, with the kind's notes.
+fn deploy_changes(
+    live: Option<&Doc>,
+    desired: &Doc,
+    notes: &[(&'static str, String)],
+) -> Vec<FieldChange> {
+    fn container(d: Option<&Doc>) -> Option<&render::ContainerDoc> {
+        d.and_then(|d| d.task_definition.as_ref())
+            .and_then(|td| td.container.as_ref())
+    }
+    let (was, wants) = (container(live), container(Some(desired)));
+    let secrets = |c: Option<&render::ContainerDoc>| {
+        c.and_then(|c| c.environment.get(spec::SECRETS_VERSION_ENV).cloned())
+    };
+    let image_field = "taskDefinition.container.image";
+    let secrets_field = "taskDefinition.container.environment.MOORING_SECRETS_VERSION";
+    let note = |field: &str| {
+        notes
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, n)| n.clone())
+    };
+    let mut out = Vec::new();
+    for (field, live, desired) in [
+        (
+            image_field,
+            was.and_then(|c| c.image.clone()),
+            wants.and_then(|c| c.image.clone()),
+        ),
+        (secrets_field, secrets(was), secrets(wants)),
+    ] {
+        if live != desired {
+            out.push(FieldChange {
+                field: field.to_string(),
+                live: live.into(),
+                desired: desired.into(),
+                note: note(field),
+            });
+        }
+    }
+    out
 }
 
 /// The reason ECS gave up on a deployment of `td_arn` (circuit breaker), if it did.

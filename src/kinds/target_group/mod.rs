@@ -1,7 +1,9 @@
 //! ELBv2 target groups (`kind: TargetGroup`).
 //!
 //! Reads: one paginated DescribeTargetGroups for all of them (asking by name fails the
-//! whole call when one is missing), one DescribeTags per 20 that exist.
+//! whole call when one is missing), one DescribeTags per 20 that exist, and one
+//! DescribeTargetGroupAttributes per target group that exists (deregistration delay,
+//! stickiness).
 //!
 //! Protocol, port, VPC and target type cannot change in place: such a change is planned
 //! as a replacement, which apply refuses (the rest of the changes, e.g. the health check,
@@ -36,6 +38,8 @@ impl crate::kinds::Declared for Unit {
             "ec2:DescribeVpcs",
             "elasticloadbalancing:CreateTargetGroup",
             "elasticloadbalancing:ModifyTargetGroup",
+            "elasticloadbalancing:DescribeTargetGroupAttributes",
+            "elasticloadbalancing:ModifyTargetGroupAttributes",
             "elasticloadbalancing:DeleteTargetGroup",
             "elasticloadbalancing:AddTags",
     ];
@@ -139,8 +143,48 @@ pub struct Doc {
     pub target_type: Option<String>,
     /// The health check.
     pub health_check: HealthCheck,
+    /// Target group attributes mooring manages.
+    pub attributes: Attributes,
     /// Tags the manifest manages.
     pub tags: BTreeMap<String, String>,
+}
+
+/// The target group attributes mooring manages, AWS defaults filled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attributes {
+    /// `deregistration_delay.timeout_seconds`.
+    pub deregistration_delay_seconds: u32,
+    /// `stickiness.enabled` (with `stickiness.type` `lb_cookie`).
+    pub stickiness: bool,
+    /// `stickiness.lb_cookie.duration_seconds`.
+    pub stickiness_seconds: u32,
+}
+
+impl Attributes {
+    /// From DescribeTargetGroupAttributes' key/value pairs.
+    fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Attributes {
+        let map: HashMap<&str, &str> = pairs.into_iter().collect();
+        let num = |k: &str, default: u32| map.get(k).and_then(|v| v.parse().ok()).unwrap_or(default);
+        Attributes {
+            deregistration_delay_seconds: num("deregistration_delay.timeout_seconds", 300),
+            stickiness: map.get("stickiness.enabled") == Some(&"true"),
+            stickiness_seconds: num("stickiness.lb_cookie.duration_seconds", 86_400),
+        }
+    }
+
+    /// The key/value pairs ModifyTargetGroupAttributes takes.
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("deregistration_delay.timeout_seconds", self.deregistration_delay_seconds.to_string()),
+            ("stickiness.enabled", self.stickiness.to_string()),
+        ];
+        if self.stickiness {
+            out.push(("stickiness.type", "lb_cookie".into()));
+            out.push(("stickiness.lb_cookie.duration_seconds", self.stickiness_seconds.to_string()));
+        }
+        out
+    }
 }
 
 /// A target group's health check, AWS defaults filled.
@@ -173,6 +217,8 @@ pub struct Observed {
     vpc_id: String,
     /// The live target group and its tags.
     live: Option<(TargetGroup, Vec<Tag>)>,
+    /// Its attributes, when it exists.
+    attributes: Option<Attributes>,
 }
 
 fn to_i32(v: u32) -> i32 {
@@ -185,6 +231,30 @@ fn desired_tags(set: &ManifestSet, m: &Manifest<TargetGroupSpec>) -> BTreeMap<St
 
 fn pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
     tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
+}
+
+/// Sets the target group's attributes (deregistration delay, stickiness).
+async fn modify_attributes(cx: &Cx<'_>, arn: &str, a: &Attributes) -> Result<(), AwsError> {
+    let attributes = a
+        .pairs()
+        .into_iter()
+        .map(|(k, v)| {
+            aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect();
+    cx.aws()
+        .elbv2
+        .modify_target_group_attributes()
+        .target_group_arn(arn)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
+    info!(target_group = %arn, "set target group attributes");
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -226,9 +296,31 @@ impl Resource for Unit {
         m: &Manifest<TargetGroupSpec>,
         live: &Self::Live,
     ) -> Result<Observed, ReconcileError> {
+        let live = live.get(m.name()).cloned();
+        let attributes = match live.as_ref().and_then(|(tg, _)| tg.target_group_arn()) {
+            Some(arn) => {
+                let out = cx
+                    .aws()
+                    .elbv2
+                    .describe_target_group_attributes()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroupAttributes", e)
+                    })?;
+                Some(Attributes::from_pairs(
+                    out.attributes()
+                        .iter()
+                        .filter_map(|a| Some((a.key()?, a.value()?))),
+                ))
+            }
+            None => None,
+        };
         Ok(Observed {
             vpc_id: super::network::vpc_id(cx, &m.spec.vpc).await?,
-            live: live.get(m.name()).cloned(),
+            live,
+            attributes,
         })
     }
 
@@ -265,6 +357,15 @@ impl Resource for Unit {
                     hc.unhealthy_threshold.unwrap_or(defaults::UNHEALTHY),
                 )),
             },
+            attributes: Attributes {
+                deregistration_delay_seconds: s.deregistration_delay_seconds.unwrap_or(300),
+                stickiness: s.stickiness.is_some(),
+                stickiness_seconds: s
+                    .stickiness
+                    .as_ref()
+                    .and_then(|st| st.duration_seconds)
+                    .unwrap_or(86_400),
+            },
             tags: desired_tags(set, m),
         }
     }
@@ -288,6 +389,11 @@ impl Resource for Unit {
                 healthy_threshold: tg.healthy_threshold_count(),
                 unhealthy_threshold: tg.unhealthy_threshold_count(),
             },
+            // Not read (no call) when it does not exist: the defaults it is created with.
+            attributes: obs
+                .attributes
+                .clone()
+                .unwrap_or_else(|| Attributes::from_pairs([])),
             tags: managed_tags(pairs(tags), &desired_tags(set, m)),
         })
     }
@@ -324,6 +430,7 @@ impl Resource for Unit {
             vpc_id,
             target_type: _,
             health_check,
+            attributes,
             tags,
         } = change.desired;
         let HealthCheck {
@@ -388,6 +495,9 @@ impl Resource for Unit {
                 .unwrap_or_default()
                 .to_string();
             info!(target_group = %arn, "created target group");
+            if *attributes != Attributes::from_pairs([]) {
+                modify_attributes(cx, &arn, attributes).await?;
+            }
             return Ok(Applied {
                 aws_id: arn,
                 rollout: None,
@@ -410,6 +520,9 @@ impl Resource for Unit {
                 .await
                 .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyTargetGroup", e))?;
             info!(target_group = %arn, "updated health check");
+        }
+        if change.differs(|d| &d.attributes) {
+            modify_attributes(cx, &arn, attributes).await?;
         }
         let missing = tags_to_set(tags, change.live.map(|l| &l.tags));
         if !missing.is_empty() {
@@ -512,6 +625,11 @@ mod tests {
         Observed {
             vpc_id: "vpc-1".into(),
             live: Some((tg, tags)),
+            attributes: Some(Attributes::from_pairs([
+                ("deregistration_delay.timeout_seconds", "300"),
+                ("stickiness.enabled", "false"),
+                ("stickiness.type", "lb_cookie"),
+            ])),
         }
     }
 
@@ -520,6 +638,33 @@ mod tests {
         let d = serde_json::to_value(Unit::desired(set, m, obs)).unwrap();
         let l = serde_json::to_value(Unit::live(set, m, obs).unwrap()).unwrap();
         diff(&d, Some(&l)).into_iter().map(|c| c.field).collect()
+    }
+
+    #[test]
+    fn deregistration_delay_and_stickiness_are_compared_and_sent_as_attributes() {
+        let set = loaded("  deregistrationDelaySeconds: 30\n  stickiness: {durationSeconds: 3600}\n");
+        let obs = as_elbv2_returns_it(&set);
+        assert_eq!(
+            changes(&set, &obs),
+            [
+                "attributes.deregistrationDelaySeconds",
+                "attributes.stickiness",
+                "attributes.stickinessSeconds"
+            ]
+        );
+        let d = Unit::desired(&set, &set.target_groups[0], &obs);
+        let pairs = d.attributes.pairs();
+        assert!(pairs.contains(&("stickiness.type", "lb_cookie".into())), "{pairs:?}");
+        assert!(pairs.contains(&("stickiness.lb_cookie.duration_seconds", "3600".into())));
+        assert!(pairs.contains(&("deregistration_delay.timeout_seconds", "30".into())));
+        let bad = load_with_stack(&[(
+            "t.yaml".into(),
+            "apiVersion: mooring.dev/v1alpha1\nkind: TargetGroup\nmetadata: {name: api}\nspec:\n  port: 3000\n  vpc: default\n  deregistrationDelaySeconds: 9000\n  stickiness: {durationSeconds: 0}\n".into(),
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("t.yaml:7:") && bad.contains("must be 0-3600"), "{bad}");
+        assert!(bad.contains("0 is not 1-604800"), "{bad}");
     }
 
     #[test]

@@ -30,9 +30,25 @@ pub struct TargetGroupSpec {
     /// How the load balancer checks targets.
     #[serde(default)]
     pub health_check: TargetHealthCheck,
+    /// Seconds a draining target keeps its connections before it is deregistered (0-3600).
+    /// AWS default 300; a task that stops faster than this holds a deploy up.
+    #[serde(default)]
+    pub deregistration_delay_seconds: Option<u32>,
+    /// Sticky sessions with a load-balancer cookie; off when unset.
+    #[serde(default)]
+    pub stickiness: Option<Stickiness>,
     /// Tags (the ownership tags are added).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+/// Sticky sessions (`lb_cookie`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Stickiness {
+    /// How long a client sticks to one target, in seconds (1-604800). Default 86400.
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
 }
 
 /// Protocol between the load balancer and the targets.
@@ -119,6 +135,20 @@ impl TargetGroupSpec {
         );
         if self.port == 0 {
             f.at("/spec/port", "ports are 1-65535");
+        }
+        if self.deregistration_delay_seconds.is_some_and(|d| d > 3600) {
+            f.at("/spec/deregistrationDelaySeconds", "must be 0-3600");
+        }
+        if let Some(d) = self
+            .stickiness
+            .as_ref()
+            .and_then(|s| s.duration_seconds)
+            .filter(|d| !(1..=604_800).contains(d))
+        {
+            f.at(
+                "/spec/stickiness/durationSeconds",
+                format!("{d} is not 1-604800 (one second to seven days)"),
+            );
         }
         if self.vpc != "default" && !self.vpc.starts_with("vpc-") {
             f.at("/spec/vpc", "must be `default` or a VPC ID (`vpc-…`)");
