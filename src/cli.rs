@@ -300,16 +300,28 @@ pub enum Command {
     },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
-    /// Write manifests for what runs today: from each ECS service of a cluster, its task
-    /// definition, network, target groups and their load balancer, scaling and the SSM
-    /// parameters it reads. Reads only. Exit 0 written, 1 error.
+    /// Write manifests for what runs today: from each ECS service picked (by cluster,
+    /// CloudFormation stack or tag), its task definition, network, target groups and their
+    /// load balancer, scaling, log group and the SSM parameters it reads; with a stack or a
+    /// tag, also its log groups, ECR repositories and SSM parameters. Reads only. Exit 0
+    /// written, 1 error.
+    #[command(group(clap::ArgGroup::new("pick").required(true).args(["cluster", "cloudformation_stack", "tag"])))]
     Import {
-        /// The ECS cluster (name or ARN).
+        /// The ECS cluster (name or ARN) whose services are imported.
         #[arg(long)]
-        cluster: String,
-        /// Only this service (repeatable); all of the cluster's by default.
-        #[arg(long = "service")]
+        cluster: Option<String>,
+        /// Only this service of the cluster (repeatable); all of the cluster's by default.
+        #[arg(long = "service", requires = "cluster")]
         services: Vec<String>,
+        /// A CloudFormation stack (name or ID, e.g. a CDK stack) whose resources are imported.
+        #[arg(long)]
+        cloudformation_stack: Option<String>,
+        /// Follow the stack's nested stacks (`AWS::CloudFormation::Stack`) too.
+        #[arg(long, requires = "cloudformation_stack")]
+        recursive: bool,
+        /// Import the resources carrying this tag, as KEY=VALUE (Resource Groups Tagging API).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = crate::import::parse_tag)]
+        tag: Option<(String, String)>,
         /// Directory the manifests are written to.
         #[arg(long)]
         out: PathBuf,
@@ -682,16 +694,26 @@ pub async fn execute(cli: Cli) -> i32 {
         Command::Import {
             cluster,
             services,
+            cloudformation_stack,
+            recursive,
+            tag,
             out,
             stack,
             dry_run,
         } => {
+            use crate::import::Selection;
+            let selection = match (cluster, cloudformation_stack, tag) {
+                (Some(cluster), _, _) => Selection::Cluster { cluster, services },
+                (_, Some(name), _) => Selection::CloudFormationStack { name, recursive },
+                (_, _, Some((key, value))) => Selection::Tag { key, value },
+                // clap requires exactly one of them.
+                (None, None, None) => return 2,
+            };
             let Some((ctx, _)) = context(rate, expect, Output::Text).await else {
                 return 1;
             };
             let opts = crate::import::Options {
-                cluster,
-                services,
+                selection,
                 out,
                 stack,
                 dry_run,

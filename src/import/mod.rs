@@ -1,7 +1,12 @@
-//! `mooring import --cluster C [--service S…] --out DIR`: manifests, as a person would write
-//! them, for what runs today.
+//! `mooring import`: manifests, as a person would write them, for what runs today. Three
+//! ways pick the resources, and all of them go down one path: `--cluster C [--service S…]`
+//! picks a cluster's services; `--cloudformation-stack NAME [--recursive]` the ECS
+//! services, log groups, ECR repositories and SSM parameters of a stack (and of its
+//! nested stacks); `--tag key=value` those the Resource Groups Tagging API lists with the
+//! tag (`pick`, `cloudformation`, `tagging`). What a selection picked but mooring cannot
+//! carry is reported (stderr and a comment in `stack.yaml`).
 //!
-//! From each ECS service of the cluster it follows the cluster, the task definition the
+//! From each ECS service picked it follows the cluster, the task definition the
 //! service runs, its network (subnet and security group IDs), the target groups it
 //! registers with and the load balancer listeners that forward to them, its scalable target
 //! and target-tracking policies, its log group, and the SSM parameters its secrets read. Only reads: import
@@ -16,14 +21,19 @@
 //!
 //! One file per service (`<service>.yaml`: the service with its task definition, its
 //! scaling, its log group and its target groups), `cluster.yaml`, `stack.yaml`, `parameters.yaml` and
-//! `load-balancers.yaml`. Output is deterministic: importing twice gives the same bytes.
+//! `load-balancers.yaml`, and for resources picked on their own `log-groups.yaml` and
+//! `repositories.yaml`. Output is deterministic: importing twice gives the same bytes.
 
+mod cloudformation;
 mod cluster;
 mod load_balancer;
 mod log_group;
 mod parameter_set;
+mod pick;
+mod repository;
 mod scalable_target;
 mod service;
+mod tagging;
 mod target_group;
 pub mod yaml;
 
@@ -34,17 +44,43 @@ use serde_json::{Map, Value, json};
 
 use crate::aws::Aws;
 use crate::manifest::annotations::{ADOPT, MODE};
+pub use pick::parse_tag;
+
+/// How the resources to import are picked.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// An ECS cluster's services.
+    Cluster {
+        /// The ECS cluster (name or ARN).
+        cluster: String,
+        /// Only these services (names); all of the cluster's when empty.
+        services: Vec<String>,
+    },
+    /// A CloudFormation stack's resources.
+    CloudFormationStack {
+        /// The stack's name or ID.
+        name: String,
+        /// Nested stacks' resources too.
+        recursive: bool,
+    },
+    /// The resources carrying a tag.
+    Tag {
+        /// The tag's key.
+        key: String,
+        /// The tag's value.
+        value: String,
+    },
+}
 
 /// What to import and where to.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The ECS cluster (name or ARN).
-    pub cluster: String,
-    /// Only these services (names); all of the cluster's when empty.
-    pub services: Vec<String>,
+    /// What to import.
+    pub selection: Selection,
     /// Where the manifests go.
     pub out: PathBuf,
-    /// The stack's name; by default derived from the cluster's name.
+    /// The stack's name; by default the clusters' `mooring.dev/stack` tag, else derived from
+    /// the CloudFormation stack's name, the tag's value or the cluster's name.
     pub stack: Option<String>,
     /// Print what would be written; write nothing.
     pub dry_run: bool,
@@ -146,15 +182,18 @@ pub struct File {
     pub docs: Vec<Imported>,
     /// A stack document goes first in `stack.yaml`.
     pub stack: Option<String>,
+    /// Comment lines before the documents (in `stack.yaml`: what was left out).
+    pub comments: Vec<String>,
 }
 
 impl File {
     /// The file's text.
     pub fn render(&self) -> String {
         let mut parts = Vec::new();
+        let head: String = self.comments.iter().map(|c| format!("# {c}\n")).collect();
         if let Some(stack) = &self.stack {
             parts.push(format!(
-                "# Imported by `mooring import`: the stack these manifests describe. Its name goes\n# into the ownership tags mooring adds to every resource.\napiVersion: {}\nkind: Stack\nmetadata:\n  name: {stack}\n",
+                "{head}# Imported by `mooring import`: the stack these manifests describe. Its name goes\n# into the ownership tags mooring adds to every resource.\napiVersion: {}\nkind: Stack\nmetadata:\n  name: {stack}\n",
                 crate::manifest::API_VERSION
             ));
         }
@@ -253,6 +292,58 @@ pub(crate) struct Ctx<'a> {
 
 /// Reads what runs and builds the files. Reads only.
 pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
+    Ok(import_report(aws, opts).await?.0)
+}
+
+/// The resources to import, as the selection picks them.
+async fn select(cx: &Ctx<'_>, selection: &Selection) -> Result<pick::Picked, String> {
+    let mut picked = pick::Picked::default();
+    match selection {
+        Selection::Cluster { cluster, services } => {
+            picked.clusters.insert(
+                cluster.clone(),
+                (!services.is_empty()).then(|| services.iter().cloned().collect()),
+            );
+        }
+        Selection::CloudFormationStack { name, recursive } => {
+            cloudformation::pick(cx, name, *recursive, &mut picked).await?;
+            if picked.is_empty() {
+                return Err(format!(
+                    "failed to find any resource to import in CloudFormation stack `{name}`{}",
+                    report_suffix(&picked)
+                ));
+            }
+            picked.stack = Some(stack_name(name.rsplit('/').nth(1).unwrap_or(name)));
+        }
+        Selection::Tag { key, value } => {
+            tagging::pick(cx, key, value, &mut picked).await?;
+            if picked.is_empty() {
+                return Err(format!(
+                    "failed to find any resource to import tagged `{key}={value}`{}",
+                    report_suffix(&picked)
+                ));
+            }
+            picked.stack = Some(stack_name(value));
+        }
+    }
+    Ok(picked)
+}
+
+/// `: only …` naming what was found but cannot be carried, when anything was.
+fn report_suffix(picked: &pick::Picked) -> String {
+    if picked.left_out.is_empty() {
+        return String::new();
+    }
+    let found: Vec<&str> = picked.left_out.keys().map(String::as_str).collect();
+    format!(" (found only what it cannot carry: {})", found.join(", "))
+}
+
+/// Reads what runs and builds the files, and what was picked but not imported (`what`,
+/// why). Reads only.
+pub async fn import_report(
+    aws: &Aws,
+    opts: &Options,
+) -> Result<(Vec<File>, Vec<(String, String)>), String> {
     let account = aws
         .account_id()
         .await
@@ -262,10 +353,27 @@ pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
         account,
         region: aws.region.clone(),
     };
+    let mut picked = select(&cx, &opts.selection).await?;
     let mut names = Names::default();
-    let cluster = cluster::read(&cx, &opts.cluster, &mut names).await?;
-    let services = service::read(&cx, &cluster.aws_name, &opts.services).await?;
-    if services.is_empty() {
+    let mut clusters = Vec::new();
+    for c in picked.clusters.keys() {
+        clusters.push(cluster::read(&cx, c, &mut names).await?);
+    }
+    // Each service with the index of its cluster.
+    let mut services: Vec<(usize, service::Read)> = Vec::new();
+    for (i, (cluster, only)) in clusters.iter().zip(picked.clusters.values()).enumerate() {
+        let only: Vec<String> = match only {
+            None => Vec::new(),
+            Some(s) if s.is_empty() => continue,
+            Some(s) => s.iter().cloned().collect(),
+        };
+        for s in service::read(&cx, &cluster.aws_name, &only).await? {
+            services.push((i, s));
+        }
+    }
+    if let (Selection::Cluster { .. }, [cluster]) = (&opts.selection, clusters.as_slice())
+        && services.is_empty()
+    {
         return Err(format!(
             "failed to find any service to import in cluster `{}`",
             cluster.aws_name
@@ -274,7 +382,7 @@ pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
     // Target groups and the load balancers whose listeners forward to them.
     let tg_arns: BTreeSet<String> = services
         .iter()
-        .flat_map(|s| s.service.load_balancers())
+        .flat_map(|(_, s)| s.service.load_balancers())
         .filter_map(|lb| lb.target_group_arn().map(str::to_string))
         .collect();
     let tgs = target_group::read(&cx, &tg_arns, &mut names).await?;
@@ -285,7 +393,8 @@ pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
     let mut parameters = parameter_set::Collector::default();
     let mut tg_written = BTreeSet::new();
     let mut log_groups: BTreeMap<String, String> = BTreeMap::new();
-    for s in &services {
+    for (i, s) in &services {
+        let cluster = &clusters[*i];
         let scaling = scalable_target::read(&cx, &cluster.aws_name, s).await?;
         let mut svc = service::build(
             &cx,
@@ -335,7 +444,14 @@ pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
             Imported::new("Service", String::new(), String::new(), Value::Null),
         );
         docs.insert(0, service_doc);
-        let reserved = ["stack", "cluster", "parameters", "load-balancers"];
+        let reserved = [
+            "stack",
+            "cluster",
+            "parameters",
+            "load-balancers",
+            "log-groups",
+            "repositories",
+        ];
         let base = if reserved.contains(&docs[0].name.as_str()) {
             format!("service-{}", docs[0].name)
         } else {
@@ -345,55 +461,136 @@ pub async fn import(aws: &Aws, opts: &Options) -> Result<Vec<File>, String> {
             name: format!("{base}.yaml"),
             docs,
             stack: None,
+            comments: Vec::new(),
         });
     }
+    // What the selection picked on its own, when no service reached it.
+    let mut extra_logs = Vec::new();
+    for group in &picked.log_groups {
+        if log_groups.contains_key(group) {
+            continue;
+        }
+        match log_group::read(&cx, group, &mut names).await? {
+            Some(lg) => extra_logs.push(lg),
+            None => {
+                picked
+                    .left_out
+                    .insert(format!("log group {group}"), "it does not exist".into());
+            }
+        }
+    }
+    let wanted: Vec<String> = picked.repositories.iter().cloned().collect();
+    let repositories = repository::read(&cx, &wanted, &mut names).await?;
+    parameters.collect(&picked.parameters.iter().cloned().collect::<Vec<_>>());
     let parameter_docs = parameters.build(&cx, &mut names).await?;
-    let stack = match (&opts.stack, &cluster.stack) {
+
+    // Resources only a service brings in, which none did.
+    let imported_lbs: Vec<&str> = lbs.iter().map(|l| l.doc.source.as_str()).collect();
+    let families: BTreeSet<&str> = services.iter().filter_map(|(_, s)| s.td.family()).collect();
+    let service_ids: Vec<String> = services
+        .iter()
+        .map(|(i, s)| {
+            format!(
+                "service/{}/{}",
+                clusters[*i].aws_name,
+                s.service.service_name().unwrap_or_default()
+            )
+        })
+        .collect();
+    for (kind, id) in &picked.reached {
+        let lb_part = |arn: &str| {
+            // `…:listener/app/NAME/ID/…` and `…:listener-rule/app/NAME/ID/…` belong to
+            // `…:loadbalancer/app/NAME/ID`.
+            let path = arn.splitn(6, ':').nth(5).unwrap_or_default();
+            let lb: Vec<&str> = path.split('/').skip(1).take(3).collect();
+            let lb = lb.join("/");
+            imported_lbs.iter().any(|l| l.ends_with(&format!("/{lb}")))
+        };
+        let covered = match kind.as_str() {
+            "AWS::ElasticLoadBalancingV2::TargetGroup" => tgs.contains_key(id),
+            "AWS::ElasticLoadBalancingV2::LoadBalancer" => imported_lbs.contains(&id.as_str()),
+            "AWS::ElasticLoadBalancingV2::Listener"
+            | "AWS::ElasticLoadBalancingV2::ListenerRule" => lb_part(id),
+            "AWS::ECS::TaskDefinition" => {
+                let family = id.rsplit('/').next().unwrap_or(id);
+                let family = family.rsplit_once(':').map_or(family, |(f, _)| f);
+                families.contains(family)
+            }
+            _ => service_ids.iter().any(|s| {
+                id.contains(&format!("{s}|"))
+                    || id.ends_with(s.as_str())
+                    || id.contains(&format!("{s}:"))
+            }),
+        };
+        if !covered {
+            picked.left_out.insert(
+                format!("{kind} {id}"),
+                "no imported service reaches it".into(),
+            );
+        }
+    }
+    let left_out: Vec<(String, String)> = picked.left_out.into_iter().collect();
+
+    let stack = match (&opts.stack, clusters.iter().find_map(|c| c.stack.clone())) {
         (Some(s), _) => stack_name(s),
-        (None, Some(tagged)) => tagged.clone(),
-        (None, None) => stack_name(&cluster.aws_name),
+        (None, Some(tagged)) => tagged,
+        (None, None) => match (&picked.stack, clusters.first()) {
+            (Some(s), _) => s.clone(),
+            (None, Some(c)) => stack_name(&c.aws_name),
+            (None, None) => "imported".into(),
+        },
     };
-    let mut out = vec![
-        File {
-            name: "stack.yaml".into(),
-            docs: vec![],
-            stack: Some(stack),
-        },
-        File {
-            name: "cluster.yaml".into(),
-            docs: vec![cluster.doc],
-            stack: None,
-        },
-    ];
-    if !parameter_docs.is_empty() {
-        out.push(File {
-            name: "parameters.yaml".into(),
-            docs: parameter_docs,
-            stack: None,
-        });
+    let mut comments = Vec::new();
+    if !left_out.is_empty() {
+        comments.push("Picked but not imported (mooring cannot carry these):".to_string());
+        for (what, why) in &left_out {
+            comments.push(format!("  - {what}: {why}"));
+        }
     }
-    let lb_docs: Vec<Imported> = lbs.into_iter().map(|l| l.doc).collect();
-    if !lb_docs.is_empty() {
-        out.push(File {
-            name: "load-balancers.yaml".into(),
-            docs: lb_docs,
-            stack: None,
-        });
-    }
+    let mut out = vec![File {
+        name: "stack.yaml".into(),
+        docs: vec![],
+        stack: Some(stack),
+        comments,
+    }];
+    let mut push = |name: &str, docs: Vec<Imported>| {
+        if !docs.is_empty() {
+            out.push(File {
+                name: name.into(),
+                docs,
+                stack: None,
+                comments: Vec::new(),
+            });
+        }
+    };
+    push(
+        "cluster.yaml",
+        clusters.into_iter().map(|c| c.doc).collect(),
+    );
+    push("parameters.yaml", parameter_docs);
+    push(
+        "load-balancers.yaml",
+        lbs.into_iter().map(|l| l.doc).collect(),
+    );
+    push("log-groups.yaml", extra_logs);
+    push("repositories.yaml", repositories);
     out.extend(files);
-    Ok(out)
+    Ok((out, left_out))
 }
 
 /// `mooring import`: reads, then writes the files (or prints them with `dry_run`) and
 /// reports on stderr what could not be carried. Returns the exit code.
 pub async fn run(aws: &Aws, opts: &Options) -> i32 {
-    let files = match import(aws, opts).await {
+    let (files, left_out) = match import_report(aws, opts).await {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
+    for (what, why) in &left_out {
+        eprintln!("not imported: {what}: {why}");
+    }
     for f in &files {
         for d in &f.docs {
             for c in &d.cannot_carry {
@@ -465,6 +662,30 @@ mod tests {
             n.take_owned("Service", "/ecs/backend", tags),
             "ecs-backend",
             "another kind's tag"
+        );
+    }
+
+    #[test]
+    fn stack_yaml_lists_what_was_left_out_before_the_stack() {
+        let f = File {
+            name: "stack.yaml".into(),
+            docs: vec![],
+            stack: Some("shop".into()),
+            comments: vec![
+                "Picked but not imported:".into(),
+                "  - AWS::SNS::Topic t: why".into(),
+            ],
+        };
+        let text = f.render();
+        assert!(
+            text.starts_with(
+                "# Picked but not imported:\n#   - AWS::SNS::Topic t: why\n# Imported by"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("kind: Stack\nmetadata:\n  name: shop\n"),
+            "{text}"
         );
     }
 
