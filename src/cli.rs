@@ -303,8 +303,8 @@ pub enum Command {
     /// Write manifests for what runs today: from each ECS service picked (by cluster,
     /// CloudFormation stack or tag), its task definition, network, target groups and their
     /// load balancer, scaling, log group and the SSM parameters it reads; with a stack or a
-    /// tag, also its log groups, ECR repositories and SSM parameters. Reads only. Exit 0
-    /// written, 1 error.
+    /// tag, also its log groups, ECR repositories and SSM parameters. Reads only; never
+    /// overwrites a file it did not write. Exit 0 written, 1 error (nothing written).
     #[command(group(clap::ArgGroup::new("pick").required(true).args(["cluster", "cloudformation_stack", "tag"])))]
     Import {
         /// The ECS cluster (name or ARN) whose services are imported.
@@ -325,7 +325,8 @@ pub enum Command {
         /// Directory the manifests are written to.
         #[arg(long)]
         out: PathBuf,
-        /// The stack's name (default: from the cluster's name).
+        /// The stack's name (default: the clusters' `mooring.dev/stack` tag, else from the
+        /// CloudFormation stack's name, the tag's value or the cluster's name).
         #[arg(long)]
         stack: Option<String>,
         /// Print the files that would be written; write nothing.

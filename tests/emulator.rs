@@ -7414,6 +7414,41 @@ async fn import_by_tag_picks_only_the_tagged_stack_and_bad_input_writes_nothing(
         tagged.len(),
         documents(&tagged)
     );
+
+    // `--out` holding someone else's files: they are kept, and one named like a file import
+    // writes is refused (nothing written) until it is moved.
+    let mixed = tempfile::tempdir().unwrap();
+    let own = mixed.path().join("README.md");
+    let hand = mixed.path().join("cluster.yaml");
+    std::fs::write(&own, "notes\n").unwrap();
+    std::fs::write(&hand, "# written by hand\n").unwrap();
+    let mixed_args = [
+        "import",
+        "--tag",
+        "app=backend",
+        "--stack",
+        "backend",
+        "--out",
+        mixed.path().to_str().unwrap(),
+    ];
+    let out = emu.mooring(&mixed_args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cluster.yaml: exists and was not written by `mooring import`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hand).unwrap(),
+        "# written by hand\n"
+    );
+    assert!(!mixed.path().join("stack.yaml").exists());
+    std::fs::remove_file(&hand).unwrap();
+    let out = emu.mooring(&mixed_args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut written = read_dir_files(mixed.path());
+    assert_eq!(written.remove("README.md").as_deref(), Some("notes\n"));
+    assert_eq!(written, tagged);
     let out = emu.mooring(&[
         "import",
         "--cloudformation-stack",

@@ -38,7 +38,7 @@ mod target_group;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
@@ -117,7 +117,7 @@ impl Imported {
 
     /// The document's text, with its comments.
     pub fn render(&self) -> String {
-        let mut out = format!("# Imported by `mooring import` from {}\n", self.source);
+        let mut out = format!("{MARK} from {}\n", self.source);
         if !self.cannot_carry.is_empty() {
             out.push_str(
                 "# mooring.dev/mode: observe — the manifest format cannot carry these live settings, so\n# the daemon only watches this resource (`mooring apply` by hand ignores the annotation\n# and would remove them):\n",
@@ -620,6 +620,10 @@ pub async fn run(aws: &Aws, opts: &Options) -> i32 {
         );
         return 0;
     }
+    if let Err(e) = check_out(&opts.out, &files) {
+        eprintln!("error: {e}");
+        return 1;
+    }
     if let Err(e) = std::fs::create_dir_all(&opts.out) {
         eprintln!("error: failed to create {}: {e}", opts.out.display());
         return 1;
@@ -633,6 +637,68 @@ pub async fn run(aws: &Aws, opts: &Options) -> i32 {
         println!("wrote {}", path.display());
     }
     0
+}
+
+/// The line every file import writes carries; a file without it is someone else's.
+const MARK: &str = "# Imported by `mooring import`";
+
+/// Largest existing file read to look for [`MARK`] (a manifest is at most 1 MiB).
+const MAX_EXISTING: u64 = 1 << 20;
+
+/// Refuses, before anything is written, an `--out` that is not a directory, and any file
+/// import would write over that import did not write itself (no [`MARK`] line) or that is
+/// not a regular file (a symbolic link would be followed out of the directory). Other
+/// files in the directory are never touched. Every problem is named at once.
+fn check_out(out: &Path, files: &[File]) -> Result<(), String> {
+    match std::fs::metadata(out) {
+        Ok(m) if !m.is_dir() => {
+            return Err(format!(
+                "--out {} exists and is not a directory",
+                out.display()
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("failed to read {}: {e}", out.display())),
+    }
+    let mut problems = Vec::new();
+    for f in files {
+        let path = out.join(&f.name);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                problems.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        if !meta.is_file() {
+            problems.push(format!("{}: not a regular file", path.display()));
+            continue;
+        }
+        let ours = std::fs::File::open(&path).and_then(|file| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_EXISTING), &mut text)?;
+            Ok(text.lines().any(|l| l.starts_with(MARK)))
+        });
+        match ours {
+            Ok(true) => {}
+            Ok(false) => problems.push(format!(
+                "{}: exists and was not written by `mooring import`",
+                path.display()
+            )),
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing to overwrite files in {} (move them, or import into another directory); nothing written:\n  {}",
+            out.display(),
+            problems.join("\n  ")
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -663,6 +729,50 @@ mod tests {
             "ecs-backend",
             "another kind's tag"
         );
+    }
+
+    #[test]
+    fn out_keeps_foreign_files_and_refuses_to_overwrite_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = |names: &[&str]| -> Vec<File> {
+            names
+                .iter()
+                .map(|n| File {
+                    name: (*n).into(),
+                    docs: vec![],
+                    stack: Some("shop".into()),
+                    comments: vec![],
+                })
+                .collect()
+        };
+        // Missing directory, and a directory of other files: fine.
+        assert_eq!(
+            check_out(&dir.path().join("new"), &files(&["stack.yaml"])),
+            Ok(())
+        );
+        std::fs::write(dir.path().join("notes.md"), "mine").unwrap();
+        assert_eq!(check_out(dir.path(), &files(&["stack.yaml"])), Ok(()));
+        // A file import wrote before is overwritten; one it did not write is refused.
+        std::fs::write(dir.path().join("stack.yaml"), files(&["s"])[0].render()).unwrap();
+        assert_eq!(check_out(dir.path(), &files(&["stack.yaml"])), Ok(()));
+        std::fs::write(dir.path().join("cluster.yaml"), "kind: Cluster\n").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("api.yaml")).unwrap();
+        let err = check_out(
+            dir.path(),
+            &files(&["stack.yaml", "cluster.yaml", "api.yaml"]),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("cluster.yaml: exists and was not written by `mooring import`"),
+            "{err}"
+        );
+        #[cfg(unix)]
+        assert!(err.contains("api.yaml: not a regular file"), "{err}");
+        assert!(!err.contains("stack.yaml"), "{err}");
+        // `--out` naming a file.
+        let err = check_out(&dir.path().join("notes.md"), &files(&["stack.yaml"])).unwrap_err();
+        assert!(err.contains("is not a directory"), "{err}");
     }
 
     #[test]
