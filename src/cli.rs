@@ -300,6 +300,39 @@ pub enum Command {
     },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
+    /// Write manifests for what runs today: from each ECS service picked (by cluster,
+    /// CloudFormation stack or tag), its task definition, network, target groups and their
+    /// load balancer, scaling, log group and the SSM parameters it reads; with a stack or a
+    /// tag, also its log groups, ECR repositories and SSM parameters. Reads only; never
+    /// overwrites a file it did not write. Exit 0 written, 1 error (nothing written).
+    #[command(group(clap::ArgGroup::new("pick").required(true).args(["cluster", "cloudformation_stack", "tag"])))]
+    Import {
+        /// The ECS cluster (name or ARN) whose services are imported.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Only this service of the cluster (repeatable); all of the cluster's by default.
+        #[arg(long = "service", requires = "cluster")]
+        services: Vec<String>,
+        /// A CloudFormation stack (name or ID, e.g. a CDK stack) whose resources are imported.
+        #[arg(long)]
+        cloudformation_stack: Option<String>,
+        /// Follow the stack's nested stacks (`AWS::CloudFormation::Stack`) too.
+        #[arg(long, requires = "cloudformation_stack")]
+        recursive: bool,
+        /// Import the resources carrying this tag, as KEY=VALUE (Resource Groups Tagging API).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = crate::import::parse_tag)]
+        tag: Option<(String, String)>,
+        /// Directory the manifests are written to.
+        #[arg(long)]
+        out: PathBuf,
+        /// The stack's name (default: the clusters' `mooring.dev/stack` tag, else from the
+        /// CloudFormation stack's name, the tag's value or the cluster's name).
+        #[arg(long)]
+        stack: Option<String>,
+        /// Print the files that would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Parses `Kind=duration`, e.g. `Service=30s`.
@@ -678,6 +711,35 @@ pub async fn execute(cli: Cli) -> i32 {
         Command::Schema => {
             print!("{}", crate::manifest::schema::manifest_schema_text());
             0
+        }
+        Command::Import {
+            cluster,
+            services,
+            cloudformation_stack,
+            recursive,
+            tag,
+            out,
+            stack,
+            dry_run,
+        } => {
+            use crate::import::Selection;
+            let selection = match (cluster, cloudformation_stack, tag) {
+                (Some(cluster), _, _) => Selection::Cluster { cluster, services },
+                (_, Some(name), _) => Selection::CloudFormationStack { name, recursive },
+                (_, _, Some((key, value))) => Selection::Tag { key, value },
+                // clap requires exactly one of them.
+                (None, None, None) => return 2,
+            };
+            let Some((ctx, _)) = context(rate, expect, Output::Text).await else {
+                return 1;
+            };
+            let opts = crate::import::Options {
+                selection,
+                out,
+                stack,
+                dry_run,
+            };
+            crate::import::run(&ctx.aws, &opts).await
         }
     }
 }
