@@ -20,6 +20,7 @@ pub mod image;
 pub mod predeploy;
 pub mod render;
 pub mod spec;
+pub mod verify;
 
 #[cfg(test)]
 mod mock_tests;
@@ -854,8 +855,10 @@ impl Resource for Unit {
     }
 
     fn extra_changes(m: &Manifest<ServiceSpec>, obs: &Observed, changes: &[FieldChange]) -> Vec<FieldChange> {
-        predeploy::plan_note(&m.spec, obs.live.is_none(), changes)
+        let running = obs.live.as_ref().and_then(|s| s.task_definition());
+        predeploy::plan_note(&m.spec, obs.live.is_none(), running, changes)
             .into_iter()
+            .chain(verify::plan_note(&m.spec, obs.live.is_none(), changes))
             .collect()
     }
 
@@ -938,10 +941,18 @@ impl Resource for Unit {
                         "there is no task definition to register (`taskDefinition` is ignored and the live one could not be read)".into(),
                     ));
                 };
-                let arn = ensure_task_definition(cx, m, td, tags).await?;
+                let (arn, registered) = ensure_task_definition(cx, m, td, tags).await?;
+                // A revision registered just now carries no record; one reused is read
+                // fresh, so a failure another replica or an earlier run recorded counts.
+                if !registered
+                    && !state(cx).has_failed(&arn)
+                    && verify::recorded_failed(&cx.aws().ecs, &arn).await?
+                {
+                    state(cx).remember_failed(&arn);
+                }
                 if state(cx).has_failed(&arn) {
                     return Err(ReconcileError::Rollout(format!(
-                        "{arn} failed to deploy before (deployment circuit breaker); it is not deployed again until the manifest changes"
+                        "{arn} failed to deploy before (deployment circuit breaker, or a failed verify rolled back); it is not deployed again until the manifest changes"
                     )));
                 }
                 arn
@@ -974,6 +985,8 @@ impl Resource for Unit {
             changes: deploy_changes(change.live, change.desired, &Self::notes(obs)),
             created: obs.live.is_none(),
             failed: None,
+            verify: m.spec.deploy.verify.clone(),
+            rollback_on_failure: m.spec.deploy.rollback_on_failure,
         });
         if let Some(begun) = &deploy {
             state(cx).announce(begun);
@@ -1028,6 +1041,7 @@ impl Resource for Unit {
             Ok::<_, ReconcileError>((name, service))
         }
         .await;
+        let verifying = deploy.clone().filter(|b| b.verify.is_some());
         if let Some(mut begun) = deploy {
             if let Err(e) = &rolled {
                 let cause = if matches!(e, ReconcileError::Rollout(_)) {
@@ -1043,6 +1057,16 @@ impl Resource for Unit {
         if let Some(limit) = cx.ctx.rollout_wait {
             let ids = (m.metadata.name.as_str(), name);
             service = wait_for_rollout(cx, &obs.cluster, ids, service, &td_arn, limit).await?;
+            // `apply --wait`: the check after the rollout too (the daemon runs it in the
+            // task that follows the rollout instead).
+            if let Some(begun) = &verifying
+                && let Err(why) = verify::after_rollout(&cx.aws().ecs, begun).await
+            {
+                if begun.rollback_on_failure && begun.from_task_definition.is_some() {
+                    state(cx).remember_failed(&td_arn);
+                }
+                return Err(ReconcileError::Rollout(why));
+            }
         }
         Ok(Applied {
             aws_id: service.service_arn().unwrap_or_default().to_string(),
@@ -1153,12 +1177,14 @@ async fn settle_load_balancers(
 /// such of the family's [`RECENT_REVISIONS`] newest ACTIVE revisions (read once each, then
 /// kept in [`State`]), otherwise a newly registered one. A revision moved to by
 /// hand and then repaired is thus undone by going back, not by registering a duplicate.
+/// A matching revision that failed to deploy is returned too (the caller refuses it):
+/// registering a copy of it would deploy the same content again. `true` when registered.
 async fn ensure_task_definition(
     cx: &Cx<'_>,
     m: &Manifest<ServiceSpec>,
     desired: &TaskDefinitionDoc,
     tags: &BTreeMap<String, String>,
-) -> Result<String, ReconcileError> {
+) -> Result<(String, bool), ReconcileError> {
     let TaskDefinitionDoc {
         family,
         cpu,
@@ -1176,11 +1202,9 @@ async fn ensure_task_definition(
         .unwrap_or_else(|| m.spec.family(&m.metadata).to_string());
     for arn in recent_revisions(cx, &family).await? {
         let td = task_definition_by_arn(cx, &arn).await?;
-        if render::live_task_definition(&td, m.spec.container_name()) == *desired
-            && !state(cx).has_failed(&arn)
-        {
+        if render::live_task_definition(&td, m.spec.container_name()) == *desired {
             info!(task_definition = %arn, "reusing matching revision");
-            return Ok(arn);
+            return Ok((arn, false));
         }
     }
     let Some(container) = container else {
@@ -1215,7 +1239,7 @@ async fn ensure_task_definition(
         .to_string();
     info!(task_definition = %arn, "registered new revision");
     state(cx).remember_task_definition(registered);
-    Ok(arn)
+    Ok((arn, true))
 }
 
 async fn create_service(
