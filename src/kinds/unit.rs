@@ -200,6 +200,16 @@ pub trait Resource: Declared {
         Vec::new()
     }
 
+    /// Changes the resource takes once a dependency's planned changes (`dep`) are
+    /// applied, which its own reads cannot show (see [`Reconciler::follow`]).
+    fn follows(
+        _m: &Manifest<Self::Spec>,
+        _obs: &Self::Observed,
+        _dep: &crate::reconcile::ResourcePlan,
+    ) -> Vec<crate::reconcile::diff::FieldChange> {
+        Vec::new()
+    }
+
     /// The deployment under way, for services.
     fn rollout(_obs: &Self::Observed) -> Option<Rollout> {
         None
@@ -444,7 +454,10 @@ impl<R: Resource> Typed<R> {
                     live,
                 }),
             );
-        Ok(Planned { plan })
+        Ok(Planned {
+            plan,
+            unfollowed: None,
+        })
     }
 }
 
@@ -463,6 +476,43 @@ impl<R: Resource> Reconciler for Typed<R> {
         deps.sort();
         deps.dedup();
         deps
+    }
+
+    fn follow(
+        &self,
+        set: &ManifestSet,
+        planned: &Planned,
+        deps: &[&crate::reconcile::ResourcePlan],
+    ) -> Option<Planned> {
+        let o = self.observation(&planned.plan.name)?;
+        let m = o
+            .resolved
+            .as_ref()
+            .or_else(|| R::manifests(set).get(o.index))?;
+        let mut follows: Vec<crate::reconcile::diff::FieldChange> = Vec::new();
+        for c in deps.iter().flat_map(|d| R::follows(m, &o.obs, d)) {
+            let known = planned
+                .plan
+                .changes
+                .iter()
+                .chain(&follows)
+                .any(|k| k.field == c.field);
+            if !known {
+                follows.push(c);
+            }
+        }
+        if follows.is_empty() || matches!(planned.plan.action, Action::Create | Action::Replace) {
+            return None;
+        }
+        let mut plan = planned.plan.clone();
+        let unfollowed = (plan.action == Action::None).then(|| Box::new(planned.plan.clone()));
+        if plan.action == Action::None {
+            plan.action = Action::Update;
+            let notes = R::extra_changes(m, &o.obs, &follows);
+            follows.extend(notes);
+        }
+        plan.changes.extend(follows);
+        Some(Planned { plan, unfollowed })
     }
 
     fn live_fingerprint(&self, name: &str) -> Option<String> {

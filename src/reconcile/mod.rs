@@ -103,6 +103,10 @@ pub struct ResourcePlan {
 pub struct Planned {
     /// The plan.
     pub plan: ResourcePlan,
+    /// The plan as its own reads showed it, when it was in sync and only what it takes
+    /// from a dependency's planned changes made it change ([`Reconciler::follow`]): apply
+    /// goes back to it when that dependency was not applied.
+    pub unfollowed: Option<Box<ResourcePlan>>,
 }
 
 /// What apply did to one resource.
@@ -283,6 +287,20 @@ pub trait Reconciler: Send + Sync {
 
     /// The manifests the resource `name` of this kind depends on (`Kind`, name).
     fn dependencies(&self, set: &ManifestSet, name: &str) -> Vec<(Kind, String)>;
+
+    /// `planned` with the changes the resource takes once `deps` (the plans of resources
+    /// it depends on that change) are applied, where its own reads cannot show them: a
+    /// service rolls on a new version of a parameter it reads. `None` when nothing follows.
+    /// Apply plans the resource again from fresh reads after those dependencies, so these
+    /// changes are shown (and checked by a saved plan), never applied as such.
+    fn follow(
+        &self,
+        _set: &ManifestSet,
+        _planned: &Planned,
+        _deps: &[&ResourcePlan],
+    ) -> Option<Planned> {
+        None
+    }
 
     /// Every live resource of this kind that carries this stack's ownership tags, whatever
     /// manifest it names; `None` when the kind cannot list them (not pruned).
