@@ -1675,7 +1675,7 @@ async fn a_revision_a_failed_verify_rolled_back_is_not_deployed_again_until_the_
     // The same process a pass later: still refused, without reading the tag again.
     let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
     assert!(report.resources[1].error().is_some());
-    assert_eq!(rules[2].num_calls(), 2, "the tag read once per process, plus the matching read");
+    assert_eq!(rules[2].num_calls(), 1, "read once: the matching read saw the tag");
 
     // A new image in the manifest: a new revision, deployed.
     let changed = load_with_stack(&[("m.yaml".into(), MANIFESTS.replace("api:2", "api:3"))]).unwrap();
@@ -1695,6 +1695,60 @@ async fn a_revision_a_failed_verify_rolled_back_is_not_deployed_again_until_the_
     let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
     assert!(report.resources[1].error().expect("refused").message.contains("not deployed again"));
     assert_eq!(rules[6].num_calls(), 1);
+}
+
+/// A daemon restarted after a failed verify rolled api:2 back (the service runs api:1,
+/// api:2 carries the failed tag, nothing is remembered in the process): no pass moves the
+/// service to api:2 again, so nothing is verified, tagged or rolled back again, however
+/// often it runs, even when it waits for rollouts and verifies (`apply --wait`).
+#[tokio::test]
+async fn a_restart_after_a_rollback_does_not_deploy_verify_or_roll_back_again() {
+    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
+    let app = LocalHttp::start(Some(503)).await;
+    let (mut rules, register3, update3) = after_rollback_rules(true);
+    let back = mock!(Client::update_service)
+        .match_requests(|r| r.task_definition() == Some(OLD_TD))
+        .then_output(|| UpdateServiceOutput::builder().service(service(OLD_TD, &[], 2)).build());
+    let tag = mock!(Client::tag_resource).then_output(|| TagResourceOutput::builder().build());
+    rules.extend([back.clone(), tag.clone()]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let ctx = context(&refs); // rollout_wait set: it would wait and verify
+    let manifests = format!(
+        "{MANIFESTS}  deploy:\n    verify: {{url: '{}/api/health', timeoutSeconds: 1}}\n    rollbackOnFailure: true\n",
+        app.url
+    );
+    let set = load_with_stack(&[("m.yaml".into(), manifests)]).unwrap();
+    for pass in 0..3 {
+        let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+        let err = report.resources[1].error().expect("refused");
+        assert!(err.message.contains("not deployed again"), "pass {pass}: {}", err.message);
+    }
+    // rules: update3, register3, new_td, describe, old_td, register, update(api:2), …
+    assert_eq!(rules[6].num_calls(), 0, "no UpdateService to api:2");
+    assert_eq!(rules[5].num_calls(), 0, "no copy of api:2 registered");
+    assert_eq!((register3.num_calls(), update3.num_calls()), (0, 0));
+    assert_eq!(app.hits(), 0, "nothing verified");
+    assert_eq!((back.num_calls(), tag.num_calls()), (0, 0), "nothing rolled back or tagged");
+    assert_eq!(rules[2].num_calls(), 1, "the tag seen by the one read of api:2");
+}
+
+/// A revision this process read before another process tagged it failed (kept without the
+/// tag): its tag is read again before the service moves to it, and it is refused.
+#[tokio::test]
+async fn a_kept_revision_tagged_since_it_was_read_is_refused() {
+    let (rules, _, _) = after_rollback_rules(true);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    ctx.states
+        .services
+        .remember_task_definition(std::sync::Arc::new(task_definition(NEW_TD, "api:2")));
+    let set = set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let err = report.resources[1].error().expect("refused");
+    assert!(err.message.contains("not deployed again"), "{}", err.message);
+    assert_eq!(rules[2].num_calls(), 1, "the kept revision's tags read again");
+    assert_eq!(rules[6].num_calls(), 0, "no UpdateService to api:2");
 }
 
 #[tokio::test]

@@ -595,11 +595,20 @@ async fn describe_task_definition(
         .send()
         .await;
     match out {
-        Ok(out) => Ok(out.task_definition.map(|td| {
-            let td = Arc::new(td);
-            state(cx).remember_task_definition(td.clone());
-            td
-        })),
+        Ok(out) => {
+            // The tags come with every read: a revision a failed verify rolled back (here
+            // or in another process) is remembered as failed at no extra call.
+            if let Some(arn) = out.task_definition().and_then(|td| td.task_definition_arn())
+                && verify::tagged_failed(out.tags())
+            {
+                state(cx).remember_failed(arn);
+            }
+            Ok(out.task_definition.map(|td| {
+                let td = Arc::new(td);
+                state(cx).remember_task_definition(td.clone());
+                td
+            }))
+        }
         Err(e) => {
             let e = AwsError::from_sdk("ecs:DescribeTaskDefinition", e);
             // ECS answers an unknown family with a ClientException, moto with a 4xx of
@@ -649,17 +658,38 @@ async fn recent_revisions(cx: &Cx<'_>, family: &str) -> Result<Vec<String>, AwsE
 
 /// A task definition by ARN, from [`State`] or ECS.
 async fn task_definition_by_arn(cx: &Cx<'_>, arn: &str) -> Result<Arc<TaskDefinition>, AwsError> {
+    Ok(task_definition_read(cx, arn).await?.0)
+}
+
+/// A task definition by ARN, and whether it was read from ECS just now (its tags seen)
+/// rather than kept from an earlier read.
+async fn task_definition_read(
+    cx: &Cx<'_>,
+    arn: &str,
+) -> Result<(Arc<TaskDefinition>, bool), AwsError> {
     if let Some(td) = state(cx).task_definition(arn) {
-        return Ok(td);
+        return Ok((td, false));
     }
-    describe_task_definition(cx, arn)
+    let td = describe_task_definition(cx, arn)
         .await?
         .ok_or_else(|| AwsError {
             operation: "ecs:DescribeTaskDefinition",
             code: None,
             message: format!("task definition {arn} does not exist"),
             category: ErrorCategory::NotFound,
-        })
+        })?;
+    Ok((td, true))
+}
+
+/// Where the revision a service moves to came from ([`ensure_task_definition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revision {
+    /// Registered just now: it carries no record of a failed deploy.
+    Registered,
+    /// An existing revision read from ECS just now, tags included.
+    Read,
+    /// An existing revision kept from an earlier read: its tags may have changed since.
+    Kept,
 }
 
 /// Looks up everything a service's desired state depends on.
@@ -997,10 +1027,11 @@ impl Resource for Unit {
                         "there is no task definition to register (`taskDefinition` is ignored and the live one could not be read)".into(),
                     ));
                 };
-                let (arn, registered) = ensure_task_definition(cx, m, td, tags).await?;
-                // A revision registered just now carries no record; one reused is read
-                // fresh, so a failure another replica or an earlier run recorded counts.
-                if !registered
+                let (arn, revision) = ensure_task_definition(cx, m, td, tags).await?;
+                // A revision registered just now carries no record, and one read just now
+                // had its tags seen; one kept from an earlier read has its tags read again,
+                // so a failure recorded since (by another replica, before a restart) counts.
+                if revision == Revision::Kept
                     && !state(cx).has_failed(&arn)
                     && verify::recorded_failed(&cx.aws().ecs, &arn).await?
                 {
@@ -1234,13 +1265,13 @@ async fn settle_load_balancers(
 /// kept in [`State`]), otherwise a newly registered one. A revision moved to by
 /// hand and then repaired is thus undone by going back, not by registering a duplicate.
 /// A matching revision that failed to deploy is returned too (the caller refuses it):
-/// registering a copy of it would deploy the same content again. `true` when registered.
+/// registering a copy of it would deploy the same content again.
 async fn ensure_task_definition(
     cx: &Cx<'_>,
     m: &Manifest<ServiceSpec>,
     desired: &TaskDefinitionDoc,
     tags: &BTreeMap<String, String>,
-) -> Result<(String, bool), ReconcileError> {
+) -> Result<(String, Revision), ReconcileError> {
     let TaskDefinitionDoc {
         family,
         cpu,
@@ -1257,10 +1288,10 @@ async fn ensure_task_definition(
         .clone()
         .unwrap_or_else(|| m.spec.family(&m.metadata).to_string());
     for arn in recent_revisions(cx, &family).await? {
-        let td = task_definition_by_arn(cx, &arn).await?;
+        let (td, read) = task_definition_read(cx, &arn).await?;
         if render::live_task_definition(&td, m.spec.container_name()) == *desired {
             info!(task_definition = %arn, "reusing matching revision");
-            return Ok((arn, false));
+            return Ok((arn, if read { Revision::Read } else { Revision::Kept }));
         }
     }
     let Some(container) = container else {
@@ -1295,7 +1326,7 @@ async fn ensure_task_definition(
         .to_string();
     info!(task_definition = %arn, "registered new revision");
     state(cx).remember_task_definition(registered);
-    Ok((arn, true))
+    Ok((arn, Revision::Registered))
 }
 
 async fn create_service(

@@ -282,8 +282,9 @@ pub async fn roll_back(ecs: &aws_sdk_ecs::Client, begun: &Begun) -> String {
     out
 }
 
-/// True when the revision carries the failed tag. Read from ECS every time (only when a
-/// service is about to move to it), so another replica's record counts.
+/// True when the revision carries the failed tag, read from ECS now: for a revision a
+/// service is about to move to whose earlier read may predate the tag (another replica's
+/// record, or one made after this process cached it).
 pub async fn recorded_failed(ecs: &aws_sdk_ecs::Client, td_arn: &str) -> Result<bool, AwsError> {
     let out = ecs
         .describe_task_definition()
@@ -292,10 +293,13 @@ pub async fn recorded_failed(ecs: &aws_sdk_ecs::Client, td_arn: &str) -> Result<
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("ecs:DescribeTaskDefinition", e))?;
-    Ok(out
-        .tags()
-        .iter()
-        .any(|t| t.key() == Some(TAG) && t.value() == Some(FAILED)))
+    Ok(tagged_failed(out.tags()))
+}
+
+/// True when `tags` (of a task definition revision) record a failed deploy.
+pub fn tagged_failed(tags: &[Tag]) -> bool {
+    tags.iter()
+        .any(|t| t.key() == Some(TAG) && t.value() == Some(FAILED))
 }
 
 #[cfg(test)]
@@ -345,9 +349,9 @@ DEPLOY";
             "    verify:\n      url: ftp://host/x\n      expectStatus: 600\n      timeoutSeconds: 0\n",
         );
         let expect = [
-            "app.yaml:21:12: spec.deploy.verify.url: the scheme `ftp` is not http or https",
-            "app.yaml:22:21: spec.deploy.verify.expectStatus: 600 is not an HTTP status (100-599)",
-            "app.yaml:23:23: spec.deploy.verify.timeoutSeconds: 0 is outside 1-3600",
+            "app.yaml:20:7: spec.deploy.verify.url: the scheme `ftp` is not http or https",
+            "app.yaml:21:7: spec.deploy.verify.expectStatus: 600 is not an HTTP status (100-599)",
+            "app.yaml:22:7: spec.deploy.verify.timeoutSeconds: 0 is outside 1-3600",
         ];
         for e in expect {
             assert!(errs.iter().any(|x| x.starts_with(e)), "missing {e} in {errs:#?}");
