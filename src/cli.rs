@@ -226,8 +226,8 @@ pub enum Command {
         /// The lease's name: one per stack that replicas share.
         #[arg(long, default_value = "mooring", env = "MOORING_LEASE_NAME")]
         lease_name: String,
-        /// How long a lease lasts without renewal (renewed every third of it).
-        #[arg(long, default_value = "15s", value_parser = parse_duration, env = "MOORING_LEASE_DURATION")]
+        /// How long a lease lasts without renewal (renewed every third of it): 3s to 1h.
+        #[arg(long, default_value = "15s", value_parser = parse_lease_duration, env = "MOORING_LEASE_DURATION")]
         lease_duration: Duration,
         /// This replica's name in the lease (default: the host name).
         #[arg(long, env = "MOORING_REPLICA_ID")]
@@ -340,6 +340,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     if d.is_zero() {
         return Err("the duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// The shortest and longest lease: renewal every third of it must leave room for a
+/// DynamoDB round trip and clock skew between replicas (a 2 ns lease would expire before
+/// its own write returned, and replicas would take it from each other on every renewal);
+/// an hour-long lease would leave the stack without a writer that long after a crash.
+const LEASE_RANGE: (Duration, Duration) = (Duration::from_secs(3), Duration::from_secs(3600));
+
+/// A `--lease-duration`: a duration within [`LEASE_RANGE`].
+pub fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    let (min, max) = LEASE_RANGE;
+    if d < min || d > max {
+        return Err(format!(
+            "`{s}` is out of range: a lease lasts {} to {} (renewed every third of it)",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
     }
     Ok(d)
 }
@@ -1443,6 +1463,32 @@ mod tests {
              Cluster  prd   in sync\n\
              Service  api   drifted  desiredCount\n\
              Alarm    cpu   failed                    bad threshold (validation)\n"
+        );
+    }
+
+    /// A lease shorter than a renewal round trip, or hours long, is refused with the range.
+    #[test]
+    fn lease_durations_are_bounded() {
+        assert_eq!(
+            parse_lease_duration("15s").unwrap(),
+            Duration::from_secs(15)
+        );
+        assert_eq!(parse_lease_duration("3s").unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            parse_lease_duration("1h").unwrap(),
+            Duration::from_secs(3600)
+        );
+        for bad in ["2ns", "2999ms", "1h1s", "1d"] {
+            let e = parse_lease_duration(bad).unwrap_err();
+            assert!(
+                e.contains("out of range") && e.contains("3s to 1h"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(
+            parse_lease_duration("0s")
+                .unwrap_err()
+                .contains("more than zero")
         );
     }
 

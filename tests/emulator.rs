@@ -5016,8 +5016,8 @@ impl Others {
                     .add_tags_to_resource()
                     .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
                     .resource_id("/salon/prd/database/host")
-                    // A managed tag of the set's own (`env`): a stack tag naming another
-                    // stack makes the parameter that stack's, whose tags are left alone.
+                    // A managed tag of the set's own (`env`): a parameter whose stack tag
+                    // names another stack is that stack's, refused, not drift.
                     .tags(
                         aws_sdk_ssm::types::Tag::builder()
                             .key("env")
@@ -5825,9 +5825,9 @@ async fn environments_render_apply_side_by_side_and_promote_only_images() {
 }
 
 /// Two stacks in one account that both declare the same SSM parameter (same value): the
-/// parameter belongs to the stack whose ownership tags it carries, and the other stack
-/// neither rewrites those tags nor sees drift in them, so the two do not take it from each
-/// other on every pass.
+/// parameter belongs to the stack whose ownership tags it carries; the other stack's apply
+/// is refused, naming the owner, and rewrites neither its value nor its tags, so the two do
+/// not take it from each other on every pass. `mooring.dev/adopt` takes it over.
 #[tokio::test]
 async fn a_parameter_of_another_stack_keeps_its_owner_and_is_not_fought_over() {
     let (_guard, emu) = emulator().await;
@@ -5877,9 +5877,14 @@ spec:
     );
     assert_eq!(stack_tag(emu).await.as_deref(), Some("alpha"));
 
-    // beta declares the same parameter with the same value: nothing of alpha's changes.
+    // beta declares the same parameter with the same value: refused, alpha's tags stay.
     let out = emu.mooring(&["apply", beta.path().to_str().unwrap()]);
     let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("it belongs to ParameterSet/shared of the stack `alpha`"),
+        "{text}"
+    );
     assert!(!text.contains("tags.mooring.dev"), "{text}");
     assert_eq!(
         stack_tag(emu).await.as_deref(),
@@ -5888,6 +5893,27 @@ spec:
     );
     let out = emu.mooring(&["plan", alpha.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Adoption is the one way to take it: beta's tags, after which alpha is refused.
+    let file = beta.path().join("parameters.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "metadata: {name: shared}",
+        "metadata:\n  name: shared\n  annotations: {mooring.dev/adopt: \"true\"}",
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = emu.mooring(&["apply", beta.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stack_tag(emu).await.as_deref(), Some("beta"));
+    let out = emu.mooring(&["plan", alpha.path().to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("of the stack `beta`"), "{text}");
 }
 
 /// A saved plan is "a plan you can apply exactly": a ParameterSet value change also rolls

@@ -374,14 +374,13 @@ impl<R: Resource> Typed<R> {
         obs: Arc<R::Observed>,
     ) -> Result<Planned, ReconcileError> {
         let m: &Manifest<R::Spec> = &manifest;
-        let stack = set.stack.as_str();
         let in_set = |resource: &str| {
             R::manifests(set)
                 .iter()
                 .any(|other| format!("{}/{}", R::KIND, other.metadata.name) == resource)
         };
         if let Some(conflict) = R::ownership(&obs)
-            .and_then(|o| ownership::conflict(R::KIND, &m.metadata, stack, &o, &in_set))
+            .and_then(|o| ownership::conflict(R::KIND, &m.metadata, set.owner(), &o, &in_set))
         {
             return Err(ReconcileError::Ownership(format!(
                 "{}: {conflict}",
@@ -419,7 +418,14 @@ impl<R: Resource> Typed<R> {
             let (fixed, what) = R::replacement(&eff, l);
             if !fixed.is_empty() {
                 action = Action::Replace;
-                if !ownership::allows_replacement(&m.metadata) {
+                if set.protect {
+                    // The annotation was dropped: say why, not to add it.
+                    problems.push(Problem::replacement(format!(
+                        "changing {} needs a new {what}, and the environment `{}` is protected (`protect: true`): mooring replaces nothing in it; change the field back, or lift `protect` for this change",
+                        fixed.join(", "),
+                        set.environment.as_deref().unwrap_or_default()
+                    )));
+                } else if !ownership::allows_replacement(&m.metadata) {
                     problems.push(Problem::replacement(format!(
                         "changing {} needs a new {what}; apply replaces it (deletes it, then creates it) only when the manifest has the annotation `{}: \"true\"`",
                         fixed.join(", "),

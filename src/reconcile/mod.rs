@@ -332,10 +332,10 @@ pub struct Owned {
 impl Owned {
     /// This stack's resource of `kind` by its tags, as prune lists it: `aws_id` its ARN,
     /// `scope` its AWS name when deleting needs it. `None` when the tags name another
-    /// stack, another kind or nothing.
+    /// stack or environment, another kind or nothing.
     pub fn by_tags<'a>(
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
-        stack: &str,
+        stack: crate::kinds::ownership::Owner<'_>,
         kind: Kind,
         aws_id: &str,
         scope: Option<&str>,

@@ -866,13 +866,13 @@ impl Resource for Unit {
     }
 
     fn desired(set: &ManifestSet, m: &Manifest<ServiceSpec>, obs: &Observed) -> Doc {
-        render::desired_doc(&set.stack, m, managed_count(set, m), &obs.resolved)
+        render::desired_doc(set.owner(), m, managed_count(set, m), &obs.resolved)
     }
 
     fn live(set: &ManifestSet, m: &Manifest<ServiceSpec>, obs: &Observed) -> Option<Doc> {
         let s = obs.live.as_ref()?;
         Some(render::live_doc(
-            &set.stack,
+            set.owner(),
             m,
             managed_count(set, m),
             s,
@@ -1102,7 +1102,7 @@ impl Resource for Unit {
                     // enableExecuteCommand): compare again and send what is still missing.
                     let td = task_definition_by_arn(cx, &td_arn).await?;
                     let now = render::live_doc(
-                        &cx.set.stack,
+                        cx.set.owner(),
                         m,
                         managed_count(cx.set, m),
                         &created,
@@ -1190,7 +1190,7 @@ impl Resource for Unit {
                     if s.status() != Some("ACTIVE") {
                         continue; // already being deleted
                     }
-                    let name = service_ownership(&s).name_in(&cx.set.stack, Kind::Service);
+                    let name = service_ownership(&s).name_in(cx.set.owner(), Kind::Service);
                     if let (Some(name), Some(arn)) = (name, s.service_arn()) {
                         owned.push(Owned {
                             name,
