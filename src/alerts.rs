@@ -1489,6 +1489,8 @@ mod tests {
             changes: Vec::new(),
             created: false,
             failed: None,
+            verify: None,
+            rollback_on_failure: false,
         };
         let mut d = crate::deploys::Deploy::begin(
             &begun,

@@ -65,6 +65,8 @@ pub enum Cause {
     Timeout,
     /// ECS refused the change (RegisterTaskDefinition, UpdateService, CreateService).
     Apply,
+    /// The rollout completed but the check after it (`deploy.verify`) failed.
+    Verify,
 }
 
 /// Where a deploy is.
@@ -119,6 +121,10 @@ pub struct Begun {
     pub created: bool,
     /// Set when the deploy failed within the apply (pre-deploy task, ECS refused).
     pub failed: Option<(Cause, String)>,
+    /// The check after the rollout (`deploy.verify`), if any.
+    pub verify: Option<crate::kinds::service::verify::VerifySpec>,
+    /// Roll back to `from_task_definition` when the check fails.
+    pub rollback_on_failure: bool,
 }
 
 /// Why a deploy failed, as status and notifications show it.
@@ -473,6 +479,7 @@ fn cause_words(cause: Cause) -> &'static str {
         Cause::PreDeploy => "pre-deploy task failed",
         Cause::Timeout => "timed out",
         Cause::Apply => "ECS refused the change",
+        Cause::Verify => "verify failed",
     }
 }
 
@@ -690,7 +697,24 @@ impl Tracker {
                     follow.timeout,
                 )
                 .await;
-                if let Err((Cause::Rollback, _)) = &result {
+                // The rollout completed: the check after it decides (and may roll back).
+                let result = match result {
+                    Ok(()) => crate::kinds::service::verify::after_rollout(&follow.ecs, &b)
+                        .await
+                        .map(|_| ())
+                        .map_err(|why| (Cause::Verify, why)),
+                    Err(e) => Err(e),
+                };
+                // Not deployed again until the manifest changes: what ECS rolled back, and
+                // what a failed verify rolled back.
+                let rolled_back = match &result {
+                    Err((Cause::Rollback, _)) => true,
+                    Err((Cause::Verify, _)) => {
+                        b.rollback_on_failure && b.from_task_definition.is_some()
+                    }
+                    _ => false,
+                };
+                if rolled_back {
                     tracker
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -756,6 +780,8 @@ mod tests {
             changes: Vec::new(),
             created: false,
             failed: None,
+            verify: None,
+            rollback_on_failure: false,
         }
     }
 

@@ -4276,7 +4276,7 @@ async fn a_pre_deploy_task_runs_from_the_new_revision_before_the_service_moves_t
         .expect("plan names the pre-deploy task");
     assert_eq!(
         note.desired,
-        "will run \"npm run migration:run\" before rolling to the new revision"
+        "will run \"npm run migration:run\" before rolling to the new revision (now api:1)"
     );
 
     // moto's task does not stop in time: it is stopped, and the service is not touched.

@@ -495,44 +495,67 @@ fn check_envelope(doc: &YamlDocument, f: &mut Findings<'_>) -> Option<Envelope> 
 /// Structural validation against the generated schema: unknown fields, wrong types,
 /// missing required fields, out-of-range numbers. Every error, not just the first.
 fn check_schema(kind: Kind, doc: &YamlDocument, f: &mut Findings<'_>) {
-    use jsonschema::error::ValidationErrorKind as K;
     for err in validator(kind).iter_errors(&doc.value) {
-        let path = err.instance_path().as_str().to_string();
-        if path == "/apiVersion" || path == "/kind" {
-            continue; // reported by check_envelope with a better message
+        report_schema_error(kind, &err, f);
+    }
+}
+
+/// One schema error as a finding at its field. An optional object (`anyOf` of the object
+/// and `null`) that is given but wrong reports what is wrong inside it (a missing field,
+/// an unknown one), not that it matches neither branch.
+fn report_schema_error(kind: Kind, err: &jsonschema::ValidationError<'_>, f: &mut Findings<'_>) {
+    use jsonschema::JsonType;
+    use jsonschema::error::{TypeKind, ValidationErrorKind as K};
+    if let K::AnyOf { context } = err.kind()
+        && !err.instance().is_null()
+    {
+        let is_null_branch = |errs: &Vec<jsonschema::ValidationError<'static>>| matches!(errs.as_slice(), [e] if matches!(e.kind(), K::Type { kind: TypeKind::Single(JsonType::Null) }));
+        let others: Vec<_> = context.iter().filter(|b| !is_null_branch(b)).collect();
+        if let [only] = others.as_slice()
+            && !only.is_empty()
+            && others.len() + 1 == context.len()
+        {
+            for inner in only.iter() {
+                report_schema_error(kind, inner, f);
+            }
+            return;
         }
-        match err.kind() {
-            K::AdditionalProperties { unexpected } => {
-                for key in unexpected {
-                    f.at(
-                        &format!("{path}/{}", escape_segment(key)),
-                        format!("unknown field `{key}`{}", suggestion(kind, &path, key)),
-                    );
-                }
+    }
+    let path = err.instance_path().as_str().to_string();
+    if path == "/apiVersion" || path == "/kind" {
+        return; // reported by check_envelope with a better message
+    }
+    match err.kind() {
+        K::AdditionalProperties { unexpected } => {
+            for key in unexpected {
+                f.at(
+                    &format!("{path}/{}", escape_segment(key)),
+                    format!("unknown field `{key}`{}", suggestion(kind, &path, key)),
+                );
             }
-            K::Required { property } => {
-                let name = property.as_str().unwrap_or_default();
-                if path.is_empty() && (name == "apiVersion" || name == "kind") {
-                    continue;
-                }
-                f.at(&path, format!("missing required field `{name}`"));
-            }
-            K::Enum { options } => {
-                // A misspelt choice (a `from:` field, an engine) gets the nearest one.
-                let choices: Vec<&str> = options
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                let hint = err
-                    .instance()
-                    .as_str()
-                    .and_then(|v| closest(v, choices.iter().copied(), |_| 2))
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
-                f.at(&path, format!("{err}{hint}"));
-            }
-            _ => f.at(&path, err.to_string()),
         }
+        K::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            if path.is_empty() && (name == "apiVersion" || name == "kind") {
+                return;
+            }
+            f.at(&path, format!("missing required field `{name}`"));
+        }
+        K::Enum { options } => {
+            // A misspelt choice (a `from:` field, an engine) gets the nearest one.
+            let choices: Vec<&str> = options
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let hint = err
+                .instance()
+                .as_str()
+                .and_then(|v| closest(v, choices.iter().copied(), |_| 2))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            f.at(&path, format!("{err}{hint}"));
+        }
+        _ => f.at(&path, err.to_string()),
     }
 }
 

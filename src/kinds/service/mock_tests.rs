@@ -974,6 +974,8 @@ fn begun_deploy() -> crate::deploys::Begun {
         changes: Vec::new(),
         created: false,
         failed: None,
+        verify: None,
+        rollback_on_failure: false,
     }
 }
 
@@ -1319,4 +1321,488 @@ async fn a_revision_ecs_rolled_back_while_followed_is_not_deployed_again() {
     let err = report.resources[1].error().expect("refused");
     assert!(err.message.contains("not deployed again"), "{}", err.message);
     assert_eq!(rules[3].num_calls(), 0, "no UpdateService");
+}
+
+/// A real HTTP server on 127.0.0.1 for the tests of `deploy.verify` and of deploy
+/// notifications: it answers every request with `status` (or holds it unanswered when
+/// `None`) and keeps the request bodies.
+struct LocalHttp {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LocalHttp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LocalHttp {
+    async fn start(status: Option<u16>) -> LocalHttp {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (seen, counted) = (bodies.clone(), hits.clone());
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then as much body as content-length says.
+                let body = loop {
+                    let n = stream.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if rest.len() >= length {
+                            break Some(rest.to_string());
+                        }
+                    }
+                };
+                if let Some(body) = body.filter(|b| !b.is_empty()) {
+                    seen.lock().unwrap().push(body);
+                }
+                match status {
+                    Some(code) => {
+                        let answer = format!(
+                            "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        );
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    }
+                    None => held.push(stream),
+                }
+            }
+        });
+        LocalHttp {
+            url,
+            bodies,
+            hits,
+            task,
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn json(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect()
+    }
+}
+
+fn verify_spec(url: &str, timeout_seconds: u32) -> crate::kinds::service::verify::VerifySpec {
+    crate::kinds::service::verify::VerifySpec {
+        url: url.to_string(),
+        expect_status: 200,
+        timeout_seconds,
+    }
+}
+
+/// ECS for a followed deploy: the rollout already completed; UpdateService back to the old
+/// revision and TagResource of the new one as failed are recorded.
+struct Rollback {
+    describe: Rule,
+    back: Rule,
+    tag: Rule,
+    ecs: Client,
+}
+
+fn rollback_ecs() -> Rollback {
+    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
+    let describe = mock!(Client::describe_services)
+        .then_output(|| {
+            DescribeServicesOutput::builder()
+                .services(service(
+                    NEW_TD,
+                    &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+                    2,
+                ))
+                .build()
+        });
+    let back = mock!(Client::update_service)
+        .match_requests(|r| {
+            r.task_definition() == Some(OLD_TD) && r.cluster() == Some("prd") && r.service() == Some("api")
+        })
+        .then_output(|| {
+            UpdateServiceOutput::builder()
+                .service(service(OLD_TD, &[], 2))
+                .build()
+        });
+    let tag = mock!(Client::tag_resource)
+        .match_requests(|r| {
+            r.resource_arn() == Some(NEW_TD)
+                && r.tags().iter().any(|t| {
+                    t.key() == Some("mooring.dev/deploy") && t.value() == Some("failed")
+                })
+        })
+        .then_output(|| TagResourceOutput::builder().build());
+    let ecs = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        &[&describe, &back, &tag]
+    );
+    Rollback {
+        describe,
+        back,
+        tag,
+        ecs,
+    }
+}
+
+/// A tracker as the daemon builds it, whose deploy notifications go to `hook`.
+fn tracker_to(
+    ecs: Client,
+    hook: &LocalHttp,
+) -> (
+    crate::deploys::Tracker,
+    crate::status::StatusStore,
+    crate::alerts::Alerter,
+) {
+    use crate::deploys::{Follow, Reporter, Tracker};
+    let set = set();
+    let status = crate::status::StatusStore::new("dir", "enforce");
+    status.set_manifests(&set, true);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let config: crate::config::OperatorConfig = serde_json::from_value(serde_json::json!({
+        "deploys": {"webhooks": [{"url": {"value": format!("{}/deploys", hook.url)}}]}
+    }))
+    .unwrap();
+    let alerter = crate::alerts::Alerter::start(
+        crate::alerts::Sinks::from_config(&config, None).unwrap(),
+        metrics.clone(),
+    );
+    let tracker = Tracker::new(
+        Reporter {
+            status: status.clone(),
+            metrics,
+            alerter: alerter.clone(),
+        },
+        Follow {
+            ecs,
+            poll: Duration::from_millis(1),
+            timeout: Duration::from_secs(30),
+        },
+    );
+    tracker.before_pass(&set);
+    (tracker, status, alerter)
+}
+
+fn empty_report() -> crate::reconcile::PassReport {
+    crate::reconcile::PassReport {
+        revision: set().revision.clone(),
+        resources: Vec::new(),
+        aws_calls: Default::default(),
+        target: None,
+        aws_calls_by_kind: Default::default(),
+        check_seconds_by_kind: Default::default(),
+    }
+}
+
+/// Follows `begun` as the daemon does, until it ends; returns the deploy as kept.
+async fn follow_to_the_end(
+    tracker: &crate::deploys::Tracker,
+    status: &crate::status::StatusStore,
+    begun: crate::deploys::Begun,
+) -> crate::deploys::Deploy {
+    use crate::deploys::DeployState;
+    tracker.begun(&begun);
+    tracker.after_pass(vec![begun], &empty_report());
+    for _ in 0..1000 {
+        let d = status.snapshot().deploys["api"][0].clone();
+        if d.state != DeployState::InProgress {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the deploy did not end");
+}
+
+#[tokio::test]
+async fn a_verified_deploy_succeeds_after_its_rollout_and_rolls_nothing_back() {
+    use crate::deploys::DeployState;
+    let (app, hook) = (LocalHttp::start(Some(200)).await, LocalHttp::start(Some(200)).await);
+    let r = rollback_ecs();
+    let (tracker, status, alerter) = tracker_to(r.ecs.clone(), &hook);
+    let mut begun = begun_deploy();
+    begun.verify = Some(verify_spec(&format!("{}/api/health", app.url), 5));
+    begun.rollback_on_failure = true;
+    let d = follow_to_the_end(&tracker, &status, begun).await;
+    assert_eq!(d.state, DeployState::Succeeded, "{d:#?}");
+    assert_eq!(app.hits(), 1, "one GET, after the rollout");
+    assert!(r.describe.num_calls() >= 1, "the rollout was followed first");
+    assert_eq!((r.back.num_calls(), r.tag.num_calls()), (0, 0));
+    assert!(tracker.take_rolled_back().is_empty());
+    alerter.flush(Duration::from_secs(10)).await;
+    let outcomes: Vec<String> = hook.json().iter().map(|n| n["outcome"].to_string()).collect();
+    assert_eq!(outcomes, ["\"started\"", "\"succeeded\""]);
+}
+
+#[tokio::test]
+async fn a_failed_verify_fails_the_deploy_notifies_and_rolls_back_only_when_asked() {
+    use crate::deploys::{Cause, DeployState};
+    let app = LocalHttp::start(Some(503)).await;
+    let url = format!("{}/api/health?token=s3cret", app.url);
+    for rollback in [false, true] {
+        let hook = LocalHttp::start(Some(200)).await;
+        let r = rollback_ecs();
+        let (tracker, status, alerter) = tracker_to(r.ecs.clone(), &hook);
+        let mut begun = begun_deploy();
+        begun.verify = Some(verify_spec(&url, 1));
+        begun.rollback_on_failure = rollback;
+        let d = follow_to_the_end(&tracker, &status, begun).await;
+        assert_eq!(d.state, DeployState::Failed, "{d:#?}");
+        let failure = d.failure.clone().unwrap();
+        assert_eq!(failure.cause, Cause::Verify);
+        assert!(failure.message.contains("answered 503"), "{}", failure.message);
+        assert!(failure.message.contains("token=***"), "{}", failure.message);
+        assert!(!failure.message.contains("s3cret"), "{}", failure.message);
+        if rollback {
+            assert_eq!(r.tag.num_calls(), 1, "the failed revision recorded");
+            assert_eq!(r.back.num_calls(), 1, "UpdateService back to {OLD_TD}");
+            assert!(failure.message.contains(&format!("rolled back to {OLD_TD}")), "{}", failure.message);
+            assert_eq!(tracker.take_rolled_back(), [NEW_TD], "not deployed again");
+        } else {
+            assert_eq!((r.back.num_calls(), r.tag.num_calls()), (0, 0), "no rollback");
+            assert!(failure.message.contains("the service stays on"), "{}", failure.message);
+            assert!(tracker.take_rolled_back().is_empty());
+        }
+        alerter.flush(Duration::from_secs(10)).await;
+        let notices = hook.json();
+        assert_eq!(notices.len(), 2, "{notices:#?}");
+        assert_eq!(notices[1]["outcome"], "failed");
+        assert_eq!(notices[1]["failure"]["cause"], "verify");
+        assert!(!hook.bodies.lock().unwrap().concat().contains("s3cret"));
+    }
+    assert!(app.hits() >= 2, "tried again within the timeout");
+}
+
+#[tokio::test]
+async fn a_verify_that_gets_no_answer_or_no_connection_fails_when_its_time_is_up() {
+    use crate::kinds::service::verify::probe;
+    let silent = LocalHttp::start(None).await;
+    let started = std::time::Instant::now();
+    let err = probe(&verify_spec(&silent.url, 1)).await.unwrap_err();
+    assert!(err.contains("no answer within"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // Nobody listens: the connection error is what was seen.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let err = probe(&verify_spec(&format!("http://{closed}/health"), 1)).await.unwrap_err();
+    assert!(err.contains("verify failed: GET http://127.0.0.1"), "{err}");
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+}
+
+/// The rules of a pass after a failed verify rolled api:2 back: the service runs api:1,
+/// the family's newest revision is api:2 (tagged failed when `tagged`), and a manifest with
+/// `api:3` registers api:3.
+fn after_rollback_rules(tagged: bool) -> (Vec<Rule>, Rule, Rule) {
+    use aws_sdk_ecs::types::Tag;
+    const TD3: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/api:3";
+    let old = || service(OLD_TD, &[("PRIMARY", DeploymentRolloutState::Completed, None)], 2);
+    let mut rules = rollout_rules((0..8).map(|_| old()).collect());
+    let new_td = mock!(Client::describe_task_definition)
+        .match_requests(|r| r.task_definition() == Some(NEW_TD))
+        .then_output(move || {
+            let mut out = DescribeTaskDefinitionOutput::builder()
+                .task_definition(task_definition(NEW_TD, "api:2"));
+            if tagged {
+                out = out.tags(Tag::builder().key("mooring.dev/deploy").value("failed").build());
+            }
+            out.build()
+        });
+    let register3 = mock!(Client::register_task_definition)
+        .match_requests(|r| r.container_definitions()[0].image() == Some("api:3"))
+        .then_output(|| {
+            RegisterTaskDefinitionOutput::builder()
+                .task_definition(task_definition(TD3, "api:3"))
+                .build()
+        });
+    let update3 = mock!(Client::update_service)
+        .match_requests(|r| r.task_definition() == Some(TD3))
+        .then_output(|| {
+            UpdateServiceOutput::builder()
+                .service(service(TD3, &[], 2))
+                .build()
+        });
+    rules[5] = family_rule(&[NEW_TD, OLD_TD]);
+    rules.insert(0, new_td);
+    rules.insert(0, register3.clone());
+    rules.insert(0, update3.clone());
+    (rules, register3, update3)
+}
+
+#[tokio::test]
+async fn a_revision_a_failed_verify_rolled_back_is_not_deployed_again_until_the_manifest_changes() {
+    // A restarted daemon (nothing remembered in the process): the tag on api:2 refuses it.
+    let (rules, register3, update3) = after_rollback_rules(true);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let set = set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let err = report.resources[1].error().expect("refused");
+    assert!(err.message.contains("not deployed again"), "{}", err.message);
+    assert!(err.category.needs_change());
+    // rules: update3, register3, new_td, describe, old_td, register, update(api:2), …
+    assert_eq!(rules[6].num_calls(), 0, "no UpdateService to api:2");
+    assert_eq!(rules[5].num_calls(), 0, "no copy of api:2 registered");
+    // The same process a pass later: still refused, without reading the tag again.
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_some());
+    assert_eq!(rules[2].num_calls(), 1, "read once: the matching read saw the tag");
+
+    // A new image in the manifest: a new revision, deployed.
+    let changed = load_with_stack(&[("m.yaml".into(), MANIFESTS.replace("api:2", "api:3"))]).unwrap();
+    let report = apply_all(&ctx, &changed, &reconcilers(&changed), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!((register3.num_calls(), update3.num_calls()), (1, 1));
+
+    // Untagged (the process remembers it instead, as the daemon hands it over): the same.
+    let (rules, _, _) = after_rollback_rules(false);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "untagged and not remembered: deployed");
+    assert_eq!(rules[6].num_calls(), 1);
+    ctx.states.services.mark_failed(NEW_TD);
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().expect("refused").message.contains("not deployed again"));
+    assert_eq!(rules[6].num_calls(), 1);
+}
+
+/// A daemon restarted after a failed verify rolled api:2 back (the service runs api:1,
+/// api:2 carries the failed tag, nothing is remembered in the process): no pass moves the
+/// service to api:2 again, so nothing is verified, tagged or rolled back again, however
+/// often it runs, even when it waits for rollouts and verifies (`apply --wait`).
+#[tokio::test]
+async fn a_restart_after_a_rollback_does_not_deploy_verify_or_roll_back_again() {
+    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
+    let app = LocalHttp::start(Some(503)).await;
+    let (mut rules, register3, update3) = after_rollback_rules(true);
+    let back = mock!(Client::update_service)
+        .match_requests(|r| r.task_definition() == Some(OLD_TD))
+        .then_output(|| UpdateServiceOutput::builder().service(service(OLD_TD, &[], 2)).build());
+    let tag = mock!(Client::tag_resource).then_output(|| TagResourceOutput::builder().build());
+    rules.extend([back.clone(), tag.clone()]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let ctx = context(&refs); // rollout_wait set: it would wait and verify
+    let manifests = format!(
+        "{MANIFESTS}  deploy:\n    verify: {{url: '{}/api/health', timeoutSeconds: 1}}\n    rollbackOnFailure: true\n",
+        app.url
+    );
+    let set = load_with_stack(&[("m.yaml".into(), manifests)]).unwrap();
+    for pass in 0..3 {
+        let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+        let err = report.resources[1].error().expect("refused");
+        assert!(err.message.contains("not deployed again"), "pass {pass}: {}", err.message);
+    }
+    // rules: update3, register3, new_td, describe, old_td, register, update(api:2), …
+    assert_eq!(rules[6].num_calls(), 0, "no UpdateService to api:2");
+    assert_eq!(rules[5].num_calls(), 0, "no copy of api:2 registered");
+    assert_eq!((register3.num_calls(), update3.num_calls()), (0, 0));
+    assert_eq!(app.hits(), 0, "nothing verified");
+    assert_eq!((back.num_calls(), tag.num_calls()), (0, 0), "nothing rolled back or tagged");
+    assert_eq!(rules[2].num_calls(), 1, "the tag seen by the one read of api:2");
+}
+
+/// A revision this process read before another process tagged it failed (kept without the
+/// tag): its tag is read again before the service moves to it, and it is refused.
+#[tokio::test]
+async fn a_kept_revision_tagged_since_it_was_read_is_refused() {
+    let (rules, _, _) = after_rollback_rules(true);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let mut ctx = context(&refs);
+    ctx.rollout_wait = None;
+    ctx.states
+        .services
+        .remember_task_definition(std::sync::Arc::new(task_definition(NEW_TD, "api:2")));
+    let set = set();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let err = report.resources[1].error().expect("refused");
+    assert!(err.message.contains("not deployed again"), "{}", err.message);
+    assert_eq!(rules[2].num_calls(), 1, "the kept revision's tags read again");
+    assert_eq!(rules[6].num_calls(), 0, "no UpdateService to api:2");
+}
+
+#[tokio::test]
+async fn apply_wait_verifies_after_the_rollout_and_fails_and_rolls_back_on_a_failed_verify() {
+    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
+    let app = LocalHttp::start(Some(500)).await;
+    let mut rules = rollout_rules(vec![service(
+        NEW_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    )]);
+    let back = mock!(Client::update_service)
+        .match_requests(|r| r.task_definition() == Some(OLD_TD))
+        .then_output(|| UpdateServiceOutput::builder().service(service(OLD_TD, &[], 2)).build());
+    let tag = mock!(Client::tag_resource)
+        .match_requests(|r| r.resource_arn() == Some(NEW_TD))
+        .then_output(|| TagResourceOutput::builder().build());
+    rules.extend([back.clone(), tag.clone()]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let ctx = context(&refs); // rollout_wait set: `apply --wait`
+    let manifests = format!(
+        "{MANIFESTS}  deploy:\n    verify: {{url: '{}/api/health', timeoutSeconds: 1}}\n    rollbackOnFailure: true\n",
+        app.url
+    );
+    let set = load_with_stack(&[("m.yaml".into(), manifests)]).unwrap();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let err = report.resources[1].error().expect("the failed verify fails the apply");
+    assert_eq!(err.category.as_str(), "rollout");
+    assert!(err.message.contains("answered 500"), "{}", err.message);
+    assert!(app.hits() >= 1);
+    assert_eq!(rules[3].num_calls(), 1, "rolled out to api:2");
+    assert_eq!((back.num_calls(), tag.num_calls()), (1, 1), "then back to api:1");
+    assert!(report.has_errors(), "exit code 1");
+    let text = crate::cli::render_report(&report, false);
+    assert!(
+        text.contains(&format!("  verify: GET {}/api/health expects 200 after the rollout, else rolls back", app.url)),
+        "{text}"
+    );
+
+    // The same with an app that answers 200: applied, nothing rolled back.
+    let ok = LocalHttp::start(Some(200)).await;
+    let rules = rollout_rules(vec![service(
+        NEW_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    )]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let ctx = context(&refs);
+    let set = load_with_stack(&[(
+        "m.yaml".into(),
+        format!("{MANIFESTS}  deploy:\n    verify: {{url: '{}/api/health'}}\n", ok.url),
+    )])
+    .unwrap();
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert!(report.resources[1].error().is_none(), "{report:#?}");
+    assert_eq!(ok.hits(), 1);
 }

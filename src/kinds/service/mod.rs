@@ -20,6 +20,7 @@ pub mod image;
 pub mod predeploy;
 pub mod render;
 pub mod spec;
+pub mod verify;
 
 #[cfg(test)]
 mod mock_tests;
@@ -594,11 +595,20 @@ async fn describe_task_definition(
         .send()
         .await;
     match out {
-        Ok(out) => Ok(out.task_definition.map(|td| {
-            let td = Arc::new(td);
-            state(cx).remember_task_definition(td.clone());
-            td
-        })),
+        Ok(out) => {
+            // The tags come with every read: a revision a failed verify rolled back (here
+            // or in another process) is remembered as failed at no extra call.
+            if let Some(arn) = out.task_definition().and_then(|td| td.task_definition_arn())
+                && verify::tagged_failed(out.tags())
+            {
+                state(cx).remember_failed(arn);
+            }
+            Ok(out.task_definition.map(|td| {
+                let td = Arc::new(td);
+                state(cx).remember_task_definition(td.clone());
+                td
+            }))
+        }
         Err(e) => {
             let e = AwsError::from_sdk("ecs:DescribeTaskDefinition", e);
             // ECS answers an unknown family with a ClientException, moto with a 4xx of
@@ -648,17 +658,38 @@ async fn recent_revisions(cx: &Cx<'_>, family: &str) -> Result<Vec<String>, AwsE
 
 /// A task definition by ARN, from [`State`] or ECS.
 async fn task_definition_by_arn(cx: &Cx<'_>, arn: &str) -> Result<Arc<TaskDefinition>, AwsError> {
+    Ok(task_definition_read(cx, arn).await?.0)
+}
+
+/// A task definition by ARN, and whether it was read from ECS just now (its tags seen)
+/// rather than kept from an earlier read.
+async fn task_definition_read(
+    cx: &Cx<'_>,
+    arn: &str,
+) -> Result<(Arc<TaskDefinition>, bool), AwsError> {
     if let Some(td) = state(cx).task_definition(arn) {
-        return Ok(td);
+        return Ok((td, false));
     }
-    describe_task_definition(cx, arn)
+    let td = describe_task_definition(cx, arn)
         .await?
         .ok_or_else(|| AwsError {
             operation: "ecs:DescribeTaskDefinition",
             code: None,
             message: format!("task definition {arn} does not exist"),
             category: ErrorCategory::NotFound,
-        })
+        })?;
+    Ok((td, true))
+}
+
+/// Where the revision a service moves to came from ([`ensure_task_definition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revision {
+    /// Registered just now: it carries no record of a failed deploy.
+    Registered,
+    /// An existing revision read from ECS just now, tags included.
+    Read,
+    /// An existing revision kept from an earlier read: its tags may have changed since.
+    Kept,
 }
 
 /// Looks up everything a service's desired state depends on.
@@ -860,8 +891,10 @@ impl Resource for Unit {
     }
 
     fn extra_changes(m: &Manifest<ServiceSpec>, obs: &Observed, changes: &[FieldChange]) -> Vec<FieldChange> {
-        predeploy::plan_note(&m.spec, obs.live.is_none(), changes)
+        let running = obs.live.as_ref().and_then(|s| s.task_definition());
+        predeploy::plan_note(&m.spec, obs.live.is_none(), running, changes)
             .into_iter()
+            .chain(verify::plan_note(&m.spec, obs.live.is_none(), changes))
             .collect()
     }
 
@@ -994,10 +1027,19 @@ impl Resource for Unit {
                         "there is no task definition to register (`taskDefinition` is ignored and the live one could not be read)".into(),
                     ));
                 };
-                let arn = ensure_task_definition(cx, m, td, tags).await?;
+                let (arn, revision) = ensure_task_definition(cx, m, td, tags).await?;
+                // A revision registered just now carries no record, and one read just now
+                // had its tags seen; one kept from an earlier read has its tags read again,
+                // so a failure recorded since (by another replica, before a restart) counts.
+                if revision == Revision::Kept
+                    && !state(cx).has_failed(&arn)
+                    && verify::recorded_failed(&cx.aws().ecs, &arn).await?
+                {
+                    state(cx).remember_failed(&arn);
+                }
                 if state(cx).has_failed(&arn) {
                     return Err(ReconcileError::Rollout(format!(
-                        "{arn} failed to deploy before (deployment circuit breaker); it is not deployed again until the manifest changes"
+                        "{arn} failed to deploy before (deployment circuit breaker, or a failed verify rolled back); it is not deployed again until the manifest changes"
                     )));
                 }
                 arn
@@ -1030,6 +1072,8 @@ impl Resource for Unit {
             changes: deploy_changes(change.live, change.desired, &Self::notes(obs)),
             created: obs.live.is_none(),
             failed: None,
+            verify: m.spec.deploy.verify.clone(),
+            rollback_on_failure: m.spec.deploy.rollback_on_failure,
         });
         if let Some(begun) = &deploy {
             state(cx).announce(begun);
@@ -1084,6 +1128,7 @@ impl Resource for Unit {
             Ok::<_, ReconcileError>((name, service))
         }
         .await;
+        let verifying = deploy.clone().filter(|b| b.verify.is_some());
         if let Some(mut begun) = deploy {
             if let Err(e) = &rolled {
                 let cause = if matches!(e, ReconcileError::Rollout(_)) {
@@ -1099,6 +1144,16 @@ impl Resource for Unit {
         if let Some(limit) = cx.ctx.rollout_wait {
             let ids = (m.metadata.name.as_str(), name);
             service = wait_for_rollout(cx, &obs.cluster, ids, service, &td_arn, limit).await?;
+            // `apply --wait`: the check after the rollout too (the daemon runs it in the
+            // task that follows the rollout instead).
+            if let Some(begun) = &verifying
+                && let Err(why) = verify::after_rollout(&cx.aws().ecs, begun).await
+            {
+                if begun.rollback_on_failure && begun.from_task_definition.is_some() {
+                    state(cx).remember_failed(&td_arn);
+                }
+                return Err(ReconcileError::Rollout(why));
+            }
         }
         Ok(Applied {
             aws_id: service.service_arn().unwrap_or_default().to_string(),
@@ -1209,12 +1264,14 @@ async fn settle_load_balancers(
 /// such of the family's [`RECENT_REVISIONS`] newest ACTIVE revisions (read once each, then
 /// kept in [`State`]), otherwise a newly registered one. A revision moved to by
 /// hand and then repaired is thus undone by going back, not by registering a duplicate.
+/// A matching revision that failed to deploy is returned too (the caller refuses it):
+/// registering a copy of it would deploy the same content again.
 async fn ensure_task_definition(
     cx: &Cx<'_>,
     m: &Manifest<ServiceSpec>,
     desired: &TaskDefinitionDoc,
     tags: &BTreeMap<String, String>,
-) -> Result<String, ReconcileError> {
+) -> Result<(String, Revision), ReconcileError> {
     let TaskDefinitionDoc {
         family,
         cpu,
@@ -1231,12 +1288,10 @@ async fn ensure_task_definition(
         .clone()
         .unwrap_or_else(|| m.spec.family(&m.metadata).to_string());
     for arn in recent_revisions(cx, &family).await? {
-        let td = task_definition_by_arn(cx, &arn).await?;
-        if render::live_task_definition(&td, m.spec.container_name()) == *desired
-            && !state(cx).has_failed(&arn)
-        {
+        let (td, read) = task_definition_read(cx, &arn).await?;
+        if render::live_task_definition(&td, m.spec.container_name()) == *desired {
             info!(task_definition = %arn, "reusing matching revision");
-            return Ok(arn);
+            return Ok((arn, if read { Revision::Read } else { Revision::Kept }));
         }
     }
     let Some(container) = container else {
@@ -1271,7 +1326,7 @@ async fn ensure_task_definition(
         .to_string();
     info!(task_definition = %arn, "registered new revision");
     state(cx).remember_task_definition(registered);
-    Ok(arn)
+    Ok((arn, Revision::Registered))
 }
 
 async fn create_service(

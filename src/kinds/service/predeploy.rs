@@ -176,8 +176,21 @@ fn shown_command(p: &PreDeploySpec) -> String {
 }
 
 /// What plan says about the pre-deploy task when the task definition changes: one
-/// [`FIELD`] entry, shown by `plan` as `preDeploy: will run "…" before …`.
-pub fn plan_note(spec: &ServiceSpec, creating: bool, changes: &[FieldChange]) -> Option<FieldChange> {
+/// [`FIELD`] entry, shown by `plan` as `preDeploy: will run "…" before …`. `running` is the
+/// revision the service runs now (its ARN).
+///
+/// Plan names the revision the service runs, not the number it will move to: that number
+/// is only known at apply. Apply reuses a matching revision among the family's five newest
+/// (an interrupted apply, a revert) before it registers one, and the family's latest + 1
+/// would be a guess that another registration (CI, a second service of the family) can
+/// take first; finding even that guess would cost a ListTaskDefinitions on every pass, which
+/// a steady state must not pay. The apply's deploy record names the exact revision.
+pub fn plan_note(
+    spec: &ServiceSpec,
+    creating: bool,
+    running: Option<&str>,
+    changes: &[FieldChange],
+) -> Option<FieldChange> {
     let p = spec.deploy.pre_deploy.as_ref()?;
     let new_revision = creating
         || changes
@@ -187,9 +200,13 @@ pub fn plan_note(spec: &ServiceSpec, creating: bool, changes: &[FieldChange]) ->
         return None;
     }
     let when = if creating {
-        "before the service is created"
+        "before the service is created".to_string()
     } else {
-        "before rolling to the new revision"
+        let now = running
+            .and_then(|arn| arn.rsplit('/').next())
+            .map(|rev| format!(" (now {rev})"))
+            .unwrap_or_default();
+        format!("before rolling to the new revision{now}")
     };
     Some(FieldChange {
         field: FIELD.to_string(),
@@ -199,10 +216,13 @@ pub fn plan_note(spec: &ServiceSpec, creating: bool, changes: &[FieldChange]) ->
     })
 }
 
-/// The plan line of a [`plan_note`] entry, or `None` for any other change.
+/// The plan line of a [`plan_note`] or [`super::verify::plan_note`] entry, or `None` for
+/// any other change.
 pub fn shown_note(c: &FieldChange) -> Option<String> {
     match (&c.live, &c.desired) {
-        (Json::Null, Json::String(note)) if c.field == FIELD => Some(format!("{FIELD}: {note}")),
+        (Json::Null, Json::String(note)) if c.field == FIELD || c.field == super::verify::FIELD => {
+            Some(format!("{}: {note}", c.field))
+        }
         _ => None,
     }
 }
@@ -675,13 +695,25 @@ mod tests {
             desired: Json::Null,
             note: None,
         };
-        assert_eq!(plan_note(&spec, false, &[change("desiredCount")]), None);
-        let note = plan_note(&spec, false, &[change("taskDefinition.container.image")]).unwrap();
+        assert_eq!(plan_note(&spec, false, None, &[change("desiredCount")]), None);
+        let image = [change("taskDefinition.container.image")];
+        let note = plan_note(&spec, false, None, &image).unwrap();
         assert_eq!(
             shown_note(&note).unwrap(),
             "preDeploy: will run \"npm run migration:run\" before rolling to the new revision"
         );
-        let note = plan_note(&spec, true, &[]).unwrap();
+        let note = plan_note(
+            &spec,
+            false,
+            Some("arn:aws:ecs:eu-west-1:1:task-definition/api:7"),
+            &image,
+        )
+        .unwrap();
+        assert_eq!(
+            shown_note(&note).unwrap(),
+            "preDeploy: will run \"npm run migration:run\" before rolling to the new revision (now api:7)"
+        );
+        let note = plan_note(&spec, true, None, &[]).unwrap();
         assert!(shown_note(&note).unwrap().ends_with("before the service is created"));
         assert_eq!(shown_note(&change("preDeploy")), None);
     }

@@ -67,6 +67,15 @@ pub struct DeploySpec {
     /// Default true.
     #[serde(default)]
     pub restart_on_secret_change: Option<bool>,
+    /// An HTTP check after the rollout completes; a deploy that fails it is a failed
+    /// deploy (notified), rolled back with `rollbackOnFailure`.
+    #[serde(default)]
+    pub verify: Option<super::verify::VerifySpec>,
+    /// When `verify` fails: roll the service back out to the revision it ran before the
+    /// deploy, and do not deploy the failed revision again until the manifest changes.
+    /// Default false (the service stays on the new revision).
+    #[serde(default)]
+    pub rollback_on_failure: bool,
 }
 
 /// Task-level settings of the task definition (Fargate, awsvpc, one essential container).
@@ -371,6 +380,7 @@ impl ServiceSpec {
         self.check_network(f);
         self.check_deployment(f);
         super::predeploy::check(self, f);
+        super::verify::check(self, f);
 
         if let Some(v) = &self.platform_version
             && v != LATEST_PLATFORM
