@@ -4917,6 +4917,56 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "load balancer idle timeout" | "load balancer access logs" => {
+                let attr = |k: &str, v: &str| {
+                    aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                };
+                let attrs = if id == "load balancer idle timeout" {
+                    vec![attr("idle_timeout.timeout_seconds", "300")]
+                } else {
+                    vec![
+                        attr("access_logs.s3.enabled", "true"),
+                        attr("access_logs.s3.bucket", "someone-elses-logs"),
+                    ]
+                };
+                self.elb
+                    .modify_load_balancer_attributes()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .set_attributes(Some(attrs))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "listener extra certificate" => {
+                let listeners = self
+                    .elb
+                    .describe_listeners()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .send()
+                    .await
+                    .unwrap();
+                let https = listeners
+                    .listeners()
+                    .iter()
+                    .find(|l| l.port() == Some(443))
+                    .unwrap();
+                self.elb
+                    .add_listener_certificates()
+                    .listener_arn(https.listener_arn().unwrap())
+                    .certificates(
+                        aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+                            .certificate_arn(
+                                "arn:aws:acm:us-east-1:123456789012:certificate/by-hand",
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "listener default action" => {
                 let listeners = self
                     .elb
@@ -5129,6 +5179,28 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "scheduled action capacity" | "scheduled action by hand" => {
+                let (name, schedule) = if id == "scheduled action by hand" {
+                    ("by-hand", "rate(1 day)")
+                } else {
+                    ("business-hours", "cron(0 7 ? * MON-FRI *)")
+                };
+                self.scaling
+                    .put_scheduled_action()
+                    .scheduled_action_name(name)
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .resource_id("service/salon-prd/salon-backend")
+                    .schedule(schedule)
+                    .scalable_target_action(
+                        aws_sdk_applicationautoscaling::types::ScalableTargetAction::builder()
+                            .min_capacity(1)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "alarm threshold" => self.put_cpu_alarm(|r| r.threshold(95.0)).await,
             "alarm periods" => self.put_cpu_alarm(|r| r.evaluation_periods(5)).await,
             "alarm ok actions removed" => {
@@ -5251,6 +5323,20 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "load balancer deletion protection" => {
+                self.elb
+                    .modify_load_balancer_attributes()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .attributes(
+                        aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+                            .key("deletion_protection.enabled")
+                            .value("true")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "desired count under autoscaling" => {
                 self.ecs
                     .update_service()
@@ -5348,6 +5434,21 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "listeners.80.defaultAction.type",
         ),
         (
+            "load balancer idle timeout",
+            "LoadBalancer/salon-alb",
+            "idleTimeoutSeconds",
+        ),
+        (
+            "load balancer access logs",
+            "LoadBalancer/salon-alb",
+            "accessLogs",
+        ),
+        (
+            "listener extra certificate",
+            "LoadBalancer/salon-alb",
+            "listeners.443.certificates",
+        ),
+        (
             "log group retention",
             "LogGroup/salon-backend-logs",
             "retentionInDays",
@@ -5426,6 +5527,16 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "scaling extra policy",
             "ScalableTarget/salon-backend",
             "policies.by-hand",
+        ),
+        (
+            "scheduled action capacity",
+            "ScalableTarget/salon-backend",
+            "schedules.business-hours.minCapacity",
+        ),
+        (
+            "scheduled action by hand",
+            "ScalableTarget/salon-backend",
+            "schedules.by-hand",
         ),
         ("alarm threshold", "Alarm/salon-backend-cpu", "threshold"),
         (
@@ -5514,6 +5625,7 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
         "others' tag on a parameter",
         "desired count under autoscaling",
         "an unmanaged parameter under the set's path",
+        "load balancer deletion protection",
     ];
     for change in not_drift {
         others.mutate(emu, change).await;
