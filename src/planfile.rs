@@ -703,6 +703,7 @@ mod tests {
         let planned: Vec<PlanOutcome> = vec![(
             0,
             Ok(Planned {
+                unfollowed: None,
                 plan: ResourcePlan {
                     kind: Kind::Connection,
                     name: "backend".into(),

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::manifest::environment::{Environment, find, resolve};
 use crate::manifest::limits::Limits;
 use crate::manifest::load::closest;
+use crate::manifest::read::read_sources;
 use crate::manifest::yaml::{YamlDocument, escape_segment, parse_documents};
 
 /// The fields that name a service's image: a full reference (`repo:tag`, `repo@sha256:…`)
@@ -162,12 +163,13 @@ fn value_span(line: &str, col: usize) -> Option<(usize, usize)> {
         if flow && matches!(c, b',' | b'}' | b']') {
             break;
         }
-        if c == b'#' && end > value_start && bytes[end - 1] == b' ' {
+        if c == b'#' && end > value_start && matches!(bytes[end - 1], b' ' | b'\t') {
             break;
         }
         end += 1;
     }
-    while end > value_start && bytes[end - 1] == b' ' {
+    // Blanks before a comment, and a CRLF file's `\r`, are not the value.
+    while end > value_start && matches!(bytes[end - 1], b' ' | b'\t' | b'\r') {
         end -= 1;
     }
     Some((value_start, end))
@@ -230,7 +232,9 @@ pub fn plan(from: &Path, to: &Path, only: &[String]) -> Result<(PathBuf, Vec<Edi
     let text = std::fs::read_to_string(&to_env.file)
         .map_err(|e| PromoteError(format!("failed to read {}: {e}", to_env.file.display())))?;
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut edits = Vec::new();
+    let mut edits: Vec<Edit> = Vec::new();
+    // Variables edited, with how many promoted image fields each serves.
+    let mut through_vars: Vec<(String, usize)> = Vec::new();
     for (name, from_doc) in &from_services {
         if !only.is_empty() && !only.contains(name) {
             continue;
@@ -276,13 +280,77 @@ pub fn plan(from: &Path, to: &Path, only: &[String]) -> Result<(PathBuf, Vec<Edi
                 span,
                 text: styled(&line[span.0..span.1], want, in_flow),
             };
-            // Two services on one variable: one edit.
-            if !edits.contains(&edit) {
+            // Two services on one place (a variable): one edit, and only when both want
+            // the same image.
+            let same_place = |e: &Edit| (e.line, e.span) == (edit.line, edit.span);
+            if let Some(other) = edits.iter().find(|e| same_place(e)) {
+                if other.text != edit.text {
+                    return Err(PromoteError(format!(
+                        "failed to promote: `{}` and `{name}` take their image from the same place in {} (line {}), but run different images in {}; give each its own variable or patch",
+                        other.service,
+                        to_env.file.display(),
+                        mark.line,
+                        from.display()
+                    )));
+                }
+            } else {
                 edits.push(edit);
+            }
+            if let Some(var) = pointer.strip_prefix("/spec/vars/") {
+                let var = var.replace("~1", "/").replace("~0", "~");
+                match through_vars.iter_mut().find(|(v, _)| *v == var) {
+                    Some((_, n)) => *n += 1,
+                    None => through_vars.push((var, 1)),
+                }
             }
         }
     }
+    // A variable edited for the images promoted must serve nothing else: changing it would
+    // change every other field (or service) that names it.
+    for (var, promoted) in through_vars {
+        let uses = var_uses(to, &to_env, &var);
+        if uses > promoted {
+            return Err(PromoteError(format!(
+                "failed to promote: the variable `{var}` ({}:{}) is used in {uses} places of {}, of which {promoted} are the images promoted; editing it would change the others too (give the image its own variable, or promote every service that uses it)",
+                to_env.file.display(),
+                to_env
+                    .mark(&format!("/spec/vars/{}", escape_segment(&var)))
+                    .line,
+                to.display()
+            )));
+        }
+    }
     Ok((to_env.file, edits))
+}
+
+/// How many values of TO's sources (its own files and its bases, before expansion) name
+/// `${var}`.
+fn var_uses(to: &Path, env: &Environment, var: &str) -> usize {
+    let limits = Limits::default();
+    let (mut sources, _) = read_sources(to, &limits);
+    for (base, _) in &env.bases {
+        sources.extend(read_sources(&to.join(base), &limits).0);
+    }
+    let needle = format!("${{{var}}}");
+    let mut count = 0;
+    for (_, text) in &sources {
+        let (docs, _) = parse_documents(text);
+        let mut stack: Vec<&Value> = docs.iter().map(|d| &d.value).collect();
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::String(s) => {
+                    count += s
+                        .match_indices(&needle)
+                        .filter(|(i, _)| !s[..*i].ends_with('$'))
+                        .count()
+                }
+                Value::Array(items) => stack.extend(items),
+                Value::Object(m) => stack.extend(m.values()),
+                _ => {}
+            }
+        }
+    }
+    count
 }
 
 /// `text` with `edits` applied.
@@ -492,5 +560,87 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("is not an environment directory"), "{e}");
+    }
+
+    /// `base/` with a second service `worker` beside `api`.
+    fn two_services(a: &str, b: &str) -> tempfile::TempDir {
+        let root = envs(a, b);
+        let base = root.path().join("base");
+        let api = std::fs::read_to_string(base.join("service.yaml")).unwrap();
+        std::fs::write(
+            base.join("worker.yaml"),
+            api.replace("name: api\n", "name: worker\n")
+                .replace("/ecs/api", "/ecs/worker"),
+        )
+        .unwrap();
+        root
+    }
+
+    const TWO: &str = "  patches:\n    Service/api:\n      spec: {taskDefinition: {container: {image: \"nginx:1.29.10\"}}}\n    Service/worker:\n      spec: {taskDefinition: {container: {image: \"nginx:1.30\"}}}\n";
+    const SHARED: &str = "  vars:\n    img: nginx:1.27.1\n  patches:\n    Service/api:\n      spec: {taskDefinition: {container: {image: \"${img}\"}}}\n    Service/worker:\n      spec: {taskDefinition: {container: {image: \"${img}\"}}}\n";
+
+    #[test]
+    fn one_variable_for_two_services_that_differ_in_from_is_refused() {
+        // Before: two edits of one span, applied one over the other, wrote `nginx:1.300`.
+        let root = two_services(TWO, SHARED);
+        let e = promoted(&root).unwrap_err().to_string();
+        assert!(
+            e.contains("`api` and `worker` take their image from the same place"),
+            "{e}"
+        );
+        // The same image for both: one edit.
+        let root = two_services(&TWO.replace("1.30", "1.29.10"), SHARED);
+        assert!(
+            promoted(&root)
+                .unwrap()
+                .contains("    img: nginx:1.29.10\n")
+        );
+    }
+
+    #[test]
+    fn promoting_one_service_never_moves_another_through_a_shared_variable() {
+        // Before: `--service api` edited `img`, and `worker` moved to api's image too.
+        let root = two_services(TWO, SHARED);
+        let e = plan(
+            &root.path().join("a"),
+            &root.path().join("b"),
+            &["api".into()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("the variable `img`") && e.contains("used in 2 places"),
+            "{e}"
+        );
+        // A variable that also fills a tag: the same.
+        let to = "  vars: {img: nginx:1.27}\n  patches:\n    Service/api:\n      spec:\n        tags: {release: \"${img}\"}\n        taskDefinition: {container: {image: \"${img}\"}}\n";
+        let root = envs(PATCH, to);
+        let e = promoted(&root).unwrap_err().to_string();
+        assert!(e.contains("used in 2 places"), "{e}");
+    }
+
+    #[test]
+    fn a_crlf_file_keeps_its_line_ends_and_a_tab_before_a_comment_keeps_the_comment() {
+        // Before: the `\r` was part of the value (the edited line lost it), and a tab
+        // before `#` made the comment part of the value.
+        let line = "            image: nginx:1.27\r";
+        assert_eq!(
+            value_span(line, 13).map(|(a, b)| &line[a..b]),
+            Some("nginx:1.27")
+        );
+        let line = "    tag: v1.0.0\t# the release";
+        assert_eq!(
+            value_span(line, 5).map(|(a, b)| &line[a..b]),
+            Some("v1.0.0")
+        );
+        let root = envs(
+            &PATCH.replace('\n', "\r\n"),
+            &PATCH.replace("1.29", "1.27").replace('\n', "\r\n"),
+        );
+        let out = promoted(&root).unwrap();
+        assert!(
+            out.contains("image: nginx:1.29  # the release\r\n"),
+            "{out:?}"
+        );
     }
 }

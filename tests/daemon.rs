@@ -1823,6 +1823,245 @@ async fn a_protected_environment_prunes_nothing() {
     d.stop();
 }
 
+#[tokio::test]
+async fn dev_prunes_only_its_own_resources_beside_prd_in_one_account() {
+    let (_guard, emu) = emulator().await;
+    // One base (the basic fixture) and two environments over it: dev with a name scheme
+    // and its own SSM path, prd with the base's names. Each has its own `SecurityGroup/extra`.
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    let extra = "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: extra}\nspec:\n  vpc: default\n  ingress:\n    - {port: 8080, cidrIp: 10.0.0.0/8}\n";
+    let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: NAME}\nspec:\n  bases: [../base]\n";
+    // (prd first: dev's service reads the base's secret parameter, which prd creates.)
+    for (name, body) in [
+        ("prd", "  tags: {env: prd}\n"),
+        (
+            "dev",
+            "  names: {suffix: -dev}\n  patches:\n    ParameterSet/test-config:\n      spec: {path: /test/dev}\n",
+        ),
+    ] {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("environment.yaml"),
+            format!("{}{body}", head.replace("NAME", name)),
+        )
+        .unwrap();
+        std::fs::write(dir.join("extra.yaml"), extra).unwrap();
+        let out = emu.mooring(&["apply", dir.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}{}",
+            common::stdout(&out),
+            common::stderr(&out)
+        );
+    }
+    assert_eq!(groups_named(emu, "extra").await, 1);
+    assert_eq!(groups_named(emu, "extra-dev").await, 1);
+
+    // dev drops its `extra`; dev's daemon prunes dev's group, and prd's stays.
+    let dev = root.path().join("dev");
+    std::fs::remove_file(dev.join("extra.yaml")).unwrap();
+    let d = Daemon::start(emu, dev.to_str().unwrap(), &["--prune"]);
+    d.wait_for("the prune of extra-dev", || {
+        d.get("/status/SecurityGroup/extra")["events"]
+            .as_array()
+            .is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["what"] == "prune" && e["detail"] == "pruned")
+            })
+    });
+    d.stop();
+    assert_eq!(
+        groups_named(emu, "extra-dev").await,
+        0,
+        "dev's own is pruned"
+    );
+    assert_eq!(groups_named(emu, "extra").await, 1, "prd's group stays");
+    let out = emu.mooring(&["plan", root.path().join("prd").to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "prd still has nothing to do: {}",
+        common::stdout(&out)
+    );
+}
+
+/// Two environments of one base that both keep the base's names (no `names:`) resolve to
+/// the same stack name. The environment ownership tag keeps them apart: prd takes over the
+/// resources the base applied as a plain set made (no environment tag yet) and tags them;
+/// qa then refuses prd's resources naming prd, and does not list prd's own resource as an
+/// orphan of its own (its prune would delete it).
+#[tokio::test]
+async fn two_environments_without_a_name_scheme_do_not_share_resources() {
+    let (_guard, emu) = emulator().await;
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    // Production as it ran before environments: the base applied as a plain set.
+    let out = emu.mooring(&["apply", base.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: NAME}\nspec:\n  bases: [../base]\n";
+    for name in ["prd", "qa"] {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("environment.yaml"),
+            format!("{}  tags: {{env: {name}}}\n", head.replace("NAME", name)),
+        )
+        .unwrap();
+    }
+    let prd = root.path().join("prd");
+    std::fs::write(
+        prd.join("extra.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: extra}\nspec:\n  vpc: default\n",
+    )
+    .unwrap();
+    let out = emu.mooring(&["apply", prd.to_str().unwrap()]);
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", common::stderr(&out));
+    assert!(
+        text.contains("mooring.dev/environment"),
+        "prd takes over the plain set's resources by adding its environment tag: {text}"
+    );
+    let out = emu.mooring(&["plan", prd.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+
+    // qa must not take prd's cluster, parameters and service as its own...
+    let qa = root.path().join("qa");
+    let out = emu.mooring(&["plan", qa.to_str().unwrap()]);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("environment `prd`"),
+        "qa's plan names prd as the owner: {text}"
+    );
+    // ...nor prd's group as an orphan of its own.
+    assert!(!text.contains("SecurityGroup/extra"), "{text}");
+    let out = emu.mooring(&["apply", qa.to_str().unwrap(), "--prune"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "qa applied over prd's resources: {}",
+        common::stdout(&out)
+    );
+    assert_eq!(groups_named(emu, "extra").await, 1, "prd's group stays");
+    let out = emu.mooring(&["plan", prd.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "qa changed nothing of prd's: {}",
+        common::stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn a_protected_environment_refuses_replacement_and_says_why() {
+    let (_guard, emu) = emulator().await;
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    let web = base.join("web.yaml");
+    let group = "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata:\n  name: web\n  annotations: {mooring.dev/allow-replacement: \"true\"}\nspec:\n  vpc: default\n  description: first\n";
+    std::fs::write(&web, group).unwrap();
+    let env = root.path().join("prd");
+    std::fs::create_dir_all(&env).unwrap();
+    // The annotation in the base and again in a patch: protect drops both.
+    std::fs::write(
+        env.join("environment.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: prd}\nspec:\n  bases: [../base]\n  protect: true\n  patches:\n    SecurityGroup/web:\n      metadata:\n        annotations: {mooring.dev/allow-replacement: \"true\"}\n",
+    )
+    .unwrap();
+    let path = env.to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    // A description change replaces a security group: refused, naming the protection
+    // (not asking for the annotation the environment drops).
+    std::fs::write(&web, group.replace("first", "second")).unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stdout(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.contains(
+            "the environment `prd` is protected (`protect: true`): mooring replaces nothing in it"
+        ),
+        "{text}"
+    );
+    assert_eq!(groups_named(emu, "web").await, 1);
+}
+
+#[tokio::test]
+async fn dev_cannot_take_prds_resources_by_an_explicit_name_or_a_shared_ssm_path() {
+    let (_guard, emu) = emulator().await;
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let fixture = fixture_copy("basic");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(
+        base.join("extra.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: extra}\nspec:\n  vpc: default\n  description: extra\n",
+    )
+    .unwrap();
+    let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: NAME}\nspec:\n  bases: [../base]\n";
+    let write = |name: &str, body: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("environment.yaml"),
+            format!("{}{body}", head.replace("NAME", name)),
+        )
+        .unwrap();
+        dir.to_str().unwrap().to_string()
+    };
+    let prd = write("prd", "  protect: true\n");
+    let out = emu.mooring(&["apply", &prd]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    let dev_ssm = "  names: {suffix: -dev}\n  patches:\n    ParameterSet/test-config:\n      spec: {path: /test/dev}\n";
+    // A patch naming prd's group outright: the group is prd's stack's, refused.
+    let dev = write(
+        "dev",
+        &format!("{dev_ssm}    SecurityGroup/extra:\n      spec: {{groupName: extra}}\n"),
+    );
+    let out = emu.mooring(&["apply", &dev]);
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "it belongs to SecurityGroup/extra of the environment `prd` of the stack `basic`"
+        ),
+        "{text}"
+    );
+    // A name scheme with the base's SSM path: prd's parameters are not dev's.
+    let dev = write("dev", "  names: {suffix: -dev}\n");
+    let out = emu.mooring(&["apply", &dev]);
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("of the stack `basic`"), "{text}");
+    // prd is as it was.
+    let out = emu.mooring(&["plan", &prd]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+}
+
 /// Puts a CloudTrail-shaped event on the default bus, as the trail would for a call made
 /// with `agent`.
 async fn put_cloudtrail_event(emu: &Emulator, name: &str, agent: &str) {

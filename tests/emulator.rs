@@ -5066,9 +5066,11 @@ impl Others {
                     .add_tags_to_resource()
                     .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
                     .resource_id("/salon/prd/database/host")
+                    // A managed tag of the set's own (`env`): a parameter whose stack tag
+                    // names another stack is that stack's, refused, not drift.
                     .tags(
                         aws_sdk_ssm::types::Tag::builder()
-                            .key("mooring.dev/stack")
+                            .key("env")
                             .value("another")
                             .build()
                             .unwrap(),
@@ -5486,7 +5488,7 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
         (
             "parameter managed tag",
             "ParameterSet/salon-prd",
-            "parameters./salon/prd/database/host.tags.mooring.dev/stack",
+            "parameters./salon/prd/database/host.tags.env",
         ),
         (
             "service image",
@@ -5935,9 +5937,9 @@ async fn environments_render_apply_side_by_side_and_promote_only_images() {
 }
 
 /// Two stacks in one account that both declare the same SSM parameter (same value): the
-/// parameter belongs to the stack whose ownership tags it carries, and the other stack
-/// neither rewrites those tags nor sees drift in them, so the two do not take it from each
-/// other on every pass.
+/// parameter belongs to the stack whose ownership tags it carries; the other stack's apply
+/// is refused, naming the owner, and rewrites neither its value nor its tags, so the two do
+/// not take it from each other on every pass. `mooring.dev/adopt` takes it over.
 #[tokio::test]
 async fn a_parameter_of_another_stack_keeps_its_owner_and_is_not_fought_over() {
     let (_guard, emu) = emulator().await;
@@ -5987,9 +5989,14 @@ spec:
     );
     assert_eq!(stack_tag(emu).await.as_deref(), Some("alpha"));
 
-    // beta declares the same parameter with the same value: nothing of alpha's changes.
+    // beta declares the same parameter with the same value: refused, alpha's tags stay.
     let out = emu.mooring(&["apply", beta.path().to_str().unwrap()]);
     let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("it belongs to ParameterSet/shared of the stack `alpha`"),
+        "{text}"
+    );
     assert!(!text.contains("tags.mooring.dev"), "{text}");
     assert_eq!(
         stack_tag(emu).await.as_deref(),
@@ -5998,16 +6005,37 @@ spec:
     );
     let out = emu.mooring(&["plan", alpha.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Adoption is the one way to take it: beta's tags, after which alpha is refused.
+    let file = beta.path().join("parameters.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "metadata: {name: shared}",
+        "metadata:\n  name: shared\n  annotations: {mooring.dev/adopt: \"true\"}",
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = emu.mooring(&["apply", beta.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stack_tag(emu).await.as_deref(), Some("beta"));
+    let out = emu.mooring(&["plan", alpha.path().to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("of the stack `beta`"), "{text}");
 }
 
-/// A saved plan is "a plan you can apply exactly": a resource the plan shows unchanged is
-/// not changed by applying it. Review finding: a ParameterSet value change planned alone
-/// also deploys the services that read the parameter (they are planned again after the
-/// set is applied, and the new version of the parameter is a new revision), a deploy the
-/// saved plan never showed.
+/// A saved plan is "a plan you can apply exactly": a ParameterSet value change also rolls
+/// the services that read the parameter (its new version is a new revision), so plan
+/// shows that roll beside the value, naming the secret and the set, and applying the
+/// saved plan does what it showed: one new revision, carrying the version plan predicted.
+/// A service that opted out (`restartOnSecretChange: false`) is shown in sync and keeps
+/// its revision.
 #[tokio::test]
-#[ignore = "review finding, not fixed: apply FILE changes a service its plan showed unchanged"]
-async fn a_saved_plan_deploys_nothing_it_did_not_show() {
+async fn a_saved_plan_shows_the_roll_a_parameter_change_causes() {
     let (_guard, emu) = emulator().await;
     let dir = fixture_copy("basic");
     let path = dir.path().to_str().unwrap();
@@ -6019,6 +6047,16 @@ async fn a_saved_plan_deploys_nothing_it_did_not_show() {
         stdout(&out),
         stderr(&out)
     );
+    let (_, first) = describe_api(emu).await;
+    let version_of = |td: &aws_sdk_ecs::types::TaskDefinition| {
+        td.container_definitions()[0]
+            .environment()
+            .iter()
+            .find(|kv| kv.name() == Some("MOORING_SECRETS_VERSION"))
+            .and_then(|kv| kv.value())
+            .map(str::to_string)
+    };
+    assert_eq!(version_of(&first).as_deref(), Some("DB_HOST=1"));
     edit(
         &dir.path().join("parameters.yaml"),
         "db/host: db.internal",
@@ -6029,15 +6067,52 @@ async fn a_saved_plan_deploys_nothing_it_did_not_show() {
     let out = emu.mooring(&["plan", path, "--out", plan_file.to_str().unwrap()]);
     let shown = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{shown}{}", stderr(&out));
-    assert!(shown.contains("Service/api: in sync"), "{shown}");
-    let (_, before) = describe_api(emu).await;
+    assert!(
+        shown.contains(
+            "~ taskDefinition.container.environment.MOORING_SECRETS_VERSION: \"DB_HOST=1\" -> \"DB_HOST=2\" (new version of secret DB_HOST once ParameterSet/test-config is applied)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("0 to create, 2 to update"), "{shown}");
     let out = emu.mooring(&["apply", plan_file.to_str().unwrap()]);
     let applied = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{applied}{}", stderr(&out));
     let (_, after) = describe_api(emu).await;
-    assert_eq!(
+    assert_ne!(
         after.task_definition_arn(),
-        before.task_definition_arn(),
-        "the plan showed\n{shown}\napply did\n{applied}"
+        first.task_definition_arn(),
+        "{applied}"
     );
+    assert_eq!(after.revision(), first.revision() + 1, "{applied}");
+    assert_eq!(version_of(&after).as_deref(), Some("DB_HOST=2"));
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Opted out: the value changes, the service is in sync before and after.
+    let service = std::fs::read_to_string(dir.path().join("service.yaml")).unwrap();
+    assert!(service.contains("\nspec:\n"), "{service}");
+    std::fs::write(
+        dir.path().join("service.yaml"),
+        service.replacen(
+            "\nspec:\n",
+            "\nspec:\n  deploy: {restartOnSecretChange: false}\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (_, opted) = describe_api(emu).await;
+    edit(
+        &dir.path().join("parameters.yaml"),
+        "db/host: db2.internal",
+        "db/host: db3.internal",
+    );
+    let out = emu.mooring(&["plan", path, "--out", plan_file.to_str().unwrap()]);
+    let shown = stdout(&out);
+    assert!(shown.contains("Service/api: in sync"), "{shown}");
+    let out = emu.mooring(&["apply", plan_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (_, still) = describe_api(emu).await;
+    assert_eq!(still.task_definition_arn(), opted.task_definition_arn());
 }

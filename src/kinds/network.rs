@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_sdk_ec2::types::{Filter, SecurityGroup};
 
-use super::ownership::Ownership;
+use super::ownership::{Owner, Ownership};
 use crate::aws::{Aws, AwsError};
 use crate::manifest::common::{NetworkLookup, NetworkSelector};
 use crate::manifest::{Kind, MANAGED_BY, TAG_MANAGED_BY};
@@ -103,7 +103,7 @@ pub async fn resolve(
 /// count too; one of this stack wins over one without a stack).
 pub async fn managed_groups(cx: &Cx<'_>) -> Result<BTreeMap<String, String>, ReconcileError> {
     let groups = mooring_groups(cx).await?;
-    Ok(owners(&groups, &cx.set.stack, &|name| {
+    Ok(owners(&groups, cx.set.owner(), &|name| {
         group_name(cx.set, name)
     }))
 }
@@ -171,7 +171,7 @@ pub fn group_ownership(g: &SecurityGroup) -> Ownership {
 /// stack's older group of the same manifest name is not this stack's.
 pub fn owners(
     groups: &[SecurityGroup],
-    stack: &str,
+    owner: Owner<'_>,
     aws_name: &dyn Fn(&str) -> Option<String>,
 ) -> BTreeMap<String, String> {
     let prefix = format!("{}/", Kind::SecurityGroup);
@@ -187,15 +187,12 @@ pub fn owners(
         ) else {
             continue;
         };
-        match o.stack.as_deref() {
-            Some(s) if s == stack => {
-                out.insert(name.to_string(), id.to_string());
-            }
-            None if aws_name(name).as_deref() == g.group_name() => {
-                legacy.insert(name.to_string(), id.to_string());
-            }
-            None => {}
-            Some(_) => {}
+        if owner.owns(&o) {
+            out.insert(name.to_string(), id.to_string());
+        } else if (o.stack.is_none() || owner.claims(&o))
+            && aws_name(name).as_deref() == g.group_name()
+        {
+            legacy.insert(name.to_string(), id.to_string());
         }
     }
     for (name, id) in legacy {

@@ -97,6 +97,15 @@ macro_rules! kinds {
         }
 
         impl ManifestSet {
+            /// Who the set is for ownership: its stack and environment (see
+            /// [`crate::kinds::ownership::Owner`]).
+            pub fn owner(&self) -> $crate::kinds::ownership::Owner<'_> {
+                $crate::kinds::ownership::Owner {
+                    stack: &self.stack,
+                    environment: self.environment.as_deref(),
+                }
+            }
+
             /// Every resource's metadata with its kind, in dependency order.
             pub fn metadata(&self) -> Vec<(Kind, &$crate::manifest::Metadata)> {
                 let mut out = Vec::with_capacity(self.len());

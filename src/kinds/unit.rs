@@ -200,6 +200,16 @@ pub trait Resource: Declared {
         Vec::new()
     }
 
+    /// Changes the resource takes once a dependency's planned changes (`dep`) are
+    /// applied, which its own reads cannot show (see [`Reconciler::follow`]).
+    fn follows(
+        _m: &Manifest<Self::Spec>,
+        _obs: &Self::Observed,
+        _dep: &crate::reconcile::ResourcePlan,
+    ) -> Vec<crate::reconcile::diff::FieldChange> {
+        Vec::new()
+    }
+
     /// The deployment under way, for services.
     fn rollout(_obs: &Self::Observed) -> Option<Rollout> {
         None
@@ -364,14 +374,13 @@ impl<R: Resource> Typed<R> {
         obs: Arc<R::Observed>,
     ) -> Result<Planned, ReconcileError> {
         let m: &Manifest<R::Spec> = &manifest;
-        let stack = set.stack.as_str();
         let in_set = |resource: &str| {
             R::manifests(set)
                 .iter()
                 .any(|other| format!("{}/{}", R::KIND, other.metadata.name) == resource)
         };
         if let Some(conflict) = R::ownership(&obs)
-            .and_then(|o| ownership::conflict(R::KIND, &m.metadata, stack, &o, &in_set))
+            .and_then(|o| ownership::conflict(R::KIND, &m.metadata, set.owner(), &o, &in_set))
         {
             return Err(ReconcileError::Ownership(format!(
                 "{}: {conflict}",
@@ -409,7 +418,14 @@ impl<R: Resource> Typed<R> {
             let (fixed, what) = R::replacement(&eff, l);
             if !fixed.is_empty() {
                 action = Action::Replace;
-                if !ownership::allows_replacement(&m.metadata) {
+                if set.protect {
+                    // The annotation was dropped: say why, not to add it.
+                    problems.push(Problem::replacement(format!(
+                        "changing {} needs a new {what}, and the environment `{}` is protected (`protect: true`): mooring replaces nothing in it; change the field back, or lift `protect` for this change",
+                        fixed.join(", "),
+                        set.environment.as_deref().unwrap_or_default()
+                    )));
+                } else if !ownership::allows_replacement(&m.metadata) {
                     problems.push(Problem::replacement(format!(
                         "changing {} needs a new {what}; apply replaces it (deletes it, then creates it) only when the manifest has the annotation `{}: \"true\"`",
                         fixed.join(", "),
@@ -444,7 +460,10 @@ impl<R: Resource> Typed<R> {
                     live,
                 }),
             );
-        Ok(Planned { plan })
+        Ok(Planned {
+            plan,
+            unfollowed: None,
+        })
     }
 }
 
@@ -463,6 +482,43 @@ impl<R: Resource> Reconciler for Typed<R> {
         deps.sort();
         deps.dedup();
         deps
+    }
+
+    fn follow(
+        &self,
+        set: &ManifestSet,
+        planned: &Planned,
+        deps: &[&crate::reconcile::ResourcePlan],
+    ) -> Option<Planned> {
+        let o = self.observation(&planned.plan.name)?;
+        let m = o
+            .resolved
+            .as_ref()
+            .or_else(|| R::manifests(set).get(o.index))?;
+        let mut follows: Vec<crate::reconcile::diff::FieldChange> = Vec::new();
+        for c in deps.iter().flat_map(|d| R::follows(m, &o.obs, d)) {
+            let known = planned
+                .plan
+                .changes
+                .iter()
+                .chain(&follows)
+                .any(|k| k.field == c.field);
+            if !known {
+                follows.push(c);
+            }
+        }
+        if follows.is_empty() || matches!(planned.plan.action, Action::Create | Action::Replace) {
+            return None;
+        }
+        let mut plan = planned.plan.clone();
+        let unfollowed = (plan.action == Action::None).then(|| Box::new(planned.plan.clone()));
+        if plan.action == Action::None {
+            plan.action = Action::Update;
+            let notes = R::extra_changes(m, &o.obs, &follows);
+            follows.extend(notes);
+        }
+        plan.changes.extend(follows);
+        Some(Planned { plan, unfollowed })
     }
 
     fn live_fingerprint(&self, name: &str) -> Option<String> {

@@ -10,6 +10,10 @@ pub const TAG_RESOURCE: &str = "mooring.dev/resource";
 /// Tag key: the stack (manifest set) a resource belongs to. Resources created before stacks
 /// existed lack it; the first apply of the stack that names them adds it.
 pub const TAG_STACK: &str = "mooring.dev/stack";
+/// Tag key: the environment (`kind: Environment`) a resource belongs to, on what a set
+/// resolved for an environment creates. Two environments of one base that keep the base's
+/// names share a stack name; this tag keeps each one's resources its own.
+pub const TAG_ENVIRONMENT: &str = "mooring.dev/environment";
 
 /// `observe` (report drift, change nothing) or `enforce` for this resource, whatever the
 /// daemon's mode.

@@ -226,6 +226,7 @@ pub fn resolve(dir: &Path, limits: &Limits) -> Resolved {
         .find(|d| !d.value.is_null())
         .and_then(|doc| check_environment(&env_file, doc, &mut errors));
     let mut base_dirs = Vec::new();
+    let mut seen: Vec<(String, PathBuf)> = Vec::new();
     if let Some(env) = &env {
         for (base, pointer) in &env.bases {
             let base_dir = normalize(&dir.join(base));
@@ -239,6 +240,24 @@ pub fn resolve(dir: &Path, limits: &Limits) -> Resolved {
                 ));
                 continue;
             }
+            // The same directory spelt twice (`../base`, `./../base/`), a symlink to it, or
+            // one base inside another: its files would be read twice.
+            let real = std::fs::canonicalize(&base_dir).unwrap_or_else(|_| base_dir.clone());
+            if let Some((other, _)) = seen
+                .iter()
+                .find(|(_, r)| real.starts_with(r) || r.starts_with(&real))
+            {
+                errors.push(error_at(
+                    &env_file,
+                    mark,
+                    pointer,
+                    format!(
+                        "base `{base}` is, holds or lies inside the base `{other}`: its manifests would be read twice"
+                    ),
+                ));
+                continue;
+            }
+            seen.push((base.clone(), real));
             if find(&base_dir).is_some() {
                 errors.push(error_at(
                     &env_file,
@@ -373,6 +392,11 @@ fn check_environment(
                     f.at(&p, "a variable name is letters, digits, `_` and `-`, starting with a letter or `_`");
                 }
                 match val {
+                    // Not expanded: `${b}` in `a` would reach AWS as written.
+                    Value::String(s) if expand(s, &BTreeMap::new()).is_err() => f.at(
+                        &p,
+                        "a variable's value cannot name another variable (values are not expanded); write the value out",
+                    ),
                     Value::String(_) | Value::Number(_) | Value::Bool(_) => {
                         vars.insert(k.clone(), val.clone());
                     }
@@ -1181,6 +1205,43 @@ spec:
                 .any(|m| m
                     .contains("expands to 80000 bytes, longer than the limit of 64 KiB per value")),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn one_directory_named_twice_as_a_base_is_refused_at_the_environment_file() {
+        // Before: every manifest was read twice and reported as a duplicate of itself, at
+        // the base's files.
+        let root = layout(LOGS, "");
+        let env = root.path().join("envs/x/environment.yaml");
+        let text = std::fs::read_to_string(&env).unwrap();
+        std::fs::create_dir_all(root.path().join("base/sub")).unwrap();
+        for twice in ["../../base, ./../../base/", "../../base, ../../base/sub"] {
+            std::fs::write(&env, text.replace("../../base", twice)).unwrap();
+            let found = messages(&root, load_env(&root).unwrap_err());
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(
+                found[0].starts_with("envs/x/environment.yaml:5:23: spec.bases[1]: base `")
+                    && found[0].contains("would be read twice"),
+                "{found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_variable_naming_another_is_an_error_at_its_value() {
+        // Before: `a` reached the manifest as the literal text `${b}`, and the error was
+        // that `b` is unused.
+        let root = layout(
+            LOGS,
+            "  vars: {a: \"x-${b}\", b: y}\n  patches:\n    LogGroup/api-logs:\n      spec: {tags: {t: \"${a}\", u: \"${b}\"}}\n",
+        );
+        let found = messages(&root, load_env(&root).unwrap_err());
+        assert_eq!(
+            found,
+            [
+                "envs/x/environment.yaml:6:10: spec.vars.a: a variable's value cannot name another variable (values are not expanded); write the value out"
+            ]
         );
     }
 }

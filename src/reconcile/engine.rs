@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::outcome::{Category, Failure, Hold, Outcome, PassReport, ResourceReport};
-use super::{Action, Context, Cx, PassCache, Planned, ReconcileError, Reconciler};
+use super::{Action, Context, Cx, PassCache, Planned, ReconcileError, Reconciler, ResourcePlan};
 use crate::manifest::{Kind, ManifestSet};
 
 /// The plan of one resource, or why it could not be made; with the index of its reconciler.
@@ -25,7 +25,35 @@ pub async fn plan_all(cx: &Cx<'_>, reconcilers: &[Box<dyn Reconciler>]) -> Vec<P
             out.push((i, result.map_err(|e| (name, e))));
         }
     }
+    follow(cx.set, reconcilers, &mut out);
     out
+}
+
+/// Adds to each plan what the resource takes once the planned changes of the resources it
+/// depends on are applied ([`Reconciler::follow`]), so plan shows it and a saved plan
+/// holds it.
+fn follow(set: &ManifestSet, reconcilers: &[Box<dyn Reconciler>], planned: &mut [PlanOutcome]) {
+    let changing: HashMap<(Kind, String), ResourcePlan> = planned
+        .iter()
+        .filter_map(|(_, p)| p.as_ref().ok())
+        .filter(|p| p.plan.action != Action::None)
+        .map(|p| ((p.plan.kind, p.plan.name.clone()), p.plan.clone()))
+        .collect();
+    if changing.is_empty() {
+        return;
+    }
+    for (i, p) in planned.iter_mut() {
+        let Ok(p) = p else { continue };
+        let r = &reconcilers[*i];
+        let deps = r.dependencies(set, &p.plan.name);
+        let deps: Vec<&ResourcePlan> = deps.iter().filter_map(|d| changing.get(d)).collect();
+        if deps.is_empty() {
+            continue;
+        }
+        if let Some(followed) = r.follow(set, p, &deps) {
+            *p = followed;
+        }
+    }
 }
 
 /// One kind's plan, its AWS calls and time counted in the pass cache.
@@ -282,7 +310,18 @@ async fn apply_round(
         // again from fresh reads: what it reads of that one (an ARN `from:` it, a
         // parameter's version) may have changed since the round's plan.
         let again = replans.current(&cx, *i, r.as_ref(), p).await;
-        let p = match again.as_ref().unwrap_or(p) {
+        // What it would take from a dependency that was not applied (held, blocked,
+        // failed): its own plan, as its reads showed it.
+        let unfollowed: Option<OnePlan> = match (&again, p) {
+            (None, Ok(p)) => p.unfollowed.as_ref().map(|plan| {
+                Ok(Planned {
+                    plan: (**plan).clone(),
+                    unfollowed: None,
+                })
+            }),
+            _ => None,
+        };
+        let p = match again.as_ref().or(unfollowed.as_ref()).unwrap_or(p) {
             Ok(p) => p,
             Err((name, e)) => {
                 let entry = failed(r.kind(), name, e);

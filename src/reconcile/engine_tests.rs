@@ -66,6 +66,7 @@ impl Reconciler for FakeKind {
                 let planned = match state {
                     Fake::PlanFails => Err(ReconcileError::NotConverged("read failed".into())),
                     _ => Ok(Planned {
+                        unfollowed: None,
                         plan: ResourcePlan {
                             kind: self.kind,
                             name: name.clone(),

@@ -103,6 +103,10 @@ pub struct ResourcePlan {
 pub struct Planned {
     /// The plan.
     pub plan: ResourcePlan,
+    /// The plan as its own reads showed it, when it was in sync and only what it takes
+    /// from a dependency's planned changes made it change ([`Reconciler::follow`]): apply
+    /// goes back to it when that dependency was not applied.
+    pub unfollowed: Option<Box<ResourcePlan>>,
 }
 
 /// What apply did to one resource.
@@ -284,6 +288,20 @@ pub trait Reconciler: Send + Sync {
     /// The manifests the resource `name` of this kind depends on (`Kind`, name).
     fn dependencies(&self, set: &ManifestSet, name: &str) -> Vec<(Kind, String)>;
 
+    /// `planned` with the changes the resource takes once `deps` (the plans of resources
+    /// it depends on that change) are applied, where its own reads cannot show them: a
+    /// service rolls on a new version of a parameter it reads. `None` when nothing follows.
+    /// Apply plans the resource again from fresh reads after those dependencies, so these
+    /// changes are shown (and checked by a saved plan), never applied as such.
+    fn follow(
+        &self,
+        _set: &ManifestSet,
+        _planned: &Planned,
+        _deps: &[&ResourcePlan],
+    ) -> Option<Planned> {
+        None
+    }
+
     /// Every live resource of this kind that carries this stack's ownership tags, whatever
     /// manifest it names; `None` when the kind cannot list them (not pruned).
     async fn owned(&self, _cx: &Cx<'_>) -> Option<Result<Vec<Owned>, ReconcileError>> {
@@ -314,10 +332,10 @@ pub struct Owned {
 impl Owned {
     /// This stack's resource of `kind` by its tags, as prune lists it: `aws_id` its ARN,
     /// `scope` its AWS name when deleting needs it. `None` when the tags name another
-    /// stack, another kind or nothing.
+    /// stack or environment, another kind or nothing.
     pub fn by_tags<'a>(
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
-        stack: &str,
+        stack: crate::kinds::ownership::Owner<'_>,
         kind: Kind,
         aws_id: &str,
         scope: Option<&str>,

@@ -369,7 +369,7 @@ fn to_i32(v: u32) -> i32 {
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<AlarmSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::Alarm, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::Alarm, set.owner(), m.name(), &m.spec.tags)
 }
 
 fn pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
@@ -664,7 +664,7 @@ impl Resource for Unit {
                 let tags = tags_of(cx, arn).await?;
                 out.extend(Owned::by_tags(
                     pairs(&tags),
-                    &cx.set.stack,
+                    cx.set.owner(),
                     Kind::Alarm,
                     arn,
                     Some(name),

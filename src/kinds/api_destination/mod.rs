@@ -168,7 +168,7 @@ impl Resource for Unit {
                 .unwrap_or(MAX_RATE),
             description: Some(ownership::marker(
                 Kind::ApiDestination,
-                &set.stack,
+                set.owner(),
                 m.name(),
             )),
         }

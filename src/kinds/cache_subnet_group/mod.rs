@@ -91,7 +91,7 @@ pub struct Observed {
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<CacheSubnetGroupSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::CacheSubnetGroup, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::CacheSubnetGroup, set.owner(), m.name(), &m.spec.tags)
 }
 
 fn pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
@@ -263,7 +263,7 @@ impl Resource for Unit {
                 let tags = super::elasticache::tags_of(cx, arn).await?;
                 out.extend(Owned::by_tags(
                     pairs(&tags),
-                    &cx.set.stack,
+                    cx.set.owner(),
                     Kind::CacheSubnetGroup,
                     arn,
                     None,

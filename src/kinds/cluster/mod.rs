@@ -82,7 +82,7 @@ pub struct Settings {
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<ClusterSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::Cluster, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::Cluster, set.owner(), m.name(), &m.spec.tags)
 }
 
 #[async_trait::async_trait]

@@ -126,7 +126,7 @@ fn key_from(m: &Manifest<ConnectionSpec>, version: &str) -> String {
 /// The description that records who owns a connection, where its key came from and when
 /// mooring sent it (`set_at`, RFC 3339).
 pub fn description(
-    stack: &str,
+    stack: ownership::Owner<'_>,
     m: &Manifest<ConnectionSpec>,
     version: &str,
     set_at: &str,
@@ -263,7 +263,7 @@ impl Resource for Unit {
         Doc {
             authorization_type: ConnectionAuthorizationType::ApiKey.as_str().to_string(),
             api_key_name: m.spec.api_key.header_name.clone(),
-            marker: Some(ownership::marker(Kind::Connection, &set.stack, m.name())),
+            marker: Some(ownership::marker(Kind::Connection, set.owner(), m.name())),
             api_key: Some(key_from(m, &obs.version)),
         }
     }
@@ -317,7 +317,7 @@ impl Resource for Unit {
         } = change.desired;
         let name = m.spec.aws_name(&m.metadata);
         let description = Some(description(
-            &cx.set.stack,
+            cx.set.owner(),
             m,
             &obs.version,
             &crate::status::rfc3339(std::time::SystemTime::now()),
@@ -434,7 +434,7 @@ spec:
         let set = set();
         let current = "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v1; set at 2026-12-02T10:00:00Z";
         assert_eq!(
-            description(&set.stack, &set.connections[0], "v1", "2026-12-02T10:00:00Z"),
+            description(set.owner(), &set.connections[0], "v1", "2026-12-02T10:00:00Z"),
             current
         );
         let obs = observed(Some(current), "v1");

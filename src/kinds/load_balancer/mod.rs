@@ -471,7 +471,7 @@ impl Observed {
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<LoadBalancerSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::LoadBalancer, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::LoadBalancer, set.owner(), m.name(), &m.spec.tags)
 }
 
 fn elb_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {

@@ -118,7 +118,7 @@ pub struct Live {
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<LogGroupSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::LogGroup, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::LogGroup, set.owner(), m.name(), &m.spec.tags)
 }
 
 /// The ARN tag calls take: the group's, without the `:*` DescribeLogGroups' `arn` ends in.
@@ -348,7 +348,7 @@ impl Resource for Unit {
                 let tags = tags_of(cx, &arn).await?;
                 out.extend(Owned::by_tags(
                     tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    &cx.set.stack,
+                    cx.set.owner(),
                     Kind::LogGroup,
                     &arn,
                     Some(name),

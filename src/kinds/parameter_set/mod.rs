@@ -12,8 +12,10 @@
 //! (one ListTagsForResource), so plan names the exact tag. Steady state: one call per set
 //! and pass. Tags others add are neither drift nor removed; a changed managed tag is put
 //! back with AddTagsToResource (PutParameter refuses tags with Overwrite).
-//! A parameter whose `mooring.dev/stack` tag names another stack (which declares it too)
-//! keeps that stack's tags: they are neither compared nor rewritten here.
+//! A managed parameter whose `mooring.dev/stack` tag names another stack is that stack's:
+//! the set is refused, naming the owner, and neither its values nor its tags are written
+//! (two stacks declaring one parameter do not take it from each other; dev with prd's SSM
+//! path does not overwrite prd's values), unless the set says `mooring.dev/adopt`.
 
 pub mod spec;
 
@@ -98,6 +100,9 @@ pub struct LiveParameter {
     /// Its managed tags, for managed parameters: `None` when it carries all of them as
     /// the manifest says (the tag-filtered listing found it).
     pub tags: Option<BTreeMap<String, String>>,
+    /// Who its ownership tags name, when that is another stack (an environment over the
+    /// same base with the same SSM path): `None` for this stack's or an untagged one.
+    pub owner: Option<Ownership>,
 }
 
 /// The managed parameters as plan compares them: full name → type and value.
@@ -189,7 +194,7 @@ pub(crate) async fn listing(
 
 /// The tags mooring manages on the set's parameters.
 fn desired_tags(set: &ManifestSet, m: &Manifest<ParameterSetSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::ParameterSet, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::ParameterSet, set.owner(), m.name(), &m.spec.tags)
 }
 
 /// The filters of [`tagged_names`]'s listing: the path, and `tag:KEY` equals VALUE per
@@ -283,6 +288,7 @@ impl Resource for Unit {
                         kind: p.r#type()?.as_str().to_string(),
                         value: None,
                         tags: None,
+                        owner: None,
                     },
                 ))
             })
@@ -308,15 +314,13 @@ impl Resource for Unit {
                     out.tag_list().iter().map(|t| (t.key(), t.value())),
                     &want,
                 );
-                // Owned by another stack that declares it too: its tags are that stack's
-                // to keep (rewriting them would have the two stacks take it from each
-                // other on every pass).
-                let stack = tags.get(crate::manifest::TAG_STACK);
-                if stack.is_some_and(|s| *s != cx.set.stack) {
-                    continue;
-                }
+                let owner = Ownership::from_tags(
+                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                let theirs = owner.stack.is_some() && !cx.set.owner().claims(&owner);
                 if let Some(p) = live.get_mut(name) {
                     p.tags = Some(tags);
+                    p.owner = theirs.then_some(owner);
                 }
             }
         }
@@ -345,10 +349,11 @@ impl Resource for Unit {
         Ok(live)
     }
 
-    /// Parameters carry tags from their creation only; their owner is not checked (a set
-    /// manages values by name under its path).
-    fn ownership(_obs: &Self::Observed) -> Option<Ownership> {
-        None
+    /// A set manages values by name under its path; a managed parameter whose ownership
+    /// tags name another stack is that stack's (dev with prd's SSM path would overwrite
+    /// prd's values and take them over).
+    fn ownership(obs: &Self::Observed) -> Option<Ownership> {
+        obs.values().find_map(|p| p.owner.clone())
     }
 
     fn desired(set: &ManifestSet, m: &Manifest<ParameterSetSpec>, _obs: &Self::Observed) -> Doc {
@@ -513,6 +518,7 @@ mod tests {
                         kind: k.to_string(),
                         value: v.map(str::to_string),
                         tags: None,
+                        owner: None,
                     },
                 )
             })

@@ -205,7 +205,7 @@ fn desired_tags(
     set: &ManifestSet,
     m: &Manifest<ReplicationGroupSpec>,
 ) -> BTreeMap<String, String> {
-    owned_tags(Kind::ReplicationGroup, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::ReplicationGroup, set.owner(), m.name(), &m.spec.tags)
 }
 
 fn description(m: &Manifest<ReplicationGroupSpec>) -> String {

@@ -344,7 +344,7 @@ pub struct Live {
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<RepositorySpec>) -> BTreeMap<String, String> {
-    let mut tags = owned_tags(Kind::Repository, &set.stack, m.name(), &m.spec.tags);
+    let mut tags = owned_tags(Kind::Repository, set.owner(), m.name(), &m.spec.tags);
     tags.insert(
         TAG_DELETION_POLICY.into(),
         m.spec.deletion_policy.as_str().into(),
@@ -706,7 +706,7 @@ impl Resource for Unit {
                 let tags = tags_of(cx, arn).await?;
                 out.extend(Owned::by_tags(
                     tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    &cx.set.stack,
+                    cx.set.owner(),
                     Kind::Repository,
                     arn,
                     Some(name),

@@ -139,7 +139,7 @@ async fn destination_arn(
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<RuleSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::Rule, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::Rule, set.owner(), m.name(), &m.spec.tags)
 }
 
 fn eb_tags(tags: &BTreeMap<String, String>, operation: &'static str) -> Result<Vec<Tag>, AwsError> {

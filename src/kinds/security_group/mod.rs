@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::network::{self, describe_security_groups, group_ownership};
-use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
+use super::ownership::{Owner, Ownership, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Declared, Reference, Resource};
 use super::from::Field;
 use crate::aws::AwsError;
@@ -407,7 +407,7 @@ impl Observed {
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<SecurityGroupSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::SecurityGroup, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::SecurityGroup, set.owner(), m.name(), &m.spec.tags)
 }
 
 fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -420,27 +420,28 @@ fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 /// group, or one in another VPC, is still this manifest's (and plans as a replacement);
 /// else one tagged before stacks that has its name in its VPC; else by name in the VPC.
 fn find<'a>(
-    stack: &str,
+    owner: Owner<'_>,
     m: &Manifest<SecurityGroupSpec>,
     vpc_id: &str,
     live: &'a Live,
 ) -> Result<Option<&'a SecurityGroup>, ReconcileError> {
     let me = format!("{}/{}", Kind::SecurityGroup, m.name());
-    let tagged = |of_stack: Option<&str>| -> Vec<&'a SecurityGroup> {
+    let tagged = |of: &dyn Fn(&Ownership) -> bool| -> Vec<&'a SecurityGroup> {
         live.mooring
             .iter()
             .filter(|g| {
                 let o = group_ownership(g);
-                o.resource.as_deref() == Some(me.as_str()) && o.stack.as_deref() == of_stack
+                o.resource.as_deref() == Some(me.as_str()) && of(&o)
             })
             .collect()
     };
     let name = m.spec.aws_name(&m.metadata);
-    let mut mine = tagged(Some(stack));
+    let mut mine = tagged(&|o| owner.owns(o));
     if mine.is_empty() {
-        // Tagged before stacks: this manifest's only with its name, in its VPC (another
-        // stack's older group of the same manifest name is not ours).
-        mine = tagged(None)
+        // Tagged before stacks (or, for an environment, by its stack before environments):
+        // this manifest's only with its name, in its VPC (another stack's or
+        // environment's older group of the same manifest name is not ours).
+        mine = tagged(&|o| o.stack.is_none() || owner.claims(o))
             .into_iter()
             .filter(|g| g.group_name() == Some(name) && g.vpc_id() == Some(vpc_id))
             .collect();
@@ -485,7 +486,7 @@ impl Resource for Unit {
         .await?;
         let mooring = network::mooring_groups(cx).await?;
         let managed =
-            network::owners(&mooring, &cx.set.stack, &|n| network::group_name(cx.set, n));
+            network::owners(&mooring, cx.set.owner(), &|n| network::group_name(cx.set, n));
         Ok(Live {
             named,
             mooring,
@@ -499,7 +500,7 @@ impl Resource for Unit {
         live: &Live,
     ) -> Result<Observed, ReconcileError> {
         let vpc_id = network::vpc_id(cx, &m.spec.vpc).await?;
-        let group = find(&cx.set.stack, m, &vpc_id, live)?.cloned();
+        let group = find(cx.set.owner(), m, &vpc_id, live)?.cloned();
         Ok(Observed {
             vpc_id,
             group,
@@ -713,7 +714,7 @@ impl Resource for Unit {
             .iter()
             .filter_map(|g| {
                 Some(Owned {
-                    name: group_ownership(g).name_in(&cx.set.stack, Kind::SecurityGroup)?,
+                    name: group_ownership(g).name_in(cx.set.owner(), Kind::SecurityGroup)?,
                     aws_id: g.group_id()?.to_string(),
                     scope: None,
                 })
@@ -995,12 +996,12 @@ mod tests {
             (TAG_RESOURCE, "SecurityGroup/app"),
         ];
         let live = |named: Vec<SecurityGroup>, mooring: Vec<SecurityGroup>| Live {
-            managed: network::owners(&mooring, stack, &|n| Some(n.to_string())),
+            managed: network::owners(&mooring, stack.into(), &|n| Some(n.to_string())),
             named,
             mooring: Arc::new(mooring),
         };
         let found = |l: &Live| {
-            find(stack, m, "vpc-1", l)
+            find(stack.into(), m, "vpc-1", l)
                 .unwrap()
                 .and_then(|g| g.group_id())
                 .map(str::to_string)
@@ -1025,7 +1026,7 @@ mod tests {
         assert_eq!(o.stack.as_deref(), Some("blog"));
         // Two groups with this stack's tag: an error naming both.
         let l = live(vec![], vec![group("sg-a", "a", &mine), group("sg-b", "b", &mine)]);
-        let e = find(stack, m, "vpc-1", &l).unwrap_err().to_string();
+        let e = find(stack.into(), m, "vpc-1", &l).unwrap_err().to_string();
         assert!(e.contains("sg-a, sg-b") && e.contains("delete or untag"), "{e}");
         // Nothing tagged, nothing of that name in this VPC: it is created.
         let elsewhere = tagged(

@@ -482,7 +482,7 @@ impl Resource for Unit {
         // moto leaves out the description of rules from a group in
         // DescribeSecurityGroupRules; the group's permissions have it (on AWS both agree).
         let present = group_rules(group);
-        let stack = &cx.set.stack;
+        let stack = cx.set.owner();
         let mut ours = BTreeMap::new();
         let mut others: BTreeMap<Rule, String> = BTreeMap::new();
         for r in &live.rules {
@@ -591,7 +591,7 @@ impl Resource for Unit {
         let ec2 = &cx.aws().ec2;
         let tags = ec2_tags(&owned_tags(
             Kind::SecurityGroupIngress,
-            &cx.set.stack,
+            cx.set.owner(),
             m.name(),
             &BTreeMap::new(),
         ));
@@ -720,7 +720,7 @@ impl Resource for Unit {
         let mut by: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         for r in &rules {
             let (Some(name), Some(group), Some(id)) = (
-                rule_ownership(r).name_in(&cx.set.stack, Kind::SecurityGroupIngress),
+                rule_ownership(r).name_in(cx.set.owner(), Kind::SecurityGroupIngress),
                 r.group_id(),
                 r.security_group_rule_id(),
             ) else {
@@ -757,7 +757,7 @@ impl Resource for Unit {
         let ids: Vec<String> = rules
             .iter()
             .filter(|r| {
-                rule_ownership(r).name_in(&cx.set.stack, Kind::SecurityGroupIngress)
+                rule_ownership(r).name_in(cx.set.owner(), Kind::SecurityGroupIngress)
                     == Some(owned.name.clone())
             })
             .filter_map(|r| r.security_group_rule_id().map(str::to_string))

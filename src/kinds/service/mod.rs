@@ -45,7 +45,10 @@ use crate::manifest::ServiceSpec;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::diff::FieldChange;
-use crate::reconcile::{Applied, Cx, Owned, Problem, ReconcileError, Rollout};
+use crate::reconcile::{Applied, Cx, Owned, Problem, ReconcileError, ResourcePlan, Rollout};
+
+/// The field that carries the versions of the secrets a service reads.
+const SECRETS_FIELD: &str = "taskDefinition.container.environment.MOORING_SECRETS_VERSION";
 
 /// DescribeServices takes at most 10 services per call.
 const DESCRIBE_BATCH: usize = 10;
@@ -493,16 +496,19 @@ fn secrets_version(m: &Manifest<ServiceSpec>, versions: &BTreeMap<String, String
     (!entries.is_empty()).then(|| entries.join(","))
 }
 
+/// A `MOORING_SECRETS_VERSION` value (`ENV=version,…`, as [`secrets_version`] writes it
+/// in env order) as env name → version.
+fn parse_versions(s: &str) -> BTreeMap<String, String> {
+    s.split(',')
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The secrets whose version differs between two `MOORING_SECRETS_VERSION` values, by env
 /// name (added, removed or changed).
 fn changed_secrets(live: &str, desired: &str) -> Vec<String> {
-    let parse = |s: &str| -> BTreeMap<String, String> {
-        s.split(',')
-            .filter_map(|e| e.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    let (l, d) = (parse(live), parse(desired));
+    let (l, d) = (parse_versions(live), parse_versions(desired));
     let mut names: Vec<String> = l
         .keys()
         .chain(d.keys())
@@ -829,13 +835,13 @@ impl Resource for Unit {
     }
 
     fn desired(set: &ManifestSet, m: &Manifest<ServiceSpec>, obs: &Observed) -> Doc {
-        render::desired_doc(&set.stack, m, managed_count(set, m), &obs.resolved)
+        render::desired_doc(set.owner(), m, managed_count(set, m), &obs.resolved)
     }
 
     fn live(set: &ManifestSet, m: &Manifest<ServiceSpec>, obs: &Observed) -> Option<Doc> {
         let s = obs.live.as_ref()?;
         Some(render::live_doc(
-            &set.stack,
+            set.owner(),
             m,
             managed_count(set, m),
             s,
@@ -863,6 +869,56 @@ impl Resource for Unit {
         obs.live.as_ref().and_then(rollout_of)
     }
 
+    /// A parameter it reads whose value the plan of its `ParameterSet` changes gets a
+    /// new version (SSM counts them up by one), so the service rolls after that set is
+    /// applied: shown now, as the version it will read.
+    fn follows(m: &Manifest<ServiceSpec>, obs: &Observed, dep: &ResourcePlan) -> Vec<FieldChange> {
+        let Some(live) = obs.resolved.secrets_version.as_deref() else {
+            return Vec::new();
+        };
+        if dep.kind != Kind::ParameterSet {
+            return Vec::new();
+        }
+        let rewritten = |name: &str| {
+            let prefix = format!("parameters.{name}.");
+            dep.changes.iter().any(|c| {
+                c.field.strip_prefix(&prefix).is_some_and(|f| f == "value" || f == "type")
+            })
+        };
+        let bumped: BTreeSet<&str> = m
+            .spec
+            .task_definition
+            .container
+            .secrets
+            .iter()
+            .filter(|(_, r)| r.ssm_parameter.as_deref().is_some_and(|p| rewritten(&parameter_name(p))))
+            .map(|(env, _)| env.as_str())
+            .collect();
+        let mut versions = parse_versions(live);
+        let mut named = Vec::new();
+        for (env, v) in versions.iter_mut().filter(|(env, _)| bumped.contains(env.as_str())) {
+            if let Ok(n) = v.parse::<u64>() {
+                *v = (n + 1).to_string();
+                named.push(env.clone());
+            }
+        }
+        let desired: Vec<String> = versions.iter().map(|(env, v)| format!("{env}={v}")).collect();
+        if named.is_empty() {
+            return Vec::new();
+        }
+        vec![FieldChange {
+            field: SECRETS_FIELD.to_string(),
+            live: live.into(),
+            desired: desired.join(",").into(),
+            note: Some(format!(
+                "new version of secret {} once {}/{} is applied",
+                named.join(", "),
+                dep.kind,
+                dep.name
+            )),
+        }]
+    }
+
     fn notes(obs: &Observed) -> Vec<(&'static str, String)> {
         let mut notes: Vec<(&'static str, String)> = obs
             .resolved
@@ -882,7 +938,7 @@ impl Resource for Unit {
             let changed = changed_secrets(live, desired);
             if !live.is_empty() && !changed.is_empty() {
                 notes.push((
-                    "taskDefinition.container.environment.MOORING_SECRETS_VERSION",
+                    SECRETS_FIELD,
                     format!("new version of secret {}", changed.join(", ")),
                 ));
             }
@@ -1002,7 +1058,7 @@ impl Resource for Unit {
                     // enableExecuteCommand): compare again and send what is still missing.
                     let td = task_definition_by_arn(cx, &td_arn).await?;
                     let now = render::live_doc(
-                        &cx.set.stack,
+                        cx.set.owner(),
                         m,
                         managed_count(cx.set, m),
                         &created,
@@ -1079,7 +1135,7 @@ impl Resource for Unit {
                     if s.status() != Some("ACTIVE") {
                         continue; // already being deleted
                     }
-                    let name = service_ownership(&s).name_in(&cx.set.stack, Kind::Service);
+                    let name = service_ownership(&s).name_in(cx.set.owner(), Kind::Service);
                     if let (Some(name), Some(arn)) = (name, s.service_arn()) {
                         owned.push(Owned {
                             name,
@@ -1371,7 +1427,7 @@ fn deploy_changes(
         c.and_then(|c| c.environment.get(spec::SECRETS_VERSION_ENV).cloned())
     };
     let image_field = "taskDefinition.container.image";
-    let secrets_field = "taskDefinition.container.environment.MOORING_SECRETS_VERSION";
+    let secrets_field = SECRETS_FIELD;
     let note = |field: &str| {
         notes
             .iter()

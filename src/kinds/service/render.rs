@@ -20,7 +20,7 @@ use aws_sdk_ecs::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::kinds::ownership::{managed_tags, owned_tags};
+use crate::kinds::ownership::{Owner, managed_tags, owned_tags};
 use crate::manifest::ServiceSpec;
 use crate::manifest::{Kind, Manifest};
 
@@ -233,7 +233,7 @@ const MIN_HEALTHY: i32 = 100;
 const MAX_PERCENT: i32 = 200;
 
 /// The tags a service and its task definitions carry.
-pub fn desired_tags(stack: &str, m: &Manifest<ServiceSpec>) -> BTreeMap<String, String> {
+pub fn desired_tags(stack: Owner<'_>, m: &Manifest<ServiceSpec>) -> BTreeMap<String, String> {
     owned_tags(Kind::Service, stack, m.name(), &m.spec.tags)
 }
 
@@ -775,7 +775,7 @@ fn desired_deployment(spec: &ServiceSpec) -> DeploymentDoc {
 /// The whole normalised document of a service, from the manifest. `desired_count` is the
 /// count the manifest manages (`None` when unset or owned by a ScalableTarget).
 pub fn desired_doc(
-    stack: &str,
+    stack: Owner<'_>,
     m: &Manifest<ServiceSpec>,
     desired_count: Option<u32>,
     r: &Resolved,
@@ -802,7 +802,7 @@ pub fn desired_doc(
 
 /// The whole normalised document of a live service and the task definition it runs.
 pub fn live_doc(
-    stack: &str,
+    stack: Owner<'_>,
     m: &Manifest<ServiceSpec>,
     desired_count: Option<u32>,
     s: &Service,
@@ -851,7 +851,7 @@ mod tests {
     }
 
     fn desired(m: &Manifest<ServiceSpec>, r: &Resolved) -> Doc {
-        desired_doc("test", m, m.spec.desired_count, r)
+        desired_doc("test".into(), m, m.spec.desired_count, r)
     }
 
     /// The fields plan shows as changed, live → desired.
@@ -861,7 +861,7 @@ mod tests {
         svc: &Service,
         td: &TaskDefinition,
     ) -> Vec<FieldChange> {
-        let live = live_doc("test", m, m.spec.desired_count, svc, Some(td));
+        let live = live_doc("test".into(), m, m.spec.desired_count, svc, Some(td));
         diff(&to_json(&desired(m, r)), Some(&to_json(&live)))
     }
 
@@ -966,7 +966,7 @@ spec:
                     .value("prd")
                     .build(),
             );
-        for (k, v) in desired_tags("test", m) {
+        for (k, v) in desired_tags("test".into(), m) {
             svc = svc.tags(Tag::builder().key(k).value(v).build());
         }
         (svc.build(), td)

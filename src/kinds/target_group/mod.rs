@@ -226,7 +226,7 @@ fn to_i32(v: u32) -> i32 {
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<TargetGroupSpec>) -> BTreeMap<String, String> {
-    owned_tags(Kind::TargetGroup, &set.stack, m.name(), &m.spec.tags)
+    owned_tags(Kind::TargetGroup, set.owner(), m.name(), &m.spec.tags)
 }
 
 fn pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
@@ -557,7 +557,7 @@ impl Resource for Unit {
                 tags.into_iter()
                     .filter_map(|(arn, tags)| {
                         let name = Ownership::from_tags(pairs(&tags))
-                            .name_in(&cx.set.stack, Kind::TargetGroup)?;
+                            .name_in(cx.set.owner(), Kind::TargetGroup)?;
                         Some(Owned {
                             name,
                             aws_id: arn,
