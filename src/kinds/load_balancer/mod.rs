@@ -1409,8 +1409,9 @@ mod tests {
         ]);
         let c = changes(&set, &obs);
         let fields: Vec<&str> = c.iter().map(|c| c.0.as_str()).collect();
-        assert_eq!(fields, ["accessLogs", "idleTimeoutSeconds"], "{c:?}");
-        assert_eq!((&c[1].1, &c[1].2), (&json!(300), &json!(60)));
+        assert_eq!(fields, ["idleTimeoutSeconds", "accessLogs"], "{c:?}");
+        assert_eq!((&c[0].1, &c[0].2), (&json!(300), &json!(60)));
+        assert_eq!(c[1].2, json!(null), "{c:?}");
         let d = Unit::desired(&set, &set.load_balancers[0], &obs);
         assert_eq!(
             attribute_pairs(&d),
@@ -1429,7 +1430,7 @@ mod tests {
         let fields: Vec<&str> = c.iter().map(|c| c.0.as_str()).collect();
         assert_eq!(
             fields,
-            ["accessLogs.bucket", "accessLogs.prefix", "idleTimeoutSeconds"],
+            ["idleTimeoutSeconds", "accessLogs.bucket", "accessLogs.prefix"],
             "{c:?}"
         );
         let d = Unit::desired(&set, &set.load_balancers[0], &obs);
