@@ -222,7 +222,7 @@ pub fn policy(set: &ManifestSet) -> Value {
     let mut secrets: Vec<String> = set
         .services
         .iter()
-        .flat_map(|s| s.spec.task_definition.container.secrets.values())
+        .flat_map(|s| s.spec.containers().flat_map(|(_, c)| c.secrets.values()))
         .filter_map(|r| r.secrets_manager_arn.clone())
         .map(|a| crate::kinds::service::secret_arn(&a))
         .collect();
