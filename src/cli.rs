@@ -226,8 +226,8 @@ pub enum Command {
         /// The lease's name: one per stack that replicas share.
         #[arg(long, default_value = "mooring", env = "MOORING_LEASE_NAME")]
         lease_name: String,
-        /// How long a lease lasts without renewal (renewed every third of it).
-        #[arg(long, default_value = "15s", value_parser = parse_duration, env = "MOORING_LEASE_DURATION")]
+        /// How long a lease lasts without renewal (renewed every third of it): 3s to 1h.
+        #[arg(long, default_value = "15s", value_parser = parse_lease_duration, env = "MOORING_LEASE_DURATION")]
         lease_duration: Duration,
         /// This replica's name in the lease (default: the host name).
         #[arg(long, env = "MOORING_REPLICA_ID")]
@@ -300,6 +300,39 @@ pub enum Command {
     },
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
+    /// Write manifests for what runs today: from each ECS service picked (by cluster,
+    /// CloudFormation stack or tag), its task definition, network, target groups and their
+    /// load balancer, scaling, log group and the SSM parameters it reads; with a stack or a
+    /// tag, also its log groups, ECR repositories and SSM parameters. Reads only; never
+    /// overwrites a file it did not write. Exit 0 written, 1 error (nothing written).
+    #[command(group(clap::ArgGroup::new("pick").required(true).args(["cluster", "cloudformation_stack", "tag"])))]
+    Import {
+        /// The ECS cluster (name or ARN) whose services are imported.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Only this service of the cluster (repeatable); all of the cluster's by default.
+        #[arg(long = "service", requires = "cluster")]
+        services: Vec<String>,
+        /// A CloudFormation stack (name or ID, e.g. a CDK stack) whose resources are imported.
+        #[arg(long)]
+        cloudformation_stack: Option<String>,
+        /// Follow the stack's nested stacks (`AWS::CloudFormation::Stack`) too.
+        #[arg(long, requires = "cloudformation_stack")]
+        recursive: bool,
+        /// Import the resources carrying this tag, as KEY=VALUE (Resource Groups Tagging API).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = crate::import::parse_tag)]
+        tag: Option<(String, String)>,
+        /// Directory the manifests are written to.
+        #[arg(long)]
+        out: PathBuf,
+        /// The stack's name (default: the clusters' `mooring.dev/stack` tag, else from the
+        /// CloudFormation stack's name, the tag's value or the cluster's name).
+        #[arg(long)]
+        stack: Option<String>,
+        /// Print the files that would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Parses `Kind=duration`, e.g. `Service=30s`.
@@ -340,6 +373,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     if d.is_zero() {
         return Err("the duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// The shortest and longest lease: renewal every third of it must leave room for a
+/// DynamoDB round trip and clock skew between replicas (a 2 ns lease would expire before
+/// its own write returned, and replicas would take it from each other on every renewal);
+/// an hour-long lease would leave the stack without a writer that long after a crash.
+const LEASE_RANGE: (Duration, Duration) = (Duration::from_secs(3), Duration::from_secs(3600));
+
+/// A `--lease-duration`: a duration within [`LEASE_RANGE`].
+pub fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    let (min, max) = LEASE_RANGE;
+    if d < min || d > max {
+        return Err(format!(
+            "`{s}` is out of range: a lease lasts {} to {} (renewed every third of it)",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
     }
     Ok(d)
 }
@@ -658,6 +711,35 @@ pub async fn execute(cli: Cli) -> i32 {
         Command::Schema => {
             print!("{}", crate::manifest::schema::manifest_schema_text());
             0
+        }
+        Command::Import {
+            cluster,
+            services,
+            cloudformation_stack,
+            recursive,
+            tag,
+            out,
+            stack,
+            dry_run,
+        } => {
+            use crate::import::Selection;
+            let selection = match (cluster, cloudformation_stack, tag) {
+                (Some(cluster), _, _) => Selection::Cluster { cluster, services },
+                (_, Some(name), _) => Selection::CloudFormationStack { name, recursive },
+                (_, _, Some((key, value))) => Selection::Tag { key, value },
+                // clap requires exactly one of them.
+                (None, None, None) => return 2,
+            };
+            let Some((ctx, _)) = context(rate, expect, Output::Text).await else {
+                return 1;
+            };
+            let opts = crate::import::Options {
+                selection,
+                out,
+                stack,
+                dry_run,
+            };
+            crate::import::run(&ctx.aws, &opts).await
         }
     }
 }
@@ -1443,6 +1525,32 @@ mod tests {
              Cluster  prd   in sync\n\
              Service  api   drifted  desiredCount\n\
              Alarm    cpu   failed                    bad threshold (validation)\n"
+        );
+    }
+
+    /// A lease shorter than a renewal round trip, or hours long, is refused with the range.
+    #[test]
+    fn lease_durations_are_bounded() {
+        assert_eq!(
+            parse_lease_duration("15s").unwrap(),
+            Duration::from_secs(15)
+        );
+        assert_eq!(parse_lease_duration("3s").unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            parse_lease_duration("1h").unwrap(),
+            Duration::from_secs(3600)
+        );
+        for bad in ["2ns", "2999ms", "1h1s", "1d"] {
+            let e = parse_lease_duration(bad).unwrap_err();
+            assert!(
+                e.contains("out of range") && e.contains("3s to 1h"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(
+            parse_lease_duration("0s")
+                .unwrap_err()
+                .contains("more than zero")
         );
     }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod deploys;
 pub mod events;
 pub mod iam;
+pub mod import;
 pub mod kinds;
 pub mod lease;
 pub mod manifest;

@@ -2323,3 +2323,50 @@ async fn a_standby_does_not_forward_to_a_lease_url_advertise_url_would_refuse() 
     assert_eq!(code, 202, "{text}");
     d.stop();
 }
+
+/// The other half of a followed plan: a ParameterSet whose value change the service's plan
+/// follows is paused, so the pass holds the set; the service goes back to its own reads (in
+/// sync) and is not rolled to a version of the secret that was never written.
+#[tokio::test]
+async fn a_reader_of_a_paused_parameter_set_is_not_rolled() {
+    let (_guard, emu) = emulator().await;
+    let dir = fixture_copy("basic");
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
+    let (_, first) = describe_service(emu, "test", "api").await;
+    let params = dir.path().join("parameters.yaml");
+    edit(&params, "db/host: db.internal", "db/host: db2.internal");
+    edit(
+        &params,
+        "  name: test-config\n",
+        "  name: test-config\n  annotations: {mooring.dev/paused: \"true\"}\n",
+    );
+    let out = emu.mooring(&["plan", path]);
+    let shown = common::stdout(&out);
+    assert!(
+        shown.contains("once ParameterSet/test-config is applied"),
+        "the plan follows the set's change: {shown}"
+    );
+    let d = Daemon::start(emu, path, &[]);
+    d.wait_for("a pass that holds the paused set", || {
+        d.get("/status/ParameterSet/test-config")["state"] == "paused"
+            && d.get("/status/Service/api")["state"] == "in_sync"
+    });
+    d.stop();
+    let (_, after) = describe_service(emu, "test", "api").await;
+    assert_eq!(after.task_definition_arn(), first.task_definition_arn());
+    let value = aws_sdk_ssm::Client::new(&emu.sdk_config().await)
+        .get_parameter()
+        .name("/test/config/db/host")
+        .send()
+        .await
+        .unwrap();
+    let p = value.parameter().unwrap();
+    assert_eq!(
+        p.value(),
+        Some("db.internal"),
+        "the paused set wrote nothing"
+    );
+    assert_eq!(p.version(), 1);
+}

@@ -6264,3 +6264,1506 @@ async fn a_saved_plan_shows_the_roll_a_parameter_change_causes() {
     let (_, still) = describe_api(emu).await;
     assert_eq!(still.task_definition_arn(), opted.task_definition_arn());
 }
+
+// ---- mooring import --cluster ----
+
+const IMPORT_CLUSTER: &str = "CdkBackendStack-Cluster1A2B3C";
+const IMPORT_SERVICE: &str = "CdkBackendStack-ServiceD69D759B-1AB2C3";
+const IMPORT_SECRET_VALUE: &str = "never-shown-7d1f0c";
+
+/// Builds a CDK-shaped stack in moto directly through the SDK, without mooring: a cluster,
+/// SSM String and SecureString parameters, a target group behind an ALB's HTTP listener,
+/// a Fargate service reading both parameters as secrets, a scalable target with a CPU
+/// policy, and a second service whose task runs a sidecar. Returns the service's ARN, the
+/// target group's ARN and the running task definition's ARN.
+async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
+    use aws_sdk_ecs::types::{
+        AssignPublicIp, AwsVpcConfiguration, Compatibility, HealthCheck, KeyValuePair, LaunchType,
+        LoadBalancer, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, PortMapping,
+        Secret, TransportProtocol,
+    };
+    let config = emu.sdk_config().await;
+    let ecs = emu.ecs().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let scaling = aws_sdk_applicationautoscaling::Client::new(&config);
+
+    let vpcs = ec2.describe_vpcs().send().await.unwrap();
+    let vpc = vpcs
+        .vpcs()
+        .iter()
+        .find(|v| v.is_default() == Some(true))
+        .and_then(|v| v.vpc_id())
+        .unwrap()
+        .to_string();
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let mut subnets: Vec<String> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| s.vpc_id() == Some(vpc.as_str()))
+        .filter_map(|s| s.subnet_id().map(str::to_string))
+        .collect();
+    subnets.sort();
+    subnets.truncate(2);
+    let groups = ec2.describe_security_groups().send().await.unwrap();
+    let sg = groups
+        .security_groups()
+        .iter()
+        .find(|g| g.vpc_id() == Some(vpc.as_str()) && g.group_name() == Some("default"))
+        .and_then(|g| g.group_id())
+        .unwrap()
+        .to_string();
+
+    for (name, value, kind) in [
+        (
+            "/shop/prd/db/host",
+            "db.internal",
+            aws_sdk_ssm::types::ParameterType::String,
+        ),
+        (
+            "/shop/prd/db/api_token",
+            "tok-never-shown-51c2",
+            aws_sdk_ssm::types::ParameterType::String,
+        ),
+        (
+            "/shop/prd/db/password",
+            IMPORT_SECRET_VALUE,
+            aws_sdk_ssm::types::ParameterType::SecureString,
+        ),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(kind)
+            .send()
+            .await
+            .unwrap();
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    logs.create_log_group()
+        .log_group_name("/ecs/backend")
+        .send()
+        .await
+        .unwrap();
+    logs.put_retention_policy()
+        .log_group_name("/ecs/backend")
+        .retention_in_days(14)
+        .send()
+        .await
+        .unwrap();
+    ecs.create_cluster()
+        .cluster_name(IMPORT_CLUSTER)
+        .send()
+        .await
+        .unwrap();
+
+    let tg = elb
+        .create_target_group()
+        .name("CdkBa-Servi-1AB2C3D4E5F6")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(3000)
+        .vpc_id(&vpc)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .health_check_path("/api/health")
+        .healthy_threshold_count(3)
+        .send()
+        .await
+        .unwrap();
+    let tg_arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let lb = elb
+        .create_load_balancer()
+        .name("CdkBa-LB8A12904C-XYZ")
+        // CDK always sends the scheme (moto reports none when it was not sent).
+        .scheme(aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum::InternetFacing)
+        .set_subnets(Some(subnets.clone()))
+        .security_groups(&sg)
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    // HTTPS on 443 forwarding to the target group, HTTP on 80 redirecting to it.
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action as ElbAction, ActionTypeEnum, Certificate, ProtocolEnum, RedirectActionConfig,
+        RedirectActionStatusCodeEnum,
+    };
+    elb.create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Https)
+        .port(443)
+        .certificates(
+            Certificate::builder()
+                .certificate_arn(emu.certificate("api.cdk.example"))
+                .build(),
+        )
+        .ssl_policy("ELBSecurityPolicy-TLS13-1-2-2021-06")
+        .default_actions(
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tg_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    elb.create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(
+                    RedirectActionConfig::builder()
+                        .protocol("HTTPS")
+                        .port("443")
+                        .status_code(RedirectActionStatusCodeEnum::Http301)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let param_arn = |n: &str| format!("arn:aws:ssm:us-east-1:123456789012:parameter{n}");
+    let web = aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("web")
+        .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/backend:1.4.2")
+        .essential(true)
+        .port_mappings(
+            PortMapping::builder()
+                .container_port(3000)
+                .host_port(3000)
+                .protocol(TransportProtocol::Tcp)
+                .build(),
+        )
+        .environment(
+            KeyValuePair::builder()
+                .name("NODE_ENV")
+                .value("production")
+                .build(),
+        )
+        .environment(KeyValuePair::builder().name("PORT").value("3000").build())
+        .secrets(
+            Secret::builder()
+                .name("DB_HOST")
+                .value_from(param_arn("/shop/prd/db/host"))
+                .build()
+                .unwrap(),
+        )
+        .secrets(
+            Secret::builder()
+                .name("API_TOKEN")
+                .value_from(param_arn("/shop/prd/db/api_token"))
+                .build()
+                .unwrap(),
+        )
+        .secrets(
+            Secret::builder()
+                .name("DB_PASSWORD")
+                .value_from(param_arn("/shop/prd/db/password"))
+                .build()
+                .unwrap(),
+        )
+        .health_check(
+            HealthCheck::builder()
+                .command("CMD-SHELL")
+                .command("curl -f 'http://localhost:3000/api/health' || exit 1")
+                .interval(30)
+                .timeout(5)
+                .retries(3)
+                .start_period(60)
+                .build()
+                .unwrap(),
+        )
+        .log_configuration(
+            LogConfiguration::builder()
+                .log_driver(LogDriver::Awslogs)
+                .options("awslogs-group", "/ecs/backend")
+                .options("awslogs-region", "us-east-1")
+                .options("awslogs-stream-prefix", "backend")
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let register = |family: &str, containers: Vec<aws_sdk_ecs::types::ContainerDefinition>| {
+        ecs.register_task_definition()
+            .family(family)
+            .cpu("256")
+            .memory("512")
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .execution_role_arn("arn:aws:iam::123456789012:role/CdkBackendStack-TaskExecRole")
+            .set_container_definitions(Some(containers))
+            .send()
+    };
+    let td = register("CdkBackendStackTaskDef1234ABCD", vec![web])
+        .await
+        .unwrap();
+    let td_arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_string();
+    let network = NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            AwsVpcConfiguration::builder()
+                .set_subnets(Some(subnets.clone()))
+                .security_groups(&sg)
+                .assign_public_ip(AssignPublicIp::Disabled)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let svc = ecs
+        .create_service()
+        .cluster(IMPORT_CLUSTER)
+        .service_name(IMPORT_SERVICE)
+        .task_definition(&td_arn)
+        .desired_count(2)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(network.clone())
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(&tg_arn)
+                .container_name("web")
+                .container_port(3000)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let svc_arn = svc
+        .service()
+        .and_then(|s| s.service_arn())
+        .unwrap()
+        .to_string();
+
+    let resource = format!("service/{IMPORT_CLUSTER}/{IMPORT_SERVICE}");
+    let dim = aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount;
+    let ns = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+    scaling
+        .register_scalable_target()
+        .service_namespace(ns.clone())
+        .scalable_dimension(dim.clone())
+        .resource_id(&resource)
+        .min_capacity(1)
+        .max_capacity(4)
+        .send()
+        .await
+        .unwrap();
+    scaling
+        .put_scaling_policy()
+        .policy_name("CdkBackendStackServiceTaskCountTargetCpuScaling5A7E3F")
+        .service_namespace(ns)
+        .scalable_dimension(dim)
+        .resource_id(&resource)
+        .policy_type(aws_sdk_applicationautoscaling::types::PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            aws_sdk_applicationautoscaling::types::TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(70.0)
+                .predefined_metric_specification(
+                    aws_sdk_applicationautoscaling::types::PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(
+                            aws_sdk_applicationautoscaling::types::MetricType::EcsServiceAverageCpuUtilization,
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .scale_out_cooldown(60)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // A second service whose task runs a sidecar.
+    let container = |name: &str, image: &str| {
+        aws_sdk_ecs::types::ContainerDefinition::builder()
+            .name(name)
+            .image(image)
+            .essential(true)
+            .build()
+    };
+    let worker_td = register(
+        "worker",
+        vec![
+            container("app", "busybox:1.36"),
+            container("envoy", "envoyproxy/envoy:v1.31"),
+        ],
+    )
+    .await
+    .unwrap();
+    ecs.create_service()
+        .cluster(IMPORT_CLUSTER)
+        .service_name("worker")
+        .task_definition(
+            worker_td
+                .task_definition()
+                .and_then(|t| t.task_definition_arn())
+                .unwrap(),
+        )
+        .desired_count(1)
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(network)
+        .send()
+        .await
+        .unwrap();
+    (svc_arn, tg_arn, td_arn)
+}
+
+/// Every file of a directory, by name, with its text.
+fn read_dir_files(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The round trip is the contract: a stack made without mooring (CDK-style generated names)
+/// imports into manifests that validate; plan shows only the adoption (tags); apply keeps
+/// every ARN and the task definition revision; the next plan is empty; importing twice
+/// gives the same bytes; a dry run writes nothing; no secret value is ever written.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
+    let (_guard, emu) = emulator().await;
+    let (svc_arn, tg_arn, td_arn) = build_cdk_like_stack(emu).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().join("imported");
+    let path = dir.to_str().unwrap();
+    let args = [
+        "import",
+        "--cluster",
+        IMPORT_CLUSTER,
+        "--service",
+        IMPORT_SERVICE,
+        "--out",
+        path,
+    ];
+
+    // A dry run prints the files and writes nothing.
+    let dry = {
+        let mut a = args.to_vec();
+        a.push("--dry-run");
+        emu.mooring(&a)
+    };
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    assert!(!dir.exists(), "a dry run wrote {}", dir.display());
+    for expected in [
+        format!("# {}\n", dir.join("stack.yaml").display()),
+        format!(
+            "# {}\n",
+            dir.join("cdkbackendstack-serviced69d759b-1ab2c3.yaml")
+                .display()
+        ),
+        "kind: Service\n".to_string(),
+    ] {
+        assert!(stdout(&dry).contains(&expected), "{}", stdout(&dry));
+    }
+    assert!(stderr(&dry).contains("nothing written"), "{}", stderr(&dry));
+
+    let out = emu.mooring(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let files = read_dir_files(&dir);
+    let service_file = "cdkbackendstack-serviced69d759b-1ab2c3.yaml";
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            service_file,
+            "cluster.yaml",
+            "load-balancers.yaml",
+            "parameters.yaml",
+            "stack.yaml"
+        ]
+    );
+    let all: String = files.values().cloned().collect();
+    assert!(
+        !all.contains(IMPORT_SECRET_VALUE),
+        "a secret value was written"
+    );
+    assert!(!stdout(&dry).contains(IMPORT_SECRET_VALUE));
+    let svc_yaml = &files[service_file];
+    for expected in [
+        &format!("# Imported by `mooring import` from {svc_arn}"),
+        &format!("serviceName: {IMPORT_SERVICE}"),
+        "family: CdkBackendStackTaskDef1234ABCD",
+        "cluster: cdkbackendstack-cluster1a2b3c",
+        "targetGroup: cdkba-servi-1ab2c3d4e5f6",
+        "ssmParameter: /shop/prd/db/password",
+        "policyName: CdkBackendStackServiceTaskCountTargetCpuScaling5A7E3F",
+        "mooring.dev/adopt: \"true\"",
+        "httpPath: /api/health",
+        "kind: LogGroup",
+        "logGroupName: /ecs/backend",
+        "retentionInDays: 14",
+        "group: ecs-backend",
+    ] {
+        assert!(
+            svc_yaml.contains(expected),
+            "no {expected:?} in\n{svc_yaml}"
+        );
+    }
+    let lb_yaml = &files["load-balancers.yaml"];
+    for expected in [
+        "loadBalancerName: CdkBa-LB8A12904C-XYZ",
+        "- port: 80\n      protocol: HTTP\n      defaultAction:\n        redirect:\n          protocol: HTTPS\n",
+        "- port: 443\n      protocol: HTTPS\n      certificateArn: arn:aws:acm:",
+        "forward: cdkba-servi-1ab2c3d4e5f6",
+    ] {
+        assert!(lb_yaml.contains(expected), "no {expected:?} in\n{lb_yaml}");
+    }
+    assert!(
+        !svc_yaml.contains("desiredCount"),
+        "a scaled service leaves its count to the scaler"
+    );
+    assert!(
+        !svc_yaml.contains("intervalSeconds"),
+        "defaults AWS filled are left out"
+    );
+    assert!(!svc_yaml.contains("mooring.dev/mode"), "{svc_yaml}");
+    let params = &files["parameters.yaml"];
+    assert!(params.contains("path: /shop/prd/db\n"), "{params}");
+    assert!(params.contains("host: db.internal"), "{params}");
+    assert!(params.contains("password: SecureString"), "{params}");
+    assert!(
+        params.contains("api_token: String"),
+        "a String named like a secret: {params}"
+    );
+    assert!(!all.contains("tok-never-shown-51c2"), "{params}");
+    assert!(files["stack.yaml"].contains("name: cdkbackendstack-cluster1a2b3c"));
+
+    let out = emu.mooring(&["validate", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // Plan shows only the adoption: ownership tags, nothing else.
+    let (report, _) = plan(emu, &dir).await;
+    for r in &report.resources {
+        assert!(r.error().is_none(), "{r:#?}");
+        assert_ne!(r.action, Action::Create, "{r:#?}");
+        assert_ne!(r.action, Action::Replace, "{r:#?}");
+        for c in &r.changes {
+            // Ownership tags, of the resource or of a member (an SSM parameter's).
+            assert!(
+                c.field.starts_with("tags.") || c.field.contains(".tags."),
+                "{:?}/{}: {} {} -> {}",
+                r.kind,
+                r.name,
+                c.field,
+                c.live,
+                c.desired
+            );
+        }
+    }
+    let kinds: Vec<Kind> = report.resources.iter().map(|r| r.kind).collect();
+    for k in [
+        Kind::Cluster,
+        Kind::ParameterSet,
+        Kind::TargetGroup,
+        Kind::LoadBalancer,
+        Kind::Service,
+        Kind::ScalableTarget,
+        Kind::LogGroup,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} not imported: {kinds:?}");
+    }
+
+    // Apply adds the tags and replaces nothing.
+    let (before, _) = describe_service(emu, IMPORT_CLUSTER, IMPORT_SERVICE).await;
+    apply(emu, &dir).await;
+    let (svc, td) = describe_service(emu, IMPORT_CLUSTER, IMPORT_SERVICE).await;
+    assert_eq!(svc.service_arn(), Some(svc_arn.as_str()));
+    assert_eq!(svc.task_definition(), Some(td_arn.as_str()));
+    assert_eq!(td.task_definition_arn(), Some(td_arn.as_str()));
+    assert_eq!(
+        svc.load_balancers()[0].target_group_arn(),
+        Some(tg_arn.as_str())
+    );
+    assert_eq!(
+        svc.network_configuration(),
+        before.network_configuration(),
+        "same subnets and security group IDs"
+    );
+    assert!(
+        svc.tags()
+            .iter()
+            .any(|t| t.key() == Some("mooring.dev/stack")
+                && t.value() == Some("cdkbackendstack-cluster1a2b3c")),
+        "{:?}",
+        svc.tags()
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // Importing again into the same directory gives the same bytes.
+    let out = emu.mooring(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(read_dir_files(&dir), files);
+}
+
+/// A service whose task runs a sidecar is imported in observe mode, and the report names
+/// the container it cannot carry, on stderr and in the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_reports_a_sidecar_and_observes_that_service() {
+    let (_guard, emu) = emulator().await;
+    build_cdk_like_stack(emu).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let path = out_dir.path().to_str().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        IMPORT_CLUSTER,
+        "--out",
+        path,
+        "--stack",
+        "shop",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Service/worker: cannot carry taskDefinition.containerDefinitions.envoy"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Service/worker: written with mooring.dev/mode: observe"),
+        "{err}"
+    );
+    let worker = std::fs::read_to_string(out_dir.path().join("worker.yaml")).unwrap();
+    assert!(worker.contains("mooring.dev/mode: observe"), "{worker}");
+    assert!(
+        worker.contains("#   - taskDefinition.containerDefinitions.envoy"),
+        "{worker}"
+    );
+    let main = std::fs::read_to_string(
+        out_dir
+            .path()
+            .join("cdkbackendstack-serviced69d759b-1ab2c3.yaml"),
+    )
+    .unwrap();
+    assert!(!main.contains("mooring.dev/mode"), "{main}");
+    assert!(
+        std::fs::read_to_string(out_dir.path().join("stack.yaml"))
+            .unwrap()
+            .contains("name: shop")
+    );
+    let out = emu.mooring(&["validate", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // The plan names what observe mode keeps mooring from removing.
+    let (report, _) = plan(emu, out_dir.path()).await;
+    let worker = report
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::Service && r.name == "worker")
+        .unwrap();
+    assert!(
+        worker
+            .changes
+            .iter()
+            .any(|c| c.field == "taskDefinition.otherContainers"),
+        "{worker:#?}"
+    );
+    // A pass that honours the annotations, as the daemon's does, adopts the rest and
+    // leaves the worker's revision (and its second container) alone.
+    let (_, before) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
+    let set = load_dir(out_dir.path()).unwrap();
+    let ctx = Context::new(emu.aws().await);
+    let observed: std::collections::HashSet<(Kind, String)> = set
+        .metadata()
+        .into_iter()
+        .filter(|(_, m)| m.enforce() == Some(false))
+        .map(|(k, m)| (k, m.name.clone()))
+        .collect();
+    let policy = |kind: Kind, name: &str| {
+        observed
+            .contains(&(kind, name.to_string()))
+            .then_some(reconcile::Hold::Observe)
+    };
+    let pass = reconcile::apply_selected(
+        &ctx,
+        &set,
+        &reconcilers(&set),
+        &policy,
+        &mut reconcile::Gates::default(),
+    )
+    .await;
+    assert!(!pass.has_errors(), "{pass:#?}");
+    let (svc, after) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
+    assert_eq!(after.task_definition_arn(), before.task_definition_arn());
+    assert_eq!(after.container_definitions().len(), 2);
+    assert_eq!(svc.task_definition(), before.task_definition_arn());
+
+    // A service the cluster does not have is an error, and nothing is written.
+    let empty = tempfile::tempdir().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        IMPORT_CLUSTER,
+        "--service",
+        "nope",
+        "--out",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("failed to find service `nope`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+/// A stack mooring made imports back into manifests that plan nothing at all: the same
+/// names, the same ownership tags, the defaults left out (the small-api example).
+#[tokio::test(flavor = "multi_thread")]
+async fn import_of_a_stack_mooring_made_plans_no_changes() {
+    let (_guard, emu) = emulator().await;
+    emu.seed_examples();
+    let out = emu.mooring(&["apply", "manifests/examples/small-api"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["import", "--cluster", "small-prd", "--out", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The stack is the one the cluster's ownership tag names, not the cluster's name.
+    let stack = std::fs::read_to_string(dir.path().join("stack.yaml")).unwrap();
+    assert!(stack.contains("name: small-api\n"), "{stack}");
+    let svc = std::fs::read_to_string(dir.path().join("small-api.yaml")).unwrap();
+    for expected in [
+        "circuitBreaker:",
+        "assignPublicIp: true",
+        "createGroup: true",
+        "project: small-api",
+        "command: [CMD-SHELL, \"wget -q -O /dev/null http://localhost:8080/health || exit 1\"]",
+        "redirect:",
+    ] {
+        let all = format!(
+            "{svc}{}",
+            std::fs::read_to_string(dir.path().join("load-balancers.yaml")).unwrap()
+        );
+        assert!(all.contains(expected), "no {expected:?} in\n{all}");
+    }
+    assert!(
+        !svc.contains("policyName"),
+        "mooring's own policy name is the default\n{svc}"
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// The webapp example's HTTPS listener declares a rule forwarding `/api/*` to the backend's
+/// target group: import writes the rule (every rule of the listener can be written, so the
+/// listener owns them) and the backend's target group as a manifest, and the round trip
+/// plans nothing. Once a rule matching on source IP (which a manifest cannot express) is
+/// added by hand, the listener's rules are left out with a note, the backend's target
+/// group, reached only by a rule, is named by ARN, and the round trip still plans nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_writes_listener_rules_it_can_express_and_leaves_the_others() {
+    let (_guard, emu) = emulator().await;
+    emu.seed_examples();
+    let out = emu.mooring(&["apply", "manifests/examples/webapp"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        "webapp-prd",
+        "--stack",
+        "webapp",
+        "--out",
+        path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let files = read_dir_files(dir.path());
+    let all: String = files.values().cloned().collect();
+    let lb_yaml = &files["load-balancers.yaml"];
+    let rules = &lb_yaml[lb_yaml.find("rules:").expect(lb_yaml)..];
+    for expected in [
+        "priority: 10",
+        "pathPatterns: [\"/api/*\"]",
+        "forward: webapp-backend",
+    ] {
+        assert!(rules.contains(expected), "no {expected:?} in\n{lb_yaml}");
+    }
+    assert!(!all.contains("targetGroupArn:"), "{all}");
+    assert!(all.contains("kind: LogGroup"), "{all}");
+    for args in [["validate", path], ["plan", path]] {
+        let out = emu.mooring(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+
+    // A rule the manifest cannot express, added by hand: the rules are left alone.
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action as ElbAction, ActionTypeEnum, RuleCondition, SourceIpConditionConfig,
+    };
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    let lb_arn = lbs.load_balancers()[0].load_balancer_arn().unwrap();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .unwrap();
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .unwrap();
+    let backend = https_rule_target(&elb, https.listener_arn().unwrap()).await;
+    elb.create_rule()
+        .listener_arn(https.listener_arn().unwrap())
+        .priority(20)
+        .conditions(
+            RuleCondition::builder()
+                .field("source-ip")
+                .source_ip_config(
+                    SourceIpConditionConfig::builder()
+                        .values("10.0.0.0/8")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(
+            ElbAction::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&backend)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        "webapp-prd",
+        "--stack",
+        "webapp",
+        "--out",
+        path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "note: the rules of listener 443 are left out and left as they are: rule 20 matches on source-ip"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let all: String = read_dir_files(dir.path()).into_values().collect();
+    assert!(all.contains(&format!("targetGroupArn: {backend}")), "{all}");
+    assert!(!all.contains("rules:"), "{all}");
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// The target group the listener's rule 10 forwards to.
+async fn https_rule_target(elb: &aws_sdk_elasticloadbalancingv2::Client, listener: &str) -> String {
+    let rules = elb
+        .describe_rules()
+        .listener_arn(listener)
+        .send()
+        .await
+        .unwrap();
+    rules
+        .rules()
+        .iter()
+        .find(|r| r.priority() == Some("10"))
+        .and_then(|r| r.actions().first())
+        .and_then(|a| a.target_group_arn())
+        .unwrap()
+        .to_string()
+}
+
+// ---- mooring import --cloudformation-stack / --tag ----
+
+/// What a CloudFormation-made stack came to: the service's cluster and name (generated),
+/// its ARN, its target group's ARN, its task definition's ARN and its security group.
+struct CfnStack {
+    cluster: String,
+    service: String,
+    svc_arn: String,
+    tg_arn: String,
+    td_arn: String,
+    sg: String,
+}
+
+/// The physical IDs of a stack's resources, by logical ID.
+async fn stack_resources(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> std::collections::BTreeMap<String, String> {
+    cfn.list_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap()
+        .stack_resource_summaries()
+        .iter()
+        .map(|r| {
+            (
+                r.logical_resource_id().unwrap().to_string(),
+                r.physical_resource_id().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Builds through moto's CloudFormation a stack shaped like CDK's output (generated
+/// logical IDs and names: cluster, Fargate service and task definition, log groups, an SSM
+/// String parameter, an ECR repository, a security group, an ALB with its HTTP listener
+/// and target group, an EventBridge schedule, an SNS topic and, with `nested`, a nested
+/// stack holding a repository and a log group), tagged `app=<tag>`, then adds by direct
+/// SDK calls what moto's CloudFormation lacks: scaling, and the service settings it drops
+/// (the service is made again under its name: see below).
+async fn build_cfn_stack(emu: &Emulator, stack: &str, tag: &str, nested: bool) -> CfnStack {
+    use aws_sdk_ecs::types::{
+        Compatibility, LogConfiguration, LogDriver, NetworkMode, PortMapping, TransportProtocol,
+    };
+    use serde_json::json;
+    let config = emu.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    let ecs = emu.ecs().await;
+    let vpc = ec2
+        .describe_vpcs()
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .iter()
+        .find(|v| v.is_default() == Some(true))
+        .and_then(|v| v.vpc_id())
+        .unwrap()
+        .to_string();
+    let mut subnets: Vec<String> = ec2
+        .describe_subnets()
+        .send()
+        .await
+        .unwrap()
+        .subnets()
+        .iter()
+        .filter(|s| s.vpc_id() == Some(vpc.as_str()))
+        .filter_map(|s| s.subnet_id().map(str::to_string))
+        .collect();
+    subnets.sort();
+    subnets.truncate(2);
+    let lower = stack.to_ascii_lowercase();
+    let mut resources = json!({
+        "ClusterEB0386A7": {"Type": "AWS::ECS::Cluster"},
+        "ServiceLogGroupF5B46931": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 14}},
+        "AuditLogs9C1D2E3F": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": format!("/cdk/{lower}/audit"), "RetentionInDays": 30}},
+        "DbHostParam1A2B3C4D": {"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Name": format!("/cdk/{lower}/db/host"), "Value": "db.internal"}},
+        // moto 5.2.5 derives a missing RepositoryName from the stack name and logical ID with
+        // their capitals, which ECR then refuses: the name is given, lower-case as CDK's are.
+        "Repo02AC86CF": {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": format!("{lower}-repo02ac86cf-1x2y3z")}},
+        "ServiceSecurityGroup4C5D6E7F": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "service", "VpcId": vpc}},
+        "LB8A12904C": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {
+            "Type": "application", "Scheme": "internet-facing", "Subnets": subnets,
+            "SecurityGroups": [{"Fn::GetAtt": ["ServiceSecurityGroup4C5D6E7F", "GroupId"]}]}},
+        "LBListenerTargetGroupF04FCF6D": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
+            "Port": 3000, "Protocol": "HTTP", "TargetType": "ip", "VpcId": vpc,
+            "HealthCheckPath": "/api/health"}},
+        "LBListener49E825B4": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
+            "LoadBalancerArn": {"Ref": "LB8A12904C"}, "Port": 80, "Protocol": "HTTP",
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": {"Ref": "LBListenerTargetGroupF04FCF6D"}}]}},
+        "TaskDef54694570": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "Family": format!("{stack}TaskDef54694570"), "Cpu": "256", "Memory": "512",
+            "NetworkMode": "awsvpc", "RequiresCompatibilities": ["FARGATE"],
+            "ContainerDefinitions": [{"Name": "web", "Image": "nginx:1.25", "Essential": true,
+                "PortMappings": [{"ContainerPort": 3000, "Protocol": "tcp"}]}]}},
+        "ServiceD69D759B": {"Type": "AWS::ECS::Service", "DependsOn": ["LBListener49E825B4"], "Properties": {
+            "Cluster": {"Ref": "ClusterEB0386A7"}, "TaskDefinition": {"Ref": "TaskDef54694570"},
+            "DesiredCount": 2, "LaunchType": "FARGATE",
+            "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": subnets, "AssignPublicIp": "DISABLED",
+                "SecurityGroups": [{"Fn::GetAtt": ["ServiceSecurityGroup4C5D6E7F", "GroupId"]}]}},
+            "LoadBalancers": [{"ContainerName": "web", "ContainerPort": 3000,
+                "TargetGroupArn": {"Ref": "LBListenerTargetGroupF04FCF6D"}}]}},
+        "ResetQueueSchedule8E2B1C3A": {"Type": "AWS::Events::Rule", "Properties": {"ScheduleExpression": "rate(15 minutes)", "State": "ENABLED"}},
+        "AlertsTopic7F3A2B1C": {"Type": "AWS::SNS::Topic"},
+    });
+    if nested {
+        let template = json!({"Resources": {
+            "NestedRepoABC123": {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": format!("{lower}-nested-repo")}},
+            "NestedLogs1F2E3D": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": format!("/cdk/{lower}/nested"), "RetentionInDays": 7}},
+        }});
+        emu.s3_put("/cdk-assets", "");
+        emu.s3_put(
+            &format!("/cdk-assets/{lower}-nested.json"),
+            &template.to_string(),
+        );
+        resources["NestedStackNestedStackResource9A8B7C6D"] = json!({
+            "Type": "AWS::CloudFormation::Stack",
+            "Properties": {"TemplateURL": format!("https://s3.amazonaws.com/cdk-assets/{lower}-nested.json")}
+        });
+    }
+    cfn.create_stack()
+        .stack_name(stack)
+        .template_body(json!({"Resources": resources}).to_string())
+        .tags(
+            aws_sdk_cloudformation::types::Tag::builder()
+                .key("app")
+                .value(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ids = stack_resources(&cfn, stack).await;
+    let cluster = ids["ClusterEB0386A7"].clone();
+    let svc_arn = ids["ServiceD69D759B"].clone();
+    let service = svc_arn.rsplit('/').next().unwrap().to_string();
+    let tg_arn = ids["LBListenerTargetGroupF04FCF6D"].clone();
+    let sg = ids["ServiceSecurityGroup4C5D6E7F"].clone();
+    let log_group = ids["ServiceLogGroupF5B46931"].clone();
+    assert!(
+        service.starts_with(&format!("{stack}-ServiceD69D759B-")),
+        "{service}"
+    );
+
+    // moto's CloudFormation keeps of a task definition only its family, containers and
+    // memory, and of a service only its cluster, name, task definition and count
+    // (LoadBalancers and Role are TODOs in moto 5.2.5's Service.create_from_cloudformation_json),
+    // and it makes the service with launch type EC2. UpdateService cannot fix the launch
+    // type (AWS's API has no such field, and moto parses the request by the API's shape,
+    // dropping it), so the revision CDK would have made is registered and the service is
+    // deleted and made again under the same name, with the settings CDK would have given
+    // it: same cluster, same name, hence the same ARN the stack lists as its physical ID.
+    let td = ecs
+        .register_task_definition()
+        .family(format!("{stack}TaskDef54694570"))
+        .cpu("256")
+        .memory("512")
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .execution_role_arn(format!(
+            "arn:aws:iam::123456789012:role/{stack}-TaskDefExecutionRole-1A2B3C"
+        ))
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("web")
+                .image("nginx:1.25")
+                .essential(true)
+                .port_mappings(
+                    PortMapping::builder()
+                        .container_port(3000)
+                        .host_port(3000)
+                        .protocol(TransportProtocol::Tcp)
+                        .build(),
+                )
+                .log_configuration(
+                    LogConfiguration::builder()
+                        .log_driver(LogDriver::Awslogs)
+                        .options("awslogs-group", &log_group)
+                        .options("awslogs-region", "us-east-1")
+                        .options("awslogs-stream-prefix", "Service")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let td_arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_string();
+    ecs.delete_service()
+        .cluster(&cluster)
+        .service(&service)
+        .force(true)
+        .send()
+        .await
+        .unwrap();
+    let made = ecs
+        .create_service()
+        .cluster(&cluster)
+        .service_name(&service)
+        .task_definition(&td_arn)
+        .desired_count(2)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .network_configuration(
+            aws_sdk_ecs::types::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                        .set_subnets(Some(subnets.clone()))
+                        .security_groups(&sg)
+                        .assign_public_ip(aws_sdk_ecs::types::AssignPublicIp::Disabled)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .load_balancers(
+            aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(&tg_arn)
+                .container_name("web")
+                .container_port(3000)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        made.service().and_then(|s| s.service_arn()),
+        Some(svc_arn.as_str()),
+        "the service made again has the ARN the stack lists"
+    );
+
+    // Scaling: moto's CloudFormation has no Application Auto Scaling.
+    let scaling = aws_sdk_applicationautoscaling::Client::new(&config);
+    let resource = format!("service/{cluster}/{service}");
+    let dim = aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount;
+    let ns = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+    scaling
+        .register_scalable_target()
+        .service_namespace(ns.clone())
+        .scalable_dimension(dim.clone())
+        .resource_id(&resource)
+        .min_capacity(2)
+        .max_capacity(6)
+        .send()
+        .await
+        .unwrap();
+    scaling
+        .put_scaling_policy()
+        .policy_name(format!("{stack}ServiceTaskCountTargetCpuScaling5A7E3F"))
+        .service_namespace(ns)
+        .scalable_dimension(dim)
+        .resource_id(&resource)
+        .policy_type(aws_sdk_applicationautoscaling::types::PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            aws_sdk_applicationautoscaling::types::TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(80.0)
+                .predefined_metric_specification(
+                    aws_sdk_applicationautoscaling::types::PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(
+                            aws_sdk_applicationautoscaling::types::MetricType::EcsServiceAverageCpuUtilization,
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    CfnStack {
+        cluster,
+        service,
+        svc_arn,
+        tg_arn,
+        td_arn,
+        sg,
+    }
+}
+
+/// The number of manifest documents in a directory, by kind.
+fn documents(files: &std::collections::BTreeMap<String, String>) -> Vec<(String, usize)> {
+    let mut by_kind = std::collections::BTreeMap::new();
+    for text in files.values() {
+        for line in text.lines() {
+            if let Some(kind) = line.strip_prefix("kind: ") {
+                *by_kind.entry(kind.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    by_kind.into_iter().collect()
+}
+
+/// A CDK-shaped stack made by moto's CloudFormation (plus scaling by SDK) imports by its
+/// stack name: generated names kept, what mooring cannot carry reported, `plan` shows only
+/// the adoption, `apply` keeps the service ARN, target group ARN, security group IDs and
+/// task definition revision, the next `plan` exits 0, and importing twice gives the same
+/// files. The nested stack's resources come only with `--recursive`.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_cloudformation_stack_round_trip_keeps_generated_names_and_every_arn() {
+    let (_guard, emu) = emulator().await;
+    let stack = "CdkBackendStack";
+    let built = build_cfn_stack(emu, stack, "backend", true).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().join("imported");
+    let path = dir.to_str().unwrap();
+    let args = ["import", "--cloudformation-stack", stack, "--out", path];
+    let out = emu.mooring(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    for expected in [
+        "not imported: AWS::SNS::Topic arn:aws:sns:",
+        "not imported: AWS::Events::Rule ",
+        &format!(
+            "not imported: AWS::EC2::SecurityGroup {} ({stack}/ServiceSecurityGroup4C5D6E7F): security groups are not imported yet",
+            built.sg
+        ),
+        "(CdkBackendStack/NestedStackNestedStackResource9A8B7C6D): a nested stack: `--recursive` imports its resources too",
+    ] {
+        assert!(err.contains(expected), "no {expected:?} in\n{err}");
+    }
+    let files = read_dir_files(&dir);
+    let service_file = format!("{}.yaml", built.service.to_ascii_lowercase());
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    let mut expected = vec![
+        service_file.as_str(),
+        "cluster.yaml",
+        "load-balancers.yaml",
+        "log-groups.yaml",
+        "parameters.yaml",
+        "repositories.yaml",
+        "stack.yaml",
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    let all: String = files.values().cloned().collect();
+    let svc_yaml = &files[&service_file];
+    for expected in [
+        format!("# Imported by `mooring import` from {}", built.svc_arn),
+        format!("serviceName: {}", built.service),
+        format!("clusterName: {}", built.cluster),
+        format!("family: {stack}TaskDef54694570"),
+        format!("policyName: {stack}ServiceTaskCountTargetCpuScaling5A7E3F"),
+        built.sg.clone(),
+        "kind: LogGroup".to_string(),
+        "kind: ScalableTarget".to_string(),
+    ] {
+        assert!(all.contains(&expected), "no {expected:?} in\n{all}");
+    }
+    assert!(!svc_yaml.contains("mooring.dev/mode"), "{svc_yaml}");
+    let lower = stack.to_ascii_lowercase();
+    for expected in [
+        format!("logGroupName: /cdk/{lower}/audit\n  retentionInDays: 30"),
+        format!("repositoryName: {lower}-repo02ac86cf-1x2y3z"),
+        format!("path: /cdk/{lower}/db\n"),
+        "host: db.internal".to_string(),
+        "name: cdkbackendstack\n".to_string(),
+        "#   - AWS::SNS::Topic".to_string(),
+    ] {
+        assert!(all.contains(&expected), "no {expected:?} in\n{all}");
+    }
+    assert!(
+        !all.contains(&format!("{lower}-nested-repo")) && !all.contains("/nested\n"),
+        "nested without --recursive:\n{all}"
+    );
+    let counts = documents(&files);
+    eprintln!(
+        "import --cloudformation-stack: {} files, documents {counts:?}",
+        files.len()
+    );
+
+    let out = emu.mooring(&["validate", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // Plan shows only the adoption: ownership tags, nothing else.
+    let (report, _) = plan(emu, &dir).await;
+    for r in &report.resources {
+        assert!(r.error().is_none(), "{r:#?}");
+        assert_ne!(r.action, Action::Create, "{r:#?}");
+        assert_ne!(r.action, Action::Replace, "{r:#?}");
+        for c in &r.changes {
+            assert!(
+                c.field.starts_with("tags.") || c.field.contains(".tags."),
+                "{:?}/{}: {} {} -> {}",
+                r.kind,
+                r.name,
+                c.field,
+                c.live,
+                c.desired
+            );
+        }
+    }
+    let kinds: Vec<Kind> = report.resources.iter().map(|r| r.kind).collect();
+    for k in [
+        Kind::Cluster,
+        Kind::Service,
+        Kind::TargetGroup,
+        Kind::LoadBalancer,
+        Kind::ScalableTarget,
+        Kind::LogGroup,
+        Kind::ParameterSet,
+        Kind::Repository,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} not imported: {kinds:?}");
+    }
+    eprintln!(
+        "import --cloudformation-stack: {} resources planned",
+        report.resources.len()
+    );
+
+    // Apply adds the tags and replaces nothing.
+    apply(emu, &dir).await;
+    let (svc, td) = describe_service(emu, &built.cluster, &built.service).await;
+    assert_eq!(svc.service_arn(), Some(built.svc_arn.as_str()));
+    assert_eq!(svc.task_definition(), Some(built.td_arn.as_str()));
+    assert_eq!(td.task_definition_arn(), Some(built.td_arn.as_str()));
+    assert_eq!(
+        svc.load_balancers()[0].target_group_arn(),
+        Some(built.tg_arn.as_str())
+    );
+    assert_eq!(
+        svc.network_configuration()
+            .and_then(|n| n.awsvpc_configuration())
+            .map(|a| a.security_groups().to_vec()),
+        Some(vec![built.sg.clone()])
+    );
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // Importing again gives the same bytes.
+    let out = emu.mooring(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(read_dir_files(&dir), files);
+
+    // With --recursive, the nested stack's repository and log group come too.
+    let nested_dir = tempfile::tempdir().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cloudformation-stack",
+        stack,
+        "--recursive",
+        "--out",
+        nested_dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("a nested stack"), "{}", stderr(&out));
+    let nested = read_dir_files(nested_dir.path());
+    let all: String = nested.values().cloned().collect();
+    for expected in [
+        format!("repositoryName: {lower}-nested-repo"),
+        format!("logGroupName: /cdk/{lower}/nested\n  retentionInDays: 7"),
+    ] {
+        assert!(all.contains(&expected), "no {expected:?} in\n{all}");
+    }
+    eprintln!(
+        "import --cloudformation-stack --recursive: {} files, documents {:?}",
+        nested.len(),
+        documents(&nested)
+    );
+    let out = emu.mooring(&["validate", nested_dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// `--tag app=backend` picks the stack carrying that tag and none of another stack's
+/// resources in the same account, and gives the same manifests as importing the stack by
+/// name. An unknown stack, a malformed tag and a tag nothing carries are clear errors that
+/// write nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_by_tag_picks_only_the_tagged_stack_and_bad_input_writes_nothing() {
+    let (_guard, emu) = emulator().await;
+    let backend = build_cfn_stack(emu, "CdkBackendStack", "backend", false).await;
+    let other = build_cfn_stack(emu, "CdkOtherStack", "other", false).await;
+    let by_tag = tempfile::tempdir().unwrap();
+    let by_stack = tempfile::tempdir().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--tag",
+        "app=backend",
+        "--stack",
+        "backend",
+        "--out",
+        by_tag.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let tagged = read_dir_files(by_tag.path());
+    let all: String = tagged.values().cloned().collect();
+    assert!(all.contains(&backend.svc_arn), "{all}");
+    for absent in [
+        other.svc_arn.as_str(),
+        other.cluster.as_str(),
+        "cdkotherstack",
+        "CdkOtherStack",
+    ] {
+        assert!(!all.contains(absent), "{absent} imported by tag:\n{all}");
+    }
+    eprintln!(
+        "import --tag: {} files, documents {:?}",
+        tagged.len(),
+        documents(&tagged)
+    );
+
+    // `--out` holding someone else's files: they are kept, and one named like a file import
+    // writes is refused (nothing written) until it is moved.
+    let mixed = tempfile::tempdir().unwrap();
+    let own = mixed.path().join("README.md");
+    let hand = mixed.path().join("cluster.yaml");
+    std::fs::write(&own, "notes\n").unwrap();
+    std::fs::write(&hand, "# written by hand\n").unwrap();
+    let mixed_args = [
+        "import",
+        "--tag",
+        "app=backend",
+        "--stack",
+        "backend",
+        "--out",
+        mixed.path().to_str().unwrap(),
+    ];
+    let out = emu.mooring(&mixed_args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cluster.yaml: exists and was not written by `mooring import`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hand).unwrap(),
+        "# written by hand\n"
+    );
+    assert!(!mixed.path().join("stack.yaml").exists());
+    std::fs::remove_file(&hand).unwrap();
+    let out = emu.mooring(&mixed_args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut written = read_dir_files(mixed.path());
+    assert_eq!(written.remove("README.md").as_deref(), Some("notes\n"));
+    assert_eq!(written, tagged);
+    let out = emu.mooring(&[
+        "import",
+        "--cloudformation-stack",
+        "CdkBackendStack",
+        "--stack",
+        "backend",
+        "--out",
+        by_stack.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut named = read_dir_files(by_stack.path());
+    let mut tagged = tagged;
+    // stack.yaml's comment lists what was left out, named by the way it was found.
+    named.remove("stack.yaml");
+    tagged.remove("stack.yaml");
+    assert_eq!(tagged, named);
+    let out = emu.mooring(&["plan", by_tag.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // Bad input: a clear error, nothing written.
+    for (args, code, message) in [
+        (
+            vec!["--cloudformation-stack", "NoSuchStack"],
+            1,
+            "failed to read CloudFormation stack `NoSuchStack`",
+        ),
+        (vec!["--tag", "app"], 2, "expected KEY=VALUE"),
+        (
+            vec!["--tag", "=backend"],
+            2,
+            "a tag key is 1-128 characters",
+        ),
+        (
+            vec!["--tag", "app=nobody"],
+            1,
+            "failed to find any resource to import tagged `app=nobody`",
+        ),
+        (
+            vec!["--tag", "app=backend", "--cluster", "x"],
+            2,
+            "cannot be used with",
+        ),
+    ] {
+        let empty = tempfile::tempdir().unwrap();
+        let target = empty.path().join("out");
+        let mut a = vec!["import"];
+        a.extend(args.iter().copied());
+        a.extend(["--out", target.to_str().unwrap()]);
+        let out = emu.mooring(&a);
+        assert_eq!(out.status.code(), Some(code), "{a:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(message),
+            "{a:?}: no {message:?} in {}",
+            stderr(&out)
+        );
+        assert!(!target.exists(), "{a:?} wrote {}", target.display());
+    }
+}

@@ -77,7 +77,7 @@ fn sync_follows_the_branch_and_cleans_older_sets() {
     let sha1 = head(&repo);
     assert_eq!(first.commit, sha1);
     assert_eq!(first.commit.len(), 40);
-    assert_eq!(first.dir, work.join(&sha1[..12]));
+    assert_eq!(first.dir, work.join(&sha1[..12]).join("manifests"));
     assert_eq!(
         fs::read_to_string(first.dir.join("a.yaml")).unwrap(),
         "kind: Service\nname: one\n"
@@ -87,7 +87,7 @@ fn sync_follows_the_branch_and_cleans_older_sets() {
         "kind: Cluster\n"
     );
     assert!(
-        !first.dir.join("README.md").exists(),
+        !first.dir.join("../README.md").exists(),
         "only `path` is written"
     );
     assert_eq!(sets(&work), vec![sha1[..12].to_string()]);
@@ -104,7 +104,7 @@ fn sync_follows_the_branch_and_cleans_older_sets() {
     assert_eq!(
         second,
         Synced {
-            dir: work.join(&sha2[..12]),
+            dir: work.join(&sha2[..12]).join("manifests"),
             commit: sha2.clone()
         }
     );
@@ -311,4 +311,70 @@ fn types_move_into_spawn_blocking() {
     send::<GitSource>();
     send::<Synced>();
     send::<GitError>();
+}
+
+/// An environment directory as `path`: its bases come from the same commit, written at
+/// their places beside it (nothing else of the repository is), and the set loads; a base
+/// that leaves the repository is refused, naming it.
+#[test]
+fn an_environment_reads_its_bases_from_the_same_commit_and_never_outside_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("origin");
+    let base = repo.join("manifests/base");
+    let prd = repo.join("manifests/envs/prd");
+    fs::create_dir_all(&base).unwrap();
+    fs::create_dir_all(&prd).unwrap();
+    fs::create_dir_all(repo.join("src")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    fs::write(
+        base.join("stack.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Stack\nmetadata: {name: shop}\n",
+    )
+    .unwrap();
+    fs::write(
+        base.join("cluster.yaml"),
+        "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: main}\nspec: {}\n",
+    )
+    .unwrap();
+    let env = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: prd}\nspec:\n  bases: [BASE]\n";
+    fs::write(
+        prd.join("environment.yaml"),
+        env.replace("BASE", "../../base"),
+    )
+    .unwrap();
+    fs::write(repo.join("src/main.ts"), "// the application\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    let work = tmp.path().join("work");
+    let mut source = GitSource::new(
+        repo.to_str().unwrap(),
+        "main",
+        Path::new("manifests/envs/prd"),
+        &work,
+    );
+    let synced = source.sync().expect("sync");
+    assert!(synced.dir.join("environment.yaml").is_file());
+    assert!(synced.dir.join("../../base/cluster.yaml").is_file());
+    assert!(
+        !synced.dir.join("../../../src").exists(),
+        "only the environment and its bases"
+    );
+    let set = mooring::manifest::load_dir(&synced.dir).expect("the environment loads");
+    assert_eq!(set.environment.as_deref(), Some("prd"));
+    assert_eq!(set.clusters.len(), 1);
+
+    // A base outside the repository (the daemon's own files): refused, naming it.
+    fs::write(
+        prd.join("environment.yaml"),
+        env.replace("BASE", "../../../../etc"),
+    )
+    .unwrap();
+    git(&repo, &["commit", "-q", "-am", "escape"]);
+    let err = source.sync().unwrap_err();
+    assert!(matches!(err, GitError::BaseOutside { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("`../../../../etc`") && text.contains("outside the repository"),
+        "{text}"
+    );
 }

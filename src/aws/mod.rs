@@ -59,6 +59,10 @@ pub struct Aws {
     pub ecr: aws_sdk_ecr::Client,
     /// CloudWatch: metric alarms.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// CloudFormation: the resources of a stack `mooring import` reads.
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    /// Resource Groups Tagging API: the resources of a tag `mooring import` reads.
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// SNS: alert topics.
     pub sns: aws_sdk_sns::Client,
     /// DynamoDB: the leader-election lease.
@@ -329,6 +333,18 @@ impl Aws {
             ),
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
                 aws_sdk_cloudwatch::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
+                    .build(),
+            ),
+            cloudformation: aws_sdk_cloudformation::Client::from_conf(
+                aws_sdk_cloudformation::config::Builder::from(config)
+                    .interceptor(calls.clone())
+                    .interceptor(fenced.clone())
+                    .build(),
+            ),
+            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(
+                aws_sdk_resourcegroupstagging::config::Builder::from(config)
                     .interceptor(calls.clone())
                     .interceptor(fenced.clone())
                     .build(),

@@ -45,6 +45,16 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
 /// The base directories of the environment directory `dir` (empty for a plain directory,
 /// or when the environment file does not read): what a file watch must cover besides `dir`.
 pub fn base_dirs(dir: &Path) -> Vec<PathBuf> {
+    base_paths(dir)
+        .iter()
+        .map(|b| normalize(&dir.join(b)))
+        .collect()
+}
+
+/// The bases of the environment directory `dir` as its file writes them (relative to
+/// `dir`); empty for a plain directory, or when the environment file does not read (the
+/// load reports why).
+pub fn base_paths(dir: &Path) -> Vec<String> {
     let Some(file) = find(dir) else {
         return Vec::new();
     };
@@ -63,12 +73,7 @@ pub fn base_dirs(dir: &Path) -> Vec<PathBuf> {
     };
     let mut errors = Vec::new();
     check_environment(&file, doc, &mut errors)
-        .map(|env| {
-            env.bases
-                .iter()
-                .map(|(b, _)| normalize(&dir.join(b)))
-                .collect()
-        })
+        .map(|env| env.bases.into_iter().map(|(b, _)| b).collect())
         .unwrap_or_default()
 }
 

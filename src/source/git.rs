@@ -119,6 +119,20 @@ pub enum GitError {
         /// The path as given.
         path: String,
     },
+    /// An environment at `path` names a base outside the repository.
+    #[error(
+        "git {url} branch {branch}: the environment at {path} names the base `{base}`, which lies outside the repository: a base must be a directory of the same repository"
+    )]
+    BaseOutside {
+        /// The remote, redacted.
+        url: String,
+        /// The branch followed.
+        branch: String,
+        /// The environment directory.
+        path: String,
+        /// The base as the environment file writes it.
+        base: String,
+    },
     /// An object of the fetched commit could not be read from the local repository.
     #[error("git {url} branch {branch} at {commit}: cannot read {what}: {message}")]
     Read {
@@ -210,10 +224,13 @@ impl GitSource {
             return Ok(current.clone());
         }
 
-        let dir = self.work_dir.join(&commit[..SHORT_LEN]);
-        self.materialise(&repo, tip, &rel, &commit, &dir)?;
-        self.remove_others(&dir);
-        let synced = Synced { dir, commit };
+        let root = self.work_dir.join(&commit[..SHORT_LEN]);
+        self.materialise(&repo, tip, &rel, &commit, &root)?;
+        self.remove_others(&root);
+        let synced = Synced {
+            dir: root.join(&rel),
+            commit,
+        };
         self.current = Some(synced.clone());
         Ok(synced)
     }
@@ -312,46 +329,24 @@ impl GitSource {
         Ok(tip)
     }
 
-    /// Write the tree at `rel` of commit `tip` to `dir`, through a temporary directory.
+    /// Write the tree at `rel` of commit `tip` to `root/rel`, through a temporary directory.
+    /// When `rel` is an environment directory, its bases (relative to it) are written at
+    /// their places too, so the environment reads them from the same commit; a base that
+    /// lies outside the repository is refused, and one that is missing is left for the load
+    /// to report at the environment file's line.
     fn materialise(
         &self,
         repo: &gix::Repository,
         tip: gix::ObjectId,
         rel: &Path,
         commit: &str,
-        dir: &Path,
+        root: &Path,
     ) -> Result<(), GitError> {
-        let path = rel.display().to_string();
         let tree = repo
             .find_commit(tip)
             .and_then(|c| c.tree())
             .map_err(|e| self.read_err(commit, "the commit's tree", &e))?;
-        let subtree = if rel.as_os_str().is_empty() {
-            tree.id
-        } else {
-            let entry = tree
-                .lookup_entry_by_path(rel)
-                .map_err(|e| self.read_err(commit, &format!("path {path}"), &e))?;
-            match entry {
-                Some(entry) if entry.mode().is_tree() => entry.object_id(),
-                Some(_) => {
-                    return Err(GitError::NotADirectory {
-                        url: self.redacted_url.clone(),
-                        branch: self.branch.clone(),
-                        commit: commit.to_string(),
-                        path,
-                    });
-                }
-                None => {
-                    return Err(GitError::PathNotFound {
-                        url: self.redacted_url.clone(),
-                        branch: self.branch.clone(),
-                        commit: commit.to_string(),
-                        path,
-                    });
-                }
-            }
-        };
+        let env_tree = self.subtree(&tree, rel, commit)?;
 
         let tmp = self.work_dir.join(format!(
             "{TMP_PREFIX}{}-{}",
@@ -362,16 +357,85 @@ impl GitSource {
             fs::remove_dir_all(&tmp).map_err(|e| self.io(&tmp, e))?;
         }
         fs::create_dir(&tmp).map_err(|e| self.io(&tmp, e))?;
-        if let Err(err) = self.write_tree(repo, subtree, &tmp, commit) {
+        let written = (|| {
+            let at = tmp.join(rel);
+            fs::create_dir_all(&at).map_err(|e| self.io(&at, e))?;
+            self.write_tree(repo, env_tree, &at, commit)?;
+            let mut bases = Vec::new();
+            for base in crate::manifest::environment::base_paths(&at) {
+                let Some(inside) = within(rel, &base) else {
+                    return Err(GitError::BaseOutside {
+                        url: self.redacted_url.clone(),
+                        branch: self.branch.clone(),
+                        path: rel.display().to_string(),
+                        base,
+                    });
+                };
+                bases.push(inside);
+            }
+            // Each base's tree once, and not one inside another or the environment (the
+            // load refuses overlapping bases at the environment file's line).
+            bases.sort();
+            bases.dedup();
+            let mut done: Vec<PathBuf> = vec![rel.to_path_buf()];
+            for base in bases {
+                if done
+                    .iter()
+                    .any(|d| base.starts_with(d) || d.starts_with(&base))
+                {
+                    continue;
+                }
+                let Ok(id) = self.subtree(&tree, &base, commit) else {
+                    continue;
+                };
+                let at = tmp.join(&base);
+                fs::create_dir_all(&at).map_err(|e| self.io(&at, e))?;
+                self.write_tree(repo, id, &at, commit)?;
+                done.push(base);
+            }
+            Ok(())
+        })();
+        if let Err(err) = written {
             let _ = fs::remove_dir_all(&tmp);
             return Err(err);
         }
         // Only after a restart (or a vanished `current`) can the directory exist already; it
         // is complete then, but may hold another `path`, so it is replaced.
-        if dir.exists() {
-            fs::remove_dir_all(dir).map_err(|e| self.io(dir, e))?;
+        if root.exists() {
+            fs::remove_dir_all(root).map_err(|e| self.io(root, e))?;
         }
-        fs::rename(&tmp, dir).map_err(|e| self.io(dir, e))
+        fs::rename(&tmp, root).map_err(|e| self.io(root, e))
+    }
+
+    /// The tree at `rel` of a commit's `tree`.
+    fn subtree(
+        &self,
+        tree: &gix::Tree<'_>,
+        rel: &Path,
+        commit: &str,
+    ) -> Result<gix::ObjectId, GitError> {
+        let path = rel.display().to_string();
+        if rel.as_os_str().is_empty() {
+            return Ok(tree.id);
+        }
+        let entry = tree
+            .lookup_entry_by_path(rel)
+            .map_err(|e| self.read_err(commit, &format!("path {path}"), &e))?;
+        match entry {
+            Some(entry) if entry.mode().is_tree() => Ok(entry.object_id()),
+            Some(_) => Err(GitError::NotADirectory {
+                url: self.redacted_url.clone(),
+                branch: self.branch.clone(),
+                commit: commit.to_string(),
+                path,
+            }),
+            None => Err(GitError::PathNotFound {
+                url: self.redacted_url.clone(),
+                branch: self.branch.clone(),
+                commit: commit.to_string(),
+                path,
+            }),
+        }
     }
 
     /// Write the blobs of tree `id` into the existing directory `dir`, recursively.
@@ -512,6 +576,26 @@ fn render(err: &gix::Error) -> String {
     } else {
         parts.join(": ")
     }
+}
+
+/// `base`, written relative to the directory `rel` of a repository, as a path from the
+/// repository's root; `None` when it leaves the repository (`..` past the root) or is
+/// absolute.
+fn within(rel: &Path, base: &str) -> Option<PathBuf> {
+    let mut out = rel.to_path_buf();
+    for c in Path::new(base).components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
 }
 
 /// `url` with its credentials replaced by `***`: the user information (`user:password@`, or

@@ -149,6 +149,33 @@ impl Emulator {
             .unwrap();
     }
 
+    /// The loopback port moto listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Puts an object into moto's S3 (path style, `/bucket` creates the bucket), e.g. a
+    /// nested CloudFormation template. moto routes by the credential scope; a body sent
+    /// without a content type other than a form's is stored empty.
+    pub fn s3_put(&self, path: &str, body: &str) {
+        let (status, text) = request(
+            self.port,
+            "PUT",
+            path,
+            &[
+                (
+                    "Authorization",
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+                ),
+                ("Content-Type", "application/octet-stream"),
+                ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ],
+            body,
+        )
+        .expect("moto answers");
+        assert_eq!(status, 200, "PUT {path}: {text}");
+    }
+
     /// Requests an ACM certificate (moto issues it at once) and returns its ARN.
     pub fn certificate(&self, domain: &str) -> String {
         let (status, body) = aws_json(

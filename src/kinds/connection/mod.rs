@@ -13,7 +13,7 @@
 //! The description also records when mooring last sent the key (`set at <time>`): a
 //! connection AWS says was modified more than [`SET_AT_SLACK`] after that had its key (or
 //! other authorization) replaced outside mooring — EventBridge never returns the key, but
-//! `LastModifiedTime` tells — and plan shows `apiKey: "set outside mooring at …"`. moto
+//! `LastModifiedTime` tells — and plan shows `keyFrom: "set outside mooring at …"`. moto
 //! does not keep `LastModifiedTime`; that case is tested with canned responses.
 //!
 //! Reads: one DescribeSecret and one DescribeConnection per connection and pass (the
@@ -31,7 +31,7 @@ use aws_sdk_eventbridge::types::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::ownership::{self, Ownership};
 use super::{Change, Resource, eventbridge};
@@ -97,8 +97,11 @@ pub struct Doc {
     /// The ownership marker (the description's first part).
     pub marker: Option<String>,
     /// Where the key came from: `<secret> version <id>`; live, `set outside mooring at …`
-    /// when the connection was modified after mooring last sent it.
-    pub api_key: Option<String>,
+    /// when the connection was modified after mooring last sent it. Named `keyFrom`, not
+    /// `apiKey`: it never holds the key, and a field named like a secret is redacted in
+    /// plan, status and alerts, which hid exactly this news.
+    #[serde(alias = "apiKey")]
+    pub key_from: Option<String>,
 }
 
 /// One connection as observed.
@@ -158,6 +161,14 @@ fn modified_after(c: &DescribeConnectionOutput, set_at: &str) -> Option<String> 
     let slack = i64::try_from(SET_AT_SLACK.as_secs()).unwrap_or(i64::MAX);
     (modified.secs() > set.secs().saturating_add(slack))
         .then(|| modified.fmt(Format::DateTime).unwrap_or_default())
+}
+
+/// True when AWS stamped a write made at `set_at` (mooring's clock) more than half of
+/// [`SET_AT_SLACK`] later: mooring's clock is behind AWS's by about that much.
+fn skewed(set_at: std::time::SystemTime, stamp: &aws_smithy_types::DateTime) -> bool {
+    let set = aws_smithy_types::DateTime::from(set_at).secs();
+    let half = i64::try_from(SET_AT_SLACK.as_secs() / 2).unwrap_or(i64::MAX);
+    stamp.secs() > set.saturating_add(half)
 }
 
 /// The version of the secret that is current (AWSCURRENT), from metadata only.
@@ -264,7 +275,7 @@ impl Resource for Unit {
             authorization_type: ConnectionAuthorizationType::ApiKey.as_str().to_string(),
             api_key_name: m.spec.api_key.header_name.clone(),
             marker: Some(ownership::marker(Kind::Connection, set.owner(), m.name())),
-            api_key: Some(key_from(m, &obs.version)),
+            key_from: Some(key_from(m, &obs.version)),
         }
     }
 
@@ -282,7 +293,7 @@ impl Resource for Unit {
                 .unwrap_or_default()
                 .to_string(),
             marker: c.description().map(|d| parts(d).0.to_string()),
-            api_key: c.description().and_then(|d| {
+            key_from: c.description().and_then(|d| {
                 let (_, from, at) = parts(d);
                 match at.and_then(|at| modified_after(c, at)) {
                     Some(when) => Some(format!("set outside mooring at {when}")),
@@ -316,17 +327,19 @@ impl Resource for Unit {
             ..
         } = change.desired;
         let name = m.spec.aws_name(&m.metadata);
+        let set_at = std::time::SystemTime::now();
         let description = Some(description(
             cx.set.owner(),
             m,
             &obs.version,
-            &crate::status::rfc3339(std::time::SystemTime::now()),
+            &crate::status::rfc3339(set_at),
         ));
         let auth = ConnectionAuthorizationType::from(authorization_type.as_str());
         let key = api_key_value(cx, m, &obs.version).await?;
         let eb = &cx.aws().eventbridge;
-        let arn = if change.live.is_some() {
-            eb.update_connection()
+        let (arn, stamped) = if change.live.is_some() {
+            let out = eb
+                .update_connection()
                 .name(name)
                 .set_description(description.clone())
                 .authorization_type(auth)
@@ -342,17 +355,19 @@ impl Resource for Unit {
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("events:UpdateConnection", e))?
-                .connection_arn()
-                .unwrap_or_default()
-                .to_string()
+                .map_err(|e| AwsError::from_sdk("events:UpdateConnection", e))?;
+            (
+                out.connection_arn().unwrap_or_default().to_string(),
+                out.last_modified_time().copied(),
+            )
         } else {
             let params = CreateConnectionApiKeyAuthRequestParameters::builder()
                 .api_key_name(api_key_name)
                 .api_key_value(key)
                 .build()
                 .map_err(|e| AwsError::invalid_request("events:CreateConnection", e))?;
-            eb.create_connection()
+            let out = eb
+                .create_connection()
                 .name(name)
                 .set_description(description.clone())
                 .authorization_type(auth)
@@ -363,11 +378,29 @@ impl Resource for Unit {
                 )
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("events:CreateConnection", e))?
-                .connection_arn()
-                .unwrap_or_default()
-                .to_string()
+                .map_err(|e| AwsError::from_sdk("events:CreateConnection", e))?;
+            (
+                out.connection_arn().unwrap_or_default().to_string(),
+                out.last_modified_time().or(out.creation_time()).copied(),
+            )
         };
+        // The description's `set at` is mooring's clock; drift is a `LastModifiedTime`
+        // (AWS's clock) more than SET_AT_SLACK later. With mooring's clock that far behind
+        // AWS's, every write would read as someone else's and be made again, forever: when
+        // AWS stamped this write well after `set at`, the description is written once more
+        // with AWS's own stamp, which the next write's stamp follows by seconds.
+        if let Some(stamp) = stamped.filter(|t| skewed(set_at, t)) {
+            let at = stamp
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .unwrap_or_default();
+            warn!(connection = %arn, aws = %at, "mooring's clock is behind AWS's: the connection's set-at time is AWS's");
+            eb.update_connection()
+                .name(name)
+                .description(self::description(cx.set.owner(), m, &obs.version, &at))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("events:UpdateConnection", e))?;
+        }
         info!(connection = %arn, "connection in place");
         Ok(Applied {
             aws_id: arn,
@@ -444,7 +477,7 @@ spec:
             Some("backend".to_string())
         );
         // The secret was rotated: its current version is no longer the recorded one.
-        assert_eq!(changes(&set, &observed(Some(current), "v2")), ["apiKey"]);
+        assert_eq!(changes(&set, &observed(Some(current), "v2")), ["keyFrom"]);
         // Written before the time was recorded: still in sync.
         let older = "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v1";
         assert!(changes(&set, &observed(Some(older), "v1")).is_empty());
@@ -467,11 +500,11 @@ spec:
         assert!(changes(&set, &modified(set_at + 2)).is_empty());
         // Modified an hour later by someone else: the key is named, and when.
         let obs = modified(set_at + 3600);
-        assert_eq!(changes(&set, &obs), ["apiKey"]);
+        assert_eq!(changes(&set, &obs), ["keyFrom"]);
         let m = &set.connections[0];
         let live = Unit::live(&set, m, &obs).unwrap();
         assert_eq!(
-            live.api_key.as_deref(),
+            live.key_from.as_deref(),
             Some("set outside mooring at 2026-12-02T11:00:00Z")
         );
     }
@@ -506,5 +539,100 @@ spec:
             .is_some()
         );
         assert!(Unit::ownership(&observed(None, "v1")).is_none());
+    }
+
+    /// mooring's clock an hour behind AWS's: AWS stamps the update an hour after `set at`,
+    /// which the next plan would read as a key set outside mooring, and update again, on
+    /// every pass. The description is written once more with AWS's stamp instead.
+    #[tokio::test]
+    async fn a_clock_behind_aws_does_not_make_every_write_look_foreign() {
+        use aws_sdk_eventbridge::operation::update_connection::UpdateConnectionOutput;
+        use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        let set = set();
+        let recorded = "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v1; set at 2026-12-02T10:00:00Z";
+        // AWS's clock: an hour after mooring's.
+        let aws_now = aws_smithy_types::DateTime::from(std::time::SystemTime::now()).secs() + 3600;
+        let stamp = aws_smithy_types::DateTime::from_secs(aws_now);
+        let stamp_text = stamp
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap();
+        let versions = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_output(|| {
+            DescribeSecretOutput::builder()
+                .version_ids_to_stages("v2", vec!["AWSCURRENT".to_string()])
+                .build()
+        });
+        let value = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(|r| r.version_id() == Some("v2"))
+            .then_output(|| {
+                GetSecretValueOutput::builder()
+                    .secret_string(r#"{"key": "k-2"}"#)
+                    .build()
+            });
+        let live = observed(Some(recorded), "v1").live.unwrap();
+        let describe = mock!(aws_sdk_eventbridge::Client::describe_connection)
+            .then_output(move || (*live).clone());
+        // The update with the rotated key, stamped by AWS an hour "later"...
+        let update = mock!(aws_sdk_eventbridge::Client::update_connection)
+            .match_requests(|r| r.auth_parameters().is_some())
+            .then_output(move || {
+                UpdateConnectionOutput::builder()
+                    .connection_arn("arn:aws:events:eu-west-1:123456789012:connection/backend/1")
+                    .last_modified_time(stamp)
+                    .build()
+            });
+        // ...then the description alone, with AWS's stamp as its set-at time.
+        let want = format!("; set at {stamp_text}");
+        let restamp = mock!(aws_sdk_eventbridge::Client::update_connection)
+            .match_requests(move |r| {
+                r.auth_parameters().is_none()
+                    && r.description().is_some_and(|d| {
+                        d.ends_with(&want) && d.contains("version v2")
+                    })
+            })
+            .then_output(|| UpdateConnectionOutput::builder().build());
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let mut aws = crate::aws::Aws::from_config(&config).expect("config");
+        aws.secretsmanager =
+            mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&versions, &value]);
+        aws.eventbridge = mock_client!(
+            aws_sdk_eventbridge,
+            RuleMode::MatchAny,
+            [&describe, &update, &restamp]
+        );
+        let ctx = crate::reconcile::Context::new(aws);
+        let report =
+            crate::reconcile::apply_all(&ctx, &set, &crate::kinds::reconcilers(&set), true).await;
+        let r = &report.resources[0];
+        assert!(r.error().is_none(), "{r:#?}");
+        assert_eq!(update.num_calls(), 1);
+        assert_eq!(restamp.num_calls(), 1, "the description is stamped with AWS's time");
+        // The stamp that follows such a write is within the slack: no drift next pass.
+        let mut next = observed(
+            Some(&format!(
+                "managed by mooring: test/Connection/backend; key from prd/backend/api-key#key version v2; set at {stamp_text}"
+            )),
+            "v2",
+        );
+        let mut c = (*next.live.take().unwrap()).clone();
+        c.last_modified_time = Some(aws_smithy_types::DateTime::from_secs(aws_now + 2));
+        next.live = Some(Arc::new(c));
+        assert!(changes(&set, &next).is_empty());
+    }
+
+    /// A clock in step with AWS's writes once.
+    #[test]
+    fn only_a_stamp_well_after_set_at_counts_as_skew() {
+        let now = std::time::SystemTime::now();
+        let secs = aws_smithy_types::DateTime::from(now).secs();
+        assert!(!skewed(now, &aws_smithy_types::DateTime::from_secs(secs + 5)));
+        assert!(!skewed(now, &aws_smithy_types::DateTime::from_secs(secs - 600)));
+        assert!(skewed(now, &aws_smithy_types::DateTime::from_secs(secs + 3600)));
     }
 }

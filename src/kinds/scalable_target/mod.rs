@@ -125,9 +125,12 @@ fn service_resource_id(set: &ManifestSet, m: &Manifest<ScalableTargetSpec>) -> S
         .unwrap_or_default()
 }
 
-/// The name of the policy mooring manages for one target-tracking entry.
+/// The name of the policy mooring manages for one target-tracking entry: its `policyName`,
+/// else `mooring-<manifest>-<cpu|memory>`.
 pub fn policy_name(manifest: &str, t: &TargetTrackingSpec) -> String {
-    format!("mooring-{manifest}-{}", t.metric.short())
+    t.policy_name
+        .clone()
+        .unwrap_or_else(|| format!("mooring-{manifest}-{}", t.metric.short()))
 }
 
 /// A scalable target and the policies the manifest names, in the shape plan compares.
@@ -600,6 +603,7 @@ mod tests {
                         scale_in_cooldown_seconds: None,
                         scale_out_cooldown_seconds: Some(60),
                         disable_scale_in: false,
+                        policy_name: None,
                     },
                     TargetTrackingSpec {
                         metric: ScalingMetric::ECSServiceAverageMemoryUtilization,
@@ -607,6 +611,7 @@ mod tests {
                         scale_in_cooldown_seconds: None,
                         scale_out_cooldown_seconds: None,
                         disable_scale_in: false,
+                        policy_name: None,
                     },
                 ],
                 suspended: Suspended::default(),

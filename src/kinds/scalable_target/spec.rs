@@ -91,6 +91,11 @@ pub struct TargetTrackingSpec {
     /// Only ever scale out with this policy.
     #[serde(default)]
     pub disable_scale_in: bool,
+    /// The policy's name in Application Auto Scaling. Defaults to
+    /// `mooring-<manifest>-<cpu|memory>`; `mooring import` sets it to keep the name of a
+    /// policy made elsewhere (CDK, the console), so adopting it renames nothing.
+    #[serde(default)]
+    pub policy_name: Option<String>,
 }
 
 /// Predefined ECS service metrics.
@@ -164,6 +169,14 @@ impl ScalableTargetSpec {
                 if v.is_some_and(|v| v > 86_400) {
                     f.at(&format!("{p}/{field}"), "at most 86400 seconds (one day)");
                 }
+            }
+            if let Some(name) = &t.policy_name
+                && (name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control))
+            {
+                f.at(
+                    &format!("{p}/policyName"),
+                    "a policy name is 1-256 printable characters",
+                );
             }
             if seen.contains(&t.metric) {
                 f.at(

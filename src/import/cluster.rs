@@ -1,0 +1,85 @@
+//! The cluster: `cluster.yaml`.
+
+use aws_sdk_ecs::types::ClusterField;
+use serde_json::json;
+
+use super::{Ctx, Imported, Names, user_tags};
+use crate::aws::AwsError;
+
+/// The imported cluster.
+pub(crate) struct Cluster {
+    /// Its name in ECS.
+    pub aws_name: String,
+    /// Its manifest's name.
+    pub name: String,
+    /// Its manifest.
+    pub doc: Imported,
+    /// The stack its `mooring.dev/stack` tag names, when mooring made it.
+    pub stack: Option<String>,
+}
+
+/// Reads the cluster `name_or_arn`.
+pub(crate) async fn read(
+    cx: &Ctx<'_>,
+    name_or_arn: &str,
+    names: &mut Names,
+) -> Result<Cluster, String> {
+    let out = cx
+        .aws
+        .ecs
+        .describe_clusters()
+        .clusters(name_or_arn)
+        .include(ClusterField::Settings)
+        .include(ClusterField::Tags)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "failed to read cluster `{name_or_arn}`: {}",
+                AwsError::from_sdk("ecs:DescribeClusters", e)
+            )
+        })?;
+    let c = out
+        .clusters()
+        .iter()
+        .find(|c| c.status() != Some("INACTIVE"))
+        .ok_or_else(|| format!("failed to find cluster `{name_or_arn}`"))?;
+    let aws_name = c.cluster_name().unwrap_or(name_or_arn).to_string();
+    let pairs: Vec<(&str, &str)> = c
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?, t.value()?)))
+        .collect();
+    let name = names.take_owned("Cluster", &aws_name, pairs.iter().copied());
+    let stack = pairs
+        .iter()
+        .find(|(k, _)| *k == crate::manifest::TAG_STACK)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| crate::manifest::stack::valid_name(v));
+    // Left out when ECS does not report it ("left as AWS has it") or reports the default.
+    let insights = c
+        .settings()
+        .iter()
+        .find(|s| s.name().map(|n| n.as_str()) == Some("containerInsights"))
+        .and_then(|s| s.value())
+        .filter(|v| ["enabled", "enhanced"].contains(v));
+    let tags = user_tags(c.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
+    let mut doc = Imported::new(
+        "Cluster",
+        name.clone(),
+        c.cluster_arn().unwrap_or(&aws_name).to_string(),
+        json!({"clusterName": aws_name, "containerInsights": insights, "tags": tags}),
+    );
+    let providers = c.capacity_providers();
+    if providers.iter().any(|p| !p.starts_with("FARGATE")) {
+        doc.notes.push(format!(
+            "capacity providers {providers:?} are not managed by mooring and are left as they are"
+        ));
+    }
+    Ok(Cluster {
+        aws_name,
+        name,
+        doc,
+        stack,
+    })
+}

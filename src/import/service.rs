@@ -1,0 +1,683 @@
+//! A service and the task definition it runs: `<service>.yaml`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ecs::types::{
+    ContainerDefinition, Service, ServiceField, TaskDefinition, TaskDefinitionField,
+};
+use serde_json::{Map, Value, json};
+
+use super::target_group::TargetGroup;
+use super::{Ctx, Imported, Names, user_tags};
+use crate::aws::AwsError;
+use crate::kinds::service::spec::{DEFAULT_CONTAINER_NAME, SECRETS_VERSION_ENV};
+
+/// A live service and the revision it runs.
+pub(crate) struct Read {
+    /// The service.
+    pub service: Service,
+    /// Its task definition.
+    pub td: TaskDefinition,
+}
+
+/// The imported service and the SSM parameters its secrets read.
+pub(crate) struct Built {
+    /// The Service manifest.
+    pub doc: Imported,
+    /// Full names of the SSM parameters (this account and region) its secrets read.
+    pub secrets: Vec<String>,
+}
+
+/// Reads the cluster's services (all, or those named), sorted by name, and their revisions.
+pub(crate) async fn read(
+    cx: &Ctx<'_>,
+    cluster: &str,
+    only: &[String],
+) -> Result<Vec<Read>, String> {
+    let ecs = &cx.aws.ecs;
+    let wanted: Vec<String> = if only.is_empty() {
+        ecs.list_services()
+            .cluster(cluster)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to list the services of `{cluster}`: {}",
+                    AwsError::from_sdk("ecs:ListServices", e)
+                )
+            })?
+    } else {
+        only.to_vec()
+    };
+    let mut services = Vec::new();
+    for chunk in wanted.chunks(10) {
+        let out = ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .include(ServiceField::Tags)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read services of `{cluster}`: {}",
+                    AwsError::from_sdk("ecs:DescribeServices", e)
+                )
+            })?;
+        if let Some(f) = out.failures().first() {
+            return Err(format!(
+                "failed to find service `{}` in cluster `{cluster}` ({})",
+                f.arn()
+                    .unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default(),
+                f.reason().unwrap_or("missing")
+            ));
+        }
+        services.extend(
+            out.services()
+                .iter()
+                .filter(|s| s.status() != Some("INACTIVE"))
+                .cloned(),
+        );
+    }
+    services.sort_by(|a, b| a.service_name().cmp(&b.service_name()));
+    let mut out = Vec::new();
+    for s in services {
+        let arn = s.task_definition().unwrap_or_default().to_string();
+        let td = ecs
+            .describe_task_definition()
+            .task_definition(&arn)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read task definition `{arn}`: {}",
+                    AwsError::from_sdk("ecs:DescribeTaskDefinition", e)
+                )
+            })?
+            .task_definition
+            .ok_or_else(|| format!("failed to read task definition `{arn}`"))?;
+        out.push(Read { service: s, td });
+    }
+    Ok(out)
+}
+
+/// The container the manifest describes: the one a load balancer sends traffic to, else
+/// the only (or first essential) one.
+fn main_container<'a>(s: &Service, td: &'a TaskDefinition) -> Option<&'a ContainerDefinition> {
+    let cs = td.container_definitions();
+    let by_lb = s
+        .load_balancers()
+        .iter()
+        .filter_map(|l| l.container_name())
+        .find_map(|n| cs.iter().find(|c| c.name() == Some(n)));
+    by_lb
+        .or_else(|| cs.iter().find(|c| c.essential() != Some(false)))
+        .or(cs.first())
+}
+
+/// An SSM parameter's name from a `valueFrom` ARN of this account and region (`None` for
+/// another's, kept as an ARN).
+fn parameter_name(cx: &Ctx<'_>, value_from: &str) -> Option<String> {
+    if !value_from.starts_with("arn:") {
+        return Some(value_from.to_string());
+    }
+    let parts: Vec<&str> = value_from.splitn(6, ':').collect();
+    let [_, _, "ssm", region, account, resource] = parts.as_slice() else {
+        return None;
+    };
+    if *region != cx.region || *account != cx.account {
+        return None;
+    }
+    let rest = resource.strip_prefix("parameter/")?;
+    Some(if rest.contains('/') {
+        format!("/{rest}")
+    } else {
+        rest.to_string()
+    })
+}
+
+/// Builds the Service manifest.
+pub(crate) fn build(
+    cx: &Ctx<'_>,
+    r: &Read,
+    cluster: &str,
+    tgs: &BTreeMap<String, TargetGroup>,
+    forwarded: &BTreeSet<String>,
+    scaled: bool,
+    names: &mut Names,
+) -> Built {
+    let s = &r.service;
+    let td = &r.td;
+    let aws_name = s.service_name().unwrap_or_default().to_string();
+    let name = names.take_owned(
+        "Service",
+        &aws_name,
+        s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))),
+    );
+    let mut cannot: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut secrets_read = Vec::new();
+
+    // Task definition.
+    let main = main_container(s, td);
+    let main_name = main
+        .and_then(|c| c.name())
+        .unwrap_or(DEFAULT_CONTAINER_NAME);
+    for other in td
+        .container_definitions()
+        .iter()
+        .filter_map(|c| c.name())
+        .filter(|n| *n != main_name)
+    {
+        cannot.push(format!(
+            "taskDefinition.containerDefinitions.{other}: a second container (sidecar); a manifest has one container"
+        ));
+    }
+    let live_td = crate::kinds::service::render::live_task_definition(td, main_name);
+    for setting in &live_td.unmanaged_settings {
+        cannot.push(format!("taskDefinition.{setting}"));
+    }
+    if live_td.network_mode.as_deref() != Some("awsvpc") {
+        cannot.push(format!(
+            "taskDefinition.networkMode: {} (mooring runs awsvpc)",
+            live_td.network_mode.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if !live_td
+        .requires_compatibilities
+        .iter()
+        .any(|c| c == "FARGATE")
+    {
+        cannot.push("taskDefinition.requiresCompatibilities: not FARGATE".into());
+    }
+    let mut container = Map::new();
+    let mut restart_on_secret_change = None;
+    if let Some(c) = main {
+        let doc = crate::kinds::service::render::container_doc(c);
+        for setting in &doc.unmanaged_settings {
+            cannot.push(format!("taskDefinition.container.{setting}"));
+        }
+        if !doc.essential {
+            cannot.push("taskDefinition.container.essential: false".into());
+        }
+        if main_name != DEFAULT_CONTAINER_NAME {
+            container.insert("name".into(), json!(main_name));
+        }
+        let image = doc.image.clone().unwrap_or_default();
+        container.insert("image".into(), json!(image));
+        if let Some(ecr) = crate::kinds::service::image::EcrImage::parse(&image)
+            && ecr.digest.is_none()
+        {
+            // mooring would otherwise follow the tag by digest: a new revision.
+            container.insert("imageUpdate".into(), json!("tag"));
+            notes.push(format!(
+                "the image is registered by tag as it runs today (`imageUpdate: tag`); remove it to follow `{}` by digest (one new revision)",
+                ecr.tag.as_deref().unwrap_or("latest")
+            ));
+        }
+        let mut port = None;
+        match doc.port_mappings.as_slice() {
+            [] => {}
+            [p] if p.protocol == "tcp" && p.host_port == p.container_port => {
+                port = p.container_port;
+                container.insert("port".into(), json!(p.container_port));
+            }
+            more => cannot.push(format!(
+                "taskDefinition.container.portMappings: {} mapping(s) ({}); a manifest maps one TCP port",
+                more.len(),
+                more.iter()
+                    .map(|p| format!("{}/{}", p.container_port.unwrap_or_default(), p.protocol))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+        container.insert("command".into(), json!(doc.command));
+        let mut env = doc.environment.clone();
+        let followed = env.remove(SECRETS_VERSION_ENV).is_some();
+        container.insert("environment".into(), json!(env));
+        let mut secrets = BTreeMap::new();
+        for (k, from) in &doc.secrets {
+            if from.contains(":secretsmanager:") {
+                secrets.insert(k.clone(), json!({"secretsManagerArn": from}));
+            } else {
+                if !from.starts_with("arn:") {
+                    notes.push(format!(
+                        "secret {k} names its parameter `{from}` without an ARN; mooring registers it by ARN (one new revision)"
+                    ));
+                }
+                match parameter_name(cx, from) {
+                    Some(n) => {
+                        secrets_read.push(n.clone());
+                        secrets.insert(k.clone(), json!({"ssmParameter": n}));
+                    }
+                    None => {
+                        secrets.insert(k.clone(), json!({"ssmParameter": from}));
+                    }
+                }
+            }
+        }
+        if !secrets.is_empty() && !followed {
+            // Following secret versions adds MOORING_SECRETS_VERSION: a new revision.
+            restart_on_secret_change = Some(false);
+            notes.push("`deploy.restartOnSecretChange: false` keeps the running revision; remove it to redeploy when a secret gets a new version (one new revision)".into());
+        }
+        container.insert("secrets".into(), json!(secrets));
+        if let Some(hc) = &doc.health_check {
+            let mut h = Map::new();
+            let tg_paths: Vec<&str> = s
+                .load_balancers()
+                .iter()
+                .filter_map(|l| l.target_group_arn())
+                .filter(|a| forwarded.contains(*a))
+                .filter_map(|a| tgs.get(a))
+                .map(|t| t.health_path.as_str())
+                .collect();
+            let http_path = port.and_then(|p| {
+                let cmd = hc.command.get(1)?;
+                let path = cmd
+                    .strip_prefix(&format!("curl -f 'http://localhost:{p}"))?
+                    .strip_suffix("' || exit 1")?;
+                (hc.command.len() == 2
+                    && hc.command[0] == "CMD-SHELL"
+                    && path.starts_with('/')
+                    && tg_paths.iter().all(|t| *t == path))
+                .then(|| path.to_string())
+            });
+            match http_path {
+                Some(p) => h.insert("httpPath".into(), json!(p)),
+                None => h.insert("command".into(), json!(hc.command)),
+            };
+            for (k, v, default) in [
+                ("intervalSeconds", hc.interval, 30),
+                ("timeoutSeconds", hc.timeout, 5),
+                ("retries", hc.retries, 3),
+                ("startPeriodSeconds", hc.start_period, 0),
+            ] {
+                if v != default {
+                    h.insert(k.into(), json!(v));
+                }
+            }
+            container.insert("healthCheck".into(), Value::Object(h));
+        }
+        if let Some(l) = &doc.log_configuration {
+            let mut o = l.options.clone();
+            if l.log_driver != "awslogs" {
+                cannot.push(format!(
+                    "taskDefinition.container.logConfiguration.logDriver: {} (mooring writes awslogs)",
+                    l.log_driver
+                ));
+            } else {
+                let mut logs = Map::new();
+                logs.insert("group".into(), json!(o.remove("awslogs-group")));
+                if let Some(p) = o.remove("awslogs-stream-prefix").filter(|p| p != "ecs") {
+                    logs.insert("streamPrefix".into(), json!(p));
+                }
+                if let Some(region) = o.remove("awslogs-region").filter(|r| *r != cx.region) {
+                    logs.insert("region".into(), json!(region));
+                }
+                if o.remove("awslogs-create-group").as_deref() == Some("true") {
+                    logs.insert("createGroup".into(), json!(true));
+                }
+                for k in o.keys() {
+                    cannot.push(format!(
+                        "taskDefinition.container.logConfiguration.options.{k}"
+                    ));
+                }
+                container.insert("logs".into(), Value::Object(logs));
+            }
+        }
+    }
+    let (cpu, memory) = (
+        live_td.cpu.as_deref().and_then(|c| c.parse::<u32>().ok()),
+        live_td
+            .memory
+            .as_deref()
+            .and_then(|m| m.parse::<u32>().ok()),
+    );
+    let task_definition = json!({
+        "family": td.family(),
+        "cpu": cpu,
+        "memory": memory,
+        "executionRoleArn": td.execution_role_arn(),
+        "taskRoleArn": td.task_role_arn(),
+        "container": container,
+    });
+
+    // The service.
+    let launch_fargate = s.launch_type().map(|l| l.as_str()) == Some("FARGATE");
+    let strategy = s.capacity_provider_strategy();
+    if !launch_fargate {
+        let plain_fargate = matches!(strategy, [one] if one.capacity_provider() == "FARGATE");
+        if !plain_fargate {
+            cannot.push(format!(
+                "capacityProviderStrategy: {}",
+                if strategy.is_empty() {
+                    format!(
+                        "launch type {}",
+                        s.launch_type().map_or("(none)", |l| l.as_str())
+                    )
+                } else {
+                    strategy
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} weight {} base {}",
+                                c.capacity_provider(),
+                                c.weight(),
+                                c.base()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ));
+        }
+    }
+    if !s.placement_strategy().is_empty() {
+        cannot.push("placementStrategy".into());
+    }
+    if !s.placement_constraints().is_empty() {
+        cannot.push("placementConstraints".into());
+    }
+    if !s.service_registries().is_empty() {
+        cannot.push("serviceRegistries (Cloud Map service discovery)".into());
+    }
+    if let Some(c) = s.deployment_controller()
+        && c.r#type().as_str() != "ECS"
+    {
+        cannot.push(format!("deploymentController: {}", c.r#type().as_str()));
+    }
+    let vpc = s
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration());
+    let mut subnets: Vec<String> = vpc.map(|v| v.subnets().to_vec()).unwrap_or_default();
+    subnets.sort();
+    let mut sgs: Vec<String> = vpc
+        .map(|v| v.security_groups().to_vec())
+        .unwrap_or_default();
+    sgs.sort();
+    if vpc.is_none() {
+        cannot.push("networkConfiguration: none (mooring runs awsvpc)".into());
+    }
+    let public = vpc.and_then(|v| v.assign_public_ip()).map(|a| a.as_str()) == Some("ENABLED");
+    let network = json!({
+        "subnets": {"ids": subnets},
+        "securityGroups": {"ids": sgs},
+        "assignPublicIp": if public { Some(true) } else { None },
+    });
+    let d = s.deployment_configuration();
+    let cb = d
+        .and_then(|d| d.deployment_circuit_breaker())
+        .filter(|c| c.enable() || c.rollback());
+    let deployment = json!({
+        "circuitBreaker": cb.map(|c| json!({"enable": c.enable(), "rollback": c.rollback()})),
+        "minimumHealthyPercent": d.and_then(|d| d.minimum_healthy_percent()).filter(|v| *v != 100),
+        "maximumPercent": d.and_then(|d| d.maximum_percent()).filter(|v| *v != 200),
+    });
+    let mut load_balancers = Vec::new();
+    for lb in s.load_balancers() {
+        let Some(arn) = lb.target_group_arn() else {
+            cannot.push("loadBalancers: a classic load balancer".into());
+            continue;
+        };
+        if lb.container_name().is_some_and(|n| n != main_name) {
+            cannot.push(format!(
+                "loadBalancers: traffic to container `{}`",
+                lb.container_name().unwrap_or_default()
+            ));
+            continue;
+        }
+        let mut entry = Map::new();
+        match tgs.get(arn).filter(|_| forwarded.contains(arn)) {
+            Some(tg) => {
+                entry.insert("targetGroup".into(), json!(tg.doc.name));
+            }
+            None => {
+                notes.push(format!(
+                    "target group {arn} is named by ARN: no listener's default action forwards to it, so it is not imported"
+                ));
+                entry.insert("targetGroupArn".into(), json!(arn));
+            }
+        }
+        let port = lb.container_port();
+        if port.is_some()
+            && port
+                != container
+                    .get("port")
+                    .and_then(Value::as_i64)
+                    .map(|p| p as i32)
+        {
+            entry.insert("containerPort".into(), json!(port));
+        }
+        load_balancers.push(Value::Object(entry));
+    }
+    load_balancers.sort_by_key(|v| v.to_string());
+    let platform = s.platform_version().filter(|p| *p != "LATEST");
+    let grace = s.health_check_grace_period_seconds().filter(|g| *g != 0);
+    let tags = user_tags(s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
+    let spec = json!({
+        "cluster": cluster,
+        "serviceName": aws_name,
+        "desiredCount": if scaled { None } else { Some(s.desired_count()) },
+        "taskDefinition": task_definition,
+        "network": network,
+        "deployment": deployment,
+        "healthCheckGracePeriodSeconds": grace,
+        "enableExecuteCommand": if s.enable_execute_command() { Some(true) } else { None },
+        "platformVersion": platform,
+        "loadBalancers": load_balancers,
+        "tags": tags,
+        "deploy": {"restartOnSecretChange": restart_on_secret_change},
+    });
+    let mut doc = Imported::new(
+        "Service",
+        name,
+        s.service_arn().unwrap_or_default().to_string(),
+        spec,
+    );
+    doc.notes.push(format!(
+        "runs task definition {}",
+        td.task_definition_arn().unwrap_or_default()
+    ));
+    doc.cannot_carry = cannot;
+    doc.notes.extend(notes);
+    secrets_read.sort();
+    secrets_read.dedup();
+    Built {
+        doc,
+        secrets: secrets_read,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::{
+        CapacityProviderStrategyItem, HealthCheck, LogConfiguration, LogDriver, PlacementStrategy,
+        PlacementStrategyType, PortMapping, Secret, TransportProtocol, Volume,
+    };
+
+    fn aws() -> crate::aws::Aws {
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        crate::aws::Aws::from_config(&config).unwrap()
+    }
+
+    fn container() -> aws_sdk_ecs::types::ContainerDefinition {
+        aws_sdk_ecs::types::ContainerDefinition::builder()
+            .name("app")
+            .image("nginx:1.27")
+            .essential(true)
+            .port_mappings(
+                PortMapping::builder()
+                    .container_port(8080)
+                    .host_port(8080)
+                    .protocol(TransportProtocol::Tcp)
+                    .build(),
+            )
+            .secrets(
+                Secret::builder()
+                    .name("TOKEN")
+                    .value_from("arn:aws:ssm:eu-west-1:123456789012:parameter/prd/token")
+                    .build()
+                    .unwrap(),
+            )
+            .secrets(
+                Secret::builder()
+                    .name("OTHER")
+                    .value_from("arn:aws:ssm:us-west-2:123456789012:parameter/prd/other")
+                    .build()
+                    .unwrap(),
+            )
+            .health_check(
+                HealthCheck::builder()
+                    .command("CMD-SHELL")
+                    .command("curl -f 'http://localhost:8080/health' || exit 1")
+                    .interval(10)
+                    .build()
+                    .unwrap(),
+            )
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-group", "/ecs/app")
+                    .options("awslogs-region", "eu-west-1")
+                    .options("awslogs-stream-prefix", "ecs")
+                    .options("mode", "non-blocking")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
+    fn build_one(service: Service, td: TaskDefinition) -> Built {
+        let aws = aws();
+        let cx = Ctx {
+            aws: &aws,
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+        };
+        build(
+            &cx,
+            &Read { service, td },
+            "prd",
+            &BTreeMap::new(),
+            &BTreeSet::new(),
+            false,
+            &mut Names::default(),
+        )
+    }
+
+    #[test]
+    fn what_a_manifest_cannot_express_is_named_and_the_rest_is_written() {
+        let td = TaskDefinition::builder()
+            .family("app")
+            .cpu("256")
+            .memory("512")
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .container_definitions(container())
+            .volumes(Volume::builder().name("data").build())
+            .build();
+        let service = Service::builder()
+            .service_name("app")
+            .service_arn("arn:aws:ecs:eu-west-1:123456789012:service/prd/app")
+            .desired_count(3)
+            .capacity_provider_strategy(
+                CapacityProviderStrategyItem::builder()
+                    .capacity_provider("FARGATE_SPOT")
+                    .weight(1)
+                    .build()
+                    .unwrap(),
+            )
+            .placement_strategy(
+                PlacementStrategy::builder()
+                    .r#type(PlacementStrategyType::Spread)
+                    .build(),
+            )
+            .build();
+        let built = build_one(service, td);
+        let d = &built.doc;
+        let cannot = d.cannot_carry.join("\n");
+        for expected in [
+            "taskDefinition.volumes",
+            "capacityProviderStrategy: FARGATE_SPOT weight 1 base 0",
+            "placementStrategy",
+            "taskDefinition.container.logConfiguration.options.mode",
+        ] {
+            assert!(cannot.contains(expected), "no {expected:?} in {cannot}");
+        }
+        let text = d.render();
+        assert!(text.contains("mooring.dev/mode: observe"), "{text}");
+        assert!(text.contains("#   - placementStrategy\n"), "{text}");
+        // Written as a person would: defaults left out, references as names.
+        let c = &d.spec["taskDefinition"]["container"];
+        assert_eq!(
+            c["healthCheck"],
+            json!({"httpPath": "/health", "intervalSeconds": 10})
+        );
+        assert_eq!(c["logs"], json!({"group": "/ecs/app"}));
+        assert_eq!(c["secrets"]["TOKEN"], json!({"ssmParameter": "/prd/token"}));
+        assert_eq!(
+            c["secrets"]["OTHER"],
+            json!({"ssmParameter": "arn:aws:ssm:us-west-2:123456789012:parameter/prd/other"}),
+            "another region's parameter keeps its ARN"
+        );
+        assert_eq!(d.spec["desiredCount"], json!(3));
+        assert_eq!(d.spec["deploy"]["restartOnSecretChange"], json!(false));
+        assert_eq!(built.secrets, vec!["/prd/token".to_string()]);
+    }
+
+    #[test]
+    fn a_plain_fargate_service_carries_everything() {
+        let mut c = container();
+        c.log_configuration = None;
+        let td = TaskDefinition::builder()
+            .family("app")
+            .cpu("0.25 vCPU")
+            .memory("512")
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .container_definitions(c)
+            .build();
+        let service = Service::builder()
+            .service_name("app")
+            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+            .desired_count(1)
+            .network_configuration(
+                aws_sdk_ecs::types::NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                            .subnets("subnet-b")
+                            .subnets("subnet-a")
+                            .security_groups("sg-1")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .build();
+        let built = build_one(service, td);
+        assert!(
+            built.doc.cannot_carry.is_empty(),
+            "{:?}",
+            built.doc.cannot_carry
+        );
+        assert_eq!(built.doc.spec["taskDefinition"]["cpu"], json!(256));
+        assert_eq!(
+            built.doc.spec["network"]["subnets"],
+            json!({"ids": ["subnet-a", "subnet-b"]})
+        );
+        assert!(!built.doc.render().contains("mooring.dev/mode"));
+    }
+}
