@@ -222,7 +222,7 @@ pub fn policy(set: &ManifestSet) -> Value {
     let mut secrets: Vec<String> = set
         .services
         .iter()
-        .flat_map(|s| s.spec.task_definition.container.secrets.values())
+        .flat_map(|s| s.spec.containers().flat_map(|(_, c)| c.secrets.values()))
         .filter_map(|r| r.secrets_manager_arn.clone())
         .map(|a| crate::kinds::service::secret_arn(&a))
         .collect();
@@ -532,7 +532,9 @@ mod tests {
                 targets["Action"],
                 json!([
                     "application-autoscaling:DeleteScalingPolicy",
+                    "application-autoscaling:DeleteScheduledAction",
                     "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:PutScheduledAction",
                     "application-autoscaling:RegisterScalableTarget"
                 ])
             );
@@ -540,6 +542,38 @@ mod tests {
                 targets["Resource"],
                 json!(["arn:aws:application-autoscaling:*:*:scalable-target/*"])
             );
+            // Listener certificates and attributes are written on the load balancer's
+            // own listener and load balancer ARNs; their reads stay in `Read`.
+            let lb = by_sid(&statements, "LoadBalancerWrite");
+            for action in [
+                "elasticloadbalancing:AddListenerCertificates",
+                "elasticloadbalancing:RemoveListenerCertificates",
+                "elasticloadbalancing:ModifyLoadBalancerAttributes",
+            ] {
+                assert!(
+                    lb["Action"].as_array().unwrap().contains(&json!(action)),
+                    "{dir}: {action} not in {lb:#}"
+                );
+            }
+            assert!(
+                lb["Resource"].as_array().unwrap().iter().all(|r| r
+                    .as_str()
+                    .unwrap()
+                    .contains("/app/salon-alb/")
+                    || r.as_str().unwrap().contains("/app/small-api")),
+                "{dir}: {lb:#}"
+            );
+            let read = by_sid(&statements, "Read")["Action"]
+                .as_array()
+                .unwrap()
+                .clone();
+            for action in [
+                "elasticloadbalancing:DescribeListenerCertificates",
+                "elasticloadbalancing:DescribeLoadBalancerAttributes",
+                "application-autoscaling:DescribeScheduledActions",
+            ] {
+                assert!(read.contains(&json!(action)), "{dir}: {action} not in Read");
+            }
             let alarms = by_sid(&statements, "ScalableTargetAlarms");
             assert_eq!(
                 alarms["Action"],

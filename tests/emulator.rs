@@ -112,6 +112,48 @@ async fn swap_image(
     arn
 }
 
+/// Registers a copy of the service's revision with `edit` applied (every container and the
+/// task-level fields mooring compares), and moves the service to it, as someone would by
+/// hand. Returns the new revision's ARN.
+async fn swap_task_definition(
+    emu: &Emulator,
+    cluster: &str,
+    service: &str,
+    edit: impl FnOnce(&mut aws_sdk_ecs::types::TaskDefinition),
+) -> String {
+    let ecs = emu.ecs().await;
+    let (_, mut td) = describe_service(emu, cluster, service).await;
+    edit(&mut td);
+    let registered = ecs
+        .register_task_definition()
+        .family(td.family().unwrap_or_default())
+        .set_cpu(td.cpu().map(str::to_string))
+        .set_memory(td.memory().map(str::to_string))
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+        .set_task_role_arn(td.task_role_arn().map(str::to_string))
+        .set_container_definitions(Some(td.container_definitions().to_vec()))
+        .set_ephemeral_storage(td.ephemeral_storage().cloned())
+        .set_runtime_platform(td.runtime_platform().cloned())
+        .send()
+        .await
+        .expect("register task definition");
+    let arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_string();
+    ecs.update_service()
+        .cluster(cluster)
+        .service(service)
+        .task_definition(&arn)
+        .send()
+        .await
+        .expect("update service");
+    arn
+}
+
 fn image_of(td: &aws_sdk_ecs::types::TaskDefinition) -> String {
     td.container_definitions()[0]
         .image()
@@ -4917,6 +4959,56 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "load balancer idle timeout" | "load balancer access logs" => {
+                let attr = |k: &str, v: &str| {
+                    aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                };
+                let attrs = if id == "load balancer idle timeout" {
+                    vec![attr("idle_timeout.timeout_seconds", "300")]
+                } else {
+                    vec![
+                        attr("access_logs.s3.enabled", "true"),
+                        attr("access_logs.s3.bucket", "someone-elses-logs"),
+                    ]
+                };
+                self.elb
+                    .modify_load_balancer_attributes()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .set_attributes(Some(attrs))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "listener extra certificate" => {
+                let listeners = self
+                    .elb
+                    .describe_listeners()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .send()
+                    .await
+                    .unwrap();
+                let https = listeners
+                    .listeners()
+                    .iter()
+                    .find(|l| l.port() == Some(443))
+                    .unwrap();
+                self.elb
+                    .add_listener_certificates()
+                    .listener_arn(https.listener_arn().unwrap())
+                    .certificates(
+                        aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+                            .certificate_arn(
+                                "arn:aws:acm:us-east-1:123456789012:certificate/by-hand",
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "listener default action" => {
                 let listeners = self
                     .elb
@@ -5032,6 +5124,86 @@ impl Others {
             "service image" => {
                 swap_image(emu, "salon-prd", "salon-backend", "nginx:hacked", None).await;
             }
+            "service ephemeral storage" => {
+                swap_task_definition(emu, "salon-prd", "salon-backend", |td| {
+                    td.ephemeral_storage = Some(
+                        aws_sdk_ecs::types::EphemeralStorage::builder()
+                            .size_in_gib(50)
+                            .build(),
+                    );
+                })
+                .await;
+            }
+            "service cpu architecture" => {
+                swap_task_definition(emu, "salon-prd", "salon-backend", |td| {
+                    td.runtime_platform = Some(
+                        aws_sdk_ecs::types::RuntimePlatform::builder()
+                            .cpu_architecture(aws_sdk_ecs::types::CpuArchitecture::Arm64)
+                            .operating_system_family(aws_sdk_ecs::types::OsFamily::Linux)
+                            .build(),
+                    );
+                })
+                .await;
+            }
+            "service sidecar added" | "service container dependsOn" => {
+                let depends = id == "service container dependsOn";
+                swap_task_definition(emu, "salon-prd", "salon-backend", |td| {
+                    let cs = td.container_definitions.get_or_insert_with(Vec::new);
+                    cs.push(
+                        ContainerDefinition::builder()
+                            .name("xray")
+                            .image("amazon/aws-xray-daemon:3")
+                            .essential(false)
+                            .build(),
+                    );
+                    if depends {
+                        cs[0].depends_on = Some(vec![
+                            aws_sdk_ecs::types::ContainerDependency::builder()
+                                .container_name("xray")
+                                .condition(aws_sdk_ecs::types::ContainerCondition::Start)
+                                .build()
+                                .unwrap(),
+                        ]);
+                    }
+                })
+                .await;
+            }
+            "Fargate's defaults spelt out in a revision" => {
+                // What AWS fills in is what the manifest means by leaving them out.
+                swap_task_definition(emu, "salon-prd", "salon-backend", |td| {
+                    td.runtime_platform = Some(
+                        aws_sdk_ecs::types::RuntimePlatform::builder()
+                            .cpu_architecture(aws_sdk_ecs::types::CpuArchitecture::X8664)
+                            .operating_system_family(aws_sdk_ecs::types::OsFamily::Linux)
+                            .build(),
+                    );
+                    for c in td.container_definitions.iter_mut().flatten() {
+                        c.essential = None;
+                    }
+                })
+                .await;
+            }
+            "service capacity provider strategy" => {
+                // moto stores a strategy sent with UpdateService (and keeps the launch type
+                // alongside it; ECS drops it). CreateService with a strategy is another
+                // matter: moto drops the strategy there (launch type EC2), see
+                // mock_tests.rs for the shape ECS returns.
+                self.ecs
+                    .update_service()
+                    .cluster("salon-prd")
+                    .service("salon-backend")
+                    .capacity_provider_strategy(
+                        aws_sdk_ecs::types::CapacityProviderStrategyItem::builder()
+                            .capacity_provider("FARGATE_SPOT")
+                            .weight(1)
+                            .build()
+                            .unwrap(),
+                    )
+                    .force_new_deployment(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "service execute command" => {
                 self.ecs
                     .update_service()
@@ -5126,6 +5298,28 @@ impl Others {
                             )
                             .build()
                             .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "scheduled action capacity" | "scheduled action by hand" => {
+                let (name, schedule) = if id == "scheduled action by hand" {
+                    ("by-hand", "rate(1 day)")
+                } else {
+                    ("business-hours", "cron(0 7 ? * MON-FRI *)")
+                };
+                self.scaling
+                    .put_scheduled_action()
+                    .scheduled_action_name(name)
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .resource_id("service/salon-prd/salon-backend")
+                    .schedule(schedule)
+                    .scalable_target_action(
+                        aws_sdk_applicationautoscaling::types::ScalableTargetAction::builder()
+                            .min_capacity(1)
+                            .build(),
                     )
                     .send()
                     .await
@@ -5253,6 +5447,20 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "load balancer deletion protection" => {
+                self.elb
+                    .modify_load_balancer_attributes()
+                    .load_balancer_arn(self.alb_arn().await)
+                    .attributes(
+                        aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+                            .key("deletion_protection.enabled")
+                            .value("true")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "desired count under autoscaling" => {
                 self.ecs
                     .update_service()
@@ -5350,6 +5558,21 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "listeners.80.defaultAction.type",
         ),
         (
+            "load balancer idle timeout",
+            "LoadBalancer/salon-alb",
+            "idleTimeoutSeconds",
+        ),
+        (
+            "load balancer access logs",
+            "LoadBalancer/salon-alb",
+            "accessLogs",
+        ),
+        (
+            "listener extra certificate",
+            "LoadBalancer/salon-alb",
+            "listeners.443.certificates",
+        ),
+        (
             "log group retention",
             "LogGroup/salon-backend-logs",
             "retentionInDays",
@@ -5410,6 +5633,31 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "platformVersion",
         ),
         (
+            "service capacity provider strategy",
+            "Service/salon-backend",
+            "capacityProviderStrategy",
+        ),
+        (
+            "service ephemeral storage",
+            "Service/salon-backend",
+            "taskDefinition.ephemeralStorage.sizeInGiB",
+        ),
+        (
+            "service cpu architecture",
+            "Service/salon-backend",
+            "taskDefinition.runtimePlatform.cpuArchitecture",
+        ),
+        (
+            "service sidecar added",
+            "Service/salon-backend",
+            "taskDefinition.sidecars.xray",
+        ),
+        (
+            "service container dependsOn",
+            "Service/salon-backend",
+            "taskDefinition.container.dependsOn",
+        ),
+        (
             "service deployment circuit breaker",
             "Service/salon-backend",
             "deployment.circuitBreaker",
@@ -5428,6 +5676,16 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "scaling extra policy",
             "ScalableTarget/salon-backend",
             "policies.by-hand",
+        ),
+        (
+            "scheduled action capacity",
+            "ScalableTarget/salon-backend",
+            "schedules.business-hours.minCapacity",
+        ),
+        (
+            "scheduled action by hand",
+            "ScalableTarget/salon-backend",
+            "schedules.by-hand",
         ),
         ("alarm threshold", "Alarm/salon-backend-cpu", "threshold"),
         (
@@ -5516,6 +5774,8 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
         "others' tag on a parameter",
         "desired count under autoscaling",
         "an unmanaged parameter under the set's path",
+        "load balancer deletion protection",
+        "Fargate's defaults spelt out in a revision",
     ];
     for change in not_drift {
         others.mutate(emu, change).await;

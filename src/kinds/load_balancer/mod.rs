@@ -4,7 +4,10 @@
 //! one is missing), one DescribeTags per 20 that exist, one ListCertificates when a
 //! listener looks its certificate up by domain, the target group listing shared with
 //! services, and one DescribeListeners per load balancer. Listeners on ports the manifest
-//! does not declare are left alone (mooring never deletes). The scheme and the type cannot
+//! does not declare are left alone (mooring never deletes). One
+//! DescribeLoadBalancerAttributes per load balancer (idle timeout, access logs) and one
+//! DescribeListenerCertificates per HTTPS listener that declares `certificates`. The
+//! scheme and the type cannot
 //! change in place: such a change is planned as a replacement, refused unless the manifest
 //! allows it.
 
@@ -16,7 +19,7 @@ use aws_sdk_acm::types::{CertificateStatus, CertificateSummary};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action as ElbAction, ActionTypeEnum, Certificate, FixedResponseActionConfig,
     ForwardActionConfig, Listener, LoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum,
-    ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum, Rule, Tag,
+    LoadBalancerAttribute, ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum, Rule, Tag,
     TargetGroupStickinessConfig, TargetGroupTuple,
 };
 use serde::{Deserialize, Serialize};
@@ -63,6 +66,11 @@ impl Declared for Unit {
         "elasticloadbalancing:ModifyRule",
         "elasticloadbalancing:DeleteRule",
         "elasticloadbalancing:SetRulePriorities",
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        "elasticloadbalancing:ModifyLoadBalancerAttributes",
+        "elasticloadbalancing:DescribeListenerCertificates",
+        "elasticloadbalancing:AddListenerCertificates",
+        "elasticloadbalancing:RemoveListenerCertificates",
     ];
     type State = ();
 
@@ -134,8 +142,145 @@ pub struct Doc {
     pub security_groups: Vec<String>,
     /// The listeners the manifest declares, by port (`None`: there is none on that port).
     pub listeners: BTreeMap<u16, Option<ListenerDoc>>,
+    /// `idle_timeout.timeout_seconds`.
+    pub idle_timeout_seconds: u32,
+    /// `access_logs.s3.*`; `None` when off.
+    pub access_logs: Option<AccessLogsDoc>,
     /// Tags the manifest manages.
     pub tags: BTreeMap<String, String>,
+}
+
+/// Where access logs go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogsDoc {
+    /// `access_logs.s3.bucket`.
+    pub bucket: String,
+    /// `access_logs.s3.prefix` (`""`: none).
+    pub prefix: String,
+}
+
+/// The managed attributes from DescribeLoadBalancerAttributes' key/value pairs: absent
+/// keys are AWS's defaults (moto leaves out `idle_timeout.timeout_seconds` and
+/// `access_logs.s3.enabled`), and a bucket kept while logging is off is no log.
+fn attributes_from<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> (u32, Option<AccessLogsDoc>) {
+    let map: HashMap<&str, &str> = pairs.into_iter().collect();
+    let idle = map
+        .get("idle_timeout.timeout_seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(spec::DEFAULT_IDLE_TIMEOUT);
+    let logs = (map.get("access_logs.s3.enabled") == Some(&"true")).then(|| AccessLogsDoc {
+        bucket: map.get("access_logs.s3.bucket").unwrap_or(&"").to_string(),
+        prefix: map.get("access_logs.s3.prefix").unwrap_or(&"").to_string(),
+    });
+    (idle, logs)
+}
+
+/// The key/value pairs ModifyLoadBalancerAttributes takes for `d`.
+fn attribute_pairs(d: &Doc) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("idle_timeout.timeout_seconds", d.idle_timeout_seconds.to_string()),
+        ("access_logs.s3.enabled", d.access_logs.is_some().to_string()),
+    ];
+    if let Some(logs) = &d.access_logs {
+        out.push(("access_logs.s3.bucket", logs.bucket.clone()));
+        out.push(("access_logs.s3.prefix", logs.prefix.clone()));
+    }
+    out
+}
+
+/// Sets the load balancer's managed attributes.
+async fn modify_attributes(cx: &Cx<'_>, arn: &str, d: &Doc) -> Result<(), AwsError> {
+    let attributes = attribute_pairs(d)
+        .into_iter()
+        .map(|(k, v)| LoadBalancerAttribute::builder().key(k).value(v).build())
+        .collect();
+    cx.aws()
+        .elbv2
+        .modify_load_balancer_attributes()
+        .load_balancer_arn(arn)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:ModifyLoadBalancerAttributes", e))?;
+    info!(load_balancer = %arn, "set load balancer attributes");
+    Ok(())
+}
+
+/// The certificates a listener serves besides its default one, sorted; the default
+/// certificate is left out even where AWS lists it a second time as non-default.
+async fn extra_certificates(cx: &Cx<'_>, listener: &str) -> Result<Vec<String>, AwsError> {
+    let all: Vec<Certificate> = cx
+        .aws()
+        .elbv2
+        .describe_listener_certificates()
+        .listener_arn(listener)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::from_sdk("elasticloadbalancing:DescribeListenerCertificates", e))?;
+    Ok(extras(&all))
+}
+
+fn extras(all: &[Certificate]) -> Vec<String> {
+    let default: Vec<&str> = all
+        .iter()
+        .filter(|c| c.is_default() == Some(true))
+        .filter_map(|c| c.certificate_arn())
+        .collect();
+    let mut out: Vec<String> = all
+        .iter()
+        .filter(|c| c.is_default() != Some(true))
+        .filter_map(|c| c.certificate_arn())
+        .filter(|arn| !default.contains(arn))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Adds and removes certificates of `listener` so that its extras are `want`.
+async fn set_extra_certificates(
+    cx: &Cx<'_>,
+    listener: &str,
+    want: &[String],
+    have: &[String],
+) -> Result<(), AwsError> {
+    let elbv2 = &cx.aws().elbv2;
+    let certs = |arns: Vec<&String>| -> Vec<Certificate> {
+        arns.into_iter()
+            .map(|a| Certificate::builder().certificate_arn(a).build())
+            .collect()
+    };
+    let add: Vec<&String> = want.iter().filter(|c| !have.contains(c)).collect();
+    let remove: Vec<&String> = have.iter().filter(|c| !want.contains(c)).collect();
+    if !add.is_empty() {
+        elbv2
+            .add_listener_certificates()
+            .listener_arn(listener)
+            .set_certificates(Some(certs(add)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("elasticloadbalancing:AddListenerCertificates", e))?;
+    }
+    if !remove.is_empty() {
+        elbv2
+            .remove_listener_certificates()
+            .listener_arn(listener)
+            .set_certificates(Some(certs(remove)))
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("elasticloadbalancing:RemoveListenerCertificates", e)
+            })?;
+    }
+    info!(listener = %listener, "listener certificates in place");
+    Ok(())
 }
 
 /// One listener.
@@ -146,6 +291,9 @@ pub struct ListenerDoc {
     pub protocol: Option<String>,
     /// The certificate of an HTTPS listener.
     pub certificate_arn: Option<String>,
+    /// Its further certificates (SNI), sorted, when the manifest declares them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<Vec<String>>,
     /// The TLS policy of an HTTPS listener.
     pub ssl_policy: Option<String>,
     /// What it does with a request no rule matches.
@@ -306,6 +454,10 @@ pub struct Observed {
     listeners: Vec<Listener>,
     /// The rules (default rule left out) of the listeners that declare theirs, by port.
     rules: BTreeMap<u16, Vec<Rule>>,
+    /// The extra certificates of the listeners that declare theirs, by port.
+    certificates: BTreeMap<u16, Vec<String>>,
+    /// DescribeLoadBalancerAttributes' pairs, when it exists.
+    attributes: Vec<(String, String)>,
     /// What the manifest's lookups found.
     resolved: Resolved,
 }
@@ -703,11 +855,41 @@ impl Resource for Unit {
             };
             rules.insert(l.port, rules::describe(cx, arn).await?);
         }
+        let mut certificates = BTreeMap::new();
+        for l in m.spec.listeners.iter().filter(|l| l.certificates.is_some()) {
+            let Some(arn) = listeners
+                .iter()
+                .find(|x: &&Listener| x.port() == Some(i32::from(l.port)))
+                .and_then(|x| x.listener_arn())
+            else {
+                continue;
+            };
+            certificates.insert(l.port, extra_certificates(cx, arn).await?);
+        }
+        let attributes = match arn {
+            Some(arn) => cx
+                .aws()
+                .elbv2
+                .describe_load_balancer_attributes()
+                .load_balancer_arn(arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancerAttributes", e)
+                })?
+                .attributes()
+                .iter()
+                .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Observed {
             load_balancer,
             tags,
             listeners,
             rules,
+            certificates,
+            attributes,
             resolved,
         })
     }
@@ -747,6 +929,12 @@ impl Resource for Unit {
                 let doc = ListenerDoc {
                     protocol: Some(l.protocol.as_str().into()),
                     certificate_arn: r.certificates.get(&l.port).cloned(),
+                    certificates: l.certificates.as_ref().map(|c| {
+                        let mut c = c.clone();
+                        c.sort();
+                        c.dedup();
+                        c
+                    }),
                     ssl_policy: https.then(|| {
                         l.ssl_policy
                             .clone()
@@ -777,6 +965,14 @@ impl Resource for Unit {
             subnets: r.subnets.clone(),
             security_groups: r.security_groups.clone(),
             listeners,
+            idle_timeout_seconds: m
+                .spec
+                .idle_timeout_seconds
+                .unwrap_or(spec::DEFAULT_IDLE_TIMEOUT),
+            access_logs: m.spec.access_logs.as_ref().map(|a| AccessLogsDoc {
+                bucket: a.bucket.clone(),
+                prefix: a.prefix.clone().unwrap_or_default(),
+            }),
             tags: desired_tags(set, m),
         }
     }
@@ -807,6 +1003,9 @@ impl Resource for Unit {
                             .first()
                             .and_then(|c| c.certificate_arn())
                             .map(str::to_string),
+                        certificates: want.certificates.as_ref().map(|_| {
+                            obs.certificates.get(&want.port).cloned().unwrap_or_default()
+                        }),
                         // A TLS policy means nothing on an HTTP listener (moto reports
                         // one anyway).
                         ssl_policy: l
@@ -825,12 +1024,19 @@ impl Resource for Unit {
             })
             .collect();
         let tags = obs.tags.iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        let (idle_timeout_seconds, access_logs) = attributes_from(
+            obs.attributes
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         Some(Doc {
             kind: lb.r#type().map(|t| t.as_str().to_string()),
             scheme: lb.scheme().map(|s| s.as_str().to_string()),
             subnets,
             security_groups,
             listeners,
+            idle_timeout_seconds,
+            access_logs,
             tags: managed_tags(tags, &desired_tags(set, m)),
         })
     }
@@ -864,6 +1070,8 @@ impl Resource for Unit {
             subnets,
             security_groups,
             listeners,
+            idle_timeout_seconds,
+            access_logs,
             tags,
         } = change.desired;
         let elbv2 = &cx.aws().elbv2;
@@ -915,6 +1123,17 @@ impl Resource for Unit {
                 (arn, None)
             }
         };
+        // A new load balancer starts with AWS's defaults: written only when they differ.
+        let attributes_differ = match live {
+            Some(live) => {
+                (live.idle_timeout_seconds, &live.access_logs)
+                    != (*idle_timeout_seconds, access_logs)
+            }
+            None => *idle_timeout_seconds != spec::DEFAULT_IDLE_TIMEOUT || access_logs.is_some(),
+        };
+        if attributes_differ {
+            modify_attributes(cx, &arn, change.desired).await?;
+        }
         if let Some(live) = live {
             if change.differs(|d| &d.subnets) {
                 elbv2
@@ -942,10 +1161,12 @@ impl Resource for Unit {
                 continue;
             };
             let have = live.and_then(|d| d.listeners.get(&l.port)).and_then(Option::as_ref);
-            // The listener (ModifyListener) and its rules (rule calls) are written apart.
+            // The listener (ModifyListener), its rules (rule calls) and its extra
+            // certificates (Add/RemoveListenerCertificates) are written apart.
             let want_rules = want.rules.as_ref();
-            let without_rules = |d: &ListenerDoc| ListenerDoc {
+            let own = |d: &ListenerDoc| ListenerDoc {
                 rules: None,
+                certificates: None,
                 ..d.clone()
             };
             let listener = obs
@@ -954,66 +1175,67 @@ impl Resource for Unit {
                 .filter(|_| live.is_some())
                 .find(|x| x.port() == Some(i32::from(l.port)))
                 .and_then(|x| x.listener_arn());
-            if have.map(without_rules) == Some(without_rules(want)) {
-                if let (Some(want_rules), Some(listener)) = (want_rules, listener)
-                    && have.and_then(|h| h.rules.as_ref()) != Some(want_rules)
-                {
-                    let live_rules = obs.rules.get(&l.port).map(Vec::as_slice).unwrap_or(&[]);
-                    rules::apply(cx, listener, want_rules, live_rules, &target_groups).await?;
+            let written = if have.map(own) == Some(own(want)) {
+                None
+            } else {
+                let mut action = want.default_action.clone();
+                if let Some(a) = action.as_mut() {
+                    settle_action(a, &target_groups)?;
                 }
-                continue;
-            }
-            let mut action = want.default_action.clone();
-            if let Some(a) = action.as_mut() {
-                settle_action(a, &target_groups)?;
-            }
-            let certificates = want
-                .certificate_arn
-                .as_ref()
-                .map(|c| vec![Certificate::builder().certificate_arn(c).build()]);
-            let protocol = want.protocol.as_deref().map(ProtocolEnum::from);
-            let actions = action.as_ref().and_then(elb_action).map(|a| vec![a]);
-            let listener = match listener {
-                Some(listener) => {
-                    elbv2
-                        .modify_listener()
-                        .listener_arn(listener)
-                        .set_protocol(protocol)
-                        .port(i32::from(l.port))
-                        .set_certificates(certificates)
-                        .set_ssl_policy(want.ssl_policy.clone())
-                        .set_default_actions(actions)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            AwsError::from_sdk("elasticloadbalancing:ModifyListener", e)
-                        })?;
-                    listener.to_string()
-                }
-                None => {
-                    let created = elbv2
-                        .create_listener()
-                        .load_balancer_arn(&arn)
-                        .set_protocol(protocol)
-                        .port(i32::from(l.port))
-                        .set_certificates(certificates)
-                        .set_ssl_policy(want.ssl_policy.clone())
-                        .set_default_actions(actions)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            AwsError::from_sdk("elasticloadbalancing:CreateListener", e)
-                        })?;
-                    created
-                        .listeners()
-                        .first()
-                        .and_then(|x| x.listener_arn())
-                        .unwrap_or_default()
-                        .to_string()
-                }
+                let certificates = want
+                    .certificate_arn
+                    .as_ref()
+                    .map(|c| vec![Certificate::builder().certificate_arn(c).build()]);
+                let protocol = want.protocol.as_deref().map(ProtocolEnum::from);
+                let actions = action.as_ref().and_then(elb_action).map(|a| vec![a]);
+                let written = match listener {
+                    Some(listener) => {
+                        elbv2
+                            .modify_listener()
+                            .listener_arn(listener)
+                            .set_protocol(protocol)
+                            .port(i32::from(l.port))
+                            .set_certificates(certificates)
+                            .set_ssl_policy(want.ssl_policy.clone())
+                            .set_default_actions(actions)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                AwsError::from_sdk("elasticloadbalancing:ModifyListener", e)
+                            })?;
+                        listener.to_string()
+                    }
+                    None => {
+                        let created = elbv2
+                            .create_listener()
+                            .load_balancer_arn(&arn)
+                            .set_protocol(protocol)
+                            .port(i32::from(l.port))
+                            .set_certificates(certificates)
+                            .set_ssl_policy(want.ssl_policy.clone())
+                            .set_default_actions(actions)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                AwsError::from_sdk("elasticloadbalancing:CreateListener", e)
+                            })?;
+                        created
+                            .listeners()
+                            .first()
+                            .and_then(|x| x.listener_arn())
+                            .unwrap_or_default()
+                            .to_string()
+                    }
+                };
+                info!(port = l.port, "listener in place");
+                Some(written)
             };
-            info!(port = l.port, "listener in place");
-            if let Some(want_rules) = want_rules {
+            let Some(listener) = written.clone().or(listener.map(str::to_string)) else {
+                continue;
+            };
+            if let Some(want_rules) = want_rules
+                && (written.is_some() || have.and_then(|h| h.rules.as_ref()) != Some(want_rules))
+            {
                 let live_rules = obs
                     .rules
                     .get(&l.port)
@@ -1021,6 +1243,17 @@ impl Resource for Unit {
                     .map(Vec::as_slice)
                     .unwrap_or(&[]);
                 rules::apply(cx, &listener, want_rules, live_rules, &target_groups).await?;
+            }
+            if let Some(want_certs) = want.certificates.as_ref() {
+                // Read again after a write: a new listener has none, and moto's
+                // ModifyListener replaces the whole list (AWS's keeps the extras).
+                let have_certs = match (&written, have.and_then(|h| h.certificates.as_ref())) {
+                    (None, Some(c)) => c.clone(),
+                    _ => extra_certificates(cx, &listener).await?,
+                };
+                if have_certs != *want_certs {
+                    set_extra_certificates(cx, &listener, want_certs, &have_certs).await?;
+                }
             }
         }
         if let Some(live) = live {
@@ -1134,8 +1367,120 @@ mod tests {
             tags: elb_tags(&tags),
             listeners,
             rules: BTreeMap::new(),
+            certificates: BTreeMap::new(),
+            // moto's answer: neither the idle timeout nor `access_logs.s3.enabled`.
+            attributes: vec![
+                ("access_logs.s3.bucket".into(), String::new()),
+                ("access_logs.s3.prefix".into(), String::new()),
+                ("deletion_protection.enabled".into(), "false".into()),
+            ],
             resolved: resolved(tgs),
         }
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn idle_timeout_and_access_logs_default_as_aws_fills_them_and_changes_are_named() {
+        let set = load(&LISTENERS.replace("CERT", CERT));
+        let mut obs = observed(&set, vec![redirect(), https()], &[("api", TG_ARN)]);
+        assert_eq!(changes(&set, &obs), []);
+        // AWS's own answer for a new load balancer: 60 s, logging off.
+        obs.attributes = pairs(&[
+            ("idle_timeout.timeout_seconds", "60"),
+            ("access_logs.s3.enabled", "false"),
+            ("access_logs.s3.bucket", ""),
+            ("access_logs.s3.prefix", ""),
+        ]);
+        assert_eq!(changes(&set, &obs), []);
+        // Logging switched off by hand keeps the bucket: still no log, no drift.
+        obs.attributes = pairs(&[
+            ("access_logs.s3.enabled", "false"),
+            ("access_logs.s3.bucket", "old-logs"),
+        ]);
+        assert_eq!(changes(&set, &obs), []);
+        // Turned on and the timeout raised by hand: both named, both put back.
+        obs.attributes = pairs(&[
+            ("idle_timeout.timeout_seconds", "300"),
+            ("access_logs.s3.enabled", "true"),
+            ("access_logs.s3.bucket", "someone-elses"),
+        ]);
+        let c = changes(&set, &obs);
+        let fields: Vec<&str> = c.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(fields, ["idleTimeoutSeconds", "accessLogs"], "{c:?}");
+        assert_eq!((&c[0].1, &c[0].2), (&json!(300), &json!(60)));
+        assert_eq!(c[1].2, json!(null), "{c:?}");
+        let d = Unit::desired(&set, &set.load_balancers[0], &obs);
+        assert_eq!(
+            attribute_pairs(&d),
+            [
+                ("idle_timeout.timeout_seconds", "60".to_string()),
+                ("access_logs.s3.enabled", "false".to_string())
+            ]
+        );
+        // Declared: compared field by field and sent with the bucket and prefix.
+        let text = format!(
+            "{}  idleTimeoutSeconds: 120\n  accessLogs: {{bucket: salon-alb-logs, prefix: prd}}\n",
+            LISTENERS.replace("CERT", CERT)
+        );
+        let set = load(&text);
+        let c = changes(&set, &obs);
+        let fields: Vec<&str> = c.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["idleTimeoutSeconds", "accessLogs.bucket", "accessLogs.prefix"],
+            "{c:?}"
+        );
+        let d = Unit::desired(&set, &set.load_balancers[0], &obs);
+        let sent = attribute_pairs(&d);
+        assert!(sent.contains(&("access_logs.s3.enabled", "true".into())), "{sent:?}");
+        assert!(sent.contains(&("access_logs.s3.bucket", "salon-alb-logs".into())));
+        assert!(sent.contains(&("access_logs.s3.prefix", "prd".into())));
+        assert!(sent.contains(&("idle_timeout.timeout_seconds", "120".into())));
+    }
+
+    #[test]
+    fn extra_certificates_are_a_set_the_listener_owns_when_declared() {
+        const B: &str = "arn:aws:acm:eu-west-1:1:certificate/b";
+        const C: &str = "arn:aws:acm:eu-west-1:1:certificate/c";
+        let cert = |arn: &str, default: bool| {
+            Certificate::builder()
+                .certificate_arn(arn)
+                .is_default(default)
+                .build()
+        };
+        // AWS lists the default first, and once more as non-default when it was added
+        // as an extra too; neither is an extra.
+        assert_eq!(
+            extras(&[cert(CERT, true), cert(C, false), cert(CERT, false), cert(B, false)]),
+            [B, C]
+        );
+        let with = |extra: &str| {
+            load(&format!(
+                "    - {{port: 443, protocol: HTTPS, certificateArn: {CERT}, certificates: [{extra}], defaultAction: {{forward: api}}}}\n    - {{port: 80, protocol: HTTP, defaultAction: {{redirect: {{protocol: HTTPS, port: 443}}}}}}\n"
+            ))
+        };
+        let set = with(&format!("{C}, {B}"));
+        let mut obs = observed(&set, vec![redirect(), https()], &[("api", TG_ARN)]);
+        obs.certificates.insert(443, vec![B.into(), C.into()]);
+        assert_eq!(changes(&set, &obs), [], "order does not matter");
+        // One added by hand: named, and the manifest's list is what apply leaves.
+        obs.certificates
+            .insert(443, vec![B.into(), C.into(), "arn:aws:acm:eu-west-1:1:certificate/x".into()]);
+        let c = changes(&set, &obs);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].0, "listeners.443.certificates");
+        assert_eq!(c[0].2, json!([B, C]));
+        // `[]`: none but the default.
+        let set = with("");
+        assert_eq!(changes(&set, &obs)[0].2, json!([]));
+        // Left out: extras are neither read nor compared.
+        let set = load(&LISTENERS.replace("CERT", CERT));
+        assert_eq!(changes(&set, &obs), []);
+        let v = serde_json::to_value(Unit::desired(&set, &set.load_balancers[0], &obs)).unwrap();
+        assert!(v["listeners"]["443"].get("certificates").is_none(), "{v}");
     }
 
     fn changes(set: &ManifestSet, obs: &Observed) -> Vec<(String, serde_json::Value, serde_json::Value)> {

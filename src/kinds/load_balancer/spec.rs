@@ -31,10 +31,31 @@ pub struct LoadBalancerSpec {
     pub security_groups: NetworkSelector,
     /// Listeners by port; listeners on other ports are left alone.
     pub listeners: Vec<ListenerSpec>,
+    /// Seconds a connection may stay idle before the load balancer closes it (1-4000).
+    /// AWS default 60; a backend whose keep-alive is shorter than this sees 502s.
+    #[serde(default)]
+    pub idle_timeout_seconds: Option<u32>,
+    /// Access logs to S3; off when unset. The bucket's policy must let ELB write to it.
+    #[serde(default)]
+    pub access_logs: Option<AccessLogs>,
     /// Tags (the ownership tags are added).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
+
+/// Where the load balancer writes its access logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessLogs {
+    /// S3 bucket name (not an ARN), in the load balancer's region.
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/`. Default: none.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// The AWS default idle timeout, in seconds.
+pub const DEFAULT_IDLE_TIMEOUT: u32 = 60;
 
 /// Load balancer scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -73,6 +94,12 @@ pub struct ListenerSpec {
     /// accounts.
     #[serde(default)]
     pub certificate: Option<CertificateLookup>,
+    /// Further ACM certificate ARNs an HTTPS listener serves by SNI, beside its default
+    /// one. When set (even `[]`), the listener's certificate list is the manifest's: a
+    /// certificate added by hand is drift, removed by apply. When left out, extra
+    /// certificates are left alone.
+    #[serde(default)]
+    pub certificates: Option<Vec<String>>,
     /// TLS policy for HTTPS. Default `ELBSecurityPolicy-TLS13-1-2-2021-06`.
     #[serde(default)]
     pub ssl_policy: Option<String>,
@@ -283,6 +310,9 @@ impl RedirectStatus {
     }
 }
 
+/// ELBv2's quota of certificates on a listener besides its default one.
+pub const MAX_EXTRA_CERTIFICATES: usize = 25;
+
 /// The default TLS policy for HTTPS listeners.
 pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
@@ -312,6 +342,35 @@ impl LoadBalancerSpec {
             f.at("/spec/listeners", "declare at least one listener");
         }
         check_tags(&self.tags, "/spec/tags", f);
+        if self
+            .idle_timeout_seconds
+            .is_some_and(|t| !(1..=4000).contains(&t))
+        {
+            f.at("/spec/idleTimeoutSeconds", "must be 1-4000");
+        }
+        if let Some(logs) = &self.access_logs {
+            let b = &logs.bucket;
+            if !(3..=63).contains(&b.len())
+                || !b
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+            {
+                f.at(
+                    "/spec/accessLogs/bucket",
+                    format!("`{b}` is not an S3 bucket name (3-63 lower-case letters, digits, `.` and `-`; not an ARN)"),
+                );
+            }
+            if logs
+                .prefix
+                .as_deref()
+                .is_some_and(|p| p.starts_with('/') || p.ends_with('/') || p.contains("AWSLogs"))
+            {
+                f.at(
+                    "/spec/accessLogs/prefix",
+                    "a prefix neither starts nor ends with `/` and does not contain `AWSLogs`",
+                );
+            }
+        }
         let mut ports = Vec::new();
         for (i, l) in self.listeners.iter().enumerate() {
             let p = format!("/spec/listeners/{i}");
@@ -355,6 +414,30 @@ impl LoadBalancerSpec {
                     "only HTTPS listeners take a certificate",
                 ),
                 _ => {}
+            }
+            if let Some(extra) = &l.certificates {
+                if l.protocol == ListenerProtocol::HTTP {
+                    f.at(
+                        &format!("{p}/certificates"),
+                        "only HTTPS listeners take certificates",
+                    );
+                }
+                if extra.len() > MAX_EXTRA_CERTIFICATES {
+                    f.at(
+                        &format!("{p}/certificates"),
+                        format!("at most {MAX_EXTRA_CERTIFICATES} certificates besides the default one"),
+                    );
+                }
+                for (k, arn) in extra.iter().enumerate() {
+                    let cp = format!("{p}/certificates/{k}");
+                    if !(arn.starts_with("arn:") && arn.contains(":acm:")) {
+                        f.at(&cp, format!("`{arn}` is not an ACM certificate ARN"));
+                    } else if extra[..k].contains(arn) {
+                        f.at(&cp, format!("`{arn}` is listed twice"));
+                    } else if l.certificate_arn.as_ref() == Some(arn) {
+                        f.at(&cp, "the default certificate (`certificateArn`) is served anyway");
+                    }
+                }
             }
             if l.protocol == ListenerProtocol::HTTP && l.ssl_policy.is_some() {
                 f.at(
@@ -710,6 +793,34 @@ spec:
                 .contains("spec.listeners[0].defaultAction.forward: no TargetGroup named `web`")),
             "{errs:#?}"
         );
+    }
+
+    #[test]
+    fn attribute_and_certificate_mistakes_are_named() {
+        let cert = "arn:aws:acm:eu-west-1:1:certificate/x";
+        let text = format!(
+            "{}    - {{port: 443, protocol: HTTPS, certificateArn: '{cert}', certificates: ['{cert}', 'arn:aws:iam::1:server-certificate/y', 'arn:aws:acm:eu-west-1:1:certificate/z', 'arn:aws:acm:eu-west-1:1:certificate/z'], defaultAction: {{forward: api}}}}\n    - {{port: 80, protocol: HTTP, certificates: [], defaultAction: {{forward: api}}}}\n  idleTimeoutSeconds: 0\n  accessLogs: {{bucket: 'arn:aws:s3:::logs', prefix: /alb/}}\n",
+            BASE
+        );
+        let errs: Vec<String> = match load_with_stack(&[("lb.yaml".into(), text)]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        };
+        for expected in [
+            "spec.listeners[0].certificates[0]: the default certificate (`certificateArn`) is served anyway",
+            "spec.listeners[0].certificates[1]: `arn:aws:iam::1:server-certificate/y` is not an ACM certificate ARN",
+            "spec.listeners[0].certificates[3]: `arn:aws:acm:eu-west-1:1:certificate/z` is listed twice",
+            "spec.listeners[1].certificates: only HTTPS listeners take certificates",
+            "spec.idleTimeoutSeconds: must be 1-4000",
+            "spec.accessLogs.bucket: `arn:aws:s3:::logs` is not an S3 bucket name",
+            "spec.accessLogs.prefix: a prefix neither starts nor ends with `/`",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.contains(expected)),
+                "missing {expected:?} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), 7, "{errs:#?}");
     }
 
     #[test]

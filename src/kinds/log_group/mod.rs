@@ -333,7 +333,7 @@ impl Resource for Unit {
             .set
             .services
             .iter()
-            .filter_map(|s| s.spec.task_definition.container.logs.as_ref())
+            .flat_map(|s| s.spec.containers().filter_map(|(_, c)| c.logs.as_ref()))
             .map(|l| l.group.as_str())
             .collect();
         let listed = async {

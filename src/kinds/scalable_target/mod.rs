@@ -3,13 +3,15 @@
 //! Reads: one DescribeScalableTargets per 50 targets and one (paginated)
 //! DescribeScalingPolicies for the whole `ecs` namespace, filtered here: moto ignores the
 //! `PolicyNames` filter and matches `ResourceId` by substring, and one listing is fewer
-//! calls than one per service anyway.
+//! calls than one per service anyway; likewise one DescribeScheduledActions for the
+//! namespace.
 //!
 //! Policies mooring manages are named `mooring-<manifest>-<cpu|memory>`. mooring owns every
 //! policy of a target it manages: another one (added by hand, or left by a renamed entry)
 //! is named by plan and deleted, as a listener that declares `rules:` owns its rules — two
 //! policies on one target both act on it (the highest desired count wins), so a foreign
-//! one silently overrides the manifest. The suspended state (scale-in, scale-out,
+//! one silently overrides the manifest. The same holds for scheduled actions: the
+//! manifest's `schedules` are all of them. The suspended state (scale-in, scale-out,
 //! scheduled) is compared too: a target paused by hand is drift. Scalable targets carry no
 //! ownership tags here (moto does not store them); an existing target for the service is
 //! taken over.
@@ -20,7 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ScalableTarget,
-    ScalingPolicy, ServiceNamespace, SuspendedState, TargetTrackingScalingPolicyConfiguration,
+    ScalableTargetAction, ScalingPolicy, ScheduledAction, ServiceNamespace, SuspendedState,
+    TargetTrackingScalingPolicyConfiguration,
 };
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -32,7 +35,7 @@ use crate::kinds::Reference;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::{Applied, Cx, ReconcileError};
-use spec::{DEFAULT_COOLDOWN, ScalableTargetSpec, Suspended, TargetTrackingSpec};
+use spec::{DEFAULT_COOLDOWN, DEFAULT_TIMEZONE, ScalableTargetSpec, Suspended, TargetTrackingSpec};
 
 /// The `ScalableTarget` kind.
 pub struct Unit;
@@ -44,6 +47,9 @@ impl crate::kinds::Declared for Unit {
             "application-autoscaling:RegisterScalableTarget",
             "application-autoscaling:PutScalingPolicy",
             "application-autoscaling:DeleteScalingPolicy",
+            "application-autoscaling:DescribeScheduledActions",
+            "application-autoscaling:PutScheduledAction",
+            "application-autoscaling:DeleteScheduledAction",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:PutMetricAlarm",
             "cloudwatch:DeleteAlarms",
@@ -140,6 +146,36 @@ pub struct Doc {
     /// Every policy of the target, by name: desired, those the manifest names; live, all
     /// of them (`None`: missing, or to be deleted).
     pub policies: BTreeMap<String, Option<PolicyDoc>>,
+    /// Every scheduled action of the target, by name, as `policies`.
+    pub schedules: BTreeMap<String, Option<ScheduleDoc>>,
+}
+
+/// A scheduled action, with AWS's default time zone filled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleDoc {
+    /// `cron(…)`, `rate(…)` or `at(…)`.
+    pub schedule: String,
+    /// The time zone the schedule is read in.
+    pub timezone: String,
+    /// The minimum it sets (`None`: kept).
+    pub min_capacity: Option<u32>,
+    /// The maximum it sets (`None`: kept).
+    pub max_capacity: Option<u32>,
+}
+
+impl ScheduleDoc {
+    /// As DescribeScheduledActions reports it; moto leaves an unset time zone out.
+    fn from_aws(a: &ScheduledAction) -> ScheduleDoc {
+        let count = |v: Option<i32>| v.map(|v| u32::try_from(v).unwrap_or_default());
+        let action = a.scalable_target_action();
+        ScheduleDoc {
+            schedule: a.schedule().to_string(),
+            timezone: a.timezone().unwrap_or(DEFAULT_TIMEZONE).to_string(),
+            min_capacity: count(action.and_then(|x| x.min_capacity())),
+            max_capacity: count(action.and_then(|x| x.max_capacity())),
+        }
+    }
 }
 
 /// A target-tracking policy, with AWS's defaults filled.
@@ -164,6 +200,8 @@ pub struct Live {
     targets: HashMap<String, ScalableTarget>,
     /// Every scaling policy of the `ecs` namespace.
     policies: Vec<ScalingPolicy>,
+    /// Every scheduled action of the `ecs` namespace.
+    scheduled: Vec<ScheduledAction>,
 }
 
 /// One scalable target as observed.
@@ -174,6 +212,8 @@ pub struct Observed {
     target: Option<ScalableTarget>,
     /// The policies on exactly this resource.
     policies: Vec<ScalingPolicy>,
+    /// The scheduled actions on exactly this resource.
+    scheduled: Vec<ScheduledAction>,
 }
 
 #[async_trait::async_trait]
@@ -221,7 +261,22 @@ impl Resource for Unit {
             .try_collect()
             .await
             .map_err(|e| AwsError::from_sdk("application-autoscaling:DescribeScalingPolicies", e))?;
-        Ok(Live { targets, policies })
+        let scheduled = scaling
+            .describe_scheduled_actions()
+            .service_namespace(ServiceNamespace::Ecs)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("application-autoscaling:DescribeScheduledActions", e)
+            })?;
+        Ok(Live {
+            targets,
+            policies,
+            scheduled,
+        })
     }
 
     async fn observe(
@@ -236,6 +291,12 @@ impl Resource for Unit {
                 .policies
                 .iter()
                 .filter(|p| p.resource_id() == resource_id)
+                .cloned()
+                .collect(),
+            scheduled: live
+                .scheduled
+                .iter()
+                .filter(|a| a.resource_id() == resource_id)
                 .cloned()
                 .collect(),
             resource_id,
@@ -270,11 +331,29 @@ impl Resource for Unit {
                     };
                     (policy_name(m.name(), t), Some(doc))
                 }));
+        let mut schedules: BTreeMap<String, Option<ScheduleDoc>> = obs
+            .scheduled
+            .iter()
+            .map(|a| (a.scheduled_action_name().to_string(), None))
+            .collect();
+        schedules.extend(m.spec.schedules.iter().map(|s| {
+            let doc = ScheduleDoc {
+                schedule: s.schedule.clone(),
+                timezone: s
+                    .timezone
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_TIMEZONE.into()),
+                min_capacity: s.min_capacity,
+                max_capacity: s.max_capacity,
+            };
+            (s.name.clone(), Some(doc))
+        }));
         Doc {
             min_capacity: m.spec.min_capacity,
             max_capacity: m.spec.max_capacity,
             suspended: m.spec.suspended,
             policies,
+            schedules,
         }
     }
 
@@ -314,6 +393,18 @@ impl Resource for Unit {
             };
             policies.insert(p.policy_name().to_string(), Some(doc));
         }
+        let mut schedules: BTreeMap<String, Option<ScheduleDoc>> = m
+            .spec
+            .schedules
+            .iter()
+            .map(|s| (s.name.clone(), None))
+            .collect();
+        for a in &obs.scheduled {
+            schedules.insert(
+                a.scheduled_action_name().to_string(),
+                Some(ScheduleDoc::from_aws(a)),
+            );
+        }
         let state = target.suspended_state();
         Some(Doc {
             min_capacity: count(target.min_capacity()),
@@ -325,6 +416,7 @@ impl Resource for Unit {
                 scheduled_scaling: state.and_then(|s| s.scheduled_scaling_suspended()) == Some(true),
             },
             policies,
+            schedules,
         })
     }
 
@@ -343,6 +435,7 @@ impl Resource for Unit {
             max_capacity,
             suspended,
             policies,
+            schedules,
         } = change.desired;
         let scaling = &cx.aws().autoscaling;
         let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
@@ -428,6 +521,55 @@ impl Resource for Unit {
                 .map_err(|e| AwsError::from_sdk("application-autoscaling:PutScalingPolicy", e))?;
             info!(policy = %name, "put scaling policy");
         }
+        for (name, schedule) in schedules {
+            let live = change.live.and_then(|l| l.schedules.get(name));
+            let Some(sch) = schedule else {
+                if live.is_some_and(Option::is_some) {
+                    // Not in the manifest: mooring owns the target's scheduled actions.
+                    scaling
+                        .delete_scheduled_action()
+                        .scheduled_action_name(name)
+                        .service_namespace(ServiceNamespace::Ecs)
+                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                        .resource_id(&obs.resource_id)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::from_sdk("application-autoscaling:DeleteScheduledAction", e)
+                        })?;
+                    info!(schedule = %name, "deleted a scheduled action the manifest does not name");
+                }
+                continue;
+            };
+            if live == Some(schedule) {
+                continue;
+            }
+            let ScheduleDoc {
+                schedule: expression,
+                timezone,
+                min_capacity,
+                max_capacity,
+            } = sch;
+            // PutScheduledAction creates or replaces.
+            scaling
+                .put_scheduled_action()
+                .scheduled_action_name(name)
+                .service_namespace(ServiceNamespace::Ecs)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .resource_id(&obs.resource_id)
+                .schedule(expression)
+                .timezone(timezone)
+                .scalable_target_action(
+                    ScalableTargetAction::builder()
+                        .set_min_capacity(min_capacity.map(int))
+                        .set_max_capacity(max_capacity.map(int))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("application-autoscaling:PutScheduledAction", e))?;
+            info!(schedule = %name, "put scheduled action");
+        }
         Ok(Applied {
             aws_id: obs.resource_id.clone(),
             rollout: None,
@@ -473,6 +615,13 @@ mod tests {
                     },
                 ],
                 suspended: Suspended::default(),
+                schedules: vec![spec::ScheduleSpec {
+                    name: "business-hours".into(),
+                    schedule: "cron(0 7 ? * MON-FRI *)".into(),
+                    min_capacity: Some(3),
+                    max_capacity: None,
+                    timezone: Some("Europe/Paris".into()),
+                }],
             },
             origin: Origin {
                 file: "a.yaml".into(),
@@ -520,16 +669,46 @@ mod tests {
             .unwrap()
     }
 
+    fn scheduled(name: &str, schedule: &str, tz: Option<&str>, min: Option<i32>) -> ScheduledAction {
+        ScheduledAction::builder()
+            .scheduled_action_name(name)
+            .scheduled_action_arn(format!("arn:aws:autoscaling:eu-west-1:1:scheduledAction:x:resource/ecs/service/prd/api:scheduledActionName/{name}"))
+            .service_namespace(ServiceNamespace::Ecs)
+            .schedule(schedule)
+            .set_timezone(tz.map(str::to_string))
+            .resource_id("service/prd/api")
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .scalable_target_action(ScalableTargetAction::builder().set_min_capacity(min).build())
+            .creation_time(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+            .unwrap()
+    }
+
+    /// The manifest's scheduled action as AWS reports it.
+    fn business_hours() -> ScheduledAction {
+        scheduled("business-hours", "cron(0 7 ? * MON-FRI *)", Some("Europe/Paris"), Some(3))
+    }
+
     fn docs(
         m: &Manifest<ScalableTargetSpec>,
         target: ScalableTarget,
         policies: Vec<ScalingPolicy>,
+    ) -> (Value, Value) {
+        docs_with(m, target, policies, vec![business_hours()])
+    }
+
+    fn docs_with(
+        m: &Manifest<ScalableTargetSpec>,
+        target: ScalableTarget,
+        policies: Vec<ScalingPolicy>,
+        scheduled: Vec<ScheduledAction>,
     ) -> (Value, Value) {
         let set = ManifestSet::default();
         let obs = Observed {
             resource_id: "service/prd/api".into(),
             target: Some(target),
             policies,
+            scheduled,
         };
         let d = serde_json::to_value(Unit::desired(&set, m, &obs)).unwrap();
         let l = serde_json::to_value(Unit::live(&set, m, &obs).unwrap()).unwrap();
@@ -626,5 +805,57 @@ mod tests {
         );
         assert_eq!(changes[1].live, json!(60.0));
         assert_eq!(changes[1].desired, json!(80.0));
+    }
+
+    #[test]
+    fn scheduled_actions_are_a_set_the_target_owns_with_utc_filled() {
+        let mut m = manifest();
+        let policies = vec![
+            policy("mooring-api-cpu", "ECSServiceAverageCPUUtilization", 80.0, Some(60)),
+            policy("mooring-api-memory", "ECSServiceAverageMemoryUtilization", 80.0, None),
+        ];
+        let (d, l) = docs(&m, target(1, 4), policies.clone());
+        assert!(diff(&d, Some(&l)).is_empty(), "{:?}", diff(&d, Some(&l)));
+        // No time zone in the manifest is UTC; moto leaves it out of its answer.
+        m.spec.schedules[0].timezone = None;
+        let moto = scheduled("business-hours", "cron(0 7 ? * MON-FRI *)", None, Some(3));
+        let (d, l) = docs_with(&m, target(1, 4), policies.clone(), vec![moto]);
+        assert!(diff(&d, Some(&l)).is_empty());
+        assert_eq!(d["schedules"]["business-hours"]["timezone"], json!("UTC"));
+        // Changed by hand, and one added by hand: each named, the foreign one to go.
+        let changed = scheduled("business-hours", "cron(0 7 ? * MON-FRI *)", Some("UTC"), Some(1));
+        let foreign = scheduled("by-hand", "rate(1 day)", None, Some(9));
+        let (d, l) = docs_with(&m, target(1, 4), policies, vec![changed, foreign]);
+        let changes = diff(&d, Some(&l));
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields[0], "schedules.business-hours.minCapacity", "{fields:?}");
+        assert_eq!((&changes[0].live, &changes[0].desired), (&json!(1), &json!(3)));
+        assert!(fields[1..].iter().all(|f| f.starts_with("schedules.by-hand")), "{fields:?}");
+        assert!(changes[1..].iter().all(|c| c.desired.is_null()), "{changes:?}");
+    }
+
+    #[test]
+    fn schedule_mistakes_are_named() {
+        let text = "apiVersion: mooring.dev/v1alpha1\nkind: ScalableTarget\nmetadata: {name: api}\nspec:\n  service: api\n  minCapacity: 1\n  maxCapacity: 4\n  schedules:\n    - {name: a/b, schedule: 'cron(0 7 * * * *)', minCapacity: 1}\n    - {name: night, schedule: 'at(2026-12-24 18:00)', minCapacity: 5, maxCapacity: 2}\n    - {name: night, schedule: 'rate(1 day)'}\n    - {name: ok, schedule: 'at(2026-12-24T18:00:00)', maxCapacity: 9000, timezone: 'Europe Paris'}\n";
+        let errs: Vec<String> =
+            match crate::manifest::load::load_with_stack(&[("s.yaml".into(), text.into())]) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+            };
+        for expected in [
+            "spec.schedules[0].name: names are 1-256 characters without",
+            "spec.schedules[0].schedule: `cron(0 7 * * * *)`: exactly one of day-of-month and day-of-week",
+            "spec.schedules[1].schedule: `at(2026-12-24 18:00)`: `at()` takes yyyy-mm-ddThh:mm:ss",
+            "spec.schedules[1].minCapacity: minCapacity 5 is more than maxCapacity 2",
+            "spec.schedules[2].name: a second schedule named `night`",
+            "spec.schedules[2]: set `minCapacity`, `maxCapacity` or both",
+            "spec.schedules[3].maxCapacity: ECS runs at most 5000 tasks per service",
+            "spec.schedules[3].timezone: an IANA time zone",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.contains(expected)),
+                "missing {expected:?} in {errs:#?}"
+            );
+        }
     }
 }

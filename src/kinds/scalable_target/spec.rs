@@ -27,7 +27,37 @@ pub struct ScalableTargetSpec {
     /// by hand (which silently stops scaling) is drift and apply resumes it.
     #[serde(default)]
     pub suspended: Suspended,
+    /// Scheduled changes of the capacity range (e.g. a higher minimum in business hours).
+    /// mooring owns the target's scheduled actions: one it did not put there (added by
+    /// hand) is named by plan and deleted.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSpec>,
 }
+
+/// A scheduled action: at each time the schedule gives, the target's range becomes
+/// `minCapacity`-`maxCapacity` (either may be left out: that bound is kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// The scheduled action's name in Application Auto Scaling (unique on the target;
+    /// no `:`, `/` or `|`).
+    pub name: String,
+    /// `cron(0 7 ? * MON-FRI *)` (six fields), `rate(1 day)` or
+    /// `at(2026-12-24T18:00:00)`.
+    pub schedule: String,
+    /// The minimum from then on.
+    #[serde(default)]
+    pub min_capacity: Option<u32>,
+    /// The maximum from then on.
+    #[serde(default)]
+    pub max_capacity: Option<u32>,
+    /// IANA time zone the schedule is read in, e.g. `Europe/Paris`. Default `UTC`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+/// The time zone of a schedule that names none.
+pub const DEFAULT_TIMEZONE: &str = "UTC";
 
 /// Which scaling activities are paused (Application Auto Scaling's `SuspendedState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -156,5 +186,73 @@ impl ScalableTargetSpec {
             }
             seen.push(t.metric);
         }
+        let mut names: Vec<&str> = Vec::new();
+        for (i, sch) in self.schedules.iter().enumerate() {
+            let p = format!("/spec/schedules/{i}");
+            let n = &sch.name;
+            if n.is_empty()
+                || n.len() > 256
+                || n.trim() != n
+                || n.chars().any(|c| ":/|".contains(c) || c.is_control())
+            {
+                f.at(
+                    &format!("{p}/name"),
+                    "names are 1-256 characters without `:`, `/`, `|` or surrounding spaces",
+                );
+            }
+            if names.contains(&n.as_str()) {
+                f.at(&format!("{p}/name"), format!("a second schedule named `{n}`"));
+            }
+            names.push(n);
+            let at = sch
+                .schedule
+                .strip_prefix("at(")
+                .and_then(|s| s.strip_suffix(')'));
+            let checked = match at {
+                Some(t) if is_local_datetime(t) => Ok(()),
+                Some(_) => Err(format!(
+                    "`{}`: `at()` takes yyyy-mm-ddThh:mm:ss",
+                    sch.schedule
+                )),
+                None => crate::kinds::rule::spec::check_schedule(&sch.schedule),
+            };
+            if let Err(e) = checked {
+                f.at(&format!("{p}/schedule"), e);
+            }
+            match (sch.min_capacity, sch.max_capacity) {
+                (None, None) => f.at(p.as_str(), "set `minCapacity`, `maxCapacity` or both"),
+                (Some(min), Some(max)) if min > max => f.at(
+                    &format!("{p}/minCapacity"),
+                    format!("minCapacity {min} is more than maxCapacity {max}"),
+                ),
+                _ => {}
+            }
+            if sch.max_capacity.is_some_and(|m| m > 5000) {
+                f.at(
+                    &format!("{p}/maxCapacity"),
+                    "ECS runs at most 5000 tasks per service",
+                );
+            }
+            if let Some(tz) = &sch.timezone
+                && (tz.is_empty() || tz.contains(char::is_whitespace))
+            {
+                f.at(
+                    &format!("{p}/timezone"),
+                    "an IANA time zone such as `Europe/Paris` or `UTC`",
+                );
+            }
+        }
     }
+}
+
+/// `yyyy-mm-ddThh:mm:ss`.
+fn is_local_datetime(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 19
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
 }

@@ -16,7 +16,7 @@ use crate::kinds::repository::spec::TagMutability;
 use crate::manifest::{Manifest, ServiceSpec};
 use crate::reconcile::{Cx, ReconcileError};
 
-use super::spec::ImageUpdate;
+use super::spec::{ContainerSpec, ImageUpdate};
 
 /// BatchGetImage takes at most 100 image IDs per call.
 const BATCH: usize = 100;
@@ -128,7 +128,14 @@ pub async fn tracked(
     cx: &Cx<'_>,
     m: &Manifest<ServiceSpec>,
 ) -> Result<Option<Tracked>, ReconcileError> {
-    let c = &m.spec.task_definition.container;
+    tracked_container(cx, &m.spec.task_definition.container).await
+}
+
+/// [`tracked`] for any container of a service (its own or a sidecar).
+pub async fn tracked_container(
+    cx: &Cx<'_>,
+    c: &ContainerSpec,
+) -> Result<Option<Tracked>, ReconcileError> {
     if c.image_update == Some(ImageUpdate::Tag) {
         return Ok(None);
     }
@@ -231,11 +238,13 @@ pub async fn digest(cx: &Cx<'_>, t: &Tracked) -> Result<String, ReconcileError> 
 async fn read(cx: &Cx<'_>, t: &Tracked) -> Result<Digests, AwsError> {
     let mut tags = vec![t.tag.clone()];
     for m in &cx.set.services {
-        if let Ok(Some(other)) = tracked(cx, m).await
-            && other.image.registry == t.image.registry
-            && other.image.repository == t.image.repository
-        {
-            tags.push(other.tag);
+        for (_, c) in m.spec.containers() {
+            if let Ok(Some(other)) = Box::pin(tracked_container(cx, c)).await
+                && other.image.registry == t.image.registry
+                && other.image.repository == t.image.repository
+            {
+                tags.push(other.tag);
+            }
         }
     }
     tags.sort();

@@ -1806,3 +1806,79 @@ async fn apply_wait_verifies_after_the_rollout_and_fails_and_rolls_back_on_a_fai
     assert!(report.resources[1].error().is_none(), "{report:#?}");
     assert_eq!(ok.hits(), 1);
 }
+
+/// ECS answers a strategy with no launch type; moto keeps the launch type (EC2 when the
+/// service was created with a strategy, which its CreateService drops). So the move from
+/// the launch type to FARGATE_SPOT is shown here with the shape ECS returns: one
+/// UpdateService carrying the strategy and forceNewDeployment, and nothing left to do.
+#[tokio::test]
+async fn a_move_to_capacity_providers_is_one_update_with_a_forced_deployment() {
+    let manifests = MANIFESTS.replace(
+        "  desiredCount: 2\n",
+        "  desiredCount: 2\n  capacityProviderStrategy:\n    - {capacityProvider: FARGATE_SPOT, weight: 3}\n    - {capacityProvider: FARGATE, weight: 1, base: 1}\n",
+    );
+    let set = load_with_stack(&[("m.yaml".into(), manifests)]).unwrap();
+    let strategy = |s: Service| {
+        let mut s = s;
+        s.launch_type = None;
+        s.capacity_provider_strategy = Some(
+            [("FARGATE_SPOT", 3, 0), ("FARGATE", 1, 1)]
+                .into_iter()
+                .map(|(p, w, b)| {
+                    aws_sdk_ecs::types::CapacityProviderStrategyItem::builder()
+                        .capacity_provider(p)
+                        .weight(w)
+                        .base(b)
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        );
+        s
+    };
+    let steady = service(
+        NEW_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    );
+    let moved = strategy(steady.clone());
+    let describe = mock!(Client::describe_services)
+        .sequence()
+        .output(move || DescribeServicesOutput::builder().services(steady.clone()).build())
+        .output({
+            let moved = moved.clone();
+            move || DescribeServicesOutput::builder().services(moved.clone()).build()
+        })
+        .build();
+    let td = mock!(Client::describe_task_definition).then_output(|| {
+        DescribeTaskDefinitionOutput::builder()
+            .task_definition(task_definition(NEW_TD, "api:2"))
+            .build()
+    });
+    let update = mock!(Client::update_service)
+        .match_requests(|r| {
+            let sent: Vec<(&str, i32, i32)> = r
+                .capacity_provider_strategy()
+                .iter()
+                .map(|i| (i.capacity_provider(), i.weight(), i.base()))
+                .collect();
+            r.force_new_deployment() == Some(true)
+                && r.task_definition().is_none()
+                && sent == [("FARGATE", 1, 1), ("FARGATE_SPOT", 3, 0)]
+        })
+        .then_output(move || UpdateServiceOutput::builder().service(moved.clone()).build());
+    let cluster = cluster_rule();
+    let mut ctx = context(&[&describe, &td, &update, &cluster]);
+    ctx.rollout_wait = None;
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    let svc = &report.resources[1];
+    assert!(svc.error().is_none(), "{svc:#?}");
+    let mut fields: Vec<&str> = svc.changes.iter().map(|c| c.field.as_str()).collect();
+    fields.sort();
+    assert_eq!(fields, ["capacityProviderStrategy", "launchType"]);
+    assert_eq!(update.num_calls(), 1, "one UpdateService with the strategy");
+    // The next pass reads the service as ECS now reports it: nothing to do.
+    let report = apply_all(&ctx, &set, &reconcilers(&set), true).await;
+    assert_eq!(report.resources[1].action, Action::None, "{:#?}", report.resources[1]);
+    assert_eq!(update.num_calls(), 1);
+}

@@ -198,12 +198,14 @@ impl Declared for Unit {
                 .security_groups
                 .references("/spec/network/securityGroups"),
         );
-        if let Some(repository) = &m.spec.task_definition.container.repository {
-            out.push(Reference::new(
-                "/spec/taskDefinition/container/repository",
-                Kind::Repository,
-                repository,
-            ));
+        for (base, c) in m.spec.containers() {
+            if let Some(repository) = &c.repository {
+                out.push(Reference::new(
+                    format!("{base}/repository"),
+                    Kind::Repository,
+                    repository,
+                ));
+            }
         }
         for (i, lb) in m.spec.load_balancers.iter().enumerate() {
             if let Some(tg) = &lb.target_group {
@@ -218,15 +220,11 @@ impl Declared for Unit {
     }
 
     fn values(spec: &ServiceSpec) -> Vec<(String, &Value)> {
-        spec.task_definition
-            .container
-            .environment
-            .iter()
-            .map(|(k, v)| {
-                (
-                    from::entry("/spec/taskDefinition/container/environment", k),
-                    v,
-                )
+        spec.containers()
+            .flat_map(|(base, c)| {
+                c.environment
+                    .iter()
+                    .map(move |(k, v)| (from::entry(&format!("{base}/environment"), k), v))
             })
             .collect()
     }
@@ -246,7 +244,7 @@ impl Declared for Unit {
             .into_iter()
             .map(|r| (r.kind, r.name))
             .collect();
-        for secret in m.spec.task_definition.container.secrets.values() {
+        for secret in m.spec.containers().flat_map(|(_, c)| c.secrets.values()) {
             if let Some(ps) = secret
                 .ssm_parameter
                 .as_deref()
@@ -262,10 +260,10 @@ impl Declared for Unit {
                 }
             }
         }
-        if let Some(g) = m.spec.task_definition.container.logs.as_ref().and_then(|l| {
-            super::log_group::managing(set, &l.group)
-        }) {
-            deps.push((Kind::LogGroup, g.name().to_string()));
+        for (_, c) in m.spec.containers() {
+            if let Some(g) = c.logs.as_ref().and_then(|l| super::log_group::managing(set, &l.group)) {
+                deps.push((Kind::LogGroup, g.name().to_string()));
+            }
         }
         deps.sort();
         deps.dedup();
@@ -273,7 +271,9 @@ impl Declared for Unit {
     }
 
     fn iam_resources(set: &ManifestSet) -> Vec<String> {
-        let mut out: Vec<String> = set.services.iter().filter_map(|s| ecr_repository_arn(set, s)).collect();
+        let mut out: Vec<String> = set.services.iter().flat_map(|s| ecr_repository_arns(set, s)).collect();
+        out.sort();
+        out.dedup();
         out.extend(set.services
             .iter()
             .flat_map(|s| {
@@ -300,11 +300,18 @@ impl Declared for Unit {
 
 }
 
-/// The ECR repository whose tags the service may follow by digest (BatchGetImage is scoped
+/// The ECR repositories whose tags the service's containers may follow by digest.
+fn ecr_repository_arns(set: &ManifestSet, s: &Manifest<ServiceSpec>) -> Vec<String> {
+    s.spec
+        .containers()
+        .filter_map(|(_, c)| ecr_repository_arn(set, c))
+        .collect()
+}
+
+/// The ECR repository whose tags a container may follow by digest (BatchGetImage is scoped
 /// to it): the `Repository` manifest's, or the one an ECR `image` names. `None` with
 /// `imageUpdate: tag` or an image outside ECR.
-fn ecr_repository_arn(set: &ManifestSet, s: &Manifest<ServiceSpec>) -> Option<String> {
-    let c = &s.spec.task_definition.container;
+fn ecr_repository_arn(set: &ManifestSet, c: &spec::ContainerSpec) -> Option<String> {
     if c.image_update == Some(spec::ImageUpdate::Tag) {
         return None;
     }
@@ -385,8 +392,9 @@ async fn secret_metadata(
     let mut secrets = BTreeSet::new();
     let mut versions = BTreeMap::new();
     for m in manifests {
-        let follows = follows_secrets(m);
-        for secret in m.spec.task_definition.container.secrets.values() {
+        for (_, c) in m.spec.containers() {
+        let follows = follows_secrets(m, c);
+        for secret in c.secrets.values() {
             if let Some(p) = &secret.ssm_parameter {
                 let name = parameter_name(p);
                 match cx.set.parameter_set_declaring(&name) {
@@ -407,6 +415,7 @@ async fn secret_metadata(
             if let Some(arn) = &secret.secrets_manager_arn {
                 secrets.insert(secret_arn(arn));
             }
+        }
         }
     }
     let mut missing = undeclared;
@@ -466,23 +475,29 @@ async fn secret_metadata(
     Ok((missing, versions))
 }
 
-/// True when the service deploys again on a new version of a secret it reads.
-fn follows_secrets(m: &Manifest<ServiceSpec>) -> bool {
-    m.spec.deploy.restart_on_secret_change != Some(false)
-        && !m.spec.task_definition.container.secrets.is_empty()
+/// True when the service deploys again on a new version of a secret container `c` reads.
+fn follows_secrets(m: &Manifest<ServiceSpec>, c: &spec::ContainerSpec) -> bool {
+    m.spec.deploy.restart_on_secret_change != Some(false) && !c.secrets.is_empty()
 }
 
 /// The versions of the service's secrets, `ENV=version` by env name, comma-separated (the
 /// value of `MOORING_SECRETS_VERSION`); `None` when it does not follow them. A secret whose
 /// version is not known (not created yet) is left out.
 fn secrets_version(m: &Manifest<ServiceSpec>, versions: &BTreeMap<String, String>) -> Option<String> {
-    if !follows_secrets(m) {
+    container_secrets_version(m, &m.spec.task_definition.container, versions)
+}
+
+/// [`secrets_version`] for any container of the service: each carries the versions of the
+/// secrets it reads itself.
+fn container_secrets_version(
+    m: &Manifest<ServiceSpec>,
+    c: &spec::ContainerSpec,
+    versions: &BTreeMap<String, String>,
+) -> Option<String> {
+    if !follows_secrets(m, c) {
         return None;
     }
-    let entries: Vec<String> = m
-        .spec
-        .task_definition
-        .container
+    let entries: Vec<String> = c
         .secrets
         .iter()
         .filter_map(|(env, r)| {
@@ -524,10 +539,8 @@ fn changed_secrets(live: &str, desired: &str) -> Vec<String> {
 /// Why the service's tasks could not start: each secret it reads that does not exist.
 fn absent_secrets(m: &Manifest<ServiceSpec>, missing: &BTreeSet<String>) -> Vec<Problem> {
     m.spec
-        .task_definition
-        .container
-        .secrets
-        .iter()
+        .containers()
+        .flat_map(|(_, c)| c.secrets.iter())
         .filter_map(|(env, r)| {
             if let Some(p) = &r.ssm_parameter {
                 let p = parameter_name(p);
@@ -698,8 +711,42 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
     let security_groups =
         network::resolve(cx, Target::SecurityGroups, &m.spec.network.security_groups).await?;
     let aws = cx.aws();
+    let target_groups = super::target_group::arns(
+        cx,
+        m.spec
+            .load_balancers
+            .iter()
+            .filter_map(|lb| lb.target_group.as_deref()),
+    )
+    .await?;
+    let main = resolve_container(cx, &m.spec.task_definition.container).await?;
+    let mut sidecars = BTreeMap::new();
+    for (name, c) in m.spec.sidecars() {
+        sidecars.insert(name.to_string(), resolve_container(cx, c).await?);
+    }
+    Ok(Resolved {
+        subnets,
+        security_groups,
+        secrets: main.secrets,
+        region: aws.region.clone(),
+        target_groups,
+        log_group: main.log_group,
+        image: main.image,
+        image_tag: main.image_tag,
+        secrets_version: None, // from the kind's batched read, in `observe`
+        sidecars,
+    })
+}
+
+/// Looks up what one container's part of the task definition depends on: its secrets'
+/// ARNs, its log group, its image (by digest, or from a `Repository` manifest).
+async fn resolve_container(
+    cx: &Cx<'_>,
+    c: &spec::ContainerSpec,
+) -> Result<render::ResolvedContainer, ReconcileError> {
+    let aws = cx.aws();
     let mut secrets = BTreeMap::new();
-    for (name, r) in &m.spec.task_definition.container.secrets {
+    for (name, r) in &c.secrets {
         let arn = match (&r.ssm_parameter, &r.secrets_manager_arn) {
             (Some(p), _) if p.starts_with("arn:") => p.clone(),
             (Some(p), _) => render::ssm_parameter_arn(
@@ -713,16 +760,7 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
         };
         secrets.insert(name.clone(), arn);
     }
-    let target_groups = super::target_group::arns(
-        cx,
-        m.spec
-            .load_balancers
-            .iter()
-            .filter_map(|lb| lb.target_group.as_deref()),
-    )
-    .await?;
-    let c = &m.spec.task_definition.container;
-    let (image, image_tag) = match image::tracked(cx, m).await? {
+    let (image, image_tag) = match image::tracked_container(cx, c).await? {
         Some(t) => (
             Some(t.pinned(&image::digest(cx, &t).await?)),
             Some(t.tag),
@@ -735,16 +773,9 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<ServiceSpec>) -> Result<Resolved, Rec
             _ => (None, None),
         },
     };
-    Ok(Resolved {
-        subnets,
-        security_groups,
+    Ok(render::ResolvedContainer {
         secrets,
-        region: aws.region.clone(),
-        target_groups,
-        log_group: m
-            .spec
-            .task_definition
-            .container
+        log_group: c
             .logs
             .as_ref()
             .map(|l| super::log_group::aws_name_for(cx.set, &l.group)),
@@ -834,6 +865,12 @@ impl Resource for Unit {
         }
         let mut resolved = resolve(cx, m).await?;
         resolved.secrets_version = secrets_version(m, &live.secret_versions);
+        for (name, c) in m.spec.sidecars() {
+            let version = container_secrets_version(m, c, &live.secret_versions);
+            if let Some(r) = resolved.sidecars.get_mut(name) {
+                r.secrets_version = version;
+            }
+        }
         if found.as_ref().is_some_and(|s| s.status() == Some("DRAINING")) {
             return Err(ReconcileError::Resolve {
                 what: format!("service {}", m.spec.aws_name(&m.metadata)),
@@ -992,7 +1029,10 @@ impl Resource for Unit {
             tags,
             ..
         } = change.desired;
-        if obs.live.is_some() && change.differs(|d| &d.launch_type) {
+        // A move between the FARGATE launch type and a capacity provider strategy is an
+        // UpdateService; a service on EC2 or EXTERNAL needs a new one.
+        let not_fargate = change.live.and_then(|l| l.launch_type.as_deref()).is_some_and(|l| l != "FARGATE");
+        if obs.live.is_some() && change.differs(|d| &d.launch_type) && not_fargate {
             return Err(ReconcileError::NotConverged(
                 "the service does not run on Fargate; changing the launch type needs a new service, which mooring does not do on its own".into(),
             ));
@@ -1062,7 +1102,8 @@ impl Resource for Unit {
                 .live_td
                 .iter()
                 .flat_map(|td| td.container_definitions())
-                .find_map(|c| c.image())
+                .find(|c| c.name() == Some(m.spec.container_name()))
+                .and_then(|c| c.image())
                 .map(str::to_string),
             to_image: task_definition
                 .as_ref()
@@ -1280,8 +1321,10 @@ async fn ensure_task_definition(
         requires_compatibilities: _, // always FARGATE
         execution_role_arn,
         task_role_arn,
+        ephemeral_storage,
+        runtime_platform,
         container,
-        other_containers: _,   // registering the manifest's container removes them
+        sidecars, // the manifest's; registering drops any other container
         unmanaged_settings: _, // never sent: registering a revision drops them
     } = desired;
     let family = family
@@ -1311,7 +1354,13 @@ async fn ensure_task_definition(
         .requires_compatibilities(Compatibility::Fargate)
         .set_execution_role_arn(execution_role_arn.clone())
         .set_task_role_arn(task_role_arn.clone())
-        .container_definitions(render::container_definition(container))
+        .set_container_definitions(Some(
+            std::iter::once(render::container_definition(container))
+                .chain(sidecars.values().map(render::container_definition))
+                .collect(),
+        ))
+        .set_ephemeral_storage(render::ephemeral_storage(ephemeral_storage))
+        .set_runtime_platform(render::runtime_platform(runtime_platform))
         .set_tags(Some(ecs_tags(tags)))
         .send()
         .await
@@ -1337,7 +1386,8 @@ async fn create_service(
     td_arn: &str,
 ) -> Result<Service, ReconcileError> {
     let Doc {
-        launch_type: _, // always Fargate
+        launch_type: _, // FARGATE unless there is a strategy
+        capacity_provider_strategy,
         desired_count: _, // the initial count: the manifest's, or its scaler's minimum
         task_definition: _, // registered as `td_arn`
         network,
@@ -1357,7 +1407,12 @@ async fn create_service(
         .service_name(m.spec.aws_name(&m.metadata))
         .task_definition(td_arn)
         .desired_count(initial_count(cx.set, m))
-        .launch_type(LaunchType::Fargate)
+        // One or the other: ECS refuses both.
+        .set_launch_type(capacity_provider_strategy.is_empty().then_some(LaunchType::Fargate))
+        .set_capacity_provider_strategy(
+            (!capacity_provider_strategy.is_empty())
+                .then(|| render::capacity_provider_strategy(capacity_provider_strategy)),
+        )
         .set_network_configuration(render::network_configuration(network))
         .deployment_configuration(render::deployment_configuration(deployment))
         // ECS refuses a grace period on a service without a load balancer; 0 is its
@@ -1393,7 +1448,8 @@ async fn update_service(
     td_arn: &str,
 ) -> Result<Service, ReconcileError> {
     let Doc {
-        launch_type: _, // not changed in place: refused before
+        launch_type: _, // follows the strategy: FARGATE exactly when it is empty
+        capacity_provider_strategy,
         desired_count,
         task_definition: _, // sent as `td_arn`
         network,
@@ -1429,6 +1485,18 @@ async fn update_service(
     }
     if change.differs(|d| &d.enable_execute_command) {
         req = req.enable_execute_command(*enable_execute_command);
+        any = true;
+    }
+    if change.differs(|d| &d.capacity_provider_strategy) || change.differs(|d| &d.launch_type) {
+        // An empty list moves the service back to its launch type. The strategy itself
+        // "doesn't trigger a new service deployment" (UpdateService's documentation), so
+        // running tasks would stay where they are: a move between the launch type and a
+        // strategy, or between strategies, forces one so that the tasks follow it.
+        req = req
+            .set_capacity_provider_strategy(Some(render::capacity_provider_strategy(
+                capacity_provider_strategy,
+            )))
+            .force_new_deployment(true);
         any = true;
     }
     if change.differs(|d| &d.platform_version) {
@@ -1599,19 +1667,21 @@ pub(crate) fn cluster_name(set: &ManifestSet, name: &str) -> String {
 /// the awslogs driver may not create (`createGroup` off): unless someone made it by hand,
 /// tasks fail to start, and a hand-made group keeps its events forever by default.
 fn check_log_group(set: &ManifestSet, svc: &Manifest<ServiceSpec>, f: &mut Findings<'_>) {
-    let Some(logs) = &svc.spec.task_definition.container.logs else {
-        return;
+    for (base, c) in svc.spec.containers() {
+    let Some(logs) = &c.logs else {
+        continue;
     };
     if logs.create_group || super::log_group::managing(set, &logs.group).is_some() {
-        return;
+        continue;
     }
     f.warn(
-        "/spec/taskDefinition/container/logs/group",
+        &format!("{base}/logs/group"),
         format!(
             "no LogGroup manifest manages the log group `{}` and `createGroup` is off: tasks cannot start unless the group already exists, and a group nobody manages keeps its events forever; add a `kind: LogGroup` manifest with a `retentionInDays` and name it here",
             logs.group
         ),
     );
+    }
 }
 
 /// ECS refuses to attach a target group no load balancer uses: each `TargetGroup` manifest a
@@ -1671,7 +1741,8 @@ fn check_health_check_paths(set: &ManifestSet, svc: &Manifest<ServiceSpec>, f: &
 /// declared there (managed or required): a typo would otherwise only show when tasks fail
 /// to start. Parameters outside every managed path are the user's own business.
 fn check_secret_references(set: &ManifestSet, svc: &Manifest<ServiceSpec>, f: &mut Findings<'_>) {
-    for (env, secret) in &svc.spec.task_definition.container.secrets {
+    for (base, c) in svc.spec.containers() {
+    for (env, secret) in &c.secrets {
         let Some(name) = &secret.ssm_parameter else {
             continue;
         };
@@ -1685,7 +1756,7 @@ fn check_secret_references(set: &ManifestSet, svc: &Manifest<ServiceSpec>, f: &m
         {
             f.at(
                 &format!(
-                    "/spec/taskDefinition/container/secrets/{}/ssmParameter",
+                    "{base}/secrets/{}/ssmParameter",
                     crate::manifest::yaml::escape_segment(env)
                 ),
                 format!(
@@ -1695,6 +1766,7 @@ fn check_secret_references(set: &ManifestSet, svc: &Manifest<ServiceSpec>, f: &m
                 ),
             );
         }
+    }
     }
 }
 

@@ -467,6 +467,8 @@ async fn run(
         .run_task()
         .cluster(cluster)
         .task_definition(td_arn)
+        // On-demand Fargate even for a service on FARGATE_SPOT: a migration stopped
+        // halfway by a Spot reclaim is worse than its cost.
         .launch_type(LaunchType::Fargate)
         .count(1)
         .started_by(STARTED_BY)

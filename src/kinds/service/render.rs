@@ -6,7 +6,10 @@
 //! protocol `tcp`, health check defaults (interval 30, timeout 5, retries 3, start period
 //! 0), `essential` true, environment and secrets as maps (order does not matter), subnets
 //! and security groups sorted, deployment defaults (100 % / 200 %, circuit breaker off),
-//! grace period 0, only the tags the manifest manages.
+//! grace period 0, only the tags the manifest manages, ephemeral storage 20 GiB and
+//! runtime platform X86_64/LINUX when unset, sidecars by name and `dependsOn` by container
+//! name, capacity providers by name with weight and base 0 when unset (and no launch type
+//! compared while a strategy decides where tasks run).
 //!
 //! Apply builds its requests from the (effective) document, not from the manifest, so a
 //! field `mooring.dev/ignore` names keeps its live value in what is sent.
@@ -14,13 +17,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, ContainerDefinition, DeploymentCircuitBreaker,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerCondition,
+    ContainerDefinition, ContainerDependency, DeploymentCircuitBreaker,
     DeploymentConfiguration, HealthCheck, KeyValuePair, LoadBalancer, LogConfiguration, LogDriver,
     NetworkConfiguration, PortMapping, Secret, Service, TaskDefinition, TransportProtocol,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::kinds::ownership::{Owner, managed_tags, owned_tags};
+use crate::kinds::service::spec::{ContainerSpec, EPHEMERAL_DEFAULT};
 use crate::manifest::ServiceSpec;
 use crate::manifest::{Kind, Manifest};
 
@@ -47,6 +52,36 @@ pub struct Resolved {
     /// The versions of the secrets the container reads (`ENV=version,…`), carried as the
     /// environment variable `MOORING_SECRETS_VERSION`; `None` when not followed.
     pub secrets_version: Option<String>,
+    /// The same lookups for each sidecar, by its name.
+    pub sidecars: BTreeMap<String, ResolvedContainer>,
+}
+
+/// What plan looked up for one container (see the fields of [`Resolved`] of the same names).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResolvedContainer {
+    /// Secret env name → the ARN ECS reads it from.
+    pub secrets: BTreeMap<String, String>,
+    /// The log group's name in CloudWatch, when `logs.group` names a `LogGroup` manifest.
+    pub log_group: Option<String>,
+    /// The image, when it names a `Repository` manifest or is followed by digest.
+    pub image: Option<String>,
+    /// The tag an image followed by digest was resolved from.
+    pub image_tag: Option<String>,
+    /// The value of `MOORING_SECRETS_VERSION`, when the container's secrets are followed.
+    pub secrets_version: Option<String>,
+}
+
+impl Resolved {
+    /// The lookups of the service's own container.
+    pub fn main(&self) -> ResolvedContainer {
+        ResolvedContainer {
+            secrets: self.secrets.clone(),
+            log_group: self.log_group.clone(),
+            image: self.image.clone(),
+            image_tag: self.image_tag.clone(),
+            secrets_version: self.secrets_version.clone(),
+        }
+    }
 }
 
 /// A service in the shape plan compares: the service's settings and the task definition
@@ -54,8 +89,13 @@ pub struct Resolved {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Doc {
-    /// `FARGATE`, or what else the live service runs on.
-    pub launch_type: String,
+    /// `FARGATE`, or what else the live service runs on; left out when a capacity provider
+    /// strategy decides where tasks run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<String>,
+    /// The capacity provider strategy, sorted by provider, AWS defaults (weight 0, base 0)
+    /// filled in; empty with a launch type.
+    pub capacity_provider_strategy: Vec<CapacityProviderDoc>,
     /// The task count; left out when the manifest does not manage it (unset, or owned by a
     /// ScalableTarget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,15 +136,60 @@ pub struct TaskDefinitionDoc {
     pub execution_role_arn: Option<String>,
     /// The role the task runs as.
     pub task_role_arn: Option<String>,
+    /// Ephemeral storage (Fargate's 20 GiB when unset).
+    pub ephemeral_storage: EphemeralStorageDoc,
+    /// CPU architecture and OS (Fargate's `X86_64` / `LINUX` when unset).
+    pub runtime_platform: RuntimePlatformDoc,
     /// The manifest's container; `None` when the live revision has no container of its name.
     pub container: Option<ContainerDoc>,
-    /// Names of other containers (sidecars registered out of band), sorted.
-    pub other_containers: Vec<String>,
+    /// The other containers by name: the manifest's sidecars, and on the live side any
+    /// container registered out of band.
+    pub sidecars: BTreeMap<String, ContainerDoc>,
     /// Task settings that are set but that mooring never sets (names only).
     pub unmanaged_settings: Vec<String>,
 }
 
-/// The manifest's container, normalised.
+/// A task's ephemeral storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EphemeralStorageDoc {
+    /// Size in GiB.
+    #[serde(rename = "sizeInGiB")]
+    pub size_in_gib: i32,
+}
+
+/// A task's platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimePlatformDoc {
+    /// `X86_64` or `ARM64`.
+    pub cpu_architecture: String,
+    /// `LINUX`, or another family.
+    pub operating_system_family: String,
+}
+
+/// One capacity provider of a strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityProviderDoc {
+    /// The provider's name.
+    pub capacity_provider: String,
+    /// Its relative share.
+    pub weight: i32,
+    /// Tasks it runs before the weights apply.
+    pub base: i32,
+}
+
+/// A container's dependency on another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DependsOnDoc {
+    /// The other container.
+    pub container_name: String,
+    /// `START`, `COMPLETE`, `SUCCESS` or `HEALTHY`.
+    pub condition: String,
+}
+
+/// A container, normalised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerDoc {
@@ -114,8 +199,10 @@ pub struct ContainerDoc {
     pub name: Option<String>,
     /// The image.
     pub image: Option<String>,
-    /// Always true on the desired side.
+    /// Whether the task stops when it exits (AWS default true).
     pub essential: bool,
+    /// The containers it waits for, sorted by name.
+    pub depends_on: Vec<DependsOnDoc>,
     /// Port mappings, by container port.
     pub port_mappings: Vec<PortMappingDoc>,
     /// The command, if it overrides the image's.
@@ -248,9 +335,13 @@ pub fn ssm_parameter_arn(partition: &str, region: &str, account: &str, name: &st
     )
 }
 
-/// The health check command a manifest asks for.
+/// The health check command the manifest asks for on the service's container.
 pub fn health_check_command(spec: &ServiceSpec) -> Option<Vec<String>> {
-    let c = &spec.task_definition.container;
+    container_health_check_command(&spec.task_definition.container)
+}
+
+/// The health check command a container of the manifest asks for.
+pub fn container_health_check_command(c: &ContainerSpec) -> Option<Vec<String>> {
     let hc = c.health_check.as_ref()?;
     if let Some(cmd) = &hc.command {
         return Some(cmd.clone());
@@ -263,8 +354,12 @@ pub fn health_check_command(spec: &ServiceSpec) -> Option<Vec<String>> {
     ])
 }
 
-fn log_options(spec: &ServiceSpec, r: &Resolved) -> Option<BTreeMap<String, String>> {
-    let logs = spec.task_definition.container.logs.as_ref()?;
+fn log_options(
+    c: &ContainerSpec,
+    r: &ResolvedContainer,
+    region: &str,
+) -> Option<BTreeMap<String, String>> {
+    let logs = c.logs.as_ref()?;
     let mut o = BTreeMap::new();
     o.insert(
         "awslogs-group".to_string(),
@@ -272,7 +367,7 @@ fn log_options(spec: &ServiceSpec, r: &Resolved) -> Option<BTreeMap<String, Stri
     );
     o.insert(
         "awslogs-region".to_string(),
-        logs.region.clone().unwrap_or_else(|| r.region.clone()),
+        logs.region.clone().unwrap_or_else(|| region.to_string()),
     );
     o.insert(
         "awslogs-stream-prefix".to_string(),
@@ -289,12 +384,40 @@ fn log_options(spec: &ServiceSpec, r: &Resolved) -> Option<BTreeMap<String, Stri
 /// always normalises to exactly what the manifest rendered.
 pub fn manifest_container(m: &Manifest<ServiceSpec>, r: &Resolved) -> ContainerDefinition {
     let spec = &m.spec;
-    let c = &spec.task_definition.container;
+    spec_container(
+        spec.container_name(),
+        &spec.task_definition.container,
+        &r.main(),
+        &r.region,
+    )
+}
+
+/// A sidecar of the manifest in ECS's request form (see [`manifest_container`]).
+pub fn manifest_sidecar(name: &str, c: &ContainerSpec, r: &Resolved) -> ContainerDefinition {
+    let none = ResolvedContainer::default();
+    spec_container(name, c, r.sidecars.get(name).unwrap_or(&none), &r.region)
+}
+
+fn spec_container(
+    name: &str,
+    c: &ContainerSpec,
+    r: &ResolvedContainer,
+    region: &str,
+) -> ContainerDefinition {
     let mut b = ContainerDefinition::builder()
-        .name(spec.container_name())
+        .name(name)
         .set_image(r.image.clone().or_else(|| c.image.clone()))
-        .essential(true)
+        .essential(c.essential.unwrap_or(true))
         .set_command(c.command.clone());
+    for d in &c.depends_on {
+        if let Ok(d) = ContainerDependency::builder()
+            .container_name(&d.container_name)
+            .condition(ContainerCondition::from(d.condition.as_str()))
+            .build()
+        {
+            b = b.depends_on(d);
+        }
+    }
     if let Some(port) = c.port {
         b = b.port_mappings(
             PortMapping::builder()
@@ -321,7 +444,7 @@ pub fn manifest_container(m: &Manifest<ServiceSpec>, r: &Resolved) -> ContainerD
             b = b.secrets(s);
         }
     }
-    if let (Some(cmd), Some(hc)) = (health_check_command(spec), &c.health_check) {
+    if let (Some(cmd), Some(hc)) = (container_health_check_command(c), &c.health_check) {
         let built = HealthCheck::builder()
             .set_command(Some(cmd))
             .interval(hc.interval_seconds.map_or(HC_INTERVAL, to_i32))
@@ -333,7 +456,7 @@ pub fn manifest_container(m: &Manifest<ServiceSpec>, r: &Resolved) -> ContainerD
             b = b.health_check(hc);
         }
     }
-    if let Some(options) = log_options(spec, r)
+    if let Some(options) = log_options(c, r, region)
         && let Ok(lc) = LogConfiguration::builder()
             .log_driver(LogDriver::Awslogs)
             .set_options(Some(options.into_iter().collect()))
@@ -351,6 +474,15 @@ pub fn container_definition(c: &ContainerDoc) -> ContainerDefinition {
         .set_image(c.image.clone())
         .essential(c.essential)
         .set_command(c.command.clone());
+    for d in &c.depends_on {
+        if let Ok(d) = ContainerDependency::builder()
+            .container_name(&d.container_name)
+            .condition(ContainerCondition::from(d.condition.as_str()))
+            .build()
+        {
+            b = b.depends_on(d);
+        }
+    }
     for p in &c.port_mappings {
         b = b.port_mappings(
             PortMapping::builder()
@@ -406,22 +538,49 @@ pub fn desired_task_definition(m: &Manifest<ServiceSpec>, r: &Resolved) -> TaskD
         requires_compatibilities: vec!["FARGATE".into()],
         execution_role_arn: td.execution_role_arn.clone(),
         task_role_arn: td.task_role_arn.clone(),
+        ephemeral_storage: EphemeralStorageDoc {
+            size_in_gib: td
+                .ephemeral_storage
+                .as_ref()
+                .map_or(to_i32(EPHEMERAL_DEFAULT), |e| to_i32(e.size_in_gib)),
+        },
+        runtime_platform: RuntimePlatformDoc {
+            cpu_architecture: td
+                .runtime_platform
+                .as_ref()
+                .and_then(|p| p.cpu_architecture)
+                .map_or(DEFAULT_ARCHITECTURE, |a| a.as_str())
+                .to_string(),
+            operating_system_family: td
+                .runtime_platform
+                .as_ref()
+                .and_then(|p| p.operating_system_family)
+                .map_or(DEFAULT_OS_FAMILY, |o| o.as_str())
+                .to_string(),
+        },
         container: Some(container_doc(&manifest_container(m, r))),
-        other_containers: Vec::new(),
+        sidecars: spec
+            .sidecars()
+            .map(|(name, c)| (name.to_string(), container_doc(&manifest_sidecar(name, c, r))))
+            .collect(),
         unmanaged_settings: Vec::new(),
     }
 }
 
+/// The CPU architecture and OS family of a Fargate task that names none.
+const DEFAULT_ARCHITECTURE: &str = "X86_64";
+const DEFAULT_OS_FAMILY: &str = "LINUX";
+
 /// The task definition part of the normalised document, from what ECS returned.
 pub fn live_task_definition(td: &TaskDefinition, container_name: &str) -> TaskDefinitionDoc {
-    let mut others: Vec<String> = td
+    let sidecars = td
         .container_definitions()
         .iter()
-        .filter_map(|c| c.name())
-        .filter(|n| *n != container_name)
-        .map(str::to_string)
+        .filter_map(|c| Some((c.name()?, c)))
+        .filter(|(n, _)| *n != container_name)
+        .map(|(n, c)| (n.to_string(), container_doc(c)))
         .collect();
-    others.sort();
+    let platform = td.runtime_platform();
     let container = td
         .container_definitions()
         .iter()
@@ -441,8 +600,23 @@ pub fn live_task_definition(td: &TaskDefinition, container_name: &str) -> TaskDe
         requires_compatibilities: compat,
         execution_role_arn: td.execution_role_arn().map(str::to_string),
         task_role_arn: td.task_role_arn().map(str::to_string),
+        ephemeral_storage: EphemeralStorageDoc {
+            size_in_gib: td
+                .ephemeral_storage()
+                .map_or(to_i32(EPHEMERAL_DEFAULT), |e| e.size_in_gib()),
+        },
+        runtime_platform: RuntimePlatformDoc {
+            cpu_architecture: platform
+                .and_then(|p| p.cpu_architecture())
+                .map_or(DEFAULT_ARCHITECTURE, |a| a.as_str())
+                .to_string(),
+            operating_system_family: platform
+                .and_then(|p| p.operating_system_family())
+                .map_or(DEFAULT_OS_FAMILY, |o| o.as_str())
+                .to_string(),
+        },
         container,
-        other_containers: others,
+        sidecars,
         unmanaged_settings: names(unmanaged_task_settings(td)),
     }
 }
@@ -455,7 +629,7 @@ fn names(v: Vec<&'static str>) -> Vec<String> {
 /// band) is drift; the values are not shown, only the names. AWS's own fillers (`cpu: 0`,
 /// empty lists) do not count.
 fn unmanaged_container_settings(c: &ContainerDefinition) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 26] = [
+    let checks: [(&'static str, bool); 25] = [
         ("cpu", c.cpu() != 0),
         ("memory", c.memory().is_some()),
         ("memoryReservation", c.memory_reservation().is_some()),
@@ -478,7 +652,6 @@ fn unmanaged_container_settings(c: &ContainerDefinition) -> Vec<&'static str> {
             c.repository_credentials().is_some(),
         ),
         ("ulimits", !c.ulimits().is_empty()),
-        ("dependsOn", !c.depends_on().is_empty()),
         ("linuxParameters", c.linux_parameters().is_some()),
         ("links", !c.links().is_empty()),
         ("dnsServers", !c.dns_servers().is_empty()),
@@ -508,25 +681,14 @@ fn unmanaged_container_settings(c: &ContainerDefinition) -> Vec<&'static str> {
 }
 
 /// Task-level settings that are set but that mooring never sets (see
-/// [`unmanaged_container_settings`]). Fargate's defaults (Linux/x86-64, 20 GiB of
-/// ephemeral storage) do not count.
+/// [`unmanaged_container_settings`]). The runtime platform and ephemeral storage are
+/// compared as fields of their own.
 fn unmanaged_task_settings(td: &TaskDefinition) -> Vec<&'static str> {
-    let platform = td.runtime_platform().is_some_and(|p| {
-        p.cpu_architecture().is_some_and(|a| a.as_str() != "X86_64")
-            || p.operating_system_family()
-                .is_some_and(|o| o.as_str() != "LINUX")
-    });
-    let checks: [(&'static str, bool); 7] = [
+    let checks: [(&'static str, bool); 5] = [
         ("volumes", !td.volumes().is_empty()),
         (
             "placementConstraints",
             !td.placement_constraints().is_empty(),
-        ),
-        ("runtimePlatform", platform),
-        (
-            "ephemeralStorage",
-            td.ephemeral_storage()
-                .is_some_and(|e| e.size_in_gib() != 20),
         ),
         ("pidMode", td.pid_mode().is_some()),
         ("ipcMode", td.ipc_mode().is_some()),
@@ -610,11 +772,21 @@ pub fn container_doc(c: &ContainerDefinition) -> ContainerDoc {
             .unwrap_or_default(),
     });
     let command = c.command().to_vec();
+    let mut depends_on: Vec<DependsOnDoc> = c
+        .depends_on()
+        .iter()
+        .map(|d| DependsOnDoc {
+            container_name: d.container_name().to_string(),
+            condition: d.condition().as_str().to_string(),
+        })
+        .collect();
+    depends_on.sort_by(|a, b| a.container_name.cmp(&b.container_name));
     ContainerDoc {
         unmanaged_settings: names(unmanaged_container_settings(c)),
         name: c.name().map(str::to_string),
         image: c.image().map(str::to_string),
         essential: c.essential().unwrap_or(true),
+        depends_on,
         port_mappings: ports,
         command: (!command.is_empty()).then_some(command),
         environment,
@@ -651,6 +823,47 @@ pub fn deployment_configuration(d: &DeploymentDoc) -> DeploymentConfiguration {
         .minimum_healthy_percent(d.minimum_healthy_percent)
         .maximum_percent(d.maximum_percent)
         .build()
+}
+
+/// The capacity provider strategy to send (empty: back to the launch type).
+pub fn capacity_provider_strategy(items: &[CapacityProviderDoc]) -> Vec<CapacityProviderStrategyItem> {
+    items
+        .iter()
+        .filter_map(|i| {
+            CapacityProviderStrategyItem::builder()
+                .capacity_provider(&i.capacity_provider)
+                .weight(i.weight)
+                .base(i.base)
+                .build()
+                .ok()
+        })
+        .collect()
+}
+
+/// The ephemeral storage to register: `None` for Fargate's default (ECS accepts only
+/// 21-200 GiB in a task definition).
+pub fn ephemeral_storage(e: &EphemeralStorageDoc) -> Option<aws_sdk_ecs::types::EphemeralStorage> {
+    (e.size_in_gib != to_i32(EPHEMERAL_DEFAULT)).then(|| {
+        aws_sdk_ecs::types::EphemeralStorage::builder()
+            .size_in_gib(e.size_in_gib)
+            .build()
+    })
+}
+
+/// The runtime platform to register: `None` for Fargate's default (X86_64 on LINUX), so
+/// that a manifest without one registers what it always did.
+pub fn runtime_platform(p: &RuntimePlatformDoc) -> Option<aws_sdk_ecs::types::RuntimePlatform> {
+    (p.cpu_architecture != DEFAULT_ARCHITECTURE || p.operating_system_family != DEFAULT_OS_FAMILY)
+        .then(|| {
+            aws_sdk_ecs::types::RuntimePlatform::builder()
+                .cpu_architecture(aws_sdk_ecs::types::CpuArchitecture::from(
+                    p.cpu_architecture.as_str(),
+                ))
+                .operating_system_family(aws_sdk_ecs::types::OsFamily::from(
+                    p.operating_system_family.as_str(),
+                ))
+                .build()
+        })
 }
 
 /// The load balancer attachments to send.
@@ -781,8 +994,19 @@ pub fn desired_doc(
     r: &Resolved,
 ) -> Doc {
     let spec = &m.spec;
+    let mut strategy: Vec<CapacityProviderDoc> = spec
+        .capacity_provider_strategy
+        .iter()
+        .map(|i| CapacityProviderDoc {
+            capacity_provider: i.capacity_provider.as_str().to_string(),
+            weight: i.weight.map_or(0, to_i32),
+            base: i.base.map_or(0, to_i32),
+        })
+        .collect();
+    strategy.sort_by(|a, b| a.capacity_provider.cmp(&b.capacity_provider));
     Doc {
-        launch_type: "FARGATE".into(),
+        launch_type: strategy.is_empty().then(|| "FARGATE".to_string()),
+        capacity_provider_strategy: strategy,
         desired_count: desired_count.map(to_i32),
         task_definition: Some(desired_task_definition(m, r)),
         network: desired_network(spec, r),
@@ -809,20 +1033,27 @@ pub fn live_doc(
     td: Option<&TaskDefinition>,
 ) -> Doc {
     let spec = &m.spec;
-    let launch_type = s
-        .launch_type()
-        .map(|l| l.as_str().to_string())
-        .unwrap_or_else(|| {
-            // A capacity provider strategy of FARGATE / FARGATE_SPOT is Fargate too.
-            let fargate = s
-                .capacity_provider_strategy()
-                .iter()
-                .any(|c| c.capacity_provider().starts_with("FARGATE"));
-            if fargate { "FARGATE" } else { "(none)" }.to_string()
-        });
+    let mut strategy: Vec<CapacityProviderDoc> = s
+        .capacity_provider_strategy()
+        .iter()
+        .map(|i| CapacityProviderDoc {
+            capacity_provider: i.capacity_provider().to_string(),
+            weight: i.weight(),
+            base: i.base(),
+        })
+        .collect();
+    strategy.sort_by(|a, b| a.capacity_provider.cmp(&b.capacity_provider));
+    // With a strategy, the strategy decides where tasks run: ECS then reports no launch
+    // type (moto keeps the one the service was created with, EC2 when none was given).
+    let launch_type = if strategy.is_empty() {
+        Some(s.launch_type().map_or("(none)", |l| l.as_str()).to_string())
+    } else {
+        None
+    };
     let tags = s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
     Doc {
         launch_type,
+        capacity_provider_strategy: strategy,
         desired_count: desired_count.map(|_| s.desired_count()),
         task_definition: td.map(|td| live_task_definition(td, spec.container_name())),
         network: network_doc(s.network_configuration()),
@@ -918,6 +1149,7 @@ spec:
             image: None,
             image_tag: None,
             secrets_version: None,
+            sidecars: BTreeMap::new(),
         }
     }
 
@@ -932,7 +1164,19 @@ spec:
         // AWS fills protocol and hostPort; ECS stores what it was given otherwise.
         c.port_mappings = Some(vec![PortMapping::builder().container_port(3000).build()]);
         c.essential = None;
-        let td = TaskDefinition::builder()
+        let mut td = TaskDefinition::builder();
+        // Sidecars after the service's container, with what AWS leaves implicit.
+        for (name, sc) in m.spec.sidecars() {
+            let mut d = manifest_sidecar(name, sc, r);
+            if d.essential == Some(true) {
+                d.essential = None;
+            }
+            if let Some(deps) = d.depends_on.as_mut() {
+                deps.reverse();
+            }
+            td = td.container_definitions(d);
+        }
+        let td = td
             .task_definition_arn("arn:aws:ecs:eu-west-1:123456789012:task-definition/api:3")
             .family("api")
             .cpu("0.5 vCPU")
@@ -942,15 +1186,45 @@ spec:
             .execution_role_arn("arn:aws:iam::123456789012:role/exec")
             .container_definitions(c)
             .build();
+        // Fargate's own defaults, spelt out as DescribeTaskDefinition may return them.
+        let mut td = td;
+        if td.runtime_platform.is_none() {
+            td.runtime_platform = Some(
+                aws_sdk_ecs::types::RuntimePlatform::builder()
+                    .cpu_architecture(aws_sdk_ecs::types::CpuArchitecture::X8664)
+                    .operating_system_family(aws_sdk_ecs::types::OsFamily::Linux)
+                    .build(),
+            );
+        }
         let vpc = AwsVpcConfiguration::builder()
             .subnets("subnet-b")
             .subnets("subnet-a")
             .security_groups("sg-1")
             .build()
             .unwrap();
+        let strategy: Vec<aws_sdk_ecs::types::CapacityProviderStrategyItem> = m
+            .spec
+            .capacity_provider_strategy
+            .iter()
+            .rev()
+            .map(|i| {
+                // AWS leaves a weight or base of 0 out.
+                aws_sdk_ecs::types::CapacityProviderStrategyItem::builder()
+                    .capacity_provider(i.capacity_provider.as_str())
+                    .weight(i.weight.map_or(0, to_i32))
+                    .base(i.base.map_or(0, to_i32))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
         let mut svc = Service::builder()
             .service_name("api")
-            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+            .set_launch_type(
+                strategy
+                    .is_empty()
+                    .then_some(aws_sdk_ecs::types::LaunchType::Fargate),
+            )
+            .set_capacity_provider_strategy((!strategy.is_empty()).then_some(strategy))
             .desired_count(2)
             .network_configuration(
                 NetworkConfiguration::builder()
@@ -1060,7 +1334,7 @@ spec:
             fields,
             vec![
                 "taskDefinition.container.environment.DEBUG",
-                "taskDefinition.otherContainers"
+                "taskDefinition.sidecars.xray"
             ]
         );
     }
@@ -1284,5 +1558,191 @@ spec:
             doc["container"]["secrets"]["DB_PASSWORD"],
             json!("arn:aws:ssm:eu-west-1:123456789012:parameter/prd/db/password")
         );
+    }
+
+    #[test]
+    fn fargate_platform_defaults_are_not_drift_and_changes_are_named() {
+        let m = manifest();
+        let r = resolved();
+        let (svc, mut td) = as_aws_returns_it(&m, &r);
+        td.ephemeral_storage = Some(
+            aws_sdk_ecs::types::EphemeralStorage::builder()
+                .size_in_gib(20)
+                .build(),
+        );
+        assert!(changes(&m, &r, &svc, &td).is_empty(), "AWS's 20 GiB and X86_64/LINUX");
+        td.ephemeral_storage = Some(
+            aws_sdk_ecs::types::EphemeralStorage::builder()
+                .size_in_gib(50)
+                .build(),
+        );
+        td.runtime_platform = Some(
+            aws_sdk_ecs::types::RuntimePlatform::builder()
+                .cpu_architecture(aws_sdk_ecs::types::CpuArchitecture::Arm64)
+                .build(),
+        );
+        let changes = changes(&m, &r, &svc, &td);
+        let fields: Vec<(&str, String, String)> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.live.to_string(), c.desired.to_string()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("taskDefinition.ephemeralStorage.sizeInGiB", "50".into(), "20".into()),
+                (
+                    "taskDefinition.runtimePlatform.cpuArchitecture",
+                    "\"ARM64\"".into(),
+                    "\"X86_64\"".into()
+                ),
+            ]
+        );
+        // Declared, they are sent; the default never is (ECS takes 21-200 GiB only).
+        let mut arm = manifest();
+        arm.spec.task_definition.ephemeral_storage = Some(crate::kinds::service::spec::EphemeralStorageSpec { size_in_gib: 50 });
+        arm.spec.task_definition.runtime_platform = serde_json::from_value(json!({"cpuArchitecture": "ARM64"})).unwrap();
+        let doc = desired_task_definition(&arm, &r);
+        assert_eq!(ephemeral_storage(&doc.ephemeral_storage).map(|e| e.size_in_gib()), Some(50));
+        assert_eq!(
+            runtime_platform(&doc.runtime_platform).and_then(|p| p.cpu_architecture().cloned()),
+            Some(aws_sdk_ecs::types::CpuArchitecture::Arm64)
+        );
+        assert_eq!(live_task_definition(&td, "app").ephemeral_storage, doc.ephemeral_storage);
+        assert_eq!(live_task_definition(&td, "app").runtime_platform, doc.runtime_platform);
+        let plain = desired_task_definition(&manifest(), &r);
+        assert!(ephemeral_storage(&plain.ephemeral_storage).is_none());
+        assert!(runtime_platform(&plain.runtime_platform).is_none());
+    }
+
+    fn with_sidecars() -> Manifest<ServiceSpec> {
+        let mut m = manifest();
+        m.spec.task_definition.container.depends_on = serde_json::from_value(json!([
+            {"containerName": "migrate", "condition": "SUCCESS"},
+            {"containerName": "log-router", "condition": "START"},
+        ]))
+        .unwrap();
+        m.spec.task_definition.sidecars = serde_json::from_value(json!([
+            {"name": "log-router", "image": "fluent-bit:3", "essential": true,
+             "logs": {"group": "/ecs/router"}},
+            {"name": "migrate", "image": "api:1", "essential": false,
+             "command": ["npm", "run", "migrate"],
+             "secrets": {"DB_PASSWORD": {"ssmParameter": "/prd/db/password"}}},
+        ]))
+        .unwrap();
+        m
+    }
+
+    fn resolved_with_sidecars() -> Resolved {
+        let mut r = resolved();
+        r.sidecars.insert(
+            "migrate".into(),
+            ResolvedContainer {
+                secrets: r.secrets.clone(),
+                secrets_version: Some("DB_PASSWORD=4".into()),
+                ..Default::default()
+            },
+        );
+        r
+    }
+
+    #[test]
+    fn sidecars_as_aws_returns_them_have_no_changes_and_each_field_is_named() {
+        let m = with_sidecars();
+        let r = resolved_with_sidecars();
+        let (svc, mut td) = as_aws_returns_it(&m, &r);
+        assert_eq!(td.container_definitions().len(), 3);
+        assert!(changes(&m, &r, &svc, &td).is_empty(), "{:#?}", changes(&m, &r, &svc, &td));
+        // What is sent: the service's container first, each sidecar's own secrets and
+        // secret versions, essential and dependsOn.
+        let doc = desired_task_definition(&m, &r);
+        let migrate = &doc.sidecars["migrate"];
+        assert!(!migrate.essential);
+        assert_eq!(migrate.environment["MOORING_SECRETS_VERSION"], "DB_PASSWORD=4");
+        assert_eq!(
+            migrate.secrets["DB_PASSWORD"],
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/prd/db/password"
+        );
+        assert_eq!(doc.sidecars["log-router"].log_configuration.as_ref().unwrap().options["awslogs-group"], "/ecs/router");
+        assert_eq!(container_doc(&container_definition(migrate)), *migrate);
+        let main = doc.container.as_ref().unwrap();
+        assert_eq!(container_doc(&container_definition(main)), *main);
+        assert_eq!(
+            main.depends_on.iter().map(|d| d.container_name.as_str()).collect::<Vec<_>>(),
+            ["log-router", "migrate"],
+            "sorted by name"
+        );
+
+        for c in td.container_definitions.as_mut().unwrap() {
+            match c.name() {
+                Some("log-router") => c.image = Some("fluent-bit:evil".into()),
+                Some("migrate") => c.essential = Some(true),
+                Some("app") => {
+                    c.depends_on.as_mut().unwrap()[0] = ContainerDependency::builder()
+                        .container_name("log-router")
+                        .condition(ContainerCondition::Healthy)
+                        .build()
+                        .unwrap()
+                }
+                _ => {}
+            }
+        }
+        let mut fields: Vec<String> = changes(&m, &r, &svc, &td).into_iter().map(|c| c.field).collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "taskDefinition.container.dependsOn",
+                "taskDefinition.sidecars.log-router.image",
+                "taskDefinition.sidecars.migrate.essential",
+            ]
+        );
+        // A sidecar removed by hand is named by its name.
+        td.container_definitions.as_mut().unwrap().retain(|c| c.name() != Some("migrate"));
+        let fields: Vec<String> = changes(&m, &r, &svc, &td).into_iter().map(|c| c.field).collect();
+        // (a whole object against nothing is listed leaf by leaf, as a new resource is)
+        assert!(
+            fields.iter().any(|f| f == "taskDefinition.sidecars.migrate.image"),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn capacity_providers_are_compared_by_name_with_aws_defaults_and_replace_the_launch_type() {
+        let mut spot = manifest();
+        spot.spec.capacity_provider_strategy = serde_json::from_value(json!([
+            {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0},
+            {"capacityProvider": "FARGATE", "weight": 1},
+        ]))
+        .unwrap();
+        let r = resolved();
+        let (svc, td) = as_aws_returns_it(&spot, &r);
+        assert!(svc.launch_type().is_none());
+        assert!(changes(&spot, &r, &svc, &td).is_empty(), "{:#?}", changes(&spot, &r, &svc, &td));
+        let d = desired(&spot, &r);
+        assert_eq!(d.launch_type, None);
+        assert_eq!(
+            capacity_provider_strategy(&d.capacity_provider_strategy)
+                .iter()
+                .map(|i| (i.capacity_provider().to_string(), i.weight(), i.base()))
+                .collect::<Vec<_>>(),
+            [("FARGATE".to_string(), 1, 0), ("FARGATE_SPOT".to_string(), 3, 0)]
+        );
+        // The same service on the launch type: both named.
+        let (plain_svc, _) = as_aws_returns_it(&manifest(), &r);
+        let mut fields: Vec<String> = changes(&spot, &r, &plain_svc, &td).into_iter().map(|c| c.field).collect();
+        fields.sort();
+        assert_eq!(fields, ["capacityProviderStrategy", "launchType"]);
+        // A strategy put on a launch-type service by hand: named the other way round.
+        let m = manifest();
+        let mut fields: Vec<String> = changes(&m, &r, &svc, &td).into_iter().map(|c| c.field).collect();
+        fields.sort();
+        assert_eq!(fields, ["capacityProviderStrategy", "launchType"]);
+        // A weight changed by hand.
+        let mut reweighted = svc.clone();
+        // (AWS's order: FARGATE, weight 1, comes first; 7 is neither manifest weight)
+        reweighted.capacity_provider_strategy.as_mut().unwrap()[0].weight = 7;
+        let c = changes(&spot, &r, &reweighted, &td);
+        assert_eq!(c.len(), 1, "{c:#?}");
+        assert!(c[0].field.starts_with("capacityProviderStrategy"), "{c:#?}");
     }
 }

@@ -1,6 +1,6 @@
 //! `kind: Service` — an ECS service on Fargate, with the task definition it runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,16 @@ pub struct ServiceSpec {
     /// service pinned to another version by hand is drift.
     #[serde(default)]
     pub platform_version: Option<String>,
+    /// Where tasks run, instead of the `FARGATE` launch type: a capacity provider strategy
+    /// of `FARGATE` and `FARGATE_SPOT`, e.g. `[{capacityProvider: FARGATE_SPOT, weight: 3},
+    /// {capacityProvider: FARGATE, weight: 1, base: 1}]`. Unset: the `FARGATE` launch type.
+    /// The cluster must have the providers (the `Cluster` manifest's `capacityProviders`).
+    #[serde(default)]
+    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
+    /// `FARGATE`, the default when there is no `capacityProviderStrategy` (with which it
+    /// cannot be combined).
+    #[serde(default)]
+    pub launch_type: Option<LaunchTypeSpec>,
     /// Target groups the service registers its tasks with.
     #[serde(default)]
     pub load_balancers: Vec<LoadBalancerSpec>,
@@ -50,6 +60,51 @@ pub struct ServiceSpec {
     /// What happens around a deploy (a move to a new task definition revision).
     #[serde(default)]
     pub deploy: DeploySpec,
+}
+
+/// One capacity provider of a service's strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CapacityProviderItem {
+    /// `FARGATE` or `FARGATE_SPOT`.
+    pub capacity_provider: FargateCapacityProvider,
+    /// The share of tasks placed with this provider, relative to the others (0-1000).
+    /// AWS default 0.
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// Tasks that run on this provider before the weights apply (0-100000; at most one
+    /// provider may have a base). AWS default 0.
+    #[serde(default)]
+    pub base: Option<u32>,
+}
+
+/// The launch type mooring runs services with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum LaunchTypeSpec {
+    /// Fargate.
+    #[serde(rename = "FARGATE")]
+    Fargate,
+}
+
+/// The Fargate capacity providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum FargateCapacityProvider {
+    /// On-demand Fargate.
+    #[serde(rename = "FARGATE")]
+    Fargate,
+    /// Fargate Spot: cheaper, and tasks may be stopped with two minutes' notice.
+    #[serde(rename = "FARGATE_SPOT")]
+    FargateSpot,
+}
+
+impl FargateCapacityProvider {
+    /// The provider's name in ECS.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FargateCapacityProvider::Fargate => "FARGATE",
+            FargateCapacityProvider::FargateSpot => "FARGATE_SPOT",
+        }
+    }
 }
 
 /// What happens around a deploy.
@@ -78,7 +133,8 @@ pub struct DeploySpec {
     pub rollback_on_failure: bool,
 }
 
-/// Task-level settings of the task definition (Fargate, awsvpc, one essential container).
+/// Task-level settings of the task definition (Fargate, awsvpc, the service's container and
+/// its sidecars).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TaskDefinitionSpec {
@@ -95,15 +151,126 @@ pub struct TaskDefinitionSpec {
     /// Role the application's own AWS calls use.
     #[serde(default)]
     pub task_role_arn: Option<String>,
-    /// The application container.
+    /// The application container: the one load balancers send traffic to, the pre-deploy
+    /// task runs its command in, and a deploy is named after. Always essential.
     pub container: ContainerSpec,
+    /// More containers in the same task (a log router, a proxy, a worker, a one-off init
+    /// step), each with a `name`. They take the same fields as `container`, including
+    /// `essential` and `dependsOn`; images followed by digest and secret versions work for
+    /// each of them.
+    #[serde(default)]
+    pub sidecars: Vec<ContainerSpec>,
+    /// Ephemeral storage of each task in GiB (21-200). Unset: Fargate's 20 GiB.
+    #[serde(default)]
+    pub ephemeral_storage: Option<EphemeralStorageSpec>,
+    /// CPU architecture and operating system. Unset: `X86_64` on `LINUX`, Fargate's
+    /// default. ARM64 (Graviton) needs images built for arm64.
+    #[serde(default)]
+    pub runtime_platform: Option<RuntimePlatformSpec>,
 }
 
-/// The application container.
+/// The task's ephemeral storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EphemeralStorageSpec {
+    /// Size in GiB (21-200).
+    #[serde(rename = "sizeInGiB")]
+    pub size_in_gib: u32,
+}
+
+/// The task's platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuntimePlatformSpec {
+    /// `X86_64` (default) or `ARM64`.
+    #[serde(default)]
+    pub cpu_architecture: Option<CpuArchitecture>,
+    /// `LINUX` (the only family mooring runs).
+    #[serde(default)]
+    pub operating_system_family: Option<OperatingSystemFamily>,
+}
+
+/// A CPU architecture Fargate runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CpuArchitecture {
+    /// Intel/AMD, the default.
+    #[serde(rename = "X86_64")]
+    X86_64,
+    /// Graviton.
+    #[serde(rename = "ARM64")]
+    Arm64,
+}
+
+impl CpuArchitecture {
+    /// The name ECS uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CpuArchitecture::X86_64 => "X86_64",
+            CpuArchitecture::Arm64 => "ARM64",
+        }
+    }
+}
+
+/// An operating system family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OperatingSystemFamily {
+    /// Linux, the default.
+    #[serde(rename = "LINUX")]
+    Linux,
+}
+
+impl OperatingSystemFamily {
+    /// The name ECS uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatingSystemFamily::Linux => "LINUX",
+        }
+    }
+}
+
+/// A container that must reach a state before this one starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DependsOnSpec {
+    /// The other container's `name`.
+    pub container_name: String,
+    /// `START` (it started), `COMPLETE` (it exited), `SUCCESS` (it exited 0) or `HEALTHY`
+    /// (its health check passed). `COMPLETE` and `SUCCESS` only on a non-essential
+    /// container, `HEALTHY` only on one with a `healthCheck`.
+    pub condition: DependencyCondition,
+}
+
+/// The state a container waits for in another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DependencyCondition {
+    /// The other container started.
+    Start,
+    /// The other container exited.
+    Complete,
+    /// The other container exited 0.
+    Success,
+    /// The other container's health check passed.
+    Healthy,
+}
+
+impl DependencyCondition {
+    /// The name ECS uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DependencyCondition::Start => "START",
+            DependencyCondition::Complete => "COMPLETE",
+            DependencyCondition::Success => "SUCCESS",
+            DependencyCondition::Healthy => "HEALTHY",
+        }
+    }
+}
+
+/// A container of the task definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ContainerSpec {
-    /// Container name. Defaults to `app`.
+    /// Container name. Defaults to `app` for `container`; required for a sidecar.
     #[serde(default)]
     pub name: Option<String>,
     /// Image reference, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:1.4.2`.
@@ -146,6 +313,13 @@ pub struct ContainerSpec {
     /// awslogs log configuration.
     #[serde(default)]
     pub logs: Option<LogsSpec>,
+    /// Whether the task stops when this container exits. Default true; the service's
+    /// `container` is always essential, a sidecar may set `false`.
+    #[serde(default)]
+    pub essential: Option<bool>,
+    /// Containers that must reach a state before this one starts.
+    #[serde(default)]
+    pub depends_on: Vec<DependsOnSpec>,
 }
 
 /// How a container's image tag is followed.
@@ -323,6 +497,30 @@ impl ServiceSpec {
             .unwrap_or(DEFAULT_CONTAINER_NAME)
     }
 
+    /// Every container of the task definition with the pointer of its manifest entry: the
+    /// service's `container` first, then the sidecars in manifest order.
+    pub fn containers(&self) -> impl Iterator<Item = (String, &ContainerSpec)> {
+        std::iter::once((
+            "/spec/taskDefinition/container".to_string(),
+            &self.task_definition.container,
+        ))
+        .chain(
+            self.task_definition
+                .sidecars
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("/spec/taskDefinition/sidecars/{i}"), c)),
+        )
+    }
+
+    /// The sidecars with their names (a sidecar without one is refused by validation).
+    pub fn sidecars(&self) -> impl Iterator<Item = (&str, &ContainerSpec)> {
+        self.task_definition
+            .sidecars
+            .iter()
+            .map(|c| (c.name.as_deref().unwrap_or_default(), c))
+    }
+
     /// Checks what the schema cannot express: Fargate sizes, ranges, exclusive fields.
     pub fn check(&self, meta: &Metadata, f: &mut Findings<'_>) {
         check_aws_name(self.aws_name(meta), "/spec/serviceName", f);
@@ -369,14 +567,22 @@ impl ServiceSpec {
             }
         }
 
-        let c = &td.container;
-        if td.execution_role_arn.is_none() && (c.logs.is_some() || !c.secrets.is_empty()) {
+        if td.execution_role_arn.is_none()
+            && self
+                .containers()
+                .any(|(_, c)| c.logs.is_some() || !c.secrets.is_empty())
+        {
             f.at(
                 "/spec/taskDefinition",
-                "`executionRoleArn` is required when the container has `logs` or `secrets` (ECS uses that role to write logs and read secrets)",
+                "`executionRoleArn` is required when a container has `logs` or `secrets` (ECS uses that role to write logs and read secrets)",
             );
         }
-        self.check_container(f);
+        for (base, c) in self.containers() {
+            check_container(c, &base, f);
+        }
+        self.check_sidecars(f);
+        self.check_task_platform(f);
+        self.check_capacity_providers(f);
         self.check_network(f);
         self.check_deployment(f);
         super::predeploy::check(self, f);
@@ -431,9 +637,199 @@ impl ServiceSpec {
         }
     }
 
-    fn check_container(&self, f: &mut Findings<'_>) {
-        let c = &self.task_definition.container;
-        let base = "/spec/taskDefinition/container";
+    /// Sidecar names, `essential`, and `dependsOn` across the containers: names unique,
+    /// every dependency an existing other container, no cycle, the conditions ECS accepts.
+    fn check_sidecars(&self, f: &mut Findings<'_>) {
+        let main = self.container_name();
+        if self.task_definition.container.essential == Some(false) {
+            f.at(
+                "/spec/taskDefinition/container/essential",
+                "the service's container is always essential (load balancers, the pre-deploy task and deploys follow it); set `essential: false` on a sidecar instead",
+            );
+        }
+        let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+        seen.insert(main, "/spec/taskDefinition/container/name".to_string());
+        for (i, c) in self.task_definition.sidecars.iter().enumerate() {
+            let p = format!("/spec/taskDefinition/sidecars/{i}");
+            let Some(name) = c.name.as_deref() else {
+                f.at(&p, "a sidecar needs a `name`");
+                continue;
+            };
+            check_aws_name(name, &format!("{p}/name"), f);
+            if let Some(first) = seen.get(name) {
+                f.at(
+                    &format!("{p}/name"),
+                    format!("container name `{name}` is already used at {first}"),
+                );
+            } else {
+                seen.insert(name, format!("{p}/name"));
+            }
+        }
+        let by_name: BTreeMap<&str, &ContainerSpec> = std::iter::once((main, &self.task_definition.container))
+            .chain(self.sidecars())
+            .collect();
+        for (base, c) in self.containers() {
+            let own = if base.ends_with("/container") {
+                main
+            } else {
+                c.name.as_deref().unwrap_or_default()
+            };
+            let mut targets = BTreeSet::new();
+            for (j, d) in c.depends_on.iter().enumerate() {
+                let p = format!("{base}/dependsOn/{j}/containerName");
+                let target = d.container_name.as_str();
+                if !targets.insert(target) {
+                    f.at(&p, format!("`{target}` is named twice in `dependsOn`"));
+                }
+                if target == own {
+                    f.at(&p, "a container cannot depend on itself");
+                    continue;
+                }
+                let Some(other) = by_name.get(target) else {
+                    f.at(
+                        &p,
+                        format!(
+                            "no container `{target}` in the task definition (containers: {})",
+                            by_name.keys().copied().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                    continue;
+                };
+                let cond = format!("{base}/dependsOn/{j}/condition");
+                match d.condition {
+                    DependencyCondition::Complete | DependencyCondition::Success
+                        if other.essential != Some(false) =>
+                    {
+                        f.at(
+                            &cond,
+                            format!(
+                                "`{}` waits for `{target}` to exit, and ECS allows that only on a non-essential container: set `essential: false` on `{target}`",
+                                d.condition.as_str()
+                            ),
+                        )
+                    }
+                    DependencyCondition::Healthy if other.health_check.is_none() => f.at(
+                        &cond,
+                        format!("`HEALTHY` needs a `healthCheck` on `{target}`"),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(cycle) = dependency_cycle(&by_name) {
+            f.at(
+                "/spec/taskDefinition",
+                format!(
+                    "the containers' `dependsOn` form a cycle ({}): no container could start",
+                    cycle.join(" -> ")
+                ),
+            );
+        }
+    }
+
+    fn check_task_platform(&self, f: &mut Findings<'_>) {
+        if let Some(e) = &self.task_definition.ephemeral_storage
+            && !(EPHEMERAL_MIN..=EPHEMERAL_MAX).contains(&e.size_in_gib)
+        {
+            f.at(
+                "/spec/taskDefinition/ephemeralStorage/sizeInGiB",
+                format!(
+                    "{} is outside {EPHEMERAL_MIN}-{EPHEMERAL_MAX} (leave `ephemeralStorage` out for Fargate's {EPHEMERAL_DEFAULT} GiB)",
+                    e.size_in_gib
+                ),
+            );
+        }
+    }
+
+    fn check_capacity_providers(&self, f: &mut Findings<'_>) {
+        let strategy = &self.capacity_provider_strategy;
+        if strategy.is_empty() {
+            return;
+        }
+        if self.launch_type.is_some() {
+            f.at(
+                "/spec/capacityProviderStrategy",
+                "set either `launchType` or `capacityProviderStrategy`, not both",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, item) in strategy.iter().enumerate() {
+            let p = format!("/spec/capacityProviderStrategy/{i}");
+            if !seen.insert(item.capacity_provider) {
+                f.at(
+                    &format!("{p}/capacityProvider"),
+                    format!("`{}` is listed twice", item.capacity_provider.as_str()),
+                );
+            }
+            if let Some(w) = item.weight
+                && w > 1000
+            {
+                f.at(&format!("{p}/weight"), format!("{w} is outside 0-1000"));
+            }
+            if let Some(b) = item.base
+                && b > 100_000
+            {
+                f.at(&format!("{p}/base"), format!("{b} is outside 0-100000"));
+            }
+        }
+        if strategy.iter().filter(|i| i.base.unwrap_or(0) > 0).count() > 1 {
+            f.at(
+                "/spec/capacityProviderStrategy",
+                "only one capacity provider may have a `base`",
+            );
+        }
+        if strategy.iter().all(|i| i.weight.unwrap_or(0) == 0) {
+            f.at(
+                "/spec/capacityProviderStrategy",
+                "at least one capacity provider needs a `weight` above 0",
+            );
+        }
+    }
+}
+
+/// A cycle in the containers' `dependsOn`, as the names along it, if there is one.
+fn dependency_cycle(by_name: &BTreeMap<&str, &ContainerSpec>) -> Option<Vec<String>> {
+    fn visit<'a>(
+        name: &'a str,
+        by_name: &BTreeMap<&'a str, &'a ContainerSpec>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| *n == name) {
+            let mut cycle: Vec<String> = path[at..].iter().map(|n| n.to_string()).collect();
+            cycle.push(name.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(name) {
+            return None;
+        }
+        path.push(name);
+        for d in by_name.get(name).map(|c| c.depends_on.as_slice()).unwrap_or_default() {
+            if let Some((target, _)) = by_name.get_key_value(d.container_name.as_str())
+                && let Some(c) = visit(target, by_name, path, done)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for name in by_name.keys() {
+        if let Some(c) = visit(name, by_name, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Fargate's ephemeral storage: the default, and the range a task definition may ask for.
+pub const EPHEMERAL_DEFAULT: u32 = 20;
+const EPHEMERAL_MIN: u32 = 21;
+const EPHEMERAL_MAX: u32 = 200;
+
+/// Checks one container (the service's or a sidecar) at `base`.
+fn check_container(c: &ContainerSpec, base: &str, f: &mut Findings<'_>) {
         match (&c.image, &c.repository, &c.tag) {
             (Some(image), None, None) => {
                 if image.trim().is_empty() || image.contains(char::is_whitespace) {
@@ -638,6 +1034,7 @@ impl ServiceSpec {
         }
     }
 
+impl ServiceSpec {
     fn check_network(&self, f: &mut Findings<'_>) {
         self.network
             .subnets
@@ -715,6 +1112,113 @@ mod tests {
             describe_options(&fargate_memory_options(512).unwrap()),
             "1024-4096 in steps of 1024"
         );
+    }
+
+    /// The errors a service with `extra` under `spec:` (indented two spaces) and `td`
+    /// under `taskDefinition:` (four) loads with, as `file:line:col: field: message`.
+    fn errors(extra: &str, td: &str) -> Vec<String> {
+        let doc = format!(
+            "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: prd}}\nspec: {{}}\n---\napiVersion: mooring.dev/v1alpha1\nkind: Service\nmetadata: {{name: api}}\nspec:\n  cluster: prd\n  network: {{subnets: {{ids: [subnet-1]}}, securityGroups: {{ids: [sg-1]}}}}\n{extra}  taskDefinition:\n    cpu: 256\n    memory: 512\n    container: {{image: 'api:1', port: 3000}}\n{td}"
+        );
+        match crate::manifest::load::load_with_stack(&[("s.yaml".into(), doc)]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn has(errs: &[String], needle: &str) -> bool {
+        errs.iter().any(|e| e.contains(needle))
+    }
+
+    #[test]
+    fn capacity_providers_are_checked_and_exclude_the_launch_type() {
+        let ok = "  capacityProviderStrategy:\n    - {capacityProvider: FARGATE_SPOT, weight: 3, base: 0}\n    - {capacityProvider: FARGATE, weight: 1}\n";
+        assert_eq!(errors(ok, ""), Vec::<String>::new());
+        assert_eq!(errors("  launchType: FARGATE\n", ""), Vec::<String>::new());
+        let both = errors(&format!("  launchType: FARGATE\n{ok}"), "");
+        assert!(
+            has(&both, "spec.capacityProviderStrategy: set either `launchType` or `capacityProviderStrategy`, not both"),
+            "{both:#?}"
+        );
+        let bad = errors(
+            "  capacityProviderStrategy:\n    - {capacityProvider: FARGATE, base: 1}\n    - {capacityProvider: FARGATE, base: 2, weight: 0}\n",
+            "",
+        );
+        assert!(has(&bad, "spec.capacityProviderStrategy[1].capacityProvider: `FARGATE` is listed twice"), "{bad:#?}");
+        assert!(has(&bad, "only one capacity provider may have a `base`"), "{bad:#?}");
+        assert!(has(&bad, "at least one capacity provider needs a `weight` above 0"), "{bad:#?}");
+        let ec2 = errors("  capacityProviderStrategy: [{capacityProvider: my-asg, weight: 1}]\n", "");
+        assert!(has(&ec2, "capacityProvider"), "{ec2:#?}");
+    }
+
+    #[test]
+    fn ephemeral_storage_and_platform_are_checked() {
+        assert_eq!(
+            errors("", "    ephemeralStorage: {sizeInGiB: 21}\n    runtimePlatform: {cpuArchitecture: ARM64, operatingSystemFamily: LINUX}\n"),
+            Vec::<String>::new()
+        );
+        let e = errors("", "    ephemeralStorage: {sizeInGiB: 20}\n");
+        assert!(
+            has(&e, "spec.taskDefinition.ephemeralStorage.sizeInGiB: 20 is outside 21-200"),
+            "{e:#?}"
+        );
+        assert!(has(&errors("", "    ephemeralStorage: {sizeInGiB: 201}\n"), "201 is outside 21-200"));
+        assert!(!errors("", "    runtimePlatform: {cpuArchitecture: ARM}\n").is_empty());
+    }
+
+    #[test]
+    fn sidecars_are_named_uniquely_and_depend_on_existing_containers_without_cycles() {
+        let ok = "    sidecars:\n      - name: log-router\n        image: 'fluent-bit:3'\n        essential: false\n      - name: migrate\n        image: 'api:1'\n        essential: false\n        command: [npm, run, migrate]\n        dependsOn: [{containerName: log-router, condition: START}]\n";
+        assert_eq!(errors("", ok), Vec::<String>::new());
+
+        let e = errors("", "    sidecars:\n      - {image: 'x:1'}\n      - {name: app, image: 'x:1'}\n");
+        assert!(has(&e, "spec.taskDefinition.sidecars[0]: a sidecar needs a `name`"), "{e:#?}");
+        assert!(
+            has(&e, "spec.taskDefinition.sidecars[1].name: container name `app` is already used at /spec/taskDefinition/container/name"),
+            "{e:#?}"
+        );
+        let e = errors(
+            "",
+            "    sidecars:\n      - {name: a, image: 'x:1', dependsOn: [{containerName: nope, condition: START}]}\n",
+        );
+        assert!(
+            has(&e, "spec.taskDefinition.sidecars[0].dependsOn[0].containerName: no container `nope` in the task definition (containers: a, app)"),
+            "{e:#?}"
+        );
+        let e = errors(
+            "",
+            "    sidecars:\n      - {name: a, image: 'x:1', dependsOn: [{containerName: b, condition: START}]}\n      - {name: b, image: 'x:1', dependsOn: [{containerName: a, condition: START}]}\n",
+        );
+        assert!(
+            has(&e, "spec.taskDefinition: the containers' `dependsOn` form a cycle (a -> b -> a)"),
+            "{e:#?}"
+        );
+        let e = errors(
+            "",
+            "    sidecars:\n      - {name: a, image: 'x:1', dependsOn: [{containerName: a, condition: START}]}\n",
+        );
+        assert!(has(&e, "a container cannot depend on itself"), "{e:#?}");
+        // COMPLETE/SUCCESS only on a non-essential container, HEALTHY only on a checked one.
+        let e = errors(
+            "",
+            "    sidecars:\n      - {name: init, image: 'x:1'}\n      - {name: b, image: 'x:1', dependsOn: [{containerName: init, condition: SUCCESS}, {containerName: app, condition: HEALTHY}]}\n",
+        );
+        assert!(has(&e, "sidecars[1].dependsOn[0].condition: `SUCCESS` waits for `init` to exit, and ECS allows that only on a non-essential container"), "{e:#?}");
+        assert!(has(&e, "sidecars[1].dependsOn[1].condition: `HEALTHY` needs a `healthCheck` on `app`"), "{e:#?}");
+        // The service's container is always essential.
+        let e = errors_main_not_essential();
+        assert!(has(&e, "spec.taskDefinition.container.essential: the service's container is always essential"), "{e:#?}");
+        // Each sidecar's container fields are checked like the service's own.
+        let e = errors("", "    sidecars:\n      - {name: b, repository: api}\n");
+        assert!(has(&e, "spec.taskDefinition.sidecars[0].repository: `repository` needs a `tag`"), "{e:#?}");
+    }
+
+    fn errors_main_not_essential() -> Vec<String> {
+        let doc = "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n---\napiVersion: mooring.dev/v1alpha1\nkind: Service\nmetadata: {name: api}\nspec:\n  cluster: prd\n  network: {subnets: {ids: [subnet-1]}, securityGroups: {ids: [sg-1]}}\n  taskDefinition:\n    cpu: 256\n    memory: 512\n    container: {image: 'api:1', essential: false}\n";
+        match crate::manifest::load::load_with_stack(&[("s.yaml".into(), doc.into())]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
     }
 
     #[test]
