@@ -6042,8 +6042,9 @@ async fn environments_render_apply_side_by_side_and_promote_only_images() {
         .iter()
         .map(|c| c["field"].as_str().unwrap())
         .collect();
-    // The image, and the migrations the new revision runs before the service moves to it.
-    assert_eq!(fields, ["taskDefinition.container.image", "preDeploy"]);
+    // The image, the migrations the new revision runs before the service moves to it, and
+    // the check after the rollout (the base's backend has `deploy.verify`).
+    assert_eq!(fields, ["taskDefinition.container.image", "preDeploy", "verify"]);
     let image = &changed[0]["changes"][0];
     assert!(
         image["live"]
@@ -6898,7 +6899,7 @@ async fn import_reports_a_sidecar_and_observes_that_service() {
         worker
             .changes
             .iter()
-            .any(|c| c.field == "taskDefinition.otherContainers"),
+            .any(|c| c.field == "taskDefinition.sidecars.envoy"),
         "{worker:#?}"
     );
     // A pass that honours the annotations, as the daemon's does, adopts the rest and
