@@ -6044,7 +6044,10 @@ async fn environments_render_apply_side_by_side_and_promote_only_images() {
         .collect();
     // The image, the migrations the new revision runs before the service moves to it, and
     // the check after the rollout (the base's backend has `deploy.verify`).
-    assert_eq!(fields, ["taskDefinition.container.image", "preDeploy", "verify"]);
+    assert_eq!(
+        fields,
+        ["taskDefinition.container.image", "preDeploy", "verify"]
+    );
     let image = &changed[0]["changes"][0];
     assert!(
         image["live"]
