@@ -1780,12 +1780,7 @@ async fn a_protected_environment_prunes_nothing() {
     // it with `protect: true`.
     let root = tempfile::tempdir().unwrap();
     let base = root.path().join("base");
-    let fixture = fixture_copy("basic");
-    std::fs::create_dir_all(&base).unwrap();
-    for entry in std::fs::read_dir(fixture.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
-    }
+    common::fixture_into("basic", &base);
     let extra = base.join("old.yaml");
     std::fs::write(
         &extra,
@@ -1830,12 +1825,7 @@ async fn dev_prunes_only_its_own_resources_beside_prd_in_one_account() {
     // and its own SSM path, prd with the base's names. Each has its own `SecurityGroup/extra`.
     let root = tempfile::tempdir().unwrap();
     let base = root.path().join("base");
-    let fixture = fixture_copy("basic");
-    std::fs::create_dir_all(&base).unwrap();
-    for entry in std::fs::read_dir(fixture.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
-    }
+    common::fixture_into("basic", &base);
     let extra = "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: extra}\nspec:\n  vpc: default\n  ingress:\n    - {port: 8080, cidrIp: 10.0.0.0/8}\n";
     let head = "apiVersion: mooring.dev/v1alpha1\nkind: Environment\nmetadata: {name: NAME}\nspec:\n  bases: [../base]\n";
     // (prd first: dev's service reads the base's secret parameter, which prd creates.)
@@ -1904,12 +1894,7 @@ async fn two_environments_without_a_name_scheme_do_not_share_resources() {
     let (_guard, emu) = emulator().await;
     let root = tempfile::tempdir().unwrap();
     let base = root.path().join("base");
-    let fixture = fixture_copy("basic");
-    std::fs::create_dir_all(&base).unwrap();
-    for entry in std::fs::read_dir(fixture.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
-    }
+    common::fixture_into("basic", &base);
     // Production as it ran before environments: the base applied as a plain set.
     let out = emu.mooring(&["apply", base.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stdout(&out));
@@ -1971,12 +1956,7 @@ async fn a_protected_environment_refuses_replacement_and_says_why() {
     let (_guard, emu) = emulator().await;
     let root = tempfile::tempdir().unwrap();
     let base = root.path().join("base");
-    let fixture = fixture_copy("basic");
-    std::fs::create_dir_all(&base).unwrap();
-    for entry in std::fs::read_dir(fixture.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
-    }
+    common::fixture_into("basic", &base);
     let web = base.join("web.yaml");
     let group = "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata:\n  name: web\n  annotations: {mooring.dev/allow-replacement: \"true\"}\nspec:\n  vpc: default\n  description: first\n";
     std::fs::write(&web, group).unwrap();
@@ -2011,12 +1991,7 @@ async fn dev_cannot_take_prds_resources_by_an_explicit_name_or_a_shared_ssm_path
     let (_guard, emu) = emulator().await;
     let root = tempfile::tempdir().unwrap();
     let base = root.path().join("base");
-    let fixture = fixture_copy("basic");
-    std::fs::create_dir_all(&base).unwrap();
-    for entry in std::fs::read_dir(fixture.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), base.join(entry.file_name())).unwrap();
-    }
+    common::fixture_into("basic", &base);
     std::fs::write(
         base.join("extra.yaml"),
         "apiVersion: mooring.dev/v1alpha1\nkind: SecurityGroup\nmetadata: {name: extra}\nspec:\n  vpc: default\n  description: extra\n",

@@ -252,6 +252,12 @@ pub fn fixture_copy(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Copies the fixture `name` into `dir` (created), e.g. as the base of environments.
+pub fn fixture_into(name: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    copy_dir(&root().join("tests/fixtures").join(name), dir);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read fixture") {
         let entry = entry.expect("entry");
