@@ -89,7 +89,16 @@ pub async fn follow(
             Ok(out) => match out.services().first() {
                 Some(s) => match judge(s, &begun.to_task_definition) {
                     Judgement::Completed => return Ok(()),
-                    Judgement::Failed(why) => return Err((Cause::Rollback, why)),
+                    Judgement::Failed(why) => {
+                        // ECS gave up on the revision: recorded durably, as a failed verify's
+                        // rollback is, so a restarted daemon does not deploy it again.
+                        if let Err(e) =
+                            super::verify::record_failed(ecs, &begun.to_task_definition).await
+                        {
+                            tracing::warn!(service = %begun.service, error = %e, "cannot record the rolled-back revision as failed; this process still remembers it");
+                        }
+                        return Err((Cause::Rollback, why));
+                    }
                     Judgement::InProgress => {}
                 },
                 None => {

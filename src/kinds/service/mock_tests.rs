@@ -288,7 +288,9 @@ async fn a_circuit_breaker_rollback_fails_the_apply_and_is_not_redeployed() {
             2,
         ),
     ]);
-    let refs: Vec<&Rule> = rules.iter().collect();
+    let tag = failed_tag_rule();
+    let mut refs: Vec<&Rule> = rules.iter().collect();
+    refs.push(&tag);
     let ctx = context(&refs);
     let set = set();
     let recs = reconcilers(&set);
@@ -300,6 +302,9 @@ async fn a_circuit_breaker_rollback_fails_the_apply_and_is_not_redeployed() {
     assert!(err.message.contains("circuit breaker"), "{}", err.message);
     assert!(!report.resources[1].applied);
     assert_eq!(rules[3].num_calls(), 1);
+    // Recorded on the revision: a restarted daemon refuses it too (see
+    // a_revision_a_failed_verify_rolled_back_is_not_deployed_again_until_the_manifest_changes).
+    assert_eq!(tag.num_calls(), 1, "the rolled-back revision is tagged failed");
 
     // The next pass still sees the old image, but does not deploy the failed revision again.
     let report = apply_all(&ctx, &set, &recs, true).await;
@@ -598,6 +603,8 @@ struct PreDeploy {
     run: Rule,
     describe_tasks: Rule,
     tag: Rule,
+    /// TagResource recording a failure (`failed-<key>`); NEW_TD carries it from then on.
+    tag_failed: Rule,
     stop: Rule,
     update: Rule,
 }
@@ -642,17 +649,25 @@ fn pre_deploy_rules(tagged: bool, polls: Vec<aws_sdk_ecs::types::Task>) -> PreDe
             .task_definition(logged_task_definition())
             .build()
     });
-    // The new revision, with its awslogs configuration, and its tags read fresh.
+    // The new revision, with its awslogs configuration, and its tags read fresh: the
+    // success tag when `tagged`, else the failure recorded since (if any).
+    let recorded_failure: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let seen = recorded_failure.clone();
     let new_td = mock!(Client::describe_task_definition)
         .match_requests(|r| r.task_definition() == Some(NEW_TD))
         .then_output(move || {
             let mut out = DescribeTaskDefinitionOutput::builder()
                 .task_definition(logged_task_definition());
-            if tagged {
+            let value = if tagged {
+                Some("succeeded".to_string())
+            } else {
+                seen.lock().unwrap().clone()
+            };
+            if let Some(value) = value {
                 out = out.tags(
                     aws_sdk_ecs::types::Tag::builder()
                         .key("mooring.dev/pre-deploy")
-                        .value("succeeded")
+                        .value(value)
                         .build(),
                 );
             }
@@ -712,6 +727,18 @@ fn pre_deploy_rules(tagged: bool, polls: Vec<aws_sdk_ecs::types::Task>) -> PreDe
             log.lock().unwrap().push("TagResource");
             TagResourceOutput::builder().build()
         });
+    let tag_failed = mock!(Client::tag_resource)
+        .match_requests(|r| {
+            r.resource_arn() == Some(NEW_TD)
+                && r.tags().iter().any(|t| {
+                    t.key() == Some("mooring.dev/pre-deploy")
+                        && t.value().is_some_and(|v| v.starts_with("failed-"))
+                })
+        })
+        .then_compute_output(move |r| {
+            *recorded_failure.lock().unwrap() = r.tags()[0].value().map(str::to_string);
+            TagResourceOutput::builder().build()
+        });
     let log = calls.clone();
     let stop = mock!(Client::stop_task)
         .match_requests(|r| r.task() == Some(TASK))
@@ -724,6 +751,7 @@ fn pre_deploy_rules(tagged: bool, polls: Vec<aws_sdk_ecs::types::Task>) -> PreDe
         run.clone(),
         describe_tasks.clone(),
         tag.clone(),
+        tag_failed.clone(),
         stop.clone(),
     ]);
     PreDeploy {
@@ -732,6 +760,7 @@ fn pre_deploy_rules(tagged: bool, polls: Vec<aws_sdk_ecs::types::Task>) -> PreDe
         run,
         describe_tasks,
         tag,
+        tag_failed,
         stop,
         update,
     }
@@ -795,6 +824,7 @@ async fn a_failed_pre_deploy_task_leaves_the_service_alone_until_the_manifest_ch
     assert!(!svc.applied);
     assert_eq!(p.update.num_calls(), 0, "the service stays on its revision");
     assert_eq!(p.tag.num_calls(), 0);
+    assert_eq!(p.tag_failed.num_calls(), 1, "the failure recorded on the revision");
 
     // The next pass plans the same change but does not run the task again.
     let report = apply_all(&ctx, &set, &recs, true).await;
@@ -805,6 +835,17 @@ async fn a_failed_pre_deploy_task_leaves_the_service_alone_until_the_manifest_ch
         err.message
     );
     assert_eq!(p.run.num_calls(), 1, "no second RunTask");
+    assert_eq!(p.update.num_calls(), 0);
+
+    // A restarted daemon (nothing remembered in the process; ECS still lists the stopped
+    // task) reads the record on the revision and does not run it again either.
+    let restarted = pre_deploy_context(&p);
+    let report = apply_all(&restarted, &set, &reconcilers(&set), true).await;
+    let err = report.resources[1].error().expect("still failed after a restart");
+    assert!(err.message.contains("failed before"), "{}", err.message);
+    assert!(err.message.contains("aws ecs untag-resource"), "{}", err.message);
+    assert!(err.category.needs_change());
+    assert_eq!(p.run.num_calls(), 1, "no RunTask after the restart");
     assert_eq!(p.update.num_calls(), 0);
 
     // A changed pre-deploy (here its timeout) runs it again.
@@ -944,6 +985,19 @@ async fn a_pre_deploy_task_that_succeeded_before_its_leader_recorded_it_is_not_r
 }
 
 /// A client whose DescribeServices answers `states` in turn, the last one repeatedly.
+/// TagResource recording NEW_TD as a failed deploy (`mooring.dev/deploy: failed`).
+fn failed_tag_rule() -> Rule {
+    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
+    mock!(Client::tag_resource)
+        .match_requests(|r| {
+            r.resource_arn() == Some(NEW_TD)
+                && r.tags().iter().any(|t| {
+                    t.key() == Some("mooring.dev/deploy") && t.value() == Some("failed")
+                })
+        })
+        .then_output(|| TagResourceOutput::builder().build())
+}
+
 fn describing(states: Vec<Service>) -> (Rule, Client) {
     let mut seq = mock!(Client::describe_services).sequence();
     let last = states.last().cloned();
@@ -957,7 +1011,9 @@ fn describing(states: Vec<Service>) -> (Rule, Client) {
             .build(),
         None => seq.build(),
     };
-    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&rule]);
+    // A rollback the follower sees is recorded on the revision (TagResource).
+    let tag = failed_tag_rule();
+    let client = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&rule, &tag]);
     (rule, client)
 }
 
@@ -1109,7 +1165,9 @@ async fn a_followed_rollout_fails_on_a_circuit_breaker_rollback_and_on_its_timeo
             .task_definition(NEW_TD)
             .build(),
     ]);
-    let (_, ecs) = describing(vec![rolling_out(), rollback]);
+    let (describe, _) = describing(vec![rolling_out(), rollback]);
+    let tag = failed_tag_rule();
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&describe, &tag]);
     let (cause, message) = follow(
         &ecs,
         &begun_deploy(),
@@ -1120,6 +1178,7 @@ async fn a_followed_rollout_fails_on_a_circuit_breaker_rollback_and_on_its_timeo
     .unwrap_err();
     assert_eq!(cause, Cause::Rollback);
     assert!(message.contains("circuit breaker") && message.contains(NEW_TD), "{message}");
+    assert_eq!(tag.num_calls(), 1, "what ECS rolled back is recorded on the revision");
 
     // The rollback already done: the service runs the old revision alone.
     let (_, ecs) = describing(vec![service(

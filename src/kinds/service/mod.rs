@@ -34,7 +34,7 @@ use aws_sdk_ecs::types::{
     Compatibility, DeploymentRolloutState, LaunchType, NetworkMode, Service, ServiceField,
     TaskDefinition, TaskDefinitionField,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use self::render::{Doc, LoadBalancerDoc, NetworkDoc, Resolved, TaskDefinitionDoc};
 use super::network::{self, Target};
@@ -1610,7 +1610,7 @@ async fn wait_for_rollout(
     let mut shown: Option<Rollout> = None;
     loop {
         if let Some(reason) = failed_deployment(&service, td_arn) {
-            state(cx).remember_failed(td_arn);
+            rolled_back(cx, td_arn).await;
             return Err(ReconcileError::Rollout(format!(
                 "deployment of {td_arn} to {name} failed: {reason}"
             )));
@@ -1623,14 +1623,14 @@ async fn wait_for_rollout(
             shown = Some(r.clone());
         }
         if let Some(primary) = r.task_definition.as_deref().filter(|p| *p != td_arn) {
-            state(cx).remember_failed(td_arn);
+            rolled_back(cx, td_arn).await;
             return Err(ReconcileError::Rollout(format!(
                 "ECS rolled {name} back to {primary} ({})",
                 r.reason.unwrap_or_else(|| "no reason given".into())
             )));
         }
         if r.is_failed() {
-            state(cx).remember_failed(td_arn);
+            rolled_back(cx, td_arn).await;
             return Err(ReconcileError::Rollout(format!(
                 "deployment of {td_arn} to {name} failed: {}",
                 r.reason.unwrap_or_else(|| "no reason given".into())
@@ -1653,6 +1653,16 @@ async fn wait_for_rollout(
         service = found.into_iter().next().ok_or_else(|| {
             ReconcileError::Rollout(format!("service {name} disappeared during its rollout"))
         })?;
+    }
+}
+
+/// ECS gave up on `td_arn` during a rollout this apply waits for: remembered, and recorded on
+/// the revision (best effort: the deploy has failed either way) so that a restarted
+/// process or another replica does not deploy it again either.
+async fn rolled_back(cx: &Cx<'_>, td_arn: &str) {
+    state(cx).remember_failed(td_arn);
+    if let Err(e) = verify::record_failed(&cx.aws().ecs, td_arn).await {
+        warn!(task_definition = td_arn, error = %e, "cannot record the rolled-back revision as failed; this process still remembers it");
     }
 }
 

@@ -11,12 +11,15 @@
 //! when the leader died before writing the tag.
 //!
 //! A failure or a timeout fails the service with the category `rollout`, which the daemon
-//! does not retry until the manifest changes; [`Memory`] also keeps it from running again
-//! within this process for the same revision and the same `preDeploy` settings.
+//! does not retry until the manifest changes. It is recorded durably too, as the tag
+//! `mooring.dev/pre-deploy: failed-<digest>` on the revision, where the digest covers the
+//! revision and the `preDeploy` settings: neither a restarted daemon nor another replica runs
+//! it again for the same revision and settings, while a changed command or timeout (same
+//! revision, new digest) runs it. [`Memory`] keeps the full message within this process.
+//! To run the same task again by hand: `aws ecs untag-resource --resource-arn <revision>
+//! --tag-keys mooring.dev/pre-deploy`.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,8 +44,10 @@ use crate::reconcile::{Cx, ReconcileError};
 
 /// The tag on a task definition revision whose pre-deploy task succeeded.
 pub const TAG: &str = "mooring.dev/pre-deploy";
-/// Its value.
+/// Its value once the task succeeded.
 pub const SUCCEEDED: &str = "succeeded";
+/// How its value starts once the task failed (then the run's [`key`]).
+const FAILED_PREFIX: &str = "failed-";
 /// `startedBy` of every pre-deploy task (ListTasks filters on it).
 pub const STARTED_BY: &str = "mooring/pre-deploy";
 /// How the reason mooring gives StopTask starts.
@@ -230,32 +235,35 @@ pub fn shown_note(c: &FieldChange) -> Option<String> {
 /// Failed pre-deploy runs this process remembers, by revision and settings.
 #[derive(Default)]
 pub struct Memory {
-    failed: Mutex<HashMap<u64, String>>,
+    failed: Mutex<HashMap<String, String>>,
 }
 
 impl Memory {
-    fn failed(&self, key: u64) -> Option<String> {
+    fn failed(&self, key: &str) -> Option<String> {
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .get(key)
             .cloned()
     }
 
-    fn remember(&self, key: u64, message: &str) {
+    fn remember(&self, key: &str, message: &str) {
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, message.to_string());
+            .insert(key.to_string(), message.to_string());
     }
 }
 
-/// The key of a run: the revision and everything the manifest says about the task.
-fn key(td_arn: &str, p: &PreDeploySpec) -> u64 {
-    let mut h = DefaultHasher::new();
-    td_arn.hash(&mut h);
-    serde_json::to_string(p).unwrap_or_default().hash(&mut h);
-    h.finish()
+/// The key of a run: a digest of the revision and everything the manifest says about the
+/// task, stable across processes and versions (it goes into the failed tag).
+fn key(td_arn: &str, p: &PreDeploySpec) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(td_arn.as_bytes());
+    h.update([0]);
+    h.update(serde_json::to_string(p).unwrap_or_default().as_bytes());
+    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The task ID, the last part of its ARN.
@@ -326,7 +334,7 @@ fn stopped_by_someone(t: &Task) -> bool {
 }
 
 /// True when the revision carries the success tag. Read from ECS every time.
-async fn succeeded(cx: &Cx<'_>, td_arn: &str) -> Result<bool, AwsError> {
+async fn recorded(cx: &Cx<'_>, td_arn: &str) -> Result<Option<String>, AwsError> {
     let out = cx
         .aws()
         .ecs
@@ -339,20 +347,22 @@ async fn succeeded(cx: &Cx<'_>, td_arn: &str) -> Result<bool, AwsError> {
     Ok(out
         .tags()
         .iter()
-        .any(|t| t.key() == Some(TAG) && t.value() == Some(SUCCEEDED)))
+        .find(|t| t.key() == Some(TAG))
+        .and_then(|t| t.value())
+        .map(str::to_string))
 }
 
-/// Records the success on the revision.
-async fn record(cx: &Cx<'_>, td_arn: &str) -> Result<(), AwsError> {
+/// Records the outcome on the revision: [`SUCCEEDED`], or failed with the run's key.
+async fn record(cx: &Cx<'_>, td_arn: &str, value: &str) -> Result<(), AwsError> {
     cx.aws()
         .ecs
         .tag_resource()
         .resource_arn(td_arn)
-        .tags(Tag::builder().key(TAG).value(SUCCEEDED).build())
+        .tags(Tag::builder().key(TAG).value(value).build())
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
-    info!(task_definition = td_arn, "pre-deploy recorded as succeeded");
+    info!(task_definition = td_arn, outcome = value, "pre-deploy outcome recorded");
     Ok(())
 }
 
@@ -552,13 +562,20 @@ pub(super) async fn before_rollout(
         return Ok(());
     };
     let key = key(td_arn, p);
-    if let Some(message) = memory.failed(key) {
+    if let Some(message) = memory.failed(&key) {
         return Err(ReconcileError::Rollout(format!(
             "{message}; it is not run again for {td_arn} until the manifest changes"
         )));
     }
-    if succeeded(cx, td_arn).await? {
-        return Ok(());
+    let failed = format!("{FAILED_PREFIX}{key}");
+    match recorded(cx, td_arn).await?.as_deref() {
+        Some(SUCCEEDED) => return Ok(()),
+        Some(v) if v == failed => {
+            return Err(ReconcileError::Rollout(format!(
+                "the pre-deploy task failed before for {td_arn} with these settings (recorded as the tag {TAG}={failed}); it is not run again until the manifest changes, or until the tag is removed: aws ecs untag-resource --resource-arn {td_arn} --tag-keys {TAG}"
+            )));
+        }
+        _ => {}
     }
     let family = td
         .family()
@@ -577,7 +594,7 @@ pub(super) async fn before_rollout(
                 .any(|t| !stopped_by_someone(t) && failure(td, t, main).is_none())
             {
                 // It succeeded, and its leader died before recording it.
-                record(cx, td_arn).await?;
+                record(cx, td_arn, SUCCEEDED).await?;
                 return Ok(());
             }
             let network = network_of(cx, p, service_network).await?;
@@ -590,7 +607,7 @@ pub(super) async fn before_rollout(
         Some(task) => match failure(td, &task, main) {
             None => {
                 info!(task = %id, task_definition = td_arn, "pre-deploy task succeeded");
-                record(cx, td_arn).await?;
+                record(cx, td_arn, SUCCEEDED).await?;
                 return Ok(());
             }
             Some(message) => message,
@@ -616,7 +633,11 @@ pub(super) async fn before_rollout(
             )
         }
     };
-    memory.remember(key, &message);
+    memory.remember(&key, &message);
+    // Best effort: the deploy has failed either way, and this process remembers it.
+    if let Err(e) = record(cx, td_arn, &failed).await {
+        warn!(task_definition = td_arn, error = %e, "cannot record the failed pre-deploy on the revision");
+    }
     Err(ReconcileError::Rollout(format!(
         "{message}; the service stays on its revision and {td_arn} is not tried again until the manifest changes"
     )))

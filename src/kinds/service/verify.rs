@@ -248,13 +248,7 @@ pub async fn roll_back(ecs: &aws_sdk_ecs::Client, begun: &Begun) -> String {
     };
     // First the record: a crash between the two leaves a service on the failed revision
     // (nothing redeploys it), never a service rolled back whose revision is deployed again.
-    let recorded = ecs
-        .tag_resource()
-        .resource_arn(&begun.to_task_definition)
-        .tags(Tag::builder().key(TAG).value(FAILED).build())
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:TagResource", e));
+    let recorded = record_failed(ecs, &begun.to_task_definition).await;
     let rolled = ecs
         .update_service()
         .cluster(&begun.cluster)
@@ -280,6 +274,19 @@ pub async fn roll_back(ecs: &aws_sdk_ecs::Client, begun: &Begun) -> String {
         ));
     }
     out
+}
+
+/// Records `td_arn` as a revision whose deploy failed (the tag [`TAG`]: [`FAILED`]), so that
+/// no pass, restarted process or other replica deploys it again until the manifest renders
+/// another revision: after a failed verify, and after ECS rolled a deployment back.
+pub async fn record_failed(ecs: &aws_sdk_ecs::Client, td_arn: &str) -> Result<(), AwsError> {
+    ecs.tag_resource()
+        .resource_arn(td_arn)
+        .tags(Tag::builder().key(TAG).value(FAILED).build())
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:TagResource", e))?;
+    Ok(())
 }
 
 /// True when the revision carries the failed tag, read from ECS now: for a revision a
