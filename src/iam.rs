@@ -226,8 +226,12 @@ pub fn policy(set: &ManifestSet) -> Value {
         .filter_map(|r| r.secrets_manager_arn.clone())
         .map(|a| crate::kinds::service::secret_arn(&a))
         .collect();
-    for c in &set.connections {
-        let id = &c.spec.api_key.secret_id;
+    // A connection without `secretId` never reads a key.
+    for id in set
+        .connections
+        .iter()
+        .filter_map(|c| c.spec.api_key.secret_id.as_ref())
+    {
         secrets.push(if id.starts_with("arn:") {
             id.clone()
         } else {

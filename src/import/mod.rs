@@ -1,10 +1,11 @@
 //! `mooring import`: manifests, as a person would write them, for what runs today. Three
 //! ways pick the resources, and all of them go down one path: `--cluster C [--service S…]`
 //! picks a cluster's services; `--cloudformation-stack NAME [--recursive]` the ECS
-//! services, log groups, ECR repositories and SSM parameters of a stack (and of its
-//! nested stacks); `--tag key=value` those the Resource Groups Tagging API lists with the
-//! tag (`pick`, `cloudformation`, `tagging`). What a selection picked but mooring cannot
-//! carry is reported (stderr and a comment in `stack.yaml`).
+//! services, log groups, ECR repositories, SSM parameters, ElastiCache replication groups,
+//! CloudWatch alarms and EventBridge rules of a stack (and of its nested stacks); `--tag
+//! key=value` those the Resource Groups Tagging API lists with the tag (`pick`,
+//! `cloudformation`, `tagging`). What a selection picked but mooring cannot carry is
+//! reported (stderr and a comment in `stack.yaml`).
 //!
 //! From each ECS service picked it follows the cluster, the task definition the
 //! service runs, its network (subnet and security group IDs), the target groups it
@@ -19,13 +20,23 @@
 //! format cannot express is listed per resource and field (stderr and a comment in the
 //! file), and such a resource gets `mooring.dev/mode: observe`.
 //!
+//! Beside the services: replication groups with their cache subnet groups (`elasticache`),
+//! alarms picked or naming an imported service or target group in their dimensions, in
+//! the short forms where they can (`alarm`), and scheduled rules with their API
+//! destinations and connections, references rewritten to manifest names and no API key
+//! read or written (`eventbridge`).
+//!
 //! One file per service (`<service>.yaml`: the service with its task definition, its
 //! scaling, its log group and its target groups), `cluster.yaml`, `stack.yaml`, `parameters.yaml` and
-//! `load-balancers.yaml`, and for resources picked on their own `log-groups.yaml` and
-//! `repositories.yaml`. Output is deterministic: importing twice gives the same bytes.
+//! `load-balancers.yaml`, and for resources picked on their own `log-groups.yaml`,
+//! `repositories.yaml`, `replication-groups.yaml`, `alarms.yaml` and `schedules.yaml`.
+//! Output is deterministic: importing twice gives the same bytes.
 
+mod alarm;
 mod cloudformation;
 mod cluster;
+mod elasticache;
+mod eventbridge;
 mod load_balancer;
 mod log_group;
 mod parameter_set;
@@ -393,6 +404,7 @@ pub async fn import_report(
     let mut parameters = parameter_set::Collector::default();
     let mut tg_written = BTreeSet::new();
     let mut log_groups: BTreeMap<String, String> = BTreeMap::new();
+    let mut alarm_targets = alarm::Targets::default();
     for (i, s) in &services {
         let cluster = &clusters[*i];
         let scaling = scalable_target::read(&cx, &cluster.aws_name, s).await?;
@@ -406,6 +418,13 @@ pub async fn import_report(
             &mut names,
         );
         parameters.collect(&svc.secrets);
+        alarm_targets.services.insert(
+            (
+                cluster.aws_name.clone(),
+                s.service.service_name().unwrap_or_default().to_string(),
+            ),
+            svc.doc.name.clone(),
+        );
         let mut docs = vec![];
         // The log group, when it is in this region: `logs.group` then names its manifest.
         let logs = &mut svc.doc.spec["taskDefinition"]["container"]["logs"];
@@ -451,6 +470,9 @@ pub async fn import_report(
             "load-balancers",
             "log-groups",
             "repositories",
+            "replication-groups",
+            "alarms",
+            "schedules",
         ];
         let base = if reserved.contains(&docs[0].name.as_str()) {
             format!("service-{}", docs[0].name)
@@ -483,6 +505,31 @@ pub async fn import_report(
     let repositories = repository::read(&cx, &wanted, &mut names).await?;
     parameters.collect(&picked.parameters.iter().cloned().collect::<Vec<_>>());
     let parameter_docs = parameters.build(&cx, &mut names).await?;
+    // Caches, alarms (on what was imported, or picked) and schedules.
+    for arn in &tg_written {
+        let forwarding = lbs
+            .iter()
+            .filter(|l| l.forwards.contains(arn))
+            .map(|l| (alarm::dimension(&l.doc.source), l.doc.name.clone()))
+            .collect();
+        if let Some(tg) = tgs.get(arn) {
+            alarm_targets
+                .target_groups
+                .insert(alarm::dimension(arn), (tg.doc.name.clone(), forwarding));
+        }
+    }
+    let caches = elasticache::read(
+        &cx,
+        &picked.replication_groups,
+        &picked.cache_subnet_groups,
+        &mut names,
+    )
+    .await?;
+    let alarms = alarm::read(&cx, &picked.alarms, &alarm_targets, &mut names).await?;
+    let schedules = eventbridge::read(&cx, &picked.rules, &mut names).await?;
+    for left in [&caches.left_out, &alarms.left_out, &schedules.left_out] {
+        picked.left_out.extend(left.clone());
+    }
 
     // Resources only a service brings in, which none did.
     let imported_lbs: Vec<&str> = lbs.iter().map(|l| l.doc.source.as_str()).collect();
@@ -508,6 +555,10 @@ pub async fn import_report(
         };
         let covered = match kind.as_str() {
             "AWS::ElasticLoadBalancingV2::TargetGroup" => tgs.contains_key(id),
+            "AWS::ElastiCache::CacheCluster" => caches.members.contains(id),
+            "AWS::Events::ApiDestination" | "AWS::Events::Connection" => {
+                schedules.imported.contains(id)
+            }
             "AWS::ElasticLoadBalancingV2::LoadBalancer" => imported_lbs.contains(&id.as_str()),
             "AWS::ElasticLoadBalancingV2::Listener"
             | "AWS::ElasticLoadBalancingV2::ListenerRule" => lb_part(id),
@@ -523,10 +574,9 @@ pub async fn import_report(
             }),
         };
         if !covered {
-            picked.left_out.insert(
-                format!("{kind} {id}"),
-                "no imported service reaches it".into(),
-            );
+            picked
+                .left_out
+                .insert(format!("{kind} {id}"), "nothing imported reaches it".into());
         }
     }
     let left_out: Vec<(String, String)> = picked.left_out.into_iter().collect();
@@ -574,6 +624,9 @@ pub async fn import_report(
     );
     push("log-groups.yaml", extra_logs);
     push("repositories.yaml", repositories);
+    push("replication-groups.yaml", caches.docs);
+    push("alarms.yaml", alarms.docs);
+    push("schedules.yaml", schedules.docs);
     out.extend(files);
     Ok((out, left_out))
 }

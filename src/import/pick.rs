@@ -16,6 +16,14 @@ pub(crate) struct Picked {
     pub repositories: BTreeSet<String>,
     /// SSM parameter names (full, with their path).
     pub parameters: BTreeSet<String>,
+    /// ElastiCache replication group IDs.
+    pub replication_groups: BTreeSet<String>,
+    /// ElastiCache cache subnet group names.
+    pub cache_subnet_groups: BTreeSet<String>,
+    /// CloudWatch alarm names.
+    pub alarms: BTreeSet<String>,
+    /// EventBridge rule names (`BUS|NAME` on another bus).
+    pub rules: BTreeSet<String>,
     /// Resources imported only as a service reaches them (target groups, load balancers,
     /// listeners and rules, task definitions, scaling): `(type, ID or ARN)`.
     pub reached: BTreeSet<(String, String)>,
@@ -25,8 +33,9 @@ pub(crate) struct Picked {
     pub stack: Option<String>,
 }
 
-/// Kinds of resources that only the service path imports.
-pub(crate) const REACHED: [&str; 7] = [
+/// Kinds of resources that only the service path imports (or, for the last three, a
+/// replication group or a rule).
+pub(crate) const REACHED: [&str; 10] = [
     "AWS::ECS::TaskDefinition",
     "AWS::ElasticLoadBalancingV2::TargetGroup",
     "AWS::ElasticLoadBalancingV2::LoadBalancer",
@@ -34,6 +43,9 @@ pub(crate) const REACHED: [&str; 7] = [
     "AWS::ElasticLoadBalancingV2::ListenerRule",
     "AWS::ApplicationAutoScaling::ScalableTarget",
     "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "AWS::ElastiCache::CacheCluster",
+    "AWS::Events::ApiDestination",
+    "AWS::Events::Connection",
 ];
 
 impl Picked {
@@ -94,10 +106,16 @@ impl Picked {
                 );
             }
             "AWS::Events::Rule" => {
-                self.left_out.insert(
-                    label.into(),
-                    "EventBridge rules are not imported yet".into(),
-                );
+                self.rules.insert(id.to_string());
+            }
+            "AWS::ElastiCache::ReplicationGroup" => {
+                self.replication_groups.insert(id.to_string());
+            }
+            "AWS::ElastiCache::SubnetGroup" => {
+                self.cache_subnet_groups.insert(id.to_string());
+            }
+            "AWS::CloudWatch::Alarm" => {
+                self.alarms.insert(id.to_string());
             }
             k if REACHED.contains(&k) => {
                 self.reached.insert((k.to_string(), id.to_string()));
@@ -116,6 +134,10 @@ impl Picked {
             && self.log_groups.is_empty()
             && self.repositories.is_empty()
             && self.parameters.is_empty()
+            && self.replication_groups.is_empty()
+            && self.cache_subnet_groups.is_empty()
+            && self.alarms.is_empty()
+            && self.rules.is_empty()
     }
 }
 

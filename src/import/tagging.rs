@@ -109,7 +109,22 @@ fn kind_of_arn(arn: &str) -> Option<(&'static str, String)> {
             ("AWS::ElasticLoadBalancingV2::ListenerRule", arn.to_string())
         }
         ("ec2", "security-group") => ("AWS::EC2::SecurityGroup", rest.to_string()),
-        ("events", "rule") => ("AWS::Events::Rule", rest.to_string()),
+        // `rule/BUS/NAME` on another bus: `BUS|NAME`, as CloudFormation names it.
+        ("events", "rule") => ("AWS::Events::Rule", rest.replacen('/', "|", 1)),
+        ("events", "api-destination") => (
+            "AWS::Events::ApiDestination",
+            rest.split('/').next().unwrap_or(rest).to_string(),
+        ),
+        ("events", "connection") => (
+            "AWS::Events::Connection",
+            rest.split('/').next().unwrap_or(rest).to_string(),
+        ),
+        ("elasticache", "replicationgroup") => {
+            ("AWS::ElastiCache::ReplicationGroup", rest.to_string())
+        }
+        ("elasticache", "subnetgroup") => ("AWS::ElastiCache::SubnetGroup", rest.to_string()),
+        ("elasticache", "cluster") => ("AWS::ElastiCache::CacheCluster", rest.to_string()),
+        ("cloudwatch", "alarm") => ("AWS::CloudWatch::Alarm", rest.to_string()),
         ("application-autoscaling", _) => (
             "AWS::ApplicationAutoScaling::ScalingPolicy",
             arn.to_string(),
@@ -140,6 +155,20 @@ mod tests {
         assert_eq!(
             kind_of_arn(&format!("{a}ecs:us-east-1:1:cluster/prd")),
             Some(("AWS::ECS::Cluster", "prd".into()))
+        );
+        assert_eq!(
+            kind_of_arn(&format!(
+                "{a}elasticache:us-east-1:1:replicationgroup:salon-redis"
+            )),
+            Some(("AWS::ElastiCache::ReplicationGroup", "salon-redis".into()))
+        );
+        assert_eq!(
+            kind_of_arn(&format!("{a}cloudwatch:us-east-1:1:alarm:Backend CPU")),
+            Some(("AWS::CloudWatch::Alarm", "Backend CPU".into()))
+        );
+        assert_eq!(
+            kind_of_arn(&format!("{a}events:us-east-1:1:api-destination/reset/0a1b")),
+            Some(("AWS::Events::ApiDestination", "reset".into()))
         );
         assert_eq!(kind_of_arn(&format!("{a}sns:us-east-1:1:topic")), None);
         assert_eq!(

@@ -116,29 +116,31 @@ pub struct Observed {
 /// `LastModifiedTime` (request time, clock skew) before the change counts as someone else's.
 pub const SET_AT_SLACK: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Where the key of `m` comes from, at `version`.
-fn key_from(m: &Manifest<ConnectionSpec>, version: &str) -> String {
+/// Where the key of `m` comes from, at `version`; `None` for a key left as it is (no
+/// `secretId`).
+fn key_from(m: &Manifest<ConnectionSpec>, version: &str) -> Option<String> {
     let k = &m.spec.api_key;
+    let id = k.secret_id.as_ref()?;
     let source = match &k.secret_key {
-        Some(key) => format!("{}#{key}", k.secret_id),
-        None => k.secret_id.clone(),
+        Some(key) => format!("{id}#{key}"),
+        None => id.clone(),
     };
-    format!("{source} version {version}")
+    Some(format!("{source} version {version}"))
 }
 
 /// The description that records who owns a connection, where its key came from and when
-/// mooring sent it (`set_at`, RFC 3339).
+/// mooring sent it (`set_at`, RFC 3339); only the owner for a key left as it is.
 pub fn description(
     stack: ownership::Owner<'_>,
     m: &Manifest<ConnectionSpec>,
     version: &str,
     set_at: &str,
 ) -> String {
-    format!(
-        "{}; key from {}; set at {set_at}",
-        ownership::marker(Kind::Connection, stack, m.name()),
-        key_from(m, version)
-    )
+    let marker = ownership::marker(Kind::Connection, stack, m.name());
+    match key_from(m, version) {
+        Some(from) => format!("{marker}; key from {from}; set at {set_at}"),
+        None => marker,
+    }
 }
 
 /// A description's parts: the marker, where the key came from, and when it was set (the
@@ -201,6 +203,14 @@ async fn current_secret_version(cx: &Cx<'_>, id: &str) -> Result<String, Reconci
         })
 }
 
+/// Why a connection without `secretId` cannot be created.
+fn no_secret(m: &Manifest<ConnectionSpec>) -> String {
+    format!(
+        "the connection `{}` does not exist and `apiKey.secretId` is not set: EventBridge needs the key to create it; set `secretId` to the Secrets Manager secret that holds it",
+        m.spec.aws_name(&m.metadata)
+    )
+}
+
 /// Reads the API key. The value goes straight into the request and is dropped after it.
 async fn api_key_value(
     cx: &Cx<'_>,
@@ -208,11 +218,14 @@ async fn api_key_value(
     version: &str,
 ) -> Result<String, ReconcileError> {
     let k = &m.spec.api_key;
+    let Some(secret_id) = &k.secret_id else {
+        return Err(ReconcileError::requirement(no_secret(m)));
+    };
     let out = cx
         .aws()
         .secretsmanager
         .get_secret_value()
-        .secret_id(&k.secret_id)
+        .secret_id(secret_id)
         .version_id(version)
         .send()
         .await
@@ -226,15 +239,13 @@ async fn api_key_value(
             .ok_or_else(|| {
                 // Never echo the secret: only say what was expected.
                 ReconcileError::requirement(format!(
-                    "the secret {} is not a JSON object with a string field `{key}`",
-                    k.secret_id
+                    "the secret {secret_id} is not a JSON object with a string field `{key}`"
                 ))
             })?,
     };
     if value.is_empty() {
         return Err(ReconcileError::requirement(format!(
-            "the secret {} holds an empty API key",
-            k.secret_id
+            "the secret {secret_id} holds an empty API key"
         )));
     }
     Ok(value)
@@ -259,7 +270,11 @@ impl Resource for Unit {
         m: &Manifest<ConnectionSpec>,
         _live: &(),
     ) -> Result<Observed, ReconcileError> {
-        let version = current_secret_version(cx, &m.spec.api_key.secret_id).await?;
+        // No secret named: the key is left as it is, and no secret is looked at.
+        let version = match &m.spec.api_key.secret_id {
+            Some(id) => current_secret_version(cx, id).await?,
+            None => String::new(),
+        };
         let live = eventbridge::connection(cx, m.spec.aws_name(&m.metadata)).await?;
         Ok(Observed { live, version })
     }
@@ -275,7 +290,7 @@ impl Resource for Unit {
             authorization_type: ConnectionAuthorizationType::ApiKey.as_str().to_string(),
             api_key_name: m.spec.api_key.header_name.clone(),
             marker: Some(ownership::marker(Kind::Connection, set.owner(), m.name())),
-            key_from: Some(key_from(m, &obs.version)),
+            key_from: key_from(m, &obs.version),
         }
     }
 
@@ -301,6 +316,14 @@ impl Resource for Unit {
                 }
             }),
         })
+    }
+
+    fn problems(m: &Manifest<ConnectionSpec>, obs: &Observed) -> Vec<crate::reconcile::Problem> {
+        if m.spec.api_key.secret_id.is_none() && obs.live.is_none() {
+            vec![crate::reconcile::Problem::requirement(no_secret(m))]
+        } else {
+            Vec::new()
+        }
     }
 
     fn aws_id(_set: &ManifestSet, m: &Manifest<ConnectionSpec>, obs: &Observed) -> String {
@@ -335,8 +358,37 @@ impl Resource for Unit {
             &crate::status::rfc3339(set_at),
         ));
         let auth = ConnectionAuthorizationType::from(authorization_type.as_str());
-        let key = api_key_value(cx, m, &obs.version).await?;
         let eb = &cx.aws().eventbridge;
+        // No secret named: the key stays as it is. Only the description (the owner) and a
+        // changed header name go out; no secret is read.
+        if m.spec.api_key.secret_id.is_none() {
+            let Some(live) = change.live else {
+                return Err(ReconcileError::requirement(no_secret(m)));
+            };
+            let mut update = eb.update_connection().name(name).set_description(description);
+            if live.api_key_name != *api_key_name {
+                update = update.authorization_type(auth).auth_parameters(
+                    UpdateConnectionAuthRequestParameters::builder()
+                        .api_key_auth_parameters(
+                            UpdateConnectionApiKeyAuthRequestParameters::builder()
+                                .api_key_name(api_key_name)
+                                .build(),
+                        )
+                        .build(),
+                );
+            }
+            let out = update
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("events:UpdateConnection", e))?;
+            let arn = out.connection_arn().unwrap_or_default().to_string();
+            info!(connection = %arn, "connection in place (its key left as it is)");
+            return Ok(Applied {
+                aws_id: arn,
+                rollout: None,
+            });
+        }
+        let key = api_key_value(cx, m, &obs.version).await?;
         let (arn, stamped) = if change.live.is_some() {
             let out = eb
                 .update_connection()
@@ -624,6 +676,42 @@ spec:
         c.last_modified_time = Some(aws_smithy_types::DateTime::from_secs(aws_now + 2));
         next.live = Some(Arc::new(c));
         assert!(changes(&set, &next).is_empty());
+    }
+
+    /// Without `secretId` (as `mooring import` writes a connection) the key is never part
+    /// of the plan: adopting shows the owner only, the description then names no key, and
+    /// a connection that does not exist is a problem, not a creation without a key.
+    #[test]
+    fn a_connection_without_a_secret_is_adopted_without_its_key() {
+        let text = "apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {name: backend}
+spec:
+  apiKey: {headerName: x-api-key}
+";
+        let set = load_with_stack(&[("c.yaml".into(), text.into())]).unwrap();
+        let m = &set.connections[0];
+        assert_eq!(key_from(m, ""), None);
+        let owned = description(set.owner(), m, "", "2026-12-02T10:00:00Z");
+        assert_eq!(owned, "managed by mooring: test/Connection/backend");
+        assert_eq!(changes(&set, &observed(Some("made by CDK"), "")), ["marker"]);
+        assert!(changes(&set, &observed(Some(&owned), "")).is_empty());
+        assert!(Unit::problems(m, &observed(Some("made by CDK"), "")).is_empty());
+        let missing = Unit::problems(m, &observed(None, ""));
+        assert!(
+            missing[0].message.contains("`apiKey.secretId` is not set"),
+            "{missing:?}"
+        );
+        // A field of a secret needs the secret.
+        let errs = load_with_stack(&[(
+            "c.yaml".into(),
+            text.replace("x-api-key}", "x-api-key, secretKey: key}"),
+        )])
+        .unwrap_err();
+        assert!(
+            errs.0.iter().any(|e| e.to_string().contains("set `secretId` too")),
+            "{errs:?}"
+        );
     }
 
     /// A clock in step with AWS's writes once.

@@ -21,14 +21,19 @@ pub struct ConnectionSpec {
 
 /// Where the API key comes from. Its value is read from Secrets Manager when the
 /// connection is created or the secret changes, handed to EventBridge, and never shown.
+/// Without `secretId` the key is left as it is: mooring takes the connection over (its
+/// header name, its ownership marker) but never sends a key, and cannot create it. That is
+/// how `mooring import` writes a connection, since EventBridge never returns the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApiKeySpec {
     /// HTTP header that carries the key, e.g. `x-api-key`.
     pub header_name: String,
     /// The Secrets Manager secret holding the key: its name (e.g. `salon/prd/scheduler-key`)
-    /// or its ARN, as Secrets Manager's `SecretId` takes either.
-    pub secret_id: String,
+    /// or its ARN, as Secrets Manager's `SecretId` takes either. Unset: the live key is kept
+    /// and never sent (the connection must exist).
+    #[serde(default)]
+    pub secret_id: Option<String>,
     /// When the secret is a JSON object: the key of the field holding the API key.
     #[serde(default)]
     pub secret_key: Option<String>,
@@ -66,7 +71,15 @@ impl ConnectionSpec {
         if !header_ok {
             f.at("/spec/apiKey/headerName", "must be an HTTP header name");
         }
-        let id = &k.secret_id;
+        let Some(id) = &k.secret_id else {
+            if k.secret_key.is_some() {
+                f.at(
+                    "/spec/apiKey/secretKey",
+                    "names a field of the secret: set `secretId` too",
+                );
+            }
+            return;
+        };
         if id.starts_with("arn:") {
             if !id.contains(":secretsmanager:") {
                 f.at(

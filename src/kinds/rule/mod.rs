@@ -69,8 +69,6 @@ impl crate::kinds::Declared for Unit {
 
 }
 
-/// The id of the target mooring manages on a rule; other targets are removed.
-const TARGET_ID: &str = "mooring";
 
 /// A rule in the shape plan compares.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,7 +219,7 @@ impl Resource for Unit {
                 .targets
                 .unwrap_or_default()
                 .into_iter()
-                .partition::<Vec<_>, _>(|t| t.id() == TARGET_ID);
+                .partition::<Vec<_>, _>(|t| t.id() == m.spec.target_id());
             target = ours.into_iter().next();
             extra_targets = others;
         }
@@ -352,7 +350,7 @@ impl Resource for Unit {
                 t.arn.clone()
             };
             let target = EbTarget::builder()
-                .id(TARGET_ID)
+                .id(m.spec.target_id())
                 .arn(destination)
                 .role_arn(&t.role_arn)
                 .set_input(t.input.clone())
@@ -424,6 +422,7 @@ impl Resource for Unit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spec::TARGET_ID;
     use crate::manifest::load::load_with_stack;
     use crate::reconcile::diff::diff;
 

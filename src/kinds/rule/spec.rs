@@ -10,6 +10,9 @@ use crate::manifest::common::check_tags;
 use crate::manifest::error::Findings;
 use crate::kinds::connection::spec::check_name;
 
+/// The target ID mooring gives the target it manages, unless the manifest names another.
+pub const TARGET_ID: &str = "mooring";
+
 /// A scheduled EventBridge rule that calls an API destination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -56,6 +59,11 @@ impl RuleState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RuleTarget {
+    /// The target's ID on the rule (1-64 letters, digits, `.-_`). Default `mooring`;
+    /// `mooring import` keeps the live one (CDK's is `Target0`), so adopting a rule does not
+    /// replace its target.
+    #[serde(default)]
+    pub id: Option<String>,
     /// `metadata.name` of the `ApiDestination` manifest to call.
     pub api_destination: String,
     /// IAM role EventBridge assumes to invoke the API destination.
@@ -74,9 +82,17 @@ impl RuleSpec {
         self.rule_name.as_deref().unwrap_or(&meta.name)
     }
 
+    /// The ID of the target mooring manages on the rule.
+    pub fn target_id(&self) -> &str {
+        self.target.id.as_deref().unwrap_or(TARGET_ID)
+    }
+
     /// Checks what the schema cannot express.
     pub fn check(&self, meta: &Metadata, f: &mut Findings<'_>) {
         check_name(self.aws_name(meta), "/spec/ruleName", f);
+        if let Some(id) = &self.target.id {
+            check_name(id, "/spec/target/id", f);
+        }
         if let Err(e) = check_schedule(&self.schedule_expression) {
             f.at("/spec/scheduleExpression", e);
         }
@@ -276,6 +292,7 @@ metadata: {name: sms}
 spec:
   scheduleExpression: rate(1 minutes)
   target:
+    id: 'target 0'
     apiDestination: jobs
     roleArn: arn:aws:iam::1:role/x
     input: '{not json'
@@ -288,6 +305,7 @@ spec:
             "spec.invocationRateLimitPerSecond: 500 is outside 1-300",
             "s.yaml:20:3: spec.scheduleExpression: `rate(1 minutes)`: EventBridge wants the singular",
             "spec.target.input: must be JSON text",
+            "spec.target.id: `target 0` is not a valid EventBridge name",
         ] {
             assert!(
                 errs.iter().any(|e| e.contains(expected)),

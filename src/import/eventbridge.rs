@@ -1,0 +1,363 @@
+//! EventBridge schedules picked by a CloudFormation stack or a tag: each scheduled rule of
+//! the default event bus with its API destination target, that destination and its
+//! connection (`schedules.yaml`). The rule's target names the `ApiDestination` manifest,
+//! which names the `Connection` manifest; the rule keeps its target's live ID (`target.id`)
+//! so adopting it does not replace the target.
+//!
+//! A connection's API key is never readable from AWS, and import never reads one from
+//! anywhere: the `Connection` is written without `apiKey.secretId`, which the kind takes as
+//! "the key is left as it is" (adopting it writes only its ownership marker, and no secret
+//! is read or key sent). A note says how to hand the key to mooring.
+//!
+//! The `--cluster` path does not follow services to schedules (a rule names an endpoint,
+//! not a service): pick them by tag or stack.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_eventbridge::types::{ConnectionAuthorizationType, Target};
+use serde_json::json;
+
+use super::{Ctx, Imported, Names, user_tags};
+use crate::aws::{AwsError, ErrorCategory};
+use crate::kinds::rule::spec::TARGET_ID;
+
+/// What the rules picked came to.
+#[derive(Default)]
+pub(crate) struct Read {
+    /// Connections, then API destinations, then rules.
+    pub docs: Vec<Imported>,
+    /// The names of the API destinations and connections imported (what a stack or a tag
+    /// may list on its own).
+    pub imported: BTreeSet<String>,
+    /// `what` → why.
+    pub left_out: BTreeMap<String, String>,
+}
+
+/// The `mooring.dev/resource` tag a description marker stands for (connections and API
+/// destinations carry their owner in their description), for [`Names::take_owned`].
+fn owner(description: Option<&str>) -> Option<String> {
+    crate::kinds::ownership::from_marker(description).resource
+}
+
+/// [`owner`] as the tags [`Names::take_owned`] reads.
+fn owner_tag(resource: Option<&str>) -> Option<(&'static str, &str)> {
+    resource.map(|r| (crate::manifest::TAG_RESOURCE, r))
+}
+
+/// The secret (and JSON field) a connection mooring set up says its key came from: its
+/// description's `key from SECRET[#FIELD] version V`. Never the key.
+fn key_source(description: Option<&str>) -> Option<(String, Option<String>)> {
+    let d = description?;
+    crate::kinds::ownership::from_marker(Some(d)).resource?;
+    let from = d.split_once("; key from ")?.1;
+    let from = from.split_once("; set at ").map_or(from, |(f, _)| f);
+    let (source, _version) = from.rsplit_once(" version ")?;
+    Some(match source.split_once('#') {
+        Some((id, key)) => (id.to_string(), Some(key.to_string())),
+        None => (source.to_string(), None),
+    })
+}
+
+/// The name in an EventBridge ARN: `…:api-destination/NAME/UUID` → `NAME`.
+fn name_of(arn: &str) -> &str {
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or(arn);
+    resource.split('/').nth(1).unwrap_or(resource)
+}
+
+/// Reads the rules `rules` (names; `BUS|NAME` for another bus, as CloudFormation lists them).
+pub(crate) async fn read(
+    cx: &Ctx<'_>,
+    rules: &BTreeSet<String>,
+    names: &mut Names,
+) -> Result<Read, String> {
+    let mut out = Read::default();
+    let eb = &cx.aws.eventbridge;
+    // By ARN: the manifest name and the document.
+    let mut connections: BTreeMap<String, (String, Imported)> = BTreeMap::new();
+    let mut destinations: BTreeMap<String, (String, Imported)> = BTreeMap::new();
+    let mut rule_docs = Vec::new();
+    for id in rules {
+        let what = format!("rule {id}");
+        if id.contains('|') {
+            out.left_out.insert(
+                what,
+                "on another event bus than `default` (the Rule kind's)".into(),
+            );
+            continue;
+        }
+        let rule = match eb.describe_rule().name(id).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = AwsError::from_sdk("events:DescribeRule", e);
+                if e.category == ErrorCategory::NotFound {
+                    out.left_out.insert(what, "it does not exist".into());
+                    continue;
+                }
+                return Err(format!("failed to read rule `{id}`: {e}"));
+            }
+        };
+        let Some(schedule) = rule.schedule_expression() else {
+            out.left_out.insert(
+                what,
+                "it matches an event pattern: the Rule kind is for schedules".into(),
+            );
+            continue;
+        };
+        let arn = rule.arn().unwrap_or(id).to_string();
+        let mut targets = eb
+            .list_targets_by_rule()
+            .rule(id)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read the targets of rule `{id}`: {}",
+                    AwsError::from_sdk("events:ListTargetsByRule", e)
+                )
+            })?
+            .targets
+            .unwrap_or_default();
+        targets.sort_by(|a, b| a.id().cmp(b.id()));
+        let (calls, others): (Vec<Target>, Vec<Target>) = targets
+            .into_iter()
+            .partition(|t| t.arn().contains(":api-destination/") && t.role_arn().is_some());
+        let Some(target) = calls.first() else {
+            let why = if others.is_empty() {
+                "it has no target".to_string()
+            } else {
+                format!(
+                    "no target is an API destination (with a role): {}",
+                    others
+                        .iter()
+                        .map(Target::arn)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            out.left_out.insert(what, why);
+            continue;
+        };
+        // The API destination and its connection, once each.
+        let dest_arn = target.arn().to_string();
+        if !destinations.contains_key(&dest_arn) {
+            match destination(cx, &dest_arn, &mut connections, names, &mut out).await? {
+                Some(d) => {
+                    destinations.insert(dest_arn.clone(), d);
+                }
+                None => {
+                    out.left_out
+                        .insert(what, "its API destination cannot be imported".into());
+                    continue;
+                }
+            }
+        }
+        let Some((dest_manifest, _)) = destinations.get(&dest_arn) else {
+            continue;
+        };
+        let tags: Vec<(String, String)> = eb
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read the tags of rule `{id}`: {}",
+                    AwsError::from_sdk("events:ListTagsForResource", e)
+                )
+            })?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        let mut cannot = Vec::new();
+        for t in calls.iter().skip(1).chain(&others) {
+            cannot.push(format!(
+                "target {}: {} (a Rule manifest calls one API destination; apply removes the others)",
+                t.id(),
+                t.arn()
+            ));
+        }
+        if target.input_path().is_some() || target.input_transformer().is_some() {
+            cannot.push("target.inputPath/inputTransformer (only a fixed `input`)".into());
+        }
+        let http = target.http_parameters();
+        if http.is_some_and(|h| {
+            !h.path_parameter_values().is_empty()
+                || h.query_string_parameters().is_some_and(|q| !q.is_empty())
+        }) {
+            cannot.push("target.httpParameters path or query string parameters".into());
+        }
+        if target.dead_letter_config().is_some() || target.retry_policy().is_some() {
+            cannot.push("target.deadLetterConfig/retryPolicy".into());
+        }
+        let headers: BTreeMap<&str, &str> = http
+            .and_then(|h| h.header_parameters())
+            .map(|h| h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+            .unwrap_or_default();
+        let spec = json!({
+            "ruleName": id,
+            "scheduleExpression": schedule,
+            "state": rule.state().map(|s| s.as_str()).filter(|s| *s != "ENABLED"),
+            "description": rule.description().filter(|d| !d.is_empty()),
+            "target": {
+                "id": (target.id() != TARGET_ID).then(|| target.id()),
+                "apiDestination": dest_manifest,
+                "roleArn": target.role_arn(),
+                "input": target.input(),
+                "headers": headers,
+            },
+            "tags": user_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        });
+        let manifest = names.take_owned(
+            "Rule",
+            id,
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let mut doc = Imported::new("Rule", manifest, arn, spec);
+        doc.cannot_carry = cannot;
+        rule_docs.push(doc);
+    }
+    for (arn, (_, doc)) in connections {
+        out.imported.insert(name_of(&arn).to_string());
+        out.docs.push(doc);
+    }
+    for (arn, (_, doc)) in destinations {
+        out.imported.insert(name_of(&arn).to_string());
+        out.docs.push(doc);
+    }
+    out.docs.extend(rule_docs);
+    Ok(out)
+}
+
+/// The API destination `arn` as a manifest, with its connection (added to `connections`);
+/// `None`, with why in `out.left_out`, when it cannot be written.
+async fn destination(
+    cx: &Ctx<'_>,
+    arn: &str,
+    connections: &mut BTreeMap<String, (String, Imported)>,
+    names: &mut Names,
+    out: &mut Read,
+) -> Result<Option<(String, Imported)>, String> {
+    let eb = &cx.aws.eventbridge;
+    let name = name_of(arn);
+    let d = eb
+        .describe_api_destination()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "failed to read API destination `{name}`: {}",
+                AwsError::from_sdk("events:DescribeApiDestination", e)
+            )
+        })?;
+    let conn_arn = d.connection_arn().unwrap_or_default().to_string();
+    if !connections.contains_key(&conn_arn) {
+        let conn_name = name_of(&conn_arn);
+        let c = eb
+            .describe_connection()
+            .name(conn_name)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read connection `{conn_name}`: {}",
+                    AwsError::from_sdk("events:DescribeConnection", e)
+                )
+            })?;
+        let header = c
+            .auth_parameters()
+            .and_then(|a| a.api_key_auth_parameters())
+            .and_then(|k| k.api_key_name());
+        let (Some(ConnectionAuthorizationType::ApiKey), Some(header)) =
+            (c.authorization_type(), header)
+        else {
+            out.left_out.insert(
+                format!("API destination {name} and connection {conn_name}"),
+                format!(
+                    "the connection authorizes with {} (the Connection kind sends an API key)",
+                    c.authorization_type().map_or("nothing", |a| a.as_str())
+                ),
+            );
+            return Ok(None);
+        };
+        let own = owner(c.description());
+        let manifest = names.take_owned("Connection", conn_name, owner_tag(own.as_deref()));
+        // A connection mooring set up names the secret its key came from (not the key).
+        let (secret_id, secret_key) = match key_source(c.description()) {
+            Some((id, key)) => (Some(id), key),
+            None => (None, None),
+        };
+        let spec = json!({
+            "connectionName": conn_name,
+            "apiKey": {"headerName": header, "secretId": secret_id, "secretKey": secret_key},
+        });
+        let mut doc = Imported::new("Connection", manifest.clone(), conn_arn.clone(), spec);
+        if secret_id.is_none() {
+            doc.notes.push(
+                "EventBridge never returns the API key, and import reads none: without `apiKey.secretId` mooring leaves the key as it is and never sends one. To have mooring set it, set `apiKey.secretId` to the Secrets Manager secret holding the key (the next apply sends that secret's value)".into(),
+            );
+        }
+        // Said every time (not only while the description is someone else's), so that
+        // importing again after the adoption gives the same bytes.
+        doc.notes.push(
+            "its description is mooring's ownership marker (EventBridge cannot tag connections): adopting it replaces the one it has".into(),
+        );
+        connections.insert(conn_arn.clone(), (manifest, doc));
+    }
+    let connection = connections
+        .get(&conn_arn)
+        .map(|(m, _)| m.clone())
+        .unwrap_or_default();
+    let own = owner(d.description());
+    let manifest = names.take_owned("ApiDestination", name, owner_tag(own.as_deref()));
+    let rate = d.invocation_rate_limit_per_second().filter(|r| *r != 300);
+    let spec = json!({
+        "apiDestinationName": name,
+        "connection": connection,
+        "endpoint": d.invocation_endpoint(),
+        "httpMethod": d.http_method().map(|m| m.as_str()),
+        "invocationRateLimitPerSecond": rate,
+    });
+    let mut doc = Imported::new(
+        "ApiDestination",
+        manifest.clone(),
+        d.api_destination_arn().unwrap_or(arn).to_string(),
+        spec,
+    );
+    doc.notes.push(
+        "its description is mooring's ownership marker (EventBridge cannot tag API destinations): adopting it replaces the one it has".into(),
+    );
+    Ok(Some((manifest, doc)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_eventbridge_arns() {
+        assert_eq!(
+            name_of("arn:aws:events:us-east-1:1:api-destination/reset-queue/0a1b"),
+            "reset-queue"
+        );
+        assert_eq!(
+            name_of("arn:aws:events:us-east-1:1:connection/backend-api/9f8e"),
+            "backend-api"
+        );
+        assert_eq!(name_of("arn:aws:events:us-east-1:1:rule/daily"), "daily");
+    }
+
+    #[test]
+    fn a_connection_mooring_set_up_names_its_secret_and_manifest() {
+        let d = "managed by mooring: salon/Connection/backend-api; key from salon/prd/key#value version v1; set at 2026-12-02T10:00:00Z";
+        assert_eq!(
+            key_source(Some(d)),
+            Some(("salon/prd/key".to_string(), Some("value".to_string())))
+        );
+        assert_eq!(owner(Some(d)).as_deref(), Some("Connection/backend-api"));
+        assert_eq!(key_source(Some("made by CDK; key from x version 1")), None);
+        assert_eq!(owner(Some("made by CDK")), None);
+        assert_eq!(owner(None), None);
+    }
+}
