@@ -113,4 +113,59 @@ mod tests {
             "a:\n  b: 1\n  c: []\nl:\n  - x: \"1\"\n    w:\n      z: true\ns: [CMD, \"a b\"]\n"
         );
     }
+
+    /// Review finding: what `mooring import` writes must read back as the same string
+    /// (alarm names and descriptions, rule descriptions are free text in AWS). JSON's
+    /// escaping leaves DEL, C1 controls, NEL, LS/PS and the BOM raw, which YAML does not
+    /// take as they are inside a double-quoted scalar.
+    #[test]
+    fn hostile_strings_round_trip() {
+        let hostile = [
+            "Backend: CPU > 80% # page",
+            "- x",
+            "? x",
+            "*alias",
+            "&anchor",
+            "!tag",
+            "%YAML",
+            "|",
+            ">",
+            "'single'",
+            "\"double\"",
+            " lead",
+            "trail ",
+            "a\tb",
+            "a\\b",
+            "{x: 1}",
+            "[x]",
+            "@x",
+            "`x`",
+            "Ünïcödé 日本 🚀",
+            "a\r\nb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{9f}b",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\u{feff}b",
+        ];
+        let long = "x: ".repeat(400);
+        let mut failed = Vec::new();
+        for s in hostile.iter().copied().chain([long.as_str()]) {
+            // Keys (tag keys, dimension names) are short in AWS; values may be long.
+            let v = if s.len() < 256 {
+                json!({ "d": s, (s): 1 })
+            } else {
+                json!({ "d": s })
+            };
+            let mut out = String::new();
+            block(&v, 0, &mut out);
+            let (docs, errors) = crate::manifest::yaml::parse_documents(&out);
+            let back = docs.first().map(|d| d.value.clone());
+            if !errors.is_empty() || back != Some(v.clone()) {
+                failed.push(format!("{s:?} -> {out:?}: {errors:?} {back:?}"));
+            }
+        }
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
 }

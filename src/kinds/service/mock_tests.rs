@@ -1941,3 +1941,34 @@ async fn a_move_to_capacity_providers_is_one_update_with_a_forced_deployment() {
     assert_eq!(report.resources[1].action, Action::None, "{:#?}", report.resources[1]);
     assert_eq!(update.num_calls(), 1);
 }
+
+/// Review finding: a deploy another process superseded (a hand `mooring apply`, another
+/// replica, `aws ecs update-service`) is not a rollback. The followed revision never
+/// failed; recording it as `mooring.dev/deploy: failed` makes every later manifest that
+/// renders it again (a `git revert` back to it) refused for good.
+#[tokio::test]
+async fn a_followed_deploy_superseded_by_a_third_revision_is_not_recorded_as_failed() {
+    use crate::kinds::service::follow::follow;
+    const THIRD_TD: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/api:3";
+    // Someone deployed api:3 while api:2 rolled out; ECS drained api:2's deployment.
+    let superseded = service(
+        THIRD_TD,
+        &[("PRIMARY", DeploymentRolloutState::Completed, None)],
+        2,
+    );
+    let (describe, _) = describing(vec![rolling_out(), superseded]);
+    let tag = failed_tag_rule();
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&describe, &tag]);
+    let _ = follow(
+        &ecs,
+        &begun_deploy(),
+        Duration::from_millis(1),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        tag.num_calls(),
+        0,
+        "api:2 did not fail: it was superseded by api:3, yet it is tagged failed for good"
+    );
+}
