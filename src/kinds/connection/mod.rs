@@ -723,4 +723,63 @@ spec:
         assert!(!skewed(now, &aws_smithy_types::DateTime::from_secs(secs - 600)));
         assert!(skewed(now, &aws_smithy_types::DateTime::from_secs(secs + 3600)));
     }
+
+    /// Review finding: without `secretId` mooring must never leave a connection with an
+    /// API_KEY authorization it sent no key for. A live connection that authorizes another
+    /// way (BASIC here) has no key to keep: switching it to API_KEY needs a key, so this is
+    /// a problem to report, not an UpdateConnection with a header name and no value.
+    #[tokio::test]
+    async fn without_a_secret_a_connection_of_another_authorization_is_not_switched_keyless() {
+        use aws_sdk_eventbridge::operation::describe_connection::DescribeConnectionOutput;
+        use aws_sdk_eventbridge::operation::update_connection::UpdateConnectionOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        let text = "apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata:
+  name: backend
+  annotations: {mooring.dev/adopt: \"true\"}
+spec:
+  apiKey: {headerName: x-api-key}
+";
+        let set = load_with_stack(&[("c.yaml".into(), text.into())]).unwrap();
+        let describe = mock!(aws_sdk_eventbridge::Client::describe_connection).then_output(|| {
+            DescribeConnectionOutput::builder()
+                .connection_arn("arn:aws:events:eu-west-1:123456789012:connection/backend/1")
+                .name("backend")
+                .description("made by CDK")
+                .authorization_type(ConnectionAuthorizationType::Basic)
+                .build()
+        });
+        let keyless = mock!(aws_sdk_eventbridge::Client::update_connection)
+            .match_requests(|r| r.authorization_type().is_some())
+            .then_output(|| {
+                UpdateConnectionOutput::builder()
+                    .connection_arn("arn:aws:events:eu-west-1:123456789012:connection/backend/1")
+                    .build()
+            });
+        let other = mock!(aws_sdk_eventbridge::Client::update_connection)
+            .then_output(|| UpdateConnectionOutput::builder().build());
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let mut aws = crate::aws::Aws::from_config(&config).expect("config");
+        aws.eventbridge = mock_client!(
+            aws_sdk_eventbridge,
+            RuleMode::MatchAny,
+            [&describe, &keyless, &other]
+        );
+        let ctx = crate::reconcile::Context::new(aws);
+        let report =
+            crate::reconcile::apply_all(&ctx, &set, &crate::kinds::reconcilers(&set), true).await;
+        assert_eq!(
+            keyless.num_calls(),
+            0,
+            "switched to API_KEY with no key sent: {:#?}",
+            report.resources[0]
+        );
+        assert!(report.resources[0].error().is_some(), "{:#?}", report.resources[0]);
+    }
 }
