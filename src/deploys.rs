@@ -67,6 +67,9 @@ pub enum Cause {
     Apply,
     /// The rollout completed but the check after it (`deploy.verify`) failed.
     Verify,
+    /// The service moved to another revision during the rollout (a deploy from elsewhere:
+    /// `aws ecs update-service`, a hand `mooring apply`); the revision is not marked failed.
+    Replaced,
 }
 
 /// Where a deploy is.
@@ -476,6 +479,7 @@ impl Notice {
 fn cause_words(cause: Cause) -> &'static str {
     match cause {
         Cause::Rollback => "rolled back by ECS",
+        Cause::Replaced => "replaced by another deploy",
         Cause::PreDeploy => "pre-deploy task failed",
         Cause::Timeout => "timed out",
         Cause::Apply => "ECS refused the change",

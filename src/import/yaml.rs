@@ -18,11 +18,31 @@ pub fn scalar(s: &str) -> String {
             "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n" | "inf" | "nan"
         )
         && s.parse::<f64>().is_err();
-    if plain {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    if plain { s.to_string() } else { quoted(s) }
+}
+
+/// `s` double-quoted, escaped so that YAML reads back exactly `s`: JSON's escaping leaves
+/// DEL, the C1 controls, NEL, the line and paragraph separators and the BOM raw, which a
+/// YAML reader refuses or folds; those and every other control character are written as
+/// `\uXXXX`.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)))
+            }
+            c => out.push(c),
+        }
     }
+    out.push('"');
+    out
 }
 
 fn inline(v: &Value) -> Option<String> {

@@ -18,10 +18,12 @@ pub enum Judgement {
     Completed,
     /// ECS gave up on it (circuit breaker), or the service moved to another revision.
     Failed(String),
+    /// The service moved to a third revision meanwhile: another deploy replaced this one.
+    Replaced(String),
 }
 
-/// Judges `s` for the rollout of `td`.
-pub fn judge(s: &Service, td: &str) -> Judgement {
+/// Judges `s` for the rollout of `td`, which replaced `from` (none for a new service).
+pub fn judge(s: &Service, td: &str, from: Option<&str>) -> Judgement {
     let deployments = s.deployments();
     let active = deployments
         .iter()
@@ -59,8 +61,14 @@ pub fn judge(s: &Service, td: &str) -> Judgement {
                 Judgement::InProgress
             }
         }
-        None => Judgement::Failed(format!(
-            "the service runs {} instead: ECS rolled it back",
+        None if s.task_definition().is_some() && s.task_definition() == from => {
+            Judgement::Failed(format!(
+                "the service runs {} instead: ECS rolled it back",
+                s.task_definition().unwrap_or("no revision")
+            ))
+        }
+        None => Judgement::Replaced(format!(
+            "the service moved to {} during the rollout of {td}: another deploy replaced it",
             s.task_definition().unwrap_or("no revision")
         )),
     }
@@ -87,7 +95,7 @@ pub async fn follow(
             .map_err(|e| AwsError::from_sdk("ecs:DescribeServices", e));
         match read {
             Ok(out) => match out.services().first() {
-                Some(s) => match judge(s, &begun.to_task_definition) {
+                Some(s) => match judge(s, &begun.to_task_definition, begun.from_task_definition.as_deref()) {
                     Judgement::Completed => return Ok(()),
                     Judgement::Failed(why) => {
                         // ECS gave up on the revision: recorded durably, as a failed verify's
@@ -99,6 +107,8 @@ pub async fn follow(
                         }
                         return Err((Cause::Rollback, why));
                     }
+                    // Not a failure of this revision: nothing recorded.
+                    Judgement::Replaced(why) => return Err((Cause::Replaced, why)),
                     Judgement::InProgress => {}
                 },
                 None => {

@@ -1235,12 +1235,12 @@ fn a_service_that_runs_the_new_revision_steadily_has_completed_even_without_its_
             .task_definition(OLD_TD)
             .build(),
     ]);
-    assert_eq!(judge(&moto, NEW_TD), Judgement::Completed);
+    assert_eq!(judge(&moto, NEW_TD, Some(OLD_TD)), Judgement::Completed);
     moto.running_count = 1;
-    assert_eq!(judge(&moto, NEW_TD), Judgement::InProgress, "not every task runs");
-    assert_eq!(judge(&rolling_out(), NEW_TD), Judgement::InProgress);
+    assert_eq!(judge(&moto, NEW_TD, Some(OLD_TD)), Judgement::InProgress, "not every task runs");
+    assert_eq!(judge(&rolling_out(), NEW_TD, Some(OLD_TD)), Judgement::InProgress);
     let done = service(NEW_TD, &[("PRIMARY", DeploymentRolloutState::Completed, None)], 2);
-    assert_eq!(judge(&done, NEW_TD), Judgement::Completed);
+    assert_eq!(judge(&done, NEW_TD, Some(OLD_TD)), Judgement::Completed);
     let mut failed = rolling_out();
     failed.deployments = Some(vec![
         Deployment::builder()
@@ -1250,7 +1250,7 @@ fn a_service_that_runs_the_new_revision_steadily_has_completed_even_without_its_
             .task_definition(NEW_TD)
             .build(),
     ]);
-    assert!(matches!(judge(&failed, NEW_TD), Judgement::Failed(m) if m.contains("tasks failed to start")));
+    assert!(matches!(judge(&failed, NEW_TD, Some(OLD_TD)), Judgement::Failed(m) if m.contains("tasks failed to start")));
 }
 
 #[tokio::test]
@@ -1959,13 +1959,16 @@ async fn a_followed_deploy_superseded_by_a_third_revision_is_not_recorded_as_fai
     let (describe, _) = describing(vec![rolling_out(), superseded]);
     let tag = failed_tag_rule();
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&describe, &tag]);
-    let _ = follow(
+    let (cause, message) = follow(
         &ecs,
         &begun_deploy(),
         Duration::from_millis(1),
         Duration::from_secs(30),
     )
-    .await;
+    .await
+    .unwrap_err();
+    assert_eq!(cause, crate::deploys::Cause::Replaced, "{message}");
+    assert!(message.contains("another deploy replaced it") && message.contains(THIRD_TD), "{message}");
     assert_eq!(
         tag.num_calls(),
         0,

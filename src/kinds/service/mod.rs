@@ -1079,7 +1079,8 @@ impl Resource for Unit {
                 }
                 if state(cx).has_failed(&arn) {
                     return Err(ReconcileError::Rollout(format!(
-                        "{arn} failed to deploy before (deployment circuit breaker, or a failed verify rolled back); it is not deployed again until the manifest changes"
+                        "{arn} failed to deploy before (deployment circuit breaker, or a failed verify rolled back); it is not deployed again until the manifest changes (or until its record is removed: aws ecs untag-resource --resource-arn {arn} --tag-keys {})",
+                        verify::TAG
                     )));
                 }
                 arn
@@ -1184,7 +1185,9 @@ impl Resource for Unit {
         let (name, mut service) = rolled?;
         if let Some(limit) = cx.ctx.rollout_wait {
             let ids = (m.metadata.name.as_str(), name);
-            service = wait_for_rollout(cx, &obs.cluster, ids, service, &td_arn, limit).await?;
+            let from = obs.live.as_ref().and_then(|s| s.task_definition());
+            let revisions = (from, td_arn.as_str());
+            service = wait_for_rollout(cx, &obs.cluster, ids, service, revisions, limit).await?;
             // `apply --wait`: the check after the rollout too (the daemon runs it in the
             // task that follows the rollout instead).
             if let Some(begun) = &verifying
@@ -1597,13 +1600,15 @@ fn failed_deployment(s: &Service, td_arn: &str) -> Option<String> {
 /// passes. A circuit-breaker rollback shows as the old revision becoming PRIMARY again
 /// and the new one FAILED: both count as failure, and the revision is remembered so that
 /// later passes do not deploy it again.
-/// `ids`: the manifest's name and the ECS service's.
+/// `ids`: the manifest's name and the ECS service's; `revisions`: the revision the service
+/// ran before (none for a new service) and the one it moves to. A third revision taking
+/// over is another deploy, not a rollback: it fails the wait but records nothing.
 async fn wait_for_rollout(
     cx: &Cx<'_>,
     cluster: &str,
     (manifest, name): (&str, &str),
     mut service: Service,
-    td_arn: &str,
+    (from, td_arn): (Option<&str>, &str),
     limit: Duration,
 ) -> Result<Service, ReconcileError> {
     let started = Instant::now();
@@ -1623,6 +1628,11 @@ async fn wait_for_rollout(
             shown = Some(r.clone());
         }
         if let Some(primary) = r.task_definition.as_deref().filter(|p| *p != td_arn) {
+            if Some(primary) != from {
+                return Err(ReconcileError::Rollout(format!(
+                    "{name} moved to {primary} during the rollout of {td_arn}: another deploy replaced it (not a rollback, nothing recorded)"
+                )));
+            }
             rolled_back(cx, td_arn).await;
             return Err(ReconcileError::Rollout(format!(
                 "ECS rolled {name} back to {primary} ({})",
