@@ -871,6 +871,49 @@ mod tests {
     }
 
     #[test]
+    fn another_stacks_or_environments_resources_are_refused_and_their_names_not_taken() {
+        let mut n = Names::default();
+        let blog = [
+            ("mooring.dev/stack", "blog"),
+            ("mooring.dev/resource", "LogGroup/blog-logs"),
+        ];
+        // Before the stack is known nothing is refused.
+        assert_eq!(n.foreign(blog), None);
+        n.for_stack("shop");
+        let why = n.foreign(blog).unwrap();
+        assert!(
+            why.contains("LogGroup/blog-logs of the stack `blog`") && why.contains("--stack blog"),
+            "{why}"
+        );
+        assert!(n.refuse("log group", "/ecs/blog", blog));
+        assert!(n.refused("log group", "/ecs/blog"));
+        assert_eq!(
+            n.take_owned("LogGroup", "/ecs/blog", blog),
+            "ecs-blog",
+            "another stack's manifest name is not followed"
+        );
+        let prd = [
+            ("mooring.dev/stack", "shop"),
+            ("mooring.dev/environment", "prd"),
+            ("mooring.dev/resource", "Service/api"),
+        ];
+        let why = n.foreign(prd).unwrap();
+        assert!(
+            why.contains("the environment `prd` of the stack `shop`"),
+            "{why}"
+        );
+        // This stack's, one tagged before stacks, and one mooring did not make: imported.
+        let mine = [
+            ("mooring.dev/stack", "shop"),
+            ("mooring.dev/resource", "Service/api"),
+        ];
+        assert_eq!(n.foreign(mine), None);
+        assert_eq!(n.take_owned("Service", "Shop-Api-1", mine), "api");
+        assert_eq!(n.foreign([("mooring.dev/resource", "Service/x")]), None);
+        assert_eq!(n.foreign([("team", "web")]), None);
+    }
+
+    #[test]
     fn out_keeps_foreign_files_and_refuses_to_overwrite_them() {
         let dir = tempfile::tempdir().unwrap();
         let files = |names: &[&str]| -> Vec<File> {

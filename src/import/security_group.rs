@@ -94,11 +94,7 @@ pub(crate) fn build(
     kept.dedup_by(|a, b| a.group_id() == b.group_id());
     let mut out = Groups::default();
     for g in &kept {
-        let name = names.take_owned(
-            "SecurityGroup",
-            g.group_name().unwrap_or_default(),
-            tags(g),
-        );
+        let name = names.take_owned("SecurityGroup", g.group_name().unwrap_or_default(), tags(g));
         out.ids
             .insert(g.group_id().unwrap_or_default().to_string(), name);
     }
@@ -110,7 +106,10 @@ pub(crate) fn build(
         .map(|g| {
             let (rules, cannot) = convert(g.ip_permissions_egress(), account, &by_id);
             let id = g.group_id().unwrap_or_default();
-            (id, cannot.is_empty() && !rules.is_empty() && !is_default_egress(&rules))
+            (
+                id,
+                cannot.is_empty() && !rules.is_empty() && !is_default_egress(&rules),
+            )
         })
         .collect();
 
@@ -124,13 +123,11 @@ pub(crate) fn build(
             .filter_map(|u| u.group_id().map(str::to_string))
             .collect()
     };
-    let candidates = kept
-        .iter()
-        .map(|g| (g, peers(g.ip_permissions())))
-        .chain(kept.iter().filter_map(|g| {
-            egress_written[g.group_id().unwrap_or_default()]
-                .then(|| (g, peers(g.ip_permissions_egress())))
-        }));
+    let candidates = kept.iter().map(|g| (g, peers(g.ip_permissions()))).chain(
+        kept.iter()
+            .filter(|g| egress_written[g.group_id().unwrap_or_default()])
+            .map(|g| (g, peers(g.ip_permissions_egress()))),
+    );
     for (g, to) in candidates {
         let from = g.group_id().unwrap_or_default().to_string();
         for to in to {
@@ -195,7 +192,10 @@ pub(crate) fn build(
             g.owner_id().unwrap_or(account)
         );
         let mut doc = Imported::new("SecurityGroup", name, arn, Value::Object(spec));
-        doc.cannot_carry = cannot.into_iter().map(|c| format!("ingress: {c}")).collect();
+        doc.cannot_carry = cannot
+            .into_iter()
+            .map(|c| format!("ingress: {c}"))
+            .collect();
         doc.notes = notes;
         out.docs.push(doc);
     }
@@ -478,7 +478,11 @@ mod tests {
                 {"port": 22, "securityGroupId": "sg-other"},
             ])
         );
-        assert_eq!(svc.spec.get("egress"), None, "EC2's default egress is left out");
+        assert_eq!(
+            svc.spec.get("egress"),
+            None,
+            "EC2's default egress is left out"
+        );
         assert!(svc.cannot_carry.is_empty(), "{:?}", svc.cannot_carry);
         let alb = out.docs.iter().find(|d| d.name == "shop-lbsg-1a").unwrap();
         assert_eq!(
@@ -557,7 +561,9 @@ mod tests {
         // Egress it cannot write is left out (not compared), with a note, not observed for.
         assert_eq!(d.spec.get("egress"), None);
         assert!(
-            d.notes.iter().any(|n| n.contains("`egress` is left out") && n.contains("::/0")),
+            d.notes
+                .iter()
+                .any(|n| n.contains("`egress` is left out") && n.contains("::/0")),
             "{:?}",
             d.notes
         );
@@ -567,7 +573,10 @@ mod tests {
     fn another_stacks_group_is_left_out_and_selectors_name_manifests_only_when_all_are() {
         let mut theirs = group("sg-blog", "blog", vec![], vec![all_out()]);
         theirs.tags = Some(vec![
-            Tag::builder().key("mooring.dev/stack").value("blog").build(),
+            Tag::builder()
+                .key("mooring.dev/stack")
+                .value("blog")
+                .build(),
             Tag::builder()
                 .key("mooring.dev/resource")
                 .value("SecurityGroup/web")
@@ -605,6 +614,10 @@ mod tests {
             doc.spec["securityGroups"],
             json!({"ids": ["sg-1", "sg-blog"]})
         );
-        assert!(doc.notes[0].contains("sg-blog is not imported"), "{:?}", doc.notes);
+        assert!(
+            doc.notes[0].contains("sg-blog is not imported"),
+            "{:?}",
+            doc.notes
+        );
     }
 }

@@ -326,7 +326,10 @@ fn container_spec(
 /// The `logs` blocks of an imported Service spec's containers (`container`, then each of
 /// `sidecars`), whose `group` import rewrites to a `LogGroup` manifest's name.
 pub(crate) fn logs_mut(spec: &mut Value) -> Vec<&mut Value> {
-    let Some(td) = spec.get_mut("taskDefinition").and_then(Value::as_object_mut) else {
+    let Some(td) = spec
+        .get_mut("taskDefinition")
+        .and_then(Value::as_object_mut)
+    else {
         return Vec::new();
     };
     td.iter_mut()
@@ -739,6 +742,102 @@ mod tests {
         assert_eq!(d.spec["desiredCount"], json!(3));
         assert_eq!(d.spec["deploy"]["restartOnSecretChange"], json!(false));
         assert_eq!(built.secrets, vec!["/prd/token".to_string()]);
+    }
+
+    #[test]
+    fn sidecars_are_written_and_only_what_they_cannot_express_is_reported() {
+        use aws_sdk_ecs::types::{ContainerCondition, ContainerDependency, MountPoint};
+        let mut app = container();
+        app.secrets = None;
+        app.log_configuration = None;
+        app.depends_on = Some(vec![
+            ContainerDependency::builder()
+                .container_name("envoy")
+                .condition(ContainerCondition::Start)
+                .build()
+                .unwrap(),
+        ]);
+        let sidecar = |name: &str| {
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name(name)
+                .image("envoyproxy/envoy:v1.31")
+                .essential(false)
+                .environment(
+                    aws_sdk_ecs::types::KeyValuePair::builder()
+                        .name("LEVEL")
+                        .value("info")
+                        .build(),
+                )
+        };
+        let td = |containers: Vec<aws_sdk_ecs::types::ContainerDefinition>| {
+            TaskDefinition::builder()
+                .family("app")
+                .cpu("256")
+                .memory("512")
+                .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+                .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+                .set_container_definitions(Some(containers))
+        };
+        let service = || {
+            Service::builder()
+                .service_name("app")
+                .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+                .network_configuration(
+                    aws_sdk_ecs::types::NetworkConfiguration::builder()
+                        .awsvpc_configuration(
+                            aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                                .subnets("subnet-a")
+                                .security_groups("sg-1")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+        };
+        let built = build_one(
+            service(),
+            td(vec![app.clone(), sidecar("envoy").build()]).build(),
+        );
+        assert!(
+            built.doc.cannot_carry.is_empty(),
+            "{:?}",
+            built.doc.cannot_carry
+        );
+        let t = &built.doc.spec["taskDefinition"];
+        assert_eq!(
+            t["sidecars"],
+            json!([{"name": "envoy", "image": "envoyproxy/envoy:v1.31", "essential": false, "command": null, "environment": {"LEVEL": "info"}, "secrets": {}, "dependsOn": []}])
+        );
+        assert_eq!(
+            t["container"]["dependsOn"],
+            json!([{"containerName": "envoy", "condition": "START"}])
+        );
+        assert!(!built.doc.render().contains("mooring.dev/mode"));
+
+        // A sidecar with a mount point (and the task's volume): reported, per field.
+        let mounted = sidecar("shipper")
+            .mount_points(
+                MountPoint::builder()
+                    .source_volume("data")
+                    .container_path("/data")
+                    .build(),
+            )
+            .build();
+        let built = build_one(
+            service(),
+            td(vec![app, mounted])
+                .volumes(aws_sdk_ecs::types::Volume::builder().name("data").build())
+                .build(),
+        );
+        assert_eq!(
+            built.doc.cannot_carry,
+            [
+                "taskDefinition.volumes",
+                "taskDefinition.sidecars.shipper.mountPoints"
+            ]
+        );
+        assert!(built.doc.render().contains("mooring.dev/mode: observe"));
     }
 
     #[test]

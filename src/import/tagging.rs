@@ -57,8 +57,7 @@ pub(crate) async fn pick(
         }
     }
     for stack in stacks {
-        cloudformation::pick_with(cx, &stack, cloudformation::Nested::ReportForTag, picked)
-            .await?;
+        cloudformation::pick_with(cx, &stack, cloudformation::Nested::ReportForTag, picked).await?;
     }
     Ok(())
 }
