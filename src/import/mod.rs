@@ -1,13 +1,14 @@
 //! `mooring import`: manifests, as a person would write them, for what runs today. Three
 //! ways pick the resources, and all of them go down one path: `--cluster C [--service S…]`
 //! picks a cluster's services; `--cloudformation-stack NAME [--recursive]` the ECS
-//! services, log groups, ECR repositories and SSM parameters of a stack (and of its
-//! nested stacks); `--tag key=value` those the Resource Groups Tagging API lists with the
-//! tag (`pick`, `cloudformation`, `tagging`). What a selection picked but mooring cannot
+//! services, log groups, ECR repositories, SSM parameters and security groups of a stack
+//! (and of its nested stacks); `--tag key=value` those the Resource Groups Tagging API lists
+//! with the tag (`pick`, `cloudformation`, `tagging`). What a selection picked but mooring cannot
 //! carry is reported (stderr and a comment in `stack.yaml`).
 //!
 //! From each ECS service picked it follows the cluster, the task definition the
-//! service runs, its network (subnet and security group IDs), the target groups it
+//! service runs (its container and the others as `sidecars`), its network (subnet IDs and
+//! its security groups, as the load balancers' too: `security_group`), the target groups it
 //! registers with and the load balancer listeners that forward to them, its scalable target
 //! and target-tracking policies, its log group, and the SSM parameters its secrets read. Only reads: import
 //! never writes to AWS and never reads a secret's value (SecureString parameters become
@@ -15,14 +16,22 @@
 //!
 //! Every resource is written with `mooring.dev/adopt: "true"`, its live AWS name kept
 //! explicitly, a comment naming the ARN it came from, and the defaults AWS filled left out,
-//! so that `plan` on the output shows only the adoption (ownership tags). What the manifest
+//! so that `plan` on the output shows only the adoption (ownership tags). References are
+//! manifest names where the resource is imported (a security group selector only when all
+//! of its groups are; a rule reference closing a cycle stays an ID). What the manifest
 //! format cannot express is listed per resource and field (stderr and a comment in the
 //! file), and such a resource gets `mooring.dev/mode: observe`.
 //!
+//! Ownership: once the stack is known (`--stack`, else the clusters' tag, else derived),
+//! a resource whose `mooring.dev/stack` tag names another stack, or that carries a
+//! `mooring.dev/environment` tag (import writes a plain stack), is left out and reported
+//! (`Names::refuse`): the `mooring.dev/adopt` every manifest carries would take it from its
+//! owner. What names it keeps the AWS name or ARN; a refused cluster takes its services.
+//!
 //! One file per service (`<service>.yaml`: the service with its task definition, its
-//! scaling, its log group and its target groups), `cluster.yaml`, `stack.yaml`, `parameters.yaml` and
-//! `load-balancers.yaml`, and for resources picked on their own `log-groups.yaml` and
-//! `repositories.yaml`. Output is deterministic: importing twice gives the same bytes.
+//! scaling, its log group and its target groups), `cluster.yaml`, `stack.yaml`, `parameters.yaml`,
+//! `load-balancers.yaml` and `security-groups.yaml`, and for resources picked on their own
+//! `log-groups.yaml` and `repositories.yaml`. Output is deterministic: importing twice gives the same bytes.
 
 mod cloudformation;
 mod cluster;
