@@ -6318,6 +6318,10 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
         .and_then(|g| g.group_id())
         .unwrap()
         .to_string();
+    // CDK's shape: the load balancer's group open on 443 and 80, its egress only to the
+    // service's group; the service's group open to the load balancer's on 3000 (and, added by
+    // hand, to the VPC's default group on 22, which import leaves an ID).
+    let (lb_sg, svc_sg) = import_security_groups(&ec2, &vpc, &sg).await;
 
     for (name, value, kind) in [
         (
@@ -6384,7 +6388,7 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
         // CDK always sends the scheme (moto reports none when it was not sent).
         .scheme(aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum::InternetFacing)
         .set_subnets(Some(subnets.clone()))
-        .security_groups(&sg)
+        .security_groups(&lb_sg)
         .send()
         .await
         .unwrap();
@@ -6520,7 +6524,7 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
         .awsvpc_configuration(
             AwsVpcConfiguration::builder()
                 .set_subnets(Some(subnets.clone()))
-                .security_groups(&sg)
+                .security_groups(&svc_sg)
                 .assign_public_ip(AssignPublicIp::Disabled)
                 .build()
                 .unwrap(),
@@ -6589,19 +6593,33 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
         .await
         .unwrap();
 
-    // A second service whose task runs a sidecar.
-    let container = |name: &str, image: &str| {
-        aws_sdk_ecs::types::ContainerDefinition::builder()
-            .name(name)
-            .image(image)
-            .essential(true)
-            .build()
-    };
+    // A second service whose task runs a sidecar the app waits for.
     let worker_td = register(
         "worker",
         vec![
-            container("app", "busybox:1.36"),
-            container("envoy", "envoyproxy/envoy:v1.31"),
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("busybox:1.36")
+                .essential(true)
+                .depends_on(
+                    aws_sdk_ecs::types::ContainerDependency::builder()
+                        .container_name("envoy")
+                        .condition(aws_sdk_ecs::types::ContainerCondition::Start)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("envoy")
+                .image("envoyproxy/envoy:v1.31")
+                .essential(false)
+                .environment(
+                    KeyValuePair::builder()
+                        .name("ENVOY_LOG_LEVEL")
+                        .value("info")
+                        .build(),
+                )
+                .build(),
         ],
     )
     .await
@@ -6622,6 +6640,94 @@ async fn build_cdk_like_stack(emu: &Emulator) -> (String, String, String) {
         .await
         .unwrap();
     (svc_arn, tg_arn, td_arn)
+}
+
+/// The CDK-shaped stack's security groups in `vpc`: the load balancer's and the service's
+/// (see `build_cdk_like_stack`). `default_sg` is the VPC's default group.
+async fn import_security_groups(
+    ec2: &aws_sdk_ec2::Client,
+    vpc: &str,
+    default_sg: &str,
+) -> (String, String) {
+    use aws_sdk_ec2::types::{IpPermission, IpRange, UserIdGroupPair};
+    let create = |name: &'static str, description: &'static str| {
+        ec2.create_security_group()
+            .group_name(name)
+            .description(description)
+            .vpc_id(vpc)
+            .send()
+    };
+    let lb_sg = create(
+        "CdkBackendStack-LBSecurityGroup8A41EA2B-1XYZ",
+        "Automatically created Security Group for ELB CdkBackendStackLB",
+    )
+    .await
+    .unwrap()
+    .group_id()
+    .unwrap()
+    .to_string();
+    let svc_sg = create(
+        "CdkBackendStack-ServiceSecurityGroup9C4F-2ABC",
+        "CdkBackendStack/Service/SecurityGroup",
+    )
+    .await
+    .unwrap()
+    .group_id()
+    .unwrap()
+    .to_string();
+    let tcp = |port: i32| {
+        IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(port)
+            .to_port(port)
+    };
+    let anywhere = |port: i32| {
+        tcp(port)
+            .ip_ranges(
+                IpRange::builder()
+                    .cidr_ip("0.0.0.0/0")
+                    .description(format!("Allow from anyone on port {port}"))
+                    .build(),
+            )
+            .build()
+    };
+    let group = |port: i32, id: &str| {
+        tcp(port)
+            .user_id_group_pairs(UserIdGroupPair::builder().group_id(id).build())
+            .build()
+    };
+    ec2.authorize_security_group_ingress()
+        .group_id(&lb_sg)
+        .ip_permissions(anywhere(443))
+        .ip_permissions(anywhere(80))
+        .send()
+        .await
+        .unwrap();
+    ec2.revoke_security_group_egress()
+        .group_id(&lb_sg)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ec2.authorize_security_group_egress()
+        .group_id(&lb_sg)
+        .ip_permissions(group(3000, &svc_sg))
+        .send()
+        .await
+        .unwrap();
+    ec2.authorize_security_group_ingress()
+        .group_id(&svc_sg)
+        .ip_permissions(group(3000, &lb_sg))
+        .ip_permissions(group(22, default_sg))
+        .send()
+        .await
+        .unwrap();
+    (lb_sg, svc_sg)
 }
 
 /// Every file of a directory, by name, with its text.
@@ -6698,8 +6804,47 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
             "cluster.yaml",
             "load-balancers.yaml",
             "parameters.yaml",
+            "security-groups.yaml",
             "stack.yaml"
         ]
+    );
+    // Security groups: references are manifest names where the group is imported; the
+    // VPC's default group is not imported and stays an ID, and the load balancer's egress
+    // to the service's group keeps its ID (the two would otherwise name each other).
+    let sgs_yaml = &files["security-groups.yaml"];
+    let (lb_sg, svc_sg, default_sg) = import_group_ids(emu).await;
+    for expected in [
+        "groupName: CdkBackendStack-LBSecurityGroup8A41EA2B-1XYZ".to_string(),
+        "groupName: CdkBackendStack-ServiceSecurityGroup9C4F-2ABC".to_string(),
+        "- port: 3000\n      securityGroup: cdkbackendstack-lbsecuritygroup8a41ea2b-1xyz\n"
+            .to_string(),
+        format!("- port: 22\n      securityGroupId: {default_sg}\n"),
+        format!("egress:\n    - port: 3000\n      securityGroupId: {svc_sg}\n"),
+        "cidrIp: \"0.0.0.0/0\"\n      description: \"Allow from anyone on port 443\"\n".to_string(),
+        "mooring.dev/adopt: \"true\"".to_string(),
+        format!(
+            "# Imported by `mooring import` from arn:aws:ec2:us-east-1:123456789012:security-group/{lb_sg}"
+        ),
+    ] {
+        assert!(
+            sgs_yaml.contains(&expected),
+            "no {expected:?} in\n{sgs_yaml}"
+        );
+    }
+    assert!(!sgs_yaml.contains("groupName: default"), "{sgs_yaml}");
+    assert!(!sgs_yaml.contains("mooring.dev/mode"), "{sgs_yaml}");
+    assert!(
+        files[service_file].contains(
+            "securityGroups:\n      refs: [cdkbackendstack-servicesecuritygroup9c4f-2abc]"
+        ),
+        "{}",
+        files[service_file]
+    );
+    assert!(
+        files["load-balancers.yaml"]
+            .contains("securityGroups:\n    refs: [cdkbackendstack-lbsecuritygroup8a41ea2b-1xyz]"),
+        "{}",
+        files["load-balancers.yaml"]
     );
     let all: String = files.values().cloned().collect();
     assert!(
@@ -6794,6 +6939,7 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
         Kind::Service,
         Kind::ScalableTarget,
         Kind::LogGroup,
+        Kind::SecurityGroup,
     ] {
         assert!(kinds.contains(&k), "{k:?} not imported: {kinds:?}");
     }
@@ -6831,18 +6977,177 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
         stderr(&out)
     );
 
+    // The same security groups (IDs), now tagged, still used by the load balancer.
+    assert_eq!(
+        import_group_ids(emu).await,
+        (lb_sg.clone(), svc_sg, default_sg)
+    );
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config().await);
+    let lb_group = ec2
+        .describe_security_groups()
+        .group_ids(&lb_sg)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        lb_group.security_groups()[0]
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("mooring.dev/stack")),
+        "{lb_group:?}"
+    );
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    assert_eq!(lbs.load_balancers()[0].security_groups(), [lb_sg.as_str()]);
+
     // Importing again into the same directory gives the same bytes.
     let out = emu.mooring(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(read_dir_files(&dir), files);
+
+    // Ownership: what another stack owns is left out, not adopted. The log group, tagged
+    // as another stack's, is reported and named by its AWS name; the rest still imports.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&emu.sdk_config().await);
+    let group_arn = "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/backend";
+    logs.tag_resource()
+        .resource_arn(group_arn)
+        .tags("mooring.dev/stack", "blog")
+        .tags("mooring.dev/resource", "LogGroup/blog-logs")
+        .send()
+        .await
+        .unwrap();
+    let other = out_dir.path().join("again");
+    let mut again = args.to_vec();
+    let other_path = other.to_str().unwrap();
+    *again.last_mut().unwrap() = other_path;
+    let out = emu.mooring(&again);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not imported: log group /ecs/backend: mooring manages it as LogGroup/blog-logs of the stack `blog`"),
+        "{}",
+        stderr(&out)
+    );
+    let svc_again = std::fs::read_to_string(other.join(service_file)).unwrap();
+    assert!(svc_again.contains("group: /ecs/backend"), "{svc_again}");
+    assert!(!svc_again.contains("kind: LogGroup"), "{svc_again}");
+    // Into another stack, the cluster (which this stack now owns) and so its services are
+    // refused: an error, and nothing written.
+    let mut into_other = again.clone();
+    into_other.extend(["--stack", "other"]);
+    let out = emu.mooring(&into_other);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("mooring manages it as Cluster/cdkbackendstack-cluster1a2b3c of the stack `cdkbackendstack-cluster1a2b3c`"),
+        "{}",
+        stderr(&out)
+    );
+    // Another environment of the same stack: refused too.
+    let ecs = emu.ecs().await;
+    let cluster_arn = format!("arn:aws:ecs:us-east-1:123456789012:cluster/{IMPORT_CLUSTER}");
+    ecs.tag_resource()
+        .resource_arn(&cluster_arn)
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("mooring.dev/environment")
+                .value("prd")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let third = out_dir.path().join("third");
+    *again.last_mut().unwrap() = third.to_str().unwrap();
+    let out = emu.mooring(&again);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("the environment `prd` of the stack `cdkbackendstack-cluster1a2b3c`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!third.exists());
 }
 
-/// A service whose task runs a sidecar is imported in observe mode, and the report names
-/// the container it cannot carry, on stderr and in the file.
+/// The IDs of the CDK-shaped stack's load balancer group, service group and the VPC's
+/// default group, by name.
+async fn import_group_ids(emu: &Emulator) -> (String, String, String) {
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config().await);
+    let groups = ec2.describe_security_groups().send().await.unwrap();
+    let id = |name: &str| {
+        let found: Vec<&str> = groups
+            .security_groups()
+            .iter()
+            .filter(|g| g.group_name() == Some(name))
+            .filter_map(|g| g.group_id())
+            .collect();
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        found[0].to_string()
+    };
+    (
+        id("CdkBackendStack-LBSecurityGroup8A41EA2B-1XYZ"),
+        id("CdkBackendStack-ServiceSecurityGroup9C4F-2ABC"),
+        id("default"),
+    )
+}
+
+/// A service whose task runs a sidecar (not essential, that the app waits for) imports
+/// with the sidecar in the manifest and round-trips: plan shows only the adoption, apply
+/// keeps the revision, the next plan is empty. A sidecar with what a manifest cannot
+/// express (a mount point of a task volume) is reported per field, on stderr and in the
+/// file, and that service is written in observe mode.
 #[tokio::test(flavor = "multi_thread")]
-async fn import_reports_a_sidecar_and_observes_that_service() {
+async fn import_writes_sidecars_and_observes_a_service_whose_sidecar_it_cannot_carry() {
     let (_guard, emu) = emulator().await;
     build_cdk_like_stack(emu).await;
+    // A third service, whose sidecar mounts a task volume.
+    let ecs = emu.ecs().await;
+    let (worker, _) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
+    let shipper_td = ecs
+        .register_task_definition()
+        .family("batch")
+        .cpu("256")
+        .memory("512")
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .volumes(aws_sdk_ecs::types::Volume::builder().name("spool").build())
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("busybox:1.36")
+                .essential(true)
+                .build(),
+        )
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("shipper")
+                .image("fluent/fluent-bit:3.1")
+                .essential(false)
+                .mount_points(
+                    aws_sdk_ecs::types::MountPoint::builder()
+                        .source_volume("spool")
+                        .container_path("/spool")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let batch_td = shipper_td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_string();
+    ecs.create_service()
+        .cluster(IMPORT_CLUSTER)
+        .service_name("batch")
+        .task_definition(&batch_td)
+        .desired_count(1)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .set_network_configuration(worker.network_configuration().cloned())
+        .send()
+        .await
+        .unwrap();
+
     let out_dir = tempfile::tempdir().unwrap();
     let path = out_dir.path().to_str().unwrap();
     let out = emu.mooring(&[
@@ -6856,20 +7161,33 @@ async fn import_reports_a_sidecar_and_observes_that_service() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
+    assert!(!err.contains("Service/worker: cannot carry"), "{err}");
+    for expected in [
+        "Service/batch: cannot carry taskDefinition.volumes",
+        "Service/batch: cannot carry taskDefinition.sidecars.shipper.mountPoints",
+        "Service/batch: written with mooring.dev/mode: observe",
+    ] {
+        assert!(err.contains(expected), "no {expected:?} in {err}");
+    }
+    let worker_yaml = std::fs::read_to_string(out_dir.path().join("worker.yaml")).unwrap();
+    assert!(!worker_yaml.contains("mooring.dev/mode"), "{worker_yaml}");
+    for expected in [
+        "    sidecars:\n      - name: envoy\n        image: envoyproxy/envoy:v1.31\n        essential: false\n",
+        "ENVOY_LOG_LEVEL: info",
+        "      dependsOn:\n        - containerName: envoy\n          condition: START\n",
+    ] {
+        assert!(
+            worker_yaml.contains(expected),
+            "no {expected:?} in\n{worker_yaml}"
+        );
+    }
+    let batch = std::fs::read_to_string(out_dir.path().join("batch.yaml")).unwrap();
+    assert!(batch.contains("mooring.dev/mode: observe"), "{batch}");
     assert!(
-        err.contains("Service/worker: cannot carry taskDefinition.containerDefinitions.envoy"),
-        "{err}"
+        batch.contains("#   - taskDefinition.sidecars.shipper.mountPoints\n"),
+        "{batch}"
     );
-    assert!(
-        err.contains("Service/worker: written with mooring.dev/mode: observe"),
-        "{err}"
-    );
-    let worker = std::fs::read_to_string(out_dir.path().join("worker.yaml")).unwrap();
-    assert!(worker.contains("mooring.dev/mode: observe"), "{worker}");
-    assert!(
-        worker.contains("#   - taskDefinition.containerDefinitions.envoy"),
-        "{worker}"
-    );
+    assert!(batch.contains("- name: shipper"), "{batch}");
     let main = std::fs::read_to_string(
         out_dir
             .path()
@@ -6891,23 +7209,35 @@ async fn import_reports_a_sidecar_and_observes_that_service() {
         stderr(&out)
     );
 
-    // The plan names what observe mode keeps mooring from removing.
+    // Plan: the adoption only, but for the observed service, whose plan names what observe
+    // mode keeps mooring from removing.
     let (report, _) = plan(emu, out_dir.path()).await;
-    let worker = report
-        .resources
-        .iter()
-        .find(|r| r.kind == Kind::Service && r.name == "worker")
-        .unwrap();
-    assert!(
-        worker
-            .changes
-            .iter()
-            .any(|c| c.field == "taskDefinition.sidecars.envoy"),
-        "{worker:#?}"
-    );
+    for r in &report.resources {
+        assert!(r.error().is_none(), "{r:#?}");
+        if r.kind == Kind::Service && r.name == "batch" {
+            assert!(
+                r.changes
+                    .iter()
+                    .any(|c| c.field.starts_with("taskDefinition")),
+                "{r:#?}"
+            );
+            continue;
+        }
+        for c in &r.changes {
+            assert!(
+                c.field.starts_with("tags.") || c.field.contains(".tags."),
+                "{:?}/{}: {} {} -> {}",
+                r.kind,
+                r.name,
+                c.field,
+                c.live,
+                c.desired
+            );
+        }
+    }
     // A pass that honours the annotations, as the daemon's does, adopts the rest and
-    // leaves the worker's revision (and its second container) alone.
-    let (_, before) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
+    // leaves the observed service's revision (with its volume) alone.
+    let (_, worker_before) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
     let set = load_dir(out_dir.path()).unwrap();
     let ctx = Context::new(emu.aws().await);
     let observed: std::collections::HashSet<(Kind, String)> = set
@@ -6916,6 +7246,10 @@ async fn import_reports_a_sidecar_and_observes_that_service() {
         .filter(|(_, m)| m.enforce() == Some(false))
         .map(|(k, m)| (k, m.name.clone()))
         .collect();
+    assert_eq!(
+        observed,
+        std::collections::HashSet::from([(Kind::Service, "batch".to_string())])
+    );
     let policy = |kind: Kind, name: &str| {
         observed
             .contains(&(kind, name.to_string()))
@@ -6930,10 +7264,26 @@ async fn import_reports_a_sidecar_and_observes_that_service() {
     )
     .await;
     assert!(!pass.has_errors(), "{pass:#?}");
-    let (svc, after) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
-    assert_eq!(after.task_definition_arn(), before.task_definition_arn());
+    let (svc, after) = describe_service(emu, IMPORT_CLUSTER, "batch").await;
+    assert_eq!(after.task_definition_arn(), Some(batch_td.as_str()));
     assert_eq!(after.container_definitions().len(), 2);
-    assert_eq!(svc.task_definition(), before.task_definition_arn());
+    assert_eq!(svc.task_definition(), Some(batch_td.as_str()));
+    let (svc, after) = describe_service(emu, IMPORT_CLUSTER, "worker").await;
+    assert_eq!(
+        after.task_definition_arn(),
+        worker_before.task_definition_arn()
+    );
+    assert_eq!(svc.task_definition(), worker_before.task_definition_arn());
+    // Without the observed service, the plan is empty: the sidecar round-trips.
+    std::fs::remove_file(out_dir.path().join("batch.yaml")).unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     // A service the cluster does not have is an error, and nothing is written.
     let empty = tempfile::tempdir().unwrap();
@@ -7775,14 +8125,12 @@ async fn import_cloudformation_stack_round_trip_keeps_generated_names_and_every_
     let err = stderr(&out);
     for expected in [
         "not imported: AWS::SNS::Topic arn:aws:sns:",
-        &format!(
-            "not imported: AWS::EC2::SecurityGroup {} ({stack}/ServiceSecurityGroup4C5D6E7F): security groups are not imported yet",
-            built.sg
-        ),
         "(CdkBackendStack/NestedStackNestedStackResource9A8B7C6D): a nested stack: `--recursive` imports its resources too",
     ] {
         assert!(err.contains(expected), "no {expected:?} in\n{err}");
     }
+    // The stack's security group is imported (the service names its manifest).
+    assert!(!err.contains("AWS::EC2::SecurityGroup"), "{err}");
     let files = read_dir_files(&dir);
     let service_file = format!("{}.yaml", built.service.to_ascii_lowercase());
     let names: Vec<&str> = files.keys().map(String::as_str).collect();
@@ -7795,6 +8143,7 @@ async fn import_cloudformation_stack_round_trip_keeps_generated_names_and_every_
         "parameters.yaml",
         "repositories.yaml",
         "schedules.yaml",
+        "security-groups.yaml",
         "stack.yaml",
     ];
     expected.sort();
@@ -7807,7 +8156,9 @@ async fn import_cloudformation_stack_round_trip_keeps_generated_names_and_every_
         format!("clusterName: {}", built.cluster),
         format!("family: {stack}TaskDef54694570"),
         format!("policyName: {stack}ServiceTaskCountTargetCpuScaling5A7E3F"),
-        built.sg.clone(),
+        format!("security-group/{}", built.sg),
+        "kind: SecurityGroup".to_string(),
+        "securityGroups:\n      refs: [".to_string(),
         "kind: LogGroup".to_string(),
         "kind: ScalableTarget".to_string(),
     ] {

@@ -162,6 +162,15 @@ pub(crate) async fn read(
             .iter()
             .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
             .collect();
+        // Another stack's alarm naming an imported service (a monitoring stack's) stays
+        // its own.
+        if names.refuse(
+            "alarm",
+            &name,
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ) {
+            continue;
+        }
         match build(&a, targets, &tags) {
             Ok(built) => {
                 let manifest = names.take_owned(

@@ -16,6 +16,8 @@ pub(crate) struct Cluster {
     pub doc: Imported,
     /// The stack its `mooring.dev/stack` tag names, when mooring made it.
     pub stack: Option<String>,
+    /// Its live tags.
+    pub tags: Vec<(String, String)>,
 }
 
 /// Reads the cluster `name_or_arn`.
@@ -76,10 +78,15 @@ pub(crate) async fn read(
             "capacity providers {providers:?} are not managed by mooring and are left as they are"
         ));
     }
+    let tags = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Ok(Cluster {
         aws_name,
         name,
         doc,
         stack,
+        tags,
     })
 }

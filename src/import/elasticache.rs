@@ -81,6 +81,9 @@ pub(crate) async fn read(
         };
         let arn = g.arn().unwrap_or(name).to_string();
         let tags = tags(cx, &arn).await?;
+        if names.refuse("cache subnet group", name, pairs(&tags)) {
+            continue;
+        }
         let manifest = names.take_owned("CacheSubnetGroup", name, pairs(&tags));
         let mut subnets: Vec<&str> = g
             .subnets()
@@ -104,6 +107,9 @@ pub(crate) async fn read(
         let primary = primaries.remove(&id).flatten();
         let arn = rg.arn().unwrap_or(&id).to_string();
         let tags = tags(cx, &arn).await?;
+        if names.refuse("replication group", &id, pairs(&tags)) {
+            continue;
+        }
         let manifest = names.take_owned("ReplicationGroup", &id, pairs(&tags));
         out.docs.push(build(
             &rg,

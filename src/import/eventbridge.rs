@@ -33,15 +33,21 @@ pub(crate) struct Read {
     pub left_out: BTreeMap<String, String>,
 }
 
-/// The `mooring.dev/resource` tag a description marker stands for (connections and API
-/// destinations carry their owner in their description), for [`Names::take_owned`].
-fn owner(description: Option<&str>) -> Option<String> {
-    crate::kinds::ownership::from_marker(description).resource
-}
-
-/// [`owner`] as the tags [`Names::take_owned`] reads.
-fn owner_tag(resource: Option<&str>) -> Option<(&'static str, &str)> {
-    resource.map(|r| (crate::manifest::TAG_RESOURCE, r))
+/// The ownership a description marker stands for (connections and API destinations carry
+/// their owner in their description) as the tags [`Names::take_owned`] and
+/// [`Names::refuse`] read.
+fn marker_tags(own: &crate::kinds::ownership::Ownership) -> Vec<(&'static str, &str)> {
+    [
+        (crate::manifest::TAG_STACK, own.stack.as_deref()),
+        (
+            crate::manifest::annotations::TAG_ENVIRONMENT,
+            own.environment.as_deref(),
+        ),
+        (crate::manifest::TAG_RESOURCE, own.resource.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect()
 }
 
 /// The secret (and JSON field) a connection mooring set up says its key came from: its
@@ -137,6 +143,29 @@ pub(crate) async fn read(
             out.left_out.insert(what, why);
             continue;
         };
+        let tags: Vec<(String, String)> = eb
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to read the tags of rule `{id}`: {}",
+                    AwsError::from_sdk("events:ListTagsForResource", e)
+                )
+            })?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        // Another stack's or environment's rule is left out, with its destination.
+        if names.refuse(
+            "rule",
+            id,
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ) {
+            continue;
+        }
         // The API destination and its connection, once each.
         let dest_arn = target.arn().to_string();
         if !destinations.contains_key(&dest_arn) {
@@ -154,21 +183,6 @@ pub(crate) async fn read(
         let Some((dest_manifest, _)) = destinations.get(&dest_arn) else {
             continue;
         };
-        let tags: Vec<(String, String)> = eb
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "failed to read the tags of rule `{id}`: {}",
-                    AwsError::from_sdk("events:ListTagsForResource", e)
-                )
-            })?
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
         let mut cannot = Vec::new();
         for t in calls.iter().skip(1).chain(&others) {
             cannot.push(format!(
@@ -281,22 +295,28 @@ async fn destination(
             );
             return Ok(None);
         };
-        let own = owner(c.description());
-        let manifest = names.take_owned("Connection", conn_name, owner_tag(own.as_deref()));
-        // A connection mooring set up names the secret its key came from (not the key).
-        let (secret_id, secret_key) = match key_source(c.description()) {
-            Some((id, key)) => (Some(id), key),
-            None => (None, None),
-        };
+        let own = crate::kinds::ownership::from_marker(c.description());
+        if names.refuse("connection", conn_name, marker_tags(&own)) {
+            return Ok(None);
+        }
+        let manifest = names.take_owned("Connection", conn_name, marker_tags(&own));
+        // Never `secretId` from the description: anyone allowed to update the connection
+        // writes it, and the next apply would send that secret's value to the endpoint.
         let spec = json!({
             "connectionName": conn_name,
-            "apiKey": {"headerName": header, "secretId": secret_id, "secretKey": secret_key},
+            "apiKey": {"headerName": header},
         });
         let mut doc = Imported::new("Connection", manifest.clone(), conn_arn.clone(), spec);
-        if secret_id.is_none() {
-            doc.notes.push(
-                "EventBridge never returns the API key, and import reads none: without `apiKey.secretId` mooring leaves the key as it is and never sends one. To have mooring set it, set `apiKey.secretId` to the Secrets Manager secret holding the key (the next apply sends that secret's value)".into(),
-            );
+        doc.notes.push(
+            "EventBridge never returns the API key, and import reads none: without `apiKey.secretId` mooring leaves the key as it is and never sends one. To have mooring set it, set `apiKey.secretId` to the Secrets Manager secret holding the key (the next apply sends that secret's value)".into(),
+        );
+        // A connection mooring set up says in its description which secret its key came
+        // from: shown as a hint to check, not trusted.
+        if let Some((id, key)) = key_source(c.description()) {
+            let field = key.map_or(String::new(), |k| format!(" (field `{k}`)"));
+            doc.notes.push(format!(
+                "its description says the key came from the secret `{id}`{field}; import does not take that from the description (anyone allowed to update the connection writes it): check it before naming it"
+            ));
         }
         // Said every time (not only while the description is someone else's), so that
         // importing again after the adoption gives the same bytes.
@@ -309,8 +329,11 @@ async fn destination(
         .get(&conn_arn)
         .map(|(m, _)| m.clone())
         .unwrap_or_default();
-    let own = owner(d.description());
-    let manifest = names.take_owned("ApiDestination", name, owner_tag(own.as_deref()));
+    let own = crate::kinds::ownership::from_marker(d.description());
+    if names.refuse("API destination", name, marker_tags(&own)) {
+        return Ok(None);
+    }
+    let manifest = names.take_owned("ApiDestination", name, marker_tags(&own));
     let rate = d.invocation_rate_limit_per_second().filter(|r| *r != 300);
     let spec = json!({
         "apiDestinationName": name,
@@ -355,9 +378,22 @@ mod tests {
             key_source(Some(d)),
             Some(("salon/prd/key".to_string(), Some("value".to_string())))
         );
-        assert_eq!(owner(Some(d)).as_deref(), Some("Connection/backend-api"));
+        let own = crate::kinds::ownership::from_marker(Some(d));
+        assert_eq!(
+            marker_tags(&own),
+            [
+                ("mooring.dev/stack", "salon"),
+                ("mooring.dev/resource", "Connection/backend-api")
+            ]
+        );
         assert_eq!(key_source(Some("made by CDK; key from x version 1")), None);
-        assert_eq!(owner(Some("made by CDK")), None);
-        assert_eq!(owner(None), None);
+        let none = crate::kinds::ownership::from_marker(Some("made by CDK"));
+        assert!(marker_tags(&none).is_empty());
+        // Another stack's marker is refused once the stack is known; this stack's is not.
+        let mut names = crate::import::Names::default();
+        names.for_stack("shop");
+        assert!(names.refuse("connection", "c", marker_tags(&own)));
+        names.for_stack("salon");
+        assert!(!names.refuse("connection", "c2", marker_tags(&own)));
     }
 }

@@ -246,6 +246,15 @@ pub(crate) async fn read(
         if lb.r#type().map(|t| t.as_str()) != Some("application") {
             continue; // NLBs and others: their target groups are named by ARN
         }
+        let live_tags = || {
+            tags.get(&arn)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+        };
+        if names.refuse("load balancer", &arn, live_tags()) {
+            continue; // its target groups are named by ARN
+        }
         let mut listeners: Vec<_> = elb
             .describe_listeners()
             .load_balancer_arn(&arn)
@@ -330,7 +339,7 @@ pub(crate) async fn read(
         });
         let mut doc = Imported::new(
             "LoadBalancer",
-            names.take("LoadBalancer", &aws_name),
+            names.take_owned("LoadBalancer", &aws_name, live_tags()),
             arn,
             spec,
         );

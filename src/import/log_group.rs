@@ -57,6 +57,13 @@ pub(crate) async fn read(
         "kmsKeyId": g.kms_key_id(),
         "tags": user_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     });
+    if names.refuse(
+        "log group",
+        group,
+        tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
+        return Ok(None);
+    }
     let name = names.take_owned(
         "LogGroup",
         group,

@@ -1,14 +1,15 @@
 //! `mooring import`: manifests, as a person would write them, for what runs today. Three
 //! ways pick the resources, and all of them go down one path: `--cluster C [--service S…]`
 //! picks a cluster's services; `--cloudformation-stack NAME [--recursive]` the ECS
-//! services, log groups, ECR repositories, SSM parameters, ElastiCache replication groups,
-//! CloudWatch alarms and EventBridge rules of a stack (and of its nested stacks); `--tag
-//! key=value` those the Resource Groups Tagging API lists with the tag (`pick`,
-//! `cloudformation`, `tagging`). What a selection picked but mooring cannot carry is
-//! reported (stderr and a comment in `stack.yaml`).
+//! services, log groups, ECR repositories, SSM parameters, security groups, ElastiCache
+//! replication groups, CloudWatch alarms and EventBridge rules of a stack (and of its nested
+//! stacks); `--tag key=value` those the Resource Groups Tagging API lists with the tag
+//! (`pick`, `cloudformation`, `tagging`). What a selection picked but mooring cannot carry
+//! is reported (stderr and a comment in `stack.yaml`).
 //!
 //! From each ECS service picked it follows the cluster, the task definition the
-//! service runs, its network (subnet and security group IDs), the target groups it
+//! service runs (its container and the others as `sidecars`), its network (subnet IDs and
+//! its security groups, as the load balancers' too: `security_group`), the target groups it
 //! registers with and the load balancer listeners that forward to them, its scalable target
 //! and target-tracking policies, its log group, and the SSM parameters its secrets read. Only reads: import
 //! never writes to AWS and never reads a secret's value (SecureString parameters become
@@ -16,7 +17,9 @@
 //!
 //! Every resource is written with `mooring.dev/adopt: "true"`, its live AWS name kept
 //! explicitly, a comment naming the ARN it came from, and the defaults AWS filled left out,
-//! so that `plan` on the output shows only the adoption (ownership tags). What the manifest
+//! so that `plan` on the output shows only the adoption (ownership tags). References are
+//! manifest names where the resource is imported (a security group selector only when all
+//! of its groups are; a rule reference closing a cycle stays an ID). What the manifest
 //! format cannot express is listed per resource and field (stderr and a comment in the
 //! file), and such a resource gets `mooring.dev/mode: observe`.
 //!
@@ -26,11 +29,18 @@
 //! destinations and connections, references rewritten to manifest names and no API key
 //! read or written (`eventbridge`).
 //!
+//! Ownership: once the stack is known (`--stack`, else the clusters' tag, else derived),
+//! a resource whose `mooring.dev/stack` tag names another stack, or that carries a
+//! `mooring.dev/environment` tag (import writes a plain stack), is left out and reported
+//! (`Names::refuse`): the `mooring.dev/adopt` every manifest carries would take it from its
+//! owner. What names it keeps the AWS name or ARN; a refused cluster takes its services.
+//!
 //! One file per service (`<service>.yaml`: the service with its task definition, its
-//! scaling, its log group and its target groups), `cluster.yaml`, `stack.yaml`, `parameters.yaml` and
-//! `load-balancers.yaml`, and for resources picked on their own `log-groups.yaml`,
-//! `repositories.yaml`, `replication-groups.yaml`, `alarms.yaml` and `schedules.yaml`.
-//! Output is deterministic: importing twice gives the same bytes.
+//! scaling, its log group and its target groups), `cluster.yaml`, `stack.yaml`,
+//! `parameters.yaml`, `load-balancers.yaml` and `security-groups.yaml`, and for resources
+//! picked on their own `log-groups.yaml`, `repositories.yaml`, `replication-groups.yaml`,
+//! `alarms.yaml` and `schedules.yaml`. Output is deterministic: importing twice gives the
+//! same bytes.
 
 mod alarm;
 mod cloudformation;
@@ -43,6 +53,7 @@ mod parameter_set;
 mod pick;
 mod repository;
 mod scalable_target;
+mod security_group;
 mod service;
 mod tagging;
 mod target_group;
@@ -213,9 +224,16 @@ impl File {
     }
 }
 
-/// Manifest names already given, per kind, so two resources never share one.
+/// Manifest names already given, per kind, so two resources never share one; and the
+/// stack the manifests are for, against which live ownership tags are checked.
 #[derive(Default)]
-pub(crate) struct Names(BTreeMap<&'static str, BTreeSet<String>>);
+pub(crate) struct Names {
+    used: BTreeMap<&'static str, BTreeSet<String>>,
+    /// The stack imported into, once known (`--stack`, else derived).
+    stack: Option<String>,
+    /// Resources left out because another stack or environment owns them: `what` → why.
+    refused: BTreeMap<String, String>,
+}
 
 impl Names {
     /// A manifest name for the AWS name `aws`: lower-case, `[a-z0-9_-]`, unique per kind.
@@ -223,17 +241,83 @@ impl Names {
         self.take_owned(kind, aws, std::iter::empty())
     }
 
-    /// As [`Names::take`], but a resource mooring made (its `mooring.dev/resource` tag
-    /// names a manifest of this kind) keeps its manifest's name, so the ownership tags stay.
+    /// Sets the stack the manifests are written for.
+    pub(crate) fn for_stack(&mut self, stack: &str) {
+        self.stack = Some(stack.to_string());
+    }
+
+    /// Why a resource with these live tags must not be imported into this stack: its
+    /// `mooring.dev/stack` tag names another stack, or its `mooring.dev/environment` tag an
+    /// environment (import writes a plain stack, which has none). `None` for a resource
+    /// mooring did not make, one tagged before stacks, and this stack's own. The imported
+    /// manifests say `mooring.dev/adopt: "true"`, so one of them naming such a resource would
+    /// take it over from its owner on the first apply: it is left out instead.
+    pub(crate) fn foreign<'a>(
+        &self,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<String> {
+        let stack = self.stack.as_deref()?;
+        let live = crate::kinds::ownership::Ownership::from_tags(tags);
+        let owner = crate::kinds::ownership::Owner {
+            stack,
+            environment: None,
+        };
+        let theirs = live.stack.as_deref()?;
+        if owner.claims(&live) {
+            return None;
+        }
+        let what = live
+            .resource
+            .as_deref()
+            .map_or(String::new(), |r| format!("{r} of "));
+        Some(match live.environment.as_deref() {
+            Some(env) => format!(
+                "mooring manages it as {what}the environment `{env}` of the stack `{theirs}` (tag {}); import writes a plain stack, so adopting it here would take it from that environment",
+                crate::manifest::annotations::TAG_ENVIRONMENT
+            ),
+            None => format!(
+                "mooring manages it as {what}the stack `{theirs}` (tag {}), not `{stack}`; adopting it here would take it from that stack (import into it with `--stack {theirs}`)",
+                crate::manifest::TAG_STACK
+            ),
+        })
+    }
+
+    /// True, recording why, when a resource (`kind` and its ARN or name, `what`) belongs to
+    /// another stack or environment (see [`Names::foreign`]) and is left out.
+    pub(crate) fn refuse<'a>(
+        &mut self,
+        kind: &str,
+        what: &str,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
+        match self.foreign(tags) {
+            Some(why) => {
+                self.refused.insert(format!("{kind} {what}"), why);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `kind` `what` was left out by [`Names::refuse`].
+    pub(crate) fn refused(&self, kind: &str, what: &str) -> bool {
+        self.refused.contains_key(&format!("{kind} {what}"))
+    }
+
+    /// As [`Names::take`], but a resource mooring made for this stack (its
+    /// `mooring.dev/resource` tag names a manifest of this kind) keeps its manifest's name,
+    /// so the ownership tags stay. Another stack's or environment's tag is not followed.
     pub(crate) fn take_owned<'a>(
         &mut self,
         kind: &'static str,
         aws: &str,
         tags: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> String {
+        let tags: Vec<(&str, &str)> = tags.into_iter().collect();
         let owned = tags
-            .into_iter()
+            .iter()
             .find(|(k, _)| *k == crate::manifest::TAG_RESOURCE)
+            .filter(|_| self.foreign(tags.iter().copied()).is_none())
             .and_then(|(_, v)| v.strip_prefix(kind)?.strip_prefix('/').map(str::to_string))
             .filter(|n| {
                 n.len() <= 200
@@ -242,7 +326,7 @@ impl Names {
                         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             });
         let base = owned.unwrap_or_else(|| manifest_name(aws));
-        let used = self.0.entry(kind).or_default();
+        let used = self.used.entry(kind).or_default();
         let mut name = base.clone();
         let mut n = 2;
         while used.contains(&name) {
@@ -366,29 +450,69 @@ pub async fn import_report(
     };
     let mut picked = select(&cx, &opts.selection).await?;
     let mut names = Names::default();
+    let mut read_clusters = Vec::new();
+    for (c, only) in &picked.clusters {
+        read_clusters.push((cluster::read(&cx, c, &mut names).await?, only.clone()));
+    }
+    let stack = match (
+        &opts.stack,
+        read_clusters.iter().find_map(|(c, _)| c.stack.clone()),
+    ) {
+        (Some(s), _) => stack_name(s),
+        (None, Some(tagged)) => tagged,
+        (None, None) => match (&picked.stack, read_clusters.first()) {
+            (Some(s), _) => s.clone(),
+            (None, Some((c, _))) => stack_name(&c.aws_name),
+            (None, None) => "imported".into(),
+        },
+    };
+    // From here on, what another stack or environment owns is left out (`Names::foreign`):
+    // a cluster with all its services, since a Service names its Cluster manifest.
+    names.for_stack(&stack);
     let mut clusters = Vec::new();
-    for c in picked.clusters.keys() {
-        clusters.push(cluster::read(&cx, c, &mut names).await?);
+    let mut onlys = Vec::new();
+    for (c, only) in read_clusters {
+        let tags = c.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        if !names.refuse("cluster", &c.doc.source, tags) {
+            clusters.push(c);
+            onlys.push(only);
+        }
     }
     // Each service with the index of its cluster.
     let mut services: Vec<(usize, service::Read)> = Vec::new();
-    for (i, (cluster, only)) in clusters.iter().zip(picked.clusters.values()).enumerate() {
+    for (i, (cluster, only)) in clusters.iter().zip(&onlys).enumerate() {
         let only: Vec<String> = match only {
             None => Vec::new(),
             Some(s) if s.is_empty() => continue,
             Some(s) => s.iter().cloned().collect(),
         };
         for s in service::read(&cx, &cluster.aws_name, &only).await? {
-            services.push((i, s));
+            let tags = s
+                .service
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?, t.value()?)));
+            if !names.refuse("service", s.service.service_arn().unwrap_or_default(), tags) {
+                services.push((i, s));
+            }
         }
     }
-    if let (Selection::Cluster { .. }, [cluster]) = (&opts.selection, clusters.as_slice())
+    if let Selection::Cluster { cluster, .. } = &opts.selection
         && services.is_empty()
     {
-        return Err(format!(
-            "failed to find any service to import in cluster `{}`",
-            cluster.aws_name
-        ));
+        let why: Vec<String> = names
+            .refused
+            .iter()
+            .map(|(what, why)| format!("{what}: {why}"))
+            .collect();
+        return Err(if why.is_empty() {
+            format!("failed to find any service to import in cluster `{cluster}`")
+        } else {
+            format!(
+                "failed to find any service to import in cluster `{cluster}` that is not another stack's:\n  {}",
+                why.join("\n  ")
+            )
+        });
     }
     // Target groups and the load balancers whose listeners forward to them.
     let tg_arns: BTreeSet<String> = services
@@ -397,8 +521,33 @@ pub async fn import_report(
         .filter_map(|lb| lb.target_group_arn().map(str::to_string))
         .collect();
     let tgs = target_group::read(&cx, &tg_arns, &mut names).await?;
-    let lbs = load_balancer::read(&cx, &tgs, &mut names).await?;
+    let mut lbs = load_balancer::read(&cx, &tgs, &mut names).await?;
     let forwarded: BTreeSet<String> = lbs.iter().flat_map(|l| l.forwards.clone()).collect();
+    // The security groups the services and load balancers use, and those picked; where
+    // every group of a selector is imported, it names their manifests.
+    let used: BTreeSet<String> = services
+        .iter()
+        .filter_map(|(_, s)| s.service.network_configuration()?.awsvpc_configuration())
+        .flat_map(|v| v.security_groups().to_vec())
+        .chain(lbs.iter().flat_map(|l| {
+            l.doc.spec["securityGroups"]["ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+        }))
+        .collect();
+    let groups = security_group::read(
+        &cx,
+        &used,
+        &picked.security_groups,
+        &mut names,
+        &mut picked.left_out,
+    )
+    .await?;
+    for l in &mut lbs {
+        security_group::refer(&mut l.doc, "/securityGroups", &groups.ids);
+    }
 
     let mut files = Vec::new();
     let mut parameters = parameter_set::Collector::default();
@@ -417,6 +566,7 @@ pub async fn import_report(
             scaling.is_some(),
             &mut names,
         );
+        security_group::refer(&mut svc.doc, "/network/securityGroups", &groups.ids);
         parameters.collect(&svc.secrets);
         alarm_targets.services.insert(
             (
@@ -426,11 +576,15 @@ pub async fn import_report(
             svc.doc.name.clone(),
         );
         let mut docs = vec![];
-        // The log group, when it is in this region: `logs.group` then names its manifest.
-        let logs = &mut svc.doc.spec["taskDefinition"]["container"]["logs"];
-        if let Some(group) = logs["group"].as_str().map(str::to_string)
-            && logs.get("region").is_none()
-        {
+        // Each container's log group, when it is in this region: `logs.group` then names
+        // its manifest.
+        for logs in service::logs_mut(&mut svc.doc.spec) {
+            let Some(group) = logs["group"].as_str().map(str::to_string) else {
+                continue;
+            };
+            if logs.get("region").is_some() {
+                continue;
+            }
             match log_groups.get(&group) {
                 Some(name) => logs["group"] = json!(name),
                 None => {
@@ -468,6 +622,7 @@ pub async fn import_report(
             "cluster",
             "parameters",
             "load-balancers",
+            "security-groups",
             "log-groups",
             "repositories",
             "replication-groups",
@@ -494,6 +649,7 @@ pub async fn import_report(
         }
         match log_group::read(&cx, group, &mut names).await? {
             Some(lg) => extra_logs.push(lg),
+            None if names.refused("log group", group) => {}
             None => {
                 picked
                     .left_out
@@ -579,17 +735,9 @@ pub async fn import_report(
                 .insert(format!("{kind} {id}"), "nothing imported reaches it".into());
         }
     }
+    picked.left_out.append(&mut names.refused);
     let left_out: Vec<(String, String)> = picked.left_out.into_iter().collect();
 
-    let stack = match (&opts.stack, clusters.iter().find_map(|c| c.stack.clone())) {
-        (Some(s), _) => stack_name(s),
-        (None, Some(tagged)) => tagged,
-        (None, None) => match (&picked.stack, clusters.first()) {
-            (Some(s), _) => s.clone(),
-            (None, Some(c)) => stack_name(&c.aws_name),
-            (None, None) => "imported".into(),
-        },
-    };
     let mut comments = Vec::new();
     if !left_out.is_empty() {
         comments.push("Picked but not imported (mooring cannot carry these):".to_string());
@@ -622,6 +770,7 @@ pub async fn import_report(
         "load-balancers.yaml",
         lbs.into_iter().map(|l| l.doc).collect(),
     );
+    push("security-groups.yaml", groups.docs);
     push("log-groups.yaml", extra_logs);
     push("repositories.yaml", repositories);
     push("replication-groups.yaml", caches.docs);
@@ -782,6 +931,49 @@ mod tests {
             "ecs-backend",
             "another kind's tag"
         );
+    }
+
+    #[test]
+    fn another_stacks_or_environments_resources_are_refused_and_their_names_not_taken() {
+        let mut n = Names::default();
+        let blog = [
+            ("mooring.dev/stack", "blog"),
+            ("mooring.dev/resource", "LogGroup/blog-logs"),
+        ];
+        // Before the stack is known nothing is refused.
+        assert_eq!(n.foreign(blog), None);
+        n.for_stack("shop");
+        let why = n.foreign(blog).unwrap();
+        assert!(
+            why.contains("LogGroup/blog-logs of the stack `blog`") && why.contains("--stack blog"),
+            "{why}"
+        );
+        assert!(n.refuse("log group", "/ecs/blog", blog));
+        assert!(n.refused("log group", "/ecs/blog"));
+        assert_eq!(
+            n.take_owned("LogGroup", "/ecs/blog", blog),
+            "ecs-blog",
+            "another stack's manifest name is not followed"
+        );
+        let prd = [
+            ("mooring.dev/stack", "shop"),
+            ("mooring.dev/environment", "prd"),
+            ("mooring.dev/resource", "Service/api"),
+        ];
+        let why = n.foreign(prd).unwrap();
+        assert!(
+            why.contains("the environment `prd` of the stack `shop`"),
+            "{why}"
+        );
+        // This stack's, one tagged before stacks, and one mooring did not make: imported.
+        let mine = [
+            ("mooring.dev/stack", "shop"),
+            ("mooring.dev/resource", "Service/api"),
+        ];
+        assert_eq!(n.foreign(mine), None);
+        assert_eq!(n.take_owned("Service", "Shop-Api-1", mine), "api");
+        assert_eq!(n.foreign([("mooring.dev/resource", "Service/x")]), None);
+        assert_eq!(n.foreign([("team", "web")]), None);
     }
 
     #[test]

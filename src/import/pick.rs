@@ -24,6 +24,8 @@ pub(crate) struct Picked {
     pub alarms: BTreeSet<String>,
     /// EventBridge rule names (`BUS|NAME` on another bus).
     pub rules: BTreeSet<String>,
+    /// Security group IDs.
+    pub security_groups: BTreeSet<String>,
     /// Resources imported only as a service reaches them (target groups, load balancers,
     /// listeners and rules, task definitions, scaling): `(type, ID or ARN)`.
     pub reached: BTreeSet<(String, String)>,
@@ -99,10 +101,13 @@ impl Picked {
             "AWS::CloudFormation::Stack" => return false,
             // CDK's own bookkeeping, not a resource.
             "AWS::CDK::Metadata" => {}
+            "AWS::EC2::SecurityGroup" if id.starts_with("sg-") => {
+                self.security_groups.insert(id.to_string());
+            }
             "AWS::EC2::SecurityGroup" => {
                 self.left_out.insert(
                     label.into(),
-                    "security groups are not imported yet: services and load balancers name them by ID".into(),
+                    "a security group named without its ID (EC2-Classic)".into(),
                 );
             }
             "AWS::Events::Rule" => {
@@ -138,6 +143,7 @@ impl Picked {
             && self.cache_subnet_groups.is_empty()
             && self.alarms.is_empty()
             && self.rules.is_empty()
+            && self.security_groups.is_empty()
     }
 }
 
@@ -184,6 +190,7 @@ mod tests {
         assert!(p.resource("AWS::SSM::Parameter", "CFN-P-1", "P2"));
         assert!(p.resource("AWS::SNS::Topic", "arn:aws:sns:x", "Topic (arn:aws:sns:x)"));
         assert!(p.resource("AWS::CDK::Metadata", "x", "CDKMetadata"));
+        assert!(p.resource("AWS::EC2::SecurityGroup", "sg-0abc", "Sg"));
         assert!(!p.resource("AWS::CloudFormation::Stack", "arn:nested", "Nested"));
         assert_eq!(
             p.clusters["Cdk-Cluster-1"],
@@ -191,6 +198,7 @@ mod tests {
         );
         assert_eq!(p.clusters["Other"], Some(BTreeSet::new()));
         assert_eq!(p.parameters, BTreeSet::from(["/a/b".to_string()]));
+        assert_eq!(p.security_groups, BTreeSet::from(["sg-0abc".to_string()]));
         assert_eq!(
             p.left_out.keys().collect::<Vec<_>>(),
             ["P2", "Topic (arn:aws:sns:x)"]

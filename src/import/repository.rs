@@ -79,6 +79,13 @@ pub(crate) async fn read(
                 "encryption": kms.map(|e| json!({"type": "KMS", "kmsKey": e.kms_key()})),
                 "tags": user_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
             });
+            if names.refuse(
+                "ECR repository",
+                &name,
+                tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ) {
+                continue;
+            }
             let manifest = names.take_owned(
                 "Repository",
                 &name,

@@ -143,6 +143,208 @@ fn parameter_name(cx: &Ctx<'_>, value_from: &str) -> Option<String> {
     })
 }
 
+/// One container as a manifest writes it (`container` or one of `sidecars`).
+struct ContainerOut {
+    /// The container's fields.
+    spec: Map<String, Value>,
+    /// `field: what` for what the manifest cannot express.
+    cannot: Vec<String>,
+    /// Remarks that need no observe mode.
+    notes: Vec<String>,
+    /// Full names of the SSM parameters (this account and region) its secrets read.
+    secrets_read: Vec<String>,
+    /// Whether it has secrets.
+    has_secrets: bool,
+    /// Whether it carries `MOORING_SECRETS_VERSION` (mooring follows its secrets).
+    followed: bool,
+}
+
+/// Reads one container: the service's (`sidecar` `None`, whose health check may be the
+/// target groups' `tg_paths`) or the sidecar of that name. What it cannot express is named
+/// under `taskDefinition.container.` or `taskDefinition.sidecars.<name>.`.
+fn container_spec(
+    cx: &Ctx<'_>,
+    c: &ContainerDefinition,
+    sidecar: Option<&str>,
+    tg_paths: &[&str],
+) -> ContainerOut {
+    let at = match sidecar {
+        None => "taskDefinition.container".to_string(),
+        Some(n) => format!("taskDefinition.sidecars.{n}"),
+    };
+    let mut cannot = Vec::new();
+    let mut notes = Vec::new();
+    let mut secrets_read = Vec::new();
+    let mut container = Map::new();
+    let doc = crate::kinds::service::render::container_doc(c);
+    for setting in &doc.unmanaged_settings {
+        cannot.push(format!("{at}.{setting}"));
+    }
+    match sidecar {
+        None => {
+            if !doc.essential {
+                cannot.push(format!("{at}.essential: false"));
+            }
+            let name = doc.name.as_deref().unwrap_or(DEFAULT_CONTAINER_NAME);
+            if name != DEFAULT_CONTAINER_NAME {
+                container.insert("name".into(), json!(name));
+            }
+        }
+        Some(n) => {
+            container.insert("name".into(), json!(n));
+        }
+    }
+    let image = doc.image.clone().unwrap_or_default();
+    container.insert("image".into(), json!(image));
+    if let Some(ecr) = crate::kinds::service::image::EcrImage::parse(&image)
+        && ecr.digest.is_none()
+    {
+        // mooring would otherwise follow the tag by digest: a new revision.
+        container.insert("imageUpdate".into(), json!("tag"));
+        let whose = sidecar.map_or(String::new(), |n| format!(" of sidecar `{n}`"));
+        notes.push(format!(
+            "the image{whose} is registered by tag as it runs today (`imageUpdate: tag`); remove it to follow `{}` by digest (one new revision)",
+            ecr.tag.as_deref().unwrap_or("latest")
+        ));
+    }
+    if sidecar.is_some() && !doc.essential {
+        container.insert("essential".into(), json!(false));
+    }
+    let mut port = None;
+    match doc.port_mappings.as_slice() {
+        [] => {}
+        [p] if p.protocol == "tcp" && p.host_port == p.container_port => {
+            port = p.container_port;
+            container.insert("port".into(), json!(p.container_port));
+        }
+        more => cannot.push(format!(
+            "{at}.portMappings: {} mapping(s) ({}); a manifest maps one TCP port",
+            more.len(),
+            more.iter()
+                .map(|p| format!("{}/{}", p.container_port.unwrap_or_default(), p.protocol))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+    container.insert("command".into(), json!(doc.command));
+    let mut env = doc.environment.clone();
+    let followed = env.remove(SECRETS_VERSION_ENV).is_some();
+    container.insert("environment".into(), json!(env));
+    let mut secrets = BTreeMap::new();
+    for (k, from) in &doc.secrets {
+        if from.contains(":secretsmanager:") {
+            secrets.insert(k.clone(), json!({"secretsManagerArn": from}));
+        } else {
+            if !from.starts_with("arn:") {
+                notes.push(format!(
+                    "secret {k} names its parameter `{from}` without an ARN; mooring registers it by ARN (one new revision)"
+                ));
+            }
+            match parameter_name(cx, from) {
+                Some(n) => {
+                    secrets_read.push(n.clone());
+                    secrets.insert(k.clone(), json!({"ssmParameter": n}));
+                }
+                None => {
+                    secrets.insert(k.clone(), json!({"ssmParameter": from}));
+                }
+            }
+        }
+    }
+    let has_secrets = !secrets.is_empty();
+    container.insert("secrets".into(), json!(secrets));
+    if let Some(hc) = &doc.health_check {
+        let mut h = Map::new();
+        let http_path = port.and_then(|p| {
+            let cmd = hc.command.get(1)?;
+            let path = cmd
+                .strip_prefix(&format!("curl -f 'http://localhost:{p}"))?
+                .strip_suffix("' || exit 1")?;
+            (hc.command.len() == 2
+                && hc.command[0] == "CMD-SHELL"
+                && path.starts_with('/')
+                && tg_paths.iter().all(|t| *t == path))
+            .then(|| path.to_string())
+        });
+        match http_path {
+            Some(p) => h.insert("httpPath".into(), json!(p)),
+            None => h.insert("command".into(), json!(hc.command)),
+        };
+        for (k, v, default) in [
+            ("intervalSeconds", hc.interval, 30),
+            ("timeoutSeconds", hc.timeout, 5),
+            ("retries", hc.retries, 3),
+            ("startPeriodSeconds", hc.start_period, 0),
+        ] {
+            if v != default {
+                h.insert(k.into(), json!(v));
+            }
+        }
+        container.insert("healthCheck".into(), Value::Object(h));
+    }
+    if let Some(l) = &doc.log_configuration {
+        let mut o = l.options.clone();
+        if l.log_driver != "awslogs" {
+            cannot.push(format!(
+                "{at}.logConfiguration.logDriver: {} (mooring writes awslogs)",
+                l.log_driver
+            ));
+        } else {
+            let mut logs = Map::new();
+            logs.insert("group".into(), json!(o.remove("awslogs-group")));
+            if let Some(p) = o.remove("awslogs-stream-prefix").filter(|p| p != "ecs") {
+                logs.insert("streamPrefix".into(), json!(p));
+            }
+            if let Some(region) = o.remove("awslogs-region").filter(|r| *r != cx.region) {
+                logs.insert("region".into(), json!(region));
+            }
+            if o.remove("awslogs-create-group").as_deref() == Some("true") {
+                logs.insert("createGroup".into(), json!(true));
+            }
+            for k in o.keys() {
+                cannot.push(format!("{at}.logConfiguration.options.{k}"));
+            }
+            container.insert("logs".into(), Value::Object(logs));
+        }
+    }
+    let depends_on: Vec<Value> = doc
+        .depends_on
+        .iter()
+        .map(|d| json!({"containerName": d.container_name, "condition": d.condition}))
+        .collect();
+    container.insert("dependsOn".into(), json!(depends_on));
+    ContainerOut {
+        spec: container,
+        cannot,
+        notes,
+        secrets_read,
+        has_secrets,
+        followed,
+    }
+}
+
+/// The `logs` blocks of an imported Service spec's containers (`container`, then each of
+/// `sidecars`), whose `group` import rewrites to a `LogGroup` manifest's name.
+pub(crate) fn logs_mut(spec: &mut Value) -> Vec<&mut Value> {
+    let Some(td) = spec
+        .get_mut("taskDefinition")
+        .and_then(Value::as_object_mut)
+    else {
+        return Vec::new();
+    };
+    td.iter_mut()
+        .flat_map(|(k, v)| match k.as_str() {
+            "container" => vec![v],
+            "sidecars" => v
+                .as_array_mut()
+                .map(|a| a.iter_mut().collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        })
+        .filter_map(|c| c.get_mut("logs"))
+        .collect()
+}
+
 /// Builds the Service manifest.
 pub(crate) fn build(
     cx: &Ctx<'_>,
@@ -170,16 +372,6 @@ pub(crate) fn build(
     let main_name = main
         .and_then(|c| c.name())
         .unwrap_or(DEFAULT_CONTAINER_NAME);
-    for other in td
-        .container_definitions()
-        .iter()
-        .filter_map(|c| c.name())
-        .filter(|n| *n != main_name)
-    {
-        cannot.push(format!(
-            "taskDefinition.containerDefinitions.{other}: a second container (sidecar); a manifest has one container"
-        ));
-    }
     let live_td = crate::kinds::service::render::live_task_definition(td, main_name);
     for setting in &live_td.unmanaged_settings {
         cannot.push(format!("taskDefinition.{setting}"));
@@ -197,141 +389,54 @@ pub(crate) fn build(
     {
         cannot.push("taskDefinition.requiresCompatibilities: not FARGATE".into());
     }
+    let tg_paths: Vec<&str> = s
+        .load_balancers()
+        .iter()
+        .filter_map(|l| l.target_group_arn())
+        .filter(|a| forwarded.contains(*a))
+        .filter_map(|a| tgs.get(a))
+        .map(|t| t.health_path.as_str())
+        .collect();
     let mut container = Map::new();
-    let mut restart_on_secret_change = None;
+    let mut with_secrets = Vec::new();
     if let Some(c) = main {
-        let doc = crate::kinds::service::render::container_doc(c);
-        for setting in &doc.unmanaged_settings {
-            cannot.push(format!("taskDefinition.container.{setting}"));
+        let out = container_spec(cx, c, None, &tg_paths);
+        container = out.spec;
+        cannot.extend(out.cannot);
+        notes.extend(out.notes);
+        secrets_read.extend(out.secrets_read);
+        if out.has_secrets {
+            with_secrets.push((main_name.to_string(), out.followed));
         }
-        if !doc.essential {
-            cannot.push("taskDefinition.container.essential: false".into());
+    }
+    // The other containers, in the task definition's order, as sidecars.
+    let mut sidecars = Vec::new();
+    for c in td
+        .container_definitions()
+        .iter()
+        .filter(|c| c.name().is_some_and(|n| n != main_name))
+    {
+        let name = c.name().unwrap_or_default();
+        let out = container_spec(cx, c, Some(name), &[]);
+        cannot.extend(out.cannot);
+        notes.extend(out.notes);
+        secrets_read.extend(out.secrets_read);
+        if out.has_secrets {
+            with_secrets.push((name.to_string(), out.followed));
         }
-        if main_name != DEFAULT_CONTAINER_NAME {
-            container.insert("name".into(), json!(main_name));
-        }
-        let image = doc.image.clone().unwrap_or_default();
-        container.insert("image".into(), json!(image));
-        if let Some(ecr) = crate::kinds::service::image::EcrImage::parse(&image)
-            && ecr.digest.is_none()
-        {
-            // mooring would otherwise follow the tag by digest: a new revision.
-            container.insert("imageUpdate".into(), json!("tag"));
+        sidecars.push(Value::Object(out.spec));
+    }
+    // Following secret versions adds MOORING_SECRETS_VERSION to each container with
+    // secrets: a new revision, unless every such container already has it.
+    let mut restart_on_secret_change = None;
+    if with_secrets.iter().any(|(_, followed)| !followed) {
+        restart_on_secret_change = Some(false);
+        notes.push("`deploy.restartOnSecretChange: false` keeps the running revision; remove it to redeploy when a secret gets a new version (one new revision)".into());
+        for (name, _) in with_secrets.iter().filter(|(_, followed)| *followed) {
             notes.push(format!(
-                "the image is registered by tag as it runs today (`imageUpdate: tag`); remove it to follow `{}` by digest (one new revision)",
-                ecr.tag.as_deref().unwrap_or("latest")
+                "container `{name}` follows its secrets' versions today but `{}` does not: with `restartOnSecretChange: false` the first apply registers one new revision without it",
+                with_secrets.iter().find(|(_, f)| !f).map_or("", |(n, _)| n.as_str())
             ));
-        }
-        let mut port = None;
-        match doc.port_mappings.as_slice() {
-            [] => {}
-            [p] if p.protocol == "tcp" && p.host_port == p.container_port => {
-                port = p.container_port;
-                container.insert("port".into(), json!(p.container_port));
-            }
-            more => cannot.push(format!(
-                "taskDefinition.container.portMappings: {} mapping(s) ({}); a manifest maps one TCP port",
-                more.len(),
-                more.iter()
-                    .map(|p| format!("{}/{}", p.container_port.unwrap_or_default(), p.protocol))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
-        container.insert("command".into(), json!(doc.command));
-        let mut env = doc.environment.clone();
-        let followed = env.remove(SECRETS_VERSION_ENV).is_some();
-        container.insert("environment".into(), json!(env));
-        let mut secrets = BTreeMap::new();
-        for (k, from) in &doc.secrets {
-            if from.contains(":secretsmanager:") {
-                secrets.insert(k.clone(), json!({"secretsManagerArn": from}));
-            } else {
-                if !from.starts_with("arn:") {
-                    notes.push(format!(
-                        "secret {k} names its parameter `{from}` without an ARN; mooring registers it by ARN (one new revision)"
-                    ));
-                }
-                match parameter_name(cx, from) {
-                    Some(n) => {
-                        secrets_read.push(n.clone());
-                        secrets.insert(k.clone(), json!({"ssmParameter": n}));
-                    }
-                    None => {
-                        secrets.insert(k.clone(), json!({"ssmParameter": from}));
-                    }
-                }
-            }
-        }
-        if !secrets.is_empty() && !followed {
-            // Following secret versions adds MOORING_SECRETS_VERSION: a new revision.
-            restart_on_secret_change = Some(false);
-            notes.push("`deploy.restartOnSecretChange: false` keeps the running revision; remove it to redeploy when a secret gets a new version (one new revision)".into());
-        }
-        container.insert("secrets".into(), json!(secrets));
-        if let Some(hc) = &doc.health_check {
-            let mut h = Map::new();
-            let tg_paths: Vec<&str> = s
-                .load_balancers()
-                .iter()
-                .filter_map(|l| l.target_group_arn())
-                .filter(|a| forwarded.contains(*a))
-                .filter_map(|a| tgs.get(a))
-                .map(|t| t.health_path.as_str())
-                .collect();
-            let http_path = port.and_then(|p| {
-                let cmd = hc.command.get(1)?;
-                let path = cmd
-                    .strip_prefix(&format!("curl -f 'http://localhost:{p}"))?
-                    .strip_suffix("' || exit 1")?;
-                (hc.command.len() == 2
-                    && hc.command[0] == "CMD-SHELL"
-                    && path.starts_with('/')
-                    && tg_paths.iter().all(|t| *t == path))
-                .then(|| path.to_string())
-            });
-            match http_path {
-                Some(p) => h.insert("httpPath".into(), json!(p)),
-                None => h.insert("command".into(), json!(hc.command)),
-            };
-            for (k, v, default) in [
-                ("intervalSeconds", hc.interval, 30),
-                ("timeoutSeconds", hc.timeout, 5),
-                ("retries", hc.retries, 3),
-                ("startPeriodSeconds", hc.start_period, 0),
-            ] {
-                if v != default {
-                    h.insert(k.into(), json!(v));
-                }
-            }
-            container.insert("healthCheck".into(), Value::Object(h));
-        }
-        if let Some(l) = &doc.log_configuration {
-            let mut o = l.options.clone();
-            if l.log_driver != "awslogs" {
-                cannot.push(format!(
-                    "taskDefinition.container.logConfiguration.logDriver: {} (mooring writes awslogs)",
-                    l.log_driver
-                ));
-            } else {
-                let mut logs = Map::new();
-                logs.insert("group".into(), json!(o.remove("awslogs-group")));
-                if let Some(p) = o.remove("awslogs-stream-prefix").filter(|p| p != "ecs") {
-                    logs.insert("streamPrefix".into(), json!(p));
-                }
-                if let Some(region) = o.remove("awslogs-region").filter(|r| *r != cx.region) {
-                    logs.insert("region".into(), json!(region));
-                }
-                if o.remove("awslogs-create-group").as_deref() == Some("true") {
-                    logs.insert("createGroup".into(), json!(true));
-                }
-                for k in o.keys() {
-                    cannot.push(format!(
-                        "taskDefinition.container.logConfiguration.options.{k}"
-                    ));
-                }
-                container.insert("logs".into(), Value::Object(logs));
-            }
         }
     }
     let (cpu, memory) = (
@@ -348,6 +453,7 @@ pub(crate) fn build(
         "executionRoleArn": td.execution_role_arn(),
         "taskRoleArn": td.task_role_arn(),
         "container": container,
+        "sidecars": sidecars,
     });
 
     // The service.
@@ -636,6 +742,102 @@ mod tests {
         assert_eq!(d.spec["desiredCount"], json!(3));
         assert_eq!(d.spec["deploy"]["restartOnSecretChange"], json!(false));
         assert_eq!(built.secrets, vec!["/prd/token".to_string()]);
+    }
+
+    #[test]
+    fn sidecars_are_written_and_only_what_they_cannot_express_is_reported() {
+        use aws_sdk_ecs::types::{ContainerCondition, ContainerDependency, MountPoint};
+        let mut app = container();
+        app.secrets = None;
+        app.log_configuration = None;
+        app.depends_on = Some(vec![
+            ContainerDependency::builder()
+                .container_name("envoy")
+                .condition(ContainerCondition::Start)
+                .build()
+                .unwrap(),
+        ]);
+        let sidecar = |name: &str| {
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name(name)
+                .image("envoyproxy/envoy:v1.31")
+                .essential(false)
+                .environment(
+                    aws_sdk_ecs::types::KeyValuePair::builder()
+                        .name("LEVEL")
+                        .value("info")
+                        .build(),
+                )
+        };
+        let td = |containers: Vec<aws_sdk_ecs::types::ContainerDefinition>| {
+            TaskDefinition::builder()
+                .family("app")
+                .cpu("256")
+                .memory("512")
+                .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+                .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+                .set_container_definitions(Some(containers))
+        };
+        let service = || {
+            Service::builder()
+                .service_name("app")
+                .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+                .network_configuration(
+                    aws_sdk_ecs::types::NetworkConfiguration::builder()
+                        .awsvpc_configuration(
+                            aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                                .subnets("subnet-a")
+                                .security_groups("sg-1")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+        };
+        let built = build_one(
+            service(),
+            td(vec![app.clone(), sidecar("envoy").build()]).build(),
+        );
+        assert!(
+            built.doc.cannot_carry.is_empty(),
+            "{:?}",
+            built.doc.cannot_carry
+        );
+        let t = &built.doc.spec["taskDefinition"];
+        assert_eq!(
+            t["sidecars"],
+            json!([{"name": "envoy", "image": "envoyproxy/envoy:v1.31", "essential": false, "command": null, "environment": {"LEVEL": "info"}, "secrets": {}, "dependsOn": []}])
+        );
+        assert_eq!(
+            t["container"]["dependsOn"],
+            json!([{"containerName": "envoy", "condition": "START"}])
+        );
+        assert!(!built.doc.render().contains("mooring.dev/mode"));
+
+        // A sidecar with a mount point (and the task's volume): reported, per field.
+        let mounted = sidecar("shipper")
+            .mount_points(
+                MountPoint::builder()
+                    .source_volume("data")
+                    .container_path("/data")
+                    .build(),
+            )
+            .build();
+        let built = build_one(
+            service(),
+            td(vec![app, mounted])
+                .volumes(aws_sdk_ecs::types::Volume::builder().name("data").build())
+                .build(),
+        );
+        assert_eq!(
+            built.doc.cannot_carry,
+            [
+                "taskDefinition.volumes",
+                "taskDefinition.sidecars.shipper.mountPoints"
+            ]
+        );
+        assert!(built.doc.render().contains("mooring.dev/mode: observe"));
     }
 
     #[test]

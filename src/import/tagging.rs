@@ -1,7 +1,8 @@
 //! `--tag key=value`: the resources the Resource Groups Tagging API lists with that tag
 //! (GetResources), sorted by their ARNs as a CloudFormation stack's are. A tagged
 //! CloudFormation stack brings its own resources (not its nested stacks': AWS tags those
-//! with the stack's tags, so they are listed themselves).
+//! with the stack's tags, so they are listed themselves); a nested stack is reported with
+//! a hint to `--cloudformation-stack NAME --recursive`, as `--tag` has no `--recursive`.
 
 use super::pick::Picked;
 use super::{Ctx, cloudformation};
@@ -56,7 +57,7 @@ pub(crate) async fn pick(
         }
     }
     for stack in stacks {
-        cloudformation::pick(cx, &stack, false, picked).await?;
+        cloudformation::pick_with(cx, &stack, cloudformation::Nested::ReportForTag, picked).await?;
     }
     Ok(())
 }

@@ -51,14 +51,16 @@ pub(crate) async fn read(
     for tg in groups {
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
         let aws_name = tg.target_group_name().unwrap_or_default().to_string();
-        let name = names.take_owned(
-            "TargetGroup",
-            &aws_name,
+        let live_tags = || {
             tags.get(&arn)
                 .into_iter()
                 .flatten()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+        };
+        if names.refuse("target group", &arn, live_tags()) {
+            continue; // the service names it by ARN
+        }
+        let name = names.take_owned("TargetGroup", &aws_name, live_tags());
         let mut cannot = Vec::new();
         let protocol = tg
             .protocol()

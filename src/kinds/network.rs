@@ -100,12 +100,37 @@ pub async fn resolve(
 }
 
 /// This stack's security groups, by manifest name → group ID (groups tagged before stacks
-/// count too; one of this stack wins over one without a stack).
+/// count too; one of this stack wins over one without a stack). A manifest that adopts
+/// (`mooring.dev/adopt: "true"`) a group not tagged yet names the group of its name in its
+/// VPC, as the `SecurityGroup` kind finds it: a reference to it then plans that group's ID
+/// (what `mooring import` writes plans only the adoption), not one "once created".
 pub async fn managed_groups(cx: &Cx<'_>) -> Result<BTreeMap<String, String>, ReconcileError> {
     let groups = mooring_groups(cx).await?;
-    Ok(owners(&groups, cx.set.owner(), &|name| {
-        group_name(cx.set, name)
-    }))
+    let mut out = owners(&groups, cx.set.owner(), &|name| group_name(cx.set, name));
+    for m in &cx.set.security_groups {
+        if !super::ownership::adopts(&m.metadata) || out.contains_key(m.name()) {
+            continue;
+        }
+        let vpc = vpc_id(cx, &m.spec.vpc).await?;
+        let lookup = NetworkLookup {
+            vpc: vpc.clone(),
+            tags: BTreeMap::new(),
+            names: vec![m.spec.aws_name(&m.metadata).to_string()],
+        };
+        let shown = serde_json::to_string(&lookup).unwrap_or_default();
+        let found = cx
+            .cache
+            .lookups
+            .get((Target::SecurityGroups, vpc.clone(), shown), || async {
+                let found = security_groups(cx.aws(), &vpc, &lookup).await?;
+                Ok::<_, ReconcileError>(Arc::new(found))
+            })
+            .await?;
+        if let [(id, _)] = found.as_slice() {
+            out.insert(m.name().to_string(), id.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Every security group that carries mooring's `managed-by` tag, whatever its stack (one

@@ -211,6 +211,19 @@ fn no_secret(m: &Manifest<ConnectionSpec>) -> String {
     )
 }
 
+/// Without `secretId` a live connection that authorizes otherwise than by API key has no
+/// key to keep, and switching it to one would leave it keyless: the message saying so.
+fn no_key_to_keep(m: &Manifest<ConnectionSpec>, live_authorization: &str) -> Option<String> {
+    (m.spec.api_key.secret_id.is_none()
+        && live_authorization != ConnectionAuthorizationType::ApiKey.as_str())
+    .then(|| {
+        format!(
+            "the connection `{}` authorizes with {live_authorization}, and without `apiKey.secretId` mooring has no key to switch it to API_KEY with (it never sends a connection without one); set `secretId` to the Secrets Manager secret that holds the key",
+            m.spec.aws_name(&m.metadata)
+        )
+    })
+}
+
 /// Reads the API key. The value goes straight into the request and is dropped after it.
 async fn api_key_value(
     cx: &Cx<'_>,
@@ -319,11 +332,20 @@ impl Resource for Unit {
     }
 
     fn problems(m: &Manifest<ConnectionSpec>, obs: &Observed) -> Vec<crate::reconcile::Problem> {
-        if m.spec.api_key.secret_id.is_none() && obs.live.is_none() {
-            vec![crate::reconcile::Problem::requirement(no_secret(m))]
-        } else {
-            Vec::new()
+        if m.spec.api_key.secret_id.is_some() {
+            return Vec::new();
         }
+        let message = match &obs.live {
+            None => Some(no_secret(m)),
+            Some(c) => no_key_to_keep(
+                m,
+                c.authorization_type().map_or("no authorization", |a| a.as_str()),
+            ),
+        };
+        message
+            .map(crate::reconcile::Problem::requirement)
+            .into_iter()
+            .collect()
     }
 
     fn aws_id(_set: &ManifestSet, m: &Manifest<ConnectionSpec>, obs: &Observed) -> String {
@@ -365,6 +387,9 @@ impl Resource for Unit {
             let Some(live) = change.live else {
                 return Err(ReconcileError::requirement(no_secret(m)));
             };
+            if let Some(why) = no_key_to_keep(m, &live.authorization_type) {
+                return Err(ReconcileError::requirement(why));
+            }
             let mut update = eb.update_connection().name(name).set_description(description);
             if live.api_key_name != *api_key_name {
                 update = update.authorization_type(auth).auth_parameters(

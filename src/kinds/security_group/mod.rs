@@ -485,8 +485,7 @@ impl Resource for Unit {
         )
         .await?;
         let mooring = network::mooring_groups(cx).await?;
-        let managed =
-            network::owners(&mooring, cx.set.owner(), &|n| network::group_name(cx.set, n));
+        let managed = network::managed_groups(cx).await?;
         Ok(Live {
             named,
             mooring,

@@ -173,7 +173,8 @@ impl SecurityGroupRule {
     }
 }
 
-fn is_ipv4_cidr(s: &str) -> bool {
+/// Whether `s` is an IPv4 network address with its prefix length (`10.0.0.0/16`).
+pub(crate) fn is_ipv4_cidr(s: &str) -> bool {
     let Some((ip, len)) = s.split_once('/') else {
         return false;
     };
