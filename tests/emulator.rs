@@ -4847,6 +4847,37 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "cluster capacity providers" | "cluster default capacity provider strategy" => {
+                use aws_sdk_ecs::types::CapacityProviderStrategyItem;
+                let (providers, strategy) = if id == "cluster capacity providers" {
+                    (vec!["FARGATE"], vec![("FARGATE", 1, 1)])
+                } else {
+                    (
+                        vec!["FARGATE", "FARGATE_SPOT"],
+                        vec![("FARGATE_SPOT", 1, 0)],
+                    )
+                };
+                self.ecs
+                    .put_cluster_capacity_providers()
+                    .cluster("salon-prd")
+                    .set_capacity_providers(Some(providers.into_iter().map(String::from).collect()))
+                    .set_default_capacity_provider_strategy(Some(
+                        strategy
+                            .into_iter()
+                            .map(|(p, w, b)| {
+                                CapacityProviderStrategyItem::builder()
+                                    .capacity_provider(p)
+                                    .weight(w)
+                                    .base(b)
+                                    .build()
+                                    .unwrap()
+                            })
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "cluster managed tag" => {
                 let arn = "arn:aws:ecs:us-east-1:123456789012:cluster/salon-prd".to_string();
                 self.ecs
@@ -5507,6 +5538,16 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "settings.containerInsights",
         ),
         ("cluster managed tag", "Cluster/salon-prd", "tags.env"),
+        (
+            "cluster capacity providers",
+            "Cluster/salon-prd",
+            "capacityProviders",
+        ),
+        (
+            "cluster default capacity provider strategy",
+            "Cluster/salon-prd",
+            "defaultCapacityProviderStrategy",
+        ),
         (
             "security group extra ingress",
             "SecurityGroup/salon-alb",
