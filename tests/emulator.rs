@@ -4847,6 +4847,45 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "scaling requests counted elsewhere" => {
+                use aws_sdk_applicationautoscaling::types::{
+                    MetricType, PolicyType, PredefinedMetricSpecification,
+                    TargetTrackingScalingPolicyConfiguration,
+                };
+                // Re-put by hand at another target group's ID (one made again).
+                let tg = self.target_group_arn().await;
+                let alb = self.alb_arn().await;
+                // `arn:…:loadbalancer/app/NAME/ID` and `arn:…:targetgroup/NAME/ID`.
+                let alb = alb.split_once(":loadbalancer/").unwrap().1.to_string();
+                let tg = tg.rsplit_once(':').unwrap().1;
+                let tg_without_id = tg.rsplit_once('/').unwrap().0;
+                let label = format!("{alb}/{tg_without_id}/0000000000000000");
+                self.scaling
+                    .put_scaling_policy()
+                    .policy_name("mooring-salon-backend-requests")
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .resource_id("service/salon-prd/salon-backend")
+                    .policy_type(PolicyType::TargetTrackingScaling)
+                    .target_tracking_scaling_policy_configuration(
+                        TargetTrackingScalingPolicyConfiguration::builder()
+                            .target_value(1000.0)
+                            .predefined_metric_specification(
+                                PredefinedMetricSpecification::builder()
+                                    .predefined_metric_type(MetricType::AlbRequestCountPerTarget)
+                                    .resource_label(label)
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .scale_in_cooldown(300)
+                            .scale_out_cooldown(60)
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "cluster capacity providers" | "cluster default capacity provider strategy" => {
                 use aws_sdk_ecs::types::CapacityProviderStrategyItem;
                 let (providers, strategy) = if id == "cluster capacity providers" {
@@ -5712,6 +5751,11 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "scaling suspended",
             "ScalableTarget/salon-backend",
             "suspended.dynamicScalingOut",
+        ),
+        (
+            "scaling requests counted elsewhere",
+            "ScalableTarget/salon-backend",
+            "policies.mooring-salon-backend-requests.resourceLabel",
         ),
         (
             "scaling extra policy",
