@@ -5454,6 +5454,32 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "rule task count" => {
+                // mooring's own target, put back with 3 tasks a run.
+                let targets = self
+                    .eb
+                    .list_targets_by_rule()
+                    .rule("salon-nightly-cleanup")
+                    .send()
+                    .await
+                    .unwrap();
+                let mut target = targets
+                    .targets()
+                    .iter()
+                    .find(|t| t.id() == "mooring")
+                    .unwrap()
+                    .clone();
+                let mut ecs = target.ecs_parameters.take().unwrap();
+                ecs.task_count = Some(3);
+                target.ecs_parameters = Some(ecs);
+                self.eb
+                    .put_targets()
+                    .rule("salon-nightly-cleanup")
+                    .targets(target)
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "rule extra target" => {
                 self.eb
                     .put_targets()
@@ -5808,6 +5834,11 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "rule extra target",
             "Rule/salon-reset-queue-daily",
             "extraTargets.by-hand",
+        ),
+        (
+            "rule task count",
+            "Rule/salon-nightly-cleanup",
+            "target.ecs.taskCount",
         ),
     ];
     let mut misses = Vec::new();
