@@ -477,9 +477,9 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
             );
         }
     }
-    // 26, the Redis subnet group, the backend's LogGroup, its image Repository and its
-    // two alarms.
-    assert_eq!(total, 31);
+    // 26, the Redis subnet group, the backend's LogGroup, its image Repository, its
+    // two alarms and the nightly job's Rule (an ECS task target).
+    assert_eq!(total, 32);
 
     // The values read `from:` the live Redis and ALB were filled in by that one apply.
     let config = emu.sdk_config().await;
