@@ -477,9 +477,9 @@ async fn example_stacks_converge_and_every_kind_is_kept_in_place() {
             );
         }
     }
-    // 26, the Redis subnet group, the backend's LogGroup, its image Repository and its
-    // two alarms.
-    assert_eq!(total, 31);
+    // 26, the Redis subnet group, the backend's LogGroup, its image Repository, its
+    // two alarms and the nightly job's Rule (an ECS task target).
+    assert_eq!(total, 32);
 
     // The values read `from:` the live Redis and ALB were filled in by that one apply.
     let config = emu.sdk_config().await;
@@ -4847,6 +4847,76 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "scaling requests counted elsewhere" => {
+                use aws_sdk_applicationautoscaling::types::{
+                    MetricType, PolicyType, PredefinedMetricSpecification,
+                    TargetTrackingScalingPolicyConfiguration,
+                };
+                // Re-put by hand at another target group's ID (one made again).
+                let tg = self.target_group_arn().await;
+                let alb = self.alb_arn().await;
+                // `arn:…:loadbalancer/app/NAME/ID` and `arn:…:targetgroup/NAME/ID`.
+                let alb = alb.split_once(":loadbalancer/").unwrap().1.to_string();
+                let tg = tg.rsplit_once(':').unwrap().1;
+                let tg_without_id = tg.rsplit_once('/').unwrap().0;
+                let label = format!("{alb}/{tg_without_id}/0000000000000000");
+                self.scaling
+                    .put_scaling_policy()
+                    .policy_name("mooring-salon-backend-requests")
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .resource_id("service/salon-prd/salon-backend")
+                    .policy_type(PolicyType::TargetTrackingScaling)
+                    .target_tracking_scaling_policy_configuration(
+                        TargetTrackingScalingPolicyConfiguration::builder()
+                            .target_value(1000.0)
+                            .predefined_metric_specification(
+                                PredefinedMetricSpecification::builder()
+                                    .predefined_metric_type(MetricType::AlbRequestCountPerTarget)
+                                    .resource_label(label)
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .scale_in_cooldown(300)
+                            .scale_out_cooldown(60)
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "cluster capacity providers" | "cluster default capacity provider strategy" => {
+                use aws_sdk_ecs::types::CapacityProviderStrategyItem;
+                let (providers, strategy) = if id == "cluster capacity providers" {
+                    (vec!["FARGATE"], vec![("FARGATE", 1, 1)])
+                } else {
+                    (
+                        vec!["FARGATE", "FARGATE_SPOT"],
+                        vec![("FARGATE_SPOT", 1, 0)],
+                    )
+                };
+                self.ecs
+                    .put_cluster_capacity_providers()
+                    .cluster("salon-prd")
+                    .set_capacity_providers(Some(providers.into_iter().map(String::from).collect()))
+                    .set_default_capacity_provider_strategy(Some(
+                        strategy
+                            .into_iter()
+                            .map(|(p, w, b)| {
+                                CapacityProviderStrategyItem::builder()
+                                    .capacity_provider(p)
+                                    .weight(w)
+                                    .base(b)
+                                    .build()
+                                    .unwrap()
+                            })
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "cluster managed tag" => {
                 let arn = "arn:aws:ecs:us-east-1:123456789012:cluster/salon-prd".to_string();
                 self.ecs
@@ -5384,6 +5454,32 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "rule task count" => {
+                // mooring's own target, put back with 3 tasks a run.
+                let targets = self
+                    .eb
+                    .list_targets_by_rule()
+                    .rule("salon-nightly-cleanup")
+                    .send()
+                    .await
+                    .unwrap();
+                let mut target = targets
+                    .targets()
+                    .iter()
+                    .find(|t| t.id() == "mooring")
+                    .unwrap()
+                    .clone();
+                let mut ecs = target.ecs_parameters.take().unwrap();
+                ecs.task_count = Some(3);
+                target.ecs_parameters = Some(ecs);
+                self.eb
+                    .put_targets()
+                    .rule("salon-nightly-cleanup")
+                    .targets(target)
+                    .send()
+                    .await
+                    .unwrap();
+            }
             "rule extra target" => {
                 self.eb
                     .put_targets()
@@ -5507,6 +5603,16 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "settings.containerInsights",
         ),
         ("cluster managed tag", "Cluster/salon-prd", "tags.env"),
+        (
+            "cluster capacity providers",
+            "Cluster/salon-prd",
+            "capacityProviders",
+        ),
+        (
+            "cluster default capacity provider strategy",
+            "Cluster/salon-prd",
+            "defaultCapacityProviderStrategy",
+        ),
         (
             "security group extra ingress",
             "SecurityGroup/salon-alb",
@@ -5673,6 +5779,11 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "suspended.dynamicScalingOut",
         ),
         (
+            "scaling requests counted elsewhere",
+            "ScalableTarget/salon-backend",
+            "policies.mooring-salon-backend-requests.resourceLabel",
+        ),
+        (
             "scaling extra policy",
             "ScalableTarget/salon-backend",
             "policies.by-hand",
@@ -5723,6 +5834,11 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "rule extra target",
             "Rule/salon-reset-queue-daily",
             "extraTargets.by-hand",
+        ),
+        (
+            "rule task count",
+            "Rule/salon-nightly-cleanup",
+            "target.ecs.taskCount",
         ),
     ];
     let mut misses = Vec::new();

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::ownership::{Ownership, managed_tags, owned_tags, tags_to_set};
-use super::{Change, Declared, Reference, Resource};
+use super::{Change, Declared, Reference, Resource, elbv2};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -77,38 +77,9 @@ impl Declared for Unit {
 
     /// A target group's alarm needs the load balancer that forwards to it.
     fn check_set(m: &Manifest<Self::Spec>, set: &ManifestSet, f: &mut Findings<'_>) {
-        let Some(t) = &m.spec.target_group else {
-            return;
-        };
-        let forwarding = forwarding_to(set, &t.name);
-        match (&t.load_balancer, forwarding.as_slice()) {
-            (Some(lb), _) if set.load_balancers.iter().any(|l| l.name() == lb) => {
-                if !forwarding.contains(&lb.as_str()) {
-                    f.warn(
-                        "/spec/targetGroup/loadBalancer",
-                        format!(
-                            "LoadBalancer `{lb}` does not forward to TargetGroup `{}`: the alarm's metric may have no data",
-                            t.name
-                        ),
-                    );
-                }
-            }
-            (Some(_), _) | (None, [_]) => {}
-            (None, []) => f.at(
-                "/spec/targetGroup/name",
-                format!(
-                    "no LoadBalancer manifest forwards to TargetGroup `{}`; name the load balancer in `loadBalancer`, or give the full `metric`",
-                    t.name
-                ),
-            ),
-            (None, several) => f.at(
-                "/spec/targetGroup",
-                format!(
-                    "several LoadBalancer manifests forward to TargetGroup `{}` ({}); name one in `loadBalancer`",
-                    t.name,
-                    several.join(", ")
-                ),
-            ),
+        if let Some(t) = &m.spec.target_group {
+            let lb = t.load_balancer.as_deref();
+            elbv2::check_forwarding(set, &t.name, lb, "/spec/targetGroup", "name", f);
         }
     }
 
@@ -137,30 +108,10 @@ impl Declared for Unit {
     }
 }
 
-/// The `LoadBalancer` manifests that forward to the `TargetGroup` manifest `tg` (by the
-/// target groups each one references).
-fn forwarding_to<'a>(set: &'a ManifestSet, tg: &str) -> Vec<&'a str> {
-    set.load_balancers
-        .iter()
-        .filter(|lb| {
-            <super::load_balancer::Unit as Declared>::references(lb)
-                .iter()
-                .any(|r| r.kind == Kind::TargetGroup && r.name == tg)
-        })
-        .map(|lb| lb.name())
-        .collect()
-}
-
 /// The `LoadBalancer` manifest a target group alarm's metrics come from.
 fn load_balancer_of<'a>(set: &'a ManifestSet, m: &'a Manifest<AlarmSpec>) -> Option<&'a str> {
     let t = m.spec.target_group.as_ref()?;
-    match &t.load_balancer {
-        Some(lb) => Some(lb.as_str()),
-        None => match forwarding_to(set, &t.name).as_slice() {
-            [one] => Some(one),
-            _ => None,
-        },
-    }
+    elbv2::load_balancer_for(set, &t.name, t.load_balancer.as_deref())
 }
 
 /// An alarm in the shape plan compares: everything PutMetricAlarm sets, with CloudWatch's
@@ -227,18 +178,6 @@ pub struct Observed {
     live: Option<(MetricAlarm, Vec<Tag>)>,
 }
 
-/// What plan shows for a dimension whose resource this apply has yet to create.
-fn placeholder(kind: Kind, name: &str) -> String {
-    format!("({kind}/{name}, once created)")
-}
-
-/// The part of an ELBv2 ARN CloudWatch uses as the dimension value: `targetgroup/…/…` of
-/// a target group's, `app/…/…` of a load balancer's.
-pub fn arn_suffix(arn: &str) -> Option<&str> {
-    let resource = arn.splitn(6, ':').nth(5)?;
-    Some(resource.strip_prefix("loadbalancer/").unwrap_or(resource))
-}
-
 /// The metric of `m`, with the target group's and load balancer's dimensions read from
 /// the pass's shared listings.
 async fn resolve(cx: &Cx<'_>, m: &Manifest<AlarmSpec>) -> Result<Metric, AwsError> {
@@ -282,35 +221,7 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<AlarmSpec>) -> Result<Metric, AwsErro
             pending: None,
         });
     };
-    let mut pending = None;
-    let tg = super::target_group::arns(cx, [t.name.as_str()])
-        .await?
-        .get(&t.name)
-        .and_then(|arn| arn_suffix(arn).map(str::to_string));
-    let tg = tg.unwrap_or_else(|| {
-        pending = Some(format!("{}/{}", Kind::TargetGroup, t.name));
-        placeholder(Kind::TargetGroup, &t.name)
-    });
-    let lb_manifest = load_balancer_of(set, m).unwrap_or_default();
-    let lb_name = set
-        .load_balancers
-        .iter()
-        .find(|l| l.name() == lb_manifest)
-        .map(|l| l.spec.aws_name(&l.metadata).to_string());
-    let lb = match lb_name {
-        Some(name) => super::elbv2::load_balancers(cx)
-            .await?
-            .iter()
-            .find(|l| l.load_balancer_name() == Some(name.as_str()))
-            .and_then(|l| l.load_balancer_arn())
-            .and_then(arn_suffix)
-            .map(str::to_string),
-        None => None,
-    };
-    let lb = lb.unwrap_or_else(|| {
-        pending.get_or_insert_with(|| format!("{}/{lb_manifest}", Kind::LoadBalancer));
-        placeholder(Kind::LoadBalancer, lb_manifest)
-    });
+    let traffic = elbv2::traffic(cx, &t.name, load_balancer_of(set, m)).await?;
     Ok(Metric {
         namespace: "AWS/ApplicationELB".into(),
         metric_name: match t.metric {
@@ -319,11 +230,11 @@ async fn resolve(cx: &Cx<'_>, m: &Manifest<AlarmSpec>) -> Result<Metric, AwsErro
         }
         .into(),
         dimensions: [
-            ("LoadBalancer".to_string(), lb),
-            ("TargetGroup".to_string(), tg),
+            ("LoadBalancer".to_string(), traffic.load_balancer),
+            ("TargetGroup".to_string(), traffic.target_group),
         ]
         .into(),
-        pending,
+        pending: traffic.pending,
     })
 }
 
@@ -696,6 +607,7 @@ impl Resource for Unit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kinds::elbv2::{arn_suffix, placeholder};
     use crate::manifest::load::load_with_stack;
     use crate::reconcile::diff::diff;
 

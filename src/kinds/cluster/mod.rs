@@ -6,12 +6,17 @@ pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_ecs::types::{Cluster, ClusterField, ClusterSetting, ClusterSettingName};
+use aws_sdk_ecs::types::{
+    Cluster, ClusterField, ClusterSetting, ClusterSettingName,
+};
 use serde::{Deserialize, Serialize};
 
 use super::ownership::{Ownership, ecs_tags, managed_tags, owned_tags, tags_to_set};
 use super::{Change, Declared, Resource};
 use super::from::Field;
+use super::service::render::{
+    CapacityProviderDoc, capacity_provider_strategy, desired_strategy, live_strategy,
+};
 use crate::aws::AwsError;
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
@@ -29,6 +34,7 @@ impl Declared for Unit {
         "ecs:DescribeClusters",
         "ecs:CreateCluster",
         "ecs:UpdateCluster",
+        "ecs:PutClusterCapacityProviders",
         "ecs:TagResource",
     ];
     type State = ();
@@ -69,6 +75,13 @@ pub struct Doc {
     /// Cluster settings the manifest sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<Settings>,
+    /// The associated capacity providers, sorted, when the manifest manages them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_providers: Option<Vec<String>>,
+    /// The default strategy by provider name (weight and base 0 when unset), when the
+    /// manifest manages it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_capacity_provider_strategy: Option<Vec<CapacityProviderDoc>>,
     /// Tags the manifest manages.
     pub tags: BTreeMap<String, String>,
 }
@@ -79,6 +92,11 @@ pub struct Doc {
 pub struct Settings {
     /// `enabled`, `disabled` or `enhanced`.
     pub container_insights: String,
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
 }
 
 fn desired_tags(set: &ManifestSet, m: &Manifest<ClusterSpec>) -> BTreeMap<String, String> {
@@ -148,6 +166,14 @@ impl Resource for Unit {
             settings: m.spec.container_insights.map(|ci| Settings {
                 container_insights: ci.as_str().to_string(),
             }),
+            capacity_providers: m.spec.capacity_providers.as_ref().map(|p| {
+                sorted(p.iter().map(|p| p.as_str().to_string()).collect())
+            }),
+            default_capacity_provider_strategy: m
+                .spec
+                .default_capacity_provider_strategy
+                .as_ref()
+                .map(|s| desired_strategy(s)),
             tags: desired_tags(set, m),
         }
     }
@@ -168,6 +194,17 @@ impl Resource for Unit {
         Some(Doc {
             cluster_name: c.cluster_name().unwrap_or_default().to_string(),
             settings,
+            // DescribeClusters leaves `capacityProviders` out when there are none.
+            capacity_providers: m
+                .spec
+                .capacity_providers
+                .as_ref()
+                .map(|_| sorted(c.capacity_providers().to_vec())),
+            default_capacity_provider_strategy: m
+                .spec
+                .default_capacity_provider_strategy
+                .as_ref()
+                .map(|_| live_strategy(c.default_capacity_provider_strategy())),
             tags: managed_tags(tags, &desired_tags(set, m)),
         })
     }
@@ -188,6 +225,8 @@ impl Resource for Unit {
         let Doc {
             cluster_name,
             settings,
+            capacity_providers,
+            default_capacity_provider_strategy,
             tags,
         } = change.desired;
         let ecs = &cx.aws().ecs;
@@ -205,6 +244,12 @@ impl Resource for Unit {
                 .create_cluster()
                 .cluster_name(cluster_name)
                 .set_settings((!settings.is_empty()).then_some(settings))
+                .set_capacity_providers(capacity_providers.clone())
+                .set_default_capacity_provider_strategy(
+                    default_capacity_provider_strategy
+                        .as_deref()
+                        .map(capacity_provider_strategy),
+                )
                 .set_tags(Some(ecs_tags(tags)))
                 .send()
                 .await
@@ -223,6 +268,25 @@ impl Resource for Unit {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ecs:UpdateCluster", e))?;
+        }
+        if change.differs(|d| &d.capacity_providers)
+            || change.differs(|d| &d.default_capacity_provider_strategy)
+        {
+            // The call sets both: what the manifest leaves out keeps its live value.
+            let providers = capacity_providers
+                .clone()
+                .unwrap_or_else(|| live.capacity_providers().to_vec());
+            let strategy = default_capacity_provider_strategy.as_deref().map_or_else(
+                || live.default_capacity_provider_strategy().to_vec(),
+                capacity_provider_strategy,
+            );
+            ecs.put_cluster_capacity_providers()
+                .cluster(&arn)
+                .set_capacity_providers(Some(providers))
+                .set_default_capacity_provider_strategy(Some(strategy))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs:PutClusterCapacityProviders", e))?;
         }
         let missing = tags_to_set(tags, Some(&live_doc.tags));
         if !missing.is_empty() {
@@ -245,6 +309,7 @@ mod tests {
     use super::*;
     use crate::manifest::{Metadata, Origin};
     use crate::reconcile::diff::diff;
+    use aws_sdk_ecs::types::CapacityProviderStrategyItem;
     use spec::ContainerInsights;
 
     fn set() -> ManifestSet {
@@ -264,6 +329,8 @@ mod tests {
             spec: ClusterSpec {
                 cluster_name: None,
                 container_insights: ci,
+                capacity_providers: None,
+                default_capacity_provider_strategy: None,
                 tags: BTreeMap::from([("team".into(), "core".into())]),
             },
             origin: Origin {
@@ -336,5 +403,68 @@ mod tests {
         assert_eq!(missing.len(), 2);
         assert_eq!(missing["team"], "core");
         assert_eq!(missing["mooring.dev/stack"], "shop");
+    }
+
+    fn strategy_item(name: &str, weight: Option<i32>, base: Option<i32>) -> CapacityProviderStrategyItem {
+        CapacityProviderStrategyItem::builder()
+            .capacity_provider(name)
+            .set_weight(weight)
+            .set_base(base)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn capacity_providers_are_compared_only_when_managed() {
+        use crate::kinds::service::spec::{CapacityProviderItem, FargateCapacityProvider};
+        let mut m = manifest(None);
+        let with = |providers: &[&str], strategy: Vec<CapacityProviderStrategyItem>| {
+            let mut c = live(None, &OWNED).unwrap();
+            c.capacity_providers = Some(providers.iter().map(|p| p.to_string()).collect());
+            c.default_capacity_provider_strategy = Some(strategy);
+            Some(c)
+        };
+        // Not managed: whatever the cluster has is not drift.
+        let c = with(&["FARGATE"], vec![strategy_item("FARGATE", Some(1), None)]);
+        assert!(changes(&m, &c).is_empty());
+
+        m.spec.capacity_providers = Some(vec![
+            FargateCapacityProvider::FargateSpot,
+            FargateCapacityProvider::Fargate,
+        ]);
+        m.spec.default_capacity_provider_strategy = Some(vec![CapacityProviderItem {
+            capacity_provider: FargateCapacityProvider::FargateSpot,
+            weight: Some(3),
+            base: None,
+        }]);
+        // In another order, with the base left out (moto) and AWS's 0: in sync.
+        let c = with(
+            &["FARGATE", "FARGATE_SPOT"],
+            vec![strategy_item("FARGATE_SPOT", Some(3), None)],
+        );
+        assert!(changes(&m, &c).is_empty(), "{:?}", changes(&m, &c));
+        let c = with(
+            &["FARGATE_SPOT", "FARGATE"],
+            vec![strategy_item("FARGATE_SPOT", Some(3), Some(0))],
+        );
+        assert!(changes(&m, &c).is_empty());
+        // A provider removed and the default strategy reweighted by hand.
+        let c = with(
+            &["FARGATE"],
+            vec![strategy_item("FARGATE", Some(1), None)],
+        );
+        assert_eq!(
+            changes(&m, &c),
+            ["capacityProviders", "defaultCapacityProviderStrategy"]
+        );
+        // A cluster that never had any (DescribeClusters leaves the list out).
+        assert_eq!(
+            changes(&m, &live(None, &OWNED)),
+            ["capacityProviders", "defaultCapacityProviderStrategy"]
+        );
+        // `[]` manages them as none.
+        m.spec.capacity_providers = Some(Vec::new());
+        m.spec.default_capacity_provider_strategy = Some(Vec::new());
+        assert!(changes(&m, &live(None, &OWNED)).is_empty());
     }
 }

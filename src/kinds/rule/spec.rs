@@ -1,10 +1,12 @@
-//! `kind: Rule`: a scheduled EventBridge rule and its API destination target.
+//! `kind: Rule`: a scheduled EventBridge rule and its target: an API destination, or an
+//! ECS task on Fargate.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::service::spec::NetworkSpec;
 use crate::manifest::Metadata;
 use crate::manifest::common::check_tags;
 use crate::manifest::error::Findings;
@@ -55,7 +57,7 @@ impl RuleState {
     }
 }
 
-/// The rule's target: an API destination.
+/// The rule's target: an API destination (`apiDestination`) or an ECS task (`task`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RuleTarget {
@@ -65,16 +67,51 @@ pub struct RuleTarget {
     #[serde(default)]
     pub id: Option<String>,
     /// `metadata.name` of the `ApiDestination` manifest to call.
-    pub api_destination: String,
-    /// IAM role EventBridge assumes to invoke the API destination.
+    #[serde(default)]
+    pub api_destination: Option<String>,
+    /// An ECS task to run on Fargate (a scheduled job), instead of an API destination.
+    #[serde(default)]
+    pub task: Option<TaskTarget>,
+    /// IAM role EventBridge assumes to invoke the API destination or run the task (it
+    /// needs `ecs:RunTask`, and `iam:PassRole` on the task's roles).
     pub role_arn: String,
-    /// Request body (JSON text). Default: the scheduled event itself.
+    /// Request body (JSON text), or for a task its overrides as ECS takes them
+    /// (`{"containerOverrides": […]}`). Default: the scheduled event itself; none for a
+    /// task with `command`.
     #[serde(default)]
     pub input: Option<String>,
-    /// Extra HTTP headers.
+    /// Extra HTTP headers (API destinations only).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }
+
+/// An ECS task a rule runs on Fargate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TaskTarget {
+    /// `metadata.name` of the `Cluster` manifest the task runs in.
+    pub cluster: String,
+    /// The task definition family: a `Service` manifest's name (its family), or a family
+    /// name. Always the family's ARN without a revision, so each run takes the latest
+    /// ACTIVE revision: a deploy of the service needs no rule update.
+    pub task_definition: String,
+    /// Tasks started each time (1-10). Default 1.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Subnets, security groups and public IP of the tasks, as a service's `network`.
+    pub network: NetworkSpec,
+    /// The command to run instead of the image's, e.g. `[npm, run, job:cleanup]` (sent as
+    /// the target's input, a container override).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The container `command` is for. Default: the `Service` manifest's container (a
+    /// family name needs it).
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+/// Most tasks one EventBridge ECS target starts at a time.
+pub const MAX_TASK_COUNT: u32 = 10;
 
 impl RuleSpec {
     /// The rule's name in EventBridge.
@@ -117,6 +154,30 @@ impl RuleSpec {
             && serde_json::from_str::<serde_json::Value>(input).is_err()
         {
             f.at("/spec/target/input", "must be JSON text");
+        }
+        match (&t.api_destination, &t.task) {
+            (Some(_), Some(_)) | (None, None) => f.at(
+                "/spec/target",
+                "set exactly one of `apiDestination` and `task` (what the rule runs)",
+            ),
+            _ => {}
+        }
+        if let Some(task) = &t.task {
+            if !t.headers.is_empty() {
+                f.at("/spec/target/headers", "only for an `apiDestination` target");
+            }
+            if task.count.is_some_and(|c| !(1..=MAX_TASK_COUNT).contains(&c)) {
+                f.at(
+                    "/spec/target/task/count",
+                    format!("EventBridge starts 1-{MAX_TASK_COUNT} tasks"),
+                );
+            }
+            if task.command.is_some() && t.input.is_some() {
+                f.at(
+                    "/spec/target/task/command",
+                    "set `command` or the target's `input`, not both (the command is sent as the input)",
+                );
+            }
         }
         check_tags(&self.tags, "/spec/tags", f);
     }

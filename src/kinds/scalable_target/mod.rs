@@ -6,7 +6,10 @@
 //! calls than one per service anyway; likewise one DescribeScheduledActions for the
 //! namespace.
 //!
-//! Policies mooring manages are named `mooring-<manifest>-<cpu|memory>`. mooring owns every
+//! Policies mooring manages are named `mooring-<manifest>-<cpu|memory|requests>`. A
+//! requests-per-target policy's `ResourceLabel` (`app/LB/ID/targetgroup/TG/ID`) is read from
+//! the live target group and the load balancer that forwards to it, as an `Alarm`'s
+//! `targetGroup:` dimensions are (`super::elbv2::traffic`). mooring owns every
 //! policy of a target it manages: another one (added by hand, or left by a renamed entry)
 //! is named by plan and deleted, as a listener that declares `rules:` owns its rules — two
 //! policies on one target both act on it (the highest desired count wins), so a foreign
@@ -28,6 +31,7 @@ use aws_sdk_applicationautoscaling::types::{
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use super::elbv2::Traffic;
 use super::ownership::Ownership;
 use super::{Change, Resource};
 use crate::aws::AwsError;
@@ -54,6 +58,9 @@ impl crate::kinds::Declared for Unit {
             "cloudwatch:PutMetricAlarm",
             "cloudwatch:DeleteAlarms",
             "iam:CreateServiceLinkedRole",
+            // The ResourceLabel of a requests-per-target policy (super::elbv2::traffic).
+            "elasticloadbalancing:DescribeTargetGroups",
+            "elasticloadbalancing:DescribeLoadBalancers",
     ];
     type State = ();
 
@@ -82,12 +89,55 @@ impl crate::kinds::Declared for Unit {
     }
 
     fn references(m: &Manifest<Self::Spec>) -> Vec<Reference> {
-        vec![Reference::new("/spec/service", Kind::Service, &m.spec.service)]
+        let mut out = vec![Reference::new("/spec/service", Kind::Service, &m.spec.service)];
+        for (i, t) in m.spec.target_tracking.iter().enumerate() {
+            if let Some(tg) = &t.target_group {
+                out.push(Reference::new(
+                    format!("/spec/targetTracking/{i}/targetGroup"),
+                    Kind::TargetGroup,
+                    tg,
+                ));
+            }
+            if let Some(lb) = &t.load_balancer {
+                out.push(Reference::new(
+                    format!("/spec/targetTracking/{i}/loadBalancer"),
+                    Kind::LoadBalancer,
+                    lb,
+                ));
+            }
+        }
+        out
     }
 
-    /// A service that starts with a desired count starts within the scaling range.
+    /// Besides what it names: the load balancer whose requests a policy counts.
+    fn dependencies(m: &Manifest<Self::Spec>, set: &ManifestSet) -> Vec<(Kind, String)> {
+        let mut deps: Vec<(Kind, String)> = Self::references(m)
+            .into_iter()
+            .map(|r| (r.kind, r.name))
+            .collect();
+        for t in &m.spec.target_tracking {
+            if let Some(lb) = t.target_group.as_deref().and_then(|tg| {
+                super::elbv2::load_balancer_for(set, tg, t.load_balancer.as_deref())
+            }) {
+                deps.push((Kind::LoadBalancer, lb.to_string()));
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
+    /// A service that starts with a desired count starts within the scaling range; a
+    /// requests-per-target policy's target group has one load balancer to count at.
     fn check_set(m: &Manifest<Self::Spec>, set: &ManifestSet, f: &mut Findings<'_>) {
         let s = &m.spec;
+        for (i, t) in s.target_tracking.iter().enumerate() {
+            if let Some(tg) = &t.target_group {
+                let base = format!("/spec/targetTracking/{i}");
+                let lb = t.load_balancer.as_deref();
+                super::elbv2::check_forwarding(set, tg, lb, &base, "targetGroup", f);
+            }
+        }
         if let Some(count) = set
             .service(&s.service)
             .and_then(|svc| svc.spec.desired_count)
@@ -126,7 +176,7 @@ fn service_resource_id(set: &ManifestSet, m: &Manifest<ScalableTargetSpec>) -> S
 }
 
 /// The name of the policy mooring manages for one target-tracking entry: its `policyName`,
-/// else `mooring-<manifest>-<cpu|memory>`.
+/// else `mooring-<manifest>-<cpu|memory|requests>`.
 pub fn policy_name(manifest: &str, t: &TargetTrackingSpec) -> String {
     t.policy_name
         .clone()
@@ -192,6 +242,10 @@ pub struct PolicyDoc {
     pub scale_out_cooldown: u32,
     /// Only ever scale out.
     pub disable_scale_in: bool,
+    /// `ALBRequestCountPerTarget`'s load balancer and target group
+    /// (`app/LB/ID/targetgroup/TG/ID`; a placeholder for one not created yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_label: Option<String>,
 }
 
 /// What one pass reads for every scalable target at once.
@@ -214,6 +268,23 @@ pub struct Observed {
     policies: Vec<ScalingPolicy>,
     /// The scheduled actions on exactly this resource.
     scheduled: Vec<ScheduledAction>,
+    /// The traffic each requests-per-target policy counts, by policy name.
+    traffic: BTreeMap<String, Traffic>,
+}
+
+/// The traffic each requests-per-target policy of `m` counts, by policy name.
+async fn traffic(
+    cx: &Cx<'_>,
+    m: &Manifest<ScalableTargetSpec>,
+) -> Result<BTreeMap<String, Traffic>, AwsError> {
+    let mut out = BTreeMap::new();
+    for t in &m.spec.target_tracking {
+        if let Some(tg) = &t.target_group {
+            let lb = super::elbv2::load_balancer_for(cx.set, tg, t.load_balancer.as_deref());
+            out.insert(policy_name(m.name(), t), super::elbv2::traffic(cx, tg, lb).await?);
+        }
+    }
+    Ok(out)
 }
 
 #[async_trait::async_trait]
@@ -299,6 +370,7 @@ impl Resource for Unit {
                 .filter(|a| a.resource_id() == resource_id)
                 .cloned()
                 .collect(),
+            traffic: traffic(cx, m).await?,
             resource_id,
         })
     }
@@ -328,6 +400,10 @@ impl Resource for Unit {
                             .scale_out_cooldown_seconds
                             .unwrap_or(DEFAULT_COOLDOWN),
                         disable_scale_in: t.disable_scale_in,
+                        resource_label: obs
+                            .traffic
+                            .get(&policy_name(m.name(), t))
+                            .map(Traffic::resource_label),
                     };
                     (policy_name(m.name(), t), Some(doc))
                 }));
@@ -381,6 +457,10 @@ impl Resource for Unit {
                     scale_in_cooldown: cooldown(c.scale_in_cooldown()),
                     scale_out_cooldown: cooldown(c.scale_out_cooldown()),
                     disable_scale_in: c.disable_scale_in().unwrap_or(false),
+                    resource_label: c
+                        .predefined_metric_specification()
+                        .and_then(|s| s.resource_label())
+                        .map(str::to_string),
                 },
                 // A step scaling policy: only its type is shown (it is deleted).
                 None => PolicyDoc {
@@ -389,6 +469,7 @@ impl Resource for Unit {
                     scale_in_cooldown: 0,
                     scale_out_cooldown: 0,
                     disable_scale_in: false,
+                    resource_label: None,
                 },
             };
             policies.insert(p.policy_name().to_string(), Some(doc));
@@ -426,10 +507,32 @@ impl Resource for Unit {
 
     async fn apply(
         cx: &Cx<'_>,
-        _m: &Manifest<ScalableTargetSpec>,
+        m: &Manifest<ScalableTargetSpec>,
         obs: &Observed,
         change: &Change<'_, Doc>,
     ) -> Result<Applied, ReconcileError> {
+        // A target group or load balancer created earlier in this apply: read it now.
+        let settled;
+        let mut desired = change.desired;
+        if obs.traffic.values().any(|t| t.pending.is_some()) {
+            let traffic = traffic(cx, m).await?;
+            if let Some(missing) = traffic.values().find_map(|t| t.pending.clone()) {
+                return Err(ReconcileError::Dependency(missing));
+            }
+            let mut doc = desired.clone();
+            for (name, t) in &traffic {
+                if let Some(Some(p)) = doc.policies.get_mut(name) {
+                    p.resource_label = Some(t.resource_label());
+                }
+            }
+            settled = doc;
+            desired = &settled;
+        }
+        let change = &Change {
+            desired,
+            live: change.live,
+            replace: change.replace,
+        };
         let Doc {
             min_capacity,
             max_capacity,
@@ -494,12 +597,14 @@ impl Resource for Unit {
                 scale_in_cooldown,
                 scale_out_cooldown,
                 disable_scale_in,
+                resource_label,
             } = p;
             let config = TargetTrackingScalingPolicyConfiguration::builder()
                 .target_value(*target_value)
                 .predefined_metric_specification(
                     PredefinedMetricSpecification::builder()
                         .predefined_metric_type(MetricType::from(metric.as_str()))
+                        .set_resource_label(resource_label.clone())
                         .build()
                         .map_err(invalid)?,
                 )
@@ -604,6 +709,8 @@ mod tests {
                         scale_out_cooldown_seconds: Some(60),
                         disable_scale_in: false,
                         policy_name: None,
+                        target_group: None,
+                        load_balancer: None,
                     },
                     TargetTrackingSpec {
                         metric: ScalingMetric::ECSServiceAverageMemoryUtilization,
@@ -612,6 +719,8 @@ mod tests {
                         scale_out_cooldown_seconds: None,
                         disable_scale_in: false,
                         policy_name: None,
+                        target_group: None,
+                        load_balancer: None,
                     },
                 ],
                 suspended: Suspended::default(),
@@ -709,10 +818,104 @@ mod tests {
             target: Some(target),
             policies,
             scheduled,
+            traffic: m
+                .spec
+                .target_tracking
+                .iter()
+                .filter(|t| t.target_group.is_some())
+                .map(|t| (policy_name(m.name(), t), web_traffic()))
+                .collect(),
         };
         let d = serde_json::to_value(Unit::desired(&set, m, &obs)).unwrap();
         let l = serde_json::to_value(Unit::live(&set, m, &obs).unwrap()).unwrap();
         (d, l)
+    }
+
+    /// The target group `web` behind the load balancer `edge`, as read from ELBv2.
+    fn web_traffic() -> Traffic {
+        Traffic {
+            load_balancer: "app/edge/50dc6c495c0c9188".into(),
+            target_group: "targetgroup/web/73e2d6bc24d8a067".into(),
+            pending: None,
+        }
+    }
+
+    fn requests_policy(label: &str, value: f64) -> ScalingPolicy {
+        let mut p = policy("mooring-api-requests", "ALBRequestCountPerTarget", value, Some(60));
+        let mut c = p.target_tracking_scaling_policy_configuration.take().unwrap();
+        c.predefined_metric_specification = Some(
+            PredefinedMetricSpecification::builder()
+                .predefined_metric_type(MetricType::AlbRequestCountPerTarget)
+                .resource_label(label)
+                .build()
+                .unwrap(),
+        );
+        p.target_tracking_scaling_policy_configuration = Some(c);
+        p
+    }
+
+    #[test]
+    fn requests_per_target_carries_the_resource_label_of_the_live_target_group() {
+        let mut m = manifest();
+        m.spec.target_tracking = vec![TargetTrackingSpec {
+            metric: ScalingMetric::ALBRequestCountPerTarget,
+            target_value: 1000.0,
+            scale_in_cooldown_seconds: None,
+            scale_out_cooldown_seconds: Some(60),
+            disable_scale_in: false,
+            policy_name: None,
+            target_group: Some("web".into()),
+            load_balancer: None,
+        }];
+        let label = "app/edge/50dc6c495c0c9188/targetgroup/web/73e2d6bc24d8a067";
+        assert_eq!(web_traffic().resource_label(), label);
+        let (d, l) = docs(&m, target(1, 4), vec![requests_policy(label, 1000.0)]);
+        assert_eq!(d["policies"]["mooring-api-requests"]["resourceLabel"], label);
+        assert!(diff(&d, Some(&l)).is_empty(), "{:?}", diff(&d, Some(&l)));
+        // Counted at another target group (one made again by hand, with a new ID).
+        let other = "app/edge/50dc6c495c0c9188/targetgroup/web/0000000000000000";
+        let (d, l) = docs(&m, target(1, 4), vec![requests_policy(other, 1000.0)]);
+        let fields: Vec<String> = diff(&d, Some(&l)).into_iter().map(|c| c.field).collect();
+        assert_eq!(fields, ["policies.mooring-api-requests.resourceLabel"]);
+        // CPU and memory policies have no label.
+        let (d, _) = docs(&manifest(), target(1, 4), vec![]);
+        assert!(d["policies"]["mooring-api-cpu"].get("resourceLabel").is_none());
+    }
+
+    #[test]
+    fn requests_per_target_needs_a_target_group_and_a_load_balancer_forwarding_to_it() {
+        let tg = "apiVersion: mooring.dev/v1alpha1\nkind: TargetGroup\nmetadata: {name: web}\nspec: {port: 3000, vpc: default}\n";
+        let base = "apiVersion: mooring.dev/v1alpha1\nkind: Cluster\nmetadata: {name: prd}\nspec: {}\n---\napiVersion: mooring.dev/v1alpha1\nkind: Service\nmetadata: {name: api}\nspec:\n  cluster: prd\n  network: {subnets: {ids: [subnet-1]}, securityGroups: {ids: [sg-1]}}\n  taskDefinition:\n    cpu: 256\n    memory: 512\n    container: {image: 'api:1', port: 3000}\n";
+        let errors = |policy: &str, more: &str| -> Vec<String> {
+            let doc = format!(
+                "{base}---\n{tg}---\n{more}apiVersion: mooring.dev/v1alpha1\nkind: ScalableTarget\nmetadata: {{name: api}}\nspec:\n  service: api\n  minCapacity: 1\n  maxCapacity: 4\n  targetTracking:\n    - {policy}\n"
+            );
+            match crate::manifest::load::load_with_stack(&[("s.yaml".into(), doc)]) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+            }
+        };
+        let e = errors("{metric: ALBRequestCountPerTarget, targetValue: 0}", "");
+        assert!(e.iter().any(|e| e.contains("spec.targetTracking[0]: `ALBRequestCountPerTarget` needs `targetGroup`")), "{e:#?}");
+        assert!(e.iter().any(|e| e.contains("spec.targetTracking[0].targetValue: 0 is not a number of requests above 0")), "{e:#?}");
+        let e = errors("{metric: ECSServiceAverageCPUUtilization, targetValue: 80, targetGroup: web}", "");
+        assert!(e.iter().any(|e| e.contains("spec.targetTracking[0].targetGroup: only for `ALBRequestCountPerTarget`")), "{e:#?}");
+        let e = errors("{metric: ALBRequestCountPerTarget, targetValue: 1000, targetGroup: nope}", "");
+        assert!(e.iter().any(|e| e.contains("targetTracking[0].targetGroup") && e.contains("nope")), "{e:#?}");
+        let e = errors("{metric: ALBRequestCountPerTarget, targetValue: 1000, targetGroup: web}", "");
+        assert!(e.iter().any(|e| e.contains("spec.targetTracking[0].targetGroup: no LoadBalancer manifest forwards to TargetGroup `web`")), "{e:#?}");
+        let alb = "apiVersion: mooring.dev/v1alpha1\nkind: LoadBalancer\nmetadata: {name: edge}\nspec:\n  subnets: {ids: [subnet-1, subnet-2]}\n  securityGroups: {ids: [sg-1]}\n  listeners:\n    - {port: 80, protocol: HTTP, defaultAction: {forward: web}}\n---\n";
+        let set = {
+            let doc = format!(
+                "{base}---\n{tg}---\n{alb}apiVersion: mooring.dev/v1alpha1\nkind: ScalableTarget\nmetadata: {{name: api}}\nspec:\n  service: api\n  minCapacity: 1\n  maxCapacity: 4\n  targetTracking:\n    - {{metric: ALBRequestCountPerTarget, targetValue: 1000, targetGroup: web}}\n"
+            );
+            crate::manifest::load::load_with_stack(&[("s.yaml".into(), doc)]).unwrap()
+        };
+        let m = &set.scalable_targets[0];
+        assert_eq!(policy_name(m.name(), &m.spec.target_tracking[0]), "mooring-api-requests");
+        let deps = <Unit as crate::kinds::Declared>::dependencies(m, &set);
+        assert!(deps.contains(&(Kind::TargetGroup, "web".into())), "{deps:?}");
+        assert!(deps.contains(&(Kind::LoadBalancer, "edge".into())), "{deps:?}");
     }
 
     #[test]

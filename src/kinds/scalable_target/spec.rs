@@ -1,5 +1,5 @@
 //! `kind: ScalableTarget` — Application Auto Scaling of a service's desired count, with
-//! target-tracking policies on CPU and memory.
+//! target-tracking policies on CPU, memory and requests per target.
 //!
 //! When a service has a scalable target, its desired count belongs to the scaler: a
 //! changed count is not drift and apply never sets it (except once, at creation).
@@ -74,14 +74,24 @@ pub struct Suspended {
     pub scheduled_scaling: bool,
 }
 
-/// A target-tracking scaling policy on a predefined ECS metric.
+/// A target-tracking scaling policy on a predefined metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TargetTrackingSpec {
     /// The metric to track.
     pub metric: ScalingMetric,
-    /// The value to keep the metric at, in percent (1-100).
+    /// The value to keep the metric at: percent (1-100) of CPU or memory, requests per
+    /// target per minute for `ALBRequestCountPerTarget`.
     pub target_value: f64,
+    /// For `ALBRequestCountPerTarget` (and only then): the `metadata.name` of the
+    /// `TargetGroup` manifest whose requests are counted.
+    #[serde(default)]
+    pub target_group: Option<String>,
+    /// For `ALBRequestCountPerTarget`: the `LoadBalancer` manifest whose requests to the
+    /// target group are counted. Default: the one whose listener forwards to it (needed
+    /// only when several do).
+    #[serde(default)]
+    pub load_balancer: Option<String>,
     /// Seconds after a scale-in before another one. AWS default 300.
     #[serde(default)]
     pub scale_in_cooldown_seconds: Option<u32>,
@@ -92,13 +102,13 @@ pub struct TargetTrackingSpec {
     #[serde(default)]
     pub disable_scale_in: bool,
     /// The policy's name in Application Auto Scaling. Defaults to
-    /// `mooring-<manifest>-<cpu|memory>`; `mooring import` sets it to keep the name of a
+    /// `mooring-<manifest>-<cpu|memory|requests>`; `mooring import` sets it to keep the name of a
     /// policy made elsewhere (CDK, the console), so adopting it renames nothing.
     #[serde(default)]
     pub policy_name: Option<String>,
 }
 
-/// Predefined ECS service metrics.
+/// Predefined ECS service metrics, and the requests per target of a load balancer.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -107,6 +117,8 @@ pub enum ScalingMetric {
     ECSServiceAverageCPUUtilization,
     /// Average memory utilisation of the service's tasks.
     ECSServiceAverageMemoryUtilization,
+    /// Requests per minute to each target of a target group, through one load balancer.
+    ALBRequestCountPerTarget,
 }
 
 impl ScalingMetric {
@@ -117,6 +129,7 @@ impl ScalingMetric {
             ScalingMetric::ECSServiceAverageMemoryUtilization => {
                 "ECSServiceAverageMemoryUtilization"
             }
+            ScalingMetric::ALBRequestCountPerTarget => "ALBRequestCountPerTarget",
         }
     }
 
@@ -125,6 +138,7 @@ impl ScalingMetric {
         match self {
             ScalingMetric::ECSServiceAverageCPUUtilization => "cpu",
             ScalingMetric::ECSServiceAverageMemoryUtilization => "memory",
+            ScalingMetric::ALBRequestCountPerTarget => "requests",
         }
     }
 }
@@ -156,11 +170,37 @@ impl ScalableTargetSpec {
         let mut seen = Vec::new();
         for (i, t) in self.target_tracking.iter().enumerate() {
             let p = format!("/spec/targetTracking/{i}");
-            if !(1.0..=100.0).contains(&t.target_value) {
-                f.at(
-                    &format!("{p}/targetValue"),
-                    format!("{} is outside 1-100 (percent)", t.target_value),
-                );
+            if t.metric == ScalingMetric::ALBRequestCountPerTarget {
+                if t.target_group.is_none() {
+                    f.at(
+                        p.as_str(),
+                        "`ALBRequestCountPerTarget` needs `targetGroup` (the TargetGroup manifest whose requests are counted)",
+                    );
+                }
+                if !(t.target_value > 0.0 && t.target_value.is_finite()) {
+                    f.at(
+                        &format!("{p}/targetValue"),
+                        format!("{} is not a number of requests above 0", t.target_value),
+                    );
+                }
+            } else {
+                if !(1.0..=100.0).contains(&t.target_value) {
+                    f.at(
+                        &format!("{p}/targetValue"),
+                        format!("{} is outside 1-100 (percent)", t.target_value),
+                    );
+                }
+                for (field, set) in [
+                    ("targetGroup", t.target_group.is_some()),
+                    ("loadBalancer", t.load_balancer.is_some()),
+                ] {
+                    if set {
+                        f.at(
+                            &format!("{p}/{field}"),
+                            format!("only for `ALBRequestCountPerTarget`, not {}", t.metric.as_str()),
+                        );
+                    }
+                }
             }
             for (field, v) in [
                 ("scaleInCooldownSeconds", t.scale_in_cooldown_seconds),

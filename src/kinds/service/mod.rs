@@ -234,6 +234,7 @@ impl Declared for Unit {
         check_health_check_paths(set, m, f);
         check_log_group(set, m, f);
         check_target_groups_forwarded(set, m, f);
+        check_cluster_providers(set, m, f);
     }
 
     /// Besides what it names: the parameter sets that declare its secrets (a missing
@@ -1726,6 +1727,27 @@ fn check_target_groups_forwarded(
                 "no LoadBalancer listener forwards to TargetGroup `{tg}`, and ECS only attaches a target group a load balancer uses: forward to it from a listener's `defaultAction` or a rule"
             ),
         );
+    }
+}
+
+/// A strategy may name only providers the cluster has: when the `Cluster` manifest
+/// manages `capacityProviders`, each of the service's must be among them (ECS refuses the
+/// service otherwise, at apply).
+fn check_cluster_providers(set: &ManifestSet, svc: &Manifest<ServiceSpec>, f: &mut Findings<'_>) {
+    let Some(cluster) = set.cluster(&svc.spec.cluster) else {
+        return;
+    };
+    for (i, item) in svc.spec.capacity_provider_strategy.iter().enumerate() {
+        if cluster.spec.lacks_provider(item.capacity_provider) {
+            f.at(
+                &format!("/spec/capacityProviderStrategy/{i}/capacityProvider"),
+                format!(
+                    "the Cluster `{}` does not list `{}` in its `capacityProviders`",
+                    cluster.name(),
+                    item.capacity_provider.as_str()
+                ),
+            );
+        }
     }
 }
 

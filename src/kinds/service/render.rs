@@ -825,6 +825,36 @@ pub fn deployment_configuration(d: &DeploymentDoc) -> DeploymentConfiguration {
         .build()
 }
 
+/// A manifest's capacity provider strategy in plan's shape: by provider name, weight and
+/// base 0 when unset (as ECS fills them).
+pub fn desired_strategy(items: &[super::spec::CapacityProviderItem]) -> Vec<CapacityProviderDoc> {
+    let mut strategy: Vec<CapacityProviderDoc> = items
+        .iter()
+        .map(|i| CapacityProviderDoc {
+            capacity_provider: i.capacity_provider.as_str().to_string(),
+            weight: i.weight.map_or(0, to_i32),
+            base: i.base.map_or(0, to_i32),
+        })
+        .collect();
+    strategy.sort_by(|a, b| a.capacity_provider.cmp(&b.capacity_provider));
+    strategy
+}
+
+/// A live capacity provider strategy in plan's shape (moto returns an unset weight or
+/// base as absent, which the SDK reads as 0 like ECS's own 0).
+pub fn live_strategy(items: &[CapacityProviderStrategyItem]) -> Vec<CapacityProviderDoc> {
+    let mut strategy: Vec<CapacityProviderDoc> = items
+        .iter()
+        .map(|i| CapacityProviderDoc {
+            capacity_provider: i.capacity_provider().to_string(),
+            weight: i.weight(),
+            base: i.base(),
+        })
+        .collect();
+    strategy.sort_by(|a, b| a.capacity_provider.cmp(&b.capacity_provider));
+    strategy
+}
+
 /// The capacity provider strategy to send (empty: back to the launch type).
 pub fn capacity_provider_strategy(items: &[CapacityProviderDoc]) -> Vec<CapacityProviderStrategyItem> {
     items
@@ -994,16 +1024,7 @@ pub fn desired_doc(
     r: &Resolved,
 ) -> Doc {
     let spec = &m.spec;
-    let mut strategy: Vec<CapacityProviderDoc> = spec
-        .capacity_provider_strategy
-        .iter()
-        .map(|i| CapacityProviderDoc {
-            capacity_provider: i.capacity_provider.as_str().to_string(),
-            weight: i.weight.map_or(0, to_i32),
-            base: i.base.map_or(0, to_i32),
-        })
-        .collect();
-    strategy.sort_by(|a, b| a.capacity_provider.cmp(&b.capacity_provider));
+    let strategy = desired_strategy(&spec.capacity_provider_strategy);
     Doc {
         launch_type: strategy.is_empty().then(|| "FARGATE".to_string()),
         capacity_provider_strategy: strategy,
@@ -1033,16 +1054,7 @@ pub fn live_doc(
     td: Option<&TaskDefinition>,
 ) -> Doc {
     let spec = &m.spec;
-    let mut strategy: Vec<CapacityProviderDoc> = s
-        .capacity_provider_strategy()
-        .iter()
-        .map(|i| CapacityProviderDoc {
-            capacity_provider: i.capacity_provider().to_string(),
-            weight: i.weight(),
-            base: i.base(),
-        })
-        .collect();
-    strategy.sort_by(|a, b| a.capacity_provider.cmp(&b.capacity_provider));
+    let strategy = live_strategy(s.capacity_provider_strategy());
     // With a strategy, the strategy decides where tasks run: ECS then reports no launch
     // type (moto keeps the one the service was created with, EC2 when none was given).
     let launch_type = if strategy.is_empty() {

@@ -742,8 +742,7 @@ impl ServiceSpec {
     }
 
     fn check_capacity_providers(&self, f: &mut Findings<'_>) {
-        let strategy = &self.capacity_provider_strategy;
-        if strategy.is_empty() {
+        if self.capacity_provider_strategy.is_empty() {
             return;
         }
         if self.launch_type.is_some() {
@@ -752,38 +751,45 @@ impl ServiceSpec {
                 "set either `launchType` or `capacityProviderStrategy`, not both",
             );
         }
-        let mut seen = BTreeSet::new();
-        for (i, item) in strategy.iter().enumerate() {
-            let p = format!("/spec/capacityProviderStrategy/{i}");
-            if !seen.insert(item.capacity_provider) {
-                f.at(
-                    &format!("{p}/capacityProvider"),
-                    format!("`{}` is listed twice", item.capacity_provider.as_str()),
-                );
-            }
-            if let Some(w) = item.weight
-                && w > 1000
-            {
-                f.at(&format!("{p}/weight"), format!("{w} is outside 0-1000"));
-            }
-            if let Some(b) = item.base
-                && b > 100_000
-            {
-                f.at(&format!("{p}/base"), format!("{b} is outside 0-100000"));
-            }
-        }
-        if strategy.iter().filter(|i| i.base.unwrap_or(0) > 0).count() > 1 {
+        check_strategy(
+            &self.capacity_provider_strategy,
+            "/spec/capacityProviderStrategy",
+            f,
+        );
+    }
+}
+
+/// Checks a capacity provider strategy (a service's, or a cluster's default) at `pointer`:
+/// each provider once, weights and bases in ECS's ranges, one base at most, some weight.
+pub fn check_strategy(strategy: &[CapacityProviderItem], pointer: &str, f: &mut Findings<'_>) {
+    if strategy.is_empty() {
+        return;
+    }
+    let mut seen = BTreeSet::new();
+    for (i, item) in strategy.iter().enumerate() {
+        let p = format!("{pointer}/{i}");
+        if !seen.insert(item.capacity_provider) {
             f.at(
-                "/spec/capacityProviderStrategy",
-                "only one capacity provider may have a `base`",
+                &format!("{p}/capacityProvider"),
+                format!("`{}` is listed twice", item.capacity_provider.as_str()),
             );
         }
-        if strategy.iter().all(|i| i.weight.unwrap_or(0) == 0) {
-            f.at(
-                "/spec/capacityProviderStrategy",
-                "at least one capacity provider needs a `weight` above 0",
-            );
+        if let Some(w) = item.weight
+            && w > 1000
+        {
+            f.at(&format!("{p}/weight"), format!("{w} is outside 0-1000"));
         }
+        if let Some(b) = item.base
+            && b > 100_000
+        {
+            f.at(&format!("{p}/base"), format!("{b} is outside 0-100000"));
+        }
+    }
+    if strategy.iter().filter(|i| i.base.unwrap_or(0) > 0).count() > 1 {
+        f.at(pointer, "only one capacity provider may have a `base`");
+    }
+    if strategy.iter().all(|i| i.weight.unwrap_or(0) == 0) {
+        f.at(pointer, "at least one capacity provider needs a `weight` above 0");
     }
 }
 
