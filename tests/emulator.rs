@@ -4374,6 +4374,43 @@ async fn a_pre_deploy_task_runs_from_the_new_revision_before_the_service_moves_t
     assert_eq!(container.command(), ["npm", "run", "migration:run"]);
     assert_eq!(task.last_status(), Some("STOPPED"));
 
+    // The failure is recorded on the revision: the next process (each `apply` is one, as a
+    // restarted daemon is) does not run the task again, and says how to retry.
+    let recorded = ecs
+        .describe_task_definition()
+        .task_definition(&new_td)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        recorded
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("mooring.dev/pre-deploy")
+                && t.value().is_some_and(|v| v.starts_with("failed-"))),
+        "{:?}",
+        recorded.tags()
+    );
+    let (report, aws) = apply_polling(emu, dir.path()).await;
+    let err = service_report(&report)
+        .error()
+        .expect("still failed in a new process");
+    assert!(
+        err.message.contains("failed before") && err.message.contains("aws ecs untag-resource"),
+        "{}",
+        err.message
+    );
+    assert_eq!(aws.calls.count("ECS", "RunTask"), 0, "not run again");
+    assert_eq!(aws.calls.count("ECS", "UpdateService"), 0);
+    // The documented retry: remove the record.
+    ecs.untag_resource()
+        .resource_arn(&new_td)
+        .tag_keys("mooring.dev/pre-deploy")
+        .send()
+        .await
+        .unwrap();
+
     // The task stops with exit code 0: the revision is tagged, then the service moves to it.
     let (report, aws) = apply_polling(emu, dir.path()).await;
     assert!(!report.has_errors(), "{report:#?}");
