@@ -189,6 +189,17 @@ impl Intercept for ApiCalls {
     }
 }
 
+/// Tests: a configuration whose clients point at a closed loopback port, for the clients a
+/// test does not replace with canned responses (a call that reaches one fails at once).
+#[cfg(test)]
+pub(crate) fn offline_config() -> SdkConfig {
+    SdkConfig::builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build()
+}
+
 impl Aws {
     /// Loads configuration from the standard chain. `calls_per_second` caps every AWS
     /// request (attempts included) of every client together.

@@ -1060,11 +1060,7 @@ spec:
             RuleMode::MatchAny,
             [&describe, &list_tags, &put, &tag]
         );
-        let config = aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:1")
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
+        let config = crate::aws::offline_config();
         let mut aws = crate::aws::Aws::from_config(&config).expect("config");
         aws.cloudwatch = cloudwatch;
         let ctx = crate::reconcile::Context::new(aws);

@@ -670,11 +670,7 @@ spec:
                     })
             })
             .then_output(|| UpdateConnectionOutput::builder().build());
-        let config = aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:1")
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
+        let config = crate::aws::offline_config();
         let mut aws = crate::aws::Aws::from_config(&config).expect("config");
         aws.secretsmanager =
             mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&versions, &value]);
@@ -785,11 +781,7 @@ spec:
             });
         let other = mock!(aws_sdk_eventbridge::Client::update_connection)
             .then_output(|| UpdateConnectionOutput::builder().build());
-        let config = aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:1")
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
+        let config = crate::aws::offline_config();
         let mut aws = crate::aws::Aws::from_config(&config).expect("config");
         aws.eventbridge = mock_client!(
             aws_sdk_eventbridge,

@@ -791,11 +791,7 @@ mod tests {
             RuleMode::MatchAny,
             [&delete, &describe, &create]
         );
-        let config = aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:1")
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
+        let config = crate::aws::offline_config();
         let mut aws = crate::aws::Aws::from_config(&config).unwrap();
         aws.elasticache = client;
         let mut ctx = crate::reconcile::Context::new(aws);

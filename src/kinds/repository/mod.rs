@@ -1167,11 +1167,7 @@ spec:
             [&first, &second, &tags, &no_policy, &put]
         );
         // Every other client points at a closed loopback port.
-        let config = aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:1")
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
+        let config = crate::aws::offline_config();
         let mut aws = crate::aws::Aws::from_config(&config).expect("config");
         aws.ecr = ecr;
         let ctx = crate::reconcile::Context::new(aws);

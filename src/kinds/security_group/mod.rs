@@ -1053,11 +1053,7 @@ mod tests {
                 &[(TAG_STACK, "blog"), (TAG_RESOURCE, "SecurityGroup/old")],
             ),
         ];
-        let config = aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:1")
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
+        let config = crate::aws::offline_config();
         let ctx = crate::reconcile::Context::new(crate::aws::Aws::from_config(&config).unwrap());
         let cache = crate::reconcile::PassCache::default();
         // The pass has already listed mooring's groups: prune reads nothing more.

@@ -869,11 +869,7 @@ mod tests {
     }
 
     fn aws() -> Aws {
-        let config = aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:1")
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
+        let config = crate::aws::offline_config();
         Aws::from_config(&config).unwrap()
     }
 

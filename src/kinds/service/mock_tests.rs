@@ -144,11 +144,7 @@ fn context(rules: &[&Rule]) -> Context {
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, rules);
     // Every other client points at a closed loopback port: a call this test did not
     // expect fails fast instead of reaching out.
-    let config = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url("http://127.0.0.1:1")
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
+    let config = crate::aws::offline_config();
     let mut aws = Aws::from_config(&config).expect("config");
     aws.ecs = ecs;
     let mut ctx = Context::new(aws);
