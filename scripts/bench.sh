@@ -23,7 +23,9 @@ bin="$CARGO_TARGET_DIR/$profile/mooring"
 echo "binary: $profile build"
 work="$(mktemp -d)"
 daemon=""
-trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; scripts/moto.sh stop; [ -n "${MOORING_BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT
+# Under `set -e` a failed last command of the trap (kill of a daemon that already exited)
+# would turn a finished benchmark into exit 1.
+trap '{ [ -z "$daemon" ] || kill "$daemon" 2>/dev/null || true; }; scripts/moto.sh stop; [ -n "${MOORING_BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT
 
 gen() { # gen DIR COUNT
   mkdir -p "$1"
