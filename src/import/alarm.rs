@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_cloudwatch::types::MetricAlarm;
 use serde_json::{Value, json};
 
-use super::{Ctx, Imported, Names, user_tags};
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 use crate::aws::AwsError;
 use crate::kinds::alarm::spec::{
     COMPARISONS, DEFAULT_PERIOD, TARGET_TRACKING_PREFIX, is_topic_arn,
@@ -117,10 +117,7 @@ pub(crate) async fn read(
             .try_collect()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read alarms {chunk:?}: {}",
-                    AwsError::from_sdk("cloudwatch:DescribeAlarms", e)
-                )
+                read_failed(format!("alarms {chunk:?}"), "cloudwatch:DescribeAlarms", e)
             })?;
         for a in pages.iter().flat_map(|p| p.metric_alarms()) {
             alarms.insert(a.alarm_name().unwrap_or_default().to_string(), a.clone());
@@ -153,9 +150,10 @@ pub(crate) async fn read(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read the tags of alarm `{name}`: {}",
-                    AwsError::from_sdk("cloudwatch:ListTagsForResource", e)
+                read_failed(
+                    format!("the tags of alarm `{name}`"),
+                    "cloudwatch:ListTagsForResource",
+                    e,
                 )
             })?
             .tags()

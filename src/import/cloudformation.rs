@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use super::Ctx;
 use super::pick::Picked;
-use crate::aws::AwsError;
+use super::read_failed;
 
 /// How deep nested stacks are followed (CloudFormation allows far fewer in practice).
 const MAX_DEPTH: usize = 8;
@@ -82,9 +82,10 @@ pub(crate) async fn pick_with(
             .try_collect()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read CloudFormation stack `{stack}`: {}",
-                    AwsError::from_sdk("cloudformation:ListStackResources", e)
+                read_failed(
+                    format!("CloudFormation stack `{stack}`"),
+                    "cloudformation:ListStackResources",
+                    e,
                 )
             })?;
         for r in &resources {

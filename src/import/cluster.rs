@@ -3,8 +3,7 @@
 use aws_sdk_ecs::types::ClusterField;
 use serde_json::json;
 
-use super::{Ctx, Imported, Names, user_tags};
-use crate::aws::AwsError;
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 
 /// The imported cluster.
 pub(crate) struct Cluster {
@@ -36,9 +35,10 @@ pub(crate) async fn read(
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "failed to read cluster `{name_or_arn}`: {}",
-                AwsError::from_sdk("ecs:DescribeClusters", e)
+            read_failed(
+                format!("cluster `{name_or_arn}`"),
+                "ecs:DescribeClusters",
+                e,
             )
         })?;
     let c = out

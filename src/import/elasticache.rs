@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_elasticache::types::{CacheCluster, ReplicationGroup};
 use serde_json::json;
 
-use super::{Ctx, Imported, Names, user_tags};
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 use crate::aws::{AwsError, ErrorCategory};
 
 /// The engine version written when ElastiCache reports none (the current Redis OSS one).
@@ -330,9 +330,10 @@ async fn tags(cx: &Ctx<'_>, arn: &str) -> Result<Vec<(String, String)>, String> 
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "failed to read the tags of {arn}: {}",
-                AwsError::from_sdk("elasticache:ListTagsForResource", e)
+            read_failed(
+                format!("the tags of {arn}"),
+                "elasticache:ListTagsForResource",
+                e,
             )
         })?;
     let mut tags: Vec<(String, String)> = out

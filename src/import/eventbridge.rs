@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_eventbridge::types::{ConnectionAuthorizationType, Target};
 use serde_json::json;
 
-use super::{Ctx, Imported, Names, user_tags};
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 use crate::aws::{AwsError, ErrorCategory};
 use crate::kinds::rule::spec::TARGET_ID;
 
@@ -116,9 +116,10 @@ pub(crate) async fn read(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read the targets of rule `{id}`: {}",
-                    AwsError::from_sdk("events:ListTargetsByRule", e)
+                read_failed(
+                    format!("the targets of rule `{id}`"),
+                    "events:ListTargetsByRule",
+                    e,
                 )
             })?
             .targets
@@ -149,9 +150,10 @@ pub(crate) async fn read(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read the tags of rule `{id}`: {}",
-                    AwsError::from_sdk("events:ListTagsForResource", e)
+                read_failed(
+                    format!("the tags of rule `{id}`"),
+                    "events:ListTagsForResource",
+                    e,
                 )
             })?
             .tags()
@@ -260,9 +262,10 @@ async fn destination(
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "failed to read API destination `{name}`: {}",
-                AwsError::from_sdk("events:DescribeApiDestination", e)
+            read_failed(
+                format!("API destination `{name}`"),
+                "events:DescribeApiDestination",
+                e,
             )
         })?;
     let conn_arn = d.connection_arn().unwrap_or_default().to_string();
@@ -274,9 +277,10 @@ async fn destination(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read connection `{conn_name}`: {}",
-                    AwsError::from_sdk("events:DescribeConnection", e)
+                read_failed(
+                    format!("connection `{conn_name}`"),
+                    "events:DescribeConnection",
+                    e,
                 )
             })?;
         let header = c

@@ -9,8 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum};
 use serde_json::{Value, json};
 
 use super::target_group::TargetGroup;
-use super::{Ctx, Imported, Names, user_tags};
-use crate::aws::AwsError;
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 use crate::kinds::load_balancer::spec::DEFAULT_SSL_POLICY;
 
 /// An imported load balancer.
@@ -35,12 +34,7 @@ pub(crate) async fn tags(
             .set_resource_arns(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "failed to read tags: {}",
-                    AwsError::from_sdk("elasticloadbalancing:DescribeTags", e)
-                )
-            })?;
+            .map_err(|e| read_failed("tags", "elasticloadbalancing:DescribeTags", e))?;
         for d in page.tag_descriptions() {
             let t = d
                 .tags()
@@ -161,9 +155,10 @@ async fn rules(
         .try_collect()
         .await
         .map_err(|e| {
-            format!(
-                "failed to read the rules of {listener_arn}: {}",
-                AwsError::from_sdk("elasticloadbalancing:DescribeRules", e)
+            read_failed(
+                format!("the rules of {listener_arn}"),
+                "elasticloadbalancing:DescribeRules",
+                e,
             )
         })?;
     let docs = crate::kinds::load_balancer::rules::live_rules(&live);
@@ -231,9 +226,10 @@ pub(crate) async fn read(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read load balancers: {}",
-                    AwsError::from_sdk("elasticloadbalancing:DescribeLoadBalancers", e)
+                read_failed(
+                    "load balancers",
+                    "elasticloadbalancing:DescribeLoadBalancers",
+                    e,
                 )
             })?;
         lbs.extend(page.load_balancers().iter().cloned());
@@ -264,9 +260,10 @@ pub(crate) async fn read(
             .try_collect()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read the listeners of {arn}: {}",
-                    AwsError::from_sdk("elasticloadbalancing:DescribeListeners", e)
+                read_failed(
+                    format!("the listeners of {arn}"),
+                    "elasticloadbalancing:DescribeListeners",
+                    e,
                 )
             })?;
         listeners.sort_by_key(|l| l.port());

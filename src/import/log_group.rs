@@ -3,8 +3,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Imported, Names, user_tags};
-use crate::aws::AwsError;
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 
 /// Reads the log group `group` of this region; `None` when it does not exist.
 pub(crate) async fn read(
@@ -21,12 +20,7 @@ pub(crate) async fn read(
         .send()
         .try_collect()
         .await
-        .map_err(|e| {
-            format!(
-                "failed to read log group `{group}`: {}",
-                AwsError::from_sdk("logs:DescribeLogGroups", e)
-            )
-        })?;
+        .map_err(|e| read_failed(format!("log group `{group}`"), "logs:DescribeLogGroups", e))?;
     let Some(g) = groups
         .into_iter()
         .find(|g| g.log_group_name() == Some(group))
@@ -44,9 +38,10 @@ pub(crate) async fn read(
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "failed to read the tags of `{group}`: {}",
-                AwsError::from_sdk("logs:ListTagsForResource", e)
+            read_failed(
+                format!("the tags of `{group}`"),
+                "logs:ListTagsForResource",
+                e,
             )
         })?
         .tags

@@ -338,6 +338,27 @@ impl Names {
     }
 }
 
+/// Import's error for a failed read of `what` by the AWS operation `op`:
+/// `failed to read <what>: <the classified AWS error>`.
+pub(crate) fn read_failed<E, R>(
+    what: impl std::fmt::Display,
+    op: &'static str,
+    err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    format!(
+        "failed to read {what}: {}",
+        crate::aws::AwsError::from_sdk(op, err)
+    )
+}
+
 /// A readable manifest name from an AWS name (which stays explicit in the spec).
 pub fn manifest_name(aws: &str) -> String {
     let mut s: String = aws

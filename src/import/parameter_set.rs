@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ssm::types::{ParameterStringFilter, ParameterType};
 use serde_json::json;
 
-use super::{Ctx, Imported, Names};
-use crate::aws::AwsError;
+use super::{Ctx, Imported, Names, read_failed};
 use crate::reconcile::diff::looks_secret;
 
 /// The parameter names the services read.
@@ -51,12 +50,7 @@ impl Collector {
                 .send()
                 .try_collect()
                 .await
-                .map_err(|e| {
-                    format!(
-                        "failed to read parameters: {}",
-                        AwsError::from_sdk("ssm:DescribeParameters", e)
-                    )
-                })?;
+                .map_err(|e| read_failed("parameters", "ssm:DescribeParameters", e))?;
             for p in pages.iter().flat_map(|p| p.parameters()) {
                 if let (Some(n), Some(t)) = (p.name(), p.r#type()) {
                     types.insert(n.to_string(), t.clone());
@@ -78,12 +72,7 @@ impl Collector {
                 .with_decryption(false)
                 .send()
                 .await
-                .map_err(|e| {
-                    format!(
-                        "failed to read parameters: {}",
-                        AwsError::from_sdk("ssm:GetParameters", e)
-                    )
-                })?;
+                .map_err(|e| read_failed("parameters", "ssm:GetParameters", e))?;
             for p in out.parameters() {
                 if p.r#type() == Some(&ParameterType::String)
                     && let (Some(n), Some(v)) = (p.name(), p.value())

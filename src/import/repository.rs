@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Imported, Names, user_tags};
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 use crate::aws::{AwsError, ErrorCategory};
 
 /// Reads the repositories `wanted` (names); one that does not exist is an error.
@@ -21,9 +21,10 @@ pub(crate) async fn read(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read repositories {chunk:?}: {}",
-                    AwsError::from_sdk("ecr:DescribeRepositories", e)
+                read_failed(
+                    format!("repositories {chunk:?}"),
+                    "ecr:DescribeRepositories",
+                    e,
                 )
             })?;
         let mut repos = page.repositories().to_vec();
@@ -37,9 +38,10 @@ pub(crate) async fn read(
                 .send()
                 .await
                 .map_err(|e| {
-                    format!(
-                        "failed to read the tags of repository `{name}`: {}",
-                        AwsError::from_sdk("ecr:ListTagsForResource", e)
+                    read_failed(
+                        format!("the tags of repository `{name}`"),
+                        "ecr:ListTagsForResource",
+                        e,
                     )
                 })?
                 .tags()

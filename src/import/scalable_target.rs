@@ -5,8 +5,7 @@ use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace}
 use serde_json::{Value, json};
 
 use super::service::Read;
-use super::{Ctx, Imported};
-use crate::aws::AwsError;
+use super::{Ctx, Imported, read_failed};
 use crate::kinds::scalable_target::resource_id;
 use crate::kinds::scalable_target::spec::DEFAULT_COOLDOWN;
 
@@ -29,9 +28,10 @@ pub(crate) async fn read(
         .try_collect()
         .await
         .map_err(|e| {
-            format!(
-                "failed to read the scaling of {id}: {}",
-                AwsError::from_sdk("application-autoscaling:DescribeScalableTargets", e)
+            read_failed(
+                format!("the scaling of {id}"),
+                "application-autoscaling:DescribeScalableTargets",
+                e,
             )
         })?;
     let Some(target) = targets.into_iter().find(|t| t.resource_id() == id) else {
@@ -47,9 +47,10 @@ pub(crate) async fn read(
         .try_collect()
         .await
         .map_err(|e| {
-            format!(
-                "failed to read the scaling policies of {id}: {}",
-                AwsError::from_sdk("application-autoscaling:DescribeScalingPolicies", e)
+            read_failed(
+                format!("the scaling policies of {id}"),
+                "application-autoscaling:DescribeScalingPolicies",
+                e,
             )
         })?;
     policies.retain(|p| p.resource_id() == id);

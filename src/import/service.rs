@@ -8,7 +8,7 @@ use aws_sdk_ecs::types::{
 use serde_json::{Map, Value, json};
 
 use super::target_group::TargetGroup;
-use super::{Ctx, Imported, Names, user_tags};
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 use crate::aws::AwsError;
 use crate::kinds::service::spec::{DEFAULT_CONTAINER_NAME, SECRETS_VERSION_ENV};
 
@@ -62,9 +62,10 @@ pub(crate) async fn read(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read services of `{cluster}`: {}",
-                    AwsError::from_sdk("ecs:DescribeServices", e)
+                read_failed(
+                    format!("services of `{cluster}`"),
+                    "ecs:DescribeServices",
+                    e,
                 )
             })?;
         if let Some(f) = out.failures().first() {
@@ -96,9 +97,10 @@ pub(crate) async fn read(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read task definition `{arn}`: {}",
-                    AwsError::from_sdk("ecs:DescribeTaskDefinition", e)
+                read_failed(
+                    format!("task definition `{arn}`"),
+                    "ecs:DescribeTaskDefinition",
+                    e,
                 )
             })?
             .task_definition

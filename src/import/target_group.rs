@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::{Ctx, Imported, Names, user_tags};
-use crate::aws::AwsError;
+use super::{Ctx, Imported, Names, read_failed, user_tags};
 use crate::kinds::target_group::spec::defaults;
 
 /// An imported target group.
@@ -39,9 +38,10 @@ pub(crate) async fn read(
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "failed to read target groups: {}",
-                    AwsError::from_sdk("elasticloadbalancing:DescribeTargetGroups", e)
+                read_failed(
+                    "target groups",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    e,
                 )
             })?;
         groups.extend(page.target_groups().iter().cloned());
