@@ -230,10 +230,10 @@ pub fn policy(set: &ManifestSet) -> Value {
     for id in set
         .connections
         .iter()
-        .filter_map(|c| c.spec.api_key.secret_id.as_ref())
+        .filter_map(|c| c.spec.auth().secret().id.map(str::to_string))
     {
         secrets.push(if id.starts_with("arn:") {
-            id.clone()
+            id
         } else {
             // Secrets Manager appends six random characters to a secret's name.
             arn("secretsmanager", &format!("secret:{id}-??????"))
@@ -471,6 +471,36 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .contains(&json!("ecs:DescribeClusters"))
+        );
+    }
+
+    /// Each connection's secret, whatever its authorization, and no other, may be read.
+    #[test]
+    fn every_authorization_s_secret_is_readable_and_a_kept_one_is_not() {
+        let doc = |name: &str, spec: &str| {
+            format!(
+                "apiVersion: mooring.dev/v1alpha1\nkind: Connection\nmetadata: {{name: {name}}}\nspec:\n  {spec}\n---\n"
+            )
+        };
+        let text = [
+            doc("a", "apiKey: {headerName: x-api-key, secretId: prd/api-key}"),
+            doc("b", "basic: {username: u, secretId: prd/password}"),
+            doc(
+                "c",
+                "oauth: {authorizationEndpoint: 'https://a.example.com/t', clientId: c, secretId: 'arn:aws:secretsmanager:eu-west-1:1:secret:prd/client-AbCdEf'}",
+            ),
+            doc("d", "basic: {username: kept}"),
+        ]
+        .concat();
+        let set = load_with_stack(&[("c.yaml".into(), text)]).unwrap();
+        let statements = policy(&set)["Statement"].as_array().unwrap().clone();
+        assert_eq!(
+            by_sid(&statements, "ReadReferencedSecrets")["Resource"],
+            json!([
+                "arn:aws:secretsmanager:*:*:secret:prd/api-key-??????",
+                "arn:aws:secretsmanager:*:*:secret:prd/password-??????",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:prd/client-AbCdEf",
+            ])
         );
     }
 

@@ -1656,6 +1656,240 @@ async fn schedules_call_the_backend_with_a_key_that_is_never_shown() {
     }
 }
 
+/// Basic and OAuth client-credentials connections on moto: created with their secret part
+/// read from Secrets Manager (moto keeps what it was sent in the connection's managed
+/// secret, which proves the right value went out), in sync on the next plan, repaired
+/// after out-of-band changes to what AWS returns (user name, client ID, a body parameter
+/// added by hand), updated when the secret rotates, and no secret printed anywhere.
+#[tokio::test]
+async fn basic_and_oauth_connections_send_their_secret_and_repair_the_rest() {
+    use aws_sdk_eventbridge::types::{
+        ConnectionBodyParameter, ConnectionHttpParameters, ConnectionOAuthHttpMethod,
+        UpdateConnectionAuthRequestParameters, UpdateConnectionBasicAuthRequestParameters,
+        UpdateConnectionOAuthClientRequestParameters, UpdateConnectionOAuthRequestParameters,
+    };
+    let (_guard, emu) = emulator().await;
+    const PASSWORD: &str = "basic-password-that-must-never-be-printed";
+    const CLIENT_SECRET: &str = "client-secret-that-must-never-be-printed";
+    let sm = aws_sdk_secretsmanager::Client::new(&emu.sdk_config().await);
+    let password = sm
+        .create_secret()
+        .name("prd/backend/basic")
+        .secret_string(format!(r#"{{"password": "{PASSWORD}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    sm.create_secret()
+        .name("prd/backend/oauth")
+        .secret_string(CLIENT_SECRET)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("connections.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: Stack
+metadata: {name: connections}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {name: partner-basic}
+spec:
+  basic: {username: scheduler, secretId: prd/backend/basic, secretKey: password}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {name: partner-oauth}
+spec:
+  oauth:
+    authorizationEndpoint: https://auth.example.com/oauth/token
+    clientId: salon-scheduler
+    secretId: prd/backend/oauth
+    bodyParameters: {scope: 'queues:reset'}
+",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let mut outputs = Vec::new();
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    outputs.push(out);
+    let eb = aws_sdk_eventbridge::Client::new(&emu.sdk_config().await);
+    // moto keeps the authorization it was sent in the connection's managed secret.
+    let sent = |name: &'static str| {
+        let (eb, sm) = (eb.clone(), sm.clone());
+        async move {
+            let c = eb.describe_connection().name(name).send().await.unwrap();
+            let kept = sm
+                .get_secret_value()
+                .secret_id(c.secret_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            (c, kept.secret_string().unwrap().to_string())
+        }
+    };
+    let (basic, kept) = sent("partner-basic").await;
+    assert_eq!(
+        basic.authorization_type().map(|a| a.as_str()),
+        Some("BASIC")
+    );
+    assert_eq!(
+        basic
+            .auth_parameters()
+            .and_then(|a| a.basic_auth_parameters())
+            .and_then(|b| b.username()),
+        Some("scheduler")
+    );
+    assert!(
+        kept.contains(PASSWORD),
+        "the password from the secret's field went out"
+    );
+    let (oauth, kept) = sent("partner-oauth").await;
+    let o = oauth
+        .auth_parameters()
+        .unwrap()
+        .o_auth_parameters()
+        .unwrap();
+    assert_eq!(
+        o.authorization_endpoint(),
+        Some("https://auth.example.com/oauth/token")
+    );
+    assert_eq!(o.http_method().map(|m| m.as_str()), Some("POST"));
+    assert!(kept.contains(CLIENT_SECRET), "the client secret went out");
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    outputs.push(out);
+
+    // Out of band: another user name, another client ID and a body parameter by hand.
+    eb.update_connection()
+        .name("partner-basic")
+        .auth_parameters(
+            UpdateConnectionAuthRequestParameters::builder()
+                .basic_auth_parameters(
+                    UpdateConnectionBasicAuthRequestParameters::builder()
+                        .username("someone")
+                        .password("set-by-hand")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = |k: &str, v: &str| {
+        ConnectionBodyParameter::builder()
+            .key(k)
+            .value(v)
+            .is_value_secret(false)
+            .build()
+    };
+    eb.update_connection()
+        .name("partner-oauth")
+        .auth_parameters(
+            UpdateConnectionAuthRequestParameters::builder()
+                .o_auth_parameters(
+                    UpdateConnectionOAuthRequestParameters::builder()
+                        .authorization_endpoint("https://auth.example.com/oauth/token")
+                        .http_method(ConnectionOAuthHttpMethod::Post)
+                        .client_parameters(
+                            UpdateConnectionOAuthClientRequestParameters::builder()
+                                .client_id("someone-else")
+                                .client_secret("set-by-hand")
+                                .build(),
+                        )
+                        .o_auth_http_parameters(
+                            ConnectionHttpParameters::builder()
+                                .body_parameters(body("scope", "queues:reset"))
+                                .body_parameters(body("audience", "by-hand"))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stdout(&out);
+    for line in [
+        r#"~ username: "someone" -> "scheduler""#,
+        r#"~ oauth.clientId: "someone-else" -> "salon-scheduler""#,
+        r#"~ oauth.bodyParameters.audience: "by-hand" -> (none)"#,
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
+    outputs.push(out);
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    outputs.push(out);
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    outputs.push(out);
+    let (oauth, _) = sent("partner-oauth").await;
+    let o = oauth
+        .auth_parameters()
+        .unwrap()
+        .o_auth_parameters()
+        .unwrap();
+    let params: Vec<_> = o
+        .o_auth_http_parameters()
+        .unwrap()
+        .body_parameters()
+        .iter()
+        .map(|p| (p.key().unwrap(), p.value().unwrap()))
+        .collect();
+    assert_eq!(params, [("scope", "queues:reset")]);
+
+    // The password is rotated: seen from the secret's version, the connection updated.
+    sm.put_secret_value()
+        .secret_id(password.arn().unwrap())
+        .secret_string(format!(r#"{{"password": "{PASSWORD}-2"}}"#))
+        .send()
+        .await
+        .unwrap();
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Connection/partner-basic: update")
+            && stdout(&out).contains("~ keyFrom:")
+            && !stdout(&out).contains("Connection/partner-oauth: update"),
+        "{}",
+        stdout(&out)
+    );
+    outputs.push(out);
+    let out = emu.mooring(&["apply", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    outputs.push(out);
+    let out = emu.mooring(&["plan", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    outputs.push(out);
+
+    for o in &outputs {
+        for secret in [PASSWORD, CLIENT_SECRET] {
+            assert!(
+                !stdout(o).contains(secret) && !stderr(o).contains(secret),
+                "a secret leaked"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn redis_replication_group_round_trip() {
     let (_guard, emu) = emulator().await;
@@ -8346,7 +8580,7 @@ async fn import_cloudformation_stack_round_trip_keeps_generated_names_and_every_
         "endpoint: https://api.salon.example/salons/reset-queue\n  httpMethod: POST\n  invocationRateLimitPerSecond: 1\n".to_string(),
         format!("ruleName: {}\n  scheduleExpression: \"rate(15 minutes)\"\n", extras.rule),
         format!("    id: Target0\n    apiDestination: {}\n", destination.to_ascii_lowercase()),
-        "set `apiKey.secretId` to the Secrets Manager secret holding the key".to_string(),
+        "set `apiKey.secretId` to the Secrets Manager secret holding the API key".to_string(),
     ] {
         assert!(schedules.contains(&expected), "no {expected:?} in\n{schedules}");
     }

@@ -50,6 +50,46 @@ fn marker_tags(own: &crate::kinds::ownership::Ownership) -> Vec<(&'static str, &
     .collect()
 }
 
+/// A connection's authorization as a manifest writes it: the field (`apiKey`, `basic`,
+/// `oauth`), what its secret part is, and its non-secret part; `None` when AWS says no more
+/// than the type (or a type the kind does not send).
+fn authorization(
+    c: &aws_sdk_eventbridge::operation::describe_connection::DescribeConnectionOutput,
+) -> Option<(&'static str, &'static str, serde_json::Value)> {
+    let params = c.auth_parameters()?;
+    match c.authorization_type()? {
+        ConnectionAuthorizationType::ApiKey => {
+            let header = params.api_key_auth_parameters()?.api_key_name()?;
+            Some(("apiKey", "API key", json!({"headerName": header})))
+        }
+        ConnectionAuthorizationType::Basic => {
+            let username = params.basic_auth_parameters()?.username()?;
+            Some(("basic", "password", json!({"username": username})))
+        }
+        ConnectionAuthorizationType::OauthClientCredentials => {
+            let o = params.o_auth_parameters()?;
+            let mut oauth = json!({
+                "authorizationEndpoint": o.authorization_endpoint()?,
+                "httpMethod": o.http_method()?.as_str(),
+                "clientId": o.client_parameters()?.client_id()?,
+            });
+            let body: serde_json::Map<String, serde_json::Value> = o
+                .o_auth_http_parameters()
+                .map(|h| h.body_parameters())
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| !p.is_value_secret())
+                .filter_map(|p| Some((p.key()?.to_string(), json!(p.value()?))))
+                .collect();
+            if !body.is_empty() {
+                oauth["bodyParameters"] = serde_json::Value::Object(body);
+            }
+            Some(("oauth", "client secret", oauth))
+        }
+        _ => None,
+    }
+}
+
 /// The secret (and JSON field) a connection mooring set up says its key came from: its
 /// description's `key from SECRET[#FIELD] version V`. Never the key.
 fn key_source(description: Option<&str>) -> Option<(String, Option<String>)> {
@@ -283,17 +323,11 @@ async fn destination(
                     e,
                 )
             })?;
-        let header = c
-            .auth_parameters()
-            .and_then(|a| a.api_key_auth_parameters())
-            .and_then(|k| k.api_key_name());
-        let (Some(ConnectionAuthorizationType::ApiKey), Some(header)) =
-            (c.authorization_type(), header)
-        else {
+        let Some((field, what, auth)) = authorization(&c) else {
             out.left_out.insert(
                 format!("API destination {name} and connection {conn_name}"),
                 format!(
-                    "the connection authorizes with {} (the Connection kind sends an API key)",
+                    "the connection authorizes with {} and says no more (the Connection kind sends an API key, basic or OAuth client credentials)",
                     c.authorization_type().map_or("nothing", |a| a.as_str())
                 ),
             );
@@ -306,14 +340,28 @@ async fn destination(
         let manifest = names.take_owned("Connection", conn_name, marker_tags(&own));
         // Never `secretId` from the description: anyone allowed to update the connection
         // writes it, and the next apply would send that secret's value to the endpoint.
-        let spec = json!({
-            "connectionName": conn_name,
-            "apiKey": {"headerName": header},
-        });
+        let mut spec = json!({"connectionName": conn_name});
+        spec[field] = auth;
         let mut doc = Imported::new("Connection", manifest.clone(), conn_arn.clone(), spec);
-        doc.notes.push(
-            "EventBridge never returns the API key, and import reads none: without `apiKey.secretId` mooring leaves the key as it is and never sends one. To have mooring set it, set `apiKey.secretId` to the Secrets Manager secret holding the key (the next apply sends that secret's value)".into(),
-        );
+        doc.notes.push(format!(
+            "EventBridge never returns the {what}, and import reads none: without `{field}.secretId` mooring leaves it as it is and never sends one. To have mooring set it, set `{field}.secretId` to the Secrets Manager secret holding the {what} (the next apply sends that secret's value)"
+        ));
+        let secret_parameters = c
+            .auth_parameters()
+            .and_then(|a| a.o_auth_parameters())
+            .and_then(|o| o.o_auth_http_parameters())
+            .map(|h| h.body_parameters())
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.is_value_secret())
+            .filter_map(|p| p.key())
+            .collect::<Vec<_>>();
+        if !secret_parameters.is_empty() {
+            doc.notes.push(format!(
+                "the OAuth body parameters {} are secret (EventBridge does not return them) and are left out: the next apply removes them",
+                secret_parameters.join(", ")
+            ));
+        }
         // A connection mooring set up says in its description which secret its key came
         // from: shown as a hint to check, not trusted.
         if let Some((id, key)) = key_source(c.description()) {
@@ -373,6 +421,87 @@ mod tests {
             "backend-api"
         );
         assert_eq!(name_of("arn:aws:events:us-east-1:1:rule/daily"), "daily");
+    }
+
+    /// Basic and OAuth connections import like API-key ones: what AWS returns is written,
+    /// no secret is, and the manifest written loads as the kind's own spec.
+    #[test]
+    fn basic_and_oauth_connections_import_without_their_secrets() {
+        use aws_sdk_eventbridge::operation::describe_connection::DescribeConnectionOutput;
+        use aws_sdk_eventbridge::types::{
+            ConnectionAuthResponseParameters, ConnectionBasicAuthResponseParameters,
+            ConnectionBodyParameter, ConnectionHttpParameters,
+            ConnectionOAuthClientResponseParameters, ConnectionOAuthHttpMethod,
+            ConnectionOAuthResponseParameters,
+        };
+        let basic = DescribeConnectionOutput::builder()
+            .authorization_type(ConnectionAuthorizationType::Basic)
+            .auth_parameters(
+                ConnectionAuthResponseParameters::builder()
+                    .basic_auth_parameters(
+                        ConnectionBasicAuthResponseParameters::builder()
+                            .username("scheduler")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let (field, what, spec) = authorization(&basic).unwrap();
+        assert_eq!((field, what), ("basic", "password"));
+        assert_eq!(spec, json!({"username": "scheduler"}));
+        let param = |k: &str, v: Option<&str>, secret: bool| {
+            ConnectionBodyParameter::builder()
+                .key(k)
+                .set_value(v.map(str::to_string))
+                .is_value_secret(secret)
+                .build()
+        };
+        let oauth = DescribeConnectionOutput::builder()
+            .authorization_type(ConnectionAuthorizationType::OauthClientCredentials)
+            .auth_parameters(
+                ConnectionAuthResponseParameters::builder()
+                    .o_auth_parameters(
+                        ConnectionOAuthResponseParameters::builder()
+                            .authorization_endpoint("https://auth.example.com/oauth/token")
+                            .http_method(ConnectionOAuthHttpMethod::Post)
+                            .client_parameters(
+                                ConnectionOAuthClientResponseParameters::builder()
+                                    .client_id("salon-scheduler")
+                                    .build(),
+                            )
+                            .o_auth_http_parameters(
+                                ConnectionHttpParameters::builder()
+                                    .body_parameters(param("scope", Some("queues:reset"), false))
+                                    .body_parameters(param("audience-key", None, true))
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let (field, what, spec) = authorization(&oauth).unwrap();
+        assert_eq!((field, what), ("oauth", "client secret"));
+        assert_eq!(
+            spec,
+            json!({
+                "authorizationEndpoint": "https://auth.example.com/oauth/token",
+                "httpMethod": "POST",
+                "clientId": "salon-scheduler",
+                "bodyParameters": {"scope": "queues:reset"},
+            })
+        );
+        let parsed: crate::kinds::connection::spec::ConnectionSpec =
+            serde_json::from_value(json!({"connectionName": "backend", "oauth": spec})).unwrap();
+        assert_eq!(
+            parsed.auth().authorization_type(),
+            "OAUTH_CLIENT_CREDENTIALS"
+        );
+        // The type alone (no parameters) says too little to write.
+        let bare = DescribeConnectionOutput::builder()
+            .authorization_type(ConnectionAuthorizationType::Basic)
+            .build();
+        assert!(authorization(&bare).is_none());
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! `kind: Connection`: an EventBridge connection with API-key authorization.
+//! `kind: Connection`: an EventBridge connection with API-key, basic or OAuth
+//! client-credentials authorization.
 //!
-//! The API key never leaves Secrets Manager except into EventBridge: a connection records
-//! in its description which secret *version* its key came from, so a rotated secret is
-//! seen (DescribeSecret, metadata only) without reading any value; the value is read
-//! (GetSecretValue) only to create or update the connection, and is never logged, shown
-//! in a plan, compared, or kept.
+//! The secret part (the API key, the password, the client secret; "the key" below) never
+//! leaves Secrets Manager except into EventBridge: a connection records in its description
+//! which secret *version* its key came from, so a rotated secret is seen (DescribeSecret,
+//! metadata only) without reading any value; the value is read (GetSecretValue) only to
+//! create or update the connection, and is never logged, shown in a plan, compared, or
+//! kept. What EventBridge returns (the header name, the user name, the OAuth endpoint,
+//! method, client ID and body parameters) is compared like any field.
+//!
+//! moto returns the authorization as it was sent, secrets included (AWS leaves them out);
+//! mooring reads none of them.
 //!
 //! moto cannot tag connections, so their ownership marker is the description
 //! (`managed by mooring: stack/Connection/name; key from …`); one marked before stacks
@@ -24,10 +30,16 @@ pub mod spec;
 use std::sync::Arc;
 
 use aws_sdk_eventbridge::operation::describe_connection::DescribeConnectionOutput;
+use std::collections::BTreeMap;
+
 use aws_sdk_eventbridge::types::{
-    ConnectionAuthorizationType, CreateConnectionApiKeyAuthRequestParameters,
-    CreateConnectionAuthRequestParameters, UpdateConnectionApiKeyAuthRequestParameters,
-    UpdateConnectionAuthRequestParameters,
+    ConnectionAuthorizationType, ConnectionBodyParameter, ConnectionHttpParameters,
+    ConnectionOAuthHttpMethod, CreateConnectionApiKeyAuthRequestParameters,
+    CreateConnectionAuthRequestParameters, CreateConnectionBasicAuthRequestParameters,
+    CreateConnectionOAuthClientRequestParameters, CreateConnectionOAuthRequestParameters,
+    UpdateConnectionApiKeyAuthRequestParameters, UpdateConnectionAuthRequestParameters,
+    UpdateConnectionBasicAuthRequestParameters, UpdateConnectionOAuthClientRequestParameters,
+    UpdateConnectionOAuthRequestParameters,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,7 +51,7 @@ use crate::aws::{AwsError, ErrorCategory};
 use crate::manifest::error::Findings;
 use crate::manifest::{Kind, Manifest, ManifestSet};
 use crate::reconcile::{Applied, Cx, ReconcileError};
-use spec::ConnectionSpec;
+use spec::{Auth, ConnectionSpec};
 
 /// The `Connection` kind.
 pub struct Unit;
@@ -90,10 +102,17 @@ impl crate::kinds::Declared for Unit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Doc {
-    /// Always `API_KEY`.
+    /// `API_KEY`, `BASIC` or `OAUTH_CLIENT_CREDENTIALS`.
     pub authorization_type: String,
-    /// The HTTP header that carries the key.
-    pub api_key_name: String,
+    /// The HTTP header that carries an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_name: Option<String>,
+    /// The user name of basic authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// What OAuth client credentials say besides the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthDoc>,
     /// The ownership marker (the description's first part).
     pub marker: Option<String>,
     /// Where the key came from: `<secret> version <id>`; live, `set outside mooring at …`
@@ -102,6 +121,21 @@ pub struct Doc {
     /// plan, status and alerts, which hid exactly this news.
     #[serde(alias = "apiKey")]
     pub key_from: Option<String>,
+}
+
+/// The non-secret part of OAuth client credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthDoc {
+    /// The token endpoint.
+    pub authorization_endpoint: String,
+    /// `GET`, `POST` or `PUT`.
+    pub http_method: String,
+    /// The client ID.
+    pub client_id: String,
+    /// The token request's body parameters. A live parameter AWS keeps secret shows as
+    /// `(secret)`: mooring never sends one, so it is someone else's.
+    pub body_parameters: BTreeMap<String, String>,
 }
 
 /// One connection as observed.
@@ -119,11 +153,12 @@ pub const SET_AT_SLACK: std::time::Duration = std::time::Duration::from_secs(300
 /// Where the key of `m` comes from, at `version`; `None` for a key left as it is (no
 /// `secretId`).
 fn key_from(m: &Manifest<ConnectionSpec>, version: &str) -> Option<String> {
-    let k = &m.spec.api_key;
-    let id = k.secret_id.as_ref()?;
-    let source = match &k.secret_key {
+    let auth = m.spec.auth();
+    let k = auth.secret();
+    let id = k.id?;
+    let source = match k.key {
         Some(key) => format!("{id}#{key}"),
-        None => id.clone(),
+        None => id.to_string(),
     };
     Some(format!("{source} version {version}"))
 }
@@ -173,8 +208,13 @@ fn skewed(set_at: std::time::SystemTime, stamp: &aws_smithy_types::DateTime) -> 
     stamp.secs() > set.saturating_add(half)
 }
 
-/// The version of the secret that is current (AWSCURRENT), from metadata only.
-async fn current_secret_version(cx: &Cx<'_>, id: &str) -> Result<String, ReconcileError> {
+/// The version of the secret that is current (AWSCURRENT), from metadata only; `what` it
+/// holds, for messages.
+async fn current_secret_version(
+    cx: &Cx<'_>,
+    id: &str,
+    what: &str,
+) -> Result<String, ReconcileError> {
     let out = cx
         .aws()
         .secretsmanager
@@ -187,7 +227,7 @@ async fn current_secret_version(cx: &Cx<'_>, id: &str) -> Result<String, Reconci
         Ok(o) => o,
         Err(e) if e.category == ErrorCategory::NotFound => {
             return Err(ReconcileError::requirement(format!(
-                "the API key secret {id} does not exist: create it in Secrets Manager (mooring never writes it)"
+                "the {what} secret {id} does not exist: create it in Secrets Manager (mooring never writes it)"
             )));
         }
         Err(e) => return Err(e.into()),
@@ -199,39 +239,49 @@ async fn current_secret_version(cx: &Cx<'_>, id: &str) -> Result<String, Reconci
                 .map(|(v, _)| v.clone())
         })
         .ok_or_else(|| {
-            ReconcileError::requirement(format!("the API key secret {id} has no current version"))
+            ReconcileError::requirement(format!("the {what} secret {id} has no current version"))
         })
 }
 
 /// Why a connection without `secretId` cannot be created.
 fn no_secret(m: &Manifest<ConnectionSpec>) -> String {
+    let auth = m.spec.auth();
+    let k = auth.secret();
     format!(
-        "the connection `{}` does not exist and `apiKey.secretId` is not set: EventBridge needs the key to create it; set `secretId` to the Secrets Manager secret that holds it",
-        m.spec.aws_name(&m.metadata)
+        "the connection `{}` does not exist and `{}.secretId` is not set: EventBridge needs the {} to create it; set `secretId` to the Secrets Manager secret that holds it",
+        m.spec.aws_name(&m.metadata),
+        k.field,
+        k.what
     )
 }
 
-/// Without `secretId` a live connection that authorizes otherwise than by API key has no
-/// key to keep, and switching it to one would leave it keyless: the message saying so.
+/// Without `secretId` a live connection that authorizes another way has no key to keep,
+/// and switching it would leave it without one: the message saying so.
 fn no_key_to_keep(m: &Manifest<ConnectionSpec>, live_authorization: &str) -> Option<String> {
-    (m.spec.api_key.secret_id.is_none()
-        && live_authorization != ConnectionAuthorizationType::ApiKey.as_str())
-    .then(|| {
+    let auth = m.spec.auth();
+    let k = auth.secret();
+    let wanted = auth.authorization_type();
+    (k.id.is_none() && live_authorization != wanted).then(|| {
         format!(
-            "the connection `{}` authorizes with {live_authorization}, and without `apiKey.secretId` mooring has no key to switch it to API_KEY with (it never sends a connection without one); set `secretId` to the Secrets Manager secret that holds the key",
-            m.spec.aws_name(&m.metadata)
+            "the connection `{}` authorizes with {live_authorization}, and without `{}.secretId` mooring has no {} to switch it to {wanted} with (it never sends a connection without one); set `secretId` to the Secrets Manager secret that holds the {}",
+            m.spec.aws_name(&m.metadata),
+            k.field,
+            k.what,
+            k.what
         )
     })
 }
 
-/// Reads the API key. The value goes straight into the request and is dropped after it.
-async fn api_key_value(
+/// Reads the key. The value goes straight into the request and is dropped after it.
+async fn secret_value(
     cx: &Cx<'_>,
     m: &Manifest<ConnectionSpec>,
     version: &str,
 ) -> Result<String, ReconcileError> {
-    let k = &m.spec.api_key;
-    let Some(secret_id) = &k.secret_id else {
+    let auth = m.spec.auth();
+    let k = auth.secret();
+    let what = k.what;
+    let Some(secret_id) = k.id else {
         return Err(ReconcileError::requirement(no_secret(m)));
     };
     let out = cx
@@ -244,7 +294,7 @@ async fn api_key_value(
         .await
         .map_err(|e| AwsError::from_sdk("secretsmanager:GetSecretValue", e))?;
     let raw = out.secret_string().unwrap_or_default();
-    let value = match &k.secret_key {
+    let value = match k.key {
         None => raw.to_string(),
         Some(key) => serde_json::from_str::<Value>(raw)
             .ok()
@@ -252,16 +302,122 @@ async fn api_key_value(
             .ok_or_else(|| {
                 // Never echo the secret: only say what was expected.
                 ReconcileError::requirement(format!(
-                    "the secret {secret_id} is not a JSON object with a string field `{key}`"
+                    "the secret {secret_id} is not a JSON object with a string field `{key}` (the {what})"
                 ))
             })?,
     };
     if value.is_empty() {
         return Err(ReconcileError::requirement(format!(
-            "the secret {secret_id} holds an empty API key"
+            "the secret {secret_id} holds an empty {what}"
         )));
     }
     Ok(value)
+}
+
+impl Doc {
+    /// The authorization's non-secret fields, to tell whether they must go out.
+    fn authorization(&self) -> (&str, Option<&str>, Option<&str>, Option<&OAuthDoc>) {
+        (
+            &self.authorization_type,
+            self.api_key_name.as_deref(),
+            self.username.as_deref(),
+            self.oauth.as_ref(),
+        )
+    }
+}
+
+/// An OAuth token request's body parameters, none of them secret.
+fn body_parameters(params: &BTreeMap<String, String>) -> ConnectionHttpParameters {
+    ConnectionHttpParameters::builder()
+        .set_body_parameters(Some(
+            params
+                .iter()
+                .map(|(k, v)| {
+                    ConnectionBodyParameter::builder()
+                        .key(k)
+                        .value(v)
+                        .is_value_secret(false)
+                        .build()
+                })
+                .collect(),
+        ))
+        .build()
+}
+
+/// The authorization to create a connection like `doc` with, `key` its secret part.
+fn create_auth(
+    doc: &Doc,
+    key: String,
+) -> Result<CreateConnectionAuthRequestParameters, aws_sdk_eventbridge::error::BuildError> {
+    let params = CreateConnectionAuthRequestParameters::builder();
+    let params = if let Some(o) = &doc.oauth {
+        let mut oauth = CreateConnectionOAuthRequestParameters::builder()
+            .client_parameters(
+                CreateConnectionOAuthClientRequestParameters::builder()
+                    .client_id(&o.client_id)
+                    .client_secret(key)
+                    .build()?,
+            )
+            .authorization_endpoint(&o.authorization_endpoint)
+            .http_method(ConnectionOAuthHttpMethod::from(o.http_method.as_str()));
+        if !o.body_parameters.is_empty() {
+            oauth = oauth.o_auth_http_parameters(body_parameters(&o.body_parameters));
+        }
+        params.o_auth_parameters(oauth.build()?)
+    } else if let Some(username) = &doc.username {
+        params.basic_auth_parameters(
+            CreateConnectionBasicAuthRequestParameters::builder()
+                .username(username)
+                .password(key)
+                .build()?,
+        )
+    } else {
+        params.api_key_auth_parameters(
+            CreateConnectionApiKeyAuthRequestParameters::builder()
+                .api_key_name(doc.api_key_name.clone().unwrap_or_default())
+                .api_key_value(key)
+                .build()?,
+        )
+    };
+    Ok(params.build())
+}
+
+/// The authorization to update a connection to `doc` with; `key`, its secret part, `None`
+/// to leave the live one as it is. UpdateConnection takes the authorization as a whole:
+/// every non-secret field goes out, and an OAuth connection's body parameters are sent
+/// even when there are none, so that parameters added by hand go.
+fn update_auth(doc: &Doc, key: Option<String>) -> UpdateConnectionAuthRequestParameters {
+    let params = UpdateConnectionAuthRequestParameters::builder();
+    let params = if let Some(o) = &doc.oauth {
+        params.o_auth_parameters(
+            UpdateConnectionOAuthRequestParameters::builder()
+                .client_parameters(
+                    UpdateConnectionOAuthClientRequestParameters::builder()
+                        .client_id(&o.client_id)
+                        .set_client_secret(key)
+                        .build(),
+                )
+                .authorization_endpoint(&o.authorization_endpoint)
+                .http_method(ConnectionOAuthHttpMethod::from(o.http_method.as_str()))
+                .o_auth_http_parameters(body_parameters(&o.body_parameters))
+                .build(),
+        )
+    } else if let Some(username) = &doc.username {
+        params.basic_auth_parameters(
+            UpdateConnectionBasicAuthRequestParameters::builder()
+                .username(username)
+                .set_password(key)
+                .build(),
+        )
+    } else {
+        params.api_key_auth_parameters(
+            UpdateConnectionApiKeyAuthRequestParameters::builder()
+                .set_api_key_name(doc.api_key_name.clone())
+                .set_api_key_value(key)
+                .build(),
+        )
+    };
+    params.build()
 }
 
 #[async_trait::async_trait]
@@ -284,8 +440,10 @@ impl Resource for Unit {
         _live: &(),
     ) -> Result<Observed, ReconcileError> {
         // No secret named: the key is left as it is, and no secret is looked at.
-        let version = match &m.spec.api_key.secret_id {
-            Some(id) => current_secret_version(cx, id).await?,
+        let auth = m.spec.auth();
+        let secret = auth.secret();
+        let version = match secret.id {
+            Some(id) => current_secret_version(cx, id, secret.what).await?,
             None => String::new(),
         };
         let live = eventbridge::connection(cx, m.spec.aws_name(&m.metadata)).await?;
@@ -299,12 +457,28 @@ impl Resource for Unit {
     }
 
     fn desired(set: &ManifestSet, m: &Manifest<ConnectionSpec>, obs: &Observed) -> Doc {
-        Doc {
-            authorization_type: ConnectionAuthorizationType::ApiKey.as_str().to_string(),
-            api_key_name: m.spec.api_key.header_name.clone(),
+        let auth = m.spec.auth();
+        let mut doc = Doc {
+            authorization_type: auth.authorization_type().to_string(),
+            api_key_name: None,
+            username: None,
+            oauth: None,
             marker: Some(ownership::marker(Kind::Connection, set.owner(), m.name())),
             key_from: key_from(m, &obs.version),
+        };
+        match auth {
+            Auth::ApiKey(k) => doc.api_key_name = Some(k.header_name.clone()),
+            Auth::Basic(b) => doc.username = Some(b.username.clone()),
+            Auth::OAuth(o) => {
+                doc.oauth = Some(OAuthDoc {
+                    authorization_endpoint: o.authorization_endpoint.clone(),
+                    http_method: o.http_method.as_str().to_string(),
+                    client_id: o.client_id.clone(),
+                    body_parameters: o.body_parameters.clone(),
+                });
+            }
         }
+        doc
     }
 
     fn live(_set: &ManifestSet, _m: &Manifest<ConnectionSpec>, obs: &Observed) -> Option<Doc> {
@@ -318,8 +492,38 @@ impl Resource for Unit {
                 .auth_parameters()
                 .and_then(|a| a.api_key_auth_parameters())
                 .and_then(|k| k.api_key_name())
-                .unwrap_or_default()
-                .to_string(),
+                .map(str::to_string),
+            username: c
+                .auth_parameters()
+                .and_then(|a| a.basic_auth_parameters())
+                .and_then(|b| b.username())
+                .map(str::to_string),
+            oauth: c
+                .auth_parameters()
+                .and_then(|a| a.o_auth_parameters())
+                .map(|o| OAuthDoc {
+                    authorization_endpoint: o.authorization_endpoint().unwrap_or_default().to_string(),
+                    http_method: o.http_method().map(|h| h.as_str()).unwrap_or_default().to_string(),
+                    client_id: o
+                        .client_parameters()
+                        .and_then(|c| c.client_id())
+                        .unwrap_or_default()
+                        .to_string(),
+                    body_parameters: o
+                        .o_auth_http_parameters()
+                        .map(|h| h.body_parameters())
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|p| {
+                            let value = if p.is_value_secret() {
+                                "(secret)"
+                            } else {
+                                p.value().unwrap_or_default()
+                            };
+                            (p.key().unwrap_or_default().to_string(), value.to_string())
+                        })
+                        .collect(),
+                }),
             marker: c.description().map(|d| parts(d).0.to_string()),
             key_from: c.description().and_then(|d| {
                 let (_, from, at) = parts(d);
@@ -332,7 +536,7 @@ impl Resource for Unit {
     }
 
     fn problems(m: &Manifest<ConnectionSpec>, obs: &Observed) -> Vec<crate::reconcile::Problem> {
-        if m.spec.api_key.secret_id.is_some() {
+        if m.spec.auth().secret().id.is_some() {
             return Vec::new();
         }
         let message = match &obs.live {
@@ -366,11 +570,7 @@ impl Resource for Unit {
         // authorization as a whole, and the key is sent again with it, read at the version
         // the description records (a changed description is a rotated secret or a rewritten
         // marker; sending the key with it keeps the recorded version true).
-        let Doc {
-            authorization_type,
-            api_key_name,
-            ..
-        } = change.desired;
+        let desired = change.desired;
         let name = m.spec.aws_name(&m.metadata);
         let set_at = std::time::SystemTime::now();
         let description = Some(description(
@@ -379,11 +579,12 @@ impl Resource for Unit {
             &obs.version,
             &crate::status::rfc3339(set_at),
         ));
-        let auth = ConnectionAuthorizationType::from(authorization_type.as_str());
+        let auth = ConnectionAuthorizationType::from(desired.authorization_type.as_str());
         let eb = &cx.aws().eventbridge;
-        // No secret named: the key stays as it is. Only the description (the owner) and a
-        // changed header name go out; no secret is read.
-        if m.spec.api_key.secret_id.is_none() {
+        // No secret named: the key stays as it is. Only the description (the owner) and
+        // changed non-secret fields (header name, user name, OAuth endpoint...) go out; no
+        // secret is read.
+        if m.spec.auth().secret().id.is_none() {
             let Some(live) = change.live else {
                 return Err(ReconcileError::requirement(no_secret(m)));
             };
@@ -391,16 +592,10 @@ impl Resource for Unit {
                 return Err(ReconcileError::requirement(why));
             }
             let mut update = eb.update_connection().name(name).set_description(description);
-            if live.api_key_name != *api_key_name {
-                update = update.authorization_type(auth).auth_parameters(
-                    UpdateConnectionAuthRequestParameters::builder()
-                        .api_key_auth_parameters(
-                            UpdateConnectionApiKeyAuthRequestParameters::builder()
-                                .api_key_name(api_key_name)
-                                .build(),
-                        )
-                        .build(),
-                );
+            if live.authorization() != desired.authorization() {
+                update = update
+                    .authorization_type(auth)
+                    .auth_parameters(update_auth(desired, None));
             }
             let out = update
                 .send()
@@ -413,23 +608,14 @@ impl Resource for Unit {
                 rollout: None,
             });
         }
-        let key = api_key_value(cx, m, &obs.version).await?;
+        let key = secret_value(cx, m, &obs.version).await?;
         let (arn, stamped) = if change.live.is_some() {
             let out = eb
                 .update_connection()
                 .name(name)
                 .set_description(description.clone())
                 .authorization_type(auth)
-                .auth_parameters(
-                    UpdateConnectionAuthRequestParameters::builder()
-                        .api_key_auth_parameters(
-                            UpdateConnectionApiKeyAuthRequestParameters::builder()
-                                .api_key_name(api_key_name)
-                                .api_key_value(key)
-                                .build(),
-                        )
-                        .build(),
-                )
+                .auth_parameters(update_auth(desired, Some(key)))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("events:UpdateConnection", e))?;
@@ -438,21 +624,14 @@ impl Resource for Unit {
                 out.last_modified_time().copied(),
             )
         } else {
-            let params = CreateConnectionApiKeyAuthRequestParameters::builder()
-                .api_key_name(api_key_name)
-                .api_key_value(key)
-                .build()
+            let params = create_auth(desired, key)
                 .map_err(|e| AwsError::invalid_request("events:CreateConnection", e))?;
             let out = eb
                 .create_connection()
                 .name(name)
                 .set_description(description.clone())
                 .authorization_type(auth)
-                .auth_parameters(
-                    CreateConnectionAuthRequestParameters::builder()
-                        .api_key_auth_parameters(params)
-                        .build(),
-                )
+                .auth_parameters(params)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("events:CreateConnection", e))?;
@@ -733,6 +912,188 @@ spec:
             errs.0.iter().any(|e| e.to_string().contains("set `secretId` too")),
             "{errs:?}"
         );
+    }
+
+    fn connection(text: &str, live: DescribeConnectionOutput) -> (ManifestSet, Observed) {
+        let set = load_with_stack(&[("c.yaml".into(), text.into())]).unwrap();
+        let current = "managed by mooring: test/Connection/backend; key from prd/backend/secret version v1; set at 2026-12-02T10:00:00Z";
+        let mut live = live;
+        live.description = Some(current.into());
+        (
+            set,
+            Observed {
+                live: Some(Arc::new(live)),
+                version: "v1".into(),
+            },
+        )
+    }
+
+    /// Basic authorization: the user name is compared (AWS returns it), the password is
+    /// not (it does not), a rotated password secret is `keyFrom`, and a connection switched
+    /// by hand to another authorization is named by its type.
+    #[test]
+    fn a_basic_connection_compares_its_user_name_and_never_its_password() {
+        use aws_sdk_eventbridge::types::ConnectionBasicAuthResponseParameters;
+        let text = "apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {name: backend}
+spec:
+  basic: {username: scheduler, secretId: prd/backend/secret}
+";
+        let live = |user: &str| {
+            DescribeConnectionOutput::builder()
+                .name("backend")
+                .authorization_type(ConnectionAuthorizationType::Basic)
+                .auth_parameters(
+                    ConnectionAuthResponseParameters::builder()
+                        .basic_auth_parameters(
+                            ConnectionBasicAuthResponseParameters::builder()
+                                .username(user)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        };
+        let (set, obs) = connection(text, live("scheduler"));
+        assert!(changes(&set, &obs).is_empty());
+        let (set, obs) = connection(text, live("someone"));
+        assert_eq!(changes(&set, &obs), ["username"]);
+        let (set, mut obs) = connection(text, live("scheduler"));
+        obs.version = "v2".into();
+        assert_eq!(changes(&set, &obs), ["keyFrom"]);
+        // Switched to an API key by hand: the type, the header and the user name differ.
+        let (set, obs) = connection(text, observed(Some("x"), "v1").live.map(|c| (*c).clone()).unwrap());
+        let mut named = changes(&set, &obs);
+        named.sort();
+        assert_eq!(named, ["apiKeyName", "authorizationType", "username"]);
+        // The authorization sent carries the user name and, only with a key, the password.
+        let desired = Unit::desired(&set, &set.connections[0], &obs);
+        let update = update_auth(&desired, None);
+        let b = update.basic_auth_parameters().unwrap();
+        assert_eq!((b.username(), b.password()), (Some("scheduler"), None));
+        let create = create_auth(&desired, "pw".into()).unwrap();
+        assert_eq!(create.basic_auth_parameters().unwrap().password(), "pw");
+    }
+
+    /// OAuth client credentials: endpoint, method, client ID and body parameters are
+    /// compared; a secret body parameter someone added shows as `(secret)`, never its value.
+    #[test]
+    fn an_oauth_connection_compares_what_aws_returns() {
+        use aws_sdk_eventbridge::types::{
+            ConnectionBodyParameter, ConnectionHttpParameters,
+            ConnectionOAuthClientResponseParameters, ConnectionOAuthHttpMethod,
+            ConnectionOAuthResponseParameters,
+        };
+        let text = "apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {name: backend}
+spec:
+  oauth:
+    authorizationEndpoint: https://auth.example.com/oauth/token
+    clientId: salon-scheduler
+    secretId: prd/backend/secret
+    bodyParameters: {scope: queues:reset}
+";
+        let live = |client: &str, method: ConnectionOAuthHttpMethod, extra: Option<(&str, bool)>| {
+            let mut params = ConnectionHttpParameters::builder().body_parameters(
+                ConnectionBodyParameter::builder()
+                    .key("scope")
+                    .value("queues:reset")
+                    .is_value_secret(false)
+                    .build(),
+            );
+            if let Some((key, secret)) = extra {
+                params = params.body_parameters(
+                    ConnectionBodyParameter::builder()
+                        .key(key)
+                        .set_value((!secret).then(|| "by-hand".to_string()))
+                        .is_value_secret(secret)
+                        .build(),
+                );
+            }
+            DescribeConnectionOutput::builder()
+                .name("backend")
+                .authorization_type(ConnectionAuthorizationType::OauthClientCredentials)
+                .auth_parameters(
+                    ConnectionAuthResponseParameters::builder()
+                        .o_auth_parameters(
+                            ConnectionOAuthResponseParameters::builder()
+                                .authorization_endpoint("https://auth.example.com/oauth/token")
+                                .http_method(method)
+                                .client_parameters(
+                                    ConnectionOAuthClientResponseParameters::builder()
+                                        .client_id(client)
+                                        .build(),
+                                )
+                                .o_auth_http_parameters(params.build())
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        };
+        use ConnectionOAuthHttpMethod::{Get, Post};
+        let (set, obs) = connection(text, live("salon-scheduler", Post, None));
+        assert!(changes(&set, &obs).is_empty());
+        let (set, obs) = connection(text, live("other", Get, None));
+        assert_eq!(changes(&set, &obs), ["oauth.httpMethod", "oauth.clientId"]);
+        let (set, obs) = connection(text, live("salon-scheduler", Post, Some(("audience", true))));
+        assert_eq!(changes(&set, &obs), ["oauth.bodyParameters.audience"]);
+        let live_doc = Unit::live(&set, &set.connections[0], &obs).unwrap();
+        assert_eq!(
+            live_doc.oauth.unwrap().body_parameters["audience"],
+            "(secret)"
+        );
+        // The update sends the body parameters whole (so extras go) and the client secret
+        // only with a key.
+        let desired = Unit::desired(&set, &set.connections[0], &obs);
+        let update = update_auth(&desired, None);
+        let o = update.o_auth_parameters().unwrap();
+        assert_eq!(o.client_parameters().unwrap().client_secret(), None);
+        let body = o.o_auth_http_parameters().unwrap().body_parameters();
+        assert_eq!(body.len(), 1);
+        assert_eq!((body[0].key(), body[0].is_value_secret()), (Some("scope"), false));
+        let create = create_auth(&desired, "cs".into()).unwrap();
+        let o = create.o_auth_parameters().unwrap();
+        assert_eq!(o.client_parameters().unwrap().client_secret(), "cs");
+        assert_eq!(o.http_method().as_str(), "POST");
+    }
+
+    /// Exactly one authorization form; each one's own fields are checked where they are.
+    #[test]
+    fn a_connection_takes_exactly_one_authorization() {
+        let load = |spec: &str| {
+            let text = format!(
+                "apiVersion: mooring.dev/v1alpha1\nkind: Connection\nmetadata: {{name: backend}}\nspec:\n{spec}"
+            );
+            load_with_stack(&[("c.yaml".into(), text)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let none = load("  connectionName: backend\n");
+        assert!(none.contains("set exactly one of `apiKey`, `basic` and `oauth` (0 set)"), "{none}");
+        let two = load("  apiKey: {headerName: x-api-key}\n  basic: {username: u}\n");
+        assert!(two.contains("(2 set)"), "{two}");
+        let plain = load(
+            "  oauth: {authorizationEndpoint: 'http://auth.example.com/token', clientId: c}\n",
+        );
+        assert!(
+            plain.contains("spec.oauth.authorizationEndpoint: `http://auth.example.com/token` is not an https:// URL"),
+            "{plain}"
+        );
+        let method = load(
+            "  oauth: {authorizationEndpoint: 'https://a.example.com/t', clientId: c, httpMethod: PATCH}\n",
+        );
+        assert!(method.contains("httpMethod"), "{method}");
+        let user = load("  basic: {username: '', secretId: 'arn:aws:ssm:eu-west-1:1:parameter/p'}\n");
+        assert!(user.contains("spec.basic.username: must be 1-512 characters"), "{user}");
+        assert!(
+            user.contains("spec.basic.secretId: `arn:aws:ssm:eu-west-1:1:parameter/p` is not a Secrets Manager secret ARN"),
+            "{user}"
+        );
+        assert!(load("  basic: {username: u, secretId: prd/pw}\n").is_empty());
     }
 
     /// A clock in step with AWS's writes once.
