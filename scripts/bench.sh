@@ -4,7 +4,8 @@
 # wall time and peak memory of apply (create from nothing) and of a steady-state plan, the
 # AWS calls the steady plan made (it must make no writes), and the steady plan's time when
 # 30 % of all requests are throttled (through the fault proxy of tests/faults.rs, with the
-# default rate limit), against its time without throttling.
+# default rate limit), against its time without throttling; and with `--events-queue` and a
+# 10-minute interval, the time from an out-of-band change to its correction.
 #
 #   scripts/bench.sh [N]
 set -euo pipefail
@@ -154,6 +155,48 @@ writes = sum(v for k, v in delta.items() if not read.match(k))
 print(f"steady daemon pass ({n} services): {total} AWS calls, batching minimum {low} (ratio {total / low:.2f}), writes: {writes}")
 for op in sorted(set(delta) | set(minimum)):
     print(f"  {op:45} {delta.get(op, 0):4}   minimum {minimum.get(op, 0)}")
+PY
+kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true
+
+# Drift seen from change events: the daemon polls every 10 minutes and reads the queue
+# `mooring events-setup` made; a service is scaled by hand and its CloudTrail-shaped event
+# put on the default bus (as the trail would). The time from the change to its correction,
+# 5 times. The event re-checks every Service (N of them), not just the one touched.
+queue="$("$bin" events-setup --name mooring-bench-events)"
+"$bin" run "$work/set" --interval 10m --events-queue "$queue" --listen "127.0.0.1:$port" >"$work/events.log" 2>&1 &
+daemon=$!
+.venv/bin/python - "$port" "$n" "$endpoint" <<'PY'
+import json, statistics, sys, time, urllib.request
+import boto3
+port, n, endpoint = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def status():
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
+            return json.loads(r.read())
+    except Exception:
+        return {}
+deadline = time.time() + 300
+while not (status().get("passes", 0) >= 1 and all(r["state"] == "in_sync" for r in status().get("resources", [{"state": ""}]))):
+    assert time.time() < deadline, "the first pass did not finish"
+    time.sleep(0.1)
+ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1")
+events = boto3.client("events", endpoint_url=endpoint, region_name="us-east-1")
+times = []
+for i in range(5):
+    ecs.update_service(cluster="bench-b", service="svc-1", desiredCount=5 + i)
+    changed = time.monotonic()
+    detail = {"eventSource": "ecs.amazonaws.com", "eventName": "UpdateService", "readOnly": False,
+              "userAgent": "aws-cli/2.15", "requestParameters": {"cluster": "bench-b", "service": "svc-1"}}
+    out = events.put_events(Entries=[{"Source": "aws.ecs", "DetailType": "AWS API Call via CloudTrail",
+                                      "Detail": json.dumps(detail)}])
+    assert out["FailedEntryCount"] == 0, out
+    while ecs.describe_services(cluster="bench-b", services=["svc-1"])["services"][0]["desiredCount"] != 1:
+        assert time.monotonic() - changed < 120, f"not corrected: {status().get('changeEvents')}"
+        time.sleep(0.05)
+    times.append(time.monotonic() - changed)
+    time.sleep(1)
+print(f"out-of-band change to correction with --events-queue and --interval 10m ({n} services): "
+      f"median {statistics.median(times):.2f} s, max {max(times):.2f} s over {len(times)}")
 PY
 kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true
 

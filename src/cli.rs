@@ -1380,10 +1380,16 @@ async fn run(args: RunArgs) -> i32 {
                 .response_timeout
                 .saturating_sub(Duration::from_secs(1)),
             rechecks.clone(),
+            crate::events::Shown {
+                status: status.clone(),
+                metrics: metrics.clone(),
+                quiet,
+                since_unix: reconcile::daemon::unix_now(),
+            },
             lease.clone(),
             rx.clone(),
         ));
-        (rechecks, quiet)
+        rechecks
     });
     let shared = reconcile::daemon::Shared {
         alerter: alerter.clone(),

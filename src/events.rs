@@ -289,13 +289,49 @@ impl Rechecks {
     }
 }
 
+/// Where the consumer's counts are shown, as they change: `/status` (with a warning when a
+/// leader has had no event for `quiet`: a broken trail) and `/metrics`. Not at the end of a
+/// pass: with events, passes can be ten minutes apart.
+pub struct Shown {
+    /// `/status`.
+    pub status: crate::status::StatusStore,
+    /// `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// How long without an event is suspicious (`--events-quiet`).
+    pub quiet: Duration,
+    /// When the consumer started (Unix seconds): silence counts from then until an event.
+    pub since_unix: u64,
+}
+
+impl Shown {
+    /// Shows `rechecks`' counts; `leads`: this replica reads the queue (a standby reads
+    /// none, so its silence says nothing about the trail).
+    pub fn show(&self, rechecks: &Rechecks, leads: bool) {
+        let stats = rechecks.stats();
+        self.metrics.record_change_events(&stats);
+        let since = stats.last_event_unix.unwrap_or(self.since_unix);
+        let silent =
+            Duration::from_secs(crate::reconcile::daemon::unix_now().saturating_sub(since));
+        let warning = (silent > self.quiet && leads).then(|| {
+            format!(
+                "no change event for {}: check the CloudTrail trail, the EventBridge rule and the queue's policy (drift is still found by polling)",
+                humantime::format_duration(Duration::from_secs(silent.as_secs()))
+            )
+        });
+        self.status
+            .set_change_events(crate::status::ChangeEvents { stats, warning });
+    }
+}
+
 /// Long-polls `queue` until `shutdown`, on the leader only, handing what it maps to
-/// `rechecks`. `wait` is the long poll (below the transport's response timeout).
+/// `rechecks` and showing its counts after every poll. `wait` is the long poll (below the
+/// transport's response timeout).
 pub async fn consume(
     aws: Aws,
     queue: String,
     wait: Duration,
     rechecks: Arc<Rechecks>,
+    shown: Shown,
     lease: Option<crate::lease::Lease>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -305,6 +341,7 @@ pub async fn consume(
         if *shutdown.borrow() {
             return;
         }
+        shown.show(&rechecks, lease.as_ref().is_none_or(|l| l.is_leader()));
         if lease.as_ref().is_some_and(|l| !l.is_leader()) {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
@@ -355,6 +392,7 @@ pub async fn consume(
             })
             .collect();
         rechecks.record(&verdicts);
+        shown.show(&rechecks, true);
         let entries: Vec<_> = messages
             .iter()
             .enumerate()

@@ -67,14 +67,11 @@ impl Daemon {
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["run"];
         args.extend_from_slice(source);
-        args.extend_from_slice(&[
-            "--interval",
-            "2s",
-            "--listen",
-            &listen,
-            "--config",
-            file.to_str().unwrap(),
-        ]);
+        // Two seconds unless the test says otherwise.
+        if !extra.contains(&"--interval") {
+            args.extend_from_slice(&["--interval", "2s"]);
+        }
+        args.extend_from_slice(&["--listen", &listen, "--config", file.to_str().unwrap()]);
         args.extend_from_slice(extra);
         let process = KillOnDrop(
             emu.mooring_command(&args)
@@ -2064,7 +2061,8 @@ async fn put_cloudtrail_event(emu: &Emulator, name: &str, agent: &str) {
 }
 
 /// Issue 16: a change AWS reports as a CloudTrail event is corrected at once, long before
-/// the service's interval (10 minutes here), and mooring's own writes trigger nothing.
+/// the polling interval (10 minutes here, for every kind), and mooring's own writes
+/// trigger nothing.
 #[tokio::test]
 async fn a_change_event_corrects_drift_long_before_the_interval() {
     let (_guard, emu) = emulator().await;
@@ -2103,7 +2101,7 @@ async fn a_change_event_corrects_drift_long_before_the_interval() {
     let d = Daemon::start(
         emu,
         dir.path().to_str().unwrap(),
-        &["--kind-interval", "Service=10m", "--events-queue", &queue],
+        &["--interval", "10m", "--events-queue", &queue],
     );
     d.wait_for("the first pass", || {
         d.get("/status")["resources"]
@@ -2129,7 +2127,7 @@ async fn a_change_event_corrects_drift_long_before_the_interval() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!(
-        "out-of-band change corrected {:?} after its event (Service interval: 10 minutes)",
+        "out-of-band change corrected {:?} after its event (polling interval: 10 minutes)",
         changed.elapsed()
     );
     let events = d.get("/status")["changeEvents"].clone();
@@ -2157,6 +2155,46 @@ async fn a_change_event_corrects_drift_long_before_the_interval() {
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
+    d.stop();
+}
+
+/// Issue 16: a trail that went quiet is warned about in `/status` while the daemon waits
+/// out a ten-minute interval: the consumer shows its counts after every long poll, not
+/// only when a pass ends.
+#[tokio::test]
+async fn a_silent_trail_is_warned_about_between_passes() {
+    let (_guard, emu) = emulator().await;
+    let sqs = aws_sdk_sqs::Client::new(&emu.sdk_config().await);
+    let queue = sqs
+        .create_queue()
+        .queue_name("mooring-quiet")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let dir = fixture_copy("basic");
+    let d = Daemon::start(
+        emu,
+        dir.path().to_str().unwrap(),
+        &[
+            "--interval",
+            "10m",
+            "--events-queue",
+            &queue,
+            "--events-quiet",
+            "1s",
+        ],
+    );
+    d.wait_for("the warning", || {
+        d.get("/status")["changeEvents"]["warning"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("no change event for "))
+    });
+    let status = d.get("/status");
+    assert_eq!(status["changeEvents"]["received"], 0, "{status}");
+    assert!(status["changeEvents"]["lastEvent"].is_null(), "{status}");
     d.stop();
 }
 

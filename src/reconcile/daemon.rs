@@ -180,9 +180,9 @@ pub struct Shared {
     /// When the loop last started a round (Unix seconds): the lease renewal stops when the
     /// loop is stuck (e.g. a hung fetch), so a standby can take over.
     pub heartbeat: Arc<std::sync::atomic::AtomicU64>,
-    /// With `--events-queue`: the kinds change events ask to re-check, and how long
-    /// without an event is suspicious.
-    pub events: Option<(Arc<crate::events::Rechecks>, Duration)>,
+    /// With `--events-queue`: the kinds change events ask to re-check (the consumer shows
+    /// its own counts).
+    pub events: Option<Arc<crate::events::Rechecks>>,
 }
 
 /// Per-resource backoff after failures.
@@ -285,8 +285,6 @@ struct Daemon {
     /// these, whatever its tags say (a renamed manifest that adopted it, held in observe
     /// mode before its tags are rewritten).
     in_use: HashMap<(Kind, String), String>,
-    /// When the loop started (Unix seconds): how long without change events counts from.
-    started_unix: u64,
 }
 
 /// Runs passes until `shutdown` turns true.
@@ -332,7 +330,6 @@ pub async fn run(
         next_due: HashMap::new(),
         everything: true,
         in_use: HashMap::new(),
-        started_unix: unix_now(),
     };
     loop {
         d.shared.heartbeat.store(unix_now(), Ordering::SeqCst);
@@ -572,21 +569,6 @@ impl Daemon {
         self.shared
             .metrics
             .record_calls(&self.ctx.aws.calls.snapshot());
-        if let Some((rechecks, quiet)) = &self.shared.events {
-            let stats = rechecks.stats();
-            self.shared.metrics.record_change_events(&stats);
-            let since = stats.last_event_unix.unwrap_or(self.started_unix);
-            let silent = Duration::from_secs(unix_now().saturating_sub(since));
-            let warning = (silent > *quiet && leads(&self.shared.lease)).then(|| {
-                format!(
-                    "no change event for {}: check the CloudTrail trail, the EventBridge rule and the queue's policy (drift is still found by polling)",
-                    humantime::format_duration(Duration::from_secs(silent.as_secs()))
-                )
-            });
-            self.shared
-                .status
-                .set_change_events(crate::status::ChangeEvents { stats, warning });
-        }
         self.backoffs.update(&report, &fingerprints);
         self.in_use.retain(|id, _| ids.contains(id));
         for r in &report.resources {
@@ -792,14 +774,14 @@ impl Daemon {
             }
             _ = async {
                 match &self.shared.events {
-                    Some((rechecks, _)) => rechecks.notify.notified().await,
+                    Some(rechecks) => rechecks.notify.notified().await,
                     None => std::future::pending().await,
                 }
             } => {
                 // Let a burst of events settle into one pass of the kinds they touched
                 // (and, as every pass, the kinds those depend on).
                 tokio::time::sleep(DEBOUNCE).await;
-                if let Some((rechecks, _)) = &self.shared.events {
+                if let Some(rechecks) = &self.shared.events {
                     let kinds = rechecks.take();
                     info!(kinds = ?kinds, "re-check after change events");
                     let now = Instant::now();
