@@ -5787,6 +5787,63 @@ impl Others {
                     .await
                     .unwrap();
             }
+            "cache subnet group managed tag" => {
+                // moto has no ModifyCacheSubnetGroup: the description and subnets cannot
+                // be changed (or put back) here; see the kind's canned-response tests.
+                self.cache
+                    .add_tags_to_resource()
+                    .resource_name(
+                        "arn:aws:elasticache:us-east-1:123456789012:subnetgroup:salon-redis",
+                    )
+                    .tags(
+                        aws_sdk_elasticache::types::Tag::builder()
+                            .key("project")
+                            .value("someone-else")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "ingress rule description" | "ingress rule revoked" => {
+                let db = self.group_id("webapp-db").await;
+                let backend = self.group_id("webapp-backend").await;
+                let rules = ingress_rules(&self.ec2, &db).await;
+                let ours = rules
+                    .iter()
+                    .find(|r| r.1 == backend)
+                    .expect("the backend's rule on webapp-db");
+                if id == "ingress rule revoked" {
+                    self.ec2
+                        .revoke_security_group_ingress()
+                        .group_id(&db)
+                        .security_group_rule_ids(&ours.0)
+                        .send()
+                        .await
+                        .unwrap();
+                } else {
+                    self.ec2
+                        .modify_security_group_rules()
+                        .group_id(&db)
+                        .security_group_rules(
+                            aws_sdk_ec2::types::SecurityGroupRuleUpdate::builder()
+                                .security_group_rule_id(&ours.0)
+                                .security_group_rule(
+                                    aws_sdk_ec2::types::SecurityGroupRuleRequest::builder()
+                                        .ip_protocol("tcp")
+                                        .from_port(5432)
+                                        .to_port(5432)
+                                        .referenced_group_id(&backend)
+                                        .description("changed by hand")
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
             "others' tag on the log group" => {
                 self.logs
                     .tag_resource()
@@ -6111,49 +6168,49 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
             "Rule/salon-nightly-cleanup",
             "target.ecs.taskCount",
         ),
+        (
+            "cache subnet group managed tag",
+            "CacheSubnetGroup/salon-redis",
+            "tags.project",
+        ),
     ];
-    let mut misses = Vec::new();
-    for (change, resource, field) in drift {
-        others.mutate(emu, change).await;
-        let (report, _) = plan(emu, &examples).await;
-        let found = report
-            .resources
-            .iter()
-            .find(|r| r.id() == *resource)
-            .unwrap();
-        let fields: Vec<&str> = found.changes.iter().map(|c| c.field.as_str()).collect();
-        // The exact field, or (for a set such as a group's ingress rules) a member of it.
-        let named = fields
-            .iter()
-            .any(|f| f == field || f.starts_with(&format!("{field}.")));
-        if !named {
-            misses.push(format!(
-                "{change}: {resource} {field} not named; plan: {fields:?} ({:?})",
-                found.error()
-            ));
-            // Put the stack back anyway for the next change.
-        }
-        let set = load_dir(&examples).unwrap();
-        let ctx = Context::new(emu.aws().await);
-        let applied = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
-        let (after, _) = plan(emu, &examples).await;
-        if applied.has_errors() || after.has_changes() {
-            let left: Vec<String> = after
-                .resources
-                .iter()
-                .filter(|r| r.action != Action::None || r.error().is_some())
-                .map(|r| {
-                    format!(
-                        "{} {:?} {:?}",
-                        r.id(),
-                        r.changes.iter().map(|c| &c.field).collect::<Vec<_>>(),
-                        r.error()
-                    )
-                })
-                .collect();
-            misses.push(format!("{change}: not restored by apply: {left:?}"));
-        }
-    }
+    let mut misses = named_and_restored(emu, &others, &examples, drift).await;
+
+    // The one kind the salon stack has none of: a rule on another team's group (the
+    // webapp example's `webapp-db`, which seeding made). Its field names the rule by its
+    // source group's ID.
+    let webapp = common::root().join("manifests/examples/webapp");
+    apply(emu, &webapp).await;
+    let backend = others.group_id("webapp-backend").await;
+    let rule = format!("rules.tcp 5432 {backend}");
+    let ingress = [
+        (
+            "ingress rule description",
+            "SecurityGroupIngress/webapp-db-access",
+            rule.as_str(),
+        ),
+        (
+            "ingress rule revoked",
+            "SecurityGroupIngress/webapp-db-access",
+            rule.as_str(),
+        ),
+    ];
+    misses.extend(named_and_restored(emu, &others, &webapp, &ingress).await);
+    // Every kind has its changes in the corpus.
+    let covered: std::collections::BTreeSet<&str> = drift
+        .iter()
+        .chain(&ingress)
+        .filter_map(|(_, resource, _)| resource.split('/').next())
+        .collect();
+    let uncovered: Vec<String> = Kind::ALL
+        .iter()
+        .map(|k| k.to_string())
+        .filter(|k| !covered.contains(k.as_str()))
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "kinds without a mutation: {uncovered:?}"
+    );
     let not_drift = [
         "others' tag on the service",
         "others' tag on the target group",
@@ -6185,15 +6242,69 @@ async fn mutation_corpus_every_change_is_named_and_restored() {
     }
     eprintln!(
         "mutation corpus: {}/{} changes named and restored, {} non-drift changes checked",
-        drift.len()
+        drift.len() + ingress.len()
             - misses
                 .iter()
                 .filter(|m| !m.contains("taken for drift"))
                 .count(),
-        drift.len(),
+        drift.len() + ingress.len(),
         not_drift.len()
     );
     assert!(misses.is_empty(), "{}", misses.join("\n"));
+}
+
+/// Makes each out-of-band change of `drift` (by [`Others::mutate`]) and checks that plan of
+/// `examples` names the resource and the exact field, and that apply puts it back: what
+/// did not, said.
+async fn named_and_restored(
+    emu: &Emulator,
+    others: &Others,
+    examples: &Path,
+    drift: &[(&str, &str, &str)],
+) -> Vec<String> {
+    let mut misses = Vec::new();
+    for (change, resource, field) in drift {
+        others.mutate(emu, change).await;
+        let (report, _) = plan(emu, examples).await;
+        let found = report
+            .resources
+            .iter()
+            .find(|r| r.id() == *resource)
+            .unwrap();
+        let fields: Vec<&str> = found.changes.iter().map(|c| c.field.as_str()).collect();
+        // The exact field, or (for a set such as a group's ingress rules) a member of it.
+        let named = fields
+            .iter()
+            .any(|f| f == field || f.starts_with(&format!("{field}.")));
+        if !named {
+            misses.push(format!(
+                "{change}: {resource} {field} not named; plan: {fields:?} ({:?})",
+                found.error()
+            ));
+            // Put the stack back anyway for the next change.
+        }
+        let set = load_dir(examples).unwrap();
+        let ctx = Context::new(emu.aws().await);
+        let applied = reconcile::apply_all(&ctx, &set, &reconcilers(&set), true).await;
+        let (after, _) = plan(emu, examples).await;
+        if applied.has_errors() || after.has_changes() {
+            let left: Vec<String> = after
+                .resources
+                .iter()
+                .filter(|r| r.action != Action::None || r.error().is_some())
+                .map(|r| {
+                    format!(
+                        "{} {:?} {:?}",
+                        r.id(),
+                        r.changes.iter().map(|c| &c.field).collect::<Vec<_>>(),
+                        r.error()
+                    )
+                })
+                .collect();
+            misses.push(format!("{change}: not restored by apply: {left:?}"));
+        }
+    }
+    misses
 }
 
 /// Copies the directory tree `from` into `to` (created).
