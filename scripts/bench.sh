@@ -143,7 +143,9 @@ per_cluster = [math.ceil(n / 2), n // 2]
 minimum = {
     "ECS.DescribeClusters": 1,                                   # 100 clusters per call
     "ECS.DescribeServices": sum(math.ceil(c / 10) for c in per_cluster),  # 10 per call
-    "SSM.DescribeParameters": 1,                                 # one path, 1 parameter
+    # One path, 1 parameter: its listing, and the listing filtered by the set's managed
+    # tags (DescribeParameters returns no tags; this spares a ListTagsForResource each).
+    "SSM.DescribeParameters": 2,
     "SSM.GetParameters": 1,                                      # 10 names per call
     "EC2.DescribeVpcs": 1,                                       # the default VPC
     "EC2.DescribeSubnets": 1,                                    # one lookup shared by all
@@ -222,7 +224,8 @@ minimum = {
     "ECS.DescribeServices": 1,
     "ECS.DescribeTaskDefinition": k("Service"),          # the revision each service runs
     "STS.GetCallerIdentity": 1,                          # the account, for secret ARNs
-    "SSM.DescribeParameters": math.ceil(56 / 50),        # names and types, 50 per page
+    # Names and types, 50 per page; then the 50 managed ones filtered by their tags.
+    "SSM.DescribeParameters": math.ceil(56 / 50) + math.ceil(50 / 50),
     "SSM.GetParameters": math.ceil(50 / 10),             # managed values, 10 per call
     "EC2.DescribeVpcs": 1,
     "EC2.DescribeSubnets": 1,
