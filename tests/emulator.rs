@@ -7250,6 +7250,36 @@ fn read_dir_files(dir: &Path) -> std::collections::BTreeMap<String, String> {
 async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
     let (_guard, emu) = emulator().await;
     let (svc_arn, tg_arn, td_arn) = build_cdk_like_stack(emu).await;
+    // Fargate Spot: the cluster's providers and default strategy, the service's own
+    // strategy. Imported as they are, and in sync after the adoption.
+    {
+        use aws_sdk_ecs::types::CapacityProviderStrategyItem as Item;
+        let item = |provider: &str, weight: i32, base: i32| {
+            Item::builder()
+                .capacity_provider(provider)
+                .weight(weight)
+                .base(base)
+                .build()
+                .unwrap()
+        };
+        let ecs = aws_sdk_ecs::Client::new(&emu.sdk_config().await);
+        ecs.put_cluster_capacity_providers()
+            .cluster(IMPORT_CLUSTER)
+            .capacity_providers("FARGATE")
+            .capacity_providers("FARGATE_SPOT")
+            .default_capacity_provider_strategy(item("FARGATE_SPOT", 1, 0))
+            .send()
+            .await
+            .unwrap();
+        ecs.update_service()
+            .cluster(IMPORT_CLUSTER)
+            .service(IMPORT_SERVICE)
+            .capacity_provider_strategy(item("FARGATE_SPOT", 3, 0))
+            .capacity_provider_strategy(item("FARGATE", 1, 1))
+            .send()
+            .await
+            .unwrap();
+    }
     let out_dir = tempfile::tempdir().unwrap();
     let dir = out_dir.path().join("imported");
     let path = dir.to_str().unwrap();
@@ -7365,12 +7395,21 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
         "logGroupName: /ecs/backend",
         "retentionInDays: 14",
         "group: ecs-backend",
+        "  capacityProviderStrategy:\n    - capacityProvider: FARGATE_SPOT\n      weight: 3\n    - capacityProvider: FARGATE\n      weight: 1\n      base: 1\n",
     ] {
         assert!(
             svc_yaml.contains(expected),
             "no {expected:?} in\n{svc_yaml}"
         );
     }
+    let cluster_yaml = &files["cluster.yaml"];
+    assert!(
+        cluster_yaml.contains("  capacityProviders: [FARGATE, FARGATE_SPOT]\n")
+            && cluster_yaml.contains(
+                "  defaultCapacityProviderStrategy:\n    - capacityProvider: FARGATE_SPOT\n      weight: 1\n"
+            ),
+        "{cluster_yaml}"
+    );
     let lb_yaml = &files["load-balancers.yaml"];
     for expected in [
         "loadBalancerName: CdkBa-LB8A12904C-XYZ",

@@ -66,14 +66,35 @@ pub(crate) async fn read(
         .and_then(|s| s.value())
         .filter(|v| ["enabled", "enhanced"].contains(v));
     let tags = user_tags(c.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
+    // Fargate's providers and a default strategy of them are written (and then managed);
+    // with any other provider neither is: the cluster keeps what it has.
+    let providers = c.capacity_providers();
+    let fargate_only = providers
+        .iter()
+        .all(|p| ["FARGATE", "FARGATE_SPOT"].contains(&p.as_str()));
+    let default_strategy = c.default_capacity_provider_strategy();
+    let (capacity_providers, default_capacity_provider_strategy) = match fargate_only {
+        true => (
+            (!providers.is_empty()).then(|| json!(providers)),
+            (!default_strategy.is_empty())
+                .then(|| super::service::fargate_strategy(default_strategy))
+                .flatten(),
+        ),
+        false => (None, None),
+    };
     let mut doc = Imported::new(
         "Cluster",
         name.clone(),
         c.cluster_arn().unwrap_or(&aws_name).to_string(),
-        json!({"clusterName": aws_name, "containerInsights": insights, "tags": tags}),
+        json!({
+            "clusterName": aws_name,
+            "containerInsights": insights,
+            "capacityProviders": capacity_providers,
+            "defaultCapacityProviderStrategy": default_capacity_provider_strategy,
+            "tags": tags,
+        }),
     );
-    let providers = c.capacity_providers();
-    if providers.iter().any(|p| !p.starts_with("FARGATE")) {
+    if !fargate_only {
         doc.notes.push(format!(
             "capacity providers {providers:?} are not managed by mooring and are left as they are"
         ));

@@ -458,35 +458,35 @@ pub(crate) fn build(
         "sidecars": sidecars,
     });
 
-    // The service.
+    // The service. A strategy of Fargate's providers is written as it is, even one plain
+    // `FARGATE` (the kind compares a live strategy as a strategy, not as the launch type);
+    // moto keeps the launch type beside a strategy set by UpdateService, ECS drops it, and
+    // the strategy decides in both.
     let launch_fargate = s.launch_type().map(|l| l.as_str()) == Some("FARGATE");
     let strategy = s.capacity_provider_strategy();
-    if !launch_fargate {
-        let plain_fargate = matches!(strategy, [one] if one.capacity_provider() == "FARGATE");
-        if !plain_fargate {
-            cannot.push(format!(
+    let mut capacity_provider_strategy = Value::Null;
+    if !strategy.is_empty() {
+        match fargate_strategy(strategy) {
+            Some(written) => capacity_provider_strategy = written,
+            None => cannot.push(format!(
                 "capacityProviderStrategy: {}",
-                if strategy.is_empty() {
-                    format!(
-                        "launch type {}",
-                        s.launch_type().map_or("(none)", |l| l.as_str())
-                    )
-                } else {
-                    strategy
-                        .iter()
-                        .map(|c| {
-                            format!(
-                                "{} weight {} base {}",
-                                c.capacity_provider(),
-                                c.weight(),
-                                c.base()
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ));
+                strategy
+                    .iter()
+                    .map(|c| format!(
+                        "{} weight {} base {}",
+                        c.capacity_provider(),
+                        c.weight(),
+                        c.base()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
+    } else if strategy.is_empty() && !launch_fargate {
+        cannot.push(format!(
+            "capacityProviderStrategy: launch type {}",
+            s.launch_type().map_or("(none)", |l| l.as_str())
+        ));
     }
     if !s.placement_strategy().is_empty() {
         cannot.push("placementStrategy".into());
@@ -580,6 +580,7 @@ pub(crate) fn build(
         "healthCheckGracePeriodSeconds": grace,
         "enableExecuteCommand": if s.enable_execute_command() { Some(true) } else { None },
         "platformVersion": platform,
+        "capacityProviderStrategy": capacity_provider_strategy,
         "loadBalancers": load_balancers,
         "tags": tags,
         "deploy": {"restartOnSecretChange": restart_on_secret_change},
@@ -602,6 +603,32 @@ pub(crate) fn build(
         doc,
         secrets: secrets_read,
     }
+}
+
+/// A capacity provider strategy as a manifest writes it (weights and bases of 0, ECS's
+/// defaults, left out); `None` when a provider is not one of Fargate's, which the kinds
+/// cannot say.
+pub(crate) fn fargate_strategy(
+    items: &[aws_sdk_ecs::types::CapacityProviderStrategyItem],
+) -> Option<Value> {
+    items
+        .iter()
+        .map(|c| {
+            let provider = c.capacity_provider();
+            ["FARGATE", "FARGATE_SPOT"].contains(&provider).then(|| {
+                let mut item = serde_json::Map::new();
+                item.insert("capacityProvider".into(), json!(provider));
+                if c.weight() != 0 {
+                    item.insert("weight".into(), json!(c.weight()));
+                }
+                if c.base() != 0 {
+                    item.insert("base".into(), json!(c.base()));
+                }
+                Value::Object(item)
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(Value::Array)
 }
 
 #[cfg(test)]
@@ -713,9 +740,14 @@ mod tests {
         let built = build_one(service, td);
         let d = &built.doc;
         let cannot = d.cannot_carry.join("\n");
+        // Fargate Spot is carried: written, not reported.
+        assert_eq!(
+            d.spec["capacityProviderStrategy"],
+            json!([{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+        );
+        assert!(!cannot.contains("capacityProviderStrategy"), "{cannot}");
         for expected in [
             "taskDefinition.volumes",
-            "capacityProviderStrategy: FARGATE_SPOT weight 1 base 0",
             "placementStrategy",
             "taskDefinition.container.logConfiguration.options.mode",
         ] {
