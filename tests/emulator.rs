@@ -1890,6 +1890,180 @@ spec:
     }
 }
 
+/// DescribeConnection as moto answers it, raw: moto returns the authorization as it was
+/// sent, secrets included (AWS leaves them out), which shows whether a secret was kept.
+fn raw_connection(emu: &Emulator, name: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{}/", emu.port()),
+            "-H",
+            "X-Amz-Target: AWSEvents.DescribeConnection",
+            "-H",
+            "Content-Type: application/x-amz-json-1.1",
+            "-H",
+            "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=0",
+            "-d",
+            &format!(r#"{{"Name": "{name}"}}"#),
+        ])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Review findings: mooring never sends a connection's authorization in a way that could
+/// lose what no manifest can give back. Without `secretId`, a user name that differs is a
+/// problem, not an update without the password (moto drops a password left out; AWS does
+/// not document keeping it); secret OAuth body parameters, which a manifest cannot say,
+/// are a problem, not removed by the next update. Adoption then writes the marker only.
+#[tokio::test]
+async fn a_connection_is_never_sent_without_what_it_would_lose() {
+    use aws_sdk_eventbridge::types::{
+        ConnectionAuthorizationType, ConnectionBodyParameter, ConnectionHttpParameters,
+        ConnectionOAuthHttpMethod, CreateConnectionAuthRequestParameters,
+        CreateConnectionBasicAuthRequestParameters, CreateConnectionOAuthClientRequestParameters,
+        CreateConnectionOAuthRequestParameters,
+    };
+    const PASSWORD: &str = "password-set-by-hand-0123";
+    const ASSERTION: &str = "assertion-set-by-hand-0123";
+    let (_guard, emu) = emulator().await;
+    let eb = aws_sdk_eventbridge::Client::new(&emu.sdk_config().await);
+    eb.create_connection()
+        .name("partner-basic")
+        .description("made by hand")
+        .authorization_type(ConnectionAuthorizationType::Basic)
+        .auth_parameters(
+            CreateConnectionAuthRequestParameters::builder()
+                .basic_auth_parameters(
+                    CreateConnectionBasicAuthRequestParameters::builder()
+                        .username("someone")
+                        .password(PASSWORD)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = |k: &str, v: &str, secret: bool| {
+        ConnectionBodyParameter::builder()
+            .key(k)
+            .value(v)
+            .is_value_secret(secret)
+            .build()
+    };
+    eb.create_connection()
+        .name("partner-oauth")
+        .description("made by hand")
+        .authorization_type(ConnectionAuthorizationType::OauthClientCredentials)
+        .auth_parameters(
+            CreateConnectionAuthRequestParameters::builder()
+                .o_auth_parameters(
+                    CreateConnectionOAuthRequestParameters::builder()
+                        .authorization_endpoint("https://auth.example.com/oauth/token")
+                        .http_method(ConnectionOAuthHttpMethod::Post)
+                        .client_parameters(
+                            CreateConnectionOAuthClientRequestParameters::builder()
+                                .client_id("salon")
+                                .client_secret("client-secret-by-hand")
+                                .build()
+                                .unwrap(),
+                        )
+                        .o_auth_http_parameters(
+                            ConnectionHttpParameters::builder()
+                                .body_parameters(body("scope", "queues", false))
+                                .body_parameters(body("client_assertion", ASSERTION, true))
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_secretsmanager::Client::new(&emu.sdk_config().await)
+        .create_secret()
+        .name("prd/partner/oauth")
+        .secret_string("client-secret-from-mooring")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = |username: &str| {
+        format!(
+            "apiVersion: mooring.dev/v1alpha1
+kind: Stack
+metadata: {{name: partners}}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {{name: partner-basic, annotations: {{mooring.dev/adopt: \"true\"}}}}
+spec:
+  basic: {{username: {username}}}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata: {{name: partner-oauth, annotations: {{mooring.dev/adopt: \"true\"}}}}
+spec:
+  oauth:
+    authorizationEndpoint: https://auth.example.com/oauth/token
+    clientId: salon
+    secretId: prd/partner/oauth
+    bodyParameters: {{scope: queues}}
+"
+        )
+    };
+    let file = dir.path().join("partners.yaml");
+    std::fs::write(&file, manifests("scheduler")).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let out = emu.mooring(&["apply", path]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    for expected in [
+        "differs in `username`, and without `basic.secretId` mooring does not send it",
+        "has secret OAuth body parameters (client_assertion)",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in {text}");
+    }
+    let (basic, oauth) = (
+        raw_connection(emu, "partner-basic"),
+        raw_connection(emu, "partner-oauth"),
+    );
+    assert!(
+        basic.contains(PASSWORD) && basic.contains("someone") && basic.contains("made by hand"),
+        "the basic connection was touched: {basic}"
+    );
+    assert!(
+        oauth.contains(ASSERTION)
+            && oauth.contains("client-secret-by-hand")
+            && oauth.contains("made by hand"),
+        "the OAuth connection was touched: {oauth}"
+    );
+    assert!(!text.contains(PASSWORD) && !text.contains(ASSERTION));
+
+    // The manifest says what the connection has: adopted (its marker only), password kept.
+    std::fs::write(&file, manifests("someone")).unwrap();
+    let out = emu.mooring(&["apply", "--target", "Connection/partner-basic", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let basic = raw_connection(emu, "partner-basic");
+    assert!(
+        basic.contains(PASSWORD)
+            && basic.contains("managed by mooring: partners/Connection/partner-basic"),
+        "{basic}"
+    );
+}
+
 #[tokio::test]
 async fn redis_replication_group_round_trip() {
     let (_guard, emu) = emulator().await;

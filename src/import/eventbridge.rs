@@ -344,23 +344,13 @@ async fn destination(
         spec[field] = auth;
         let mut doc = Imported::new("Connection", manifest.clone(), conn_arn.clone(), spec);
         doc.notes.push(format!(
-            "EventBridge never returns the {what}, and import reads none: without `{field}.secretId` mooring leaves it as it is and never sends one. To have mooring set it, set `{field}.secretId` to the Secrets Manager secret holding the {what} (the next apply sends that secret's value)"
+            "EventBridge never returns the {what}, and import reads none: without `{field}.secretId` mooring leaves it as it is and never sends one, nor the rest of the authorization (EventBridge takes it whole; a difference is reported, not repaired). To have mooring set it, set `{field}.secretId` to the Secrets Manager secret holding the {what} (the next apply sends that secret's value)"
         ));
-        let secret_parameters = c
-            .auth_parameters()
-            .and_then(|a| a.o_auth_parameters())
-            .and_then(|o| o.o_auth_http_parameters())
-            .map(|h| h.body_parameters())
-            .unwrap_or_default()
-            .iter()
-            .filter(|p| p.is_value_secret())
-            .filter_map(|p| p.key())
-            .collect::<Vec<_>>();
-        if !secret_parameters.is_empty() {
-            doc.notes.push(format!(
-                "the OAuth body parameters {} are secret (EventBridge does not return them) and are left out: the next apply removes them",
-                secret_parameters.join(", ")
-            ));
+        // Secret body parameters cannot be said, and any update would remove them: the
+        // connection is watched (observe), never written.
+        for key in crate::kinds::connection::secret_body_parameters(&c) {
+            doc.cannot_carry
+                .push(format!("oauth.bodyParameters.{key} (its value is secret)"));
         }
         // A connection mooring set up says in its description which secret its key came
         // from: shown as a hint to check, not trusted.

@@ -102,6 +102,24 @@ impl crate::kinds::Declared for Unit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Doc {
+    /// The authorization, but for its secret part.
+    #[serde(flatten)]
+    pub auth: Authorization,
+    /// The ownership marker (the description's first part).
+    pub marker: Option<String>,
+    /// Where the key came from: `<secret> version <id>`; live, `set outside mooring at …`
+    /// when the connection was modified after mooring last sent it. Named `keyFrom`, not
+    /// `apiKey`: it never holds the key, and a field named like a secret is redacted in
+    /// plan, status and alerts, which hid exactly this news.
+    #[serde(alias = "apiKey")]
+    pub key_from: Option<String>,
+}
+
+/// What EventBridge returns of a connection's authorization: everything but the secret
+/// part.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorization {
     /// `API_KEY`, `BASIC` or `OAUTH_CLIENT_CREDENTIALS`.
     pub authorization_type: String,
     /// The HTTP header that carries an API key.
@@ -113,14 +131,86 @@ pub struct Doc {
     /// What OAuth client credentials say besides the client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthDoc>,
-    /// The ownership marker (the description's first part).
-    pub marker: Option<String>,
-    /// Where the key came from: `<secret> version <id>`; live, `set outside mooring at …`
-    /// when the connection was modified after mooring last sent it. Named `keyFrom`, not
-    /// `apiKey`: it never holds the key, and a field named like a secret is redacted in
-    /// plan, status and alerts, which hid exactly this news.
-    #[serde(alias = "apiKey")]
-    pub key_from: Option<String>,
+}
+
+impl Authorization {
+    /// What the manifest says.
+    fn of_spec(m: &Manifest<ConnectionSpec>) -> Authorization {
+        let auth = m.spec.auth();
+        let mut out = Authorization {
+            authorization_type: auth.authorization_type().to_string(),
+            ..Authorization::default()
+        };
+        match auth {
+            Auth::ApiKey(k) => out.api_key_name = Some(k.header_name.clone()),
+            Auth::Basic(b) => out.username = Some(b.username.clone()),
+            Auth::OAuth(o) => {
+                out.oauth = Some(OAuthDoc {
+                    authorization_endpoint: o.authorization_endpoint.clone(),
+                    http_method: o.http_method.as_str().to_string(),
+                    client_id: o.client_id.clone(),
+                    body_parameters: o.body_parameters.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// What AWS says. Body parameters whose values AWS keeps secret are not in it (see
+    /// [`secret_body_parameters`]).
+    fn of_live(c: &DescribeConnectionOutput) -> Authorization {
+        let params = c.auth_parameters();
+        Authorization {
+            authorization_type: c
+                .authorization_type()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default(),
+            api_key_name: params
+                .and_then(|a| a.api_key_auth_parameters())
+                .and_then(|k| k.api_key_name())
+                .map(str::to_string),
+            username: params
+                .and_then(|a| a.basic_auth_parameters())
+                .and_then(|b| b.username())
+                .map(str::to_string),
+            oauth: params.and_then(|a| a.o_auth_parameters()).map(|o| OAuthDoc {
+                authorization_endpoint: o.authorization_endpoint().unwrap_or_default().to_string(),
+                http_method: o.http_method().map(|h| h.as_str()).unwrap_or_default().to_string(),
+                client_id: o
+                    .client_parameters()
+                    .and_then(|c| c.client_id())
+                    .unwrap_or_default()
+                    .to_string(),
+                body_parameters: o
+                    .o_auth_http_parameters()
+                    .map(|h| h.body_parameters())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| !p.is_value_secret())
+                    .map(|p| {
+                        (
+                            p.key().unwrap_or_default().to_string(),
+                            p.value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}
+
+/// The names of the live connection's OAuth body parameters whose values AWS keeps secret.
+/// A manifest cannot say them, and an update sends the body parameters whole.
+pub fn secret_body_parameters(c: &DescribeConnectionOutput) -> Vec<&str> {
+    c.auth_parameters()
+        .and_then(|a| a.o_auth_parameters())
+        .and_then(|o| o.o_auth_http_parameters())
+        .map(|h| h.body_parameters())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.is_value_secret())
+        .filter_map(|p| p.key())
+        .collect()
 }
 
 /// The non-secret part of OAuth client credentials.
@@ -133,8 +223,8 @@ pub struct OAuthDoc {
     pub http_method: String,
     /// The client ID.
     pub client_id: String,
-    /// The token request's body parameters. A live parameter AWS keeps secret shows as
-    /// `(secret)`: mooring never sends one, so it is someone else's.
+    /// The token request's body parameters (none secret).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub body_parameters: BTreeMap<String, String>,
 }
 
@@ -255,19 +345,49 @@ fn no_secret(m: &Manifest<ConnectionSpec>) -> String {
     )
 }
 
-/// Without `secretId` a live connection that authorizes another way has no key to keep,
-/// and switching it would leave it without one: the message saying so.
-fn no_key_to_keep(m: &Manifest<ConnectionSpec>, live_authorization: &str) -> Option<String> {
+/// Why mooring must not send this connection's authorization, if it must not; `live`, the
+/// connection as it is. Every such case would lose something no manifest can give back:
+/// - it does not exist and no `secretId` names its key (EventBridge needs one);
+/// - it has secret OAuth body parameters: a manifest cannot say them, and EventBridge takes
+///   the body parameters whole, so any authorization sent would remove them;
+/// - without `secretId`, its authorization differs from the manifest's: EventBridge takes an
+///   authorization whole, and one sent without its key may leave the connection keyless
+///   (moto drops the key; AWS does not document that it keeps it).
+fn cannot_send(m: &Manifest<ConnectionSpec>, live: Option<&DescribeConnectionOutput>) -> Option<String> {
     let auth = m.spec.auth();
     let k = auth.secret();
+    let name = m.spec.aws_name(&m.metadata);
+    let Some(c) = live else {
+        return k.id.is_none().then(|| no_secret(m));
+    };
+    let secret_parameters = secret_body_parameters(c);
+    if !secret_parameters.is_empty() {
+        return Some(format!(
+            "the connection `{name}` has secret OAuth body parameters ({}), which a manifest cannot say; EventBridge takes a connection's body parameters whole, so any update would remove them, and mooring sends none: keep the connection with `mooring.dev/mode: observe`, or move the secret out of its body parameters",
+            secret_parameters.join(", ")
+        ));
+    }
+    if k.id.is_some() {
+        return None;
+    }
+    let (field, what) = (k.field, k.what);
+    let live_authorization = c.authorization_type().map_or("no authorization", |a| a.as_str());
     let wanted = auth.authorization_type();
-    (k.id.is_none() && live_authorization != wanted).then(|| {
+    if live_authorization != wanted {
+        return Some(format!(
+            "the connection `{name}` authorizes with {live_authorization}, and without `{field}.secretId` mooring has no {what} to switch it to {wanted} with (it never sends a connection without one); set `secretId` to the Secrets Manager secret that holds the {what}"
+        ));
+    }
+    let desired = serde_json::to_value(Authorization::of_spec(m)).unwrap_or_default();
+    let live = serde_json::to_value(Authorization::of_live(c)).unwrap_or_default();
+    let differ: Vec<String> = crate::reconcile::diff::diff(&desired, Some(&live))
+        .into_iter()
+        .map(|c| format!("`{}`", c.field))
+        .collect();
+    (!differ.is_empty()).then(|| {
         format!(
-            "the connection `{}` authorizes with {live_authorization}, and without `{}.secretId` mooring has no {} to switch it to {wanted} with (it never sends a connection without one); set `secretId` to the Secrets Manager secret that holds the {}",
-            m.spec.aws_name(&m.metadata),
-            k.field,
-            k.what,
-            k.what
+            "the connection `{name}` differs in {}, and without `{field}.secretId` mooring does not send it: EventBridge takes a connection's authorization whole, and one sent without the {what} may leave the connection without one; set `secretId` to the Secrets Manager secret that holds the {what}, or make the manifest say what the connection has",
+            differ.join(", ")
         )
     })
 }
@@ -293,7 +413,11 @@ async fn secret_value(
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("secretsmanager:GetSecretValue", e))?;
-    let raw = out.secret_string().unwrap_or_default();
+    let Some(raw) = out.secret_string() else {
+        return Err(ReconcileError::requirement(format!(
+            "the secret {secret_id} holds no text (a binary secret?); the {what} must be a string"
+        )));
+    };
     let value = match k.key {
         None => raw.to_string(),
         Some(key) => serde_json::from_str::<Value>(raw)
@@ -311,19 +435,13 @@ async fn secret_value(
             "the secret {secret_id} holds an empty {what}"
         )));
     }
-    Ok(value)
-}
-
-impl Doc {
-    /// The authorization's non-secret fields, to tell whether they must go out.
-    fn authorization(&self) -> (&str, Option<&str>, Option<&str>, Option<&OAuthDoc>) {
-        (
-            &self.authorization_type,
-            self.api_key_name.as_deref(),
-            self.username.as_deref(),
-            self.oauth.as_ref(),
-        )
+    // EventBridge refuses control characters; a trailing newline is the usual one.
+    if value.chars().any(char::is_control) {
+        return Err(ReconcileError::requirement(format!(
+            "the {what} in the secret {secret_id} holds a line break or another control character (a trailing newline?), which EventBridge refuses"
+        )));
     }
+    Ok(value)
 }
 
 /// An OAuth token request's body parameters, none of them secret.
@@ -349,6 +467,7 @@ fn create_auth(
     doc: &Doc,
     key: String,
 ) -> Result<CreateConnectionAuthRequestParameters, aws_sdk_eventbridge::error::BuildError> {
+    let doc = &doc.auth;
     let params = CreateConnectionAuthRequestParameters::builder();
     let params = if let Some(o) = &doc.oauth {
         let mut oauth = CreateConnectionOAuthRequestParameters::builder()
@@ -382,11 +501,12 @@ fn create_auth(
     Ok(params.build())
 }
 
-/// The authorization to update a connection to `doc` with; `key`, its secret part, `None`
-/// to leave the live one as it is. UpdateConnection takes the authorization as a whole:
-/// every non-secret field goes out, and an OAuth connection's body parameters are sent
+/// The authorization to update a connection to `doc` with, `key` its secret part: always
+/// sent, since UpdateConnection takes the authorization as a whole (see [`cannot_send`]).
+/// Every non-secret field goes out, and an OAuth connection's body parameters are sent
 /// even when there are none, so that parameters added by hand go.
-fn update_auth(doc: &Doc, key: Option<String>) -> UpdateConnectionAuthRequestParameters {
+fn update_auth(doc: &Doc, key: String) -> UpdateConnectionAuthRequestParameters {
+    let doc = &doc.auth;
     let params = UpdateConnectionAuthRequestParameters::builder();
     let params = if let Some(o) = &doc.oauth {
         params.o_auth_parameters(
@@ -394,7 +514,7 @@ fn update_auth(doc: &Doc, key: Option<String>) -> UpdateConnectionAuthRequestPar
                 .client_parameters(
                     UpdateConnectionOAuthClientRequestParameters::builder()
                         .client_id(&o.client_id)
-                        .set_client_secret(key)
+                        .client_secret(key)
                         .build(),
                 )
                 .authorization_endpoint(&o.authorization_endpoint)
@@ -406,14 +526,14 @@ fn update_auth(doc: &Doc, key: Option<String>) -> UpdateConnectionAuthRequestPar
         params.basic_auth_parameters(
             UpdateConnectionBasicAuthRequestParameters::builder()
                 .username(username)
-                .set_password(key)
+                .password(key)
                 .build(),
         )
     } else {
         params.api_key_auth_parameters(
             UpdateConnectionApiKeyAuthRequestParameters::builder()
                 .set_api_key_name(doc.api_key_name.clone())
-                .set_api_key_value(key)
+                .api_key_value(key)
                 .build(),
         )
     };
@@ -457,73 +577,17 @@ impl Resource for Unit {
     }
 
     fn desired(set: &ManifestSet, m: &Manifest<ConnectionSpec>, obs: &Observed) -> Doc {
-        let auth = m.spec.auth();
-        let mut doc = Doc {
-            authorization_type: auth.authorization_type().to_string(),
-            api_key_name: None,
-            username: None,
-            oauth: None,
+        Doc {
+            auth: Authorization::of_spec(m),
             marker: Some(ownership::marker(Kind::Connection, set.owner(), m.name())),
             key_from: key_from(m, &obs.version),
-        };
-        match auth {
-            Auth::ApiKey(k) => doc.api_key_name = Some(k.header_name.clone()),
-            Auth::Basic(b) => doc.username = Some(b.username.clone()),
-            Auth::OAuth(o) => {
-                doc.oauth = Some(OAuthDoc {
-                    authorization_endpoint: o.authorization_endpoint.clone(),
-                    http_method: o.http_method.as_str().to_string(),
-                    client_id: o.client_id.clone(),
-                    body_parameters: o.body_parameters.clone(),
-                });
-            }
         }
-        doc
     }
 
     fn live(_set: &ManifestSet, _m: &Manifest<ConnectionSpec>, obs: &Observed) -> Option<Doc> {
         let c = obs.live.as_ref()?;
         Some(Doc {
-            authorization_type: c
-                .authorization_type()
-                .map(|a| a.as_str().to_string())
-                .unwrap_or_default(),
-            api_key_name: c
-                .auth_parameters()
-                .and_then(|a| a.api_key_auth_parameters())
-                .and_then(|k| k.api_key_name())
-                .map(str::to_string),
-            username: c
-                .auth_parameters()
-                .and_then(|a| a.basic_auth_parameters())
-                .and_then(|b| b.username())
-                .map(str::to_string),
-            oauth: c
-                .auth_parameters()
-                .and_then(|a| a.o_auth_parameters())
-                .map(|o| OAuthDoc {
-                    authorization_endpoint: o.authorization_endpoint().unwrap_or_default().to_string(),
-                    http_method: o.http_method().map(|h| h.as_str()).unwrap_or_default().to_string(),
-                    client_id: o
-                        .client_parameters()
-                        .and_then(|c| c.client_id())
-                        .unwrap_or_default()
-                        .to_string(),
-                    body_parameters: o
-                        .o_auth_http_parameters()
-                        .map(|h| h.body_parameters())
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|p| {
-                            let value = if p.is_value_secret() {
-                                "(secret)"
-                            } else {
-                                p.value().unwrap_or_default()
-                            };
-                            (p.key().unwrap_or_default().to_string(), value.to_string())
-                        })
-                        .collect(),
-                }),
+            auth: Authorization::of_live(c),
             marker: c.description().map(|d| parts(d).0.to_string()),
             key_from: c.description().and_then(|d| {
                 let (_, from, at) = parts(d);
@@ -536,17 +600,7 @@ impl Resource for Unit {
     }
 
     fn problems(m: &Manifest<ConnectionSpec>, obs: &Observed) -> Vec<crate::reconcile::Problem> {
-        if m.spec.auth().secret().id.is_some() {
-            return Vec::new();
-        }
-        let message = match &obs.live {
-            None => Some(no_secret(m)),
-            Some(c) => no_key_to_keep(
-                m,
-                c.authorization_type().map_or("no authorization", |a| a.as_str()),
-            ),
-        };
-        message
+        cannot_send(m, obs.live.as_deref())
             .map(crate::reconcile::Problem::requirement)
             .into_iter()
             .collect()
@@ -579,25 +633,18 @@ impl Resource for Unit {
             &obs.version,
             &crate::status::rfc3339(set_at),
         ));
-        let auth = ConnectionAuthorizationType::from(desired.authorization_type.as_str());
+        let auth = ConnectionAuthorizationType::from(desired.auth.authorization_type.as_str());
         let eb = &cx.aws().eventbridge;
-        // No secret named: the key stays as it is. Only the description (the owner) and
-        // changed non-secret fields (header name, user name, OAuth endpoint...) go out; no
-        // secret is read.
+        if let Some(why) = cannot_send(m, obs.live.as_deref()) {
+            return Err(ReconcileError::requirement(why));
+        }
+        // No secret named (and the authorization as the manifest says): the key stays as
+        // it is, only the description (the owner) goes out, and no secret is read.
         if m.spec.auth().secret().id.is_none() {
-            let Some(live) = change.live else {
-                return Err(ReconcileError::requirement(no_secret(m)));
-            };
-            if let Some(why) = no_key_to_keep(m, &live.authorization_type) {
-                return Err(ReconcileError::requirement(why));
-            }
-            let mut update = eb.update_connection().name(name).set_description(description);
-            if live.authorization() != desired.authorization() {
-                update = update
-                    .authorization_type(auth)
-                    .auth_parameters(update_auth(desired, None));
-            }
-            let out = update
+            let out = eb
+                .update_connection()
+                .name(name)
+                .set_description(description)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("events:UpdateConnection", e))?;
@@ -615,7 +662,7 @@ impl Resource for Unit {
                 .name(name)
                 .set_description(description.clone())
                 .authorization_type(auth)
-                .auth_parameters(update_auth(desired, Some(key)))
+                .auth_parameters(update_auth(desired, key))
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("events:UpdateConnection", e))?;
@@ -897,6 +944,29 @@ spec:
         assert_eq!(changes(&set, &observed(Some("made by CDK"), "")), ["marker"]);
         assert!(changes(&set, &observed(Some(&owned), "")).is_empty());
         assert!(Unit::problems(m, &observed(Some("made by CDK"), "")).is_empty());
+        // A header someone else changed cannot be put back without the key: UpdateConnection
+        // takes the authorization whole. A problem naming the field, not a keyless update.
+        let mut other = (*observed(Some(&owned), "").live.unwrap()).clone();
+        other.auth_parameters = Some(
+            ConnectionAuthResponseParameters::builder()
+                .api_key_auth_parameters(
+                    ConnectionApiKeyAuthResponseParameters::builder()
+                        .api_key_name("x-other")
+                        .build(),
+                )
+                .build(),
+        );
+        let other = Observed {
+            live: Some(Arc::new(other)),
+            version: String::new(),
+        };
+        assert_eq!(changes(&set, &other), ["apiKeyName"]);
+        let refused = Unit::problems(m, &other);
+        assert!(
+            refused[0].message.contains("differs in `apiKeyName`")
+                && refused[0].message.contains("without `apiKey.secretId`"),
+            "{refused:?}"
+        );
         let missing = Unit::problems(m, &observed(None, ""));
         assert!(
             missing[0].message.contains("`apiKey.secretId` is not set"),
@@ -967,17 +1037,18 @@ spec:
         let mut named = changes(&set, &obs);
         named.sort();
         assert_eq!(named, ["apiKeyName", "authorizationType", "username"]);
-        // The authorization sent carries the user name and, only with a key, the password.
+        // The authorization sent carries the user name and the password.
         let desired = Unit::desired(&set, &set.connections[0], &obs);
-        let update = update_auth(&desired, None);
+        let update = update_auth(&desired, "pw".into());
         let b = update.basic_auth_parameters().unwrap();
-        assert_eq!((b.username(), b.password()), (Some("scheduler"), None));
+        assert_eq!((b.username(), b.password()), (Some("scheduler"), Some("pw")));
         let create = create_auth(&desired, "pw".into()).unwrap();
         assert_eq!(create.basic_auth_parameters().unwrap().password(), "pw");
     }
 
     /// OAuth client credentials: endpoint, method, client ID and body parameters are
-    /// compared; a secret body parameter someone added shows as `(secret)`, never its value.
+    /// compared; a secret body parameter someone added is not a field (a manifest cannot
+    /// say one) but a problem, and nothing is sent that would remove it.
     #[test]
     fn an_oauth_connection_compares_what_aws_returns() {
         use aws_sdk_eventbridge::types::{
@@ -1038,19 +1109,21 @@ spec:
         assert!(changes(&set, &obs).is_empty());
         let (set, obs) = connection(text, live("other", Get, None));
         assert_eq!(changes(&set, &obs), ["oauth.httpMethod", "oauth.clientId"]);
-        let (set, obs) = connection(text, live("salon-scheduler", Post, Some(("audience", true))));
+        let (set, obs) = connection(text, live("salon-scheduler", Post, Some(("audience", false))));
         assert_eq!(changes(&set, &obs), ["oauth.bodyParameters.audience"]);
-        let live_doc = Unit::live(&set, &set.connections[0], &obs).unwrap();
-        assert_eq!(
-            live_doc.oauth.unwrap().body_parameters["audience"],
-            "(secret)"
+        assert!(Unit::problems(&set.connections[0], &obs).is_empty());
+        let (set, obs) = connection(text, live("salon-scheduler", Post, Some(("client_assertion", true))));
+        assert!(changes(&set, &obs).is_empty());
+        let problems = Unit::problems(&set.connections[0], &obs);
+        assert!(
+            problems[0].message.contains("secret OAuth body parameters (client_assertion)"),
+            "{problems:?}"
         );
-        // The update sends the body parameters whole (so extras go) and the client secret
-        // only with a key.
+        // The update sends the body parameters whole (so extras go) and the client secret.
         let desired = Unit::desired(&set, &set.connections[0], &obs);
-        let update = update_auth(&desired, None);
+        let update = update_auth(&desired, "cs".into());
         let o = update.o_auth_parameters().unwrap();
-        assert_eq!(o.client_parameters().unwrap().client_secret(), None);
+        assert_eq!(o.client_parameters().unwrap().client_secret(), Some("cs"));
         let body = o.o_auth_http_parameters().unwrap().body_parameters();
         assert_eq!(body.len(), 1);
         assert_eq!((body[0].key(), body[0].is_value_secret()), (Some("scope"), false));
@@ -1094,6 +1167,26 @@ spec:
             "{user}"
         );
         assert!(load("  basic: {username: u, secretId: prd/pw}\n").is_empty());
+        // What EventBridge would refuse only at apply time (review finding), refused here.
+        let oauth = |endpoint: &str, client: &str, body: &str| {
+            load(&format!(
+                "  oauth: {{authorizationEndpoint: \"{endpoint}\", clientId: \"{client}\", bodyParameters: {{{body}}}}}\n"
+            ))
+        };
+        assert!(oauth("HTTPS://auth.example.com/t", "c", "scope: a").is_empty(), "the scheme is case-insensitive");
+        for (endpoint, client, body, field) in [
+            ("https://@", "c", "scope: a", "authorizationEndpoint"),
+            ("https://a.example.com/t\\u0007", "c", "scope: a", "authorizationEndpoint"),
+            ("https://a.example.com/t", "c:d", "scope: a", "clientId"),
+            ("https://a.example.com/t", "c\\u0001", "scope: a", "clientId"),
+            ("https://a.example.com/t", "c", &format!("scope: {}", "x".repeat(513)), "bodyParameters.scope"),
+            ("https://a.example.com/t", "c", "scope: \"a\\u0000\"", "bodyParameters.scope"),
+        ] {
+            let errors = oauth(endpoint, client, body);
+            assert!(errors.contains(&format!("spec.oauth.{field}:")), "{endpoint} {client} {body}: {errors}");
+        }
+        let user = load("  basic: {username: 'user:name'}\n");
+        assert!(user.contains("spec.basic.username: must be 1-512 characters, not all blank, with no `:`"), "{user}");
     }
 
     /// A clock in step with AWS's writes once.

@@ -177,6 +177,40 @@ pub(crate) fn check_name(name: &str, pointer: &str, f: &mut Findings<'_>) {
     }
 }
 
+/// Checks a user name or client ID at `pointer` as EventBridge does: 1-512 characters,
+/// no control character, no `:` (it separates user and password in basic authorization).
+fn check_credential(value: &str, pointer: &str, f: &mut Findings<'_>) {
+    if value.trim().is_empty()
+        || value.chars().count() > 512
+        || value.chars().any(|c| c == ':' || (c.is_control() && c != '\t'))
+    {
+        f.at(
+            pointer,
+            "must be 1-512 characters, not all blank, with no `:` and no control character",
+        );
+    }
+}
+
+/// True for an `https://` URL (scheme in any case) with a host, at most 2048 characters of
+/// the characters EventBridge allows in an endpoint.
+fn https_url(url: &str) -> bool {
+    let Some(rest) = url
+        .get(..8)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        .map(|_| &url[8..])
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    url.len() <= 2048
+        && !host.is_empty()
+        && !host.starts_with(':')
+        && url
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-()_.!~*';/?:@&=+$,%#".contains(c))
+}
+
 impl ConnectionSpec {
     /// The connection's name in EventBridge.
     pub fn aws_name<'a>(&'a self, meta: &'a Metadata) -> &'a str {
@@ -231,33 +265,36 @@ impl ConnectionSpec {
                     f.at("/spec/apiKey/headerName", "must be an HTTP header name");
                 }
             }
-            Auth::Basic(b) => {
-                if b.username.is_empty() || b.username.chars().count() > 512 {
-                    f.at("/spec/basic/username", "must be 1-512 characters");
-                }
-            }
+            Auth::Basic(b) => check_credential(&b.username, "/spec/basic/username", f),
             Auth::OAuth(o) => {
-                let endpoint = &o.authorization_endpoint;
-                let host = endpoint.strip_prefix("https://").unwrap_or_default();
-                if host.is_empty()
-                    || host.starts_with('/')
-                    || endpoint.len() > 2048
-                    || endpoint.chars().any(char::is_whitespace)
-                {
+                if !https_url(&o.authorization_endpoint) {
                     f.at(
                         "/spec/oauth/authorizationEndpoint",
-                        format!("`{endpoint}` is not an https:// URL (EventBridge calls it for tokens)"),
+                        format!(
+                            "`{}` is not an https:// URL of at most 2048 characters (EventBridge calls it for tokens)",
+                            o.authorization_endpoint.escape_debug()
+                        ),
                     );
                 }
-                if o.client_id.is_empty() || o.client_id.chars().count() > 512 {
-                    f.at("/spec/oauth/clientId", "must be 1-512 characters");
+                check_credential(&o.client_id, "/spec/oauth/clientId", f);
+                if o.body_parameters.len() > 100 {
+                    f.at(
+                        "/spec/oauth/bodyParameters",
+                        format!("{} parameters; EventBridge takes at most 100", o.body_parameters.len()),
+                    );
                 }
-                for name in o.body_parameters.keys() {
-                    if name.is_empty() || name.chars().count() > 512 {
-                        f.at(
-                            &format!("/spec/oauth/bodyParameters/{}", crate::manifest::yaml::escape_segment(name)),
-                            "a parameter name is 1-512 characters",
-                        );
+                for (name, value) in &o.body_parameters {
+                    let pointer = format!(
+                        "/spec/oauth/bodyParameters/{}",
+                        crate::manifest::yaml::escape_segment(name)
+                    );
+                    if name.is_empty() || name.chars().count() > 512 || name.chars().any(char::is_control) {
+                        f.at(&pointer, "a parameter name is 1-512 characters, none a control character");
+                    } else if value.is_empty()
+                        || value.chars().count() > 512
+                        || value.chars().any(|c| c.is_control() && c != '\t' && c != '\n' && c != '\r')
+                    {
+                        f.at(&pointer, "a parameter value is 1-512 characters, no control character but tabs and line breaks");
                     }
                 }
             }
