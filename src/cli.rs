@@ -1384,7 +1384,6 @@ async fn run(args: RunArgs) -> i32 {
                 status: status.clone(),
                 metrics: metrics.clone(),
                 quiet,
-                since_unix: reconcile::daemon::unix_now(),
             },
             lease.clone(),
             rx.clone(),

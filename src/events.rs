@@ -299,20 +299,23 @@ pub struct Shown {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// How long without an event is suspicious (`--events-quiet`).
     pub quiet: Duration,
-    /// When the consumer started (Unix seconds): silence counts from then until an event.
-    pub since_unix: u64,
 }
 
 impl Shown {
-    /// Shows `rechecks`' counts; `leads`: this replica reads the queue (a standby reads
-    /// none, so its silence says nothing about the trail).
-    pub fn show(&self, rechecks: &Rechecks, leads: bool) {
+    /// Shows `rechecks`' counts; `reading_since`: since when (Unix seconds) this replica
+    /// reads the queue, `None` while it does not (a standby: its silence says nothing about
+    /// the trail). Silence counts from the last event or from then, whichever is later, so
+    /// a replica that has just taken over does not call a healthy trail broken.
+    pub fn show(&self, rechecks: &Rechecks, reading_since: Option<u64>) {
         let stats = rechecks.stats();
         self.metrics.record_change_events(&stats);
-        let since = stats.last_event_unix.unwrap_or(self.since_unix);
-        let silent =
-            Duration::from_secs(crate::reconcile::daemon::unix_now().saturating_sub(since));
-        let warning = (silent > self.quiet && leads).then(|| {
+        let warning = reading_since.and_then(|reading| {
+            let since = stats.last_event_unix.unwrap_or(0).max(reading);
+            let silent =
+                Duration::from_secs(crate::reconcile::daemon::unix_now().saturating_sub(since));
+            (silent > self.quiet).then_some(silent)
+        });
+        let warning = warning.map(|silent| {
             format!(
                 "no change event for {}: check the CloudTrail trail, the EventBridge rule and the queue's policy (drift is still found by polling)",
                 humantime::format_duration(Duration::from_secs(silent.as_secs()))
@@ -337,12 +340,20 @@ pub async fn consume(
 ) {
     let wait_seconds = i32::try_from(wait.as_secs().clamp(1, 20)).unwrap_or(1);
     info!(queue = %queue, "reading change events");
+    // Since when this replica reads the queue: reset on every takeover.
+    let mut reading_since: Option<u64> = None;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        shown.show(&rechecks, lease.as_ref().is_none_or(|l| l.is_leader()));
-        if lease.as_ref().is_some_and(|l| !l.is_leader()) {
+        let leads = lease.as_ref().is_none_or(|l| l.is_leader());
+        reading_since = match (leads, reading_since) {
+            (false, _) => None,
+            (true, None) => Some(crate::reconcile::daemon::unix_now()),
+            (true, since) => since,
+        };
+        shown.show(&rechecks, reading_since);
+        if !leads {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
                 _ = shutdown.changed() => return,
@@ -392,7 +403,7 @@ pub async fn consume(
             })
             .collect();
         rechecks.record(&verdicts);
-        shown.show(&rechecks, true);
+        shown.show(&rechecks, reading_since);
         let entries: Vec<_> = messages
             .iter()
             .enumerate()

@@ -2198,6 +2198,89 @@ async fn a_silent_trail_is_warned_about_between_passes() {
     d.stop();
 }
 
+/// Issue 16 review finding: a standby that takes over counted the trail's silence from
+/// when its process started, so a healthy trail (an event reached the old leader seconds
+/// ago) was called broken at once after a failover. Silence counts from the takeover.
+#[tokio::test]
+async fn a_new_leader_counts_the_trail_s_silence_from_its_takeover() {
+    let (_guard, emu) = emulator().await;
+    emu.lease_table().await;
+    let sqs = aws_sdk_sqs::Client::new(&emu.sdk_config().await);
+    let queue = sqs
+        .create_queue()
+        .queue_name("mooring-failover")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let dir = fixture_copy("basic");
+    let path = dir.path().to_str().unwrap();
+    let args = |id: &'static str| {
+        vec![
+            "--leader-election",
+            "--lease-table",
+            "mooring-leases",
+            "--lease-duration",
+            "3s",
+            "--replica-id",
+            id,
+            "--events-queue",
+            queue.as_str(),
+            "--events-quiet",
+            "8s",
+            "--aws-timeout",
+            "3s",
+        ]
+    };
+    let a = Daemon::start(emu, path, &args("a"));
+    let b = Daemon::start(emu, path, &args("b"));
+    let leader_of = |d: &Daemon| d.get("/status")["leadership"]["leader"] == true;
+    a.wait_for("one leader", || leader_of(&a) != leader_of(&b));
+    let (leader, standby) = if leader_of(&a) { (a, b) } else { (b, a) };
+    // Both run well past --events-quiet; then an event reaches the leader.
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        standby.get("/status")["changeEvents"]
+            .get("warning")
+            .is_none(),
+        "a standby never warns: {}",
+        standby.get("/status")["changeEvents"]
+    );
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(r#"{"detail-type":"AWS API Call via CloudTrail","detail":{"eventSource":"ecs.amazonaws.com","eventName":"UpdateService","userAgent":"aws-cli/2"}}"#)
+        .send()
+        .await
+        .unwrap();
+    leader.wait_for("the event on the leader", || {
+        leader.get("/status")["changeEvents"]["received"] == 1
+            && leader.get("/status")["changeEvents"]
+                .get("warning")
+                .is_none()
+    });
+    let mut dead = leader;
+    let _ = dead.process.0.kill();
+    let _ = dead.process.0.wait();
+    let killed = Instant::now();
+    standby.wait_for("the takeover", || leader_of(&standby));
+    let took_over = Instant::now();
+    // Within --events-quiet of taking over, a new leader has not been silent for long
+    // (and the trail delivered an event moments ago): no warning may show.
+    while took_over.elapsed() < Duration::from_secs(7) {
+        let events = standby.get("/status")["changeEvents"].clone();
+        assert!(
+            events.get("warning").is_none(),
+            "{:?} after taking over ({:?} after the old leader got an event) the new leader warns: {events}",
+            took_over.elapsed(),
+            killed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    standby.stop();
+}
+
 /// `mooring events-setup` makes the queue and the rule the daemon reads, idempotently;
 /// `iam-policy --events-queue` grants reading exactly that queue.
 #[tokio::test]
