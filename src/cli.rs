@@ -1110,21 +1110,24 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
             }
         }
         let done = applied && r.applied;
+        // An apply counts what it did: a resource that failed (or was held) before any
+        // change went out is in `failed` (or nowhere), not among the created or updated.
+        let count = usize::from(!applied || done);
         let verb = match r.action {
             Action::None => {
                 same += 1;
                 "in sync"
             }
             Action::Create => {
-                create += 1;
+                create += count;
                 if done { "created" } else { "create" }
             }
             Action::Update => {
-                update += 1;
+                update += count;
                 if done { "updated" } else { "update" }
             }
             Action::Replace => {
-                replace += 1;
+                replace += count;
                 if done { "replaced" } else { "replace" }
             }
         };
@@ -1445,6 +1448,57 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review finding: an apply counted resources that failed before any change went out
+    /// among the created and updated (`3 created … 3 failed` when nothing was created).
+    #[test]
+    fn an_apply_summary_counts_only_what_was_done() {
+        use crate::reconcile::{Action, Category, Failure, Outcome, PassReport, ResourceReport};
+        let change = crate::reconcile::diff::FieldChange {
+            field: "desiredCount".into(),
+            live: serde_json::json!(1),
+            desired: serde_json::json!(2),
+            note: None,
+        };
+        let resource = |name: &str, action, applied, outcome| ResourceReport {
+            kind: crate::manifest::Kind::Service,
+            name: name.into(),
+            aws_id: String::new(),
+            action,
+            changes: vec![change.clone()],
+            applied,
+            rollout: None,
+            outcome,
+        };
+        let failed = Outcome::Failed {
+            failure: Failure {
+                category: Category::Requirement,
+                message: "refused".into(),
+            },
+        };
+        let report = PassReport {
+            revision: "r".into(),
+            target: None,
+            resources: vec![
+                resource("a", Action::Update, true, Outcome::Applied),
+                resource("b", Action::Create, false, failed.clone()),
+                resource("c", Action::Update, false, failed),
+            ],
+            aws_calls: Default::default(),
+            aws_calls_by_kind: Default::default(),
+            check_seconds_by_kind: Default::default(),
+        };
+        let applied = render_report(&report, true);
+        assert!(
+            applied.contains("Apply: 0 created, 1 updated, 0 replaced, 0 in sync, 2 failed"),
+            "{applied}"
+        );
+        let planned = render_report(&report, false);
+        assert!(
+            planned.contains("Plan: 1 to create, 2 to update, 0 to replace, 0 in sync, 2 failed"),
+            "{planned}"
+        );
+    }
 
     #[test]
     fn the_version_names_the_revision() {
