@@ -2026,7 +2026,7 @@ spec:
     let text = format!("{}{}", stdout(&out), stderr(&out));
     for expected in [
         "differs in `username`, and without `basic.secretId` mooring does not send it",
-        "has secret OAuth body parameters (client_assertion)",
+        "has oauth.bodyParameters.client_assertion (secret), which a manifest cannot say",
     ] {
         assert!(text.contains(expected), "no {expected:?} in {text}");
     }

@@ -346,12 +346,10 @@ async fn destination(
         doc.notes.push(format!(
             "EventBridge never returns the {what}, and import reads none: without `{field}.secretId` mooring leaves it as it is and never sends one, nor the rest of the authorization (EventBridge takes it whole; a difference is reported, not repaired). To have mooring set it, set `{field}.secretId` to the Secrets Manager secret holding the {what} (the next apply sends that secret's value)"
         ));
-        // Secret body parameters cannot be said, and any update would remove them: the
-        // connection is watched (observe), never written.
-        for key in crate::kinds::connection::secret_body_parameters(&c) {
-            doc.cannot_carry
-                .push(format!("oauth.bodyParameters.{key} (its value is secret)"));
-        }
+        // What a manifest cannot say (secret body parameters, header, query and invocation
+        // parameters), any update would remove: the connection is watched, never written.
+        doc.cannot_carry
+            .extend(crate::kinds::connection::unsayable(&c));
         // A connection mooring set up says in its description which secret its key came
         // from: shown as a hint to check, not trusted.
         if let Some((id, key)) = key_source(c.description()) {

@@ -156,8 +156,7 @@ impl Authorization {
         out
     }
 
-    /// What AWS says. Body parameters whose values AWS keeps secret are not in it (see
-    /// [`secret_body_parameters`]).
+    /// What AWS says. What a manifest cannot say is not in it (see [`unsayable`]).
     fn of_live(c: &DescribeConnectionOutput) -> Authorization {
         let params = c.auth_parameters();
         Authorization {
@@ -199,18 +198,46 @@ impl Authorization {
     }
 }
 
-/// The names of the live connection's OAuth body parameters whose values AWS keeps secret.
-/// A manifest cannot say them, and an update sends the body parameters whole.
-pub fn secret_body_parameters(c: &DescribeConnectionOutput) -> Vec<&str> {
-    c.auth_parameters()
-        .and_then(|a| a.o_auth_parameters())
-        .and_then(|o| o.o_auth_http_parameters())
-        .map(|h| h.body_parameters())
-        .unwrap_or_default()
-        .iter()
-        .filter(|p| p.is_value_secret())
-        .filter_map(|p| p.key())
-        .collect()
+/// What the live connection has that a manifest cannot say, by field: OAuth body
+/// parameters whose values AWS keeps secret, OAuth header and query-string parameters, and
+/// the invocation parameters sent with every call. EventBridge takes an authorization
+/// whole, so an update would remove them.
+pub fn unsayable(c: &DescribeConnectionOutput) -> Vec<String> {
+    use aws_sdk_eventbridge::types::ConnectionHttpParameters as Params;
+    let Some(auth) = c.auth_parameters() else {
+        return Vec::new();
+    };
+    let named = |prefix: &str, p: &Params, body_too: bool| {
+        let mut out: Vec<String> = Vec::new();
+        out.extend(
+            p.header_parameters()
+                .iter()
+                .map(|h| format!("{prefix}.headerParameters.{}", h.key().unwrap_or_default())),
+        );
+        out.extend(
+            p.query_string_parameters()
+                .iter()
+                .map(|q| format!("{prefix}.queryStringParameters.{}", q.key().unwrap_or_default())),
+        );
+        out.extend(
+            p.body_parameters()
+                .iter()
+                .filter(|b| body_too || b.is_value_secret())
+                .map(|b| {
+                    let secret = if b.is_value_secret() { " (secret)" } else { "" };
+                    format!("{prefix}.bodyParameters.{}{secret}", b.key().unwrap_or_default())
+                }),
+        );
+        out
+    };
+    let mut out = Vec::new();
+    if let Some(p) = auth.o_auth_parameters().and_then(|o| o.o_auth_http_parameters()) {
+        out.extend(named("oauth", p, false));
+    }
+    if let Some(p) = auth.invocation_http_parameters() {
+        out.extend(named("invocationHttpParameters", p, true));
+    }
+    out
 }
 
 /// The non-secret part of OAuth client credentials.
@@ -348,8 +375,9 @@ fn no_secret(m: &Manifest<ConnectionSpec>) -> String {
 /// Why mooring must not send this connection's authorization, if it must not; `live`, the
 /// connection as it is. Every such case would lose something no manifest can give back:
 /// - it does not exist and no `secretId` names its key (EventBridge needs one);
-/// - it has secret OAuth body parameters: a manifest cannot say them, and EventBridge takes
-///   the body parameters whole, so any authorization sent would remove them;
+/// - it has what a manifest cannot say ([`unsayable`]: secret OAuth body parameters, OAuth
+///   header or query parameters, invocation parameters): EventBridge takes an
+///   authorization whole, so any sent would remove them;
 /// - without `secretId`, its authorization differs from the manifest's: EventBridge takes an
 ///   authorization whole, and one sent without its key may leave the connection keyless
 ///   (moto drops the key; AWS does not document that it keeps it).
@@ -360,11 +388,11 @@ fn cannot_send(m: &Manifest<ConnectionSpec>, live: Option<&DescribeConnectionOut
     let Some(c) = live else {
         return k.id.is_none().then(|| no_secret(m));
     };
-    let secret_parameters = secret_body_parameters(c);
-    if !secret_parameters.is_empty() {
+    let unsayable = unsayable(c);
+    if !unsayable.is_empty() {
         return Some(format!(
-            "the connection `{name}` has secret OAuth body parameters ({}), which a manifest cannot say; EventBridge takes a connection's body parameters whole, so any update would remove them, and mooring sends none: keep the connection with `mooring.dev/mode: observe`, or move the secret out of its body parameters",
-            secret_parameters.join(", ")
+            "the connection `{name}` has {}, which a manifest cannot say; EventBridge takes a connection's authorization whole, so any update would remove them, and mooring sends none: keep the connection with `mooring.dev/mode: observe`, or remove them",
+            unsayable.join(", ")
         ));
     }
     if k.id.is_some() {
@@ -1116,7 +1144,7 @@ spec:
         assert!(changes(&set, &obs).is_empty());
         let problems = Unit::problems(&set.connections[0], &obs);
         assert!(
-            problems[0].message.contains("secret OAuth body parameters (client_assertion)"),
+            problems[0].message.contains("has oauth.bodyParameters.client_assertion (secret), which a manifest cannot say"),
             "{problems:?}"
         );
         // The update sends the body parameters whole (so extras go) and the client secret.
