@@ -7453,6 +7453,52 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
             .send()
             .await
             .unwrap();
+        // And scaling on the requests per target its load balancer sends: imported with
+        // the target group's and load balancer's manifests, not the label's ARN parts.
+        use aws_sdk_applicationautoscaling::types::{
+            MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension,
+            ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
+        };
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&emu.sdk_config().await);
+        let lb = elb
+            .describe_load_balancers()
+            .names("CdkBa-LB8A12904C-XYZ")
+            .send()
+            .await
+            .unwrap();
+        let lb_arn = lb.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string();
+        let suffix = |arn: &str, part: &str| format!("{part}{}", arn.split_once(part).unwrap().1);
+        let label = format!(
+            "{}/{}",
+            suffix(&lb_arn, "app/"),
+            suffix(&tg_arn, "targetgroup/")
+        );
+        aws_sdk_applicationautoscaling::Client::new(&emu.sdk_config().await)
+            .put_scaling_policy()
+            .policy_name("CdkBackendStackServiceTaskCountTargetRequestsScalingB2C4")
+            .service_namespace(ServiceNamespace::Ecs)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .resource_id(format!("service/{IMPORT_CLUSTER}/{IMPORT_SERVICE}"))
+            .policy_type(PolicyType::TargetTrackingScaling)
+            .target_tracking_scaling_policy_configuration(
+                TargetTrackingScalingPolicyConfiguration::builder()
+                    .target_value(1000.0)
+                    .predefined_metric_specification(
+                        PredefinedMetricSpecification::builder()
+                            .predefined_metric_type(MetricType::AlbRequestCountPerTarget)
+                            .resource_label(label)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
     }
     let out_dir = tempfile::tempdir().unwrap();
     let dir = out_dir.path().join("imported");
@@ -7570,6 +7616,7 @@ async fn import_round_trip_keeps_every_arn_and_plans_only_the_adoption() {
         "retentionInDays: 14",
         "group: ecs-backend",
         "  capacityProviderStrategy:\n    - capacityProvider: FARGATE_SPOT\n      weight: 3\n    - capacityProvider: FARGATE\n      weight: 1\n      base: 1\n",
+        "  - metric: ALBRequestCountPerTarget\n      targetValue: 1000.0\n      targetGroup: cdkba-servi-1ab2c3d4e5f6\n      policyName: CdkBackendStackServiceTaskCountTargetRequestsScalingB2C4\n",
     ] {
         assert!(
             svc_yaml.contains(expected),

@@ -570,6 +570,13 @@ pub async fn import_report(
         security_group::refer(&mut l.doc, "/securityGroups", &groups.ids);
     }
 
+    // The load balancers forwarding to a target group: (alarm dimension, manifest name).
+    let forwarding = |arn: &str| -> Vec<(String, String)> {
+        lbs.iter()
+            .filter(|l| l.forwards.iter().any(|f| f == arn))
+            .map(|l| (alarm::dimension(&l.doc.source), l.doc.name.clone()))
+            .collect()
+    };
     let mut files = Vec::new();
     let mut parameters = parameter_set::Collector::default();
     let mut tg_written = BTreeSet::new();
@@ -619,6 +626,13 @@ pub async fn import_report(
         }
         if let Some(mut st) = scaling {
             st.spec["service"] = json!(svc.doc.name);
+            scalable_target::requests_by_manifest(&mut st, |dimension| {
+                let (arn, tg) = tgs
+                    .iter()
+                    .filter(|(arn, _)| forwarded.contains(*arn))
+                    .find(|(arn, _)| alarm::dimension(arn) == dimension)?;
+                Some((tg.doc.name.clone(), forwarding(arn)))
+            });
             docs.push(scalable_target::finish(st, &svc.doc.name));
         }
         for arn in s
@@ -684,15 +698,11 @@ pub async fn import_report(
     let parameter_docs = parameters.build(&cx, &mut names).await?;
     // Caches, alarms (on what was imported, or picked) and schedules.
     for arn in &tg_written {
-        let forwarding = lbs
-            .iter()
-            .filter(|l| l.forwards.contains(arn))
-            .map(|l| (alarm::dimension(&l.doc.source), l.doc.name.clone()))
-            .collect();
         if let Some(tg) = tgs.get(arn) {
-            alarm_targets
-                .target_groups
-                .insert(alarm::dimension(arn), (tg.doc.name.clone(), forwarding));
+            alarm_targets.target_groups.insert(
+                alarm::dimension(arn),
+                (tg.doc.name.clone(), forwarding(arn).into_iter().collect()),
+            );
         }
     }
     let caches = elasticache::read(

@@ -74,6 +74,7 @@ pub(crate) async fn read(
         if ![
             "ECSServiceAverageCPUUtilization",
             "ECSServiceAverageMemoryUtilization",
+            "ALBRequestCountPerTarget",
         ]
         .contains(&metric)
             || metrics.contains(&metric)
@@ -86,10 +87,15 @@ pub(crate) async fn read(
         tracking.push(json!({
             "metric": metric,
             "targetValue": c.target_value(),
+            // Filled in by `requests_by_manifest` (here for their place in the document).
+            "targetGroup": Value::Null,
+            "loadBalancer": Value::Null,
             "scaleInCooldownSeconds": cooldown(c.scale_in_cooldown()),
             "scaleOutCooldownSeconds": cooldown(c.scale_out_cooldown()),
             "disableScaleIn": c.disable_scale_in().filter(|d| *d),
             "policyName": name,
+            // Requests per target: named by manifests in `requests_by_manifest`.
+            "resourceLabel": m.resource_label(),
         }));
     }
     let state = target.suspended_state();
@@ -113,14 +119,67 @@ pub(crate) async fn read(
     Ok(Some(doc))
 }
 
+/// Turns each requests-per-target policy's resource label
+/// (`app/<lb>/<id>/targetgroup/<tg>/<id>`) into the manifests it counts: `targetGroup`,
+/// found by `target_group` (the target group manifest written for a label's part, if any),
+/// and `loadBalancer` when `forwarding` (the load balancer manifests forwarding to that
+/// target group) holds several. A policy on a target group or load balancer not imported
+/// cannot be said: it goes to what the document cannot carry.
+pub(crate) fn requests_by_manifest(
+    doc: &mut Imported,
+    target_group: impl Fn(&str) -> Option<(String, Vec<(String, String)>)>,
+) {
+    let Some(list) = doc.spec["targetTracking"].as_array_mut() else {
+        return;
+    };
+    let mut cannot = Vec::new();
+    list.retain_mut(|t| {
+        let Some(label) = t
+            .as_object_mut()
+            .and_then(|o| o.remove("resourceLabel"))
+            .and_then(|l| l.as_str().map(str::to_string))
+        else {
+            return true;
+        };
+        let (lb, tg) = label
+            .split_once("/targetgroup/")
+            .map_or((label.as_str(), ""), |(lb, tg)| (lb, tg));
+        let found = target_group(&format!("targetgroup/{tg}")).and_then(|(tg, forwarding)| {
+            let lb_name = forwarding
+                .iter()
+                .find(|(dimension, _)| dimension == lb)
+                .map(|(_, name)| name.clone())?;
+            Some((tg, lb_name, forwarding.len() > 1))
+        });
+        match found {
+            Some((tg, lb, several)) => {
+                t["targetGroup"] = json!(tg);
+                if several {
+                    t["loadBalancer"] = json!(lb);
+                }
+                true
+            }
+            None => {
+                cannot.push(format!(
+                    "policies.{}: requests per target of `{label}`, a target group or load balancer not imported",
+                    t["policyName"].as_str().unwrap_or_default()
+                ));
+                false
+            }
+        }
+    });
+    doc.cannot_carry.extend(cannot);
+}
+
 /// Names the target after its service; a policy named as mooring names its own
-/// (`mooring-<manifest>-<cpu|memory>`) needs no `policyName`.
+/// (`mooring-<manifest>-<cpu|memory|requests>`) needs no `policyName`.
 pub(crate) fn finish(mut doc: Imported, service: &str) -> Imported {
     doc.name = service.to_string();
     if let Some(list) = doc.spec["targetTracking"].as_array_mut() {
         for t in list {
             let short = match t["metric"].as_str() {
                 Some("ECSServiceAverageCPUUtilization") => "cpu",
+                Some("ALBRequestCountPerTarget") => "requests",
                 _ => "memory",
             };
             if t["policyName"].as_str() == Some(format!("mooring-{service}-{short}").as_str()) {
@@ -129,4 +188,61 @@ pub(crate) fn finish(mut doc: Imported, service: &str) -> Imported {
         }
     }
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A requests-per-target policy names the target group (and, when several forward to
+    /// it, the load balancer) by manifest; one on a target group not imported is reported.
+    #[test]
+    fn requests_per_target_are_named_by_manifests_or_reported() {
+        let tracking = |label: &str| {
+            json!({
+                "metric": "ALBRequestCountPerTarget",
+                "targetValue": 500.0,
+                "targetGroup": null,
+                "loadBalancer": null,
+                "policyName": "requests",
+                "resourceLabel": label,
+            })
+        };
+        let mut doc = Imported::new(
+            "ScalableTarget",
+            String::new(),
+            "id".into(),
+            json!({"targetTracking": [
+                {"metric": "ECSServiceAverageCPUUtilization", "targetValue": 70.0, "resourceLabel": null},
+                tracking("app/web/1a/targetgroup/api/2b"),
+                tracking("app/web/1a/targetgroup/elsewhere/3c"),
+            ]}),
+        );
+        requests_by_manifest(&mut doc, |dimension| {
+            (dimension == "targetgroup/api/2b").then(|| {
+                (
+                    "api".to_string(),
+                    vec![
+                        ("app/web/1a".to_string(), "web".to_string()),
+                        ("app/internal/4d".to_string(), "internal".to_string()),
+                    ],
+                )
+            })
+        });
+        let list = doc.spec["targetTracking"].as_array().unwrap();
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert!(list[0].get("resourceLabel").is_none());
+        assert_eq!(list[1]["targetGroup"], "api");
+        assert_eq!(
+            list[1]["loadBalancer"], "web",
+            "two forward to it: the one counted"
+        );
+        assert!(list[1].get("resourceLabel").is_none());
+        assert_eq!(doc.cannot_carry.len(), 1);
+        assert!(
+            doc.cannot_carry[0].contains("app/web/1a/targetgroup/elsewhere/3c"),
+            "{:?}",
+            doc.cannot_carry
+        );
+    }
 }
