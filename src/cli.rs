@@ -1110,8 +1110,9 @@ pub fn render_report(report: &PassReport, applied: bool) -> String {
             }
         }
         let done = applied && r.applied;
-        // An apply counts what it did: a resource that failed (or was held) before any
-        // change went out is in `failed` (or nowhere), not among the created or updated.
+        // An apply counts what it completed: a resource whose apply failed (even part way
+        // through: some of its calls may have gone out) is in `failed`, and one held is in
+        // neither; only what was done is among the created or updated.
         let count = usize::from(!applied || done);
         let verb = match r.action {
             Action::None => {

@@ -2064,6 +2064,184 @@ spec:
     );
 }
 
+/// Review finding: ECS takes a lone capacity provider with no weight (weight 0 is ECS's
+/// default; only several providers all at 0 are refused). `mooring import` writes such a
+/// strategy as it is (`[{capacityProvider: FARGATE}]`), and the imported files must load.
+#[tokio::test]
+async fn import_of_a_lone_fargate_provider_without_a_weight_validates() {
+    use aws_sdk_ecs::types::CapacityProviderStrategyItem as Item;
+    let (_guard, emu) = emulator().await;
+    build_cdk_like_stack(emu).await;
+    let ecs = aws_sdk_ecs::Client::new(&emu.sdk_config().await);
+    let lone = Item::builder()
+        .capacity_provider("FARGATE")
+        .build()
+        .unwrap();
+    ecs.put_cluster_capacity_providers()
+        .cluster(IMPORT_CLUSTER)
+        .capacity_providers("FARGATE")
+        .default_capacity_provider_strategy(lone.clone())
+        .send()
+        .await
+        .unwrap();
+    ecs.update_service()
+        .cluster(IMPORT_CLUSTER)
+        .service(IMPORT_SERVICE)
+        .capacity_provider_strategy(lone)
+        .send()
+        .await
+        .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().join("imported");
+    let path = dir.to_str().unwrap();
+    let out = emu.mooring(&[
+        "import",
+        "--cluster",
+        IMPORT_CLUSTER,
+        "--service",
+        IMPORT_SERVICE,
+        "--out",
+        path,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let files = read_dir_files(&dir);
+    assert!(
+        files["cluster.yaml"]
+            .contains("  defaultCapacityProviderStrategy:\n    - capacityProvider: FARGATE\n"),
+        "{}",
+        files["cluster.yaml"]
+    );
+    let svc = files
+        .iter()
+        .find(|(k, _)| k.starts_with("cdkbackendstack-service"))
+        .unwrap()
+        .1;
+    assert!(
+        svc.contains("  capacityProviderStrategy:\n    - capacityProvider: FARGATE\n"),
+        "{svc}"
+    );
+    let out = emu.mooring(&["validate", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the imported files do not load:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// Review finding: a connection with invocation parameters (which a manifest cannot say) is
+/// imported with `mooring.dev/mode: observe`, as the refusal itself advises. In a pass that
+/// honours the annotation (the daemon's) nothing is sent, and the connection is held, not
+/// failed on every pass with its API destination blocked.
+#[tokio::test]
+async fn an_observed_connection_with_invocation_parameters_is_held_not_failed() {
+    use aws_sdk_eventbridge::types::{
+        ConnectionAuthorizationType, ConnectionHeaderParameter, ConnectionHttpParameters,
+        CreateConnectionApiKeyAuthRequestParameters, CreateConnectionAuthRequestParameters,
+    };
+    let (_guard, emu) = emulator().await;
+    let eb = aws_sdk_eventbridge::Client::new(&emu.sdk_config().await);
+    eb.create_connection()
+        .name("partner-key")
+        .description("made by hand")
+        .authorization_type(ConnectionAuthorizationType::ApiKey)
+        .auth_parameters(
+            CreateConnectionAuthRequestParameters::builder()
+                .api_key_auth_parameters(
+                    CreateConnectionApiKeyAuthRequestParameters::builder()
+                        .api_key_name("x-api-key")
+                        .api_key_value("key-set-by-hand-0123")
+                        .build()
+                        .unwrap(),
+                )
+                .invocation_http_parameters(
+                    ConnectionHttpParameters::builder()
+                        .header_parameters(
+                            ConnectionHeaderParameter::builder()
+                                .key("x-tenant")
+                                .value("salon")
+                                .is_value_secret(false)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("partners.yaml"),
+        "apiVersion: mooring.dev/v1alpha1
+kind: Stack
+metadata: {name: partners}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: Connection
+metadata:
+  name: partner-key
+  annotations: {mooring.dev/adopt: \"true\", mooring.dev/mode: observe}
+spec:
+  apiKey: {headerName: x-api-key}
+---
+apiVersion: mooring.dev/v1alpha1
+kind: ApiDestination
+metadata: {name: partner-jobs}
+spec:
+  connection: partner-key
+  endpoint: https://api.example.com/jobs
+  httpMethod: POST
+",
+    )
+    .unwrap();
+    let set = load_dir(dir.path()).unwrap();
+    let ctx = Context::new(emu.aws().await);
+    let policy =
+        |kind: Kind, _: &str| (kind == Kind::Connection).then_some(reconcile::Hold::Observe);
+    let pass = reconcile::apply_selected(
+        &ctx,
+        &set,
+        &reconcilers(&set),
+        &policy,
+        &mut reconcile::Gates::default(),
+    )
+    .await;
+    assert!(
+        !pass.has_errors(),
+        "an observed connection fails the pass: {pass:#?}"
+    );
+    // In enforce mode the same connection is refused by apply, naming the parameter, and
+    // the connection keeps it.
+    let enforce = |_: Kind, _: &str| None;
+    let pass = reconcile::apply_selected(
+        &ctx,
+        &set,
+        &reconcilers(&set),
+        &enforce,
+        &mut reconcile::Gates::default(),
+    )
+    .await;
+    let connection = pass
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::Connection)
+        .unwrap();
+    let error = connection.error().expect("refused").message;
+    assert!(
+        error.contains("invocationHttpParameters.headerParameters.x-tenant"),
+        "{error}"
+    );
+    assert!(raw_connection(emu, "partner-key").contains("x-tenant"));
+}
+
 #[tokio::test]
 async fn redis_replication_group_round_trip() {
     let (_guard, emu) = emulator().await;

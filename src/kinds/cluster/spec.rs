@@ -144,7 +144,6 @@ mod tests {
             e,
             [
                 "c.yaml:6:32: spec.capacityProviders[1]: `FARGATE` is listed twice",
-                "c.yaml:7:3: spec.defaultCapacityProviderStrategy: at least one capacity provider needs a `weight` above 0",
                 "c.yaml:8:8: spec.defaultCapacityProviderStrategy[0].capacityProvider: `FARGATE_SPOT` is not in `capacityProviders`",
             ],
             "{e:#?}"

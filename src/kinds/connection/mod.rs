@@ -408,8 +408,11 @@ fn cannot_send(m: &Manifest<ConnectionSpec>, live: Option<&DescribeConnectionOut
     }
     let desired = serde_json::to_value(Authorization::of_spec(m)).unwrap_or_default();
     let live = serde_json::to_value(Authorization::of_live(c)).unwrap_or_default();
+    // What `mooring.dev/ignore` covers is not sent either way.
+    let ignored = crate::reconcile::diff::ignored_fields(&m.metadata);
     let differ: Vec<String> = crate::reconcile::diff::diff(&desired, Some(&live))
         .into_iter()
+        .filter(|c| !crate::reconcile::diff::ignore_covers(&c.field, &ignored))
         .map(|c| format!("`{}`", c.field))
         .collect();
     (!differ.is_empty()).then(|| {
@@ -627,11 +630,18 @@ impl Resource for Unit {
         })
     }
 
+    /// Only a connection that cannot be created is a problem of the plan. What makes a
+    /// live one unsendable ([`cannot_send`]) is refused by apply alone: a connection held
+    /// (observe mode, as import writes one with what a manifest cannot say, or paused) is
+    /// then held drift, not a failure on every pass that also blocks its API destinations.
     fn problems(m: &Manifest<ConnectionSpec>, obs: &Observed) -> Vec<crate::reconcile::Problem> {
-        cannot_send(m, obs.live.as_deref())
-            .map(crate::reconcile::Problem::requirement)
-            .into_iter()
-            .collect()
+        match obs.live {
+            None => cannot_send(m, None),
+            Some(_) => None,
+        }
+        .map(crate::reconcile::Problem::requirement)
+        .into_iter()
+        .collect()
     }
 
     fn aws_id(_set: &ManifestSet, m: &Manifest<ConnectionSpec>, obs: &Observed) -> String {
@@ -989,12 +999,21 @@ spec:
             version: String::new(),
         };
         assert_eq!(changes(&set, &other), ["apiKeyName"]);
-        let refused = Unit::problems(m, &other);
+        let refused = cannot_send(m, other.live.as_deref()).unwrap_or_default();
         assert!(
-            refused[0].message.contains("differs in `apiKeyName`")
-                && refused[0].message.contains("without `apiKey.secretId`"),
+            refused.contains("differs in `apiKeyName`")
+                && refused.contains("without `apiKey.secretId`"),
             "{refused:?}"
         );
+        // Refused by apply, not a plan problem: held (observe), it is drift, not a failure.
+        assert!(Unit::problems(m, &other).is_empty());
+        // A field `mooring.dev/ignore` covers is not a reason to refuse.
+        let mut ignoring = set.connections[0].clone();
+        ignoring
+            .metadata
+            .annotations
+            .insert("mooring.dev/ignore".into(), "apiKeyName".into());
+        assert_eq!(cannot_send(&ignoring, other.live.as_deref()), None);
         let missing = Unit::problems(m, &observed(None, ""));
         assert!(
             missing[0].message.contains("`apiKey.secretId` is not set"),
@@ -1142,10 +1161,10 @@ spec:
         assert!(Unit::problems(&set.connections[0], &obs).is_empty());
         let (set, obs) = connection(text, live("salon-scheduler", Post, Some(("client_assertion", true))));
         assert!(changes(&set, &obs).is_empty());
-        let problems = Unit::problems(&set.connections[0], &obs);
+        let refused = cannot_send(&set.connections[0], obs.live.as_deref()).unwrap_or_default();
         assert!(
-            problems[0].message.contains("has oauth.bodyParameters.client_assertion (secret), which a manifest cannot say"),
-            "{problems:?}"
+            refused.contains("has oauth.bodyParameters.client_assertion (secret), which a manifest cannot say"),
+            "{refused}"
         );
         // The update sends the body parameters whole (so extras go) and the client secret.
         let desired = Unit::desired(&set, &set.connections[0], &obs);

@@ -788,8 +788,13 @@ pub fn check_strategy(strategy: &[CapacityProviderItem], pointer: &str, f: &mut 
     if strategy.iter().filter(|i| i.base.unwrap_or(0) > 0).count() > 1 {
         f.at(pointer, "only one capacity provider may have a `base`");
     }
-    if strategy.iter().all(|i| i.weight.unwrap_or(0) == 0) {
-        f.at(pointer, "at least one capacity provider needs a `weight` above 0");
+    // ECS: with several providers at least one needs a weight above 0; a single one may
+    // have none (CloudFormation's `- CapacityProvider: FARGATE`, which import writes).
+    if strategy.len() > 1 && strategy.iter().all(|i| i.weight.unwrap_or(0) == 0) {
+        f.at(
+            pointer,
+            "with several capacity providers, at least one needs a `weight` above 0",
+        );
     }
 }
 
@@ -1152,7 +1157,12 @@ mod tests {
         );
         assert!(has(&bad, "spec.capacityProviderStrategy[1].capacityProvider: `FARGATE` is listed twice"), "{bad:#?}");
         assert!(has(&bad, "only one capacity provider may have a `base`"), "{bad:#?}");
-        assert!(has(&bad, "at least one capacity provider needs a `weight` above 0"), "{bad:#?}");
+        assert!(has(&bad, "with several capacity providers, at least one needs a `weight` above 0"), "{bad:#?}");
+        // One provider needs no weight (ECS's default 0; what CloudFormation often says).
+        assert_eq!(
+            errors("  capacityProviderStrategy: [{capacityProvider: FARGATE}]\n", ""),
+            Vec::<String>::new()
+        );
         let ec2 = errors("  capacityProviderStrategy: [{capacityProvider: my-asg, weight: 1}]\n", "");
         assert!(has(&ec2, "capacityProvider"), "{ec2:#?}");
     }
