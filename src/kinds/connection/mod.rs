@@ -409,10 +409,8 @@ fn cannot_send(m: &Manifest<ConnectionSpec>, live: Option<&DescribeConnectionOut
     let desired = serde_json::to_value(Authorization::of_spec(m)).unwrap_or_default();
     let live = serde_json::to_value(Authorization::of_live(c)).unwrap_or_default();
     // What `mooring.dev/ignore` covers is not sent either way.
-    let ignored = crate::reconcile::diff::ignored_fields(&m.metadata);
-    let differ: Vec<String> = crate::reconcile::diff::diff(&desired, Some(&live))
+    let differ: Vec<String> = crate::reconcile::diff::diff_managed(&m.metadata, &desired, Some(&live))
         .into_iter()
-        .filter(|c| !crate::reconcile::diff::ignore_covers(&c.field, &ignored))
         .map(|c| format!("`{}`", c.field))
         .collect();
     (!differ.is_empty()).then(|| {
